@@ -1,0 +1,504 @@
+//! The embedded event bus: a partitioned log in SQLite (a file for the
+//! embedded default, memory for tests), with consumer groups coordinated
+//! inside the process and committed offsets stored beside the log.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex as StdMutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{TimeZone, Utc};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, Statement, Value};
+use tokio::sync::Notify;
+
+use crate::{partition_for, BusError, Consumer, Delivery, EventBus, Message, OutMessage, TopicSpec};
+
+const FETCH: i64 = 128;
+const MAX_WRITE_RETRIES: u32 = 50;
+
+#[derive(Default)]
+struct Group {
+    members: Vec<u64>,
+    generation: u64,
+}
+
+struct Inner {
+    db: DatabaseConnection,
+    /// Serialises writes from this process.
+    write: tokio::sync::Mutex<()>,
+    notify: Notify,
+    groups: StdMutex<HashMap<String, Group>>,
+    topics: StdMutex<HashMap<String, i32>>,
+    next_member: StdMutex<u64>,
+    name: String,
+}
+
+/// The embedded bus. Cheap to clone.
+#[derive(Clone)]
+pub struct LogBus {
+    inner: Arc<Inner>,
+}
+
+fn storage(e: DbErr) -> BusError {
+    BusError::Storage(e.to_string())
+}
+
+fn stmt(sql: &str, values: Vec<Value>) -> Statement {
+    Statement::from_sql_and_values(DbBackend::Sqlite, sql, values)
+}
+
+fn is_contention(e: &DbErr) -> bool {
+    let s = e.to_string();
+    s.contains("locked") || s.contains("busy") || s.contains("UNIQUE")
+}
+
+impl LogBus {
+    /// A volatile in-process bus.
+    pub async fn in_memory() -> Result<Self, BusError> {
+        let mut opts = ConnectOptions::new("sqlite::memory:");
+        opts.max_connections(1).min_connections(1).sqlx_logging(false);
+        // The in-memory database lives as long as its one connection: never recycle it.
+        let forever = Duration::from_secs(100 * 365 * 24 * 3600);
+        opts.idle_timeout(forever).max_lifetime(forever);
+        Self::with(opts, "memory://".into()).await
+    }
+
+    /// A durable in-process bus whose log lives in the SQLite file of `url`
+    /// (`sqlite://PATH`); created if missing.
+    pub async fn open(url: &str) -> Result<Self, BusError> {
+        let path = url.trim_start_matches("sqlite://");
+        let path = path.split('?').next().unwrap_or(path);
+        if path.is_empty() {
+            return Err(BusError::UnsupportedUrl(url.to_owned()));
+        }
+        let mut opts = ConnectOptions::new(format!("sqlite://{path}?mode=rwc"));
+        opts.max_connections(4).sqlx_logging(false);
+        Self::with(opts, url.to_owned()).await
+    }
+
+    async fn with(opts: ConnectOptions, name: String) -> Result<Self, BusError> {
+        let db = Database::connect(opts).await.map_err(storage)?;
+        for sql in [
+            "PRAGMA journal_mode=WAL",
+            "CREATE TABLE IF NOT EXISTS bus_topics (name TEXT PRIMARY KEY, partitions INTEGER NOT NULL)",
+            "CREATE TABLE IF NOT EXISTS bus_log (topic TEXT NOT NULL, part INTEGER NOT NULL, off INTEGER NOT NULL, \
+             msg_key BLOB NOT NULL, payload BLOB NOT NULL, headers TEXT NOT NULL, ts INTEGER NOT NULL, \
+             PRIMARY KEY (topic, part, off))",
+            "CREATE TABLE IF NOT EXISTS bus_offsets (grp TEXT NOT NULL, topic TEXT NOT NULL, part INTEGER NOT NULL, \
+             next_off INTEGER NOT NULL, PRIMARY KEY (grp, topic, part))",
+        ] {
+            db.execute_unprepared(sql).await.map_err(storage)?;
+        }
+        Ok(LogBus {
+            inner: Arc::new(Inner {
+                db,
+                write: tokio::sync::Mutex::new(()),
+                notify: Notify::new(),
+                groups: StdMutex::new(HashMap::new()),
+                topics: StdMutex::new(HashMap::new()),
+                next_member: StdMutex::new(0),
+                name,
+            }),
+        })
+    }
+
+    async fn partitions(&self, topic: &str) -> Result<i32, BusError> {
+        if let Some(p) = self.inner.topics.lock().map_err(|_| BusError::Storage("poisoned".into()))?.get(topic) {
+            return Ok(*p);
+        }
+        let row = self
+            .inner
+            .db
+            .query_one(stmt("SELECT partitions FROM bus_topics WHERE name = ?", vec![topic.into()]))
+            .await
+            .map_err(storage)?
+            .ok_or_else(|| BusError::UnknownTopic(topic.to_owned()))?;
+        let p: i32 = row.try_get("", "partitions").map_err(storage)?;
+        if let Ok(mut t) = self.inner.topics.lock() {
+            t.insert(topic.to_owned(), p);
+        }
+        Ok(p)
+    }
+
+    /// Runs a write, retrying while another process holds the database.
+    async fn write(&self, s: Statement) -> Result<Option<sea_orm::QueryResult>, BusError> {
+        let _guard = self.inner.write.lock().await;
+        let mut attempt = 0;
+        loop {
+            match self.inner.db.query_one(s.clone()).await {
+                Ok(r) => return Ok(r),
+                Err(e) if is_contention(&e) && attempt < MAX_WRITE_RETRIES => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(5 * u64::from(attempt))).await;
+                }
+                Err(e) => return Err(storage(e)),
+            }
+        }
+    }
+
+    fn leave(&self, group: &str, member: u64) {
+        if let Ok(mut groups) = self.inner.groups.lock() {
+            if let Some(g) = groups.get_mut(group) {
+                g.members.retain(|m| *m != member);
+                g.generation += 1;
+            }
+        }
+        self.inner.notify.notify_waiters();
+    }
+}
+
+#[async_trait]
+impl EventBus for LogBus {
+    async fn create_topic(&self, spec: &TopicSpec) -> Result<(), BusError> {
+        if spec.partitions < 1 || spec.name.is_empty() {
+            return Err(BusError::InvalidTopic(format!(
+                "{:?} needs a name and at least one partition",
+                spec.name
+            )));
+        }
+        self.write(stmt(
+            "INSERT INTO bus_topics (name, partitions) VALUES (?, ?) ON CONFLICT (name) DO NOTHING RETURNING name",
+            vec![spec.name.clone().into(), spec.partitions.into()],
+        ))
+        .await?;
+        Ok(())
+    }
+
+    async fn publish(&self, topic: &str, msg: OutMessage) -> Result<Delivery, BusError> {
+        let partitions = self.partitions(topic).await?;
+        let part = partition_for(&msg.key, partitions);
+        let headers = serde_json::to_string(&msg.headers).map_err(|e| BusError::Storage(e.to_string()))?;
+        let row = self
+            .write(stmt(
+                "INSERT INTO bus_log (topic, part, off, msg_key, payload, headers, ts) \
+                 SELECT ?, ?, COALESCE(MAX(off) + 1, 0), ?, ?, ?, ? FROM bus_log WHERE topic = ? AND part = ? \
+                 RETURNING off",
+                vec![
+                    topic.into(),
+                    part.into(),
+                    msg.key.into(),
+                    msg.payload.into(),
+                    headers.into(),
+                    Utc::now().timestamp_millis().into(),
+                    topic.into(),
+                    part.into(),
+                ],
+            ))
+            .await?
+            .ok_or_else(|| BusError::Storage("append returned no offset".into()))?;
+        let offset: i64 = row.try_get("", "off").map_err(storage)?;
+        self.inner.notify.notify_waiters();
+        Ok(Delivery { partition: part, offset })
+    }
+
+    async fn subscribe(&self, group: &str, topics: &[String]) -> Result<Box<dyn Consumer>, BusError> {
+        let mut parts = Vec::new();
+        for t in topics {
+            let n = self.partitions(t).await?;
+            parts.extend((0..n).map(|p| (t.clone(), p)));
+        }
+        let member = {
+            let mut next = self.inner.next_member.lock().map_err(|_| BusError::Storage("poisoned".into()))?;
+            *next += 1;
+            *next
+        };
+        {
+            let mut groups = self.inner.groups.lock().map_err(|_| BusError::Storage("poisoned".into()))?;
+            let g = groups.entry(group.to_owned()).or_default();
+            g.members.push(member);
+            g.generation += 1;
+        }
+        self.inner.notify.notify_waiters();
+        Ok(Box::new(LogConsumer {
+            bus: self.clone(),
+            group: group.to_owned(),
+            member,
+            all: parts,
+            generation: 0,
+            assigned: Vec::new(),
+            positions: HashMap::new(),
+            buffer: VecDeque::new(),
+            next_part: 0,
+            closed: false,
+        }))
+    }
+
+    async fn check(&self) -> Result<(), BusError> {
+        self.inner.db.execute_unprepared("SELECT 1").await.map_err(storage)?;
+        Ok(())
+    }
+
+    fn describe(&self) -> String {
+        format!("embedded log ({})", self.inner.name)
+    }
+}
+
+struct LogConsumer {
+    bus: LogBus,
+    group: String,
+    member: u64,
+    all: Vec<(String, i32)>,
+    generation: u64,
+    assigned: Vec<(String, i32)>,
+    positions: HashMap<(String, i32), i64>,
+    buffer: VecDeque<Message>,
+    next_part: usize,
+    closed: bool,
+}
+
+impl LogConsumer {
+    /// Re-reads the assignment after the group changed: positions restart
+    /// from the committed offsets, so nothing uncommitted is skipped.
+    async fn rebalance_if_needed(&mut self) -> Result<(), BusError> {
+        let (generation, index, count) = {
+            let groups = self.bus.inner.groups.lock().map_err(|_| BusError::Storage("poisoned".into()))?;
+            let g = groups.get(&self.group).ok_or(BusError::Closed)?;
+            let index = g.members.iter().position(|m| *m == self.member).ok_or(BusError::Closed)?;
+            (g.generation, index, g.members.len())
+        };
+        if generation == self.generation {
+            return Ok(());
+        }
+        self.generation = generation;
+        self.buffer.clear();
+        self.positions.clear();
+        self.assigned = self.all.iter().enumerate().filter(|(i, _)| i % count == index).map(|(_, tp)| tp.clone()).collect();
+        for (topic, part) in &self.assigned {
+            let row = self
+                .bus
+                .inner
+                .db
+                .query_one(stmt(
+                    "SELECT next_off FROM bus_offsets WHERE grp = ? AND topic = ? AND part = ?",
+                    vec![self.group.clone().into(), topic.clone().into(), (*part).into()],
+                ))
+                .await
+                .map_err(storage)?;
+            let next = match row {
+                Some(r) => r.try_get::<i64>("", "next_off").map_err(storage)?,
+                None => 0,
+            };
+            self.positions.insert((topic.clone(), *part), next);
+        }
+        Ok(())
+    }
+
+    async fn fetch(&mut self) -> Result<(), BusError> {
+        for _ in 0..self.assigned.len() {
+            let i = self.next_part % self.assigned.len();
+            self.next_part = self.next_part.wrapping_add(1);
+            let (topic, part) = self.assigned[i].clone();
+            let from = self.positions.get(&(topic.clone(), part)).copied().unwrap_or(0);
+            let rows = self
+                .bus
+                .inner
+                .db
+                .query_all(stmt(
+                    "SELECT off, msg_key, payload, headers, ts FROM bus_log \
+                     WHERE topic = ? AND part = ? AND off >= ? ORDER BY off LIMIT ?",
+                    vec![topic.clone().into(), part.into(), from.into(), FETCH.into()],
+                ))
+                .await
+                .map_err(storage)?;
+            if rows.is_empty() {
+                continue;
+            }
+            for r in rows {
+                let headers: String = r.try_get("", "headers").map_err(storage)?;
+                let ts: i64 = r.try_get("", "ts").map_err(storage)?;
+                let offset: i64 = r.try_get("", "off").map_err(storage)?;
+                self.buffer.push_back(Message {
+                    topic: topic.clone(),
+                    partition: part,
+                    offset,
+                    key: r.try_get("", "msg_key").map_err(storage)?,
+                    payload: r.try_get("", "payload").map_err(storage)?,
+                    headers: serde_json::from_str(&headers).unwrap_or_default(),
+                    timestamp: Utc.timestamp_millis_opt(ts).single().unwrap_or_else(Utc::now),
+                });
+                self.positions.insert((topic.clone(), part), offset + 1);
+            }
+            return Ok(());
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Consumer for LogConsumer {
+    async fn poll(&mut self, timeout: Duration) -> Result<Option<Message>, BusError> {
+        if self.closed {
+            return Err(BusError::Closed);
+        }
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            // Register for wake-ups before looking, so no publish is missed.
+            let inner = self.bus.inner.clone();
+            let notified = inner.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            self.rebalance_if_needed().await?;
+            if let Some(m) = self.buffer.pop_front() {
+                return Ok(Some(m));
+            }
+            self.fetch().await?;
+            if let Some(m) = self.buffer.pop_front() {
+                return Ok(Some(m));
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return Ok(None);
+            }
+            // Another process may append to a file log: look again soon.
+            let wait = (deadline - now).min(Duration::from_millis(100));
+            let _ = tokio::time::timeout(wait, notified).await;
+        }
+    }
+
+    async fn commit(&mut self, msg: &Message) -> Result<(), BusError> {
+        self.bus
+            .write(stmt(
+                "INSERT INTO bus_offsets (grp, topic, part, next_off) VALUES (?, ?, ?, ?) \
+                 ON CONFLICT (grp, topic, part) DO UPDATE SET next_off = MAX(next_off, excluded.next_off) \
+                 RETURNING next_off",
+                vec![self.group.clone().into(), msg.topic.clone().into(), msg.partition.into(), (msg.offset + 1).into()],
+            ))
+            .await?;
+        Ok(())
+    }
+
+    async fn close(mut self: Box<Self>) -> Result<(), BusError> {
+        self.closed = true;
+        self.bus.leave(&self.group, self.member);
+        Ok(())
+    }
+}
+
+impl Drop for LogConsumer {
+    fn drop(&mut self) {
+        if !self.closed {
+            self.bus.leave(&self.group, self.member);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(key: &str, body: &str) -> OutMessage {
+        OutMessage { key: key.into(), payload: body.into(), headers: vec![("h".into(), "v".into())] }
+    }
+
+    async fn bus_with_topic(partitions: i32) -> LogBus {
+        let bus = LogBus::in_memory().await.unwrap();
+        bus.create_topic(&TopicSpec { name: "t".into(), partitions }).await.unwrap();
+        bus
+    }
+
+    #[tokio::test]
+    async fn per_key_order_and_redelivery_of_uncommitted() {
+        let bus = bus_with_topic(4).await;
+        for i in 0..20 {
+            bus.publish("t", msg(&format!("k{}", i % 3), &i.to_string())).await.unwrap();
+        }
+        let mut c = bus.subscribe("g", &["t".into()]).await.unwrap();
+        let mut seen = Vec::new();
+        while let Some(m) = c.poll(Duration::from_millis(50)).await.unwrap() {
+            seen.push(m);
+        }
+        assert_eq!(seen.len(), 20);
+        for k in 0..3 {
+            let bodies: Vec<i32> = seen
+                .iter()
+                .filter(|m| m.key == format!("k{k}").as_bytes())
+                .map(|m| String::from_utf8_lossy(&m.payload).parse().unwrap())
+                .collect();
+            let mut sorted = bodies.clone();
+            sorted.sort();
+            assert_eq!(bodies, sorted, "messages of one key keep their order");
+        }
+        assert_eq!(seen[0].header("h"), Some("v"));
+        // Commit only the first half of what we saw; a new member sees the rest again.
+        for m in &seen[..10] {
+            c.commit(m).await.unwrap();
+        }
+        c.close().await.unwrap();
+        let mut c2 = bus.subscribe("g", &["t".into()]).await.unwrap();
+        let mut again = 0;
+        while c2.poll(Duration::from_millis(50)).await.unwrap().is_some() {
+            again += 1;
+        }
+        assert!(again >= 10, "uncommitted messages are delivered again, got {again}");
+        // Another group reads everything independently.
+        let mut other = bus.subscribe("other", &["t".into()]).await.unwrap();
+        let mut n = 0;
+        while other.poll(Duration::from_millis(50)).await.unwrap().is_some() {
+            n += 1;
+        }
+        assert_eq!(n, 20);
+    }
+
+    #[tokio::test]
+    async fn group_members_split_partitions() {
+        let bus = bus_with_topic(4).await;
+        for i in 0..40 {
+            bus.publish("t", msg(&format!("key-{i}"), "x")).await.unwrap();
+        }
+        let mut a = bus.subscribe("g", &["t".into()]).await.unwrap();
+        let mut b = bus.subscribe("g", &["t".into()]).await.unwrap();
+        let mut pa = std::collections::HashSet::new();
+        let mut pb = std::collections::HashSet::new();
+        let mut total = 0;
+        loop {
+            let ma = a.poll(Duration::from_millis(20)).await.unwrap();
+            let mb = b.poll(Duration::from_millis(20)).await.unwrap();
+            if ma.is_none() && mb.is_none() {
+                break;
+            }
+            if let Some(m) = ma {
+                pa.insert(m.partition);
+                a.commit(&m).await.unwrap();
+                total += 1;
+            }
+            if let Some(m) = mb {
+                pb.insert(m.partition);
+                b.commit(&m).await.unwrap();
+                total += 1;
+            }
+        }
+        assert_eq!(total, 40);
+        assert!(pa.is_disjoint(&pb), "a partition belongs to one member: {pa:?} {pb:?}");
+    }
+
+    #[tokio::test]
+    async fn waiting_consumer_wakes_on_publish_and_durable_log_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("bus.db").display());
+        let bus = LogBus::open(&url).await.unwrap();
+        bus.create_topic(&TopicSpec { name: "t".into(), partitions: 2 }).await.unwrap();
+        let mut c = bus.subscribe("g", &["t".into()]).await.unwrap();
+        let b2 = bus.clone();
+        let h = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            b2.publish("t", msg("k", "hello")).await.unwrap();
+        });
+        let m = c.poll(Duration::from_secs(5)).await.unwrap().expect("woken by the publish");
+        assert_eq!(m.payload, b"hello");
+        h.await.unwrap();
+        drop(c);
+        drop(bus);
+        let reopened = LogBus::open(&url).await.unwrap();
+        let mut c = reopened.subscribe("g", &["t".into()]).await.unwrap();
+        let m = c.poll(Duration::from_secs(1)).await.unwrap().expect("uncommitted message survives");
+        assert_eq!(m.payload, b"hello");
+        assert!(matches!(reopened.publish("nope", msg("k", "x")).await, Err(BusError::UnknownTopic(_))));
+    }
+
+    #[tokio::test]
+    async fn kafka_is_a_clear_error() {
+        let err = crate::connect("kafka://127.0.0.1:9092").await.err().unwrap();
+        assert!(err.to_string().contains("not available in this build"));
+        assert!(matches!(crate::connect("ftp://x").await, Err(BusError::UnsupportedUrl(_))));
+    }
+}

@@ -1,0 +1,103 @@
+//! Who may do what: roles and scopes. Tokens (JWT) carry these; checking a
+//! signature is the platform's job, deciding what a verified caller may see
+//! is the domain's.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+use crate::codes;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// 网格员: reports incidents; scope is their grid (or community).
+    GridWorker,
+    /// 综治中心调度员: works the queues of the centre in their scope.
+    Dispatcher,
+    /// 调解员: works cases of one centre.
+    Mediator,
+    /// Reads KPIs of the jurisdiction in their scope.
+    Analyst,
+    /// Everything.
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::GridWorker => "grid_worker",
+            Role::Dispatcher => "dispatcher",
+            Role::Mediator => "mediator",
+            Role::Analyst => "analyst",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "grid_worker" => Role::GridWorker,
+            "dispatcher" => Role::Dispatcher,
+            "mediator" => Role::Mediator,
+            "analyst" => Role::Analyst,
+            "admin" => Role::Admin,
+            other => {
+                return Err(format!(
+                    "unknown role {other:?}; expected grid_worker, dispatcher, mediator, analyst or admin"
+                ))
+            }
+        })
+    }
+}
+
+/// A verified caller.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Actor {
+    /// Stable user id (the token's `sub`).
+    pub id: String,
+    pub role: Role,
+    /// Administrative code the caller acts in ("" = everywhere, admin only).
+    pub scope: String,
+}
+
+impl Actor {
+    /// Whether this caller may see and act on things located at `code`.
+    pub fn covers(&self, code: &str) -> bool {
+        self.role == Role::Admin || (!self.scope.is_empty() && codes::covers(&self.scope, code))
+    }
+
+    /// Whether this caller works case queues (dispatchers, mediators, admin).
+    pub fn works_queues(&self) -> bool {
+        matches!(self.role, Role::Dispatcher | Role::Mediator | Role::Admin)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scope_checks() {
+        let d = Actor { id: "d".into(), role: Role::Dispatcher, scope: "371002001".into() };
+        assert!(d.covers("371002001"));
+        assert!(d.covers("371002001002003"));
+        assert!(!d.covers("371002002"));
+        let county = Actor { id: "c".into(), role: Role::Dispatcher, scope: "371002".into() };
+        assert!(county.covers("371002001"));
+        let admin = Actor { id: "a".into(), role: Role::Admin, scope: String::new() };
+        assert!(admin.covers("350000"));
+        let nobody = Actor { id: "n".into(), role: Role::Analyst, scope: String::new() };
+        assert!(!nobody.covers("371002"));
+        assert_eq!("dispatcher".parse::<Role>(), Ok(Role::Dispatcher));
+        assert!("boss".parse::<Role>().is_err());
+    }
+}

@@ -1,0 +1,279 @@
+//! Reports (事件上报) as grid workers send them.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// The coordinate reference system a phone reported in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Crs {
+    /// GPS, WGS-84 (the default).
+    #[default]
+    Wgs84,
+    /// GCJ-02, what Chinese map SDKs report; converted to WGS-84 before lookup.
+    Gcj02,
+}
+
+impl Crs {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Crs::Wgs84 => "wgs84",
+            Crs::Gcj02 => "gcj02",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Location {
+    pub lat: f64,
+    pub lon: f64,
+    /// Horizontal accuracy in metres, as the phone estimates it.
+    pub accuracy_m: Option<f64>,
+    pub crs: Crs,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Urgency {
+    #[default]
+    Normal,
+    Urgent,
+    Emergency,
+}
+
+impl Urgency {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Urgency::Normal => "normal",
+            Urgency::Urgent => "urgent",
+            Urgency::Emergency => "emergency",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "normal" => Some(Urgency::Normal),
+            "urgent" => Some(Urgency::Urgent),
+            "emergency" => Some(Urgency::Emergency),
+            _ => None,
+        }
+    }
+}
+
+/// A person involved. Personal information under PIPL: never on topics,
+/// never in logs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Party {
+    pub name: String,
+    pub phone: Option<String>,
+    pub id_number: Option<String>,
+}
+
+/// A report as accepted from a phone, before assignment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewReport {
+    /// Client-generated id; the idempotency key.
+    pub id: Uuid,
+    pub reporter: String,
+    pub occurred_at: DateTime<Utc>,
+    pub location: Location,
+    pub address: Option<String>,
+    pub category: String,
+    pub description: String,
+    pub urgency: Urgency,
+    pub parties: Vec<Party>,
+    /// For petitions: what the matter is about (used, hashed, to tell
+    /// first-time from repeat petitions).
+    pub matter: Option<String>,
+}
+
+/// Where a report is on its way through the pipeline, as its reporter sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReportStatus {
+    /// Accepted by intake, not yet assigned to a grid.
+    Submitted,
+    /// Assigned to a grid (or a county triage queue).
+    Assigned,
+    /// A case exists in a centre's queue.
+    Queued,
+    Accepted,
+    Rejected,
+    InProgress,
+    Resolved,
+    Closed,
+}
+
+impl ReportStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReportStatus::Submitted => "submitted",
+            ReportStatus::Assigned => "assigned",
+            ReportStatus::Queued => "queued",
+            ReportStatus::Accepted => "accepted",
+            ReportStatus::Rejected => "rejected",
+            ReportStatus::InProgress => "in_progress",
+            ReportStatus::Resolved => "resolved",
+            ReportStatus::Closed => "closed",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "submitted" => ReportStatus::Submitted,
+            "assigned" => ReportStatus::Assigned,
+            "queued" => ReportStatus::Queued,
+            "accepted" => ReportStatus::Accepted,
+            "rejected" => ReportStatus::Rejected,
+            "in_progress" => ReportStatus::InProgress,
+            "resolved" => ReportStatus::Resolved,
+            "closed" => ReportStatus::Closed,
+            _ => return None,
+        })
+    }
+}
+
+/// A rule a report broke, with the field at fault and a message in Chinese
+/// and English.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {en}")]
+pub struct ValidationError {
+    pub field: String,
+    pub code: &'static str,
+    pub en: String,
+    pub zh: String,
+}
+
+impl ValidationError {
+    pub fn new(field: &str, code: &'static str, en: impl Into<String>, zh: impl Into<String>) -> Self {
+        ValidationError { field: field.to_owned(), code, en: en.into(), zh: zh.into() }
+    }
+}
+
+pub const MAX_DESCRIPTION_CHARS: usize = 4000;
+pub const MAX_PARTIES: usize = 50;
+
+impl Location {
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        if !self.lat.is_finite() || !(-90.0..=90.0).contains(&self.lat) {
+            return Err(ValidationError::new(
+                "location.lat",
+                "invalid_coordinates",
+                format!("latitude must be a number between -90 and 90, got {}", self.lat),
+                format!("纬度必须是 -90 到 90 之间的数字，收到 {}", self.lat),
+            ));
+        }
+        if !self.lon.is_finite() || !(-180.0..=180.0).contains(&self.lon) {
+            return Err(ValidationError::new(
+                "location.lon",
+                "invalid_coordinates",
+                format!("longitude must be a number between -180 and 180, got {}", self.lon),
+                format!("经度必须是 -180 到 180 之间的数字，收到 {}", self.lon),
+            ));
+        }
+        if let Some(acc) = self.accuracy_m {
+            if !acc.is_finite() || acc < 0.0 {
+                return Err(ValidationError::new(
+                    "location.accuracy_m",
+                    "invalid_accuracy",
+                    "accuracy must be a non-negative number of metres",
+                    "定位精度必须是非负的米数",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl NewReport {
+    /// Checks everything that can be checked without the taxonomy; `known_category`
+    /// answers whether a category code exists.
+    pub fn validate(&self, known_category: impl Fn(&str) -> bool) -> Result<(), ValidationError> {
+        self.location.validate()?;
+        if self.category.trim().is_empty() {
+            return Err(ValidationError::new("category", "missing_field", "category is required", "事件类别不能为空"));
+        }
+        if !known_category(&self.category) {
+            return Err(ValidationError::new(
+                "category",
+                "unknown_category",
+                format!("unknown category {:?}", self.category),
+                format!("未知的事件类别 {:?}", self.category),
+            ));
+        }
+        if self.description.trim().is_empty() {
+            return Err(ValidationError::new(
+                "description",
+                "missing_field",
+                "description is required",
+                "事件描述不能为空",
+            ));
+        }
+        if self.description.chars().count() > MAX_DESCRIPTION_CHARS {
+            return Err(ValidationError::new(
+                "description",
+                "too_long",
+                format!("description is longer than {MAX_DESCRIPTION_CHARS} characters"),
+                format!("事件描述超过 {MAX_DESCRIPTION_CHARS} 个字符"),
+            ));
+        }
+        if self.parties.len() > MAX_PARTIES {
+            return Err(ValidationError::new(
+                "parties",
+                "too_many",
+                format!("at most {MAX_PARTIES} parties"),
+                format!("当事人最多 {MAX_PARTIES} 个"),
+            ));
+        }
+        for (i, p) in self.parties.iter().enumerate() {
+            if p.name.trim().is_empty() {
+                return Err(ValidationError::new(
+                    &format!("parties[{i}].name"),
+                    "missing_field",
+                    "a party needs a name",
+                    "当事人姓名不能为空",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report() -> NewReport {
+        NewReport {
+            id: Uuid::nil(),
+            reporter: "w".into(),
+            occurred_at: Utc::now(),
+            location: Location { lat: 37.5, lon: 122.1, accuracy_m: Some(8.0), crs: Crs::Wgs84 },
+            address: None,
+            category: "dispute.neighbourhood".into(),
+            description: "噪音".into(),
+            urgency: Urgency::Normal,
+            parties: vec![],
+            matter: None,
+        }
+    }
+
+    #[test]
+    fn validation_names_the_field() {
+        let ok = |_: &str| true;
+        assert!(report().validate(ok).is_ok());
+        let mut r = report();
+        r.location.lat = f64::NAN;
+        assert_eq!(r.validate(ok).unwrap_err().field, "location.lat");
+        let mut r = report();
+        r.location.lon = 181.0;
+        assert_eq!(r.validate(ok).unwrap_err().code, "invalid_coordinates");
+        let r = report();
+        assert_eq!(r.validate(|_| false).unwrap_err().code, "unknown_category");
+        let mut r = report();
+        r.description = "  ".into();
+        assert_eq!(r.validate(ok).unwrap_err().field, "description");
+        let mut r = report();
+        r.parties.push(Party { name: "".into(), phone: None, id_number: None });
+        assert_eq!(r.validate(ok).unwrap_err().field, "parties[0].name");
+    }
+}

@@ -1,0 +1,172 @@
+//! Conversions between domain types and protobuf messages.
+
+use chrono::{DateTime, Utc};
+use gridwork_domain::auth::Actor;
+use gridwork_domain::petition::{PetitionClass, PetitionInfo};
+use gridwork_domain::{Case, CaseEventKind, CaseStatus, Channel, Hierarchy, Outcome, Satisfaction, Urgency};
+use uuid::Uuid;
+
+use crate::pb;
+use crate::{from_timestamp, timestamp, DecodeError};
+
+impl From<&Hierarchy> for pb::case::Hierarchy {
+    fn from(h: &Hierarchy) -> Self {
+        pb::case::Hierarchy {
+            grid: h.grid.clone(),
+            community: h.community.clone(),
+            street: h.street.clone(),
+            county: h.county.clone(),
+            city: h.city.clone(),
+            province: h.province.clone(),
+        }
+    }
+}
+
+impl From<&pb::case::Hierarchy> for Hierarchy {
+    fn from(h: &pb::case::Hierarchy) -> Self {
+        Hierarchy {
+            grid: h.grid.clone(),
+            community: h.community.clone(),
+            street: h.street.clone(),
+            county: h.county.clone(),
+            city: h.city.clone(),
+            province: h.province.clone(),
+        }
+    }
+}
+
+impl From<&pb::report::Assignment> for Hierarchy {
+    fn from(a: &pb::report::Assignment) -> Self {
+        Hierarchy {
+            grid: a.grid.clone(),
+            community: a.community.clone(),
+            street: a.street.clone(),
+            county: a.county.clone(),
+            city: a.city.clone(),
+            province: a.province.clone(),
+        }
+    }
+}
+
+/// Who caused a lifecycle event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cause<'a> {
+    /// The pipeline itself (routing a new report).
+    System,
+    Actor(&'a Actor),
+}
+
+/// Details of one transition beyond the case itself.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TransitionDetail {
+    pub reason: String,
+    pub routing_rule: String,
+    pub routing_version: u32,
+}
+
+/// The lifecycle message for `kind`, carrying `case` as it is after it.
+pub fn case_event(case: &Case, kind: CaseEventKind, cause: Cause<'_>, detail: &TransitionDetail) -> pb::case::CaseEvent {
+    let (actor_id, actor_role) = match cause {
+        Cause::System => ("system".to_owned(), "system".to_owned()),
+        Cause::Actor(a) => (a.id.clone(), a.role.as_str().to_owned()),
+    };
+    pb::case::CaseEvent {
+        case_id: case.id.to_string(),
+        report_id: case.report_id.to_string(),
+        kind: kind.as_str().to_owned(),
+        status: case.status.as_str().to_owned(),
+        actor_id,
+        actor_role,
+        reason: detail.reason.clone(),
+        outcome: case.outcome.map(|o| o.as_str().to_owned()).unwrap_or_default(),
+        satisfaction: case.satisfaction.map(|s| s.as_str().to_owned()).unwrap_or_default(),
+        centre: case.centre.clone(),
+        channel: case.channel.as_str().to_owned(),
+        priority: u32::from(case.priority),
+        category: case.category.clone(),
+        urgency: case.urgency.as_str().to_owned(),
+        hierarchy: Some((&case.hierarchy).into()),
+        created_at: Some(timestamp(case.created_at)),
+        due_at: Some(timestamp(case.due_at)),
+        version: case.version,
+        petition: case.petition.as_ref().map(|p| pb::case::Petition {
+            petitioner_key: p.petitioner_key.clone(),
+            matter_key: p.matter_key.clone(),
+            class: p.class.as_str().to_owned(),
+        }),
+        routing_rule: detail.routing_rule.clone(),
+        routing_version: detail.routing_version,
+    }
+}
+
+/// A lifecycle message read back into domain terms.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CaseEventView {
+    pub case_id: Uuid,
+    pub report_id: Uuid,
+    pub kind: CaseEventKind,
+    pub status: CaseStatus,
+    pub actor_id: String,
+    pub reason: String,
+    pub outcome: Option<Outcome>,
+    pub satisfaction: Option<Satisfaction>,
+    pub centre: String,
+    pub channel: Channel,
+    pub priority: u8,
+    pub category: String,
+    pub urgency: Urgency,
+    pub hierarchy: Hierarchy,
+    pub created_at: DateTime<Utc>,
+    pub due_at: DateTime<Utc>,
+    pub version: i64,
+    pub petition: Option<PetitionInfo>,
+}
+
+fn parse<T>(field: &'static str, value: &str, f: impl Fn(&str) -> Option<T>) -> Result<T, DecodeError> {
+    f(value).ok_or_else(|| DecodeError::Invalid(format!("{field} = {value:?}")))
+}
+
+fn optional<T>(field: &'static str, value: &str, f: impl Fn(&str) -> Option<T>) -> Result<Option<T>, DecodeError> {
+    if value.is_empty() {
+        Ok(None)
+    } else {
+        parse(field, value, f).map(Some)
+    }
+}
+
+fn uuid(field: &'static str, value: &str) -> Result<Uuid, DecodeError> {
+    Uuid::parse_str(value).map_err(|_| DecodeError::Invalid(format!("{field} = {value:?} is not a UUID")))
+}
+
+impl TryFrom<&pb::case::CaseEvent> for CaseEventView {
+    type Error = DecodeError;
+    fn try_from(e: &pb::case::CaseEvent) -> Result<Self, DecodeError> {
+        Ok(CaseEventView {
+            case_id: uuid("case_id", &e.case_id)?,
+            report_id: uuid("report_id", &e.report_id)?,
+            kind: parse("kind", &e.kind, CaseEventKind::parse)?,
+            status: parse("status", &e.status, CaseStatus::parse)?,
+            actor_id: e.actor_id.clone(),
+            reason: e.reason.clone(),
+            outcome: optional("outcome", &e.outcome, Outcome::parse)?,
+            satisfaction: optional("satisfaction", &e.satisfaction, Satisfaction::parse)?,
+            centre: e.centre.clone(),
+            channel: parse("channel", &e.channel, Channel::parse)?,
+            priority: u8::try_from(e.priority).map_err(|_| DecodeError::Invalid("priority".into()))?,
+            category: e.category.clone(),
+            urgency: parse("urgency", &e.urgency, Urgency::parse)?,
+            hierarchy: e.hierarchy.as_ref().map(Hierarchy::from).ok_or(DecodeError::Missing("hierarchy"))?,
+            created_at: from_timestamp(e.created_at.as_ref())?,
+            due_at: from_timestamp(e.due_at.as_ref())?,
+            version: e.version,
+            petition: match &e.petition {
+                None => None,
+                Some(p) => Some(PetitionInfo {
+                    petitioner_key: p.petitioner_key.clone(),
+                    matter_key: p.matter_key.clone(),
+                    class: parse("petition.class", &p.class, PetitionClass::parse)?,
+                }),
+            },
+        })
+    }
+}

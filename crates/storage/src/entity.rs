@@ -1,0 +1,268 @@
+//! sea-orm entities. Database types stay in this crate and the services'
+//! repositories; the domain never sees them.
+
+macro_rules! no_relations {
+    () => {
+        #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+        pub enum Relation {}
+        impl ActiveModelBehavior for ActiveModel {}
+    };
+}
+
+pub mod unit {
+    //! Administrative units above grids: communities, streets, counties, cities.
+    use sea_orm::entity::prelude::*;
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "units")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub code: String,
+        pub name: String,
+        pub level: String,
+        pub parent: Option<String>,
+    }
+    no_relations!();
+}
+
+pub mod grid {
+    use sea_orm::entity::prelude::*;
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "grids")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub code: String,
+        pub name: String,
+        pub community: String,
+        pub centre: String,
+        /// GeoJSON geometry (WGS-84).
+        #[sea_orm(column_type = "Text")]
+        pub geometry: String,
+        pub valid_from: DateTimeUtc,
+        pub valid_to: Option<DateTimeUtc>,
+    }
+    no_relations!();
+}
+
+pub mod centre {
+    use sea_orm::entity::prelude::*;
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "centres")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub code: String,
+        pub name: String,
+        pub level: String,
+        /// The centre above (escalation target); none for the top.
+        pub parent: Option<String>,
+    }
+    no_relations!();
+}
+
+pub mod category {
+    use sea_orm::entity::prelude::*;
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "categories")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub code: String,
+        pub name_zh: String,
+        pub name_en: String,
+        pub petition: bool,
+        pub taxonomy_version: i32,
+    }
+    no_relations!();
+}
+
+pub mod routing_table {
+    use sea_orm::entity::prelude::*;
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "routing_tables")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub version: i32,
+        /// The rules as JSON (`gridwork_domain::routing::RoutingTable`).
+        #[sea_orm(column_type = "Text")]
+        pub body: String,
+        pub created_at: DateTimeUtc,
+    }
+    no_relations!();
+}
+
+pub mod user {
+    use sea_orm::entity::prelude::*;
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "users")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        #[sea_orm(unique)]
+        pub username: String,
+        pub password_hash: String,
+        pub role: String,
+        pub scope: String,
+        pub display_name: String,
+    }
+    no_relations!();
+}
+
+pub mod report {
+    use sea_orm::entity::prelude::*;
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "reports")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub reporter: String,
+        pub occurred_at: DateTimeUtc,
+        pub received_at: DateTimeUtc,
+        pub lat: f64,
+        pub lon: f64,
+        pub accuracy_m: Option<f64>,
+        pub crs: String,
+        pub address: Option<String>,
+        pub category: String,
+        #[sea_orm(column_type = "Text")]
+        pub description: String,
+        pub urgency: String,
+        /// Parties as JSON. Personal information: never logged, never on topics.
+        #[sea_orm(column_type = "Text")]
+        pub parties: String,
+        pub matter: Option<String>,
+        /// SHA-256 of the request body, to tell a replay from a conflicting reuse of the id.
+        pub body_hash: String,
+        pub status: String,
+        pub grid: Option<String>,
+        pub centre: Option<String>,
+        pub case_id: Option<String>,
+        pub updated_at: DateTimeUtc,
+    }
+    no_relations!();
+}
+
+pub mod report_event {
+    //! The timeline a grid worker sees for a report.
+    use sea_orm::entity::prelude::*;
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "report_events")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        pub report_id: String,
+        pub at: DateTimeUtc,
+        pub status: String,
+        pub note: String,
+    }
+    no_relations!();
+}
+
+pub mod case {
+    use sea_orm::entity::prelude::*;
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "cases")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        #[sea_orm(unique)]
+        pub report_id: String,
+        pub centre: String,
+        pub channel: String,
+        pub priority: i32,
+        pub category: String,
+        pub urgency: String,
+        pub grid: String,
+        pub community: String,
+        pub street: String,
+        pub county: String,
+        pub city: String,
+        pub province: String,
+        pub status: String,
+        pub claimed_by: Option<String>,
+        pub lease_until: Option<DateTimeUtc>,
+        pub outcome: Option<String>,
+        pub satisfaction: Option<String>,
+        pub petitioner_key: Option<String>,
+        pub matter_key: Option<String>,
+        pub petition_class: Option<String>,
+        pub routing_rule: String,
+        pub created_at: DateTimeUtc,
+        pub due_at: DateTimeUtc,
+        pub updated_at: DateTimeUtc,
+        pub version: i64,
+    }
+    no_relations!();
+}
+
+pub mod case_event {
+    use sea_orm::entity::prelude::*;
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "case_events")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        #[sea_orm(unique)]
+        pub event_id: String,
+        pub case_id: String,
+        pub kind: String,
+        pub status: String,
+        pub actor_id: String,
+        pub actor_role: String,
+        pub reason: String,
+        pub at: DateTimeUtc,
+        pub version: i64,
+    }
+    no_relations!();
+}
+
+pub mod outbox {
+    use sea_orm::entity::prelude::*;
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "outbox")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        pub producer: String,
+        pub topic: String,
+        pub msg_key: Vec<u8>,
+        pub payload: Vec<u8>,
+        pub created_at: DateTimeUtc,
+        pub sent_at: Option<DateTimeUtc>,
+    }
+    no_relations!();
+}
+
+pub mod consumed_event {
+    use sea_orm::entity::prelude::*;
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "consumed_events")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub consumer: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub event_id: String,
+        pub consumed_at: DateTimeUtc,
+    }
+    no_relations!();
+}
+
+pub mod kpi_fact {
+    //! One row per case: what the KPIs need, folded from lifecycle events.
+    use sea_orm::entity::prelude::*;
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "kpi_case_facts")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub case_id: String,
+        /// The finest known code of the case's place (grid, or county).
+        pub place: String,
+        pub created_at: DateTimeUtc,
+        pub closed_at: Option<DateTimeUtc>,
+        pub petitioner_key: Option<String>,
+        pub matter_key: Option<String>,
+        /// The last case version folded in (events older than it are ignored).
+        pub version: i64,
+        /// `gridwork_domain::kpi::CaseFacts` as JSON.
+        #[sea_orm(column_type = "Text")]
+        pub facts: String,
+    }
+    no_relations!();
+}

@@ -1,0 +1,302 @@
+//! Migrations: one set for SQLite and PostgreSQL.
+
+use sea_orm_migration::prelude::*;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261122_000001_init::Migration)]
+    }
+}
+
+fn a(name: &str) -> Alias {
+    Alias::new(name)
+}
+
+fn text(name: &str) -> ColumnDef {
+    let mut c = ColumnDef::new(a(name));
+    c.string().not_null();
+    c
+}
+fn long_text(name: &str) -> ColumnDef {
+    let mut c = ColumnDef::new(a(name));
+    c.text().not_null();
+    c
+}
+fn text_null(name: &str) -> ColumnDef {
+    let mut c = ColumnDef::new(a(name));
+    c.string().null();
+    c
+}
+fn ts(name: &str) -> ColumnDef {
+    let mut c = ColumnDef::new(a(name));
+    c.timestamp_with_time_zone().not_null();
+    c
+}
+fn ts_null(name: &str) -> ColumnDef {
+    let mut c = ColumnDef::new(a(name));
+    c.timestamp_with_time_zone().null();
+    c
+}
+fn int(name: &str) -> ColumnDef {
+    let mut c = ColumnDef::new(a(name));
+    c.integer().not_null();
+    c
+}
+fn big(name: &str) -> ColumnDef {
+    let mut c = ColumnDef::new(a(name));
+    c.big_integer().not_null();
+    c
+}
+fn float(name: &str) -> ColumnDef {
+    let mut c = ColumnDef::new(a(name));
+    c.double().not_null();
+    c
+}
+fn text_pk(name: &str) -> ColumnDef {
+    let mut c = ColumnDef::new(a(name));
+    c.string().not_null().primary_key();
+    c
+}
+fn serial_pk(name: &str) -> ColumnDef {
+    let mut c = ColumnDef::new(a(name));
+    c.big_integer().not_null().auto_increment().primary_key();
+    c
+}
+
+fn table(name: &str, cols: Vec<ColumnDef>) -> TableCreateStatement {
+    let mut t = Table::create();
+    t.table(a(name)).if_not_exists();
+    for mut c in cols {
+        t.col(&mut c);
+    }
+    t.to_owned()
+}
+
+fn index(table: &str, name: &str, cols: &[&str], unique: bool) -> IndexCreateStatement {
+    let mut i = Index::create();
+    i.name(name).table(a(table)).if_not_exists();
+    for c in cols {
+        i.col(a(c));
+    }
+    if unique {
+        i.unique();
+    }
+    i.to_owned()
+}
+
+mod m20261122_000001_init {
+    use super::*;
+
+    pub struct Migration;
+
+    impl MigrationName for Migration {
+        fn name(&self) -> &str {
+            "m20261122_000001_init"
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for Migration {
+        async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+            let tables = vec![
+                table("units", vec![text_pk("code"), text("name"), text("level"), text_null("parent")]),
+                table(
+                    "grids",
+                    vec![
+                        text_pk("code"),
+                        text("name"),
+                        text("community"),
+                        text("centre"),
+                        long_text("geometry"),
+                        ts("valid_from"),
+                        ts_null("valid_to"),
+                    ],
+                ),
+                table("centres", vec![text_pk("code"), text("name"), text("level"), text_null("parent")]),
+                table("categories", vec![text_pk("code"), text("name_zh"), text("name_en"), {
+                    let mut c = ColumnDef::new(a("petition"));
+                    c.boolean().not_null();
+                    c
+                }, int("taxonomy_version")]),
+                table("routing_tables", vec![{
+                    let mut c = ColumnDef::new(a("version"));
+                    c.integer().not_null().primary_key();
+                    c
+                }, long_text("body"), ts("created_at")]),
+                table(
+                    "users",
+                    vec![
+                        text_pk("id"),
+                        text("username"),
+                        text("password_hash"),
+                        text("role"),
+                        text("scope"),
+                        text("display_name"),
+                    ],
+                ),
+                table(
+                    "reports",
+                    vec![
+                        text_pk("id"),
+                        text("reporter"),
+                        ts("occurred_at"),
+                        ts("received_at"),
+                        float("lat"),
+                        float("lon"),
+                        {
+                            let mut c = ColumnDef::new(a("accuracy_m"));
+                            c.double().null();
+                            c
+                        },
+                        text("crs"),
+                        text_null("address"),
+                        text("category"),
+                        long_text("description"),
+                        text("urgency"),
+                        long_text("parties"),
+                        text_null("matter"),
+                        text("body_hash"),
+                        text("status"),
+                        text_null("grid"),
+                        text_null("centre"),
+                        text_null("case_id"),
+                        ts("updated_at"),
+                    ],
+                ),
+                table(
+                    "report_events",
+                    vec![serial_pk("id"), text("report_id"), ts("at"), text("status"), long_text("note")],
+                ),
+                table(
+                    "cases",
+                    vec![
+                        text_pk("id"),
+                        text("report_id"),
+                        text("centre"),
+                        text("channel"),
+                        int("priority"),
+                        text("category"),
+                        text("urgency"),
+                        text("grid"),
+                        text("community"),
+                        text("street"),
+                        text("county"),
+                        text("city"),
+                        text("province"),
+                        text("status"),
+                        text_null("claimed_by"),
+                        ts_null("lease_until"),
+                        text_null("outcome"),
+                        text_null("satisfaction"),
+                        text_null("petitioner_key"),
+                        text_null("matter_key"),
+                        text_null("petition_class"),
+                        text("routing_rule"),
+                        ts("created_at"),
+                        ts("due_at"),
+                        ts("updated_at"),
+                        big("version"),
+                    ],
+                ),
+                table(
+                    "case_events",
+                    vec![
+                        serial_pk("id"),
+                        text("event_id"),
+                        text("case_id"),
+                        text("kind"),
+                        text("status"),
+                        text("actor_id"),
+                        text("actor_role"),
+                        long_text("reason"),
+                        ts("at"),
+                        big("version"),
+                    ],
+                ),
+                table(
+                    "outbox",
+                    vec![
+                        serial_pk("id"),
+                        text("producer"),
+                        text("topic"),
+                        {
+                            let mut c = ColumnDef::new(a("msg_key"));
+                            c.binary().not_null();
+                            c
+                        },
+                        {
+                            let mut c = ColumnDef::new(a("payload"));
+                            c.binary().not_null();
+                            c
+                        },
+                        ts("created_at"),
+                        ts_null("sent_at"),
+                    ],
+                ),
+                {
+                    let mut t = table("consumed_events", vec![text("consumer"), text("event_id"), ts("consumed_at")]);
+                    t.primary_key(Index::create().col(a("consumer")).col(a("event_id")));
+                    t
+                },
+                table(
+                    "kpi_case_facts",
+                    vec![
+                        text_pk("case_id"),
+                        text("place"),
+                        ts("created_at"),
+                        ts_null("closed_at"),
+                        text_null("petitioner_key"),
+                        text_null("matter_key"),
+                        big("version"),
+                        long_text("facts"),
+                    ],
+                ),
+            ];
+            for t in tables {
+                m.create_table(t).await?;
+            }
+            for i in [
+                index("users", "ux_users_username", &["username"], true),
+                index("grids", "ix_grids_community", &["community"], false),
+                index("reports", "ix_reports_reporter", &["reporter", "received_at"], false),
+                index("report_events", "ix_report_events_report", &["report_id", "id"], false),
+                index("cases", "ux_cases_report", &["report_id"], true),
+                index("cases", "ix_cases_queue", &["centre", "channel", "status", "priority"], false),
+                index("cases", "ix_cases_petition", &["petitioner_key", "matter_key"], false),
+                index("case_events", "ux_case_events_event", &["event_id"], true),
+                index("case_events", "ix_case_events_case", &["case_id", "id"], false),
+                index("outbox", "ix_outbox_pending", &["producer", "sent_at", "id"], false),
+                index("kpi_case_facts", "ix_kpi_place_created", &["place", "created_at"], false),
+                index("kpi_case_facts", "ix_kpi_place_closed", &["place", "closed_at"], false),
+                index("kpi_case_facts", "ix_kpi_petition", &["petitioner_key", "matter_key"], false),
+            ] {
+                m.create_index(i).await?;
+            }
+            Ok(())
+        }
+
+        async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+            for t in [
+                "kpi_case_facts",
+                "consumed_events",
+                "outbox",
+                "case_events",
+                "cases",
+                "report_events",
+                "reports",
+                "users",
+                "routing_tables",
+                "categories",
+                "centres",
+                "grids",
+                "units",
+            ] {
+                m.drop_table(Table::drop().table(a(t)).if_exists().to_owned()).await?;
+            }
+            Ok(())
+        }
+    }
+}
