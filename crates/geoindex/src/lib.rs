@@ -113,7 +113,7 @@ impl GridIndex {
     pub fn locate(&self, lon: f64, lat: f64) -> Located {
         let p = Point::new(lon, lat);
         let mut best: Option<usize> = None;
-        for e in self.tree.locate_all_at_point(&[lon, lat]) {
+        for e in self.tree.locate_in_envelope_intersecting(&AABB::from_point([lon, lat])) {
             if best.is_some_and(|b| b < e.idx) {
                 continue;
             }

@@ -1,1 +1,18 @@
+//! Service plumbing shared by every gridwork service: layered configuration,
+//! the connected [`context::Context`], the HTTP error shape, tokens,
+//! telemetry, metrics, the cache seam and the HTTP application with graceful
+//! shutdown.
 
+pub mod auth;
+pub mod cache;
+pub mod config;
+pub mod context;
+pub mod error;
+pub mod http;
+pub mod metrics;
+pub mod telemetry;
+
+pub use config::Config;
+pub use context::{Context, Schema};
+pub use error::ApiError;
+pub use http::{Application, Routes, StopHandle};

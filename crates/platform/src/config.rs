@@ -1,0 +1,312 @@
+//! Configuration: defaults, then a TOML file, then `GRIDWORK_…` environment
+//! variables (`GRIDWORK_DATABASE__URL=postgres://…`: sections are separated
+//! by a double underscore). Validated once at start-up; an invalid setting
+//! stops the process with a message naming it.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where the embedded default keeps its files (database, event log,
+    /// keys). Relative paths are relative to the working directory.
+    pub data_dir: PathBuf,
+    pub http: Http,
+    pub database: Database,
+    pub bus: Bus,
+    pub cache: Cache,
+    pub auth: Auth,
+    pub assigner: Assigner,
+    pub mediation: Mediation,
+    pub kpi: Kpi,
+    pub petition: Petition,
+    pub log: Log,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Http {
+    /// Address to listen on; port 0 picks a free port.
+    pub listen: String,
+    /// Largest accepted JSON body, in bytes (larger bodies get 413).
+    pub max_body_bytes: usize,
+    /// Worker threads of the HTTP server (0 = one per core).
+    pub workers: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Database {
+    /// `sqlite://PATH`, or `postgres://…`. Empty: `sqlite://DATA_DIR/gridwork.db`.
+    pub url: String,
+    pub pool_size: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Bus {
+    /// `sqlite://PATH` (embedded, durable), `memory://` (embedded, volatile)
+    /// or `kafka://HOST:PORT`. Empty: `sqlite://DATA_DIR/events.db`.
+    pub url: String,
+    /// Prepended to every topic name.
+    pub topic_prefix: String,
+    /// Partitions of topics created at start-up.
+    pub partitions: i32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Cache {
+    /// `memory://` (in-process) or `redis://…`.
+    pub url: String,
+    pub key_prefix: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Auth {
+    pub issuer: String,
+    pub audience: String,
+    /// The embedded issuer's Ed25519 key (PKCS#8, base64); created on first
+    /// start. Empty: `DATA_DIR/jwt-ed25519.key`.
+    pub signing_key_file: String,
+    pub token_ttl_secs: u64,
+    /// Clock skew tolerated on exp/nbf, in seconds.
+    pub leeway_secs: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Assigner {
+    /// A point outside every grid but this close to one goes to it (metres).
+    pub tolerance_m: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Mediation {
+    /// How long a claim (签收) holds a case before others may take it.
+    pub lease_minutes: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Kpi {
+    /// Observation window of first-contact resolution after the answer.
+    pub fcr_window_days: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Petition {
+    /// File with the secret of the petitioner/matter keys (HMAC); created on
+    /// first start. Empty: `DATA_DIR/petition-hmac.key`.
+    pub key_file: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Log {
+    /// `text` or `json`.
+    pub format: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from(".gridwork"),
+            http: Http::default(),
+            database: Database::default(),
+            bus: Bus::default(),
+            cache: Cache::default(),
+            auth: Auth::default(),
+            assigner: Assigner::default(),
+            mediation: Mediation::default(),
+            kpi: Kpi::default(),
+            petition: Petition::default(),
+            log: Log::default(),
+        }
+    }
+}
+
+impl Default for Http {
+    fn default() -> Self {
+        Http { listen: "127.0.0.1:8080".into(), max_body_bytes: 256 * 1024, workers: 0 }
+    }
+}
+impl Default for Database {
+    fn default() -> Self {
+        Database { url: String::new(), pool_size: 8 }
+    }
+}
+impl Default for Bus {
+    fn default() -> Self {
+        Bus { url: String::new(), topic_prefix: String::new(), partitions: 4 }
+    }
+}
+impl Default for Cache {
+    fn default() -> Self {
+        Cache { url: "memory://".into(), key_prefix: "gridwork:".into() }
+    }
+}
+impl Default for Auth {
+    fn default() -> Self {
+        Auth {
+            issuer: "gridwork".into(),
+            audience: "gridwork".into(),
+            signing_key_file: String::new(),
+            token_ttl_secs: 12 * 3600,
+            leeway_secs: 30,
+        }
+    }
+}
+impl Default for Assigner {
+    fn default() -> Self {
+        Assigner { tolerance_m: 200.0 }
+    }
+}
+impl Default for Mediation {
+    fn default() -> Self {
+        Mediation { lease_minutes: 30 }
+    }
+}
+impl Default for Kpi {
+    fn default() -> Self {
+        Kpi { fcr_window_days: 30 }
+    }
+}
+impl Default for Petition {
+    fn default() -> Self {
+        Petition { key_file: String::new() }
+    }
+}
+impl Default for Log {
+    fn default() -> Self {
+        Log { format: "text".into() }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Load(String),
+    #[error("configuration: {field}: {reason}")]
+    Invalid { field: &'static str, reason: String },
+}
+
+fn invalid(field: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { field, reason: reason.into() }
+}
+
+impl Config {
+    /// Defaults, then `file` (if given; it must exist), then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(f) = file {
+            if !f.exists() {
+                return Err(ConfigError::Load(format!("config file {} does not exist", f.display())));
+            }
+            fig = fig.merge(Toml::file(f));
+        }
+        fig = fig.merge(Env::prefixed("GRIDWORK_").split("__").ignore(&["config"]));
+        let cfg: Config = fig.extract().map_err(|e| ConfigError::Load(e.to_string()))?;
+        cfg.resolve()
+    }
+
+    /// Fills derived defaults (paths under `data_dir`) and validates.
+    pub fn resolve(mut self) -> Result<Config, ConfigError> {
+        let dir = self.data_dir.display().to_string();
+        if self.database.url.is_empty() {
+            self.database.url = format!("sqlite://{dir}/gridwork.db");
+        }
+        if self.bus.url.is_empty() {
+            self.bus.url = format!("sqlite://{dir}/events.db");
+        }
+        if self.auth.signing_key_file.is_empty() {
+            self.auth.signing_key_file = format!("{dir}/jwt-ed25519.key");
+        }
+        if self.petition.key_file.is_empty() {
+            self.petition.key_file = format!("{dir}/petition-hmac.key");
+        }
+        self.validate()?;
+        Ok(self)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        self.http
+            .listen
+            .parse::<SocketAddr>()
+            .map_err(|e| invalid("http.listen", format!("{:?} is not HOST:PORT ({e})", self.http.listen)))?;
+        if self.http.max_body_bytes < 1024 {
+            return Err(invalid("http.max_body_bytes", "must be at least 1024"));
+        }
+        let scheme = |u: &str| u.split("://").next().unwrap_or_default().to_owned();
+        if !matches!(scheme(&self.database.url).as_str(), "sqlite" | "postgres" | "postgresql")
+            && !self.database.url.starts_with("sqlite:")
+        {
+            return Err(invalid("database.url", format!("{:?}: expected sqlite://PATH or postgres://…", self.database.url)));
+        }
+        if self.database.pool_size == 0 {
+            return Err(invalid("database.pool_size", "must be at least 1"));
+        }
+        if !matches!(scheme(&self.bus.url).as_str(), "sqlite" | "memory" | "kafka") {
+            return Err(invalid("bus.url", format!("{:?}: expected sqlite://PATH, memory:// or kafka://HOST:PORT", self.bus.url)));
+        }
+        if !(1..=1024).contains(&self.bus.partitions) {
+            return Err(invalid("bus.partitions", "must be between 1 and 1024"));
+        }
+        if !matches!(scheme(&self.cache.url).as_str(), "memory" | "redis") {
+            return Err(invalid("cache.url", format!("{:?}: expected memory:// or redis://…", self.cache.url)));
+        }
+        if self.auth.issuer.is_empty() || self.auth.audience.is_empty() {
+            return Err(invalid("auth", "issuer and audience must not be empty"));
+        }
+        if self.auth.token_ttl_secs < 60 {
+            return Err(invalid("auth.token_ttl_secs", "must be at least 60"));
+        }
+        if !self.assigner.tolerance_m.is_finite() || !(0.0..=10_000.0).contains(&self.assigner.tolerance_m) {
+            return Err(invalid("assigner.tolerance_m", "must be between 0 and 10000 metres"));
+        }
+        if self.mediation.lease_minutes < 1 {
+            return Err(invalid("mediation.lease_minutes", "must be at least 1"));
+        }
+        if self.kpi.fcr_window_days < 1 {
+            return Err(invalid("kpi.fcr_window_days", "must be at least 1"));
+        }
+        if !matches!(self.log.format.as_str(), "text" | "json") {
+            return Err(invalid("log.format", "must be text or json"));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layered_and_validated() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("gridwork.toml");
+        std::fs::write(&file, "data_dir = \"/tmp/x\"\n[http]\nlisten = \"127.0.0.1:0\"\n[bus]\npartitions = 8\n").unwrap();
+        let cfg = Config::load(Some(&file)).unwrap();
+        assert_eq!(cfg.http.listen, "127.0.0.1:0");
+        assert_eq!(cfg.bus.partitions, 8);
+        assert_eq!(cfg.database.url, "sqlite:///tmp/x/gridwork.db");
+        std::fs::write(&file, "[http]\nlisten = \"nonsense\"\n").unwrap();
+        let err = Config::load(Some(&file)).unwrap_err().to_string();
+        assert!(err.contains("http.listen"), "{err}");
+        std::fs::write(&file, "[http]\nlistn = \"127.0.0.1:1\"\n").unwrap();
+        let err = Config::load(Some(&file)).unwrap_err().to_string();
+        assert!(err.contains("listn"), "unknown keys are refused: {err}");
+        let mut c = Config::default();
+        c.bus.url = "nats://x".into();
+        assert!(c.resolve().unwrap_err().to_string().contains("bus.url"));
+        assert!(Config::load(Some(Path::new("/no/such/file.toml"))).is_err());
+    }
+}

@@ -1,0 +1,92 @@
+//! What every service shares: configuration, database, bus, cache, tokens
+//! and metrics, connected and checked once at start-up.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use gridwork_bus::{EventBus, TopicSpec};
+use gridwork_events::Topics;
+use sea_orm::DatabaseConnection;
+
+use crate::auth::{Issuer, Verifier};
+use crate::cache::{self, Cache};
+use crate::config::Config;
+use crate::metrics::Metrics;
+
+#[derive(Clone)]
+pub struct Context {
+    pub config: Config,
+    pub db: DatabaseConnection,
+    pub bus: Arc<dyn EventBus>,
+    pub cache: Arc<dyn Cache>,
+    pub topics: Topics,
+    pub issuer: Arc<Issuer>,
+    pub verifier: Verifier,
+    pub metrics: Metrics,
+}
+
+/// Whether start-up may change the schema.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Schema {
+    /// Apply pending migrations (the all-in-one runner, `gridwork migrate`).
+    Migrate,
+    /// Refuse to start if the schema is behind (standalone services).
+    RequireCurrent,
+}
+
+impl Context {
+    pub async fn connect(config: Config, schema: Schema) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
+        let db = gridwork_storage::connect(&config.database.url, config.database.pool_size).await?;
+        match schema {
+            Schema::Migrate => gridwork_storage::migrate(&db).await?,
+            Schema::RequireCurrent => gridwork_storage::ensure_schema_current(&db).await?,
+        }
+        let bus = gridwork_bus::connect(&config.bus.url).await?;
+        let topics = Topics::new(&config.bus.topic_prefix);
+        for name in [
+            &topics.report_submitted,
+            &topics.report_assigned,
+            &topics.case_lifecycle,
+            &topics.kpi_snapshot,
+            &topics.dead_letter,
+        ] {
+            bus.create_topic(&TopicSpec { name: name.clone(), partitions: config.bus.partitions }).await?;
+        }
+        let cache = cache::connect(&config.cache.url, &config.cache.key_prefix)?;
+        let issuer = Issuer::load_or_create(
+            Path::new(&config.auth.signing_key_file),
+            &config.auth.issuer,
+            &config.auth.audience,
+            config.auth.token_ttl_secs,
+        )?;
+        let verifier = issuer.verifier(config.auth.leeway_secs);
+        let metrics = Metrics::new()?;
+        Ok(Context { config, db, bus, cache, topics, issuer: Arc::new(issuer), verifier, metrics })
+    }
+
+    /// Reads (or creates, on first start) a secret key file of 32 random bytes.
+    pub fn secret(path: &Path) -> anyhow::Result<Vec<u8>> {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        if path.exists() {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            return b64.decode(text.trim()).with_context(|| format!("{} is not base64", path.display()));
+        }
+        let mut key = [0u8; 32];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut key)
+            .map_err(|_| anyhow::anyhow!("no randomness for a new key"))?;
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::write(path, b64.encode(key)).with_context(|| format!("writing {}", path.display()))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+        }
+        Ok(key.to_vec())
+    }
+}

@@ -1,0 +1,134 @@
+//! The HTTP error shape every service shares:
+//! `{"code": "...", "message": "...", "message_zh": "...", "field": "..."}`.
+//! `code` is stable and machine-readable; messages are for people. Each
+//! service maps its own error type onto this exhaustively; 5xx bodies carry
+//! only a reference id, never internals (those go to the log).
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+use uuid::Uuid;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ApiError {
+    #[serde(skip)]
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub message_zh: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}: {}", self.status.as_u16(), self.code, self.message)
+    }
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, en: impl Into<String>, zh: impl Into<String>) -> Self {
+        ApiError { status, code, message: en.into(), message_zh: zh.into(), field: None }
+    }
+
+    pub fn with_field(mut self, field: impl Into<String>) -> Self {
+        self.field = Some(field.into());
+        self
+    }
+
+    pub fn bad_request(code: &'static str, en: impl Into<String>, zh: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, en, zh)
+    }
+
+    pub fn unauthorized(code: &'static str, en: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, code, en, "身份验证失败")
+    }
+
+    pub fn forbidden(en: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", en, "无权访问")
+    }
+
+    pub fn not_found(what: &str) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", format!("{what} not found"), "未找到")
+    }
+
+    pub fn conflict(code: &'static str, en: impl Into<String>, zh: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, code, en, zh)
+    }
+
+    /// A 500 whose cause is logged under a reference id and not disclosed.
+    pub fn internal(cause: &dyn std::fmt::Display) -> Self {
+        let reference = Uuid::new_v4();
+        tracing::error!(%reference, error = %cause, "internal error");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("internal error (reference {reference})"),
+            format!("服务器内部错误（参考号 {reference}）"),
+        )
+    }
+
+    /// 503 when a dependency is down.
+    pub fn unavailable(cause: &dyn std::fmt::Display) -> Self {
+        let reference = Uuid::new_v4();
+        tracing::error!(%reference, error = %cause, "dependency unavailable");
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            format!("temporarily unavailable, retry later (reference {reference})"),
+            format!("服务暂不可用，请稍后重试（参考号 {reference}）"),
+        )
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::build(self.status).json(self)
+    }
+}
+
+impl From<gridwork_domain::report::ValidationError> for ApiError {
+    fn from(e: gridwork_domain::report::ValidationError) -> Self {
+        ApiError::bad_request(e.code, e.en, e.zh).with_field(e.field)
+    }
+}
+
+/// Maps actix's JSON body errors to our shape: malformed JSON, wrong types,
+/// unknown or missing fields are 400; oversized bodies 413.
+pub fn json_error(err: actix_web::error::JsonPayloadError) -> ApiError {
+    use actix_web::error::JsonPayloadError as J;
+    match &err {
+        J::OverflowKnownLength { .. } | J::Overflow { .. } => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "the request body is too large",
+            "请求体过大",
+        ),
+        J::ContentType => ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send JSON with Content-Type: application/json",
+            "请以 application/json 格式提交",
+        ),
+        J::Deserialize(e) => {
+            let (code, zh) = if e.is_syntax() || e.is_eof() {
+                ("malformed_json", "JSON 格式错误")
+            } else {
+                ("invalid_body", "请求字段错误")
+            };
+            ApiError::bad_request(code, format!("invalid request body: {e}"), zh)
+        }
+        _ => ApiError::bad_request("invalid_body", format!("invalid request body: {err}"), "请求体无法读取"),
+    }
+}
+
+pub fn query_error(err: actix_web::error::QueryPayloadError) -> ApiError {
+    ApiError::bad_request("invalid_query", format!("invalid query string: {err}"), "查询参数错误")
+}
+
+pub fn path_error(err: actix_web::error::PathError) -> ApiError {
+    ApiError::bad_request("invalid_path", format!("invalid path: {err}"), "路径参数错误")
+}

@@ -1,0 +1,138 @@
+//! The HTTP server every service runs: shared app data, JSON error
+//! handling, tracing spans and metrics on every request, health and metrics
+//! endpoints, and graceful shutdown of the server and background tasks.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use actix_web::{middleware, web, App, HttpResponse, HttpServer};
+use serde_json::json;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::context::Context;
+use crate::error::{self, ApiError};
+
+/// A service's routes.
+pub type Routes = Arc<dyn Fn(&mut web::ServiceConfig) + Send + Sync>;
+
+async fn live() -> HttpResponse {
+    HttpResponse::Ok().json(json!({"status": "live"}))
+}
+
+async fn ready(ctx: web::Data<Context>) -> HttpResponse {
+    let db = ctx.db.ping().await.map_err(|e| e.to_string());
+    let bus = ctx.bus.check().await.map_err(|e| e.to_string());
+    let ok = db.is_ok() && bus.is_ok();
+    let show = |r: &Result<(), String>| match r {
+        Ok(()) => "ok".to_owned(),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness check failed");
+            "unavailable".to_owned()
+        }
+    };
+    let body = json!({
+        "status": if ok { "ready" } else { "not_ready" },
+        "checks": {"database": show(&db), "bus": show(&bus), "cache": ctx.cache.describe()},
+    });
+    if ok {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
+}
+
+async fn not_found() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::not_found("route"))
+}
+
+/// A running service: HTTP server plus background tasks.
+pub struct Application {
+    port: u16,
+    server: Server,
+    shutdown: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+/// Stops an [`Application`] from elsewhere (tests, signal handlers).
+#[derive(Clone)]
+pub struct StopHandle {
+    server: actix_web::dev::ServerHandle,
+}
+
+impl StopHandle {
+    /// Graceful: stop accepting, finish requests in flight, then the
+    /// background tasks drain.
+    pub async fn stop(&self) {
+        self.server.stop(true).await;
+    }
+}
+
+impl Application {
+    /// Builds the server on `listener` with every service's routes.
+    pub fn new(
+        ctx: Context,
+        listener: TcpListener,
+        routes: Vec<Routes>,
+        shutdown: CancellationToken,
+        tasks: Vec<JoinHandle<()>>,
+    ) -> std::io::Result<Self> {
+        let port = listener.local_addr()?.port();
+        let max_body = ctx.config.http.max_body_bytes;
+        let workers = ctx.config.http.workers;
+        let data = web::Data::new(ctx.clone());
+        let verifier = web::Data::new(ctx.verifier.clone());
+        let metrics = web::Data::new(ctx.metrics.clone());
+        let mut server = HttpServer::new(move || {
+            let mut app = App::new()
+                .app_data(data.clone())
+                .app_data(verifier.clone())
+                .app_data(metrics.clone())
+                .app_data(web::JsonConfig::default().limit(max_body).error_handler(|e, _| error::json_error(e).into()))
+                .app_data(web::QueryConfig::default().error_handler(|e, _| error::query_error(e).into()))
+                .app_data(web::PathConfig::default().error_handler(|e, _| error::path_error(e).into()))
+                .wrap(middleware::from_fn(crate::metrics::track))
+                .wrap(tracing_actix_web::TracingLogger::default())
+                .route("/health/live", web::get().to(live))
+                .route("/health/ready", web::get().to(ready))
+                .route("/metrics", web::get().to(crate::metrics::metrics_endpoint));
+            for r in &routes {
+                let r = r.clone();
+                app = app.configure(move |cfg| r(cfg));
+            }
+            app.default_service(web::to(not_found))
+        })
+        .listen(listener)?
+        .shutdown_timeout(20);
+        if workers > 0 {
+            server = server.workers(workers);
+        }
+        Ok(Application { port, server: server.run(), shutdown, tasks })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn stop_handle(&self) -> StopHandle {
+        StopHandle { server: self.server.handle() }
+    }
+
+    /// Serves until the server stops (SIGINT/SIGTERM or a [`StopHandle`]),
+    /// then stops the background tasks: consumers finish the message in hand
+    /// and commit, outbox relays publish what is pending.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let served = self.server.await;
+        tracing::info!("HTTP server stopped; draining background work");
+        self.shutdown.cancel();
+        for t in self.tasks {
+            if tokio::time::timeout(Duration::from_secs(30), t).await.is_err() {
+                tracing::warn!("a background task did not stop within 30 s");
+            }
+        }
+        tracing::info!("stopped");
+        served
+    }
+}
