@@ -288,6 +288,16 @@ impl CaseEventKind {
     }
 }
 
+/// One lifecycle event produced by a transition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Step {
+    pub kind: CaseEventKind,
+    /// The case's status right after this event.
+    pub status: CaseStatus,
+    /// The case's version right after this event.
+    pub version: i64,
+}
+
 /// A refused transition.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TransitionError {
@@ -327,14 +337,15 @@ pub struct Case {
 
 impl Case {
     /// Applies `action` by `actor` at `now`, changing the case and returning
-    /// the lifecycle events it produced, in order. Nothing changes on error.
+    /// the lifecycle events it produced, in order, each with the status and
+    /// version after it. Nothing changes on error.
     pub fn apply(
         &mut self,
         action: &CaseAction,
         actor: &Actor,
         now: DateTime<Utc>,
         lease: Duration,
-    ) -> Result<Vec<CaseEventKind>, TransitionError> {
+    ) -> Result<Vec<Step>, TransitionError> {
         use CaseStatus as S;
         let illegal = || TransitionError::IllegalTransition { state: self.status.as_str(), action: action.name() };
         let holder_ok = |c: &Case| match (&c.claimed_by, c.lease_until) {
@@ -436,9 +447,20 @@ impl Case {
                 _ => return Err(illegal()),
             },
         };
-        next.version += 1;
+        let base = self.version;
+        let steps = events
+            .iter()
+            .enumerate()
+            .map(|(i, kind)| Step {
+                kind: *kind,
+                // Claiming an unaccepted case passes through "accepted".
+                status: if *kind == CaseEventKind::Accepted { CaseStatus::Accepted } else { next.status },
+                version: base + i as i64 + 1,
+            })
+            .collect::<Vec<_>>();
+        next.version = base + steps.len() as i64;
         *self = next;
-        Ok(events)
+        Ok(steps)
     }
 }
 
@@ -480,18 +502,18 @@ mod tests {
         let now = Utc::now();
         let a = actor("d1");
         let lease = Duration::minutes(30);
-        assert_eq!(
-            c.apply(&CaseAction::Claim, &a, now, lease).unwrap(),
-            vec![CaseEventKind::Accepted, CaseEventKind::Claimed]
-        );
+        let kinds = |steps: Vec<Step>| steps.into_iter().map(|s| s.kind).collect::<Vec<_>>();
+        let steps = c.apply(&CaseAction::Claim, &a, now, lease).unwrap();
+        assert_eq!(steps[0], Step { kind: CaseEventKind::Accepted, status: CaseStatus::Accepted, version: 1 });
+        assert_eq!(steps[1], Step { kind: CaseEventKind::Claimed, status: CaseStatus::Claimed, version: 2 });
         assert_eq!(c.status, CaseStatus::Claimed);
         let resolve = CaseAction::Resolve { outcome: Outcome::MediatedAgreement, note: None };
-        assert_eq!(c.apply(&resolve, &a, now, lease).unwrap(), vec![CaseEventKind::Resolved]);
-        assert_eq!(c.apply(&CaseAction::Close, &a, now, lease).unwrap(), vec![CaseEventKind::Closed]);
+        assert_eq!(kinds(c.apply(&resolve, &a, now, lease).unwrap()), vec![CaseEventKind::Resolved]);
+        assert_eq!(kinds(c.apply(&CaseAction::Close, &a, now, lease).unwrap()), vec![CaseEventKind::Closed]);
         let cb = CaseAction::Callback { satisfaction: Satisfaction::Satisfied };
-        assert_eq!(c.apply(&cb, &a, now, lease).unwrap(), vec![CaseEventKind::CallbackRecorded]);
+        assert_eq!(kinds(c.apply(&cb, &a, now, lease).unwrap()), vec![CaseEventKind::CallbackRecorded]);
         assert_eq!(c.apply(&cb, &a, now, lease), Err(TransitionError::CallbackAlreadyRecorded));
-        assert_eq!(c.version, 4);
+        assert_eq!(c.version, 5);
     }
 
     #[test]

@@ -14,6 +14,6 @@ pub mod petition;
 pub mod report;
 pub mod routing;
 
-pub use case::{Case, CaseAction, CaseEventKind, CaseStatus, Channel, Outcome, Priority, Satisfaction};
+pub use case::{Case, CaseAction, CaseEventKind, CaseStatus, Channel, Outcome, Priority, Satisfaction, Step, TransitionError};
 pub use codes::{Hierarchy, Level};
 pub use report::{Crs, Location, NewReport, Party, ReportStatus, Urgency};

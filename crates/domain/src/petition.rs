@@ -89,9 +89,11 @@ impl Keyer {
         Some(self.mac("petitioner", &identity))
     }
 
-    /// The matter key: the normalised matter text within a county.
-    pub fn matter_key(&self, county: &str, matter: &str) -> String {
-        self.mac("matter", &format!("{county}|{}", normalise(matter)))
+    /// The matter key: the normalised matter text. It does not depend on
+    /// where the petition was raised, so the same matter raised at a higher
+    /// level has the same key.
+    pub fn matter_key(&self, matter: &str) -> String {
+        self.mac("matter", &normalise(matter))
     }
 }
 
@@ -106,7 +108,7 @@ mod tests {
         assert_eq!(k.petitioner_key(&p("37100219800101123x")), k.petitioner_key(&p(" 37100219800101123X ")));
         assert_ne!(k.petitioner_key(&p("371002198001011230")), k.petitioner_key(&p("371002198001011231")));
         assert_ne!(Keyer::new(b"s2".to_vec()).petitioner_key(&p("1")), k.petitioner_key(&p("1")));
-        assert_eq!(k.matter_key("371002", "拆迁 补偿"), k.matter_key("371002", "拆迁补偿。"));
+        assert_eq!(k.matter_key("拆迁 补偿"), k.matter_key("拆迁补偿。"));
         assert!(k.petitioner_key(&[]).is_none());
         let key = k.petitioner_key(&p("371002198001011230")).unwrap();
         assert!(!key.contains("371002198001011230"));

@@ -132,3 +132,5 @@ pub fn query_error(err: actix_web::error::QueryPayloadError) -> ApiError {
 pub fn path_error(err: actix_web::error::PathError) -> ApiError {
     ApiError::bad_request("invalid_path", format!("invalid path: {err}"), "路径参数错误")
 }
+
+impl std::error::Error for ApiError {}

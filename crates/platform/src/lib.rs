@@ -10,6 +10,7 @@ pub mod context;
 pub mod error;
 pub mod http;
 pub mod metrics;
+pub mod pipeline;
 pub mod telemetry;
 
 pub use config::Config;

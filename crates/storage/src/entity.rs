@@ -20,6 +20,9 @@ pub mod unit {
         pub name: String,
         pub level: String,
         pub parent: Option<String>,
+        /// GeoJSON geometry where known (counties).
+        #[sea_orm(column_type = "Text", nullable)]
+        pub geometry: Option<String>,
     }
     no_relations!();
 }
@@ -134,6 +137,8 @@ pub mod report {
         pub grid: Option<String>,
         pub centre: Option<String>,
         pub case_id: Option<String>,
+        /// The last case version reflected in `status`.
+        pub case_version: i64,
         pub updated_at: DateTimeUtc,
     }
     no_relations!();

@@ -102,7 +102,11 @@ mod m20261122_000001_init {
     impl MigrationTrait for Migration {
         async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
             let tables = vec![
-                table("units", vec![text_pk("code"), text("name"), text("level"), text_null("parent")]),
+                table("units", vec![text_pk("code"), text("name"), text("level"), text_null("parent"), {
+                    let mut c = ColumnDef::new(a("geometry"));
+                    c.text().null();
+                    c
+                }]),
                 table(
                     "grids",
                     vec![
@@ -163,6 +167,7 @@ mod m20261122_000001_init {
                         text_null("grid"),
                         text_null("centre"),
                         text_null("case_id"),
+                        big("case_version"),
                         ts("updated_at"),
                     ],
                 ),

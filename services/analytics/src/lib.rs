@@ -1,1 +1,248 @@
+//! **analytics** — governance KPIs from the case lifecycle alone.
+//!
+//! Folds every case-lifecycle event into one fact row per case (so KPIs can
+//! be recomputed from the event log when a definition changes), marks
+//! first-time petitions disqualified by a repeat on the same matter, and
+//! answers `GET /v1/kpis` per jurisdiction and period.
 
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use async_trait::async_trait;
+use chrono::{Duration, NaiveDate, TimeZone, Utc};
+use gridwork_bus::{Handler, HandlerError, Message};
+use gridwork_domain::auth::Role;
+use gridwork_domain::codes;
+use gridwork_domain::kpi::{self, CaseFacts, Period};
+use gridwork_domain::petition::PetitionClass;
+use gridwork_domain::CaseEventKind;
+use gridwork_events::convert::CaseEventView;
+use gridwork_events::Payload;
+use gridwork_platform::auth::Caller;
+use gridwork_platform::pipeline::{self, decode, retryable};
+use gridwork_platform::{ApiError, Application, Config, Context, Routes, Schema};
+use gridwork_storage::dedup;
+use gridwork_storage::entity::kpi_fact;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, DatabaseConnection, EntityTrait, IntoActiveModel, QueryFilter,
+    TransactionTrait,
+};
+use serde::Deserialize;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub const GROUP: &str = "analytics";
+
+pub struct State {
+    pub db: DatabaseConnection,
+    pub window: Duration,
+}
+
+struct Folder {
+    state: web::Data<State>,
+}
+
+fn facts_of(row: &kpi_fact::Model) -> Result<CaseFacts, HandlerError> {
+    serde_json::from_str(&row.facts).map_err(|e| HandlerError::Retryable(format!("stored facts of {}: {e}", row.case_id)))
+}
+
+fn row_of(f: &CaseFacts, version: i64) -> Result<kpi_fact::Model, HandlerError> {
+    Ok(kpi_fact::Model {
+        case_id: f.case_id.to_string(),
+        place: f.hierarchy.finest().to_owned(),
+        created_at: f.created_at,
+        closed_at: f.closed_at,
+        petitioner_key: f.petition.as_ref().map(|p| p.petitioner_key.clone()),
+        matter_key: f.petition.as_ref().map(|p| p.matter_key.clone()),
+        version,
+        facts: serde_json::to_string(f).map_err(|e| HandlerError::Poison(e.to_string()))?,
+    })
+}
+
+#[async_trait]
+impl Handler for Folder {
+    async fn handle(&self, msg: &Message) -> Result<(), HandlerError> {
+        let event = decode(msg)?;
+        let Payload::CaseLifecycle(pb) = &event.payload else {
+            return Err(HandlerError::Poison(format!("unexpected schema {} on case-lifecycle", event.payload.schema())));
+        };
+        let v = CaseEventView::try_from(pb).map_err(|e| HandlerError::Poison(e.to_string()))?;
+        let txn = self.state.db.begin().await.map_err(retryable)?;
+        if !dedup::first_delivery(&txn, GROUP, &event.id.to_string()).await.map_err(retryable)? {
+            return Ok(());
+        }
+        let existing = kpi_fact::Entity::find_by_id(v.case_id.to_string()).one(&txn).await.map_err(retryable)?;
+        let (mut facts, stored_version) = match &existing {
+            Some(row) => (facts_of(row)?, row.version),
+            None => (
+                CaseFacts {
+                    case_id: v.case_id,
+                    hierarchy: v.hierarchy.clone(),
+                    category: v.category.clone(),
+                    channel: v.channel,
+                    status: v.status,
+                    created_at: v.created_at,
+                    due_at: v.due_at,
+                    accepted_at: None,
+                    resolved_at: None,
+                    closed_at: None,
+                    satisfaction: None,
+                    petition: v.petition.clone(),
+                    transferred_up: false,
+                    disqualified_at: None,
+                },
+                0,
+            ),
+        };
+        // Per-case order is guaranteed by the key; an older version seen
+        // again (a redelivery) changes nothing.
+        if v.version <= stored_version {
+            txn.commit().await.map_err(retryable)?;
+            return Ok(());
+        }
+        facts.apply(v.kind, event.occurred_at, v.status, v.satisfaction);
+        facts.due_at = v.due_at;
+        let row = row_of(&facts, v.version)?;
+        match existing {
+            Some(_) => {
+                row.into_active_model().reset_all().update(&txn).await.map_err(retryable)?;
+            }
+            None => {
+                row.into_active_model().reset_all().insert(&txn).await.map_err(retryable)?;
+            }
+        }
+        // A repeat petition disqualifies earlier first-time petitions on the
+        // same matter from first-contact resolution.
+        if v.kind == CaseEventKind::Created {
+            if let Some(p) = v.petition.as_ref().filter(|p| p.class == PetitionClass::Repeat) {
+                let earlier = kpi_fact::Entity::find()
+                    .filter(kpi_fact::Column::PetitionerKey.eq(p.petitioner_key.as_str()))
+                    .filter(kpi_fact::Column::MatterKey.eq(p.matter_key.as_str()))
+                    .filter(kpi_fact::Column::CaseId.ne(v.case_id.to_string()))
+                    .all(&txn)
+                    .await
+                    .map_err(retryable)?;
+                for row in earlier {
+                    let mut f = facts_of(&row)?;
+                    if f.is_first_time_petition() && f.disqualified_at.is_none() && f.disqualified_by(v.created_at, self.state.window) {
+                        f.disqualified_at = Some(v.created_at);
+                        row_of(&f, row.version)?.into_active_model().reset_all().update(&txn).await.map_err(retryable)?;
+                    }
+                }
+            }
+        }
+        txn.commit().await.map_err(retryable)?;
+        Ok(())
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KpiQuery {
+    /// Administrative code (grid … province); default: the caller's scope.
+    #[serde(default)]
+    pub jurisdiction: Option<String>,
+    /// day, week, month, quarter or year (default day).
+    #[serde(default)]
+    pub period: Option<String>,
+    /// First and last day (China time), YYYY-MM-DD; default today.
+    #[serde(default)]
+    pub from: Option<NaiveDate>,
+    #[serde(default)]
+    pub to: Option<NaiveDate>,
+}
+
+const MAX_DAYS: i64 = 3700;
+
+/// `GET /v1/kpis`.
+pub async fn kpis(state: web::Data<State>, caller: Caller, q: web::Query<KpiQuery>) -> Result<HttpResponse, ApiError> {
+    let actor = caller.0;
+    if !matches!(actor.role, Role::Analyst | Role::Dispatcher | Role::Admin) {
+        return Err(ApiError::forbidden("KPIs are for analysts, dispatchers and admins"));
+    }
+    let jurisdiction = q.jurisdiction.clone().unwrap_or_else(|| actor.scope.clone());
+    let level = codes::level_of(&jurisdiction).map_err(|e| {
+        ApiError::bad_request("invalid_jurisdiction", e.to_string(), "辖区代码无效").with_field("jurisdiction")
+    })?;
+    if !actor.covers(&jurisdiction) {
+        return Err(ApiError::forbidden("that jurisdiction is outside your scope"));
+    }
+    let period = match q.period.as_deref() {
+        None => Period::Day,
+        Some(p) => Period::parse(p).ok_or_else(|| {
+            ApiError::bad_request("invalid_period", format!("unknown period {p:?}: day, week, month, quarter or year"), "统计周期无效")
+                .with_field("period")
+        })?,
+    };
+    let today = Utc::now().with_timezone(&kpi::china_offset()).date_naive();
+    let from = q.from.unwrap_or(today);
+    let to = q.to.unwrap_or(today);
+    if to < from || (to - from).num_days() > MAX_DAYS {
+        return Err(ApiError::bad_request(
+            "invalid_range",
+            format!("need from <= to, at most {MAX_DAYS} days apart"),
+            "统计区间无效",
+        )
+        .with_field("to"));
+    }
+    let off = kpi::china_offset();
+    let start = off
+        .from_local_datetime(&from.and_hms_opt(0, 0, 0).unwrap_or_default())
+        .single()
+        .map(|d| d.with_timezone(&Utc))
+        .ok_or_else(|| ApiError::bad_request("invalid_range", "bad from date", "日期无效"))?;
+    let end = start + Duration::days((to - from).num_days() + 1);
+    let prefix = codes::significant_prefix(&jurisdiction).map_err(|e| ApiError::internal(&e))?;
+    let rows = kpi_fact::Entity::find()
+        .filter(kpi_fact::Column::Place.starts_with(prefix))
+        .filter(
+            Condition::any()
+                .add(Condition::all().add(kpi_fact::Column::CreatedAt.gte(start)).add(kpi_fact::Column::CreatedAt.lt(end)))
+                .add(Condition::all().add(kpi_fact::Column::ClosedAt.gte(start)).add(kpi_fact::Column::ClosedAt.lt(end))),
+        )
+        .all(&state.db)
+        .await
+        .map_err(|e| ApiError::unavailable(&e))?;
+    let mut facts = Vec::with_capacity(rows.len());
+    for r in &rows {
+        facts.push(serde_json::from_str::<CaseFacts>(&r.facts).map_err(|e| ApiError::internal(&e))?);
+    }
+    let now = Utc::now();
+    let out = kpi::aggregate(&facts, period, from, to, now, state.window);
+    Ok(HttpResponse::build(StatusCode::OK).json(serde_json::json!({
+        "jurisdiction": jurisdiction,
+        "level": level,
+        "period": period.as_str(),
+        "from": from,
+        "to": to,
+        "computed_at": now,
+        "fcr_window_days": state.window.num_days(),
+        "rows": out,
+    })))
+}
+
+pub struct Service {
+    pub routes: Routes,
+    pub tasks: Vec<JoinHandle<()>>,
+}
+
+pub async fn start(ctx: &Context, shutdown: CancellationToken) -> anyhow::Result<Service> {
+    let state = web::Data::new(State { db: ctx.db.clone(), window: Duration::days(ctx.config.kpi.fcr_window_days) });
+    let handler = Arc::new(Folder { state: state.clone() });
+    let tasks =
+        vec![pipeline::spawn_consumer(ctx, GROUP, vec![ctx.topics.case_lifecycle.clone()], handler, shutdown).await?];
+    let routes: Routes = Arc::new(move |cfg: &mut web::ServiceConfig| {
+        cfg.app_data(state.clone()).route("/v1/kpis", web::get().to(kpis));
+    });
+    Ok(Service { routes, tasks })
+}
+
+pub async fn build(config: Config) -> anyhow::Result<Application> {
+    let listener = TcpListener::bind(&config.http.listen)?;
+    let ctx = Context::connect(config, Schema::RequireCurrent).await?;
+    let shutdown = CancellationToken::new();
+    let svc = start(&ctx, shutdown.clone()).await?;
+    Ok(Application::new(ctx, listener, vec![svc.routes], shutdown, svc.tasks)?)
+}

@@ -1,1 +1,107 @@
+//! **intake** — where grid workers' phones report incidents.
+//!
+//! Accepts reports over HTTP (idempotent on the client's id), stores each
+//! with its report-submitted event in one transaction (outbox), and follows
+//! the report through the pipeline by consuming report-assigned and
+//! case-lifecycle events, so the reporter sees its status and timeline.
 
+use std::collections::HashMap;
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::web;
+use gridwork_domain::petition::Keyer;
+use gridwork_events::Topics;
+use gridwork_platform::auth::Issuer;
+use gridwork_platform::cache::Cache;
+use gridwork_platform::{pipeline, Application, Config, Context, Routes, Schema};
+use gridwork_storage::entity::category;
+use sea_orm::{DatabaseConnection, EntityTrait};
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub mod api;
+mod consumer;
+pub mod error;
+
+pub const PRODUCER: &str = "intake";
+
+/// Shared state of intake's handlers.
+pub struct State {
+    pub db: DatabaseConnection,
+    pub topics: Topics,
+    pub cache: Arc<dyn Cache>,
+    pub issuer: Arc<Issuer>,
+    pub keyer: Keyer,
+    /// Category code → is it a petition category.
+    pub categories: HashMap<String, bool>,
+    pub wake: Arc<Notify>,
+    pub accepted: prometheus::IntCounterVec,
+    pub dummy_hash: String,
+}
+
+/// intake's routes and background tasks.
+pub struct Service {
+    pub routes: Routes,
+    pub tasks: Vec<JoinHandle<()>>,
+}
+
+pub fn routes(state: web::Data<State>) -> Routes {
+    Arc::new(move |cfg: &mut web::ServiceConfig| {
+        cfg.app_data(state.clone())
+            .route("/v1/reports", web::post().to(api::submit))
+            .route("/v1/reports/{id}", web::get().to(api::get_report))
+            .route("/v1/me/reports", web::get().to(api::my_reports))
+            .route("/v1/auth/token", web::post().to(api::token))
+            .route("/.well-known/jwks.json", web::get().to(api::jwks));
+    })
+}
+
+/// Starts intake's consumer and outbox relay; returns its routes.
+pub async fn start(ctx: &Context, shutdown: CancellationToken) -> anyhow::Result<Service> {
+    let categories = category::Entity::find().all(&ctx.db).await?.into_iter().map(|c| (c.code, c.petition)).collect();
+    let secret = Context::secret(std::path::Path::new(&ctx.config.petition.key_file))?;
+    let wake = Arc::new(Notify::new());
+    let dummy_hash = {
+        use argon2::password_hash::{PasswordHasher, SaltString};
+        let salt = SaltString::encode_b64(b"gridwork-dummy-salt").map_err(|e| anyhow::anyhow!("{e}"))?;
+        argon2::Argon2::default()
+            .hash_password(b"no such user", &salt)
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .to_string()
+    };
+    let state = web::Data::new(State {
+        db: ctx.db.clone(),
+        topics: ctx.topics.clone(),
+        cache: ctx.cache.clone(),
+        issuer: ctx.issuer.clone(),
+        keyer: Keyer::new(secret),
+        categories,
+        wake: wake.clone(),
+        accepted: ctx.metrics.counter("reports_accepted_total", "Reports accepted by intake", &["urgency"])?,
+        dummy_hash,
+    });
+    let mut tasks = vec![pipeline::spawn_relay(ctx, PRODUCER, wake, shutdown.clone())];
+    let handler = Arc::new(consumer::StatusFollower { db: ctx.db.clone() });
+    tasks.push(
+        pipeline::spawn_consumer(
+            ctx,
+            "intake",
+            vec![ctx.topics.report_assigned.clone(), ctx.topics.case_lifecycle.clone()],
+            handler,
+            shutdown,
+        )
+        .await?,
+    );
+    Ok(Service { routes: routes(state), tasks })
+}
+
+/// intake on its own: connects, checks the schema, binds `http.listen`.
+pub async fn build(config: Config) -> anyhow::Result<Application> {
+    let listener = TcpListener::bind(&config.http.listen)?;
+    let ctx = Context::connect(config, Schema::RequireCurrent).await?;
+    let shutdown = CancellationToken::new();
+    let svc = start(&ctx, shutdown.clone()).await?;
+    Ok(Application::new(ctx, listener, vec![svc.routes], shutdown, svc.tasks)?)
+}

@@ -1,0 +1,358 @@
+//! intake's HTTP API: reports from phones, the reporter's own view, tokens.
+
+use actix_web::{web, HttpResponse};
+use argon2::{Argon2, PasswordHash, PasswordVerifier};
+use chrono::{DateTime, Duration, Utc};
+use gridwork_domain::auth::{Actor, Role};
+use gridwork_domain::report::{Crs, Location, NewReport, Party, ReportStatus, Urgency, ValidationError};
+use gridwork_events::{pb, Event, Payload};
+use gridwork_platform::auth::Caller;
+use gridwork_platform::pipeline::emit;
+use gridwork_storage::entity::{report, report_event, user};
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::error::IntakeError;
+use crate::State;
+
+/// How far in the future a device clock may be before a report is refused.
+const MAX_CLOCK_SKEW: Duration = Duration::minutes(10);
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocationIn {
+    pub lat: f64,
+    pub lon: f64,
+    #[serde(default)]
+    pub accuracy_m: Option<f64>,
+    #[serde(default)]
+    pub crs: Crs,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartyIn {
+    pub name: String,
+    #[serde(default)]
+    pub phone: Option<String>,
+    #[serde(default)]
+    pub id_number: Option<String>,
+}
+
+/// `POST /v1/reports`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportIn {
+    /// Client-generated UUID: posting the same id again returns the same report.
+    pub id: Uuid,
+    pub occurred_at: DateTime<Utc>,
+    pub location: LocationIn,
+    #[serde(default)]
+    pub address: Option<String>,
+    pub category: String,
+    pub description: String,
+    #[serde(default)]
+    pub urgency: Urgency,
+    #[serde(default)]
+    pub parties: Vec<PartyIn>,
+    /// Petitions: what the matter is about.
+    #[serde(default)]
+    pub matter: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TimelineEntry {
+    pub at: DateTime<Utc>,
+    pub status: String,
+    pub note: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ReportView {
+    pub id: String,
+    pub status: String,
+    pub reporter: String,
+    pub occurred_at: DateTime<Utc>,
+    pub received_at: DateTime<Utc>,
+    pub category: String,
+    pub urgency: String,
+    pub location: serde_json::Value,
+    pub address: Option<String>,
+    pub description: String,
+    pub party_count: usize,
+    pub grid: Option<String>,
+    pub centre: Option<String>,
+    pub case_id: Option<String>,
+    pub timeline: Vec<TimelineEntry>,
+}
+
+fn view(r: report::Model, events: Vec<report_event::Model>) -> ReportView {
+    let party_count = serde_json::from_str::<Vec<serde_json::Value>>(&r.parties).map(|p| p.len()).unwrap_or(0);
+    ReportView {
+        id: r.id,
+        status: r.status,
+        reporter: r.reporter,
+        occurred_at: r.occurred_at,
+        received_at: r.received_at,
+        category: r.category,
+        urgency: r.urgency,
+        location: serde_json::json!({"lat": r.lat, "lon": r.lon, "accuracy_m": r.accuracy_m, "crs": r.crs}),
+        address: r.address,
+        description: r.description,
+        party_count,
+        grid: r.grid,
+        centre: r.centre,
+        case_id: r.case_id,
+        timeline: events.into_iter().map(|e| TimelineEntry { at: e.at, status: e.status, note: e.note }).collect(),
+    }
+}
+
+impl ReportIn {
+    fn into_domain(self, reporter: &str) -> NewReport {
+        NewReport {
+            id: self.id,
+            reporter: reporter.to_owned(),
+            occurred_at: self.occurred_at,
+            location: Location {
+                lat: self.location.lat,
+                lon: self.location.lon,
+                accuracy_m: self.location.accuracy_m,
+                crs: self.location.crs,
+            },
+            address: self.address,
+            category: self.category,
+            description: self.description,
+            urgency: self.urgency,
+            parties: self
+                .parties
+                .into_iter()
+                .map(|p| Party { name: p.name, phone: p.phone, id_number: p.id_number })
+                .collect(),
+            matter: self.matter,
+        }
+    }
+}
+
+async fn load_view(state: &State, id: &str) -> Result<Option<ReportView>, IntakeError> {
+    let Some(r) = report::Entity::find_by_id(id.to_owned()).one(&state.db).await? else {
+        return Ok(None);
+    };
+    let events = report_event::Entity::find()
+        .filter(report_event::Column::ReportId.eq(id))
+        .order_by_asc(report_event::Column::Id)
+        .all(&state.db)
+        .await?;
+    Ok(Some(view(r, events)))
+}
+
+fn idem_key(id: &Uuid) -> String {
+    format!("intake:report:{id}")
+}
+
+/// Submits a report. 201 for a new report, 200 for a replay of the same
+/// report, 409 when the id was used for different content.
+pub async fn submit(state: web::Data<State>, caller: Caller, body: web::Json<ReportIn>) -> Result<HttpResponse, IntakeError> {
+    let actor = caller.0;
+    if !matches!(actor.role, Role::GridWorker | Role::Admin) {
+        return Err(IntakeError::Forbidden("only grid workers submit reports"));
+    }
+    let body = body.into_inner();
+    let hash = hex::encode(Sha256::digest(serde_json::to_vec(&body).map_err(|e| IntakeError::Internal(e.to_string()))?));
+    let report = body.into_domain(&actor.id);
+    let id = report.id.to_string();
+
+    // Fast path for replays: the database stays the source of truth.
+    if let Ok(Some(cached)) = state.cache.get(&idem_key(&report.id)).await {
+        if cached == hash.as_bytes() {
+            if let Some(v) = load_view(&state, &id).await? {
+                return Ok(HttpResponse::Ok().json(v));
+            }
+        }
+    }
+
+    report.validate(|c| state.categories.contains_key(c))?;
+    let now = Utc::now();
+    if report.occurred_at > now + MAX_CLOCK_SKEW {
+        return Err(ValidationError::new(
+            "occurred_at",
+            "occurred_in_future",
+            "occurred_at is in the future; check the device clock",
+            "事件发生时间晚于当前时间，请检查设备时钟",
+        )
+        .into());
+    }
+    let is_petition = state.categories.get(&report.category).copied().unwrap_or(false);
+    let (petitioner_key, matter_key) = if is_petition {
+        let matter = report.matter.clone().unwrap_or_else(|| report.description.clone());
+        (state.keyer.petitioner_key(&report.parties), Some(state.keyer.matter_key(&matter)))
+    } else {
+        (None, None)
+    };
+
+    let txn = state.db.begin().await?;
+    let parties = serde_json::to_string(&report.parties).map_err(|e| IntakeError::Internal(e.to_string()))?;
+    let inserted = report::Entity::insert(report::ActiveModel {
+        id: Set(id.clone()),
+        reporter: Set(report.reporter.clone()),
+        occurred_at: Set(report.occurred_at),
+        received_at: Set(now),
+        lat: Set(report.location.lat),
+        lon: Set(report.location.lon),
+        accuracy_m: Set(report.location.accuracy_m),
+        crs: Set(report.location.crs.as_str().to_owned()),
+        address: Set(report.address.clone()),
+        category: Set(report.category.clone()),
+        description: Set(report.description.clone()),
+        urgency: Set(report.urgency.as_str().to_owned()),
+        parties: Set(parties),
+        matter: Set(report.matter.clone()),
+        body_hash: Set(hash.clone()),
+        status: Set(ReportStatus::Submitted.as_str().to_owned()),
+        grid: Set(None),
+        centre: Set(None),
+        case_id: Set(None),
+        case_version: Set(0),
+        updated_at: Set(now),
+    })
+    .on_conflict(OnConflict::column(report::Column::Id).do_nothing().to_owned())
+    .exec_without_returning(&txn)
+    .await?;
+    if inserted == 0 {
+        txn.rollback().await?;
+        let existing = report::Entity::find_by_id(id.clone()).one(&state.db).await?.ok_or(IntakeError::NotFound("report"))?;
+        if existing.body_hash != hash || existing.reporter != actor.id {
+            return Err(IntakeError::IdConflict(id));
+        }
+        let v = load_view(&state, &id).await?.ok_or(IntakeError::NotFound("report"))?;
+        return Ok(HttpResponse::Ok().json(v));
+    }
+    report_event::Entity::insert(report_event::ActiveModel {
+        report_id: Set(id.clone()),
+        at: Set(now),
+        status: Set(ReportStatus::Submitted.as_str().to_owned()),
+        note: Set("received by intake".into()),
+        ..Default::default()
+    })
+    .exec_without_returning(&txn)
+    .await?;
+    let event = Event::new(
+        crate::PRODUCER,
+        report.occurred_at,
+        Payload::ReportSubmitted(pb::report::ReportSubmitted {
+            report_id: id.clone(),
+            reporter_id: report.reporter.clone(),
+            occurred_at: Some(gridwork_events::timestamp(report.occurred_at)),
+            location: Some(pb::report::Location {
+                lat: report.location.lat,
+                lon: report.location.lon,
+                accuracy_m: report.location.accuracy_m.unwrap_or(0.0),
+                crs: report.location.crs.as_str().to_owned(),
+            }),
+            category: report.category.clone(),
+            urgency: report.urgency.as_str().to_owned(),
+            party_count: report.parties.len() as u32,
+            petitioner_key: petitioner_key.unwrap_or_default(),
+            matter_key: matter_key.unwrap_or_default(),
+        }),
+    );
+    emit(&txn, crate::PRODUCER, &state.topics.report_submitted, &id, &event).await?;
+    txn.commit().await?;
+    state.wake.notify_one();
+    state.accepted.with_label_values(&[report.urgency.as_str()]).inc();
+    let _ = state.cache.set(&idem_key(&report.id), hash.as_bytes(), std::time::Duration::from_secs(3600)).await;
+    tracing::info!(report = %id, category = %report.category, "report accepted");
+    let v = load_view(&state, &id).await?.ok_or(IntakeError::NotFound("report"))?;
+    Ok(HttpResponse::Created().json(v))
+}
+
+/// One report: its reporter, and anyone whose scope covers its grid.
+pub async fn get_report(state: web::Data<State>, caller: Caller, path: web::Path<Uuid>) -> Result<HttpResponse, IntakeError> {
+    let id = path.into_inner().to_string();
+    let v = load_view(&state, &id).await?.ok_or(IntakeError::NotFound("report"))?;
+    let actor: &Actor = &caller.0;
+    let visible = v.reporter == actor.id
+        || actor.role == Role::Admin
+        || (actor.role != Role::GridWorker && v.grid.as_deref().or(v.centre.as_deref()).is_some_and(|g| actor.covers(g)));
+    if !visible {
+        // Not 403: do not reveal that the id exists.
+        return Err(IntakeError::NotFound("report"));
+    }
+    Ok(HttpResponse::Ok().json(v))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MineQuery {
+    #[serde(default)]
+    pub limit: Option<u64>,
+    /// Only reports received before this time (for paging back).
+    #[serde(default)]
+    pub before: Option<DateTime<Utc>>,
+}
+
+/// The caller's own reports, newest first, each with its timeline.
+pub async fn my_reports(state: web::Data<State>, caller: Caller, q: web::Query<MineQuery>) -> Result<HttpResponse, IntakeError> {
+    let limit = q.limit.unwrap_or(50).clamp(1, 200);
+    let mut query = report::Entity::find().filter(report::Column::Reporter.eq(caller.0.id.as_str()));
+    if let Some(b) = q.before {
+        query = query.filter(report::Column::ReceivedAt.lt(b));
+    }
+    let rows = query.order_by_desc(report::Column::ReceivedAt).limit(limit).all(&state.db).await?;
+    let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+    let events = report_event::Entity::find()
+        .filter(report_event::Column::ReportId.is_in(ids))
+        .order_by_asc(report_event::Column::Id)
+        .all(&state.db)
+        .await?;
+    let items: Vec<ReportView> = rows
+        .into_iter()
+        .map(|r| {
+            let mine = events.iter().filter(|e| e.report_id == r.id).cloned().collect();
+            view(r, mine)
+        })
+        .collect();
+    let next_before = if items.len() as u64 == limit { items.last().map(|r| r.received_at) } else { None };
+    Ok(HttpResponse::Ok().json(serde_json::json!({"items": items, "next_before": next_before})))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenIn {
+    pub username: String,
+    pub password: String,
+}
+
+/// Exchanges a username and password for a token (embedded issuer).
+pub async fn token(state: web::Data<State>, body: web::Json<TokenIn>) -> Result<HttpResponse, IntakeError> {
+    let u = user::Entity::find().filter(user::Column::Username.eq(body.username.as_str())).one(&state.db).await?;
+    let password = body.password.clone();
+    // Verify even for unknown users, so timing does not reveal which exist.
+    let hash = u.as_ref().map(|u| u.password_hash.clone()).unwrap_or_else(|| state.dummy_hash.clone());
+    let ok = web::block(move || {
+        PasswordHash::new(&hash).map(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok()).unwrap_or(false)
+    })
+    .await
+    .map_err(|e| IntakeError::Internal(e.to_string()))?;
+    let u = match (u, ok) {
+        (Some(u), true) => u,
+        _ => return Err(IntakeError::BadCredentials),
+    };
+    let role: Role = u.role.parse().map_err(IntakeError::Internal)?;
+    let actor = Actor { id: u.id.clone(), role, scope: u.scope.clone() };
+    let (token, ttl) = state.issuer.issue(&actor).map_err(|e| IntakeError::Internal(e.to_string()))?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "access_token": token,
+        "token_type": "Bearer",
+        "expires_in": ttl,
+        "user_id": u.id,
+        "role": u.role,
+        "scope": u.scope,
+    })))
+}
+
+pub async fn jwks(state: web::Data<State>) -> HttpResponse {
+    HttpResponse::Ok().json(state.issuer.jwks())
+}

@@ -1,0 +1,60 @@
+//! intake's errors, mapped exhaustively to HTTP statuses and stable codes.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use gridwork_domain::report::ValidationError;
+use gridwork_platform::ApiError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum IntakeError {
+    #[error(transparent)]
+    Validation(#[from] ValidationError),
+    #[error("report {0} exists with different content")]
+    IdConflict(String),
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("{0}")]
+    Forbidden(&'static str),
+    #[error("wrong username or password")]
+    BadCredentials,
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    #[error("database: {0}")]
+    Db(#[from] sea_orm::DbErr),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl IntakeError {
+    fn api(&self) -> ApiError {
+        match self {
+            IntakeError::Validation(v) => v.clone().into(),
+            IntakeError::IdConflict(id) => ApiError::conflict(
+                "report_id_conflict",
+                format!("report {id} was already submitted with different content; use a new id for a new report"),
+                format!("报告编号 {id} 已提交过不同内容；新的报告请使用新编号"),
+            )
+            .with_field("id"),
+            IntakeError::NotFound(what) => ApiError::not_found(what),
+            IntakeError::Forbidden(why) => ApiError::forbidden(*why),
+            IntakeError::BadCredentials => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_credentials",
+                "wrong username or password",
+                "用户名或密码错误",
+            ),
+            IntakeError::Api(e) => e.clone(),
+            IntakeError::Db(e) => ApiError::unavailable(e),
+            IntakeError::Internal(e) => ApiError::internal(e),
+        }
+    }
+}
+
+impl ResponseError for IntakeError {
+    fn status_code(&self) -> StatusCode {
+        self.api().status
+    }
+    fn error_response(&self) -> HttpResponse {
+        self.api().error_response()
+    }
+}
