@@ -206,6 +206,12 @@ fn invalid(field: &'static str, reason: impl Into<String>) -> ConfigError {
 impl Config {
     /// Defaults, then `file` (if given; it must exist), then the environment.
     pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        Self::load_with(file, &[])
+    }
+
+    /// As [`Config::load`], then `overrides` (command-line flags: dotted key,
+    /// value) on top of everything.
+    pub fn load_with(file: Option<&Path>, overrides: &[(&str, String)]) -> Result<Config, ConfigError> {
         let mut fig = Figment::from(Serialized::defaults(Config::default()));
         if let Some(f) = file {
             if !f.exists() {
@@ -214,6 +220,9 @@ impl Config {
             fig = fig.merge(Toml::file(f));
         }
         fig = fig.merge(Env::prefixed("GRIDWORK_").split("__").ignore(&["config"]));
+        for (key, value) in overrides {
+            fig = fig.merge(Serialized::default(key, value));
+        }
         let cfg: Config = fig.extract().map_err(|e| ConfigError::Load(e.to_string()))?;
         cfg.resolve()
     }

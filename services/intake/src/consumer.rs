@@ -99,7 +99,8 @@ impl Handler for StatusFollower {
         m.update(&txn).await.map_err(retryable)?;
         report_event::Entity::insert(report_event::ActiveModel {
             report_id: Set(report_id),
-            at: Set(event.occurred_at),
+            // When the pipeline recorded the step (the report's own time is occurred_at).
+            at: Set(event.recorded_at),
             status: Set(status),
             note: Set(note),
             ..Default::default()

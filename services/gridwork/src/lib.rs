@@ -1,0 +1,37 @@
+//! **gridwork** — the operator's CLI and the all-in-one runner.
+//!
+//! `gridwork up` runs every service (intake → assigner → mediation →
+//! analytics) in one process on the embedded default, seeded with the demo
+//! city, behind one listener that serves every route.
+
+use std::net::TcpListener;
+
+use gridwork_platform::{Application, Config, Context, Schema};
+use tokio_util::sync::CancellationToken;
+
+pub mod seed;
+
+/// The running all-in-one process.
+pub struct AllInOne {
+    pub app: Application,
+    pub ctx: Context,
+    pub demo: seed::Demo,
+}
+
+/// Migrates, seeds the demo city on first start, starts every service and
+/// binds `http.listen` (port 0 picks a free port).
+pub async fn build(config: Config) -> anyhow::Result<AllInOne> {
+    let listener = TcpListener::bind(&config.http.listen)?;
+    let ctx = Context::connect(config, Schema::Migrate).await?;
+    let demo = seed::seed_if_empty(&ctx.db).await?;
+    let shutdown = CancellationToken::new();
+    // Downstream first, so each stage is consuming before its input flows.
+    let analytics = gridwork_analytics::start(&ctx, shutdown.clone()).await?;
+    let mediation = gridwork_mediation::start(&ctx, shutdown.clone()).await?;
+    let assigner = gridwork_assigner::start(&ctx, shutdown.clone()).await?;
+    let intake = gridwork_intake::start(&ctx, shutdown.clone()).await?;
+    let routes = vec![intake.routes, assigner.routes, mediation.routes, analytics.routes];
+    let tasks = [intake.tasks, assigner.tasks, mediation.tasks, analytics.tasks].into_iter().flatten().collect();
+    let app = Application::new(ctx.clone(), listener, routes, shutdown, tasks)?;
+    Ok(AllInOne { app, ctx, demo })
+}
