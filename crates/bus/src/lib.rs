@@ -47,7 +47,10 @@ pub struct Message {
 
 impl Message {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -68,8 +71,13 @@ pub struct TopicSpec {
 #[derive(Debug, thiserror::Error)]
 pub enum BusError {
     #[error("the {backend} event bus is not available in this build: {hint}")]
-    FeatureNotEnabled { backend: &'static str, hint: &'static str },
-    #[error("unsupported event bus URL {0:?}: expected memory://, sqlite://PATH or kafka://HOST:PORT")]
+    FeatureNotEnabled {
+        backend: &'static str,
+        hint: &'static str,
+    },
+    #[error(
+        "unsupported event bus URL {0:?}: expected memory://, sqlite://PATH or kafka://HOST:PORT"
+    )]
     UnsupportedUrl(String),
     #[error("unknown topic {0:?}")]
     UnknownTopic(String),
@@ -92,7 +100,11 @@ pub trait EventBus: Send + Sync + 'static {
     async fn publish(&self, topic: &str, msg: OutMessage) -> Result<Delivery, BusError>;
 
     /// Joins consumer group `group` for `topics`.
-    async fn subscribe(&self, group: &str, topics: &[String]) -> Result<Box<dyn Consumer>, BusError>;
+    async fn subscribe(
+        &self,
+        group: &str,
+        topics: &[String],
+    ) -> Result<Box<dyn Consumer>, BusError>;
 
     /// Whether the bus is reachable (for readiness).
     async fn check(&self) -> Result<(), BusError>;

@@ -14,6 +14,9 @@ pub mod petition;
 pub mod report;
 pub mod routing;
 
-pub use case::{Case, CaseAction, CaseEventKind, CaseStatus, Channel, Outcome, Priority, Satisfaction, Step, TransitionError};
+pub use case::{
+    Case, CaseAction, CaseEventKind, CaseStatus, Channel, Outcome, Priority, Satisfaction, Step,
+    TransitionError,
+};
 pub use codes::{Hierarchy, Level};
 pub use report::{Crs, Location, NewReport, Party, ReportStatus, Urgency};

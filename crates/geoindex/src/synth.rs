@@ -15,6 +15,9 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeMap;
 
+/// (row, column) of a block of lattice cells.
+type Block = (usize, usize);
+
 /// A synthesised grid with its place in the hierarchy.
 #[derive(Debug, Clone)]
 pub struct SynthGrid {
@@ -41,8 +44,15 @@ pub struct SynthParams {
 }
 
 /// Partitions one county into grids.
-pub fn partition_county(county_code: &str, county_name: &str, county: &MultiPolygon<f64>, p: SynthParams) -> Vec<SynthGrid> {
-    let Some(bbox) = county.bounding_rect() else { return Vec::new() };
+pub fn partition_county(
+    county_code: &str,
+    county_name: &str,
+    county: &MultiPolygon<f64>,
+    p: SynthParams,
+) -> Vec<SynthGrid> {
+    let Some(bbox) = county.bounding_rect() else {
+        return Vec::new();
+    };
     let area = county.unsigned_area();
     if area <= 0.0 || p.grids == 0 {
         return Vec::new();
@@ -57,14 +67,24 @@ pub fn partition_county(county_code: &str, county_name: &str, county: &MultiPoly
     for (r, row) in vertices.iter_mut().enumerate() {
         for (c, v) in row.iter_mut().enumerate() {
             let edge = r == 0 || c == 0 || r == rows || c == cols;
-            let (jx, jy) = if edge { (0.0, 0.0) } else { (rng.gen_range(-jitter..jitter), rng.gen_range(-jitter..jitter)) };
-            *v = Coord { x: bbox.min().x + c as f64 * cell + jx, y: bbox.min().y + r as f64 * cell + jy };
+            let (jx, jy) = if edge {
+                (0.0, 0.0)
+            } else {
+                (
+                    rng.gen_range(-jitter..jitter),
+                    rng.gen_range(-jitter..jitter),
+                )
+            };
+            *v = Coord {
+                x: bbox.min().x + c as f64 * cell + jx,
+                y: bbox.min().y + r as f64 * cell + jy,
+            };
         }
     }
     // Clip every cell; remember its block coordinates.
     let cs = p.community_side.max(1);
     let ss = p.street_side.max(1) * cs;
-    let mut streets: BTreeMap<(usize, usize), BTreeMap<(usize, usize), Vec<MultiPolygon<f64>>>> = BTreeMap::new();
+    let mut streets: BTreeMap<Block, BTreeMap<Block, Vec<MultiPolygon<f64>>>> = BTreeMap::new();
     // Rows from the north, so codes read like a map.
     for r in (0..rows).rev() {
         for c in 0..cols {
@@ -82,7 +102,12 @@ pub fn partition_county(county_code: &str, county_name: &str, county: &MultiPoly
             }
             let street_key = ((rows - 1 - r) / ss, c / ss);
             let community_key = ((rows - 1 - r) / cs, c / cs);
-            streets.entry(street_key).or_default().entry(community_key).or_default().push(piece);
+            streets
+                .entry(street_key)
+                .or_default()
+                .entry(community_key)
+                .or_default()
+                .push(piece);
         }
     }
     let mut out = Vec::new();
@@ -122,12 +147,20 @@ mod tests {
     #[test]
     fn grids_tile_the_county_with_valid_codes_and_are_reproducible() {
         let b = weihai().into_iter().find(|b| b.adcode == "371002").unwrap();
-        let params = SynthParams { grids: 60, community_side: 2, street_side: 2, seed: 7 };
+        let params = SynthParams {
+            grids: 60,
+            community_side: 2,
+            street_side: 2,
+            seed: 7,
+        };
         let grids = partition_county(&b.adcode, &b.name, &b.geometry, params);
         assert!(grids.len() >= 40 && grids.len() <= 90, "{}", grids.len());
         let total: f64 = grids.iter().map(|g| g.geometry.unsigned_area()).sum();
         let county = b.geometry.unsigned_area();
-        assert!((total - county).abs() / county < 1e-6, "grids cover the county exactly: {total} vs {county}");
+        assert!(
+            (total - county).abs() / county < 1e-6,
+            "grids cover the county exactly: {total} vs {county}"
+        );
         for g in &grids {
             assert_eq!(g.code.len(), 15);
             assert!(g.code.starts_with(&g.community) && g.community.starts_with(&g.street));
@@ -142,12 +175,26 @@ mod tests {
         assert_eq!(again[5].geometry, grids[5].geometry);
         // Every point of the county lands in exactly the grid that contains it.
         let idx = GridIndex::new(
-            grids.iter().map(|g| Area { code: g.code.clone(), geometry: g.geometry.clone() }).collect(),
-            vec![Area { code: b.adcode.clone(), geometry: b.geometry.clone() }],
+            grids
+                .iter()
+                .map(|g| Area {
+                    code: g.code.clone(),
+                    geometry: g.geometry.clone(),
+                })
+                .collect(),
+            vec![Area {
+                code: b.adcode.clone(),
+                geometry: b.geometry.clone(),
+            }],
             200.0,
         )
         .unwrap();
         let (lon, lat) = idx.interior_point(&grids[3].code).unwrap();
-        assert_eq!(idx.locate(lon, lat), Located::Inside { grid: grids[3].code.clone() });
+        assert_eq!(
+            idx.locate(lon, lat),
+            Located::Inside {
+                grid: grids[3].code.clone()
+            }
+        );
     }
 }

@@ -11,7 +11,10 @@ use async_trait::async_trait;
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {
     #[error("the {backend} cache is not available in this build: {hint}")]
-    FeatureNotEnabled { backend: &'static str, hint: &'static str },
+    FeatureNotEnabled {
+        backend: &'static str,
+        hint: &'static str,
+    },
     #[error("unsupported cache URL {0:?}: expected memory:// or redis://…")]
     UnsupportedUrl(String),
     #[error("cache: {0}")]
@@ -35,7 +38,11 @@ pub struct MemoryCache {
 
 impl MemoryCache {
     pub fn new(prefix: &str, max_entries: usize) -> Self {
-        MemoryCache { prefix: prefix.to_owned(), max_entries, map: Mutex::new(HashMap::new()) }
+        MemoryCache {
+            prefix: prefix.to_owned(),
+            max_entries,
+            map: Mutex::new(HashMap::new()),
+        }
     }
 }
 
@@ -43,7 +50,10 @@ impl MemoryCache {
 impl Cache for MemoryCache {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, CacheError> {
         let k = format!("{}{key}", self.prefix);
-        let mut map = self.map.lock().map_err(|_| CacheError::Backend("poisoned".into()))?;
+        let mut map = self
+            .map
+            .lock()
+            .map_err(|_| CacheError::Backend("poisoned".into()))?;
         match map.get(&k) {
             Some((v, until)) if *until > Instant::now() => Ok(Some(v.clone())),
             Some(_) => {
@@ -55,7 +65,10 @@ impl Cache for MemoryCache {
     }
 
     async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), CacheError> {
-        let mut map = self.map.lock().map_err(|_| CacheError::Backend("poisoned".into()))?;
+        let mut map = self
+            .map
+            .lock()
+            .map_err(|_| CacheError::Backend("poisoned".into()))?;
         if map.len() >= self.max_entries {
             let now = Instant::now();
             map.retain(|_, (_, until)| *until > now);
@@ -63,12 +76,18 @@ impl Cache for MemoryCache {
                 map.clear();
             }
         }
-        map.insert(format!("{}{key}", self.prefix), (value.to_vec(), Instant::now() + ttl));
+        map.insert(
+            format!("{}{key}", self.prefix),
+            (value.to_vec(), Instant::now() + ttl),
+        );
         Ok(())
     }
 
     async fn del(&self, key: &str) -> Result<(), CacheError> {
-        let mut map = self.map.lock().map_err(|_| CacheError::Backend("poisoned".into()))?;
+        let mut map = self
+            .map
+            .lock()
+            .map_err(|_| CacheError::Backend("poisoned".into()))?;
         map.remove(&format!("{}{key}", self.prefix));
         Ok(())
     }

@@ -101,7 +101,7 @@ pub struct Kpi {
     pub fcr_window_days: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Petition {
     /// File with the secret of the petitioner/matter keys (HMAC); created on
@@ -136,22 +136,36 @@ impl Default for Config {
 
 impl Default for Http {
     fn default() -> Self {
-        Http { listen: "127.0.0.1:8080".into(), max_body_bytes: 256 * 1024, workers: 0 }
+        Http {
+            listen: "127.0.0.1:8080".into(),
+            max_body_bytes: 256 * 1024,
+            workers: 0,
+        }
     }
 }
 impl Default for Database {
     fn default() -> Self {
-        Database { url: String::new(), pool_size: 8 }
+        Database {
+            url: String::new(),
+            pool_size: 8,
+        }
     }
 }
 impl Default for Bus {
     fn default() -> Self {
-        Bus { url: String::new(), topic_prefix: String::new(), partitions: 4 }
+        Bus {
+            url: String::new(),
+            topic_prefix: String::new(),
+            partitions: 4,
+        }
     }
 }
 impl Default for Cache {
     fn default() -> Self {
-        Cache { url: "memory://".into(), key_prefix: "gridwork:".into() }
+        Cache {
+            url: "memory://".into(),
+            key_prefix: "gridwork:".into(),
+        }
     }
 }
 impl Default for Auth {
@@ -177,17 +191,16 @@ impl Default for Mediation {
 }
 impl Default for Kpi {
     fn default() -> Self {
-        Kpi { fcr_window_days: 30 }
-    }
-}
-impl Default for Petition {
-    fn default() -> Self {
-        Petition { key_file: String::new() }
+        Kpi {
+            fcr_window_days: 30,
+        }
     }
 }
 impl Default for Log {
     fn default() -> Self {
-        Log { format: "text".into() }
+        Log {
+            format: "text".into(),
+        }
     }
 }
 
@@ -200,7 +213,10 @@ pub enum ConfigError {
 }
 
 fn invalid(field: &'static str, reason: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid { field, reason: reason.into() }
+    ConfigError::Invalid {
+        field,
+        reason: reason.into(),
+    }
 }
 
 impl Config {
@@ -211,11 +227,17 @@ impl Config {
 
     /// As [`Config::load`], then `overrides` (command-line flags: dotted key,
     /// value) on top of everything.
-    pub fn load_with(file: Option<&Path>, overrides: &[(&str, String)]) -> Result<Config, ConfigError> {
+    pub fn load_with(
+        file: Option<&Path>,
+        overrides: &[(&str, String)],
+    ) -> Result<Config, ConfigError> {
         let mut fig = Figment::from(Serialized::defaults(Config::default()));
         if let Some(f) = file {
             if !f.exists() {
-                return Err(ConfigError::Load(format!("config file {} does not exist", f.display())));
+                return Err(ConfigError::Load(format!(
+                    "config file {} does not exist",
+                    f.display()
+                )));
             }
             fig = fig.merge(Toml::file(f));
         }
@@ -223,7 +245,9 @@ impl Config {
         for (key, value) in overrides {
             fig = fig.merge(Serialized::default(key, value));
         }
-        let cfg: Config = fig.extract().map_err(|e| ConfigError::Load(e.to_string()))?;
+        let cfg: Config = fig
+            .extract()
+            .map_err(|e| ConfigError::Load(e.to_string()))?;
         cfg.resolve()
     }
 
@@ -247,30 +271,52 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
-        self.http
-            .listen
-            .parse::<SocketAddr>()
-            .map_err(|e| invalid("http.listen", format!("{:?} is not HOST:PORT ({e})", self.http.listen)))?;
+        self.http.listen.parse::<SocketAddr>().map_err(|e| {
+            invalid(
+                "http.listen",
+                format!("{:?} is not HOST:PORT ({e})", self.http.listen),
+            )
+        })?;
         if self.http.max_body_bytes < 1024 {
             return Err(invalid("http.max_body_bytes", "must be at least 1024"));
         }
         let scheme = |u: &str| u.split("://").next().unwrap_or_default().to_owned();
-        if !matches!(scheme(&self.database.url).as_str(), "sqlite" | "postgres" | "postgresql")
-            && !self.database.url.starts_with("sqlite:")
+        if !matches!(
+            scheme(&self.database.url).as_str(),
+            "sqlite" | "postgres" | "postgresql"
+        ) && !self.database.url.starts_with("sqlite:")
         {
-            return Err(invalid("database.url", format!("{:?}: expected sqlite://PATH or postgres://…", self.database.url)));
+            return Err(invalid(
+                "database.url",
+                format!(
+                    "{:?}: expected sqlite://PATH or postgres://…",
+                    self.database.url
+                ),
+            ));
         }
         if self.database.pool_size == 0 {
             return Err(invalid("database.pool_size", "must be at least 1"));
         }
-        if !matches!(scheme(&self.bus.url).as_str(), "sqlite" | "memory" | "kafka") {
-            return Err(invalid("bus.url", format!("{:?}: expected sqlite://PATH, memory:// or kafka://HOST:PORT", self.bus.url)));
+        if !matches!(
+            scheme(&self.bus.url).as_str(),
+            "sqlite" | "memory" | "kafka"
+        ) {
+            return Err(invalid(
+                "bus.url",
+                format!(
+                    "{:?}: expected sqlite://PATH, memory:// or kafka://HOST:PORT",
+                    self.bus.url
+                ),
+            ));
         }
         if !(1..=1024).contains(&self.bus.partitions) {
             return Err(invalid("bus.partitions", "must be between 1 and 1024"));
         }
         if !matches!(scheme(&self.cache.url).as_str(), "memory" | "redis") {
-            return Err(invalid("cache.url", format!("{:?}: expected memory:// or redis://…", self.cache.url)));
+            return Err(invalid(
+                "cache.url",
+                format!("{:?}: expected memory:// or redis://…", self.cache.url),
+            ));
         }
         if self.auth.issuer.is_empty() || self.auth.audience.is_empty() {
             return Err(invalid("auth", "issuer and audience must not be empty"));
@@ -278,8 +324,13 @@ impl Config {
         if self.auth.token_ttl_secs < 60 {
             return Err(invalid("auth.token_ttl_secs", "must be at least 60"));
         }
-        if !self.assigner.tolerance_m.is_finite() || !(0.0..=10_000.0).contains(&self.assigner.tolerance_m) {
-            return Err(invalid("assigner.tolerance_m", "must be between 0 and 10000 metres"));
+        if !self.assigner.tolerance_m.is_finite()
+            || !(0.0..=10_000.0).contains(&self.assigner.tolerance_m)
+        {
+            return Err(invalid(
+                "assigner.tolerance_m",
+                "must be between 0 and 10000 metres",
+            ));
         }
         if self.mediation.lease_minutes < 1 {
             return Err(invalid("mediation.lease_minutes", "must be at least 1"));
@@ -302,7 +353,11 @@ mod tests {
     fn layered_and_validated() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("gridwork.toml");
-        std::fs::write(&file, "data_dir = \"/tmp/x\"\n[http]\nlisten = \"127.0.0.1:0\"\n[bus]\npartitions = 8\n").unwrap();
+        std::fs::write(
+            &file,
+            "data_dir = \"/tmp/x\"\n[http]\nlisten = \"127.0.0.1:0\"\n[bus]\npartitions = 8\n",
+        )
+        .unwrap();
         let cfg = Config::load(Some(&file)).unwrap();
         assert_eq!(cfg.http.listen, "127.0.0.1:0");
         assert_eq!(cfg.bus.partitions, 8);

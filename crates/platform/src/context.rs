@@ -37,8 +37,9 @@ pub enum Schema {
 
 impl Context {
     pub async fn connect(config: Config, schema: Schema) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(&config.data_dir)
-            .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
+        std::fs::create_dir_all(&config.data_dir).with_context(|| {
+            format!("cannot create data directory {}", config.data_dir.display())
+        })?;
         let db = gridwork_storage::connect(&config.database.url, config.database.pool_size).await?;
         match schema {
             Schema::Migrate => gridwork_storage::migrate(&db).await?,
@@ -53,7 +54,11 @@ impl Context {
             &topics.kpi_snapshot,
             &topics.dead_letter,
         ] {
-            bus.create_topic(&TopicSpec { name: name.clone(), partitions: config.bus.partitions }).await?;
+            bus.create_topic(&TopicSpec {
+                name: name.clone(),
+                partitions: config.bus.partitions,
+            })
+            .await?;
         }
         let cache = cache::connect(&config.cache.url, &config.cache.key_prefix)?;
         let issuer = Issuer::load_or_create(
@@ -64,7 +69,16 @@ impl Context {
         )?;
         let verifier = issuer.verifier(config.auth.leeway_secs);
         let metrics = Metrics::new()?;
-        Ok(Context { config, db, bus, cache, topics, issuer: Arc::new(issuer), verifier, metrics })
+        Ok(Context {
+            config,
+            db,
+            bus,
+            cache,
+            topics,
+            issuer: Arc::new(issuer),
+            verifier,
+            metrics,
+        })
     }
 
     /// Reads (or creates, on first start) a secret key file of 32 random bytes.
@@ -72,8 +86,11 @@ impl Context {
         use base64::Engine;
         let b64 = base64::engine::general_purpose::STANDARD;
         if path.exists() {
-            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-            return b64.decode(text.trim()).with_context(|| format!("{} is not base64", path.display()));
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            return b64
+                .decode(text.trim())
+                .with_context(|| format!("{} is not base64", path.display()));
         }
         let mut key = [0u8; 32];
         ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut key)
@@ -81,7 +98,8 @@ impl Context {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        std::fs::write(path, b64.encode(key)).with_context(|| format!("writing {}", path.display()))?;
+        std::fs::write(path, b64.encode(key))
+            .with_context(|| format!("writing {}", path.display()))?;
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;

@@ -15,7 +15,12 @@ use tokio_util::sync::CancellationToken;
 use crate::context::Context;
 
 /// Starts the outbox relay of `producer`.
-pub fn spawn_relay(ctx: &Context, producer: &str, wake: Arc<Notify>, shutdown: CancellationToken) -> JoinHandle<()> {
+pub fn spawn_relay(
+    ctx: &Context,
+    producer: &str,
+    wake: Arc<Notify>,
+    shutdown: CancellationToken,
+) -> JoinHandle<()> {
     let relay = Relay {
         db: ctx.db.clone(),
         bus: ctx.bus.clone(),
@@ -39,7 +44,17 @@ pub async fn spawn_consumer(
     let bus = ctx.bus.clone();
     let dlq = ctx.topics.dead_letter.clone();
     Ok(tokio::spawn(async move {
-        if let Err(e) = gridwork_bus::consume(bus, consumer, dlq, group.clone(), RetryPolicy::default(), shutdown, handler).await {
+        if let Err(e) = gridwork_bus::consume(
+            bus,
+            consumer,
+            dlq,
+            group.clone(),
+            RetryPolicy::default(),
+            shutdown,
+            handler,
+        )
+        .await
+        {
             tracing::error!(%group, error = %e, "consumer stopped with an error");
         }
     }))
@@ -57,6 +72,12 @@ pub fn retryable(e: DbErr) -> HandlerError {
 
 /// Puts `event` into the outbox of `producer` for `topic` with `key`; call
 /// inside the transaction of the state change it belongs to.
-pub async fn emit<C: ConnectionTrait>(db: &C, producer: &str, topic: &str, key: &str, event: &Event) -> Result<(), DbErr> {
+pub async fn emit<C: ConnectionTrait>(
+    db: &C,
+    producer: &str,
+    topic: &str,
+    key: &str,
+    event: &Event,
+) -> Result<(), DbErr> {
     outbox::enqueue(db, producer, topic, key.as_bytes(), event.encode()).await
 }

@@ -102,11 +102,20 @@ mod m20261122_000001_init {
     impl MigrationTrait for Migration {
         async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
             let tables = vec![
-                table("units", vec![text_pk("code"), text("name"), text("level"), text_null("parent"), {
-                    let mut c = ColumnDef::new(a("geometry"));
-                    c.text().null();
-                    c
-                }]),
+                table(
+                    "units",
+                    vec![
+                        text_pk("code"),
+                        text("name"),
+                        text("level"),
+                        text_null("parent"),
+                        {
+                            let mut c = ColumnDef::new(a("geometry"));
+                            c.text().null();
+                            c
+                        },
+                    ],
+                ),
                 table(
                     "grids",
                     vec![
@@ -119,17 +128,41 @@ mod m20261122_000001_init {
                         ts_null("valid_to"),
                     ],
                 ),
-                table("centres", vec![text_pk("code"), text("name"), text("level"), text_null("parent")]),
-                table("categories", vec![text_pk("code"), text("name_zh"), text("name_en"), {
-                    let mut c = ColumnDef::new(a("petition"));
-                    c.boolean().not_null();
-                    c
-                }, int("taxonomy_version")]),
-                table("routing_tables", vec![{
-                    let mut c = ColumnDef::new(a("version"));
-                    c.integer().not_null().primary_key();
-                    c
-                }, long_text("body"), ts("created_at")]),
+                table(
+                    "centres",
+                    vec![
+                        text_pk("code"),
+                        text("name"),
+                        text("level"),
+                        text_null("parent"),
+                    ],
+                ),
+                table(
+                    "categories",
+                    vec![
+                        text_pk("code"),
+                        text("name_zh"),
+                        text("name_en"),
+                        {
+                            let mut c = ColumnDef::new(a("petition"));
+                            c.boolean().not_null();
+                            c
+                        },
+                        int("taxonomy_version"),
+                    ],
+                ),
+                table(
+                    "routing_tables",
+                    vec![
+                        {
+                            let mut c = ColumnDef::new(a("version"));
+                            c.integer().not_null().primary_key();
+                            c
+                        },
+                        long_text("body"),
+                        ts("created_at"),
+                    ],
+                ),
                 table(
                     "users",
                     vec![
@@ -173,7 +206,13 @@ mod m20261122_000001_init {
                 ),
                 table(
                     "report_events",
-                    vec![serial_pk("id"), text("report_id"), ts("at"), text("status"), long_text("note")],
+                    vec![
+                        serial_pk("id"),
+                        text("report_id"),
+                        ts("at"),
+                        text("status"),
+                        long_text("note"),
+                    ],
                 ),
                 table(
                     "cases",
@@ -242,7 +281,10 @@ mod m20261122_000001_init {
                     ],
                 ),
                 {
-                    let mut t = table("consumed_events", vec![text("consumer"), text("event_id"), ts("consumed_at")]);
+                    let mut t = table(
+                        "consumed_events",
+                        vec![text("consumer"), text("event_id"), ts("consumed_at")],
+                    );
                     t.primary_key(Index::create().col(a("consumer")).col(a("event_id")));
                     t
                 },
@@ -266,17 +308,62 @@ mod m20261122_000001_init {
             for i in [
                 index("users", "ux_users_username", &["username"], true),
                 index("grids", "ix_grids_community", &["community"], false),
-                index("reports", "ix_reports_reporter", &["reporter", "received_at"], false),
-                index("report_events", "ix_report_events_report", &["report_id", "id"], false),
+                index(
+                    "reports",
+                    "ix_reports_reporter",
+                    &["reporter", "received_at"],
+                    false,
+                ),
+                index(
+                    "report_events",
+                    "ix_report_events_report",
+                    &["report_id", "id"],
+                    false,
+                ),
                 index("cases", "ux_cases_report", &["report_id"], true),
-                index("cases", "ix_cases_queue", &["centre", "channel", "status", "priority"], false),
-                index("cases", "ix_cases_petition", &["petitioner_key", "matter_key"], false),
+                index(
+                    "cases",
+                    "ix_cases_queue",
+                    &["centre", "channel", "status", "priority"],
+                    false,
+                ),
+                index(
+                    "cases",
+                    "ix_cases_petition",
+                    &["petitioner_key", "matter_key"],
+                    false,
+                ),
                 index("case_events", "ux_case_events_event", &["event_id"], true),
-                index("case_events", "ix_case_events_case", &["case_id", "id"], false),
-                index("outbox", "ix_outbox_pending", &["producer", "sent_at", "id"], false),
-                index("kpi_case_facts", "ix_kpi_place_created", &["place", "created_at"], false),
-                index("kpi_case_facts", "ix_kpi_place_closed", &["place", "closed_at"], false),
-                index("kpi_case_facts", "ix_kpi_petition", &["petitioner_key", "matter_key"], false),
+                index(
+                    "case_events",
+                    "ix_case_events_case",
+                    &["case_id", "id"],
+                    false,
+                ),
+                index(
+                    "outbox",
+                    "ix_outbox_pending",
+                    &["producer", "sent_at", "id"],
+                    false,
+                ),
+                index(
+                    "kpi_case_facts",
+                    "ix_kpi_place_created",
+                    &["place", "created_at"],
+                    false,
+                ),
+                index(
+                    "kpi_case_facts",
+                    "ix_kpi_place_closed",
+                    &["place", "closed_at"],
+                    false,
+                ),
+                index(
+                    "kpi_case_facts",
+                    "ix_kpi_petition",
+                    &["petitioner_key", "matter_key"],
+                    false,
+                ),
             ] {
                 m.create_index(i).await?;
             }
@@ -299,7 +386,8 @@ mod m20261122_000001_init {
                 "grids",
                 "units",
             ] {
-                m.drop_table(Table::drop().table(a(t)).if_exists().to_owned()).await?;
+                m.drop_table(Table::drop().table(a(t)).if_exists().to_owned())
+                    .await?;
             }
             Ok(())
         }

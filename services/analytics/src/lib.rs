@@ -26,8 +26,8 @@ use gridwork_platform::{ApiError, Application, Config, Context, Routes, Schema};
 use gridwork_storage::dedup;
 use gridwork_storage::entity::kpi_fact;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, DatabaseConnection, EntityTrait, IntoActiveModel, QueryFilter,
-    TransactionTrait,
+    ActiveModelTrait, ColumnTrait, Condition, DatabaseConnection, EntityTrait, IntoActiveModel,
+    QueryFilter, TransactionTrait,
 };
 use serde::Deserialize;
 use tokio::task::JoinHandle;
@@ -45,7 +45,8 @@ struct Folder {
 }
 
 fn facts_of(row: &kpi_fact::Model) -> Result<CaseFacts, HandlerError> {
-    serde_json::from_str(&row.facts).map_err(|e| HandlerError::Retryable(format!("stored facts of {}: {e}", row.case_id)))
+    serde_json::from_str(&row.facts)
+        .map_err(|e| HandlerError::Retryable(format!("stored facts of {}: {e}", row.case_id)))
 }
 
 fn row_of(f: &CaseFacts, version: i64) -> Result<kpi_fact::Model, HandlerError> {
@@ -66,14 +67,23 @@ impl Handler for Folder {
     async fn handle(&self, msg: &Message) -> Result<(), HandlerError> {
         let event = decode(msg)?;
         let Payload::CaseLifecycle(pb) = &event.payload else {
-            return Err(HandlerError::Poison(format!("unexpected schema {} on case-lifecycle", event.payload.schema())));
+            return Err(HandlerError::Poison(format!(
+                "unexpected schema {} on case-lifecycle",
+                event.payload.schema()
+            )));
         };
         let v = CaseEventView::try_from(pb).map_err(|e| HandlerError::Poison(e.to_string()))?;
         let txn = self.state.db.begin().await.map_err(retryable)?;
-        if !dedup::first_delivery(&txn, GROUP, &event.id.to_string()).await.map_err(retryable)? {
+        if !dedup::first_delivery(&txn, GROUP, &event.id.to_string())
+            .await
+            .map_err(retryable)?
+        {
             return Ok(());
         }
-        let existing = kpi_fact::Entity::find_by_id(v.case_id.to_string()).one(&txn).await.map_err(retryable)?;
+        let existing = kpi_fact::Entity::find_by_id(v.case_id.to_string())
+            .one(&txn)
+            .await
+            .map_err(retryable)?;
         let (mut facts, stored_version) = match &existing {
             Some(row) => (facts_of(row)?, row.version),
             None => (
@@ -107,16 +117,28 @@ impl Handler for Folder {
         let row = row_of(&facts, v.version)?;
         match existing {
             Some(_) => {
-                row.into_active_model().reset_all().update(&txn).await.map_err(retryable)?;
+                row.into_active_model()
+                    .reset_all()
+                    .update(&txn)
+                    .await
+                    .map_err(retryable)?;
             }
             None => {
-                row.into_active_model().reset_all().insert(&txn).await.map_err(retryable)?;
+                row.into_active_model()
+                    .reset_all()
+                    .insert(&txn)
+                    .await
+                    .map_err(retryable)?;
             }
         }
         // A repeat petition disqualifies earlier first-time petitions on the
         // same matter from first-contact resolution.
         if v.kind == CaseEventKind::Created {
-            if let Some(p) = v.petition.as_ref().filter(|p| p.class == PetitionClass::Repeat) {
+            if let Some(p) = v
+                .petition
+                .as_ref()
+                .filter(|p| p.class == PetitionClass::Repeat)
+            {
                 let earlier = kpi_fact::Entity::find()
                     .filter(kpi_fact::Column::PetitionerKey.eq(p.petitioner_key.as_str()))
                     .filter(kpi_fact::Column::MatterKey.eq(p.matter_key.as_str()))
@@ -126,9 +148,17 @@ impl Handler for Folder {
                     .map_err(retryable)?;
                 for row in earlier {
                     let mut f = facts_of(&row)?;
-                    if f.is_first_time_petition() && f.disqualified_at.is_none() && f.disqualified_by(v.created_at, self.state.window) {
+                    if f.is_first_time_petition()
+                        && f.disqualified_at.is_none()
+                        && f.disqualified_by(v.created_at, self.state.window)
+                    {
                         f.disqualified_at = Some(v.created_at);
-                        row_of(&f, row.version)?.into_active_model().reset_all().update(&txn).await.map_err(retryable)?;
+                        row_of(&f, row.version)?
+                            .into_active_model()
+                            .reset_all()
+                            .update(&txn)
+                            .await
+                            .map_err(retryable)?;
                     }
                 }
             }
@@ -157,23 +187,39 @@ pub struct KpiQuery {
 const MAX_DAYS: i64 = 3700;
 
 /// `GET /v1/kpis`.
-pub async fn kpis(state: web::Data<State>, caller: Caller, q: web::Query<KpiQuery>) -> Result<HttpResponse, ApiError> {
+pub async fn kpis(
+    state: web::Data<State>,
+    caller: Caller,
+    q: web::Query<KpiQuery>,
+) -> Result<HttpResponse, ApiError> {
     let actor = caller.0;
     if !matches!(actor.role, Role::Analyst | Role::Dispatcher | Role::Admin) {
-        return Err(ApiError::forbidden("KPIs are for analysts, dispatchers and admins"));
+        return Err(ApiError::forbidden(
+            "KPIs are for analysts, dispatchers and admins",
+        ));
     }
-    let jurisdiction = q.jurisdiction.clone().unwrap_or_else(|| actor.scope.clone());
+    let jurisdiction = q
+        .jurisdiction
+        .clone()
+        .unwrap_or_else(|| actor.scope.clone());
     let level = codes::level_of(&jurisdiction).map_err(|e| {
-        ApiError::bad_request("invalid_jurisdiction", e.to_string(), "辖区代码无效").with_field("jurisdiction")
+        ApiError::bad_request("invalid_jurisdiction", e.to_string(), "辖区代码无效")
+            .with_field("jurisdiction")
     })?;
     if !actor.covers(&jurisdiction) {
-        return Err(ApiError::forbidden("that jurisdiction is outside your scope"));
+        return Err(ApiError::forbidden(
+            "that jurisdiction is outside your scope",
+        ));
     }
     let period = match q.period.as_deref() {
         None => Period::Day,
         Some(p) => Period::parse(p).ok_or_else(|| {
-            ApiError::bad_request("invalid_period", format!("unknown period {p:?}: day, week, month, quarter or year"), "统计周期无效")
-                .with_field("period")
+            ApiError::bad_request(
+                "invalid_period",
+                format!("unknown period {p:?}: day, week, month, quarter or year"),
+                "统计周期无效",
+            )
+            .with_field("period")
         })?,
     };
     let today = Utc::now().with_timezone(&kpi::china_offset()).date_naive();
@@ -199,15 +245,24 @@ pub async fn kpis(state: web::Data<State>, caller: Caller, q: web::Query<KpiQuer
         .filter(kpi_fact::Column::Place.starts_with(prefix))
         .filter(
             Condition::any()
-                .add(Condition::all().add(kpi_fact::Column::CreatedAt.gte(start)).add(kpi_fact::Column::CreatedAt.lt(end)))
-                .add(Condition::all().add(kpi_fact::Column::ClosedAt.gte(start)).add(kpi_fact::Column::ClosedAt.lt(end))),
+                .add(
+                    Condition::all()
+                        .add(kpi_fact::Column::CreatedAt.gte(start))
+                        .add(kpi_fact::Column::CreatedAt.lt(end)),
+                )
+                .add(
+                    Condition::all()
+                        .add(kpi_fact::Column::ClosedAt.gte(start))
+                        .add(kpi_fact::Column::ClosedAt.lt(end)),
+                ),
         )
         .all(&state.db)
         .await
         .map_err(|e| ApiError::unavailable(&e))?;
     let mut facts = Vec::with_capacity(rows.len());
     for r in &rows {
-        facts.push(serde_json::from_str::<CaseFacts>(&r.facts).map_err(|e| ApiError::internal(&e))?);
+        facts
+            .push(serde_json::from_str::<CaseFacts>(&r.facts).map_err(|e| ApiError::internal(&e))?);
     }
     let now = Utc::now();
     let out = kpi::aggregate(&facts, period, from, to, now, state.window);
@@ -229,12 +284,26 @@ pub struct Service {
 }
 
 pub async fn start(ctx: &Context, shutdown: CancellationToken) -> anyhow::Result<Service> {
-    let state = web::Data::new(State { db: ctx.db.clone(), window: Duration::days(ctx.config.kpi.fcr_window_days) });
-    let handler = Arc::new(Folder { state: state.clone() });
-    let tasks =
-        vec![pipeline::spawn_consumer(ctx, GROUP, vec![ctx.topics.case_lifecycle.clone()], handler, shutdown).await?];
+    let state = web::Data::new(State {
+        db: ctx.db.clone(),
+        window: Duration::days(ctx.config.kpi.fcr_window_days),
+    });
+    let handler = Arc::new(Folder {
+        state: state.clone(),
+    });
+    let tasks = vec![
+        pipeline::spawn_consumer(
+            ctx,
+            GROUP,
+            vec![ctx.topics.case_lifecycle.clone()],
+            handler,
+            shutdown,
+        )
+        .await?,
+    ];
     let routes: Routes = Arc::new(move |cfg: &mut web::ServiceConfig| {
-        cfg.app_data(state.clone()).route("/v1/kpis", web::get().to(kpis));
+        cfg.app_data(state.clone())
+            .route("/v1/kpis", web::get().to(kpis));
     });
     Ok(Service { routes, tasks })
 }
@@ -244,5 +313,11 @@ pub async fn build(config: Config) -> anyhow::Result<Application> {
     let ctx = Context::connect(config, Schema::RequireCurrent).await?;
     let shutdown = CancellationToken::new();
     let svc = start(&ctx, shutdown.clone()).await?;
-    Ok(Application::new(ctx, listener, vec![svc.routes], shutdown, svc.tasks)?)
+    Ok(Application::new(
+        ctx,
+        listener,
+        vec![svc.routes],
+        shutdown,
+        svc.tasks,
+    )?)
 }

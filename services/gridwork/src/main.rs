@@ -8,7 +8,11 @@ use gridwork_platform::auth::Issuer;
 use gridwork_platform::{Config, Context, Schema};
 
 #[derive(Parser)]
-#[command(name = "gridwork", version, about = "Grid-based grassroots governance: reports → grids → mediation queues → KPIs")]
+#[command(
+    name = "gridwork",
+    version,
+    about = "Grid-based grassroots governance: reports → grids → mediation queues → KPIs"
+)]
 struct Cli {
     /// Configuration file (TOML); `GRIDWORK_…` environment variables override it.
     #[arg(long, global = true, env = "GRIDWORK_CONFIG")]
@@ -53,7 +57,11 @@ enum Command {
     },
 }
 
-fn load(cli_config: Option<&PathBuf>, data_dir: Option<&PathBuf>, listen: Option<&String>) -> anyhow::Result<Config> {
+fn load(
+    cli_config: Option<&PathBuf>,
+    data_dir: Option<&PathBuf>,
+    listen: Option<&String>,
+) -> anyhow::Result<Config> {
     let mut overrides = Vec::new();
     if let Some(d) = data_dir {
         overrides.push(("data_dir", d.display().to_string()));
@@ -61,7 +69,10 @@ fn load(cli_config: Option<&PathBuf>, data_dir: Option<&PathBuf>, listen: Option
     if let Some(l) = listen {
         overrides.push(("http.listen", l.clone()));
     }
-    Ok(Config::load_with(cli_config.map(PathBuf::as_path), &overrides)?)
+    Ok(Config::load_with(
+        cli_config.map(PathBuf::as_path),
+        &overrides,
+    )?)
 }
 
 #[actix_web::main]
@@ -82,7 +93,13 @@ async fn main() -> anyhow::Result<()> {
             Context::connect(config, Schema::Migrate).await?;
             println!("database {url} is up to date");
         }
-        Command::Token { role, scope, user, ttl, data_dir } => {
+        Command::Token {
+            role,
+            scope,
+            user,
+            ttl,
+            data_dir,
+        } => {
             let config = load(cli.config.as_ref(), data_dir.as_ref(), None)?;
             let role: Role = role.parse().map_err(|e: String| anyhow::anyhow!(e))?;
             if role != Role::Admin && scope.is_empty() {
@@ -97,7 +114,11 @@ async fn main() -> anyhow::Result<()> {
                 &config.auth.audience,
                 config.auth.token_ttl_secs,
             )?;
-            let actor = Actor { id: user.clone().unwrap_or_else(|| role.to_string()), role, scope: scope.clone() };
+            let actor = Actor {
+                id: user.clone().unwrap_or_else(|| role.to_string()),
+                role,
+                scope: scope.clone(),
+            };
             let (token, _) = issuer.issue_with(&actor, *ttl)?;
             println!("{token}");
         }
@@ -107,16 +128,29 @@ async fn main() -> anyhow::Result<()> {
 
 fn banner(up: &gridwork::AllInOne) -> anyhow::Result<()> {
     let c = &up.ctx.config;
-    let host = c.http.listen.rsplit_once(':').map(|(h, _)| h).unwrap_or("127.0.0.1");
+    let host = c
+        .http
+        .listen
+        .rsplit_once(':')
+        .map(|(h, _)| h)
+        .unwrap_or("127.0.0.1");
     let base = format!("http://{host}:{}", up.app.port());
     let d = &up.demo;
     println!("gridwork is up: {base}");
-    println!("  data dir   {}  (database {}, event log {})", c.data_dir.display(), c.database.url, c.bus.url);
+    println!(
+        "  data dir   {}  (database {}, event log {})",
+        c.data_dir.display(),
+        c.database.url,
+        c.bus.url
+    );
     println!(
         "  demo city  {}: {} counties, {} streets (综治中心), {} communities, {} grids",
         d.city, d.counties, d.streets, d.communities, d.grids
     );
-    println!("  demo point lat {} lon {} lies in grid {} (centre {})", d.demo_point.0, d.demo_point.1, d.demo_grid, d.demo_centre);
+    println!(
+        "  demo point lat {} lon {} lies in grid {} (centre {})",
+        d.demo_point.0, d.demo_point.1, d.demo_grid, d.demo_centre
+    );
     println!("  routes     {base}/v1/reports  /v1/me/reports  /v1/grids/locate  /v1/cases  /v1/kpis  /health/ready  /metrics");
     println!(
         "  users      password {:?} for POST {base}/v1/auth/token; ready-made tokens (valid {} h):",
@@ -125,8 +159,15 @@ fn banner(up: &gridwork::AllInOne) -> anyhow::Result<()> {
     );
     for (user, role, scope) in &d.users {
         let role: Role = role.parse().map_err(|e: String| anyhow::anyhow!(e))?;
-        let (token, _) = up.ctx.issuer.issue(&Actor { id: user.clone(), role, scope: scope.clone() })?;
-        println!("    {user:<20} {:<12} scope {scope:<16} {token}", role.as_str());
+        let (token, _) = up.ctx.issuer.issue(&Actor {
+            id: user.clone(),
+            role,
+            scope: scope.clone(),
+        })?;
+        println!(
+            "    {user:<20} {:<12} scope {scope:<16} {token}",
+            role.as_str()
+        );
     }
     Ok(())
 }

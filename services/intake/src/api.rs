@@ -4,13 +4,17 @@ use actix_web::{web, HttpResponse};
 use argon2::{Argon2, PasswordHash, PasswordVerifier};
 use chrono::{DateTime, Duration, Utc};
 use gridwork_domain::auth::{Actor, Role};
-use gridwork_domain::report::{Crs, Location, NewReport, Party, ReportStatus, Urgency, ValidationError};
+use gridwork_domain::report::{
+    Crs, Location, NewReport, Party, ReportStatus, Urgency, ValidationError,
+};
 use gridwork_events::{pb, Event, Payload};
 use gridwork_platform::auth::Caller;
 use gridwork_platform::pipeline::emit;
 use gridwork_storage::entity::{report, report_event, user};
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait};
+use sea_orm::{
+    ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
+};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -90,7 +94,9 @@ pub struct ReportView {
 }
 
 fn view(r: report::Model, events: Vec<report_event::Model>) -> ReportView {
-    let party_count = serde_json::from_str::<Vec<serde_json::Value>>(&r.parties).map(|p| p.len()).unwrap_or(0);
+    let party_count = serde_json::from_str::<Vec<serde_json::Value>>(&r.parties)
+        .map(|p| p.len())
+        .unwrap_or(0);
     ReportView {
         id: r.id,
         status: r.status,
@@ -106,7 +112,14 @@ fn view(r: report::Model, events: Vec<report_event::Model>) -> ReportView {
         grid: r.grid,
         centre: r.centre,
         case_id: r.case_id,
-        timeline: events.into_iter().map(|e| TimelineEntry { at: e.at, status: e.status, note: e.note }).collect(),
+        timeline: events
+            .into_iter()
+            .map(|e| TimelineEntry {
+                at: e.at,
+                status: e.status,
+                note: e.note,
+            })
+            .collect(),
     }
 }
 
@@ -129,7 +142,11 @@ impl ReportIn {
             parties: self
                 .parties
                 .into_iter()
-                .map(|p| Party { name: p.name, phone: p.phone, id_number: p.id_number })
+                .map(|p| Party {
+                    name: p.name,
+                    phone: p.phone,
+                    id_number: p.id_number,
+                })
                 .collect(),
             matter: self.matter,
         }
@@ -137,7 +154,10 @@ impl ReportIn {
 }
 
 async fn load_view(state: &State, id: &str) -> Result<Option<ReportView>, IntakeError> {
-    let Some(r) = report::Entity::find_by_id(id.to_owned()).one(&state.db).await? else {
+    let Some(r) = report::Entity::find_by_id(id.to_owned())
+        .one(&state.db)
+        .await?
+    else {
         return Ok(None);
     };
     let events = report_event::Entity::find()
@@ -154,13 +174,19 @@ fn idem_key(id: &Uuid) -> String {
 
 /// Submits a report. 201 for a new report, 200 for a replay of the same
 /// report, 409 when the id was used for different content.
-pub async fn submit(state: web::Data<State>, caller: Caller, body: web::Json<ReportIn>) -> Result<HttpResponse, IntakeError> {
+pub async fn submit(
+    state: web::Data<State>,
+    caller: Caller,
+    body: web::Json<ReportIn>,
+) -> Result<HttpResponse, IntakeError> {
     let actor = caller.0;
     if !matches!(actor.role, Role::GridWorker | Role::Admin) {
         return Err(IntakeError::Forbidden("only grid workers submit reports"));
     }
     let body = body.into_inner();
-    let hash = hex::encode(Sha256::digest(serde_json::to_vec(&body).map_err(|e| IntakeError::Internal(e.to_string()))?));
+    let hash = hex::encode(Sha256::digest(
+        serde_json::to_vec(&body).map_err(|e| IntakeError::Internal(e.to_string()))?,
+    ));
     let report = body.into_domain(&actor.id);
     let id = report.id.to_string();
 
@@ -184,16 +210,27 @@ pub async fn submit(state: web::Data<State>, caller: Caller, body: web::Json<Rep
         )
         .into());
     }
-    let is_petition = state.categories.get(&report.category).copied().unwrap_or(false);
+    let is_petition = state
+        .categories
+        .get(&report.category)
+        .copied()
+        .unwrap_or(false);
     let (petitioner_key, matter_key) = if is_petition {
-        let matter = report.matter.clone().unwrap_or_else(|| report.description.clone());
-        (state.keyer.petitioner_key(&report.parties), Some(state.keyer.matter_key(&matter)))
+        let matter = report
+            .matter
+            .clone()
+            .unwrap_or_else(|| report.description.clone());
+        (
+            state.keyer.petitioner_key(&report.parties),
+            Some(state.keyer.matter_key(&matter)),
+        )
     } else {
         (None, None)
     };
 
     let txn = state.db.begin().await?;
-    let parties = serde_json::to_string(&report.parties).map_err(|e| IntakeError::Internal(e.to_string()))?;
+    let parties =
+        serde_json::to_string(&report.parties).map_err(|e| IntakeError::Internal(e.to_string()))?;
     let inserted = report::Entity::insert(report::ActiveModel {
         id: Set(id.clone()),
         reporter: Set(report.reporter.clone()),
@@ -217,16 +254,25 @@ pub async fn submit(state: web::Data<State>, caller: Caller, body: web::Json<Rep
         case_version: Set(0),
         updated_at: Set(now),
     })
-    .on_conflict(OnConflict::column(report::Column::Id).do_nothing().to_owned())
+    .on_conflict(
+        OnConflict::column(report::Column::Id)
+            .do_nothing()
+            .to_owned(),
+    )
     .exec_without_returning(&txn)
     .await?;
     if inserted == 0 {
         txn.rollback().await?;
-        let existing = report::Entity::find_by_id(id.clone()).one(&state.db).await?.ok_or(IntakeError::NotFound("report"))?;
+        let existing = report::Entity::find_by_id(id.clone())
+            .one(&state.db)
+            .await?
+            .ok_or(IntakeError::NotFound("report"))?;
         if existing.body_hash != hash || existing.reporter != actor.id {
             return Err(IntakeError::IdConflict(id));
         }
-        let v = load_view(&state, &id).await?.ok_or(IntakeError::NotFound("report"))?;
+        let v = load_view(&state, &id)
+            .await?
+            .ok_or(IntakeError::NotFound("report"))?;
         return Ok(HttpResponse::Ok().json(v));
     }
     report_event::Entity::insert(report_event::ActiveModel {
@@ -258,24 +304,53 @@ pub async fn submit(state: web::Data<State>, caller: Caller, body: web::Json<Rep
             matter_key: matter_key.unwrap_or_default(),
         }),
     );
-    emit(&txn, crate::PRODUCER, &state.topics.report_submitted, &id, &event).await?;
+    emit(
+        &txn,
+        crate::PRODUCER,
+        &state.topics.report_submitted,
+        &id,
+        &event,
+    )
+    .await?;
     txn.commit().await?;
     state.wake.notify_one();
-    state.accepted.with_label_values(&[report.urgency.as_str()]).inc();
-    let _ = state.cache.set(&idem_key(&report.id), hash.as_bytes(), std::time::Duration::from_secs(3600)).await;
+    state
+        .accepted
+        .with_label_values(&[report.urgency.as_str()])
+        .inc();
+    let _ = state
+        .cache
+        .set(
+            &idem_key(&report.id),
+            hash.as_bytes(),
+            std::time::Duration::from_secs(3600),
+        )
+        .await;
     tracing::info!(report = %id, category = %report.category, "report accepted");
-    let v = load_view(&state, &id).await?.ok_or(IntakeError::NotFound("report"))?;
+    let v = load_view(&state, &id)
+        .await?
+        .ok_or(IntakeError::NotFound("report"))?;
     Ok(HttpResponse::Created().json(v))
 }
 
 /// One report: its reporter, and anyone whose scope covers its grid.
-pub async fn get_report(state: web::Data<State>, caller: Caller, path: web::Path<Uuid>) -> Result<HttpResponse, IntakeError> {
+pub async fn get_report(
+    state: web::Data<State>,
+    caller: Caller,
+    path: web::Path<Uuid>,
+) -> Result<HttpResponse, IntakeError> {
     let id = path.into_inner().to_string();
-    let v = load_view(&state, &id).await?.ok_or(IntakeError::NotFound("report"))?;
+    let v = load_view(&state, &id)
+        .await?
+        .ok_or(IntakeError::NotFound("report"))?;
     let actor: &Actor = &caller.0;
     let visible = v.reporter == actor.id
         || actor.role == Role::Admin
-        || (actor.role != Role::GridWorker && v.grid.as_deref().or(v.centre.as_deref()).is_some_and(|g| actor.covers(g)));
+        || (actor.role != Role::GridWorker
+            && v.grid
+                .as_deref()
+                .or(v.centre.as_deref())
+                .is_some_and(|g| actor.covers(g)));
     if !visible {
         // Not 403: do not reveal that the id exists.
         return Err(IntakeError::NotFound("report"));
@@ -294,13 +369,22 @@ pub struct MineQuery {
 }
 
 /// The caller's own reports, newest first, each with its timeline.
-pub async fn my_reports(state: web::Data<State>, caller: Caller, q: web::Query<MineQuery>) -> Result<HttpResponse, IntakeError> {
+pub async fn my_reports(
+    state: web::Data<State>,
+    caller: Caller,
+    q: web::Query<MineQuery>,
+) -> Result<HttpResponse, IntakeError> {
     let limit = q.limit.unwrap_or(50).clamp(1, 200);
-    let mut query = report::Entity::find().filter(report::Column::Reporter.eq(caller.0.id.as_str()));
+    let mut query =
+        report::Entity::find().filter(report::Column::Reporter.eq(caller.0.id.as_str()));
     if let Some(b) = q.before {
         query = query.filter(report::Column::ReceivedAt.lt(b));
     }
-    let rows = query.order_by_desc(report::Column::ReceivedAt).limit(limit).all(&state.db).await?;
+    let rows = query
+        .order_by_desc(report::Column::ReceivedAt)
+        .limit(limit)
+        .all(&state.db)
+        .await?;
     let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
     let events = report_event::Entity::find()
         .filter(report_event::Column::ReportId.is_in(ids))
@@ -310,11 +394,19 @@ pub async fn my_reports(state: web::Data<State>, caller: Caller, q: web::Query<M
     let items: Vec<ReportView> = rows
         .into_iter()
         .map(|r| {
-            let mine = events.iter().filter(|e| e.report_id == r.id).cloned().collect();
+            let mine = events
+                .iter()
+                .filter(|e| e.report_id == r.id)
+                .cloned()
+                .collect();
             view(r, mine)
         })
         .collect();
-    let next_before = if items.len() as u64 == limit { items.last().map(|r| r.received_at) } else { None };
+    let next_before = if items.len() as u64 == limit {
+        items.last().map(|r| r.received_at)
+    } else {
+        None
+    };
     Ok(HttpResponse::Ok().json(serde_json::json!({"items": items, "next_before": next_before})))
 }
 
@@ -326,13 +418,28 @@ pub struct TokenIn {
 }
 
 /// Exchanges a username and password for a token (embedded issuer).
-pub async fn token(state: web::Data<State>, body: web::Json<TokenIn>) -> Result<HttpResponse, IntakeError> {
-    let u = user::Entity::find().filter(user::Column::Username.eq(body.username.as_str())).one(&state.db).await?;
+pub async fn token(
+    state: web::Data<State>,
+    body: web::Json<TokenIn>,
+) -> Result<HttpResponse, IntakeError> {
+    let u = user::Entity::find()
+        .filter(user::Column::Username.eq(body.username.as_str()))
+        .one(&state.db)
+        .await?;
     let password = body.password.clone();
     // Verify even for unknown users, so timing does not reveal which exist.
-    let hash = u.as_ref().map(|u| u.password_hash.clone()).unwrap_or_else(|| state.dummy_hash.clone());
+    let hash = u
+        .as_ref()
+        .map(|u| u.password_hash.clone())
+        .unwrap_or_else(|| state.dummy_hash.clone());
     let ok = web::block(move || {
-        PasswordHash::new(&hash).map(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok()).unwrap_or(false)
+        PasswordHash::new(&hash)
+            .map(|h| {
+                Argon2::default()
+                    .verify_password(password.as_bytes(), &h)
+                    .is_ok()
+            })
+            .unwrap_or(false)
     })
     .await
     .map_err(|e| IntakeError::Internal(e.to_string()))?;
@@ -341,8 +448,15 @@ pub async fn token(state: web::Data<State>, body: web::Json<TokenIn>) -> Result<
         _ => return Err(IntakeError::BadCredentials),
     };
     let role: Role = u.role.parse().map_err(IntakeError::Internal)?;
-    let actor = Actor { id: u.id.clone(), role, scope: u.scope.clone() };
-    let (token, ttl) = state.issuer.issue(&actor).map_err(|e| IntakeError::Internal(e.to_string()))?;
+    let actor = Actor {
+        id: u.id.clone(),
+        role,
+        scope: u.scope.clone(),
+    };
+    let (token, ttl) = state
+        .issuer
+        .issue(&actor)
+        .map_err(|e| IntakeError::Internal(e.to_string()))?;
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "access_token": token,
         "token_type": "Bearer",

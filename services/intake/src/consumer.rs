@@ -10,7 +10,9 @@ use gridwork_events::Payload;
 use gridwork_platform::pipeline::{decode, retryable};
 use gridwork_storage::dedup;
 use gridwork_storage::entity::{report, report_event};
-use sea_orm::{ActiveModelTrait, DatabaseConnection, EntityTrait, IntoActiveModel, Set, TransactionTrait};
+use sea_orm::{
+    ActiveModelTrait, DatabaseConnection, EntityTrait, IntoActiveModel, Set, TransactionTrait,
+};
 
 pub struct StatusFollower {
     pub db: DatabaseConnection,
@@ -34,58 +36,83 @@ impl Handler for StatusFollower {
     async fn handle(&self, msg: &Message) -> Result<(), HandlerError> {
         let event = decode(msg)?;
         let txn = self.db.begin().await.map_err(retryable)?;
-        if !dedup::first_delivery(&txn, GROUP, &event.id.to_string()).await.map_err(retryable)? {
+        if !dedup::first_delivery(&txn, GROUP, &event.id.to_string())
+            .await
+            .map_err(retryable)?
+        {
             return Ok(());
         }
         let now = Utc::now();
-        let (report_id, note, update): (String, String, Box<dyn FnOnce(&mut report::ActiveModel, &report::Model) + Send>) =
-            match &event.payload {
-                Payload::ReportAssigned(a) => {
-                    let asg = a.assignment.clone().unwrap_or_default();
-                    let note = if asg.grid.is_empty() {
-                        format!("outside every grid: to the triage queue of county centre {}", asg.centre)
-                    } else if asg.approximate {
-                        format!("assigned to grid {} (approximate, {:.0} m away)", asg.grid, asg.distance_m)
+        let (report_id, note, update): (
+            String,
+            String,
+            Box<dyn FnOnce(&mut report::ActiveModel, &report::Model) + Send>,
+        ) = match &event.payload {
+            Payload::ReportAssigned(a) => {
+                let asg = a.assignment.clone().unwrap_or_default();
+                let note = if asg.grid.is_empty() {
+                    format!(
+                        "outside every grid: to the triage queue of county centre {}",
+                        asg.centre
+                    )
+                } else if asg.approximate {
+                    format!(
+                        "assigned to grid {} (approximate, {:.0} m away)",
+                        asg.grid, asg.distance_m
+                    )
+                } else {
+                    format!("assigned to grid {}", asg.grid)
+                };
+                let grid = (!asg.grid.is_empty()).then(|| asg.grid.clone());
+                let centre = asg.centre.clone();
+                (
+                    a.report_id.clone(),
+                    note,
+                    Box::new(move |m: &mut report::ActiveModel, cur: &report::Model| {
+                        m.grid = Set(grid);
+                        m.centre = Set(Some(centre));
+                        if cur.status == ReportStatus::Submitted.as_str() {
+                            m.status = Set(ReportStatus::Assigned.as_str().to_owned());
+                        }
+                    }),
+                )
+            }
+            Payload::CaseLifecycle(c) => {
+                let v =
+                    CaseEventView::try_from(c).map_err(|e| HandlerError::Poison(e.to_string()))?;
+                let note = format!(
+                    "case {}: {}",
+                    v.kind.as_str(),
+                    if v.reason.is_empty() {
+                        v.channel.name_zh()
                     } else {
-                        format!("assigned to grid {}", asg.grid)
-                    };
-                    let grid = (!asg.grid.is_empty()).then(|| asg.grid.clone());
-                    let centre = asg.centre.clone();
-                    (
-                        a.report_id.clone(),
-                        note,
-                        Box::new(move |m: &mut report::ActiveModel, cur: &report::Model| {
-                            m.grid = Set(grid);
-                            m.centre = Set(Some(centre));
-                            if cur.status == ReportStatus::Submitted.as_str() {
-                                m.status = Set(ReportStatus::Assigned.as_str().to_owned());
-                            }
-                        }),
-                    )
-                }
-                Payload::CaseLifecycle(c) => {
-                    let v = CaseEventView::try_from(c).map_err(|e| HandlerError::Poison(e.to_string()))?;
-                    let note = format!("case {}: {}", v.kind.as_str(), if v.reason.is_empty() { v.channel.name_zh() } else { &v.reason });
-                    let case_id = v.case_id.to_string();
-                    (
-                        v.report_id.to_string(),
-                        note,
-                        Box::new(move |m: &mut report::ActiveModel, cur: &report::Model| {
-                            m.case_id = Set(Some(case_id));
-                            if v.version > cur.case_version {
-                                m.status = Set(report_status(v.status).as_str().to_owned());
-                                m.case_version = Set(v.version);
-                            }
-                        }),
-                    )
-                }
-                // Other events are not intake's business.
-                _ => {
-                    txn.commit().await.map_err(retryable)?;
-                    return Ok(());
-                }
-            };
-        let Some(current) = report::Entity::find_by_id(report_id.clone()).one(&txn).await.map_err(retryable)? else {
+                        &v.reason
+                    }
+                );
+                let case_id = v.case_id.to_string();
+                (
+                    v.report_id.to_string(),
+                    note,
+                    Box::new(move |m: &mut report::ActiveModel, cur: &report::Model| {
+                        m.case_id = Set(Some(case_id));
+                        if v.version > cur.case_version {
+                            m.status = Set(report_status(v.status).as_str().to_owned());
+                            m.case_version = Set(v.version);
+                        }
+                    }),
+                )
+            }
+            // Other events are not intake's business.
+            _ => {
+                txn.commit().await.map_err(retryable)?;
+                return Ok(());
+            }
+        };
+        let Some(current) = report::Entity::find_by_id(report_id.clone())
+            .one(&txn)
+            .await
+            .map_err(retryable)?
+        else {
             // Reports are committed before their events exist; a missing one is not ours.
             return Err(HandlerError::Poison(format!("unknown report {report_id}")));
         };
