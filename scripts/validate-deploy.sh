@@ -6,20 +6,21 @@
 #
 # Checks, in order:
 #   1. every YAML file under deploy/ and k8s/ parses (duplicate keys refused);
-#   2. k8s manifests: apiVersion/kind/metadata.name, namespace, kustomization
-#      resources, probes, non-root, resources, one replica, no service links;
-#   3. every GRIDWORK_* variable named in deploy/ and k8s/ is a real
-#      configuration key (the list below mirrors crates/platform/src/config.rs,
-#      and is checked against it);
-#   4. the example TOML (and TOML embedded in ConfigMaps) parses and uses only
+#   2. the hard-coded list of config keys (in the Python below) still matches
+#      crates/platform/src/config.rs;
+#   3. the example TOML (and TOML embedded in ConfigMaps) parses and uses only
 #      known sections/keys with the right types;
-#   5. compose files: references resolve; kafka:// / redis:// (not in this
+#   4. every GRIDWORK_* variable set or mentioned in deploy/ and k8s/ is a
+#      real configuration key (the loader refuses unknown ones at start-up);
+#   5. k8s manifests: apiVersion/kind/metadata.name, namespace, kustomization
+#      resources, probes, non-root, resources, one replica, no service links;
+#   6. compose files: references resolve; kafka:// / redis:// (not in this
 #      build) only in files that say they need issue 3;
-#   6. the Dockerfile builds and ships the five binaries by name;
+#   7. the Dockerfile builds and ships the five binaries by name;
 #   optional (skipped with a message when the tool is missing):
-#   7. `docker compose config -q`, 8. `kubectl kustomize k8s/`,
-#   9. kubernetes-validate --strict (installed from PyPI if quick),
-#  10. the real config loader: `gridwork migrate --config FILE` on the example
+#   8. `docker compose config -q`, 9. `kubectl kustomize k8s/`,
+#  10. kubernetes-validate --strict (installed from PyPI if quick),
+#  11. the real config loader: `gridwork migrate --config FILE` on the example
 #      TOML and the ConfigMap TOML, with a gridwork binary if one is found
 #      ($VALIDATE_GRIDWORK_BIN, PATH, target/release, target/debug;
 #      VALIDATE_GRIDWORK_BIN=none skips).
@@ -145,7 +146,7 @@ if not docs:
     bad("no YAML files found under deploy/ or k8s/")
 
 # ---- configuration keys vs. the source
-step("3a. hard-coded config key list matches crates/platform/src/config.rs")
+step("2. hard-coded config key list matches crates/platform/src/config.rs")
 src_path = "crates/platform/src/config.rs"
 try:
     src = open(src_path, encoding="utf-8").read()
@@ -192,13 +193,11 @@ def check_toml(label, text):
                 bad(f"{label}: unknown top-level key {key}")
             elif not isinstance(value, CONFIG[""][key]):
                 bad(f"{label}: {key} = {value!r} should be {CONFIG[''][key].__name__}")
-    for sec, v in data.get("bus", {}).items() if isinstance(data.get("bus"), dict) else []:
-        pass
     ok(f"{label}: parses, {n} keys, all known")
     return data
 
 # ---- TOML
-step("4. TOML: the example and ConfigMap-embedded configs use only known keys")
+step("3. TOML: the example and ConfigMap-embedded configs use only known keys")
 tomls = []
 example = "deploy/gridwork.example.toml"
 if os.path.exists(example):
@@ -229,7 +228,7 @@ with open(os.path.join(OUT, "tomls.txt"), "w", encoding="utf-8") as fh:
         fh.write(f"{p}\t{label}\n")
 
 # ---- GRIDWORK_* names
-step("3b. every GRIDWORK_* variable in deploy/ and k8s/ is a real config key")
+step("4. every GRIDWORK_* variable in deploy/ and k8s/ is a real config key")
 def env_names(obj):
     """Names set by compose `environment` (map or list) and k8s `env` lists."""
     if isinstance(obj, dict):
@@ -280,7 +279,7 @@ for path in sorted(set(files("deploy", ("",))) | set(files("k8s", ("",)))):
 ok(f"{mentions} GRIDWORK_* mentions checked; allowed: GRIDWORK_CONFIG and {len(ENV_OK) - 1} keys")
 
 # ---- Kubernetes
-step("2. Kubernetes manifests")
+step("5. Kubernetes manifests")
 NAMESPACED = {"ConfigMap", "Service", "StatefulSet", "Deployment", "Secret", "PersistentVolumeClaim",
               "ServiceAccount", "Job", "CronJob", "Ingress", "NetworkPolicy", "PodDisruptionBudget", "DaemonSet"}
 WORKLOADS = {"StatefulSet", "Deployment", "DaemonSet", "Job"}
@@ -379,7 +378,7 @@ else:
     bad(f"{kust} missing or empty")
 
 # ---- compose
-step("5. compose files")
+step("6. compose files")
 TODAY_ONLY = ("kafka://", "redis://")
 for path, ds in sorted(docs.items()):
     if not path.startswith("deploy/") or not ds or not isinstance(ds[0], dict) or "services" not in ds[0]:
@@ -446,7 +445,7 @@ for path in [p for p in docs if p.startswith("k8s/")] + ["deploy/compose.yaml"]:
                 bad(f"{path}: runs today, so it must not use {s} (not in this build)")
 
 # ---- Dockerfile
-step("6. Dockerfile builds and ships the five binaries")
+step("7. Dockerfile builds and ships the five binaries")
 df = "deploy/Dockerfile"
 try:
     text = open(df, encoding="utf-8").read()
@@ -514,7 +513,7 @@ else
 fi
 
 # ---------------------------------------------------------- optional: compose
-step "7. docker compose config (offline)"
+step "8. docker compose config (offline)"
 compose=()
 if docker compose version >/dev/null 2>&1; then
     compose=(docker compose)
@@ -535,7 +534,7 @@ else
 fi
 
 # ------------------------------------------------------- optional: kustomize
-step "8. kubectl kustomize k8s/ (offline render)"
+step "9. kubectl kustomize k8s/ (offline render)"
 rendered=""
 if command -v kubectl >/dev/null 2>&1; then
     if kubectl kustomize k8s/ > "$TMP/rendered.yaml" 2>"$TMP/kustomize.err"; then
@@ -550,7 +549,7 @@ else
 fi
 
 # ---------------------------------------------- optional: kubernetes-validate
-step "9. kubernetes-validate --strict (Kubernetes OpenAPI schemas, offline)"
+step "10. kubernetes-validate --strict (Kubernetes OpenAPI schemas, offline)"
 kv=""
 if command -v kubernetes-validate >/dev/null 2>&1; then
     kv=kubernetes-validate
@@ -577,7 +576,7 @@ else
 fi
 
 # ---------------------------------------------- optional: real config loader
-step "10. the real config loader accepts the TOML files (gridwork migrate)"
+step "11. the real config loader accepts the TOML files (gridwork migrate)"
 bin="${VALIDATE_GRIDWORK_BIN:-}"
 if [ "$bin" = none ]; then
     bin=""

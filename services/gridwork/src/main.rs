@@ -37,6 +37,10 @@ enum Command {
     Migrate {
         #[arg(long)]
         data_dir: Option<PathBuf>,
+        /// Also seed the demo city if the database has no grids (what
+        /// `gridwork up` does on first start), for running services alone.
+        #[arg(long)]
+        demo: bool,
     },
     /// Print a token from the embedded issuer.
     Token {
@@ -86,12 +90,19 @@ async fn main() -> anyhow::Result<()> {
             banner(&up)?;
             up.app.run_until_stopped().await?;
         }
-        Command::Migrate { data_dir } => {
+        Command::Migrate { data_dir, demo } => {
             let config = load(cli.config.as_ref(), data_dir.as_ref(), None)?;
             gridwork_platform::telemetry::init(&config.log.format);
             let url = config.database.url.clone();
-            Context::connect(config, Schema::Migrate).await?;
+            let ctx = Context::connect(config, Schema::Migrate).await?;
             println!("database {url} is up to date");
+            if *demo {
+                let d = gridwork::seed::seed_if_empty(&ctx.db).await?;
+                println!(
+                    "demo city {}: {} grids (demo point in grid {})",
+                    d.city, d.grids, d.demo_grid
+                );
+            }
         }
         Command::Token {
             role,
