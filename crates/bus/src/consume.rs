@@ -155,12 +155,7 @@ mod tests {
     async fn poison_and_exhausted_retries_go_to_dead_letter_and_the_partition_moves_on() {
         let bus = LogBus::in_memory().await.unwrap();
         for t in ["in", "dlq"] {
-            bus.create_topic(&TopicSpec {
-                name: t.into(),
-                partitions: 1,
-            })
-            .await
-            .unwrap();
+            bus.create_topic(&TopicSpec::new(t, 1)).await.unwrap();
         }
         for body in ["poison", "always-fails", "good"] {
             bus.publish(

@@ -11,7 +11,8 @@
 //!
 //! Backends: `memory://` (in-process, volatile: for tests), `sqlite://PATH`
 //! (in-process with a durable log in a SQLite file: the embedded default),
-//! `kafka://` (not in this build yet: a clear error says so).
+//! `kafka://HOST:PORT[,HOST:PORT…][?replication=N]` (rdkafka; cargo feature
+//! `kafka`, on by default — without it a clear error says so).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +21,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 mod consume;
+#[cfg(feature = "kafka")]
+pub mod kafka;
 mod log;
 
 pub use consume::{consume, Handler, HandlerError, RetryPolicy};
@@ -66,6 +69,23 @@ pub struct Delivery {
 pub struct TopicSpec {
     pub name: String,
     pub partitions: i32,
+    /// Keep only the latest message per key (Kafka `cleanup.policy=compact`).
+    /// The embedded log keeps everything.
+    pub compacted: bool,
+    /// How long messages are kept; `None` is the cluster's default. The
+    /// embedded log keeps everything.
+    pub retention_ms: Option<i64>,
+}
+
+impl TopicSpec {
+    pub fn new(name: impl Into<String>, partitions: i32) -> Self {
+        TopicSpec {
+            name: name.into(),
+            partitions,
+            compacted: false,
+            retention_ms: None,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -128,16 +148,25 @@ pub trait Consumer: Send {
     async fn close(self: Box<Self>) -> Result<(), BusError>;
 }
 
-/// Connects to the bus named by `url`.
-pub async fn connect(url: &str) -> Result<Arc<dyn EventBus>, BusError> {
+/// Connects to the bus named by `url`; `client_id` names this process to
+/// the brokers.
+pub async fn connect(url: &str, client_id: &str) -> Result<Arc<dyn EventBus>, BusError> {
     let scheme = url.split("://").next().unwrap_or_default();
     match scheme {
         "memory" => Ok(Arc::new(LogBus::in_memory().await?)),
         "sqlite" => Ok(Arc::new(LogBus::open(url).await?)),
-        "kafka" => Err(BusError::FeatureNotEnabled {
-            backend: "kafka",
-            hint: "this build runs the embedded bus only (memory:// or sqlite://); the Kafka backend is tracked in issue 3",
-        }),
+        #[cfg(feature = "kafka")]
+        "kafka" => Ok(Arc::new(kafka::KafkaBus::connect(
+            kafka::KafkaSettings::from_url(url, client_id)?,
+        )?)),
+        #[cfg(not(feature = "kafka"))]
+        "kafka" => {
+            let _ = client_id;
+            Err(BusError::FeatureNotEnabled {
+                backend: "kafka",
+                hint: "this binary was built without the `kafka` feature of gridwork-bus; rebuild with default features",
+            })
+        }
         _ => Err(BusError::UnsupportedUrl(url.to_owned())),
     }
 }

@@ -26,6 +26,9 @@ pub trait Cache: Send + Sync + 'static {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, CacheError>;
     async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), CacheError>;
     async fn del(&self, key: &str) -> Result<(), CacheError>;
+    /// Adds one to the counter at `key` (created with lifetime `ttl`) and
+    /// returns the new value.
+    async fn incr(&self, key: &str, ttl: Duration) -> Result<u64, CacheError>;
     fn describe(&self) -> String;
 }
 
@@ -92,6 +95,28 @@ impl Cache for MemoryCache {
         Ok(())
     }
 
+    async fn incr(&self, key: &str, ttl: Duration) -> Result<u64, CacheError> {
+        let k = format!("{}{key}", self.prefix);
+        let mut map = self
+            .map
+            .lock()
+            .map_err(|_| CacheError::Backend("poisoned".into()))?;
+        let now = Instant::now();
+        let entry = map
+            .entry(k)
+            .or_insert_with(|| (0u64.to_be_bytes().to_vec(), now + ttl));
+        if entry.1 <= now {
+            *entry = (0u64.to_be_bytes().to_vec(), now + ttl);
+        }
+        let mut b = [0u8; 8];
+        if entry.0.len() == 8 {
+            b.copy_from_slice(&entry.0);
+        }
+        let n = u64::from_be_bytes(b) + 1;
+        entry.0 = n.to_be_bytes().to_vec();
+        Ok(n)
+    }
+
     fn describe(&self) -> String {
         "in-process cache (memory://)".into()
     }
@@ -100,11 +125,146 @@ impl Cache for MemoryCache {
 pub fn connect(url: &str, prefix: &str) -> Result<Arc<dyn Cache>, CacheError> {
     match url.split("://").next().unwrap_or_default() {
         "memory" => Ok(Arc::new(MemoryCache::new(prefix, 100_000))),
-        "redis" => Err(CacheError::FeatureNotEnabled {
+        #[cfg(feature = "redis")]
+        "redis" | "rediss" => Ok(Arc::new(redis_cache::RedisCache::new(url, prefix)?)),
+        #[cfg(not(feature = "redis"))]
+        "redis" | "rediss" => Err(CacheError::FeatureNotEnabled {
             backend: "redis",
-            hint: "this build runs the in-process cache only (memory://); the Redis backend is tracked in issue 3",
+            hint: "this binary was built without the `redis` feature of gridwork-platform",
         }),
         _ => Err(CacheError::UnsupportedUrl(url.to_owned())),
+    }
+}
+
+#[cfg(feature = "redis")]
+mod redis_cache {
+    //! Redis behind the cache seam. The connection is made lazily and
+    //! re-made after failures, so a Redis that is down (at start or later)
+    //! makes the cache miss — slower, never wrong — instead of failing requests.
+
+    use std::time::{Duration, Instant};
+
+    use async_trait::async_trait;
+    use redis::aio::ConnectionManager;
+    use redis::AsyncCommands;
+    use tokio::sync::Mutex;
+
+    use super::{Cache, CacheError};
+
+    pub struct RedisCache {
+        client: redis::Client,
+        prefix: String,
+        conn: Mutex<Option<ConnectionManager>>,
+        /// After a failed connect, do not try again before this instant.
+        backoff_until: Mutex<Option<Instant>>,
+        url: String,
+    }
+
+    impl RedisCache {
+        pub fn new(url: &str, prefix: &str) -> Result<Self, CacheError> {
+            let client =
+                redis::Client::open(url).map_err(|e| CacheError::Backend(e.to_string()))?;
+            Ok(RedisCache {
+                client,
+                prefix: prefix.to_owned(),
+                conn: Mutex::new(None),
+                backoff_until: Mutex::new(None),
+                url: url.to_owned(),
+            })
+        }
+
+        async fn conn(&self) -> Result<ConnectionManager, CacheError> {
+            if let Some(c) = self.conn.lock().await.as_ref() {
+                return Ok(c.clone());
+            }
+            if let Some(until) = *self.backoff_until.lock().await {
+                if Instant::now() < until {
+                    return Err(CacheError::Backend(
+                        "redis unavailable (backing off)".into(),
+                    ));
+                }
+            }
+            let made = tokio::time::timeout(
+                Duration::from_secs(2),
+                ConnectionManager::new(self.client.clone()),
+            )
+            .await;
+            match made {
+                Ok(Ok(c)) => {
+                    *self.conn.lock().await = Some(c.clone());
+                    *self.backoff_until.lock().await = None;
+                    Ok(c)
+                }
+                Ok(Err(e)) => {
+                    *self.backoff_until.lock().await =
+                        Some(Instant::now() + Duration::from_secs(5));
+                    Err(CacheError::Backend(e.to_string()))
+                }
+                Err(_) => {
+                    *self.backoff_until.lock().await =
+                        Some(Instant::now() + Duration::from_secs(5));
+                    Err(CacheError::Backend("redis connect timed out".into()))
+                }
+            }
+        }
+
+        fn key(&self, key: &str) -> String {
+            format!("{}{key}", self.prefix)
+        }
+    }
+
+    fn backend(e: redis::RedisError) -> CacheError {
+        CacheError::Backend(e.to_string())
+    }
+
+    /// Bounds every command, so a hung Redis costs at most this much per call.
+    const CALL: Duration = Duration::from_millis(500);
+
+    async fn bounded<T>(
+        f: impl std::future::Future<Output = Result<T, redis::RedisError>>,
+    ) -> Result<T, CacheError> {
+        match tokio::time::timeout(CALL, f).await {
+            Ok(r) => r.map_err(backend),
+            Err(_) => Err(CacheError::Backend("redis call timed out".into())),
+        }
+    }
+
+    #[async_trait]
+    impl Cache for RedisCache {
+        async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, CacheError> {
+            let mut c = self.conn().await?;
+            bounded(c.get::<_, Option<Vec<u8>>>(self.key(key))).await
+        }
+
+        async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), CacheError> {
+            let mut c = self.conn().await?;
+            let secs = ttl.as_secs().max(1);
+            bounded(c.set_ex::<_, _, ()>(self.key(key), value, secs)).await
+        }
+
+        async fn del(&self, key: &str) -> Result<(), CacheError> {
+            let mut c = self.conn().await?;
+            bounded(c.del::<_, ()>(self.key(key))).await
+        }
+
+        async fn incr(&self, key: &str, ttl: Duration) -> Result<u64, CacheError> {
+            let mut c = self.conn().await?;
+            let k = self.key(key);
+            let (n, _): (u64, bool) = bounded(
+                redis::pipe()
+                    .atomic()
+                    .incr(&k, 1u64)
+                    .expire(&k, ttl.as_secs().max(1) as i64)
+                    .query_async(&mut c),
+            )
+            .await?;
+            Ok(n)
+        }
+
+        fn describe(&self) -> String {
+            let host = self.url.rsplit('@').next().unwrap_or(&self.url);
+            format!("redis ({host})")
+        }
     }
 }
 
@@ -123,6 +283,30 @@ mod tests {
         c.set("c", b"3", Duration::from_secs(60)).await.unwrap();
         c.set("d", b"4", Duration::from_secs(60)).await.unwrap();
         assert_eq!(c.get("d").await.unwrap(), Some(b"4".to_vec()));
-        assert!(connect("redis://127.0.0.1", "x").is_err());
+        let m = MemoryCache::new("t:", 100);
+        assert_eq!(m.incr("n", Duration::from_secs(60)).await.unwrap(), 1);
+        assert_eq!(m.incr("n", Duration::from_secs(60)).await.unwrap(), 2);
+        assert!(connect("mongodb://127.0.0.1", "x").is_err());
+    }
+
+    #[cfg(feature = "redis")]
+    #[tokio::test]
+    async fn redis_round_trip_and_outage_is_a_miss() {
+        let prefix = format!("gridwork-test:{}:", uuid::Uuid::new_v4());
+        // The machine's Redis (127.0.0.1:6379), as on CI.
+        let c = connect("redis://127.0.0.1:6379", &prefix).unwrap();
+        c.set("k", b"v", Duration::from_secs(30)).await.unwrap();
+        assert_eq!(c.get("k").await.unwrap(), Some(b"v".to_vec()));
+        c.del("k").await.unwrap();
+        assert_eq!(c.get("k").await.unwrap(), None);
+        assert_eq!(c.incr("n", Duration::from_secs(30)).await.unwrap(), 1);
+        assert_eq!(c.incr("n", Duration::from_secs(30)).await.unwrap(), 2);
+        c.del("n").await.unwrap();
+        // Nothing listens on port 1: every call fails fast, none panics or hangs.
+        let down = connect("redis://127.0.0.1:1", &prefix).unwrap();
+        let start = std::time::Instant::now();
+        assert!(down.get("k").await.is_err());
+        assert!(down.set("k", b"v", Duration::from_secs(1)).await.is_err());
+        assert!(start.elapsed() < Duration::from_secs(5));
     }
 }

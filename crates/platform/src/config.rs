@@ -21,6 +21,7 @@ pub struct Config {
     pub bus: Bus,
     pub cache: Cache,
     pub auth: Auth,
+    pub intake: Intake,
     pub assigner: Assigner,
     pub mediation: Mediation,
     pub kpi: Kpi,
@@ -57,6 +58,9 @@ pub struct Bus {
     pub topic_prefix: String,
     /// Partitions of topics created at start-up.
     pub partitions: i32,
+    /// Retention of topics created at start-up (Kafka `retention.ms`;
+    /// compacted topics keep the latest message per key for good).
+    pub retention_ms: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -78,6 +82,18 @@ pub struct Auth {
     pub token_ttl_secs: u64,
     /// Clock skew tolerated on exp/nbf, in seconds.
     pub leeway_secs: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Intake {
+    /// At most this many reports share one transaction (group commit).
+    pub batch_max: usize,
+    /// How long the first report of a batch waits for company, in ms.
+    pub batch_wait_ms: u64,
+    /// Reports accepted per token per minute; 0 = unlimited. Counted in the
+    /// cache: if the cache is down, reports are accepted.
+    pub rate_limit_per_minute: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -125,6 +141,7 @@ impl Default for Config {
             bus: Bus::default(),
             cache: Cache::default(),
             auth: Auth::default(),
+            intake: Intake::default(),
             assigner: Assigner::default(),
             mediation: Mediation::default(),
             kpi: Kpi::default(),
@@ -157,6 +174,7 @@ impl Default for Bus {
             url: String::new(),
             topic_prefix: String::new(),
             partitions: 4,
+            retention_ms: 7 * 24 * 3600 * 1000,
         }
     }
 }
@@ -176,6 +194,15 @@ impl Default for Auth {
             signing_key_file: String::new(),
             token_ttl_secs: 12 * 3600,
             leeway_secs: 30,
+        }
+    }
+}
+impl Default for Intake {
+    fn default() -> Self {
+        Intake {
+            batch_max: 256,
+            batch_wait_ms: 2,
+            rate_limit_per_minute: 600,
         }
     }
 }
@@ -309,6 +336,12 @@ impl Config {
                 ),
             ));
         }
+        if self.bus.retention_ms < 60_000 {
+            return Err(invalid(
+                "bus.retention_ms",
+                "must be at least 60000 (one minute)",
+            ));
+        }
         if !(1..=1024).contains(&self.bus.partitions) {
             return Err(invalid("bus.partitions", "must be between 1 and 1024"));
         }
@@ -323,6 +356,12 @@ impl Config {
         }
         if self.auth.token_ttl_secs < 60 {
             return Err(invalid("auth.token_ttl_secs", "must be at least 60"));
+        }
+        if !(1..=10_000).contains(&self.intake.batch_max) {
+            return Err(invalid("intake.batch_max", "must be between 1 and 10000"));
+        }
+        if self.intake.batch_wait_ms > 1000 {
+            return Err(invalid("intake.batch_wait_ms", "must be at most 1000"));
         }
         if !self.assigner.tolerance_m.is_finite()
             || !(0.0..=10_000.0).contains(&self.assigner.tolerance_m)

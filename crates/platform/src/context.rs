@@ -36,7 +36,9 @@ pub enum Schema {
 }
 
 impl Context {
-    pub async fn connect(config: Config, schema: Schema) -> anyhow::Result<Self> {
+    /// Connects everything `service` needs (its name goes to the brokers as
+    /// the client id).
+    pub async fn connect(config: Config, schema: Schema, service: &str) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&config.data_dir).with_context(|| {
             format!("cannot create data directory {}", config.data_dir.display())
         })?;
@@ -45,18 +47,21 @@ impl Context {
             Schema::Migrate => gridwork_storage::migrate(&db).await?,
             Schema::RequireCurrent => gridwork_storage::ensure_schema_current(&db).await?,
         }
-        let bus = gridwork_bus::connect(&config.bus.url).await?;
+        let bus = gridwork_bus::connect(&config.bus.url, &format!("gridwork-{service}")).await?;
         let topics = Topics::new(&config.bus.topic_prefix);
-        for name in [
-            &topics.report_submitted,
-            &topics.report_assigned,
-            &topics.case_lifecycle,
-            &topics.kpi_snapshot,
-            &topics.dead_letter,
+        for (name, compacted) in [
+            (&topics.report_submitted, false),
+            (&topics.report_assigned, false),
+            (&topics.case_lifecycle, false),
+            (&topics.kpi_snapshot, true),
+            (&topics.dead_letter, false),
         ] {
             bus.create_topic(&TopicSpec {
                 name: name.clone(),
                 partitions: config.bus.partitions,
+                compacted,
+                // A compacted topic keeps the latest value per key for good.
+                retention_ms: (!compacted).then_some(config.bus.retention_ms),
             })
             .await?;
         }

@@ -310,7 +310,7 @@ pub async fn start(ctx: &Context, shutdown: CancellationToken) -> anyhow::Result
 
 pub async fn build(config: Config) -> anyhow::Result<Application> {
     let listener = TcpListener::bind(&config.http.listen)?;
-    let ctx = Context::connect(config, Schema::RequireCurrent).await?;
+    let ctx = Context::connect(config, Schema::RequireCurrent, "analytics").await?;
     let shutdown = CancellationToken::new();
     let svc = start(&ctx, shutdown.clone()).await?;
     Ok(Application::new(

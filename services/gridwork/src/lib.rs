@@ -22,7 +22,7 @@ pub struct AllInOne {
 /// binds `http.listen` (port 0 picks a free port).
 pub async fn build(config: Config) -> anyhow::Result<AllInOne> {
     let listener = TcpListener::bind(&config.http.listen)?;
-    let ctx = Context::connect(config, Schema::Migrate).await?;
+    let ctx = Context::connect(config, Schema::Migrate, "up").await?;
     let demo = seed::seed_if_empty(&ctx.db).await?;
     let shutdown = CancellationToken::new();
     // Downstream first, so each stage is consuming before its input flows.

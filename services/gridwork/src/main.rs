@@ -94,7 +94,7 @@ async fn main() -> anyhow::Result<()> {
             let config = load(cli.config.as_ref(), data_dir.as_ref(), None)?;
             gridwork_platform::telemetry::init(&config.log.format);
             let url = config.database.url.clone();
-            let ctx = Context::connect(config, Schema::Migrate).await?;
+            let ctx = Context::connect(config, Schema::Migrate, "migrate").await?;
             println!("database {url} is up to date");
             if *demo {
                 let d = gridwork::seed::seed_if_empty(&ctx.db).await?;

@@ -9,16 +9,13 @@ use gridwork_domain::report::{
 };
 use gridwork_events::{pb, Event, Payload};
 use gridwork_platform::auth::Caller;
-use gridwork_platform::pipeline::emit;
 use gridwork_storage::entity::{report, report_event, user};
-use sea_orm::sea_query::OnConflict;
-use sea_orm::{
-    ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
-};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use crate::batch::{Prepared, Stored};
 use crate::error::IntakeError;
 use crate::State;
 
@@ -168,6 +165,31 @@ async fn load_view(state: &State, id: &str) -> Result<Option<ReportView>, Intake
     Ok(Some(view(r, events)))
 }
 
+/// Counts the caller's reports per minute in the cache. The cache only
+/// protects: when it is down, reports are accepted.
+async fn rate_limit(state: &State, actor: &Actor) -> Result<(), IntakeError> {
+    if state.rate_limit == 0 {
+        return Ok(());
+    }
+    let now = Utc::now().timestamp();
+    let minute = now / 60;
+    let key = format!("intake:rate:{}:{minute}", actor.id);
+    match state
+        .cache
+        .incr(&key, std::time::Duration::from_secs(61))
+        .await
+    {
+        Ok(n) if n > state.rate_limit => {
+            Err(IntakeError::RateLimited((60 - now % 60).max(1) as u64))
+        }
+        Ok(_) => Ok(()),
+        Err(e) => {
+            tracing::debug!(error = %e, "rate limit not checked: cache unavailable");
+            Ok(())
+        }
+    }
+}
+
 fn idem_key(id: &Uuid) -> String {
     format!("intake:report:{id}")
 }
@@ -183,6 +205,7 @@ pub async fn submit(
     if !matches!(actor.role, Role::GridWorker | Role::Admin) {
         return Err(IntakeError::Forbidden("only grid workers submit reports"));
     }
+    rate_limit(&state, &actor).await?;
     let body = body.into_inner();
     let hash = hex::encode(Sha256::digest(
         serde_json::to_vec(&body).map_err(|e| IntakeError::Internal(e.to_string()))?,
@@ -228,10 +251,9 @@ pub async fn submit(
         (None, None)
     };
 
-    let txn = state.db.begin().await?;
     let parties =
         serde_json::to_string(&report.parties).map_err(|e| IntakeError::Internal(e.to_string()))?;
-    let inserted = report::Entity::insert(report::ActiveModel {
+    let row = report::ActiveModel {
         id: Set(id.clone()),
         reporter: Set(report.reporter.clone()),
         occurred_at: Set(report.occurred_at),
@@ -253,37 +275,14 @@ pub async fn submit(
         case_id: Set(None),
         case_version: Set(0),
         updated_at: Set(now),
-    })
-    .on_conflict(
-        OnConflict::column(report::Column::Id)
-            .do_nothing()
-            .to_owned(),
-    )
-    .exec_without_returning(&txn)
-    .await?;
-    if inserted == 0 {
-        txn.rollback().await?;
-        let existing = report::Entity::find_by_id(id.clone())
-            .one(&state.db)
-            .await?
-            .ok_or(IntakeError::NotFound("report"))?;
-        if existing.body_hash != hash || existing.reporter != actor.id {
-            return Err(IntakeError::IdConflict(id));
-        }
-        let v = load_view(&state, &id)
-            .await?
-            .ok_or(IntakeError::NotFound("report"))?;
-        return Ok(HttpResponse::Ok().json(v));
-    }
-    report_event::Entity::insert(report_event::ActiveModel {
+    };
+    let first_entry = report_event::ActiveModel {
         report_id: Set(id.clone()),
         at: Set(now),
         status: Set(ReportStatus::Submitted.as_str().to_owned()),
         note: Set("received by intake".into()),
         ..Default::default()
-    })
-    .exec_without_returning(&txn)
-    .await?;
+    };
     let event = Event::new(
         crate::PRODUCER,
         report.occurred_at,
@@ -304,16 +303,32 @@ pub async fn submit(
             matter_key: matter_key.unwrap_or_default(),
         }),
     );
-    emit(
-        &txn,
-        crate::PRODUCER,
-        &state.topics.report_submitted,
-        &id,
-        &event,
-    )
-    .await?;
-    txn.commit().await?;
-    state.wake.notify_one();
+    let prepared = Prepared {
+        report: row,
+        event: first_entry,
+        topic: state.topics.report_submitted.clone(),
+        key: id.clone(),
+        payload: event.encode(),
+    };
+    // One commit shared with concurrent submissions; durable before we answer.
+    let stored = state
+        .batcher
+        .store(prepared)
+        .await
+        .map_err(IntakeError::Unavailable)?;
+    if stored == Stored::Existing {
+        let existing = report::Entity::find_by_id(id.clone())
+            .one(&state.db)
+            .await?
+            .ok_or(IntakeError::NotFound("report"))?;
+        if existing.body_hash != hash || existing.reporter != actor.id {
+            return Err(IntakeError::IdConflict(id));
+        }
+        let v = load_view(&state, &id)
+            .await?
+            .ok_or(IntakeError::NotFound("report"))?;
+        return Ok(HttpResponse::Ok().json(v));
+    }
     state
         .accepted
         .with_label_values(&[report.urgency.as_str()])

@@ -21,6 +21,10 @@ pub enum IntakeError {
     Api(#[from] ApiError),
     #[error("database: {0}")]
     Db(#[from] sea_orm::DbErr),
+    #[error("storing failed: {0}")]
+    Unavailable(String),
+    #[error("too many requests; retry in {0} s")]
+    RateLimited(u64),
     #[error("{0}")]
     Internal(String),
 }
@@ -45,6 +49,13 @@ impl IntakeError {
             ),
             IntakeError::Api(e) => e.clone(),
             IntakeError::Db(e) => ApiError::unavailable(e),
+            IntakeError::Unavailable(e) => ApiError::unavailable(e),
+            IntakeError::RateLimited(secs) => ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!("too many requests from this token; retry in {secs} s"),
+                format!("请求过于频繁，请 {secs} 秒后重试"),
+            ),
             IntakeError::Internal(e) => ApiError::internal(e),
         }
     }
@@ -55,6 +66,13 @@ impl ResponseError for IntakeError {
         self.api().status
     }
     fn error_response(&self) -> HttpResponse {
-        self.api().error_response()
+        let mut res = self.api().error_response();
+        if let IntakeError::RateLimited(secs) = self {
+            if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&secs.to_string()) {
+                res.headers_mut()
+                    .insert(actix_web::http::header::RETRY_AFTER, v);
+            }
+        }
+        res
     }
 }

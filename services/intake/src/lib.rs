@@ -22,6 +22,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub mod api;
+pub mod batch;
 mod consumer;
 pub mod error;
 
@@ -36,7 +37,9 @@ pub struct State {
     pub keyer: Keyer,
     /// Category code → is it a petition category.
     pub categories: HashMap<String, bool>,
-    pub wake: Arc<Notify>,
+    pub batcher: batch::Batcher,
+    /// Reports per token per minute (0 = unlimited).
+    pub rate_limit: u64,
     pub accepted: prometheus::IntCounterVec,
     pub dummy_hash: String,
 }
@@ -77,6 +80,16 @@ pub async fn start(ctx: &Context, shutdown: CancellationToken) -> anyhow::Result
             .map_err(|e| anyhow::anyhow!("{e}"))?
             .to_string()
     };
+    let (batcher, batch_task) = batch::Batcher::start(
+        ctx.db.clone(),
+        PRODUCER,
+        wake.clone(),
+        batch::BatchSettings {
+            max: ctx.config.intake.batch_max,
+            wait: std::time::Duration::from_millis(ctx.config.intake.batch_wait_ms),
+        },
+        shutdown.clone(),
+    );
     let state = web::Data::new(State {
         db: ctx.db.clone(),
         topics: ctx.topics.clone(),
@@ -84,7 +97,8 @@ pub async fn start(ctx: &Context, shutdown: CancellationToken) -> anyhow::Result
         issuer: ctx.issuer.clone(),
         keyer: Keyer::new(secret),
         categories,
-        wake: wake.clone(),
+        batcher,
+        rate_limit: ctx.config.intake.rate_limit_per_minute,
         accepted: ctx.metrics.counter(
             "reports_accepted_total",
             "Reports accepted by intake",
@@ -92,7 +106,10 @@ pub async fn start(ctx: &Context, shutdown: CancellationToken) -> anyhow::Result
         )?,
         dummy_hash,
     });
-    let mut tasks = vec![pipeline::spawn_relay(ctx, PRODUCER, wake, shutdown.clone())];
+    let mut tasks = vec![
+        batch_task,
+        pipeline::spawn_relay(ctx, PRODUCER, wake, shutdown.clone()),
+    ];
     let handler = Arc::new(consumer::StatusFollower { db: ctx.db.clone() });
     tasks.push(
         pipeline::spawn_consumer(
@@ -116,7 +133,7 @@ pub async fn start(ctx: &Context, shutdown: CancellationToken) -> anyhow::Result
 /// intake on its own: connects, checks the schema, binds `http.listen`.
 pub async fn build(config: Config) -> anyhow::Result<Application> {
     let listener = TcpListener::bind(&config.http.listen)?;
-    let ctx = Context::connect(config, Schema::RequireCurrent).await?;
+    let ctx = Context::connect(config, Schema::RequireCurrent, "intake").await?;
     let shutdown = CancellationToken::new();
     let svc = start(&ctx, shutdown.clone()).await?;
     Ok(Application::new(
