@@ -46,6 +46,18 @@ impl Metrics {
         })
     }
 
+    /// A histogram registered in this registry.
+    pub fn histogram(
+        &self,
+        name: &str,
+        help: &str,
+        buckets: Vec<f64>,
+    ) -> Result<prometheus::Histogram, prometheus::Error> {
+        let h = prometheus::Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets))?;
+        self.registry.register(Box::new(h.clone()))?;
+        Ok(h)
+    }
+
     /// A counter registered in this registry (or the existing one of that name).
     pub fn counter(
         &self,

@@ -28,8 +28,12 @@ pub fn config(data_dir: &std::path::Path) -> Config {
 }
 
 pub async fn spawn(data_dir: &std::path::Path) -> TestApp {
+    spawn_with(config(data_dir)).await
+}
+
+pub async fn spawn_with(config: Config) -> TestApp {
     gridwork_platform::telemetry::init("text");
-    let up = gridwork::build(config(data_dir)).await.expect("app builds");
+    let up = gridwork::build(config).await.expect("app builds");
     let base = format!("http://127.0.0.1:{}", up.app.port());
     let stop = up.app.stop_handle();
     let done = tokio::spawn(up.app.run_until_stopped());

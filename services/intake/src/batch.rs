@@ -59,10 +59,11 @@ impl Batcher {
         producer: &'static str,
         wake: Arc<Notify>,
         settings: BatchSettings,
+        sizes: prometheus::Histogram,
         shutdown: CancellationToken,
     ) -> (Self, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(settings.max.max(1) * 8);
-        let task = tokio::spawn(run(db, producer, wake, settings, rx, shutdown));
+        let task = tokio::spawn(run(db, producer, wake, settings, sizes, rx, shutdown));
         (Batcher { tx }, task)
     }
 
@@ -82,6 +83,7 @@ async fn run(
     producer: &'static str,
     wake: Arc<Notify>,
     settings: BatchSettings,
+    sizes: prometheus::Histogram,
     mut rx: mpsc::Receiver<Job>,
     shutdown: CancellationToken,
 ) {
@@ -103,6 +105,7 @@ async fn run(
             }
         }
         let items: Vec<&Prepared> = jobs.iter().map(|j| &j.item).collect();
+        sizes.observe(items.len() as f64);
         match commit(&db, producer, &items).await {
             Ok(results) => {
                 if results.contains(&Stored::Created) {

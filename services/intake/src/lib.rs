@@ -88,6 +88,11 @@ pub async fn start(ctx: &Context, shutdown: CancellationToken) -> anyhow::Result
             max: ctx.config.intake.batch_max,
             wait: std::time::Duration::from_millis(ctx.config.intake.batch_wait_ms),
         },
+        ctx.metrics.histogram(
+            "intake_batch_size",
+            "Reports committed per transaction (group commit)",
+            vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0],
+        )?,
         shutdown.clone(),
     );
     let state = web::Data::new(State {
