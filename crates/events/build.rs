@@ -5,17 +5,13 @@ use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
-    let files: Vec<PathBuf> = ["envelope", "report", "case", "kpi"]
-        .iter()
-        .map(|f| root.join(format!("gridwork/{f}/v1/{f}.proto")))
-        .collect();
+    let files: Vec<PathBuf> =
+        ["envelope", "report", "case", "kpi"].iter().map(|f| root.join(format!("gridwork/{f}/v1/{f}.proto"))).collect();
     for f in &files {
         println!("cargo:rerun-if-changed={}", f.display());
     }
     let protoc = protoc_bin_vendored::protoc_bin_path()?;
     let well_known = protoc_bin_vendored::include_path()?;
-    prost_build::Config::new()
-        .protoc_executable(protoc)
-        .compile_protos(&files, &[root, well_known])?;
+    prost_build::Config::new().protoc_executable(protoc).compile_protos(&files, &[root, well_known])?;
     Ok(())
 }

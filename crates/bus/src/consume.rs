@@ -39,11 +39,7 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        RetryPolicy {
-            attempts: 5,
-            initial_backoff: Duration::from_millis(50),
-            max_backoff: Duration::from_secs(2),
-        }
+        RetryPolicy { attempts: 5, initial_backoff: Duration::from_millis(50), max_backoff: Duration::from_secs(2) }
     }
 }
 
@@ -99,10 +95,7 @@ pub async fn consume(
                     payload: msg.payload.clone(),
                     headers: vec![
                         ("gridwork.dlq.source.topic".into(), msg.topic.clone()),
-                        (
-                            "gridwork.dlq.source.partition".into(),
-                            msg.partition.to_string(),
-                        ),
+                        ("gridwork.dlq.source.partition".into(), msg.partition.to_string()),
                         ("gridwork.dlq.source.offset".into(), msg.offset.to_string()),
                         ("gridwork.dlq.group".into(), group.clone()),
                         ("gridwork.dlq.reason".into(), reason),
@@ -158,22 +151,11 @@ mod tests {
             bus.create_topic(&TopicSpec::new(t, 1)).await.unwrap();
         }
         for body in ["poison", "always-fails", "good"] {
-            bus.publish(
-                "in",
-                OutMessage {
-                    key: b"k".to_vec(),
-                    payload: body.into(),
-                    headers: vec![],
-                },
-            )
-            .await
-            .unwrap();
+            bus.publish("in", OutMessage { key: b"k".to_vec(), payload: body.into(), headers: vec![] }).await.unwrap();
         }
         let bus: Arc<dyn EventBus> = Arc::new(bus);
         let consumer = bus.subscribe("g", &["in".into()]).await.unwrap();
-        let handler = Arc::new(Flaky {
-            calls: AtomicU32::new(0),
-        });
+        let handler = Arc::new(Flaky { calls: AtomicU32::new(0) });
         let stop = CancellationToken::new();
         let policy = RetryPolicy {
             attempts: 3,
@@ -197,10 +179,7 @@ mod tests {
         assert_eq!(first.header("gridwork.dlq.source.offset"), Some("0"));
         assert_eq!(first.header("gridwork.dlq.reason"), Some("bad bytes"));
         assert_eq!(second.payload, b"always-fails");
-        assert!(second
-            .header("gridwork.dlq.reason")
-            .unwrap()
-            .contains("after 3 attempts"));
+        assert!(second.header("gridwork.dlq.reason").unwrap().contains("after 3 attempts"));
         // 1 (poison) + 3 (retries) + 1 (good)
         for _ in 0..100 {
             if handler.calls.load(Ordering::SeqCst) == 5 {
@@ -213,10 +192,6 @@ mod tests {
         task.await.unwrap().unwrap();
         // Everything was committed: a new member of the group gets nothing.
         let mut again = bus.subscribe("g", &["in".into()]).await.unwrap();
-        assert!(again
-            .poll(Duration::from_millis(100))
-            .await
-            .unwrap()
-            .is_none());
+        assert!(again.poll(Duration::from_millis(100)).await.unwrap().is_none());
     }
 }

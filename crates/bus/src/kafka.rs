@@ -12,9 +12,7 @@ use chrono::{TimeZone, Utc};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{
-    BaseConsumer, CommitMode, Consumer as _, ConsumerContext, Rebalance, StreamConsumer,
-};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, Headers, Message as _, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
@@ -34,9 +32,7 @@ pub struct KafkaSettings {
 
 impl KafkaSettings {
     pub fn from_url(url: &str, client_id: &str) -> Result<Self, BusError> {
-        let rest = url
-            .strip_prefix("kafka://")
-            .ok_or_else(|| BusError::UnsupportedUrl(url.to_owned()))?;
+        let rest = url.strip_prefix("kafka://").ok_or_else(|| BusError::UnsupportedUrl(url.to_owned()))?;
         let (brokers, query) = rest.split_once('?').unwrap_or((rest, ""));
         if brokers.is_empty() {
             return Err(BusError::UnsupportedUrl(url.to_owned()));
@@ -45,22 +41,12 @@ impl KafkaSettings {
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             match pair.split_once('=') {
                 Some(("replication", v)) => {
-                    replication = v
-                        .parse()
-                        .map_err(|_| BusError::UnsupportedUrl(format!("{url}: replication={v}")))?
+                    replication = v.parse().map_err(|_| BusError::UnsupportedUrl(format!("{url}: replication={v}")))?
                 }
-                _ => {
-                    return Err(BusError::UnsupportedUrl(format!(
-                        "{url}: unknown parameter {pair:?}"
-                    )))
-                }
+                _ => return Err(BusError::UnsupportedUrl(format!("{url}: unknown parameter {pair:?}"))),
             }
         }
-        Ok(KafkaSettings {
-            brokers: brokers.to_owned(),
-            replication,
-            client_id: client_id.to_owned(),
-        })
+        Ok(KafkaSettings { brokers: brokers.to_owned(), replication, client_id: client_id.to_owned() })
     }
 }
 
@@ -90,11 +76,7 @@ impl KafkaBus {
             .set("client.id", &settings.client_id)
             .create()
             .map_err(kerr)?;
-        Ok(KafkaBus {
-            settings,
-            producer,
-            admin,
-        })
+        Ok(KafkaBus { settings, producer, admin })
     }
 }
 
@@ -102,17 +84,10 @@ impl KafkaBus {
 impl EventBus for KafkaBus {
     async fn create_topic(&self, spec: &TopicSpec) -> Result<(), BusError> {
         if spec.partitions < 1 || spec.name.is_empty() {
-            return Err(BusError::InvalidTopic(format!(
-                "{:?} needs a name and at least one partition",
-                spec.name
-            )));
+            return Err(BusError::InvalidTopic(format!("{:?} needs a name and at least one partition", spec.name)));
         }
         let retention = spec.retention_ms.map(|r| r.to_string());
-        let mut topic = NewTopic::new(
-            &spec.name,
-            spec.partitions,
-            TopicReplication::Fixed(self.settings.replication),
-        );
+        let mut topic = NewTopic::new(&spec.name, spec.partitions, TopicReplication::Fixed(self.settings.replication));
         if spec.compacted {
             topic = topic.set("cleanup.policy", "compact");
         }
@@ -120,17 +95,11 @@ impl EventBus for KafkaBus {
             topic = topic.set("retention.ms", r);
         }
         let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(15)));
-        let results = self
-            .admin
-            .create_topics([&topic], &opts)
-            .await
-            .map_err(kerr)?;
+        let results = self.admin.create_topics([&topic], &opts).await.map_err(kerr)?;
         for r in results {
             match r {
                 Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-                Err((name, code)) => {
-                    return Err(BusError::InvalidTopic(format!("creating {name}: {code}")))
-                }
+                Err((name, code)) => return Err(BusError::InvalidTopic(format!("creating {name}: {code}"))),
             }
         }
         Ok(())
@@ -139,30 +108,17 @@ impl EventBus for KafkaBus {
     async fn publish(&self, topic: &str, msg: OutMessage) -> Result<Delivery, BusError> {
         let mut headers = OwnedHeaders::new();
         for (k, v) in &msg.headers {
-            headers = headers.insert(Header {
-                key: k,
-                value: Some(v.as_bytes()),
-            });
+            headers = headers.insert(Header { key: k, value: Some(v.as_bytes()) });
         }
-        let record = FutureRecord::to(topic)
-            .key(&msg.key)
-            .payload(&msg.payload)
-            .headers(headers);
+        let record = FutureRecord::to(topic).key(&msg.key).payload(&msg.payload).headers(headers);
         // Resolves only when the broker acknowledged (acks=all) or delivery failed.
         match self.producer.send(record, Duration::from_secs(30)).await {
-            Ok(d) => Ok(Delivery {
-                partition: d.partition,
-                offset: d.offset,
-            }),
+            Ok(d) => Ok(Delivery { partition: d.partition, offset: d.offset }),
             Err((e, _)) => Err(kerr(e)),
         }
     }
 
-    async fn subscribe(
-        &self,
-        group: &str,
-        topics: &[String],
-    ) -> Result<Box<dyn Consumer>, BusError> {
+    async fn subscribe(&self, group: &str, topics: &[String]) -> Result<Box<dyn Consumer>, BusError> {
         let consumer: StreamConsumer<DrainOnRevoke> = ClientConfig::new()
             .set("bootstrap.servers", &self.settings.brokers)
             .set("client.id", &self.settings.client_id)
@@ -182,11 +138,7 @@ impl EventBus for KafkaBus {
     async fn check(&self) -> Result<(), BusError> {
         let producer = self.producer.clone();
         tokio::task::spawn_blocking(move || {
-            producer
-                .client()
-                .fetch_metadata(None, Duration::from_secs(5))
-                .map(|_| ())
-                .map_err(kerr)
+            producer.client().fetch_metadata(None, Duration::from_secs(5)).map(|_| ()).map_err(kerr)
         })
         .await
         .map_err(|e| BusError::Storage(e.to_string()))?
@@ -230,11 +182,7 @@ impl Consumer for KafkaConsumer {
                     .map(|h| {
                         h.iter()
                             .map(|x| {
-                                (
-                                    x.key.to_owned(),
-                                    String::from_utf8_lossy(x.value.unwrap_or_default())
-                                        .into_owned(),
-                                )
+                                (x.key.to_owned(), String::from_utf8_lossy(x.value.unwrap_or_default()).into_owned())
                             })
                             .collect()
                     })
@@ -247,10 +195,7 @@ impl Consumer for KafkaConsumer {
                     key: m.key().unwrap_or_default().to_vec(),
                     payload: m.payload().unwrap_or_default().to_vec(),
                     headers,
-                    timestamp: Utc
-                        .timestamp_millis_opt(ts)
-                        .single()
-                        .unwrap_or_else(Utc::now),
+                    timestamp: Utc.timestamp_millis_opt(ts).single().unwrap_or_else(Utc::now),
                 }))
             }
         }
@@ -259,8 +204,7 @@ impl Consumer for KafkaConsumer {
     async fn commit(&mut self, msg: &Message) -> Result<(), BusError> {
         // Stored offsets are the next message to read.
         let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(&msg.topic, msg.partition, Offset::Offset(msg.offset + 1))
-            .map_err(kerr)?;
+        tpl.add_partition_offset(&msg.topic, msg.partition, Offset::Offset(msg.offset + 1)).map_err(kerr)?;
         self.consumer.store_offsets(&tpl).map_err(kerr)
     }
 

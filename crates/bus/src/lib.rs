@@ -50,10 +50,7 @@ pub struct Message {
 
 impl Message {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 }
 
@@ -79,25 +76,15 @@ pub struct TopicSpec {
 
 impl TopicSpec {
     pub fn new(name: impl Into<String>, partitions: i32) -> Self {
-        TopicSpec {
-            name: name.into(),
-            partitions,
-            compacted: false,
-            retention_ms: None,
-        }
+        TopicSpec { name: name.into(), partitions, compacted: false, retention_ms: None }
     }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum BusError {
     #[error("the {backend} event bus is not available in this build: {hint}")]
-    FeatureNotEnabled {
-        backend: &'static str,
-        hint: &'static str,
-    },
-    #[error(
-        "unsupported event bus URL {0:?}: expected memory://, sqlite://PATH or kafka://HOST:PORT"
-    )]
+    FeatureNotEnabled { backend: &'static str, hint: &'static str },
+    #[error("unsupported event bus URL {0:?}: expected memory://, sqlite://PATH or kafka://HOST:PORT")]
     UnsupportedUrl(String),
     #[error("unknown topic {0:?}")]
     UnknownTopic(String),
@@ -120,11 +107,7 @@ pub trait EventBus: Send + Sync + 'static {
     async fn publish(&self, topic: &str, msg: OutMessage) -> Result<Delivery, BusError>;
 
     /// Joins consumer group `group` for `topics`.
-    async fn subscribe(
-        &self,
-        group: &str,
-        topics: &[String],
-    ) -> Result<Box<dyn Consumer>, BusError>;
+    async fn subscribe(&self, group: &str, topics: &[String]) -> Result<Box<dyn Consumer>, BusError>;
 
     /// Whether the bus is reachable (for readiness).
     async fn check(&self) -> Result<(), BusError>;
@@ -156,15 +139,14 @@ pub async fn connect(url: &str, client_id: &str) -> Result<Arc<dyn EventBus>, Bu
         "memory" => Ok(Arc::new(LogBus::in_memory().await?)),
         "sqlite" => Ok(Arc::new(LogBus::open(url).await?)),
         #[cfg(feature = "kafka")]
-        "kafka" => Ok(Arc::new(kafka::KafkaBus::connect(
-            kafka::KafkaSettings::from_url(url, client_id)?,
-        )?)),
+        "kafka" => Ok(Arc::new(kafka::KafkaBus::connect(kafka::KafkaSettings::from_url(url, client_id)?)?)),
         #[cfg(not(feature = "kafka"))]
         "kafka" => {
             let _ = client_id;
             Err(BusError::FeatureNotEnabled {
                 backend: "kafka",
-                hint: "this binary was built without the `kafka` feature of gridwork-bus; rebuild with default features",
+                hint:
+                    "this binary was built without the `kafka` feature of gridwork-bus; rebuild with default features",
             })
         }
         _ => Err(BusError::UnsupportedUrl(url.to_owned())),

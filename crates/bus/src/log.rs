@@ -8,15 +8,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{TimeZone, Utc};
-use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, Statement,
-    Value,
-};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, Statement, Value};
 use tokio::sync::Notify;
 
-use crate::{
-    partition_for, BusError, Consumer, Delivery, EventBus, Message, OutMessage, TopicSpec,
-};
+use crate::{partition_for, BusError, Consumer, Delivery, EventBus, Message, OutMessage, TopicSpec};
 
 const FETCH: i64 = 128;
 const MAX_WRITE_RETRIES: u32 = 50;
@@ -61,9 +56,7 @@ impl LogBus {
     /// A volatile in-process bus.
     pub async fn in_memory() -> Result<Self, BusError> {
         let mut opts = ConnectOptions::new("sqlite::memory:");
-        opts.max_connections(1)
-            .min_connections(1)
-            .sqlx_logging(false);
+        opts.max_connections(1).min_connections(1).sqlx_logging(false);
         // The in-memory database lives as long as its one connection: never recycle it.
         let forever = Duration::from_secs(100 * 365 * 24 * 3600);
         opts.idle_timeout(forever).max_lifetime(forever);
@@ -110,22 +103,13 @@ impl LogBus {
     }
 
     async fn partitions(&self, topic: &str) -> Result<i32, BusError> {
-        if let Some(p) = self
-            .inner
-            .topics
-            .lock()
-            .map_err(|_| BusError::Storage("poisoned".into()))?
-            .get(topic)
-        {
+        if let Some(p) = self.inner.topics.lock().map_err(|_| BusError::Storage("poisoned".into()))?.get(topic) {
             return Ok(*p);
         }
         let row = self
             .inner
             .db
-            .query_one(stmt(
-                "SELECT partitions FROM bus_topics WHERE name = ?",
-                vec![topic.into()],
-            ))
+            .query_one(stmt("SELECT partitions FROM bus_topics WHERE name = ?", vec![topic.into()]))
             .await
             .map_err(storage)?
             .ok_or_else(|| BusError::UnknownTopic(topic.to_owned()))?;
@@ -167,10 +151,7 @@ impl LogBus {
 impl EventBus for LogBus {
     async fn create_topic(&self, spec: &TopicSpec) -> Result<(), BusError> {
         if spec.partitions < 1 || spec.name.is_empty() {
-            return Err(BusError::InvalidTopic(format!(
-                "{:?} needs a name and at least one partition",
-                spec.name
-            )));
+            return Err(BusError::InvalidTopic(format!("{:?} needs a name and at least one partition", spec.name)));
         }
         self.write(stmt(
             "INSERT INTO bus_topics (name, partitions) VALUES (?, ?) ON CONFLICT (name) DO NOTHING RETURNING name",
@@ -183,8 +164,7 @@ impl EventBus for LogBus {
     async fn publish(&self, topic: &str, msg: OutMessage) -> Result<Delivery, BusError> {
         let partitions = self.partitions(topic).await?;
         let part = partition_for(&msg.key, partitions);
-        let headers =
-            serde_json::to_string(&msg.headers).map_err(|e| BusError::Storage(e.to_string()))?;
+        let headers = serde_json::to_string(&msg.headers).map_err(|e| BusError::Storage(e.to_string()))?;
         let row = self
             .write(stmt(
                 "INSERT INTO bus_log (topic, part, off, msg_key, payload, headers, ts) \
@@ -205,37 +185,22 @@ impl EventBus for LogBus {
             .ok_or_else(|| BusError::Storage("append returned no offset".into()))?;
         let offset: i64 = row.try_get("", "off").map_err(storage)?;
         self.inner.notify.notify_waiters();
-        Ok(Delivery {
-            partition: part,
-            offset,
-        })
+        Ok(Delivery { partition: part, offset })
     }
 
-    async fn subscribe(
-        &self,
-        group: &str,
-        topics: &[String],
-    ) -> Result<Box<dyn Consumer>, BusError> {
+    async fn subscribe(&self, group: &str, topics: &[String]) -> Result<Box<dyn Consumer>, BusError> {
         let mut parts = Vec::new();
         for t in topics {
             let n = self.partitions(t).await?;
             parts.extend((0..n).map(|p| (t.clone(), p)));
         }
         let member = {
-            let mut next = self
-                .inner
-                .next_member
-                .lock()
-                .map_err(|_| BusError::Storage("poisoned".into()))?;
+            let mut next = self.inner.next_member.lock().map_err(|_| BusError::Storage("poisoned".into()))?;
             *next += 1;
             *next
         };
         {
-            let mut groups = self
-                .inner
-                .groups
-                .lock()
-                .map_err(|_| BusError::Storage("poisoned".into()))?;
+            let mut groups = self.inner.groups.lock().map_err(|_| BusError::Storage("poisoned".into()))?;
             let g = groups.entry(group.to_owned()).or_default();
             g.members.push(member);
             g.generation += 1;
@@ -256,11 +221,7 @@ impl EventBus for LogBus {
     }
 
     async fn check(&self) -> Result<(), BusError> {
-        self.inner
-            .db
-            .execute_unprepared("SELECT 1")
-            .await
-            .map_err(storage)?;
+        self.inner.db.execute_unprepared("SELECT 1").await.map_err(storage)?;
         Ok(())
     }
 
@@ -287,18 +248,9 @@ impl LogConsumer {
     /// from the committed offsets, so nothing uncommitted is skipped.
     async fn rebalance_if_needed(&mut self) -> Result<(), BusError> {
         let (generation, index, count) = {
-            let groups = self
-                .bus
-                .inner
-                .groups
-                .lock()
-                .map_err(|_| BusError::Storage("poisoned".into()))?;
+            let groups = self.bus.inner.groups.lock().map_err(|_| BusError::Storage("poisoned".into()))?;
             let g = groups.get(&self.group).ok_or(BusError::Closed)?;
-            let index = g
-                .members
-                .iter()
-                .position(|m| *m == self.member)
-                .ok_or(BusError::Closed)?;
+            let index = g.members.iter().position(|m| *m == self.member).ok_or(BusError::Closed)?;
             (g.generation, index, g.members.len())
         };
         if generation == self.generation {
@@ -307,13 +259,8 @@ impl LogConsumer {
         self.generation = generation;
         self.buffer.clear();
         self.positions.clear();
-        self.assigned = self
-            .all
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| i % count == index)
-            .map(|(_, tp)| tp.clone())
-            .collect();
+        self.assigned =
+            self.all.iter().enumerate().filter(|(i, _)| i % count == index).map(|(_, tp)| tp.clone()).collect();
         for (topic, part) in &self.assigned {
             let row = self
                 .bus
@@ -321,11 +268,7 @@ impl LogConsumer {
                 .db
                 .query_one(stmt(
                     "SELECT next_off FROM bus_offsets WHERE grp = ? AND topic = ? AND part = ?",
-                    vec![
-                        self.group.clone().into(),
-                        topic.clone().into(),
-                        (*part).into(),
-                    ],
+                    vec![self.group.clone().into(), topic.clone().into(), (*part).into()],
                 ))
                 .await
                 .map_err(storage)?;
@@ -343,11 +286,7 @@ impl LogConsumer {
             let i = self.next_part % self.assigned.len();
             self.next_part = self.next_part.wrapping_add(1);
             let (topic, part) = self.assigned[i].clone();
-            let from = self
-                .positions
-                .get(&(topic.clone(), part))
-                .copied()
-                .unwrap_or(0);
+            let from = self.positions.get(&(topic.clone(), part)).copied().unwrap_or(0);
             let rows = self
                 .bus
                 .inner
@@ -373,10 +312,7 @@ impl LogConsumer {
                     key: r.try_get("", "msg_key").map_err(storage)?,
                     payload: r.try_get("", "payload").map_err(storage)?,
                     headers: serde_json::from_str(&headers).unwrap_or_default(),
-                    timestamp: Utc
-                        .timestamp_millis_opt(ts)
-                        .single()
-                        .unwrap_or_else(Utc::now),
+                    timestamp: Utc.timestamp_millis_opt(ts).single().unwrap_or_else(Utc::now),
                 });
                 self.positions.insert((topic.clone(), part), offset + 1);
             }
@@ -423,7 +359,12 @@ impl Consumer for LogConsumer {
                 "INSERT INTO bus_offsets (grp, topic, part, next_off) VALUES (?, ?, ?, ?) \
                  ON CONFLICT (grp, topic, part) DO UPDATE SET next_off = MAX(next_off, excluded.next_off) \
                  RETURNING next_off",
-                vec![self.group.clone().into(), msg.topic.clone().into(), msg.partition.into(), (msg.offset + 1).into()],
+                vec![
+                    self.group.clone().into(),
+                    msg.topic.clone().into(),
+                    msg.partition.into(),
+                    (msg.offset + 1).into(),
+                ],
             ))
             .await?;
         Ok(())
@@ -449,18 +390,12 @@ mod tests {
     use super::*;
 
     fn msg(key: &str, body: &str) -> OutMessage {
-        OutMessage {
-            key: key.into(),
-            payload: body.into(),
-            headers: vec![("h".into(), "v".into())],
-        }
+        OutMessage { key: key.into(), payload: body.into(), headers: vec![("h".into(), "v".into())] }
     }
 
     async fn bus_with_topic(partitions: i32) -> LogBus {
         let bus = LogBus::in_memory().await.unwrap();
-        bus.create_topic(&TopicSpec::new("t", partitions))
-            .await
-            .unwrap();
+        bus.create_topic(&TopicSpec::new("t", partitions)).await.unwrap();
         bus
     }
 
@@ -468,9 +403,7 @@ mod tests {
     async fn per_key_order_and_redelivery_of_uncommitted() {
         let bus = bus_with_topic(4).await;
         for i in 0..20 {
-            bus.publish("t", msg(&format!("k{}", i % 3), &i.to_string()))
-                .await
-                .unwrap();
+            bus.publish("t", msg(&format!("k{}", i % 3), &i.to_string())).await.unwrap();
         }
         let mut c = bus.subscribe("g", &["t".into()]).await.unwrap();
         let mut seen = Vec::new();
@@ -499,19 +432,11 @@ mod tests {
         while c2.poll(Duration::from_millis(50)).await.unwrap().is_some() {
             again += 1;
         }
-        assert!(
-            again >= 10,
-            "uncommitted messages are delivered again, got {again}"
-        );
+        assert!(again >= 10, "uncommitted messages are delivered again, got {again}");
         // Another group reads everything independently.
         let mut other = bus.subscribe("other", &["t".into()]).await.unwrap();
         let mut n = 0;
-        while other
-            .poll(Duration::from_millis(50))
-            .await
-            .unwrap()
-            .is_some()
-        {
+        while other.poll(Duration::from_millis(50)).await.unwrap().is_some() {
             n += 1;
         }
         assert_eq!(n, 20);
@@ -521,9 +446,7 @@ mod tests {
     async fn group_members_split_partitions() {
         let bus = bus_with_topic(4).await;
         for i in 0..40 {
-            bus.publish("t", msg(&format!("key-{i}"), "x"))
-                .await
-                .unwrap();
+            bus.publish("t", msg(&format!("key-{i}"), "x")).await.unwrap();
         }
         let mut a = bus.subscribe("g", &["t".into()]).await.unwrap();
         let mut b = bus.subscribe("g", &["t".into()]).await.unwrap();
@@ -548,10 +471,7 @@ mod tests {
             }
         }
         assert_eq!(total, 40);
-        assert!(
-            pa.is_disjoint(&pb),
-            "a partition belongs to one member: {pa:?} {pb:?}"
-        );
+        assert!(pa.is_disjoint(&pb), "a partition belongs to one member: {pa:?} {pb:?}");
     }
 
     #[tokio::test]
@@ -566,34 +486,21 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(50)).await;
             b2.publish("t", msg("k", "hello")).await.unwrap();
         });
-        let m = c
-            .poll(Duration::from_secs(5))
-            .await
-            .unwrap()
-            .expect("woken by the publish");
+        let m = c.poll(Duration::from_secs(5)).await.unwrap().expect("woken by the publish");
         assert_eq!(m.payload, b"hello");
         h.await.unwrap();
         drop(c);
         drop(bus);
         let reopened = LogBus::open(&url).await.unwrap();
         let mut c = reopened.subscribe("g", &["t".into()]).await.unwrap();
-        let m = c
-            .poll(Duration::from_secs(1))
-            .await
-            .unwrap()
-            .expect("uncommitted message survives");
+        let m = c.poll(Duration::from_secs(1)).await.unwrap().expect("uncommitted message survives");
         assert_eq!(m.payload, b"hello");
-        assert!(matches!(
-            reopened.publish("nope", msg("k", "x")).await,
-            Err(BusError::UnknownTopic(_))
-        ));
+        assert!(matches!(reopened.publish("nope", msg("k", "x")).await, Err(BusError::UnknownTopic(_))));
     }
 
     #[tokio::test]
     async fn bad_urls_are_clear_errors() {
-        let bad = |r: Result<std::sync::Arc<dyn EventBus>, BusError>| {
-            matches!(r, Err(BusError::UnsupportedUrl(_)))
-        };
+        let bad = |r: Result<std::sync::Arc<dyn EventBus>, BusError>| matches!(r, Err(BusError::UnsupportedUrl(_)));
         assert!(bad(crate::connect("ftp://x", "t").await));
         assert!(bad(crate::connect("kafka://", "t").await));
         assert!(bad(crate::connect("kafka://h:1?colour=red", "t").await));

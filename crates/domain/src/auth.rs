@@ -87,31 +87,15 @@ mod tests {
 
     #[test]
     fn scope_checks() {
-        let d = Actor {
-            id: "d".into(),
-            role: Role::Dispatcher,
-            scope: "371002001".into(),
-        };
+        let d = Actor { id: "d".into(), role: Role::Dispatcher, scope: "371002001".into() };
         assert!(d.covers("371002001"));
         assert!(d.covers("371002001002003"));
         assert!(!d.covers("371002002"));
-        let county = Actor {
-            id: "c".into(),
-            role: Role::Dispatcher,
-            scope: "371002".into(),
-        };
+        let county = Actor { id: "c".into(), role: Role::Dispatcher, scope: "371002".into() };
         assert!(county.covers("371002001"));
-        let admin = Actor {
-            id: "a".into(),
-            role: Role::Admin,
-            scope: String::new(),
-        };
+        let admin = Actor { id: "a".into(), role: Role::Admin, scope: String::new() };
         assert!(admin.covers("350000"));
-        let nobody = Actor {
-            id: "n".into(),
-            role: Role::Analyst,
-            scope: String::new(),
-        };
+        let nobody = Actor { id: "n".into(), role: Role::Analyst, scope: String::new() };
         assert!(!nobody.covers("371002"));
         assert_eq!("dispatcher".parse::<Role>(), Ok(Role::Dispatcher));
         assert!("boss".parse::<Role>().is_err());

@@ -185,11 +185,8 @@ pub enum Satisfaction {
 }
 
 impl Satisfaction {
-    pub const ALL: [Satisfaction; 3] = [
-        Satisfaction::Satisfied,
-        Satisfaction::BasicallySatisfied,
-        Satisfaction::Unsatisfied,
-    ];
+    pub const ALL: [Satisfaction; 3] =
+        [Satisfaction::Satisfied, Satisfaction::BasicallySatisfied, Satisfaction::Unsatisfied];
     pub fn as_str(self) -> &'static str {
         match self {
             Satisfaction::Satisfied => "satisfied",
@@ -218,10 +215,7 @@ pub enum CaseAction {
     /// Start working a claimed case.
     Start,
     /// Record the outcome.
-    Resolve {
-        outcome: Outcome,
-        note: Option<String>,
-    },
+    Resolve { outcome: Outcome, note: Option<String> },
     /// 核查
     Verify,
     /// 结案
@@ -308,15 +302,9 @@ pub struct Step {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TransitionError {
     #[error("cannot {action} a case that is {state}")]
-    IllegalTransition {
-        state: &'static str,
-        action: &'static str,
-    },
+    IllegalTransition { state: &'static str, action: &'static str },
     #[error("the case is claimed by {holder} until {until}")]
-    ClaimedByAnother {
-        holder: String,
-        until: DateTime<Utc>,
-    },
+    ClaimedByAnother { holder: String, until: DateTime<Utc> },
     #[error("{0}")]
     MissingReason(&'static str),
     #[error("a callback was already recorded")]
@@ -359,16 +347,10 @@ impl Case {
         lease: Duration,
     ) -> Result<Vec<Step>, TransitionError> {
         use CaseStatus as S;
-        let illegal = || TransitionError::IllegalTransition {
-            state: self.status.as_str(),
-            action: action.name(),
-        };
+        let illegal = || TransitionError::IllegalTransition { state: self.status.as_str(), action: action.name() };
         let holder_ok = |c: &Case| match (&c.claimed_by, c.lease_until) {
             (Some(h), Some(until)) if h != &actor.id && until > now => {
-                Err(TransitionError::ClaimedByAnother {
-                    holder: h.clone(),
-                    until,
-                })
+                Err(TransitionError::ClaimedByAnother { holder: h.clone(), until })
             }
             _ => Ok(()),
         };
@@ -400,9 +382,7 @@ impl Case {
                     S::Claimed | S::InProgress => holder_ok(self)?,
                     _ => return Err(illegal()),
                 }
-                if matches!(self.status, S::Claimed | S::InProgress)
-                    && self.claimed_by.as_deref() == Some(&actor.id)
-                {
+                if matches!(self.status, S::Claimed | S::InProgress) && self.claimed_by.as_deref() == Some(&actor.id) {
                     // Renewing one's own lease.
                 } else if matches!(self.status, S::InProgress) {
                     next.status = S::InProgress;
@@ -474,11 +454,7 @@ impl Case {
             .map(|(i, kind)| Step {
                 kind: *kind,
                 // Claiming an unaccepted case passes through "accepted".
-                status: if *kind == CaseEventKind::Accepted {
-                    CaseStatus::Accepted
-                } else {
-                    next.status
-                },
+                status: if *kind == CaseEventKind::Accepted { CaseStatus::Accepted } else { next.status },
                 version: base + i as i64 + 1,
             })
             .collect::<Vec<_>>();
@@ -517,11 +493,7 @@ mod tests {
     }
 
     fn actor(id: &str) -> Actor {
-        Actor {
-            id: id.into(),
-            role: Role::Dispatcher,
-            scope: "371002001".into(),
-        }
+        Actor { id: id.into(), role: Role::Dispatcher, scope: "371002001".into() }
     }
 
     #[test]
@@ -532,46 +504,15 @@ mod tests {
         let lease = Duration::minutes(30);
         let kinds = |steps: Vec<Step>| steps.into_iter().map(|s| s.kind).collect::<Vec<_>>();
         let steps = c.apply(&CaseAction::Claim, &a, now, lease).unwrap();
-        assert_eq!(
-            steps[0],
-            Step {
-                kind: CaseEventKind::Accepted,
-                status: CaseStatus::Accepted,
-                version: 1
-            }
-        );
-        assert_eq!(
-            steps[1],
-            Step {
-                kind: CaseEventKind::Claimed,
-                status: CaseStatus::Claimed,
-                version: 2
-            }
-        );
+        assert_eq!(steps[0], Step { kind: CaseEventKind::Accepted, status: CaseStatus::Accepted, version: 1 });
+        assert_eq!(steps[1], Step { kind: CaseEventKind::Claimed, status: CaseStatus::Claimed, version: 2 });
         assert_eq!(c.status, CaseStatus::Claimed);
-        let resolve = CaseAction::Resolve {
-            outcome: Outcome::MediatedAgreement,
-            note: None,
-        };
-        assert_eq!(
-            kinds(c.apply(&resolve, &a, now, lease).unwrap()),
-            vec![CaseEventKind::Resolved]
-        );
-        assert_eq!(
-            kinds(c.apply(&CaseAction::Close, &a, now, lease).unwrap()),
-            vec![CaseEventKind::Closed]
-        );
-        let cb = CaseAction::Callback {
-            satisfaction: Satisfaction::Satisfied,
-        };
-        assert_eq!(
-            kinds(c.apply(&cb, &a, now, lease).unwrap()),
-            vec![CaseEventKind::CallbackRecorded]
-        );
-        assert_eq!(
-            c.apply(&cb, &a, now, lease),
-            Err(TransitionError::CallbackAlreadyRecorded)
-        );
+        let resolve = CaseAction::Resolve { outcome: Outcome::MediatedAgreement, note: None };
+        assert_eq!(kinds(c.apply(&resolve, &a, now, lease).unwrap()), vec![CaseEventKind::Resolved]);
+        assert_eq!(kinds(c.apply(&CaseAction::Close, &a, now, lease).unwrap()), vec![CaseEventKind::Closed]);
+        let cb = CaseAction::Callback { satisfaction: Satisfaction::Satisfied };
+        assert_eq!(kinds(c.apply(&cb, &a, now, lease).unwrap()), vec![CaseEventKind::CallbackRecorded]);
+        assert_eq!(c.apply(&cb, &a, now, lease), Err(TransitionError::CallbackAlreadyRecorded));
         assert_eq!(c.version, 5);
     }
 
@@ -580,30 +521,17 @@ mod tests {
         let mut c = case();
         let now = Utc::now();
         let lease = Duration::minutes(30);
-        let err = c
-            .apply(&CaseAction::Close, &actor("d1"), now, lease)
-            .unwrap_err();
+        let err = c.apply(&CaseAction::Close, &actor("d1"), now, lease).unwrap_err();
         assert_eq!(err.to_string(), "cannot close a case that is created");
         assert_eq!(c.version, 0, "a refused action changes nothing");
-        c.apply(&CaseAction::Claim, &actor("d1"), now, lease)
-            .unwrap();
-        let err = c
-            .apply(&CaseAction::Claim, &actor("d2"), now, lease)
-            .unwrap_err();
+        c.apply(&CaseAction::Claim, &actor("d1"), now, lease).unwrap();
+        let err = c.apply(&CaseAction::Claim, &actor("d2"), now, lease).unwrap_err();
         assert!(matches!(err, TransitionError::ClaimedByAnother { .. }));
         // After the lease lapses another dispatcher may take over.
         let later = now + Duration::minutes(31);
-        c.apply(&CaseAction::Claim, &actor("d2"), later, lease)
-            .unwrap();
+        c.apply(&CaseAction::Claim, &actor("d2"), later, lease).unwrap();
         assert_eq!(c.claimed_by.as_deref(), Some("d2"));
-        let err = c
-            .apply(
-                &CaseAction::Reject { reason: " ".into() },
-                &actor("d2"),
-                later,
-                lease,
-            )
-            .unwrap_err();
+        let err = c.apply(&CaseAction::Reject { reason: " ".into() }, &actor("d2"), later, lease).unwrap_err();
         assert!(matches!(err, TransitionError::IllegalTransition { .. }));
     }
 }

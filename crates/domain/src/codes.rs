@@ -22,14 +22,8 @@ pub enum Level {
 }
 
 impl Level {
-    pub const ALL: [Level; 6] = [
-        Level::Grid,
-        Level::Community,
-        Level::Street,
-        Level::County,
-        Level::City,
-        Level::Province,
-    ];
+    pub const ALL: [Level; 6] =
+        [Level::Grid, Level::Community, Level::Street, Level::County, Level::City, Level::Province];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -147,11 +141,7 @@ impl Hierarchy {
 
     /// The finest known code.
     pub fn finest(&self) -> &str {
-        Level::ALL
-            .iter()
-            .map(|l| self.at(*l))
-            .find(|c| !c.is_empty())
-            .unwrap_or("")
+        Level::ALL.iter().map(|l| self.at(*l)).find(|c| !c.is_empty()).unwrap_or("")
     }
 }
 

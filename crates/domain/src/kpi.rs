@@ -146,11 +146,7 @@ pub struct Ratio {
 impl Ratio {
     fn new(numerator: u64, denominator: u64) -> Self {
         let rate = (denominator > 0).then(|| numerator as f64 / denominator as f64);
-        Ratio {
-            numerator,
-            denominator,
-            rate,
-        }
+        Ratio { numerator, denominator, rate }
     }
 }
 
@@ -297,33 +293,18 @@ mod tests {
         let mut f = facts(created);
         f.category = "petition.land".into();
         f.channel = Channel::Petition;
-        f.petition = Some(PetitionInfo {
-            petitioner_key: "p".into(),
-            matter_key: "m".into(),
-            class: PetitionClass::FirstTime,
-        });
+        f.petition =
+            Some(PetitionInfo { petitioner_key: "p".into(), matter_key: "m".into(), class: PetitionClass::FirstTime });
         f
     }
 
     #[test]
     fn buckets_in_china_time() {
         // 2025-03-02 20:00 UTC is 2025-03-03 04:00 in China.
-        assert_eq!(
-            Period::Day.bucket(at(2, 20)),
-            NaiveDate::from_ymd_opt(2025, 3, 3).unwrap()
-        );
-        assert_eq!(
-            Period::Week.bucket(at(5, 1)),
-            NaiveDate::from_ymd_opt(2025, 3, 3).unwrap()
-        );
-        assert_eq!(
-            Period::Quarter.bucket(at(5, 1)),
-            NaiveDate::from_ymd_opt(2025, 1, 1).unwrap()
-        );
-        assert_eq!(
-            Period::Month.bucket(at(5, 1)),
-            NaiveDate::from_ymd_opt(2025, 3, 1).unwrap()
-        );
+        assert_eq!(Period::Day.bucket(at(2, 20)), NaiveDate::from_ymd_opt(2025, 3, 3).unwrap());
+        assert_eq!(Period::Week.bucket(at(5, 1)), NaiveDate::from_ymd_opt(2025, 3, 3).unwrap());
+        assert_eq!(Period::Quarter.bucket(at(5, 1)), NaiveDate::from_ymd_opt(2025, 1, 1).unwrap());
+        assert_eq!(Period::Month.bucket(at(5, 1)), NaiveDate::from_ymd_opt(2025, 3, 1).unwrap());
     }
 
     #[test]
@@ -331,12 +312,7 @@ mod tests {
         let window = Duration::days(30);
         let now = at(31, 0) + Duration::days(40); // well after every window
         let mut on_time = facts(at(1, 1));
-        on_time.apply(
-            CaseEventKind::Resolved,
-            at(2, 1),
-            CaseStatus::Resolved,
-            None,
-        );
+        on_time.apply(CaseEventKind::Resolved, at(2, 1), CaseStatus::Resolved, None);
         on_time.apply(CaseEventKind::Closed, at(2, 2), CaseStatus::Closed, None);
         on_time.apply(
             CaseEventKind::CallbackRecorded,
@@ -349,12 +325,7 @@ mod tests {
         let open = facts(at(1, 2));
         // Petitions: one resolved once, one disqualified, one unanswered.
         let mut once = petition(at(1, 3));
-        once.apply(
-            CaseEventKind::Resolved,
-            at(3, 0),
-            CaseStatus::Resolved,
-            None,
-        );
+        once.apply(CaseEventKind::Resolved, at(3, 0), CaseStatus::Resolved, None);
         once.apply(CaseEventKind::Closed, at(3, 1), CaseStatus::Closed, None);
         let mut twice = once.clone();
         twice.case_id = Uuid::new_v4();
@@ -371,47 +342,20 @@ mod tests {
         assert_eq!(r.volume, 6);
         assert_eq!(r.volume_by_category.get("petition.land"), Some(&3));
         assert_eq!(r.closed, 4);
-        assert_eq!(
-            (
-                r.on_time_close_out.numerator,
-                r.on_time_close_out.denominator
-            ),
-            (3, 4)
-        );
+        assert_eq!((r.on_time_close_out.numerator, r.on_time_close_out.denominator), (3, 4));
         assert_eq!(r.backlog, 2);
-        assert_eq!(
-            (r.satisfaction.numerator, r.satisfaction.denominator),
-            (1, 1)
-        );
-        assert_eq!(
-            (r.participation.numerator, r.participation.denominator),
-            (1, 4)
-        );
+        assert_eq!((r.satisfaction.numerator, r.satisfaction.denominator), (1, 1));
+        assert_eq!((r.participation.numerator, r.participation.denominator), (1, 4));
         assert_eq!(r.first_time_petitions, 3);
-        assert_eq!(
-            (
-                r.first_contact_resolution.numerator,
-                r.first_contact_resolution.denominator
-            ),
-            (1, 2)
-        );
+        assert_eq!((r.first_contact_resolution.numerator, r.first_contact_resolution.denominator), (1, 2));
         assert_eq!(r.first_contact_resolution.rate, Some(0.5));
         // Ten days after the answer, the resolved petition is only provisional.
         let early = at(13, 0);
         let rows = aggregate(&all, Period::Month, d, e, early, window);
         let r = &rows[0];
+        assert_eq!((r.first_contact_resolution.numerator, r.first_contact_resolution.denominator), (0, 1));
         assert_eq!(
-            (
-                r.first_contact_resolution.numerator,
-                r.first_contact_resolution.denominator
-            ),
-            (0, 1)
-        );
-        assert_eq!(
-            (
-                r.first_contact_resolution_provisional.numerator,
-                r.first_contact_resolution_provisional.denominator
-            ),
+            (r.first_contact_resolution_provisional.numerator, r.first_contact_resolution_provisional.denominator),
             (1, 2)
         );
     }

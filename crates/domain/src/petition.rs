@@ -54,17 +54,12 @@ impl std::fmt::Debug for Keyer {
 }
 
 fn normalise(s: &str) -> String {
-    s.chars()
-        .filter(|c| c.is_alphanumeric())
-        .flat_map(|c| c.to_uppercase())
-        .collect()
+    s.chars().filter(|c| c.is_alphanumeric()).flat_map(|c| c.to_uppercase()).collect()
 }
 
 impl Keyer {
     pub fn new(secret: impl Into<Vec<u8>>) -> Self {
-        Keyer {
-            secret: secret.into(),
-        }
+        Keyer { secret: secret.into() }
     }
 
     fn mac(&self, domain: &str, value: &str) -> String {
@@ -108,25 +103,10 @@ mod tests {
     #[test]
     fn keys_are_stable_normalised_and_secret_dependent() {
         let k = Keyer::new(b"s1".to_vec());
-        let p = |id: &str| {
-            vec![Party {
-                name: "张三".into(),
-                phone: None,
-                id_number: Some(id.into()),
-            }]
-        };
-        assert_eq!(
-            k.petitioner_key(&p("37100219800101123x")),
-            k.petitioner_key(&p(" 37100219800101123X "))
-        );
-        assert_ne!(
-            k.petitioner_key(&p("371002198001011230")),
-            k.petitioner_key(&p("371002198001011231"))
-        );
-        assert_ne!(
-            Keyer::new(b"s2".to_vec()).petitioner_key(&p("1")),
-            k.petitioner_key(&p("1"))
-        );
+        let p = |id: &str| vec![Party { name: "张三".into(), phone: None, id_number: Some(id.into()) }];
+        assert_eq!(k.petitioner_key(&p("37100219800101123x")), k.petitioner_key(&p(" 37100219800101123X ")));
+        assert_ne!(k.petitioner_key(&p("371002198001011230")), k.petitioner_key(&p("371002198001011231")));
+        assert_ne!(Keyer::new(b"s2".to_vec()).petitioner_key(&p("1")), k.petitioner_key(&p("1")));
         assert_eq!(k.matter_key("拆迁 补偿"), k.matter_key("拆迁补偿。"));
         assert!(k.petitioner_key(&[]).is_none());
         let key = k.petitioner_key(&p("371002198001011230")).unwrap();

@@ -144,18 +144,8 @@ pub struct ValidationError {
 }
 
 impl ValidationError {
-    pub fn new(
-        field: &str,
-        code: &'static str,
-        en: impl Into<String>,
-        zh: impl Into<String>,
-    ) -> Self {
-        ValidationError {
-            field: field.to_owned(),
-            code,
-            en: en.into(),
-            zh: zh.into(),
-        }
+    pub fn new(field: &str, code: &'static str, en: impl Into<String>, zh: impl Into<String>) -> Self {
+        ValidationError { field: field.to_owned(), code, en: en.into(), zh: zh.into() }
     }
 }
 
@@ -168,10 +158,7 @@ impl Location {
             return Err(ValidationError::new(
                 "location.lat",
                 "invalid_coordinates",
-                format!(
-                    "latitude must be a number between -90 and 90, got {}",
-                    self.lat
-                ),
+                format!("latitude must be a number between -90 and 90, got {}", self.lat),
                 format!("纬度必须是 -90 到 90 之间的数字，收到 {}", self.lat),
             ));
         }
@@ -179,10 +166,7 @@ impl Location {
             return Err(ValidationError::new(
                 "location.lon",
                 "invalid_coordinates",
-                format!(
-                    "longitude must be a number between -180 and 180, got {}",
-                    self.lon
-                ),
+                format!("longitude must be a number between -180 and 180, got {}", self.lon),
                 format!("经度必须是 -180 到 180 之间的数字，收到 {}", self.lon),
             ));
         }
@@ -206,12 +190,7 @@ impl NewReport {
     pub fn validate(&self, known_category: impl Fn(&str) -> bool) -> Result<(), ValidationError> {
         self.location.validate()?;
         if self.category.trim().is_empty() {
-            return Err(ValidationError::new(
-                "category",
-                "missing_field",
-                "category is required",
-                "事件类别不能为空",
-            ));
+            return Err(ValidationError::new("category", "missing_field", "category is required", "事件类别不能为空"));
         }
         if !known_category(&self.category) {
             return Err(ValidationError::new(
@@ -268,12 +247,7 @@ mod tests {
             id: Uuid::nil(),
             reporter: "w".into(),
             occurred_at: Utc::now(),
-            location: Location {
-                lat: 37.5,
-                lon: 122.1,
-                accuracy_m: Some(8.0),
-                crs: Crs::Wgs84,
-            },
+            location: Location { lat: 37.5, lon: 122.1, accuracy_m: Some(8.0), crs: Crs::Wgs84 },
             address: None,
             category: "dispute.neighbourhood".into(),
             description: "噪音".into(),
@@ -299,11 +273,7 @@ mod tests {
         r.description = "  ".into();
         assert_eq!(r.validate(ok).unwrap_err().field, "description");
         let mut r = report();
-        r.parties.push(Party {
-            name: "".into(),
-            phone: None,
-            id_number: None,
-        });
+        r.parties.push(Party { name: "".into(), phone: None, id_number: None });
         assert_eq!(r.validate(ok).unwrap_err().field, "parties[0].name");
     }
 }

@@ -92,18 +92,11 @@ impl RoutingTable {
     pub fn validate(&self) -> Result<(), RoutingError> {
         for r in &self.rules {
             if !r.jurisdiction.is_empty() && codes::level_of(&r.jurisdiction).is_err() {
-                return Err(RoutingError::BadJurisdiction(
-                    r.id.clone(),
-                    r.jurisdiction.clone(),
-                ));
+                return Err(RoutingError::BadJurisdiction(r.id.clone(), r.jurisdiction.clone()));
             }
         }
         match self.rules.last() {
-            Some(r)
-                if r.category.is_empty() && r.urgency.is_none() && r.jurisdiction.is_empty() =>
-            {
-                Ok(())
-            }
+            Some(r) if r.category.is_empty() && r.urgency.is_none() && r.jurisdiction.is_empty() => Ok(()),
             _ => Err(RoutingError::NoCatchAll),
         }
     }
@@ -152,20 +145,8 @@ mod tests {
         let t = RoutingTable {
             version: 1,
             rules: vec![
-                rule(
-                    "emerg",
-                    "",
-                    Some(Urgency::Emergency),
-                    "",
-                    Channel::Emergency,
-                ),
-                rule(
-                    "rc-labour",
-                    "dispute.labour",
-                    None,
-                    "371082",
-                    Channel::LegalAid,
-                ),
+                rule("emerg", "", Some(Urgency::Emergency), "", Channel::Emergency),
+                rule("rc-labour", "dispute.labour", None, "371082", Channel::LegalAid),
                 rule("disputes", "dispute", None, "", Channel::PeopleMediation),
                 rule("petitions", "petition", None, "", Channel::Petition),
                 rule("rest", "", None, "", Channel::DepartmentDispatch),
@@ -174,51 +155,15 @@ mod tests {
         t.validate().unwrap();
         let hc = Hierarchy::from_grid_code("371002001001001").unwrap();
         let rc = Hierarchy::from_grid_code("371082001001001").unwrap();
-        assert_eq!(
-            t.route("dispute.labour", Urgency::Normal, &rc)
-                .unwrap()
-                .channel,
-            Channel::LegalAid
-        );
-        assert_eq!(
-            t.route("dispute.labour", Urgency::Normal, &hc)
-                .unwrap()
-                .channel,
-            Channel::PeopleMediation
-        );
-        assert_eq!(
-            t.route("dispute.labour", Urgency::Emergency, &hc)
-                .unwrap()
-                .rule_id,
-            "emerg"
-        );
-        assert_eq!(
-            t.route("disputes.x", Urgency::Normal, &hc).unwrap().rule_id,
-            "rest"
-        );
-        assert_eq!(
-            t.route("petition.land", Urgency::Normal, &hc)
-                .unwrap()
-                .channel,
-            Channel::Petition
-        );
+        assert_eq!(t.route("dispute.labour", Urgency::Normal, &rc).unwrap().channel, Channel::LegalAid);
+        assert_eq!(t.route("dispute.labour", Urgency::Normal, &hc).unwrap().channel, Channel::PeopleMediation);
+        assert_eq!(t.route("dispute.labour", Urgency::Emergency, &hc).unwrap().rule_id, "emerg");
+        assert_eq!(t.route("disputes.x", Urgency::Normal, &hc).unwrap().rule_id, "rest");
+        assert_eq!(t.route("petition.land", Urgency::Normal, &hc).unwrap().channel, Channel::Petition);
         let outside = Hierarchy::county_only("371002").unwrap();
-        assert_eq!(
-            t.route("dispute.labour", Urgency::Normal, &outside)
-                .unwrap()
-                .channel,
-            Channel::Triage
-        );
-        assert_eq!(
-            t.route("hazard.fire", Urgency::Emergency, &outside)
-                .unwrap()
-                .channel,
-            Channel::Emergency
-        );
-        let bad = RoutingTable {
-            version: 1,
-            rules: vec![rule("x", "dispute", None, "", Channel::Petition)],
-        };
+        assert_eq!(t.route("dispute.labour", Urgency::Normal, &outside).unwrap().channel, Channel::Triage);
+        assert_eq!(t.route("hazard.fire", Urgency::Emergency, &outside).unwrap().channel, Channel::Emergency);
+        let bad = RoutingTable { version: 1, rules: vec![rule("x", "dispute", None, "", Channel::Petition)] };
         assert_eq!(bad.validate(), Err(RoutingError::NoCatchAll));
     }
 }

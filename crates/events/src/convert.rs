@@ -3,9 +3,7 @@
 use chrono::{DateTime, Utc};
 use gridwork_domain::auth::Actor;
 use gridwork_domain::petition::{PetitionClass, PetitionInfo};
-use gridwork_domain::{
-    Case, CaseEventKind, CaseStatus, Channel, Hierarchy, Outcome, Satisfaction, Urgency,
-};
+use gridwork_domain::{Case, CaseEventKind, CaseStatus, Channel, Hierarchy, Outcome, Satisfaction, Urgency};
 use uuid::Uuid;
 
 use crate::pb;
@@ -85,14 +83,8 @@ pub fn case_event(
         actor_id,
         actor_role,
         reason: detail.reason.clone(),
-        outcome: case
-            .outcome
-            .map(|o| o.as_str().to_owned())
-            .unwrap_or_default(),
-        satisfaction: case
-            .satisfaction
-            .map(|s| s.as_str().to_owned())
-            .unwrap_or_default(),
+        outcome: case.outcome.map(|o| o.as_str().to_owned()).unwrap_or_default(),
+        satisfaction: case.satisfaction.map(|s| s.as_str().to_owned()).unwrap_or_default(),
         centre: case.centre.clone(),
         channel: case.channel.as_str().to_owned(),
         priority: u32::from(case.priority),
@@ -135,19 +127,11 @@ pub struct CaseEventView {
     pub petition: Option<PetitionInfo>,
 }
 
-fn parse<T>(
-    field: &'static str,
-    value: &str,
-    f: impl Fn(&str) -> Option<T>,
-) -> Result<T, DecodeError> {
+fn parse<T>(field: &'static str, value: &str, f: impl Fn(&str) -> Option<T>) -> Result<T, DecodeError> {
     f(value).ok_or_else(|| DecodeError::Invalid(format!("{field} = {value:?}")))
 }
 
-fn optional<T>(
-    field: &'static str,
-    value: &str,
-    f: impl Fn(&str) -> Option<T>,
-) -> Result<Option<T>, DecodeError> {
+fn optional<T>(field: &'static str, value: &str, f: impl Fn(&str) -> Option<T>) -> Result<Option<T>, DecodeError> {
     if value.is_empty() {
         Ok(None)
     } else {
@@ -156,8 +140,7 @@ fn optional<T>(
 }
 
 fn uuid(field: &'static str, value: &str) -> Result<Uuid, DecodeError> {
-    Uuid::parse_str(value)
-        .map_err(|_| DecodeError::Invalid(format!("{field} = {value:?} is not a UUID")))
+    Uuid::parse_str(value).map_err(|_| DecodeError::Invalid(format!("{field} = {value:?} is not a UUID")))
 }
 
 impl TryFrom<&pb::case::CaseEvent> for CaseEventView {
@@ -174,15 +157,10 @@ impl TryFrom<&pb::case::CaseEvent> for CaseEventView {
             satisfaction: optional("satisfaction", &e.satisfaction, Satisfaction::parse)?,
             centre: e.centre.clone(),
             channel: parse("channel", &e.channel, Channel::parse)?,
-            priority: u8::try_from(e.priority)
-                .map_err(|_| DecodeError::Invalid("priority".into()))?,
+            priority: u8::try_from(e.priority).map_err(|_| DecodeError::Invalid("priority".into()))?,
             category: e.category.clone(),
             urgency: parse("urgency", &e.urgency, Urgency::parse)?,
-            hierarchy: e
-                .hierarchy
-                .as_ref()
-                .map(Hierarchy::from)
-                .ok_or(DecodeError::Missing("hierarchy"))?,
+            hierarchy: e.hierarchy.as_ref().map(Hierarchy::from).ok_or(DecodeError::Missing("hierarchy"))?,
             created_at: from_timestamp(e.created_at.as_ref())?,
             due_at: from_timestamp(e.due_at.as_ref())?,
             version: e.version,

@@ -64,10 +64,7 @@ impl Default for Topics {
 }
 
 pub fn timestamp(at: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: at.timestamp(),
-        nanos: at.timestamp_subsec_nanos() as i32,
-    }
+    prost_types::Timestamp { seconds: at.timestamp(), nanos: at.timestamp_subsec_nanos() as i32 }
 }
 
 pub fn from_timestamp(ts: Option<&prost_types::Timestamp>) -> Result<DateTime<Utc>, DecodeError> {
@@ -165,14 +162,9 @@ impl Event {
     /// Reads an envelope and its payload; unknown schemas and undecodable
     /// bytes are errors, never panics.
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
-        let env = pb::envelope::Envelope::decode(bytes)
-            .map_err(|e| DecodeError::Envelope(e.to_string()))?;
-        let id = Uuid::parse_str(&env.event_id)
-            .map_err(|_| DecodeError::Envelope("event_id is not a UUID".into()))?;
-        let bad = |e: prost::DecodeError| DecodeError::Payload {
-            schema: env.schema.clone(),
-            reason: e.to_string(),
-        };
+        let env = pb::envelope::Envelope::decode(bytes).map_err(|e| DecodeError::Envelope(e.to_string()))?;
+        let id = Uuid::parse_str(&env.event_id).map_err(|_| DecodeError::Envelope("event_id is not a UUID".into()))?;
+        let bad = |e: prost::DecodeError| DecodeError::Payload { schema: env.schema.clone(), reason: e.to_string() };
         let p = env.payload.as_slice();
         let payload = match env.schema.as_str() {
             schema::REPORT_SUBMITTED => Payload::ReportSubmitted(Message::decode(p).map_err(bad)?),
@@ -210,22 +202,13 @@ mod tests {
         let back = Event::decode(&ev.encode()).unwrap();
         assert_eq!(back.id, ev.id);
         assert_eq!(back.payload, ev.payload);
-        assert!(matches!(
-            Event::decode(b"\xff\xff\xff garbage"),
-            Err(DecodeError::Envelope(_))
-        ));
+        assert!(matches!(Event::decode(b"\xff\xff\xff garbage"), Err(DecodeError::Envelope(_))));
         let unknown = pb::envelope::Envelope {
             event_id: Uuid::new_v4().to_string(),
             schema: "gridwork.report.submitted.v9".into(),
             ..Default::default()
         };
-        assert!(matches!(
-            Event::decode(&unknown.encode_to_vec()),
-            Err(DecodeError::UnknownSchema(_))
-        ));
-        assert_eq!(
-            Topics::new("t1.").case_lifecycle,
-            "t1.gridwork.case.lifecycle"
-        );
+        assert!(matches!(Event::decode(&unknown.encode_to_vec()), Err(DecodeError::UnknownSchema(_))));
+        assert_eq!(Topics::new("t1.").case_lifecycle, "t1.gridwork.case.lifecycle");
     }
 }

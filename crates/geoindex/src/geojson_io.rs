@@ -24,9 +24,7 @@ pub enum GeoJsonError {
 /// Parses a FeatureCollection of boundaries with properties `adcode`, `name`,
 /// `level` and `parent_adcode`.
 pub fn parse_boundaries(text: &str) -> Result<Vec<Boundary>, GeoJsonError> {
-    let gj: geojson::GeoJson = text
-        .parse()
-        .map_err(|e: geojson::Error| GeoJsonError::Parse(e.to_string()))?;
+    let gj: geojson::GeoJson = text.parse().map_err(|e: geojson::Error| GeoJsonError::Parse(e.to_string()))?;
     let fc = match gj {
         geojson::GeoJson::FeatureCollection(fc) => fc,
         _ => return Err(GeoJsonError::Parse("expected a FeatureCollection".into())),
@@ -39,18 +37,9 @@ pub fn parse_boundaries(text: &str) -> Result<Vec<Boundary>, GeoJsonError> {
         let name = prop("name").ok_or_else(|| bad("missing property name".into()))?;
         let level = prop("level").ok_or_else(|| bad("missing property level".into()))?;
         let parent = prop("parent_adcode");
-        let geometry = f
-            .geometry
-            .clone()
-            .ok_or_else(|| bad("no geometry".into()))?;
+        let geometry = f.geometry.clone().ok_or_else(|| bad("no geometry".into()))?;
         let geometry = to_multipolygon(geometry).map_err(bad)?;
-        out.push(Boundary {
-            adcode,
-            name,
-            level,
-            parent,
-            geometry,
-        });
+        out.push(Boundary { adcode, name, level, parent, geometry });
     }
     Ok(out)
 }
@@ -60,22 +49,16 @@ pub fn to_multipolygon(g: geojson::Geometry) -> Result<MultiPolygon<f64>, String
     match Geometry::<f64>::try_from(g).map_err(|e| e.to_string())? {
         Geometry::Polygon(p) => Ok(MultiPolygon(vec![p])),
         Geometry::MultiPolygon(mp) => Ok(mp),
-        other => Err(format!("expected a Polygon or MultiPolygon, got {other:?}")
-            .chars()
-            .take(120)
-            .collect()),
+        other => Err(format!("expected a Polygon or MultiPolygon, got {other:?}").chars().take(120).collect()),
     }
 }
 
 /// Parses a stored geometry (GeoJSON text).
 pub fn parse_geometry(text: &str) -> Result<MultiPolygon<f64>, String> {
-    let g: geojson::Geometry = text
-        .parse::<geojson::GeoJson>()
-        .map_err(|e| e.to_string())
-        .and_then(|gj| match gj {
-            geojson::GeoJson::Geometry(g) => Ok(g),
-            _ => Err("expected a geometry".to_owned()),
-        })?;
+    let g: geojson::Geometry = text.parse::<geojson::GeoJson>().map_err(|e| e.to_string()).and_then(|gj| match gj {
+        geojson::GeoJson::Geometry(g) => Ok(g),
+        _ => Err("expected a geometry".to_owned()),
+    })?;
     to_multipolygon(g)
 }
 

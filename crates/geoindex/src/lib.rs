@@ -50,10 +50,7 @@ pub enum Located {
     Approximate { grid: String, distance_m: f64 },
     /// No grid within tolerance; `county` contains the point or is the
     /// nearest county (`None` only when the index has no counties).
-    Unassigned {
-        county: Option<String>,
-        inside_county: bool,
-    },
+    Unassigned { county: Option<String>, inside_county: bool },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -73,13 +70,8 @@ pub struct GridIndex {
 const METRES_PER_DEGREE_LAT: f64 = 111_320.0;
 
 fn aabb(code: &str, g: &MultiPolygon<f64>) -> Result<AABB<[f64; 2]>, IndexError> {
-    let r = g
-        .bounding_rect()
-        .ok_or_else(|| IndexError::Empty(code.to_owned()))?;
-    Ok(AABB::from_corners(
-        [r.min().x, r.min().y],
-        [r.max().x, r.max().y],
-    ))
+    let r = g.bounding_rect().ok_or_else(|| IndexError::Empty(code.to_owned()))?;
+    Ok(AABB::from_corners([r.min().x, r.min().y], [r.max().x, r.max().y]))
 }
 
 /// Metres from `p` to the nearest point of `g` (0 inside).
@@ -92,29 +84,17 @@ fn distance_m(p: Point<f64>, g: &MultiPolygon<f64>) -> f64 {
 }
 
 impl GridIndex {
-    pub fn new(
-        mut grids: Vec<Area>,
-        counties: Vec<Area>,
-        tolerance_m: f64,
-    ) -> Result<Self, IndexError> {
+    pub fn new(mut grids: Vec<Area>, counties: Vec<Area>, tolerance_m: f64) -> Result<Self, IndexError> {
         // Sorted by code, so that the first match is the smallest code.
         grids.sort_by(|a, b| a.code.cmp(&b.code));
         let mut entries = Vec::with_capacity(grids.len());
         for (idx, g) in grids.iter().enumerate() {
-            entries.push(Entry {
-                idx,
-                bbox: aabb(&g.code, &g.geometry)?,
-            });
+            entries.push(Entry { idx, bbox: aabb(&g.code, &g.geometry)? });
         }
         for c in &counties {
             aabb(&c.code, &c.geometry)?;
         }
-        Ok(GridIndex {
-            grids,
-            tree: RTree::bulk_load(entries),
-            counties,
-            tolerance_m,
-        })
+        Ok(GridIndex { grids, tree: RTree::bulk_load(entries), counties, tolerance_m })
     }
 
     pub fn len(&self) -> usize {
@@ -133,10 +113,7 @@ impl GridIndex {
     pub fn locate(&self, lon: f64, lat: f64) -> Located {
         let p = Point::new(lon, lat);
         let mut best: Option<usize> = None;
-        for e in self
-            .tree
-            .locate_in_envelope_intersecting(&AABB::from_point([lon, lat]))
-        {
+        for e in self.tree.locate_in_envelope_intersecting(&AABB::from_point([lon, lat])) {
             if best.is_some_and(|b| b < e.idx) {
                 continue;
             }
@@ -145,9 +122,7 @@ impl GridIndex {
             }
         }
         if let Some(i) = best {
-            return Located::Inside {
-                grid: self.grids[i].code.clone(),
-            };
+            return Located::Inside { grid: self.grids[i].code.clone() };
         }
         // Within tolerance: search the boxes near the point.
         let dlat = self.tolerance_m / METRES_PER_DEGREE_LAT;
@@ -156,23 +131,15 @@ impl GridIndex {
         let mut nearest: Option<(f64, usize)> = None;
         for e in self.tree.locate_in_envelope_intersecting(&window) {
             let d = distance_m(p, &self.grids[e.idx].geometry);
-            if d <= self.tolerance_m
-                && nearest.is_none_or(|(bd, bi)| d < bd || (d == bd && e.idx < bi))
-            {
+            if d <= self.tolerance_m && nearest.is_none_or(|(bd, bi)| d < bd || (d == bd && e.idx < bi)) {
                 nearest = Some((d, e.idx));
             }
         }
         if let Some((d, i)) = nearest {
-            return Located::Approximate {
-                grid: self.grids[i].code.clone(),
-                distance_m: d,
-            };
+            return Located::Approximate { grid: self.grids[i].code.clone(), distance_m: d };
         }
         if let Some(c) = self.counties.iter().find(|c| c.geometry.intersects(&p)) {
-            return Located::Unassigned {
-                county: Some(c.code.clone()),
-                inside_county: true,
-            };
+            return Located::Unassigned { county: Some(c.code.clone()), inside_county: true };
         }
         let county = self
             .counties
@@ -180,10 +147,7 @@ impl GridIndex {
             .map(|c| (distance_m(p, &c.geometry), &c.code))
             .min_by(|a, b| a.0.total_cmp(&b.0))
             .map(|(_, code)| code.clone());
-        Located::Unassigned {
-            county,
-            inside_county: false,
-        }
+        Located::Unassigned { county, inside_county: false }
     }
 
     /// A point inside the grid `code` (for demos and tests).
@@ -211,10 +175,7 @@ mod tests {
 
     fn square(code: &str, x0: f64, y0: f64, size: f64) -> Area {
         let p = polygon![(x: x0, y: y0), (x: x0 + size, y: y0), (x: x0 + size, y: y0 + size), (x: x0, y: y0 + size)];
-        Area {
-            code: code.into(),
-            geometry: MultiPolygon(vec![p]),
-        }
+        Area { code: code.into(), geometry: MultiPolygon(vec![p]) }
     }
 
     #[test]
@@ -224,25 +185,10 @@ mod tests {
         let b = square("371002001001001", 122.01, 37.50, 0.01);
         let county = square("371002", 121.9, 37.4, 0.3);
         let idx = GridIndex::new(vec![a, b], vec![county], 200.0).unwrap();
-        assert_eq!(
-            idx.locate(122.005, 37.505),
-            Located::Inside {
-                grid: "371002001001002".into()
-            }
-        );
-        assert_eq!(
-            idx.locate(122.015, 37.505),
-            Located::Inside {
-                grid: "371002001001001".into()
-            }
-        );
+        assert_eq!(idx.locate(122.005, 37.505), Located::Inside { grid: "371002001001002".into() });
+        assert_eq!(idx.locate(122.015, 37.505), Located::Inside { grid: "371002001001001".into() });
         // On the shared edge: the smaller code, every time.
-        assert_eq!(
-            idx.locate(122.01, 37.505),
-            Located::Inside {
-                grid: "371002001001001".into()
-            }
-        );
+        assert_eq!(idx.locate(122.01, 37.505), Located::Inside { grid: "371002001001001".into() });
         // 0.001° south of the grids (~111 m): approximate.
         match idx.locate(122.005, 37.499) {
             Located::Approximate { grid, distance_m } => {
@@ -254,18 +200,12 @@ mod tests {
         // 0.01° south (~1.1 km): unassigned, in the county.
         assert_eq!(
             idx.locate(122.005, 37.49),
-            Located::Unassigned {
-                county: Some("371002".into()),
-                inside_county: true
-            }
+            Located::Unassigned { county: Some("371002".into()), inside_county: true }
         );
         // Far away: the nearest county.
         assert_eq!(
             idx.locate(100.0, 30.0),
-            Located::Unassigned {
-                county: Some("371002".into()),
-                inside_county: false
-            }
+            Located::Unassigned { county: Some("371002".into()), inside_county: false }
         );
     }
 }

@@ -67,18 +67,9 @@ pub fn partition_county(
     for (r, row) in vertices.iter_mut().enumerate() {
         for (c, v) in row.iter_mut().enumerate() {
             let edge = r == 0 || c == 0 || r == rows || c == cols;
-            let (jx, jy) = if edge {
-                (0.0, 0.0)
-            } else {
-                (
-                    rng.gen_range(-jitter..jitter),
-                    rng.gen_range(-jitter..jitter),
-                )
-            };
-            *v = Coord {
-                x: bbox.min().x + c as f64 * cell + jx,
-                y: bbox.min().y + r as f64 * cell + jy,
-            };
+            let (jx, jy) =
+                if edge { (0.0, 0.0) } else { (rng.gen_range(-jitter..jitter), rng.gen_range(-jitter..jitter)) };
+            *v = Coord { x: bbox.min().x + c as f64 * cell + jx, y: bbox.min().y + r as f64 * cell + jy };
         }
     }
     // Clip every cell; remember its block coordinates.
@@ -102,12 +93,7 @@ pub fn partition_county(
             }
             let street_key = ((rows - 1 - r) / ss, c / ss);
             let community_key = ((rows - 1 - r) / cs, c / cs);
-            streets
-                .entry(street_key)
-                .or_default()
-                .entry(community_key)
-                .or_default()
-                .push(piece);
+            streets.entry(street_key).or_default().entry(community_key).or_default().push(piece);
         }
     }
     let mut out = Vec::new();
@@ -147,20 +133,12 @@ mod tests {
     #[test]
     fn grids_tile_the_county_with_valid_codes_and_are_reproducible() {
         let b = weihai().into_iter().find(|b| b.adcode == "371002").unwrap();
-        let params = SynthParams {
-            grids: 60,
-            community_side: 2,
-            street_side: 2,
-            seed: 7,
-        };
+        let params = SynthParams { grids: 60, community_side: 2, street_side: 2, seed: 7 };
         let grids = partition_county(&b.adcode, &b.name, &b.geometry, params);
         assert!(grids.len() >= 40 && grids.len() <= 90, "{}", grids.len());
         let total: f64 = grids.iter().map(|g| g.geometry.unsigned_area()).sum();
         let county = b.geometry.unsigned_area();
-        assert!(
-            (total - county).abs() / county < 1e-6,
-            "grids cover the county exactly: {total} vs {county}"
-        );
+        assert!((total - county).abs() / county < 1e-6, "grids cover the county exactly: {total} vs {county}");
         for g in &grids {
             assert_eq!(g.code.len(), 15);
             assert!(g.code.starts_with(&g.community) && g.community.starts_with(&g.street));
@@ -175,26 +153,12 @@ mod tests {
         assert_eq!(again[5].geometry, grids[5].geometry);
         // Every point of the county lands in exactly the grid that contains it.
         let idx = GridIndex::new(
-            grids
-                .iter()
-                .map(|g| Area {
-                    code: g.code.clone(),
-                    geometry: g.geometry.clone(),
-                })
-                .collect(),
-            vec![Area {
-                code: b.adcode.clone(),
-                geometry: b.geometry.clone(),
-            }],
+            grids.iter().map(|g| Area { code: g.code.clone(), geometry: g.geometry.clone() }).collect(),
+            vec![Area { code: b.adcode.clone(), geometry: b.geometry.clone() }],
             200.0,
         )
         .unwrap();
         let (lon, lat) = idx.interior_point(&grids[3].code).unwrap();
-        assert_eq!(
-            idx.locate(lon, lat),
-            Located::Inside {
-                grid: grids[3].code.clone()
-            }
-        );
+        assert_eq!(idx.locate(lon, lat), Located::Inside { grid: grids[3].code.clone() });
     }
 }

@@ -52,29 +52,17 @@ pub struct Issuer {
 
 impl std::fmt::Debug for Issuer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Issuer")
-            .field("kid", &self.kid)
-            .finish_non_exhaustive()
+        f.debug_struct("Issuer").field("kid", &self.kid).finish_non_exhaustive()
     }
 }
 
 impl Issuer {
     /// Loads the key from `path`, creating it (mode 0600) if missing.
-    pub fn load_or_create(
-        path: &Path,
-        issuer: &str,
-        audience: &str,
-        ttl_secs: u64,
-    ) -> Result<Self, KeyError> {
-        let ferr = |reason: String| KeyError::File {
-            path: path.display().to_string(),
-            reason,
-        };
+    pub fn load_or_create(path: &Path, issuer: &str, audience: &str, ttl_secs: u64) -> Result<Self, KeyError> {
+        let ferr = |reason: String| KeyError::File { path: path.display().to_string(), reason };
         let pkcs8 = if path.exists() {
             let text = std::fs::read_to_string(path).map_err(|e| ferr(e.to_string()))?;
-            STANDARD
-                .decode(text.trim())
-                .map_err(|e| ferr(format!("not base64: {e}")))?
+            STANDARD.decode(text.trim()).map_err(|e| ferr(format!("not base64: {e}")))?
         } else {
             let doc = Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new())
                 .map_err(|_| KeyError::Invalid("key generation failed".into()))?;
@@ -93,14 +81,8 @@ impl Issuer {
         Self::from_pkcs8(&pkcs8, issuer, audience, ttl_secs)
     }
 
-    pub fn from_pkcs8(
-        pkcs8: &[u8],
-        issuer: &str,
-        audience: &str,
-        ttl_secs: u64,
-    ) -> Result<Self, KeyError> {
-        let pair = Ed25519KeyPair::from_pkcs8_maybe_unchecked(pkcs8)
-            .map_err(|e| KeyError::Invalid(e.to_string()))?;
+    pub fn from_pkcs8(pkcs8: &[u8], issuer: &str, audience: &str, ttl_secs: u64) -> Result<Self, KeyError> {
+        let pair = Ed25519KeyPair::from_pkcs8_maybe_unchecked(pkcs8).map_err(|e| KeyError::Invalid(e.to_string()))?;
         let public = pair.public_key().as_ref().to_vec();
         let kid = hex::encode(&Sha256::digest(&public)[..8]);
         Ok(Issuer {
@@ -137,8 +119,8 @@ impl Issuer {
         };
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(self.kid.clone());
-        let token = jsonwebtoken::encode(&header, &claims, &self.encoding)
-            .map_err(|e| KeyError::Invalid(e.to_string()))?;
+        let token =
+            jsonwebtoken::encode(&header, &claims, &self.encoding).map_err(|e| KeyError::Invalid(e.to_string()))?;
         Ok((token, ttl_secs))
     }
 
@@ -171,67 +153,44 @@ pub struct Verifier {
 }
 
 impl Verifier {
-    pub fn new(
-        keys: HashMap<String, DecodingKey>,
-        issuer: &str,
-        audience: &str,
-        leeway_secs: u64,
-    ) -> Self {
+    pub fn new(keys: HashMap<String, DecodingKey>, issuer: &str, audience: &str, leeway_secs: u64) -> Self {
         let mut v = Validation::new(Algorithm::EdDSA);
         v.set_issuer(&[issuer]);
         v.set_audience(&[audience]);
         v.leeway = leeway_secs;
         v.validate_nbf = true;
         v.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
-        Verifier {
-            keys: Arc::new(keys),
-            validation: v,
-        }
+        Verifier { keys: Arc::new(keys), validation: v }
     }
 
     /// The caller a token stands for.
     pub fn verify(&self, token: &str) -> Result<Actor, ApiError> {
-        let header = jsonwebtoken::decode_header(token).map_err(|_| {
-            ApiError::unauthorized("invalid_token", "the bearer token is not a JWT")
-        })?;
+        let header = jsonwebtoken::decode_header(token)
+            .map_err(|_| ApiError::unauthorized("invalid_token", "the bearer token is not a JWT"))?;
         if header.alg != Algorithm::EdDSA {
-            return Err(ApiError::unauthorized(
-                "invalid_token",
-                "token algorithm not accepted",
-            ));
+            return Err(ApiError::unauthorized("invalid_token", "token algorithm not accepted"));
         }
-        let kid = header
-            .kid
-            .ok_or_else(|| ApiError::unauthorized("invalid_token", "token has no kid"))?;
-        let key = self.keys.get(&kid).ok_or_else(|| {
-            ApiError::unauthorized("unknown_key", "token signed with an unknown key")
-        })?;
+        let kid = header.kid.ok_or_else(|| ApiError::unauthorized("invalid_token", "token has no kid"))?;
+        let key = self
+            .keys
+            .get(&kid)
+            .ok_or_else(|| ApiError::unauthorized("unknown_key", "token signed with an unknown key"))?;
         let data = jsonwebtoken::decode::<Claims>(token, key, &self.validation).map_err(|e| {
             use jsonwebtoken::errors::ErrorKind as K;
             match e.kind() {
-                K::ExpiredSignature => {
-                    ApiError::unauthorized("token_expired", "the token has expired")
-                }
-                K::ImmatureSignature => {
-                    ApiError::unauthorized("token_not_yet_valid", "the token is not valid yet")
-                }
-                K::InvalidAudience => {
-                    ApiError::unauthorized("invalid_token", "token audience not accepted")
-                }
-                K::InvalidIssuer => {
-                    ApiError::unauthorized("invalid_token", "token issuer not accepted")
-                }
+                K::ExpiredSignature => ApiError::unauthorized("token_expired", "the token has expired"),
+                K::ImmatureSignature => ApiError::unauthorized("token_not_yet_valid", "the token is not valid yet"),
+                K::InvalidAudience => ApiError::unauthorized("invalid_token", "token audience not accepted"),
+                K::InvalidIssuer => ApiError::unauthorized("invalid_token", "token issuer not accepted"),
                 _ => ApiError::unauthorized("invalid_token", "the token is invalid"),
             }
         })?;
-        let role: Role = data.claims.role.parse().map_err(|_| {
-            ApiError::unauthorized("invalid_token", "token carries an unknown role")
-        })?;
-        Ok(Actor {
-            id: data.claims.sub,
-            role,
-            scope: data.claims.scope,
-        })
+        let role: Role = data
+            .claims
+            .role
+            .parse()
+            .map_err(|_| ApiError::unauthorized("invalid_token", "token carries an unknown role"))?;
+        Ok(Actor { id: data.claims.sub, role, scope: data.claims.scope })
     }
 }
 
@@ -249,19 +208,16 @@ impl FromRequest for Caller {
 }
 
 fn caller(req: &HttpRequest) -> Result<Caller, ApiError> {
-    let verifier = req
-        .app_data::<web::Data<Verifier>>()
-        .ok_or_else(|| ApiError::internal(&"no token verifier configured"))?;
+    let verifier =
+        req.app_data::<web::Data<Verifier>>().ok_or_else(|| ApiError::internal(&"no token verifier configured"))?;
     let header = req
         .headers()
         .get(actix_web::http::header::AUTHORIZATION)
         .and_then(|h| h.to_str().ok())
-        .ok_or_else(|| {
-            ApiError::unauthorized("missing_token", "send Authorization: Bearer <token>")
-        })?;
-    let token = header.strip_prefix("Bearer ").ok_or_else(|| {
-        ApiError::unauthorized("missing_token", "send Authorization: Bearer <token>")
-    })?;
+        .ok_or_else(|| ApiError::unauthorized("missing_token", "send Authorization: Bearer <token>"))?;
+    let token = header
+        .strip_prefix("Bearer ")
+        .ok_or_else(|| ApiError::unauthorized("missing_token", "send Authorization: Bearer <token>"))?;
     verifier.verify(token.trim()).map(Caller)
 }
 
@@ -278,11 +234,7 @@ mod tests {
     fn issue_verify_and_refuse() {
         let iss = issuer();
         let v = iss.verifier(5);
-        let actor = Actor {
-            id: "u1".into(),
-            role: Role::Dispatcher,
-            scope: "371002001".into(),
-        };
+        let actor = Actor { id: "u1".into(), role: Role::Dispatcher, scope: "371002001".into() };
         let (t, _) = iss.issue(&actor).unwrap();
         assert_eq!(v.verify(&t).unwrap(), actor);
         let (expired, _) = iss.issue_with(&actor, -120).unwrap();
@@ -294,16 +246,10 @@ mod tests {
         // Tampered payload.
         let mut parts: Vec<String> = t.split('.').map(str::to_owned).collect();
         parts[1] = URL_SAFE_NO_PAD.encode(br#"{"sub":"u1","role":"admin","scope":"","iss":"gridwork","aud":"gridwork","iat":0,"nbf":0,"exp":99999999999,"jti":"x"}"#);
-        assert_eq!(
-            v.verify(&parts.join(".")).unwrap_err().code,
-            "invalid_token"
-        );
+        assert_eq!(v.verify(&parts.join(".")).unwrap_err().code, "invalid_token");
         // alg=none.
-        let none = format!(
-            "{}.{}.",
-            URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"none","kid":"{}"}}"#, iss.kid())),
-            parts[1]
-        );
+        let none =
+            format!("{}.{}.", URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"none","kid":"{}"}}"#, iss.kid())), parts[1]);
         assert!(v.verify(&none).is_err());
         assert_eq!(iss.jwks()["keys"][0]["kid"], iss.kid());
     }

@@ -11,10 +11,7 @@ use async_trait::async_trait;
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {
     #[error("the {backend} cache is not available in this build: {hint}")]
-    FeatureNotEnabled {
-        backend: &'static str,
-        hint: &'static str,
-    },
+    FeatureNotEnabled { backend: &'static str, hint: &'static str },
     #[error("unsupported cache URL {0:?}: expected memory:// or redis://…")]
     UnsupportedUrl(String),
     #[error("cache: {0}")]
@@ -41,11 +38,7 @@ pub struct MemoryCache {
 
 impl MemoryCache {
     pub fn new(prefix: &str, max_entries: usize) -> Self {
-        MemoryCache {
-            prefix: prefix.to_owned(),
-            max_entries,
-            map: Mutex::new(HashMap::new()),
-        }
+        MemoryCache { prefix: prefix.to_owned(), max_entries, map: Mutex::new(HashMap::new()) }
     }
 }
 
@@ -53,10 +46,7 @@ impl MemoryCache {
 impl Cache for MemoryCache {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, CacheError> {
         let k = format!("{}{key}", self.prefix);
-        let mut map = self
-            .map
-            .lock()
-            .map_err(|_| CacheError::Backend("poisoned".into()))?;
+        let mut map = self.map.lock().map_err(|_| CacheError::Backend("poisoned".into()))?;
         match map.get(&k) {
             Some((v, until)) if *until > Instant::now() => Ok(Some(v.clone())),
             Some(_) => {
@@ -68,10 +58,7 @@ impl Cache for MemoryCache {
     }
 
     async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), CacheError> {
-        let mut map = self
-            .map
-            .lock()
-            .map_err(|_| CacheError::Backend("poisoned".into()))?;
+        let mut map = self.map.lock().map_err(|_| CacheError::Backend("poisoned".into()))?;
         if map.len() >= self.max_entries {
             let now = Instant::now();
             map.retain(|_, (_, until)| *until > now);
@@ -79,32 +66,21 @@ impl Cache for MemoryCache {
                 map.clear();
             }
         }
-        map.insert(
-            format!("{}{key}", self.prefix),
-            (value.to_vec(), Instant::now() + ttl),
-        );
+        map.insert(format!("{}{key}", self.prefix), (value.to_vec(), Instant::now() + ttl));
         Ok(())
     }
 
     async fn del(&self, key: &str) -> Result<(), CacheError> {
-        let mut map = self
-            .map
-            .lock()
-            .map_err(|_| CacheError::Backend("poisoned".into()))?;
+        let mut map = self.map.lock().map_err(|_| CacheError::Backend("poisoned".into()))?;
         map.remove(&format!("{}{key}", self.prefix));
         Ok(())
     }
 
     async fn incr(&self, key: &str, ttl: Duration) -> Result<u64, CacheError> {
         let k = format!("{}{key}", self.prefix);
-        let mut map = self
-            .map
-            .lock()
-            .map_err(|_| CacheError::Backend("poisoned".into()))?;
+        let mut map = self.map.lock().map_err(|_| CacheError::Backend("poisoned".into()))?;
         let now = Instant::now();
-        let entry = map
-            .entry(k)
-            .or_insert_with(|| (0u64.to_be_bytes().to_vec(), now + ttl));
+        let entry = map.entry(k).or_insert_with(|| (0u64.to_be_bytes().to_vec(), now + ttl));
         if entry.1 <= now {
             *entry = (0u64.to_be_bytes().to_vec(), now + ttl);
         }
@@ -162,8 +138,7 @@ mod redis_cache {
 
     impl RedisCache {
         pub fn new(url: &str, prefix: &str) -> Result<Self, CacheError> {
-            let client =
-                redis::Client::open(url).map_err(|e| CacheError::Backend(e.to_string()))?;
+            let client = redis::Client::open(url).map_err(|e| CacheError::Backend(e.to_string()))?;
             Ok(RedisCache {
                 client,
                 prefix: prefix.to_owned(),
@@ -179,16 +154,10 @@ mod redis_cache {
             }
             if let Some(until) = *self.backoff_until.lock().await {
                 if Instant::now() < until {
-                    return Err(CacheError::Backend(
-                        "redis unavailable (backing off)".into(),
-                    ));
+                    return Err(CacheError::Backend("redis unavailable (backing off)".into()));
                 }
             }
-            let made = tokio::time::timeout(
-                Duration::from_secs(2),
-                ConnectionManager::new(self.client.clone()),
-            )
-            .await;
+            let made = tokio::time::timeout(Duration::from_secs(2), ConnectionManager::new(self.client.clone())).await;
             match made {
                 Ok(Ok(c)) => {
                     *self.conn.lock().await = Some(c.clone());
@@ -196,13 +165,11 @@ mod redis_cache {
                     Ok(c)
                 }
                 Ok(Err(e)) => {
-                    *self.backoff_until.lock().await =
-                        Some(Instant::now() + Duration::from_secs(5));
+                    *self.backoff_until.lock().await = Some(Instant::now() + Duration::from_secs(5));
                     Err(CacheError::Backend(e.to_string()))
                 }
                 Err(_) => {
-                    *self.backoff_until.lock().await =
-                        Some(Instant::now() + Duration::from_secs(5));
+                    *self.backoff_until.lock().await = Some(Instant::now() + Duration::from_secs(5));
                     Err(CacheError::Backend("redis connect timed out".into()))
                 }
             }
@@ -220,9 +187,7 @@ mod redis_cache {
     /// Bounds every command, so a hung Redis costs at most this much per call.
     const CALL: Duration = Duration::from_millis(500);
 
-    async fn bounded<T>(
-        f: impl std::future::Future<Output = Result<T, redis::RedisError>>,
-    ) -> Result<T, CacheError> {
+    async fn bounded<T>(f: impl std::future::Future<Output = Result<T, redis::RedisError>>) -> Result<T, CacheError> {
         match tokio::time::timeout(CALL, f).await {
             Ok(r) => r.map_err(backend),
             Err(_) => Err(CacheError::Backend("redis call timed out".into())),
@@ -251,11 +216,7 @@ mod redis_cache {
             let mut c = self.conn().await?;
             let k = self.key(key);
             let (n, _): (u64, bool) = bounded(
-                redis::pipe()
-                    .atomic()
-                    .incr(&k, 1u64)
-                    .expire(&k, ttl.as_secs().max(1) as i64)
-                    .query_async(&mut c),
+                redis::pipe().atomic().incr(&k, 1u64).expire(&k, ttl.as_secs().max(1) as i64).query_async(&mut c),
             )
             .await?;
             Ok(n)

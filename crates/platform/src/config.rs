@@ -153,37 +153,22 @@ impl Default for Config {
 
 impl Default for Http {
     fn default() -> Self {
-        Http {
-            listen: "127.0.0.1:8080".into(),
-            max_body_bytes: 256 * 1024,
-            workers: 0,
-        }
+        Http { listen: "127.0.0.1:8080".into(), max_body_bytes: 256 * 1024, workers: 0 }
     }
 }
 impl Default for Database {
     fn default() -> Self {
-        Database {
-            url: String::new(),
-            pool_size: 8,
-        }
+        Database { url: String::new(), pool_size: 8 }
     }
 }
 impl Default for Bus {
     fn default() -> Self {
-        Bus {
-            url: String::new(),
-            topic_prefix: String::new(),
-            partitions: 4,
-            retention_ms: 7 * 24 * 3600 * 1000,
-        }
+        Bus { url: String::new(), topic_prefix: String::new(), partitions: 4, retention_ms: 7 * 24 * 3600 * 1000 }
     }
 }
 impl Default for Cache {
     fn default() -> Self {
-        Cache {
-            url: "memory://".into(),
-            key_prefix: "gridwork:".into(),
-        }
+        Cache { url: "memory://".into(), key_prefix: "gridwork:".into() }
     }
 }
 impl Default for Auth {
@@ -199,11 +184,7 @@ impl Default for Auth {
 }
 impl Default for Intake {
     fn default() -> Self {
-        Intake {
-            batch_max: 256,
-            batch_wait_ms: 2,
-            rate_limit_per_minute: 600,
-        }
+        Intake { batch_max: 256, batch_wait_ms: 2, rate_limit_per_minute: 600 }
     }
 }
 impl Default for Assigner {
@@ -218,16 +199,12 @@ impl Default for Mediation {
 }
 impl Default for Kpi {
     fn default() -> Self {
-        Kpi {
-            fcr_window_days: 30,
-        }
+        Kpi { fcr_window_days: 30 }
     }
 }
 impl Default for Log {
     fn default() -> Self {
-        Log {
-            format: "text".into(),
-        }
+        Log { format: "text".into() }
     }
 }
 
@@ -240,10 +217,7 @@ pub enum ConfigError {
 }
 
 fn invalid(field: &'static str, reason: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        field,
-        reason: reason.into(),
-    }
+    ConfigError::Invalid { field, reason: reason.into() }
 }
 
 impl Config {
@@ -254,17 +228,11 @@ impl Config {
 
     /// As [`Config::load`], then `overrides` (command-line flags: dotted key,
     /// value) on top of everything.
-    pub fn load_with(
-        file: Option<&Path>,
-        overrides: &[(&str, String)],
-    ) -> Result<Config, ConfigError> {
+    pub fn load_with(file: Option<&Path>, overrides: &[(&str, String)]) -> Result<Config, ConfigError> {
         let mut fig = Figment::from(Serialized::defaults(Config::default()));
         if let Some(f) = file {
             if !f.exists() {
-                return Err(ConfigError::Load(format!(
-                    "config file {} does not exist",
-                    f.display()
-                )));
+                return Err(ConfigError::Load(format!("config file {} does not exist", f.display())));
             }
             fig = fig.merge(Toml::file(f));
         }
@@ -272,9 +240,7 @@ impl Config {
         for (key, value) in overrides {
             fig = fig.merge(Serialized::default(key, value));
         }
-        let cfg: Config = fig
-            .extract()
-            .map_err(|e| ConfigError::Load(e.to_string()))?;
+        let cfg: Config = fig.extract().map_err(|e| ConfigError::Load(e.to_string()))?;
         cfg.resolve()
     }
 
@@ -298,58 +264,39 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
-        self.http.listen.parse::<SocketAddr>().map_err(|e| {
-            invalid(
-                "http.listen",
-                format!("{:?} is not HOST:PORT ({e})", self.http.listen),
-            )
-        })?;
+        self.http
+            .listen
+            .parse::<SocketAddr>()
+            .map_err(|e| invalid("http.listen", format!("{:?} is not HOST:PORT ({e})", self.http.listen)))?;
         if self.http.max_body_bytes < 1024 {
             return Err(invalid("http.max_body_bytes", "must be at least 1024"));
         }
         let scheme = |u: &str| u.split("://").next().unwrap_or_default().to_owned();
-        if !matches!(
-            scheme(&self.database.url).as_str(),
-            "sqlite" | "postgres" | "postgresql"
-        ) && !self.database.url.starts_with("sqlite:")
+        if !matches!(scheme(&self.database.url).as_str(), "sqlite" | "postgres" | "postgresql")
+            && !self.database.url.starts_with("sqlite:")
         {
             return Err(invalid(
                 "database.url",
-                format!(
-                    "{:?}: expected sqlite://PATH or postgres://…",
-                    self.database.url
-                ),
+                format!("{:?}: expected sqlite://PATH or postgres://…", self.database.url),
             ));
         }
         if self.database.pool_size == 0 {
             return Err(invalid("database.pool_size", "must be at least 1"));
         }
-        if !matches!(
-            scheme(&self.bus.url).as_str(),
-            "sqlite" | "memory" | "kafka"
-        ) {
+        if !matches!(scheme(&self.bus.url).as_str(), "sqlite" | "memory" | "kafka") {
             return Err(invalid(
                 "bus.url",
-                format!(
-                    "{:?}: expected sqlite://PATH, memory:// or kafka://HOST:PORT",
-                    self.bus.url
-                ),
+                format!("{:?}: expected sqlite://PATH, memory:// or kafka://HOST:PORT", self.bus.url),
             ));
         }
         if self.bus.retention_ms < 60_000 {
-            return Err(invalid(
-                "bus.retention_ms",
-                "must be at least 60000 (one minute)",
-            ));
+            return Err(invalid("bus.retention_ms", "must be at least 60000 (one minute)"));
         }
         if !(1..=1024).contains(&self.bus.partitions) {
             return Err(invalid("bus.partitions", "must be between 1 and 1024"));
         }
         if !matches!(scheme(&self.cache.url).as_str(), "memory" | "redis") {
-            return Err(invalid(
-                "cache.url",
-                format!("{:?}: expected memory:// or redis://…", self.cache.url),
-            ));
+            return Err(invalid("cache.url", format!("{:?}: expected memory:// or redis://…", self.cache.url)));
         }
         if self.auth.issuer.is_empty() || self.auth.audience.is_empty() {
             return Err(invalid("auth", "issuer and audience must not be empty"));
@@ -363,13 +310,8 @@ impl Config {
         if self.intake.batch_wait_ms > 1000 {
             return Err(invalid("intake.batch_wait_ms", "must be at most 1000"));
         }
-        if !self.assigner.tolerance_m.is_finite()
-            || !(0.0..=10_000.0).contains(&self.assigner.tolerance_m)
-        {
-            return Err(invalid(
-                "assigner.tolerance_m",
-                "must be between 0 and 10000 metres",
-            ));
+        if !self.assigner.tolerance_m.is_finite() || !(0.0..=10_000.0).contains(&self.assigner.tolerance_m) {
+            return Err(invalid("assigner.tolerance_m", "must be between 0 and 10000 metres"));
         }
         if self.mediation.lease_minutes < 1 {
             return Err(invalid("mediation.lease_minutes", "must be at least 1"));
@@ -392,11 +334,8 @@ mod tests {
     fn layered_and_validated() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("gridwork.toml");
-        std::fs::write(
-            &file,
-            "data_dir = \"/tmp/x\"\n[http]\nlisten = \"127.0.0.1:0\"\n[bus]\npartitions = 8\n",
-        )
-        .unwrap();
+        std::fs::write(&file, "data_dir = \"/tmp/x\"\n[http]\nlisten = \"127.0.0.1:0\"\n[bus]\npartitions = 8\n")
+            .unwrap();
         let cfg = Config::load(Some(&file)).unwrap();
         assert_eq!(cfg.http.listen, "127.0.0.1:0");
         assert_eq!(cfg.bus.partitions, 8);

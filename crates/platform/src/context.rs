@@ -39,9 +39,8 @@ impl Context {
     /// Connects everything `service` needs (its name goes to the brokers as
     /// the client id).
     pub async fn connect(config: Config, schema: Schema, service: &str) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(&config.data_dir).with_context(|| {
-            format!("cannot create data directory {}", config.data_dir.display())
-        })?;
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
         let db = gridwork_storage::connect(&config.database.url, config.database.pool_size).await?;
         match schema {
             Schema::Migrate => gridwork_storage::migrate(&db).await?,
@@ -74,16 +73,7 @@ impl Context {
         )?;
         let verifier = issuer.verifier(config.auth.leeway_secs);
         let metrics = Metrics::new()?;
-        Ok(Context {
-            config,
-            db,
-            bus,
-            cache,
-            topics,
-            issuer: Arc::new(issuer),
-            verifier,
-            metrics,
-        })
+        Ok(Context { config, db, bus, cache, topics, issuer: Arc::new(issuer), verifier, metrics })
     }
 
     /// Reads (or creates, on first start) a secret key file of 32 random bytes.
@@ -91,11 +81,8 @@ impl Context {
         use base64::Engine;
         let b64 = base64::engine::general_purpose::STANDARD;
         if path.exists() {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            return b64
-                .decode(text.trim())
-                .with_context(|| format!("{} is not base64", path.display()));
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            return b64.decode(text.trim()).with_context(|| format!("{} is not base64", path.display()));
         }
         let mut key = [0u8; 32];
         ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut key)
@@ -103,8 +90,7 @@ impl Context {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        std::fs::write(path, b64.encode(key))
-            .with_context(|| format!("writing {}", path.display()))?;
+        std::fs::write(path, b64.encode(key)).with_context(|| format!("writing {}", path.display()))?;
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;

@@ -22,30 +22,13 @@ pub struct ApiError {
 
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} {}: {}",
-            self.status.as_u16(),
-            self.code,
-            self.message
-        )
+        write!(f, "{} {}: {}", self.status.as_u16(), self.code, self.message)
     }
 }
 
 impl ApiError {
-    pub fn new(
-        status: StatusCode,
-        code: &'static str,
-        en: impl Into<String>,
-        zh: impl Into<String>,
-    ) -> Self {
-        ApiError {
-            status,
-            code,
-            message: en.into(),
-            message_zh: zh.into(),
-            field: None,
-        }
+    pub fn new(status: StatusCode, code: &'static str, en: impl Into<String>, zh: impl Into<String>) -> Self {
+        ApiError { status, code, message: en.into(), message_zh: zh.into(), field: None }
     }
 
     pub fn with_field(mut self, field: impl Into<String>) -> Self {
@@ -66,12 +49,7 @@ impl ApiError {
     }
 
     pub fn not_found(what: &str) -> Self {
-        Self::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("{what} not found"),
-            "未找到",
-        )
+        Self::new(StatusCode::NOT_FOUND, "not_found", format!("{what} not found"), "未找到")
     }
 
     pub fn conflict(code: &'static str, en: impl Into<String>, zh: impl Into<String>) -> Self {
@@ -143,28 +121,16 @@ pub fn json_error(err: actix_web::error::JsonPayloadError) -> ApiError {
             };
             ApiError::bad_request(code, format!("invalid request body: {e}"), zh)
         }
-        _ => ApiError::bad_request(
-            "invalid_body",
-            format!("invalid request body: {err}"),
-            "请求体无法读取",
-        ),
+        _ => ApiError::bad_request("invalid_body", format!("invalid request body: {err}"), "请求体无法读取"),
     }
 }
 
 pub fn query_error(err: actix_web::error::QueryPayloadError) -> ApiError {
-    ApiError::bad_request(
-        "invalid_query",
-        format!("invalid query string: {err}"),
-        "查询参数错误",
-    )
+    ApiError::bad_request("invalid_query", format!("invalid query string: {err}"), "查询参数错误")
 }
 
 pub fn path_error(err: actix_web::error::PathError) -> ApiError {
-    ApiError::bad_request(
-        "invalid_path",
-        format!("invalid path: {err}"),
-        "路径参数错误",
-    )
+    ApiError::bad_request("invalid_path", format!("invalid path: {err}"), "路径参数错误")
 }
 
 impl std::error::Error for ApiError {}

@@ -90,17 +90,9 @@ impl Application {
                 .app_data(data.clone())
                 .app_data(verifier.clone())
                 .app_data(metrics.clone())
-                .app_data(
-                    web::JsonConfig::default()
-                        .limit(max_body)
-                        .error_handler(|e, _| error::json_error(e).into()),
-                )
-                .app_data(
-                    web::QueryConfig::default().error_handler(|e, _| error::query_error(e).into()),
-                )
-                .app_data(
-                    web::PathConfig::default().error_handler(|e, _| error::path_error(e).into()),
-                )
+                .app_data(web::JsonConfig::default().limit(max_body).error_handler(|e, _| error::json_error(e).into()))
+                .app_data(web::QueryConfig::default().error_handler(|e, _| error::query_error(e).into()))
+                .app_data(web::PathConfig::default().error_handler(|e, _| error::path_error(e).into()))
                 .wrap(middleware::from_fn(crate::metrics::track))
                 .wrap(tracing_actix_web::TracingLogger::default())
                 .route("/health/live", web::get().to(live))
@@ -117,12 +109,7 @@ impl Application {
         if workers > 0 {
             server = server.workers(workers);
         }
-        Ok(Application {
-            port,
-            server: server.run(),
-            shutdown,
-            tasks,
-        })
+        Ok(Application { port, server: server.run(), shutdown, tasks })
     }
 
     pub fn port(&self) -> u16 {
@@ -130,9 +117,7 @@ impl Application {
     }
 
     pub fn stop_handle(&self) -> StopHandle {
-        StopHandle {
-            server: self.server.handle(),
-        }
+        StopHandle { server: self.server.handle() }
     }
 
     /// Serves until the server stops (SIGINT/SIGTERM or a [`StopHandle`]),
@@ -143,10 +128,7 @@ impl Application {
         tracing::info!("HTTP server stopped; draining background work");
         self.shutdown.cancel();
         for t in self.tasks {
-            if tokio::time::timeout(Duration::from_secs(30), t)
-                .await
-                .is_err()
-            {
+            if tokio::time::timeout(Duration::from_secs(30), t).await.is_err() {
                 tracing::warn!("a background task did not stop within 30 s");
             }
         }

@@ -15,12 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::context::Context;
 
 /// Starts the outbox relay of `producer`.
-pub fn spawn_relay(
-    ctx: &Context,
-    producer: &str,
-    wake: Arc<Notify>,
-    shutdown: CancellationToken,
-) -> JoinHandle<()> {
+pub fn spawn_relay(ctx: &Context, producer: &str, wake: Arc<Notify>, shutdown: CancellationToken) -> JoinHandle<()> {
     let relay = Relay {
         db: ctx.db.clone(),
         bus: ctx.bus.clone(),
@@ -44,16 +39,8 @@ pub async fn spawn_consumer(
     let bus = ctx.bus.clone();
     let dlq = ctx.topics.dead_letter.clone();
     Ok(tokio::spawn(async move {
-        if let Err(e) = gridwork_bus::consume(
-            bus,
-            consumer,
-            dlq,
-            group.clone(),
-            RetryPolicy::default(),
-            shutdown,
-            handler,
-        )
-        .await
+        if let Err(e) =
+            gridwork_bus::consume(bus, consumer, dlq, group.clone(), RetryPolicy::default(), shutdown, handler).await
         {
             tracing::error!(%group, error = %e, "consumer stopped with an error");
         }

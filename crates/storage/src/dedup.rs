@@ -10,11 +10,7 @@ use crate::entity::consumed_event;
 /// Records that `consumer` handles `event_id` now. Returns `false` when it
 /// was handled before (the caller then skips the work). Call inside the
 /// transaction that does the work.
-pub async fn first_delivery<C: ConnectionTrait>(
-    db: &C,
-    consumer: &str,
-    event_id: &str,
-) -> Result<bool, DbErr> {
+pub async fn first_delivery<C: ConnectionTrait>(db: &C, consumer: &str, event_id: &str) -> Result<bool, DbErr> {
     let row = consumed_event::ActiveModel {
         consumer: Set(consumer.to_owned()),
         event_id: Set(event_id.to_owned()),
@@ -22,12 +18,9 @@ pub async fn first_delivery<C: ConnectionTrait>(
     };
     let res = consumed_event::Entity::insert(row)
         .on_conflict(
-            OnConflict::columns([
-                consumed_event::Column::Consumer,
-                consumed_event::Column::EventId,
-            ])
-            .do_nothing()
-            .to_owned(),
+            OnConflict::columns([consumed_event::Column::Consumer, consumed_event::Column::EventId])
+                .do_nothing()
+                .to_owned(),
         )
         .exec_without_returning(db)
         .await?;

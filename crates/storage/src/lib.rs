@@ -17,9 +17,7 @@ pub use sea_orm;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
-    #[error(
-        "unsupported database URL {0:?}: expected sqlite://PATH, sqlite::memory: or postgres://…"
-    )]
+    #[error("unsupported database URL {0:?}: expected sqlite://PATH, sqlite::memory: or postgres://…")]
     UnsupportedUrl(String),
     #[error("cannot open the database: {0}")]
     Connect(String),
@@ -51,13 +49,9 @@ pub async fn connect(url: &str, pool_size: u32) -> Result<DatabaseConnection, St
     if memory {
         // An in-memory database lives as long as its one connection: never recycle it.
         let forever = Duration::from_secs(100 * 365 * 24 * 3600);
-        opts.min_connections(1)
-            .idle_timeout(forever)
-            .max_lifetime(forever);
+        opts.min_connections(1).idle_timeout(forever).max_lifetime(forever);
     }
-    let db = Database::connect(opts)
-        .await
-        .map_err(|e| StorageError::Connect(e.to_string()))?;
+    let db = Database::connect(opts).await.map_err(|e| StorageError::Connect(e.to_string()))?;
     if is_sqlite {
         db.execute_unprepared("PRAGMA journal_mode=WAL").await?;
     }
@@ -75,10 +69,7 @@ pub async fn ensure_schema_current(db: &DatabaseConnection) -> Result<(), Storag
     let pending = Migrator::get_pending_migrations(db).await?;
     match pending.first() {
         None => Ok(()),
-        Some(first) => Err(StorageError::SchemaBehind {
-            pending: pending.len(),
-            first: first.name().to_owned(),
-        }),
+        Some(first) => Err(StorageError::SchemaBehind { pending: pending.len(), first: first.name().to_owned() }),
     }
 }
 
@@ -96,9 +87,6 @@ mod tests {
         migrate(&db).await.unwrap();
         migrate(&db).await.unwrap();
         ensure_schema_current(&db).await.unwrap();
-        assert!(matches!(
-            connect("mysql://x", 1).await,
-            Err(StorageError::UnsupportedUrl(_))
-        ));
+        assert!(matches!(connect("mysql://x", 1).await, Err(StorageError::UnsupportedUrl(_))));
     }
 }

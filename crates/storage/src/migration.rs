@@ -104,17 +104,11 @@ mod m20261122_000001_init {
             let tables = vec![
                 table(
                     "units",
-                    vec![
-                        text_pk("code"),
-                        text("name"),
-                        text("level"),
-                        text_null("parent"),
-                        {
-                            let mut c = ColumnDef::new(a("geometry"));
-                            c.text().null();
-                            c
-                        },
-                    ],
+                    vec![text_pk("code"), text("name"), text("level"), text_null("parent"), {
+                        let mut c = ColumnDef::new(a("geometry"));
+                        c.text().null();
+                        c
+                    }],
                 ),
                 table(
                     "grids",
@@ -128,15 +122,7 @@ mod m20261122_000001_init {
                         ts_null("valid_to"),
                     ],
                 ),
-                table(
-                    "centres",
-                    vec![
-                        text_pk("code"),
-                        text("name"),
-                        text("level"),
-                        text_null("parent"),
-                    ],
-                ),
+                table("centres", vec![text_pk("code"), text("name"), text("level"), text_null("parent")]),
                 table(
                     "categories",
                     vec![
@@ -206,13 +192,7 @@ mod m20261122_000001_init {
                 ),
                 table(
                     "report_events",
-                    vec![
-                        serial_pk("id"),
-                        text("report_id"),
-                        ts("at"),
-                        text("status"),
-                        long_text("note"),
-                    ],
+                    vec![serial_pk("id"), text("report_id"), ts("at"), text("status"), long_text("note")],
                 ),
                 table(
                     "cases",
@@ -281,10 +261,7 @@ mod m20261122_000001_init {
                     ],
                 ),
                 {
-                    let mut t = table(
-                        "consumed_events",
-                        vec![text("consumer"), text("event_id"), ts("consumed_at")],
-                    );
+                    let mut t = table("consumed_events", vec![text("consumer"), text("event_id"), ts("consumed_at")]);
                     t.primary_key(Index::create().col(a("consumer")).col(a("event_id")));
                     t
                 },
@@ -308,62 +285,17 @@ mod m20261122_000001_init {
             for i in [
                 index("users", "ux_users_username", &["username"], true),
                 index("grids", "ix_grids_community", &["community"], false),
-                index(
-                    "reports",
-                    "ix_reports_reporter",
-                    &["reporter", "received_at"],
-                    false,
-                ),
-                index(
-                    "report_events",
-                    "ix_report_events_report",
-                    &["report_id", "id"],
-                    false,
-                ),
+                index("reports", "ix_reports_reporter", &["reporter", "received_at"], false),
+                index("report_events", "ix_report_events_report", &["report_id", "id"], false),
                 index("cases", "ux_cases_report", &["report_id"], true),
-                index(
-                    "cases",
-                    "ix_cases_queue",
-                    &["centre", "channel", "status", "priority"],
-                    false,
-                ),
-                index(
-                    "cases",
-                    "ix_cases_petition",
-                    &["petitioner_key", "matter_key"],
-                    false,
-                ),
+                index("cases", "ix_cases_queue", &["centre", "channel", "status", "priority"], false),
+                index("cases", "ix_cases_petition", &["petitioner_key", "matter_key"], false),
                 index("case_events", "ux_case_events_event", &["event_id"], true),
-                index(
-                    "case_events",
-                    "ix_case_events_case",
-                    &["case_id", "id"],
-                    false,
-                ),
-                index(
-                    "outbox",
-                    "ix_outbox_pending",
-                    &["producer", "sent_at", "id"],
-                    false,
-                ),
-                index(
-                    "kpi_case_facts",
-                    "ix_kpi_place_created",
-                    &["place", "created_at"],
-                    false,
-                ),
-                index(
-                    "kpi_case_facts",
-                    "ix_kpi_place_closed",
-                    &["place", "closed_at"],
-                    false,
-                ),
-                index(
-                    "kpi_case_facts",
-                    "ix_kpi_petition",
-                    &["petitioner_key", "matter_key"],
-                    false,
-                ),
+                index("case_events", "ix_case_events_case", &["case_id", "id"], false),
+                index("outbox", "ix_outbox_pending", &["producer", "sent_at", "id"], false),
+                index("kpi_case_facts", "ix_kpi_place_created", &["place", "created_at"], false),
+                index("kpi_case_facts", "ix_kpi_place_closed", &["place", "closed_at"], false),
+                index("kpi_case_facts", "ix_kpi_petition", &["petitioner_key", "matter_key"], false),
             ] {
                 m.create_index(i).await?;
             }
@@ -386,8 +318,7 @@ mod m20261122_000001_init {
                 "grids",
                 "units",
             ] {
-                m.drop_table(Table::drop().table(a(t)).if_exists().to_owned())
-                    .await?;
+                m.drop_table(Table::drop().table(a(t)).if_exists().to_owned()).await?;
             }
             Ok(())
         }

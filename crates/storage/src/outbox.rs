@@ -8,8 +8,7 @@ use std::time::Duration;
 use chrono::Utc;
 use gridwork_bus::{EventBus, OutMessage};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
 };
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -71,21 +70,11 @@ impl Relay {
                 // Strictly in order: a failure stops the batch so nothing
                 // overtakes an unsent row.
                 self.bus
-                    .publish(
-                        &row.topic,
-                        OutMessage {
-                            key: row.msg_key,
-                            payload: row.payload,
-                            headers: vec![],
-                        },
-                    )
+                    .publish(&row.topic, OutMessage { key: row.msg_key, payload: row.payload, headers: vec![] })
                     .await
                     .map_err(|e| RelayError::Bus(e.to_string()))?;
                 outbox::Entity::update_many()
-                    .col_expr(
-                        outbox::Column::SentAt,
-                        sea_orm::sea_query::Expr::value(Utc::now()),
-                    )
+                    .col_expr(outbox::Column::SentAt, sea_orm::sea_query::Expr::value(Utc::now()))
                     .filter(outbox::Column::Id.eq(row.id))
                     .exec(&self.db)
                     .await?;

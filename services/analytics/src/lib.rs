@@ -26,8 +26,8 @@ use gridwork_platform::{ApiError, Application, Config, Context, Routes, Schema};
 use gridwork_storage::dedup;
 use gridwork_storage::entity::kpi_fact;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, DatabaseConnection, EntityTrait, IntoActiveModel,
-    QueryFilter, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, Condition, DatabaseConnection, EntityTrait, IntoActiveModel, QueryFilter,
+    TransactionTrait,
 };
 use serde::Deserialize;
 use tokio::task::JoinHandle;
@@ -74,16 +74,10 @@ impl Handler for Folder {
         };
         let v = CaseEventView::try_from(pb).map_err(|e| HandlerError::Poison(e.to_string()))?;
         let txn = self.state.db.begin().await.map_err(retryable)?;
-        if !dedup::first_delivery(&txn, GROUP, &event.id.to_string())
-            .await
-            .map_err(retryable)?
-        {
+        if !dedup::first_delivery(&txn, GROUP, &event.id.to_string()).await.map_err(retryable)? {
             return Ok(());
         }
-        let existing = kpi_fact::Entity::find_by_id(v.case_id.to_string())
-            .one(&txn)
-            .await
-            .map_err(retryable)?;
+        let existing = kpi_fact::Entity::find_by_id(v.case_id.to_string()).one(&txn).await.map_err(retryable)?;
         let (mut facts, stored_version) = match &existing {
             Some(row) => (facts_of(row)?, row.version),
             None => (
@@ -117,28 +111,16 @@ impl Handler for Folder {
         let row = row_of(&facts, v.version)?;
         match existing {
             Some(_) => {
-                row.into_active_model()
-                    .reset_all()
-                    .update(&txn)
-                    .await
-                    .map_err(retryable)?;
+                row.into_active_model().reset_all().update(&txn).await.map_err(retryable)?;
             }
             None => {
-                row.into_active_model()
-                    .reset_all()
-                    .insert(&txn)
-                    .await
-                    .map_err(retryable)?;
+                row.into_active_model().reset_all().insert(&txn).await.map_err(retryable)?;
             }
         }
         // A repeat petition disqualifies earlier first-time petitions on the
         // same matter from first-contact resolution.
         if v.kind == CaseEventKind::Created {
-            if let Some(p) = v
-                .petition
-                .as_ref()
-                .filter(|p| p.class == PetitionClass::Repeat)
-            {
+            if let Some(p) = v.petition.as_ref().filter(|p| p.class == PetitionClass::Repeat) {
                 let earlier = kpi_fact::Entity::find()
                     .filter(kpi_fact::Column::PetitionerKey.eq(p.petitioner_key.as_str()))
                     .filter(kpi_fact::Column::MatterKey.eq(p.matter_key.as_str()))
@@ -187,29 +169,17 @@ pub struct KpiQuery {
 const MAX_DAYS: i64 = 3700;
 
 /// `GET /v1/kpis`.
-pub async fn kpis(
-    state: web::Data<State>,
-    caller: Caller,
-    q: web::Query<KpiQuery>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn kpis(state: web::Data<State>, caller: Caller, q: web::Query<KpiQuery>) -> Result<HttpResponse, ApiError> {
     let actor = caller.0;
     if !matches!(actor.role, Role::Analyst | Role::Dispatcher | Role::Admin) {
-        return Err(ApiError::forbidden(
-            "KPIs are for analysts, dispatchers and admins",
-        ));
+        return Err(ApiError::forbidden("KPIs are for analysts, dispatchers and admins"));
     }
-    let jurisdiction = q
-        .jurisdiction
-        .clone()
-        .unwrap_or_else(|| actor.scope.clone());
+    let jurisdiction = q.jurisdiction.clone().unwrap_or_else(|| actor.scope.clone());
     let level = codes::level_of(&jurisdiction).map_err(|e| {
-        ApiError::bad_request("invalid_jurisdiction", e.to_string(), "辖区代码无效")
-            .with_field("jurisdiction")
+        ApiError::bad_request("invalid_jurisdiction", e.to_string(), "辖区代码无效").with_field("jurisdiction")
     })?;
     if !actor.covers(&jurisdiction) {
-        return Err(ApiError::forbidden(
-            "that jurisdiction is outside your scope",
-        ));
+        return Err(ApiError::forbidden("that jurisdiction is outside your scope"));
     }
     let period = match q.period.as_deref() {
         None => Period::Day,
@@ -251,9 +221,7 @@ pub async fn kpis(
                         .add(kpi_fact::Column::CreatedAt.lt(end)),
                 )
                 .add(
-                    Condition::all()
-                        .add(kpi_fact::Column::ClosedAt.gte(start))
-                        .add(kpi_fact::Column::ClosedAt.lt(end)),
+                    Condition::all().add(kpi_fact::Column::ClosedAt.gte(start)).add(kpi_fact::Column::ClosedAt.lt(end)),
                 ),
         )
         .all(&state.db)
@@ -261,8 +229,7 @@ pub async fn kpis(
         .map_err(|e| ApiError::unavailable(&e))?;
     let mut facts = Vec::with_capacity(rows.len());
     for r in &rows {
-        facts
-            .push(serde_json::from_str::<CaseFacts>(&r.facts).map_err(|e| ApiError::internal(&e))?);
+        facts.push(serde_json::from_str::<CaseFacts>(&r.facts).map_err(|e| ApiError::internal(&e))?);
     }
     let now = Utc::now();
     let out = kpi::aggregate(&facts, period, from, to, now, state.window);
@@ -284,26 +251,12 @@ pub struct Service {
 }
 
 pub async fn start(ctx: &Context, shutdown: CancellationToken) -> anyhow::Result<Service> {
-    let state = web::Data::new(State {
-        db: ctx.db.clone(),
-        window: Duration::days(ctx.config.kpi.fcr_window_days),
-    });
-    let handler = Arc::new(Folder {
-        state: state.clone(),
-    });
-    let tasks = vec![
-        pipeline::spawn_consumer(
-            ctx,
-            GROUP,
-            vec![ctx.topics.case_lifecycle.clone()],
-            handler,
-            shutdown,
-        )
-        .await?,
-    ];
+    let state = web::Data::new(State { db: ctx.db.clone(), window: Duration::days(ctx.config.kpi.fcr_window_days) });
+    let handler = Arc::new(Folder { state: state.clone() });
+    let tasks =
+        vec![pipeline::spawn_consumer(ctx, GROUP, vec![ctx.topics.case_lifecycle.clone()], handler, shutdown).await?];
     let routes: Routes = Arc::new(move |cfg: &mut web::ServiceConfig| {
-        cfg.app_data(state.clone())
-            .route("/v1/kpis", web::get().to(kpis));
+        cfg.app_data(state.clone()).route("/v1/kpis", web::get().to(kpis));
     });
     Ok(Service { routes, tasks })
 }
@@ -313,11 +266,5 @@ pub async fn build(config: Config) -> anyhow::Result<Application> {
     let ctx = Context::connect(config, Schema::RequireCurrent, "analytics").await?;
     let shutdown = CancellationToken::new();
     let svc = start(&ctx, shutdown.clone()).await?;
-    Ok(Application::new(
-        ctx,
-        listener,
-        vec![svc.routes],
-        shutdown,
-        svc.tasks,
-    )?)
+    Ok(Application::new(ctx, listener, vec![svc.routes], shutdown, svc.tasks)?)
 }

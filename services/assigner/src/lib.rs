@@ -54,41 +54,24 @@ impl Grids {
         let now = chrono::Utc::now();
         let mut areas = Vec::new();
         let mut centres = HashMap::new();
-        for g in grid::Entity::find()
-            .filter(grid::Column::ValidFrom.lte(now))
-            .all(db)
-            .await?
-        {
+        for g in grid::Entity::find().filter(grid::Column::ValidFrom.lte(now)).all(db).await? {
             if g.valid_to.is_some_and(|t| t <= now) {
                 continue;
             }
-            let geometry = geojson_io::parse_geometry(&g.geometry)
-                .map_err(|e| anyhow::anyhow!("grid {}: {e}", g.code))?;
+            let geometry =
+                geojson_io::parse_geometry(&g.geometry).map_err(|e| anyhow::anyhow!("grid {}: {e}", g.code))?;
             centres.insert(g.code.clone(), g.centre.clone());
-            areas.push(Area {
-                code: g.code,
-                geometry,
-            });
+            areas.push(Area { code: g.code, geometry });
         }
         let mut counties = Vec::new();
-        for u in unit::Entity::find()
-            .filter(unit::Column::Level.eq("county"))
-            .all(db)
-            .await?
-        {
+        for u in unit::Entity::find().filter(unit::Column::Level.eq("county")).all(db).await? {
             if let Some(text) = u.geometry {
-                let geometry = geojson_io::parse_geometry(&text)
-                    .map_err(|e| anyhow::anyhow!("county {}: {e}", u.code))?;
-                counties.push(Area {
-                    code: u.code,
-                    geometry,
-                });
+                let geometry =
+                    geojson_io::parse_geometry(&text).map_err(|e| anyhow::anyhow!("county {}: {e}", u.code))?;
+                counties.push(Area { code: u.code, geometry });
             }
         }
-        Ok(Grids {
-            index: GridIndex::new(areas, counties, tolerance_m)?,
-            centres,
-        })
+        Ok(Grids { index: GridIndex::new(areas, counties, tolerance_m)?, centres })
     }
 
     /// Assigns a point given in `crs`; `None` when there is no county at all.
@@ -104,31 +87,13 @@ impl Grids {
                 let county = county?;
                 let hierarchy = Hierarchy::county_only(&county).ok()?;
                 // The county centre's triage queue.
-                return Some(Assignment {
-                    centre: county,
-                    hierarchy,
-                    approximate: false,
-                    distance_m: 0.0,
-                    lat,
-                    lon,
-                });
+                return Some(Assignment { centre: county, hierarchy, approximate: false, distance_m: 0.0, lat, lon });
             }
         };
         let grid = grid?;
         let hierarchy = Hierarchy::from_grid_code(&grid).ok()?;
-        let centre = self
-            .centres
-            .get(&grid)
-            .cloned()
-            .unwrap_or_else(|| hierarchy.street.clone());
-        Some(Assignment {
-            hierarchy,
-            centre,
-            approximate,
-            distance_m,
-            lat,
-            lon,
-        })
+        let centre = self.centres.get(&grid).cloned().unwrap_or_else(|| hierarchy.street.clone());
+        Some(Assignment { hierarchy, centre, approximate, distance_m, lat, lon })
     }
 }
 
@@ -138,10 +103,7 @@ pub struct State {
 
 impl State {
     fn current(&self) -> Result<Arc<Grids>, String> {
-        self.grids
-            .read()
-            .map(|g| g.clone())
-            .map_err(|_| "grid index lock poisoned".to_owned())
+        self.grids.read().map(|g| g.clone()).map_err(|_| "grid index lock poisoned".to_owned())
     }
 }
 
@@ -163,19 +125,16 @@ impl Handler for Assigner {
                 event.payload.schema()
             )));
         };
-        let loc = r
-            .location
-            .clone()
-            .ok_or_else(|| HandlerError::Poison("report without location".into()))?;
+        let loc = r.location.clone().ok_or_else(|| HandlerError::Poison("report without location".into()))?;
         let crs = match loc.crs.as_str() {
             "gcj02" => Crs::Gcj02,
             "wgs84" | "" => Crs::Wgs84,
             other => return Err(HandlerError::Poison(format!("unknown crs {other:?}"))),
         };
         let grids = self.state.current().map_err(HandlerError::Retryable)?;
-        let a = grids.assign(loc.lat, loc.lon, crs).ok_or_else(|| {
-            HandlerError::Poison("no county known: the grid registry is empty".into())
-        })?;
+        let a = grids
+            .assign(loc.lat, loc.lon, crs)
+            .ok_or_else(|| HandlerError::Poison("no county known: the grid registry is empty".into()))?;
         let h = &a.hierarchy;
         let key = h.finest().to_owned();
         let out = Event::new(
@@ -205,15 +164,10 @@ impl Handler for Assigner {
             }),
         );
         let txn = self.db.begin().await.map_err(retryable)?;
-        if !dedup::first_delivery(&txn, PRODUCER, &event.id.to_string())
-            .await
-            .map_err(retryable)?
-        {
+        if !dedup::first_delivery(&txn, PRODUCER, &event.id.to_string()).await.map_err(retryable)? {
             return Ok(());
         }
-        emit(&txn, PRODUCER, &self.topics.report_assigned, &key, &out)
-            .await
-            .map_err(retryable)?;
+        emit(&txn, PRODUCER, &self.topics.report_assigned, &key, &out).await.map_err(retryable)?;
         txn.commit().await.map_err(retryable)?;
         self.wake.notify_one();
         let outcome = if h.grid.is_empty() {
@@ -244,12 +198,7 @@ pub async fn locate(
     _caller: Caller,
     q: web::Query<LocateQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let loc = gridwork_domain::Location {
-        lat: q.lat,
-        lon: q.lon,
-        accuracy_m: None,
-        crs: q.crs,
-    };
+    let loc = gridwork_domain::Location { lat: q.lat, lon: q.lon, accuracy_m: None, crs: q.crs };
     loc.validate()?;
     let grids = state.current().map_err(|e| ApiError::internal(&e))?;
     match grids.assign(q.lat, q.lon, q.crs) {
@@ -274,35 +223,21 @@ pub struct Service {
 pub async fn start(ctx: &Context, shutdown: CancellationToken) -> anyhow::Result<Service> {
     let grids = Grids::load(&ctx.db, ctx.config.assigner.tolerance_m).await?;
     tracing::info!(grids = grids.index.len(), "grid index loaded");
-    let state = web::Data::new(State {
-        grids: RwLock::new(Arc::new(grids)),
-    });
+    let state = web::Data::new(State { grids: RwLock::new(Arc::new(grids)) });
     let wake = Arc::new(Notify::new());
     let handler = Arc::new(Assigner {
         db: ctx.db.clone(),
         state: state.clone(),
         topics: ctx.topics.clone(),
         wake: wake.clone(),
-        assigned: ctx.metrics.counter(
-            "reports_assigned_total",
-            "Reports assigned, by outcome",
-            &["outcome"],
-        )?,
+        assigned: ctx.metrics.counter("reports_assigned_total", "Reports assigned, by outcome", &["outcome"])?,
     });
     let tasks = vec![
         pipeline::spawn_relay(ctx, PRODUCER, wake, shutdown.clone()),
-        pipeline::spawn_consumer(
-            ctx,
-            "assigner",
-            vec![ctx.topics.report_submitted.clone()],
-            handler,
-            shutdown,
-        )
-        .await?,
+        pipeline::spawn_consumer(ctx, "assigner", vec![ctx.topics.report_submitted.clone()], handler, shutdown).await?,
     ];
     let routes: Routes = Arc::new(move |cfg: &mut web::ServiceConfig| {
-        cfg.app_data(state.clone())
-            .route("/v1/grids/locate", web::get().to(locate));
+        cfg.app_data(state.clone()).route("/v1/grids/locate", web::get().to(locate));
     });
     Ok(Service { routes, tasks })
 }
@@ -312,11 +247,5 @@ pub async fn build(config: Config) -> anyhow::Result<Application> {
     let ctx = Context::connect(config, Schema::RequireCurrent, "assigner").await?;
     let shutdown = CancellationToken::new();
     let svc = start(&ctx, shutdown.clone()).await?;
-    Ok(Application::new(
-        ctx,
-        listener,
-        vec![svc.routes],
-        shutdown,
-        svc.tasks,
-    )?)
+    Ok(Application::new(ctx, listener, vec![svc.routes], shutdown, svc.tasks)?)
 }

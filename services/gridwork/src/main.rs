@@ -61,11 +61,7 @@ enum Command {
     },
 }
 
-fn load(
-    cli_config: Option<&PathBuf>,
-    data_dir: Option<&PathBuf>,
-    listen: Option<&String>,
-) -> anyhow::Result<Config> {
+fn load(cli_config: Option<&PathBuf>, data_dir: Option<&PathBuf>, listen: Option<&String>) -> anyhow::Result<Config> {
     let mut overrides = Vec::new();
     if let Some(d) = data_dir {
         overrides.push(("data_dir", d.display().to_string()));
@@ -73,10 +69,7 @@ fn load(
     if let Some(l) = listen {
         overrides.push(("http.listen", l.clone()));
     }
-    Ok(Config::load_with(
-        cli_config.map(PathBuf::as_path),
-        &overrides,
-    )?)
+    Ok(Config::load_with(cli_config.map(PathBuf::as_path), &overrides)?)
 }
 
 #[actix_web::main]
@@ -98,19 +91,10 @@ async fn main() -> anyhow::Result<()> {
             println!("database {url} is up to date");
             if *demo {
                 let d = gridwork::seed::seed_if_empty(&ctx.db).await?;
-                println!(
-                    "demo city {}: {} grids (demo point in grid {})",
-                    d.city, d.grids, d.demo_grid
-                );
+                println!("demo city {}: {} grids (demo point in grid {})", d.city, d.grids, d.demo_grid);
             }
         }
-        Command::Token {
-            role,
-            scope,
-            user,
-            ttl,
-            data_dir,
-        } => {
+        Command::Token { role, scope, user, ttl, data_dir } => {
             let config = load(cli.config.as_ref(), data_dir.as_ref(), None)?;
             let role: Role = role.parse().map_err(|e: String| anyhow::anyhow!(e))?;
             if role != Role::Admin && scope.is_empty() {
@@ -125,11 +109,7 @@ async fn main() -> anyhow::Result<()> {
                 &config.auth.audience,
                 config.auth.token_ttl_secs,
             )?;
-            let actor = Actor {
-                id: user.clone().unwrap_or_else(|| role.to_string()),
-                role,
-                scope: scope.clone(),
-            };
+            let actor = Actor { id: user.clone().unwrap_or_else(|| role.to_string()), role, scope: scope.clone() };
             let (token, _) = issuer.issue_with(&actor, *ttl)?;
             println!("{token}");
         }
@@ -139,21 +119,11 @@ async fn main() -> anyhow::Result<()> {
 
 fn banner(up: &gridwork::AllInOne) -> anyhow::Result<()> {
     let c = &up.ctx.config;
-    let host = c
-        .http
-        .listen
-        .rsplit_once(':')
-        .map(|(h, _)| h)
-        .unwrap_or("127.0.0.1");
+    let host = c.http.listen.rsplit_once(':').map(|(h, _)| h).unwrap_or("127.0.0.1");
     let base = format!("http://{host}:{}", up.app.port());
     let d = &up.demo;
     println!("gridwork is up: {base}");
-    println!(
-        "  data dir   {}  (database {}, event log {})",
-        c.data_dir.display(),
-        c.database.url,
-        c.bus.url
-    );
+    println!("  data dir   {}  (database {}, event log {})", c.data_dir.display(), c.database.url, c.bus.url);
     println!(
         "  demo city  {}: {} counties, {} streets (综治中心), {} communities, {} grids",
         d.city, d.counties, d.streets, d.communities, d.grids
@@ -170,15 +140,8 @@ fn banner(up: &gridwork::AllInOne) -> anyhow::Result<()> {
     );
     for (user, role, scope) in &d.users {
         let role: Role = role.parse().map_err(|e: String| anyhow::anyhow!(e))?;
-        let (token, _) = up.ctx.issuer.issue(&Actor {
-            id: user.clone(),
-            role,
-            scope: scope.clone(),
-        })?;
-        println!(
-            "    {user:<20} {:<12} scope {scope:<16} {token}",
-            role.as_str()
-        );
+        let (token, _) = up.ctx.issuer.issue(&Actor { id: user.clone(), role, scope: scope.clone() })?;
+        println!("    {user:<20} {:<12} scope {scope:<16} {token}", role.as_str());
     }
     Ok(())
 }

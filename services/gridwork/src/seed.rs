@@ -9,10 +9,7 @@ use gridwork_geoindex::geojson_io::{self, geometry_to_string};
 use gridwork_geoindex::synth::{self, SynthParams};
 use gridwork_geoindex::{Area, GridIndex, Located};
 use gridwork_storage::entity::{category, centre, grid, routing_table, unit, user};
-use sea_orm::{
-    ActiveModelTrait, DatabaseConnection, EntityTrait, IntoActiveModel, PaginatorTrait,
-    TransactionTrait,
-};
+use sea_orm::{ActiveModelTrait, DatabaseConnection, EntityTrait, IntoActiveModel, PaginatorTrait, TransactionTrait};
 
 pub const BOUNDARIES: &str = include_str!("../../../data/weihai-boundaries.geojson");
 pub const CATEGORIES: &str = include_str!("../../../data/categories.json");
@@ -42,99 +39,50 @@ pub struct Demo {
 
 fn hash(password: &str, salt: &str) -> anyhow::Result<String> {
     let salt = SaltString::encode_b64(salt.as_bytes()).map_err(|e| anyhow::anyhow!("{e}"))?;
-    Ok(Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map_err(|e| anyhow::anyhow!("{e}"))?
-        .to_string())
+    Ok(Argon2::default().hash_password(password.as_bytes(), &salt).map_err(|e| anyhow::anyhow!("{e}"))?.to_string())
 }
 
 /// Seeds the demo city if the database has no grids; returns what is there.
 pub async fn seed_if_empty(db: &DatabaseConnection) -> anyhow::Result<Demo> {
     let boundaries = geojson_io::parse_boundaries(BOUNDARIES)?;
-    let city = boundaries
-        .iter()
-        .find(|b| b.level == "city")
-        .ok_or_else(|| anyhow::anyhow!("no city in demo data"))?;
+    let city = boundaries.iter().find(|b| b.level == "city").ok_or_else(|| anyhow::anyhow!("no city in demo data"))?;
     let counties: Vec<_> = boundaries.iter().filter(|b| b.level == "county").collect();
-    let total_area: f64 = counties
-        .iter()
-        .map(|c| geo::Area::unsigned_area(&c.geometry))
-        .sum();
+    let total_area: f64 = counties.iter().map(|c| geo::Area::unsigned_area(&c.geometry)).sum();
 
     let mut all = Vec::new();
     for c in &counties {
         let share = geo::Area::unsigned_area(&c.geometry) / total_area;
         let n = ((DEMO_GRIDS as f64) * share).round().max(4.0) as usize;
-        let params = SynthParams {
-            grids: n,
-            community_side: 2,
-            street_side: 2,
-            seed: SEED,
-        };
-        all.extend(synth::partition_county(
-            &c.adcode,
-            &c.name,
-            &c.geometry,
-            params,
-        ));
+        let params = SynthParams { grids: n, community_side: 2, street_side: 2, seed: SEED };
+        all.extend(synth::partition_county(&c.adcode, &c.name, &c.geometry, params));
     }
     let index = GridIndex::new(
-        all.iter()
-            .map(|g| Area {
-                code: g.code.clone(),
-                geometry: g.geometry.clone(),
-            })
-            .collect(),
+        all.iter().map(|g| Area { code: g.code.clone(), geometry: g.geometry.clone() }).collect(),
         vec![],
         0.0,
     )?;
     let demo_grid = match index.locate(DEMO_POINT.1, DEMO_POINT.0) {
         Located::Inside { grid } => grid,
-        _ => all
-            .first()
-            .map(|g| g.code.clone())
-            .ok_or_else(|| anyhow::anyhow!("no grids synthesised"))?,
+        _ => all.first().map(|g| g.code.clone()).ok_or_else(|| anyhow::anyhow!("no grids synthesised"))?,
     };
     let demo_point = if let Located::Inside { .. } = index.locate(DEMO_POINT.1, DEMO_POINT.0) {
         DEMO_POINT
     } else {
-        index
-            .interior_point(&demo_grid)
-            .map(|(lon, lat)| (lat, lon))
-            .unwrap_or(DEMO_POINT)
+        index.interior_point(&demo_grid).map(|(lon, lat)| (lat, lon)).unwrap_or(DEMO_POINT)
     };
     let demo_centre = demo_grid[..9].to_owned();
     let users = vec![
-        (
-            "worker-1".to_owned(),
-            "grid_worker".to_owned(),
-            demo_grid.clone(),
-        ),
-        (
-            "dispatcher-1".to_owned(),
-            "dispatcher".to_owned(),
-            demo_centre.clone(),
-        ),
-        (
-            "county-dispatcher-1".to_owned(),
-            "dispatcher".to_owned(),
-            demo_grid[..6].to_owned(),
-        ),
-        (
-            "analyst-1".to_owned(),
-            "analyst".to_owned(),
-            city.adcode.clone(),
-        ),
+        ("worker-1".to_owned(), "grid_worker".to_owned(), demo_grid.clone()),
+        ("dispatcher-1".to_owned(), "dispatcher".to_owned(), demo_centre.clone()),
+        ("county-dispatcher-1".to_owned(), "dispatcher".to_owned(), demo_grid[..6].to_owned()),
+        ("analyst-1".to_owned(), "analyst".to_owned(), city.adcode.clone()),
         ("admin".to_owned(), "admin".to_owned(), String::new()),
     ];
     let mut streets = std::collections::BTreeMap::new();
     let mut communities = std::collections::BTreeMap::new();
     for g in &all {
         streets.insert(g.street.clone(), (g.street_name.clone(), g.county.clone()));
-        communities.insert(
-            g.community.clone(),
-            (g.community_name.clone(), g.street.clone()),
-        );
+        communities.insert(g.community.clone(), (g.community_name.clone(), g.street.clone()));
     }
     let demo = Demo {
         city: format!("{} ({})", city.name, city.adcode),
@@ -152,10 +100,7 @@ pub async fn seed_if_empty(db: &DatabaseConnection) -> anyhow::Result<Demo> {
     }
     tracing::info!(grids = all.len(), "seeding the demo city");
     let txn = db.begin().await?;
-    let epoch = Utc
-        .with_ymd_and_hms(2020, 1, 1, 0, 0, 0)
-        .single()
-        .unwrap_or_else(Utc::now);
+    let epoch = Utc.with_ymd_and_hms(2020, 1, 1, 0, 0, 0).single().unwrap_or_else(Utc::now);
     let units = std::iter::once(unit::Model {
         code: city.adcode.clone(),
         name: city.name.clone(),
@@ -177,17 +122,13 @@ pub async fn seed_if_empty(db: &DatabaseConnection) -> anyhow::Result<Demo> {
         parent: Some(county.clone()),
         geometry: None,
     }))
-    .chain(
-        communities
-            .iter()
-            .map(|(code, (name, street))| unit::Model {
-                code: code.clone(),
-                name: name.clone(),
-                level: "community".into(),
-                parent: Some(street.clone()),
-                geometry: None,
-            }),
-    );
+    .chain(communities.iter().map(|(code, (name, street))| unit::Model {
+        code: code.clone(),
+        name: name.clone(),
+        level: "community".into(),
+        parent: Some(street.clone()),
+        geometry: None,
+    }));
     for u in units {
         u.into_active_model().reset_all().insert(&txn).await?;
     }

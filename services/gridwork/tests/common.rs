@@ -18,10 +18,7 @@ pub struct TestApp {
 }
 
 pub fn config(data_dir: &std::path::Path) -> Config {
-    let mut c = Config {
-        data_dir: data_dir.to_path_buf(),
-        ..Default::default()
-    };
+    let mut c = Config { data_dir: data_dir.to_path_buf(), ..Default::default() };
     c.http.listen = "127.0.0.1:0".into();
     c.http.workers = 2;
     c.resolve().unwrap()
@@ -37,27 +34,12 @@ pub async fn spawn_with(config: Config) -> TestApp {
     let base = format!("http://127.0.0.1:{}", up.app.port());
     let stop = up.app.stop_handle();
     let done = tokio::spawn(up.app.run_until_stopped());
-    TestApp {
-        base,
-        ctx: up.ctx,
-        demo: up.demo,
-        stop,
-        done,
-        http: reqwest::Client::new(),
-    }
+    TestApp { base, ctx: up.ctx, demo: up.demo, stop, done, http: reqwest::Client::new() }
 }
 
 impl TestApp {
     pub fn token(&self, user: &str, role: Role, scope: &str) -> String {
-        self.ctx
-            .issuer
-            .issue(&Actor {
-                id: user.into(),
-                role,
-                scope: scope.into(),
-            })
-            .unwrap()
-            .0
+        self.ctx.issuer.issue(&Actor { id: user.into(), role, scope: scope.into() }).unwrap().0
     }
 
     pub fn worker(&self) -> String {
@@ -73,26 +55,13 @@ impl TestApp {
     }
 
     pub async fn get(&self, token: &str, path: &str) -> (u16, Value) {
-        let r = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap();
+        let r = self.http.get(format!("{}{path}", self.base)).bearer_auth(token).send().await.unwrap();
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
     pub async fn post(&self, token: &str, path: &str, body: &Value) -> (u16, Value) {
-        let r = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .bearer_auth(token)
-            .json(body)
-            .send()
-            .await
-            .unwrap();
+        let r = self.http.post(format!("{}{path}", self.base)).bearer_auth(token).json(body).send().await.unwrap();
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(Value::Null))
     }

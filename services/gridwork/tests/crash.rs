@@ -20,13 +20,7 @@ struct Proc {
 
 fn start(dir: &Path) -> Proc {
     let mut child = Command::new(env!("CARGO_BIN_EXE_gridwork"))
-        .args([
-            "up",
-            "--data-dir",
-            dir.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-        ])
+        .args(["up", "--data-dir", dir.to_str().unwrap(), "--listen", "127.0.0.1:0"])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -34,10 +28,7 @@ fn start(dir: &Path) -> Proc {
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let base = loop {
-        let line = lines
-            .next()
-            .expect("gridwork up printed its banner")
-            .unwrap();
+        let line = lines.next().expect("gridwork up printed its banner").unwrap();
         if let Some(url) = line.strip_prefix("gridwork is up: ") {
             break url.trim().to_owned();
         }
@@ -48,16 +39,8 @@ fn start(dir: &Path) -> Proc {
 }
 
 fn token(dir: &Path, id: &str, role: Role, scope: &str) -> String {
-    let issuer =
-        Issuer::load_or_create(&dir.join("jwt-ed25519.key"), "gridwork", "gridwork", 3600).unwrap();
-    issuer
-        .issue(&Actor {
-            id: id.into(),
-            role,
-            scope: scope.into(),
-        })
-        .unwrap()
-        .0
+    let issuer = Issuer::load_or_create(&dir.join("jwt-ed25519.key"), "gridwork", "gridwork", 3600).unwrap();
+    issuer.issue(&Actor { id: id.into(), role, scope: scope.into() }).unwrap().0
 }
 
 async fn cases_by_report(http: &reqwest::Client, base: &str, token: &str) -> Vec<String> {
@@ -68,22 +51,8 @@ async fn cases_by_report(http: &reqwest::Client, base: &str, token: &str) -> Vec
         if let Some(c) = &cursor {
             url.push_str(&format!("&cursor={c}"));
         }
-        let page: Value = http
-            .get(url)
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        out.extend(
-            page["items"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|c| c["report_id"].as_str().unwrap().to_owned()),
-        );
+        let page: Value = http.get(url).bearer_auth(token).send().await.unwrap().json().await.unwrap();
+        out.extend(page["items"].as_array().unwrap().iter().map(|c| c["report_id"].as_str().unwrap().to_owned()));
         match page["next_cursor"].as_str() {
             Some(c) => cursor = Some(c.to_owned()),
             None => return out,
@@ -97,12 +66,7 @@ async fn sigkill_mid_pipeline_loses_nothing_and_duplicates_nothing() {
     let http = reqwest::Client::new();
     let mut p = start(dir.path());
     let worker = token(dir.path(), "worker-1", Role::GridWorker, "371002");
-    let county = token(
-        dir.path(),
-        "county-dispatcher-1",
-        Role::Dispatcher,
-        "371002",
-    );
+    let county = token(dir.path(), "county-dispatcher-1", Role::Dispatcher, "371002");
 
     let (lat, lon) = (37.5095, 122.115);
     let mut ids = Vec::new();
@@ -115,13 +79,7 @@ async fn sigkill_mid_pipeline_loses_nothing_and_duplicates_nothing() {
             "category": "dispute.neighbourhood",
             "description": format!("第{i}号事件"),
         });
-        let r = http
-            .post(format!("{}/v1/reports", p.base))
-            .bearer_auth(&worker)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
+        let r = http.post(format!("{}/v1/reports", p.base)).bearer_auth(&worker).json(&body).send().await.unwrap();
         assert_eq!(r.status(), 201);
         ids.push(id);
     }
@@ -151,11 +109,7 @@ async fn sigkill_mid_pipeline_loses_nothing_and_duplicates_nothing() {
         assert!(again.len() >= found.len());
         again
     };
-    assert_eq!(
-        found.len(),
-        ids.len(),
-        "exactly one case per accepted report"
-    );
+    assert_eq!(found.len(), ids.len(), "exactly one case per accepted report");
     for id in &ids {
         assert_eq!(found.iter().filter(|r| *r == id).count(), 1, "report {id}");
     }
@@ -181,27 +135,16 @@ async fn sigkill_mid_pipeline_loses_nothing_and_duplicates_nothing() {
             .json()
             .await
             .unwrap();
-        if mine["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|r| r["status"] == "queued")
-        {
+        if mine["items"].as_array().unwrap().iter().all(|r| r["status"] == "queued") {
             all_queued = true;
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(
-        all_queued,
-        "every reporter sees their report queued after the restarts"
-    );
+    assert!(all_queued, "every reporter sees their report queued after the restarts");
 
     // SIGTERM: a graceful stop that exits successfully.
-    let status = Command::new("kill")
-        .args(["-TERM", &p.child.id().to_string()])
-        .status()
-        .unwrap();
+    let status = Command::new("kill").args(["-TERM", &p.child.id().to_string()]).status().unwrap();
     assert!(status.success());
     let exit = p.child.wait().unwrap();
     assert!(exit.success(), "graceful shutdown exits 0, got {exit:?}");

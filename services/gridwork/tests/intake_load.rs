@@ -35,33 +35,14 @@ async fn concurrent_reports_share_commits_and_all_are_stored_once() {
         async move { app.post(&worker, "/v1/reports", &body).await.0 }
     });
     let statuses = futures::future::join_all(replays).await;
-    assert!(
-        statuses.iter().all(|s| *s == 200 || *s == 409),
-        "{statuses:?}"
-    );
+    assert!(statuses.iter().all(|s| *s == 200 || *s == 409), "{statuses:?}");
     let (_, mine) = app.get(&worker, "/v1/me/reports?limit=200").await;
     assert_eq!(mine["items"].as_array().unwrap().len(), ids.len());
-    let metrics = app
-        .http
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let commits: f64 = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("gridwork_intake_batch_size_count "))
-        .unwrap()
-        .parse()
-        .unwrap();
+    let metrics = app.http.get(format!("{}/metrics", app.base)).send().await.unwrap().text().await.unwrap();
+    let commits: f64 =
+        metrics.lines().find_map(|l| l.strip_prefix("gridwork_intake_batch_size_count ")).unwrap().parse().unwrap();
     assert!(commits >= 1.0);
-    assert!(
-        commits < ids.len() as f64,
-        "{commits} transactions for {} reports: no group commit",
-        ids.len()
-    );
+    assert!(commits < ids.len() as f64, "{commits} transactions for {} reports: no group commit", ids.len());
     app.shutdown().await;
 }
 
@@ -80,12 +61,7 @@ async fn a_token_posting_too_fast_gets_429_with_retry_after() {
     for _ in 0..2 {
         codes.clear();
         for _ in 0..8 {
-            let body = report(
-                &Uuid::new_v4().to_string(),
-                lat,
-                lon,
-                "environment.sanitation",
-            );
+            let body = report(&Uuid::new_v4().to_string(), lat, lon, "environment.sanitation");
             let r = app
                 .http
                 .post(format!("{}/v1/reports", app.base))
@@ -96,10 +72,7 @@ async fn a_token_posting_too_fast_gets_429_with_retry_after() {
                 .unwrap();
             codes.push(r.status().as_u16());
             if r.status() == 429 {
-                retry_after = r
-                    .headers()
-                    .get("retry-after")
-                    .map(|v| v.to_str().unwrap().parse::<u64>().unwrap());
+                retry_after = r.headers().get("retry-after").map(|v| v.to_str().unwrap().parse::<u64>().unwrap());
                 let e: serde_json::Value = r.json().await.unwrap();
                 assert_eq!(e["code"], "rate_limited");
             }
@@ -109,20 +82,12 @@ async fn a_token_posting_too_fast_gets_429_with_retry_after() {
         }
     }
     // Unless the minute turned over mid-test, exactly 5 pass.
-    assert!(
-        codes.iter().filter(|c| **c == 201).count() >= 5,
-        "{codes:?}"
-    );
+    assert!(codes.iter().filter(|c| **c == 201).count() >= 5, "{codes:?}");
     assert!(codes.contains(&429), "{codes:?}");
     assert!(retry_after.is_some_and(|s| (1..=60).contains(&s)));
     // Another grid worker is not held back.
     let other = app.token("worker-2", Role::GridWorker, &app.demo.demo_grid);
-    let body = report(
-        &Uuid::new_v4().to_string(),
-        lat,
-        lon,
-        "environment.sanitation",
-    );
+    let body = report(&Uuid::new_v4().to_string(), lat, lon, "environment.sanitation");
     assert_eq!(app.post(&other, "/v1/reports", &body).await.0, 201);
     app.shutdown().await;
 }

@@ -14,12 +14,7 @@ use uuid::Uuid;
 /// Reads every message of `topic` from the start, decoded.
 async fn read_topic(app: &common::TestApp, topic: &str) -> Vec<Event> {
     let group = format!("test-reader-{}", Uuid::new_v4());
-    let mut c = app
-        .ctx
-        .bus
-        .subscribe(&group, &[topic.to_owned()])
-        .await
-        .unwrap();
+    let mut c = app.ctx.bus.subscribe(&group, &[topic.to_owned()]).await.unwrap();
     let mut out = Vec::new();
     while let Some(m) = c.poll(Duration::from_millis(200)).await.unwrap() {
         out.push(Event::decode(&m.payload).expect("every message on a gridwork topic decodes"));
@@ -63,39 +58,23 @@ async fn report_to_case_to_kpi_end_to_end() {
     .await;
     let submitted = read_topic(&app, &app.ctx.topics.report_submitted).await;
     assert_eq!(
-        submitted
-            .iter()
-            .filter(|e| matches!(&e.payload, Payload::ReportSubmitted(r) if r.report_id == id))
-            .count(),
+        submitted.iter().filter(|e| matches!(&e.payload, Payload::ReportSubmitted(r) if r.report_id == id)).count(),
         1,
         "the duplicate post published nothing"
     );
     let a = assigned.assignment.clone().unwrap();
     let g = &app.demo.demo_grid;
     assert_eq!(a.grid, *g);
-    assert_eq!(
-        (a.community.as_str(), a.street.as_str(), a.county.as_str()),
-        (&g[..12], &g[..9], &g[..6])
-    );
+    assert_eq!((a.community.as_str(), a.street.as_str(), a.county.as_str()), (&g[..12], &g[..9], &g[..6]));
     assert_eq!((a.city.as_str(), a.province.as_str()), ("371000", "370000"));
     assert_eq!(a.centre, app.demo.demo_centre);
     assert!(!a.approximate);
 
     // 3. mediation opens a case in the people's-mediation queue of the owning centre.
     let case = eventually("a case in the centre's queue", || async {
-        let (s, list) = app
-            .get(
-                &dispatcher,
-                &format!("/v1/cases?centre={}", app.demo.demo_centre),
-            )
-            .await;
+        let (s, list) = app.get(&dispatcher, &format!("/v1/cases?centre={}", app.demo.demo_centre)).await;
         assert_eq!(s, 200, "{list}");
-        list["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["report_id"] == id.as_str())
-            .cloned()
+        list["items"].as_array().unwrap().iter().find(|c| c["report_id"] == id.as_str()).cloned()
     })
     .await;
     assert_eq!(case["channel"], "people_mediation");
@@ -108,10 +87,7 @@ async fn report_to_case_to_kpi_end_to_end() {
         let mut c = app
             .ctx
             .bus
-            .subscribe(
-                "test-redeliver",
-                std::slice::from_ref(&app.ctx.topics.report_assigned),
-            )
+            .subscribe("test-redeliver", std::slice::from_ref(&app.ctx.topics.report_assigned))
             .await
             .unwrap();
         let m = c.poll(Duration::from_secs(1)).await.unwrap().unwrap();
@@ -120,14 +96,7 @@ async fn report_to_case_to_kpi_end_to_end() {
     };
     app.ctx
         .bus
-        .publish(
-            &raw.topic,
-            gridwork_bus::OutMessage {
-                key: raw.key,
-                payload: raw.payload,
-                headers: vec![],
-            },
-        )
+        .publish(&raw.topic, gridwork_bus::OutMessage { key: raw.key, payload: raw.payload, headers: vec![] })
         .await
         .unwrap();
 
@@ -138,55 +107,21 @@ async fn report_to_case_to_kpi_end_to_end() {
     let other = app.token("d-9", Role::Dispatcher, "371082001");
     let (s, list) = app.get(&other, "/v1/cases").await;
     assert_eq!(s, 200);
-    assert!(list["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .all(|c| c["id"] != case_id.as_str()));
+    assert!(list["items"].as_array().unwrap().iter().all(|c| c["id"] != case_id.as_str()));
     let (s, _) = app.get(&other, &format!("/v1/cases/{case_id}")).await;
     assert_eq!(s, 404);
-    let (s, _) = app
-        .post(&other, &format!("/v1/cases/{case_id}/claim"), &json!({}))
-        .await;
+    let (s, _) = app.post(&other, &format!("/v1/cases/{case_id}/claim"), &json!({})).await;
     assert_eq!(s, 404);
 
     // 4. The dispatcher claims, resolves and closes; each step is a lifecycle event.
-    let (s, c) = app
-        .post(
-            &dispatcher,
-            &format!("/v1/cases/{case_id}/close"),
-            &json!({}),
-        )
-        .await;
-    assert_eq!(
-        (s, c["code"].as_str()),
-        (409, Some("illegal_transition")),
-        "{c}"
-    );
-    let (s, c) = app
-        .post(
-            &dispatcher,
-            &format!("/v1/cases/{case_id}/claim"),
-            &json!({}),
-        )
-        .await;
+    let (s, c) = app.post(&dispatcher, &format!("/v1/cases/{case_id}/close"), &json!({})).await;
+    assert_eq!((s, c["code"].as_str()), (409, Some("illegal_transition")), "{c}");
+    let (s, c) = app.post(&dispatcher, &format!("/v1/cases/{case_id}/claim"), &json!({})).await;
     assert_eq!((s, c["status"].as_str()), (200, Some("claimed")), "{c}");
     let rival = app.token("dispatcher-2", Role::Dispatcher, &app.demo.demo_centre);
-    let (s, c) = app
-        .post(&rival, &format!("/v1/cases/{case_id}/claim"), &json!({}))
-        .await;
-    assert_eq!(
-        (s, c["code"].as_str()),
-        (409, Some("claimed_by_another")),
-        "{c}"
-    );
-    let (s, c) = app
-        .post(
-            &dispatcher,
-            &format!("/v1/cases/{case_id}/resolve"),
-            &json!({}),
-        )
-        .await;
+    let (s, c) = app.post(&rival, &format!("/v1/cases/{case_id}/claim"), &json!({})).await;
+    assert_eq!((s, c["code"].as_str()), (409, Some("claimed_by_another")), "{c}");
+    let (s, c) = app.post(&dispatcher, &format!("/v1/cases/{case_id}/resolve"), &json!({})).await;
     assert_eq!((s, c["field"].as_str()), (400, Some("outcome")), "{c}");
     let (s, c) = app
         .post(
@@ -204,30 +139,13 @@ async fn report_to_case_to_kpi_end_to_end() {
         )
         .await;
     assert_eq!((s, c["status"].as_str()), (200, Some("resolved")), "{c}");
-    let (s, c) = app
-        .post(
-            &dispatcher,
-            &format!("/v1/cases/{case_id}/close"),
-            &json!({}),
-        )
-        .await;
+    let (s, c) = app.post(&dispatcher, &format!("/v1/cases/{case_id}/close"), &json!({})).await;
     assert_eq!((s, c["status"].as_str()), (200, Some("closed")), "{c}");
     let (s, detail) = app.get(&dispatcher, &format!("/v1/cases/{case_id}")).await;
     assert_eq!(s, 200);
-    let kinds: Vec<&str> = detail["timeline"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["kind"].as_str().unwrap())
-        .collect();
-    assert_eq!(
-        kinds,
-        ["created", "accepted", "claimed", "resolved", "closed"]
-    );
-    assert_eq!(
-        detail["report"]["description"],
-        "楼上装修噪音扰民，多次协商未果"
-    );
+    let kinds: Vec<&str> = detail["timeline"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["created", "accepted", "claimed", "resolved", "closed"]);
+    assert_eq!(detail["report"]["description"], "楼上装修噪音扰民，多次协商未果");
     let lifecycle = eventually("five lifecycle events on the topic", || async {
         let kinds: Vec<String> = read_topic(&app, &app.ctx.topics.case_lifecycle)
             .await
@@ -240,16 +158,11 @@ async fn report_to_case_to_kpi_end_to_end() {
         (kinds.len() >= 5).then_some(kinds)
     })
     .await;
-    assert_eq!(
-        lifecycle,
-        ["created", "accepted", "claimed", "resolved", "closed"]
-    );
+    assert_eq!(lifecycle, ["created", "accepted", "claimed", "resolved", "closed"]);
 
     // 5. Analytics counts the case.
     let row = eventually("the KPI row counting the closed case", || async {
-        let (s, k) = app
-            .get(&analyst, "/v1/kpis?jurisdiction=371000&period=day")
-            .await;
+        let (s, k) = app.get(&analyst, "/v1/kpis?jurisdiction=371000&period=day").await;
         assert_eq!(s, 200, "{k}");
         let row = k["rows"].as_array()?.first()?.clone();
         (row["closed"] == 1).then_some(row)
@@ -257,10 +170,7 @@ async fn report_to_case_to_kpi_end_to_end() {
     .await;
     assert_eq!(row["volume"], 1);
     assert_eq!(row["volume_by_category"]["dispute.neighbourhood"], 1);
-    assert_eq!(
-        row["on_time_close_out"],
-        json!({"numerator": 1, "denominator": 1, "rate": 1.0})
-    );
+    assert_eq!(row["on_time_close_out"], json!({"numerator": 1, "denominator": 1, "rate": 1.0}));
     assert_eq!(row["backlog"], 0);
     // Scoped: an analyst of another city may not read Weihai's KPIs.
     let outsider = app.token("a-2", Role::Analyst, "350100");
@@ -270,48 +180,17 @@ async fn report_to_case_to_kpi_end_to_end() {
     // 6. The grid worker sees the status change and the timeline.
     let mine = eventually("the report closed on /v1/me/reports", || async {
         let (_, mine) = app.get(&worker, "/v1/me/reports").await;
-        let r = mine["items"]
-            .as_array()?
-            .iter()
-            .find(|r| r["id"] == id.as_str())?
-            .clone();
+        let r = mine["items"].as_array()?.iter().find(|r| r["id"] == id.as_str())?.clone();
         (r["status"] == "closed").then_some(r)
     })
     .await;
-    let statuses: Vec<&str> = mine["timeline"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["status"].as_str().unwrap())
-        .collect();
-    assert_eq!(
-        statuses,
-        [
-            "submitted",
-            "assigned",
-            "queued",
-            "accepted",
-            "in_progress",
-            "resolved",
-            "closed"
-        ]
-    );
+    let statuses: Vec<&str> =
+        mine["timeline"].as_array().unwrap().iter().map(|e| e["status"].as_str().unwrap()).collect();
+    assert_eq!(statuses, ["submitted", "assigned", "queued", "accepted", "in_progress", "resolved", "closed"]);
     let (_, list) = app.get(&worker, "/v1/me/reports").await;
-    assert_eq!(
-        list["items"].as_array().unwrap().len(),
-        1,
-        "one report, never a second"
-    );
+    assert_eq!(list["items"].as_array().unwrap().len(), 1, "one report, never a second");
     let (_, all) = app.get(&dispatcher, "/v1/cases").await;
-    assert_eq!(
-        all["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|c| c["report_id"] == id.as_str())
-            .count(),
-        1
-    );
+    assert_eq!(all["items"].as_array().unwrap().iter().filter(|c| c["report_id"] == id.as_str()).count(), 1);
 
     app.shutdown().await;
 }
@@ -324,8 +203,7 @@ async fn petitions_count_for_first_contact_resolution() {
     let (lat, lon) = app.demo.demo_point;
     let petition = |id: &str| {
         let mut b = report(id, lat, lon, "petition.land_acquisition");
-        b["parties"] =
-            json!([{"name": "李四", "phone": "13900000000", "id_number": "371002198001011234"}]);
+        b["parties"] = json!([{"name": "李四", "phone": "13900000000", "id_number": "371002198001011234"}]);
         b["matter"] = json!("老城区拆迁补偿标准");
         b
     };
@@ -334,11 +212,7 @@ async fn petitions_count_for_first_contact_resolution() {
     assert_eq!(s, 201, "{r}");
     let case = eventually("the petition case", || async {
         let (_, l) = app.get(&dispatcher, "/v1/cases?channel=petition").await;
-        l["items"]
-            .as_array()?
-            .iter()
-            .find(|c| c["report_id"] == first.as_str())
-            .cloned()
+        l["items"].as_array()?.iter().find(|c| c["report_id"] == first.as_str()).cloned()
     })
     .await;
     assert_eq!(case["petition_class"], "first_time");
@@ -350,9 +224,7 @@ async fn petitions_count_for_first_contact_resolution() {
         ("close", json!({})),
         ("callback", json!({"satisfaction": "basically_satisfied"})),
     ] {
-        let (s, c) = app
-            .post(&dispatcher, &format!("/v1/cases/{cid}/{action}"), &body)
-            .await;
+        let (s, c) = app.post(&dispatcher, &format!("/v1/cases/{cid}/{action}"), &body).await;
         assert_eq!(s, 200, "{action}: {c}");
     }
     let kpi = |pred: fn(&Value) -> bool| {
@@ -370,18 +242,9 @@ async fn petitions_count_for_first_contact_resolution() {
     // Answered, inside its 30-day window: provisionally resolved once, not yet final.
     let row = kpi(|r| r["satisfaction"]["denominator"] == 1).await;
     assert_eq!(row["first_time_petitions"], 1);
-    assert_eq!(
-        row["first_contact_resolution_provisional"],
-        json!({"numerator": 1, "denominator": 1, "rate": 1.0})
-    );
-    assert_eq!(
-        row["first_contact_resolution"],
-        json!({"numerator": 0, "denominator": 0, "rate": null})
-    );
-    assert_eq!(
-        row["satisfaction"],
-        json!({"numerator": 1, "denominator": 1, "rate": 1.0})
-    );
+    assert_eq!(row["first_contact_resolution_provisional"], json!({"numerator": 1, "denominator": 1, "rate": 1.0}));
+    assert_eq!(row["first_contact_resolution"], json!({"numerator": 0, "denominator": 0, "rate": null}));
+    assert_eq!(row["satisfaction"], json!({"numerator": 1, "denominator": 1, "rate": 1.0}));
 
     // The same petitioner raises the same matter again: a repeat petition,
     // and the first one no longer counts as resolved once.
@@ -393,40 +256,19 @@ async fn petitions_count_for_first_contact_resolution() {
     assert_eq!(s, 201);
     let repeat = eventually("the repeat petition case", || async {
         let (_, l) = app.get(&dispatcher, "/v1/cases?channel=petition").await;
-        l["items"]
-            .as_array()?
-            .iter()
-            .find(|c| c["report_id"] == second.as_str())
-            .cloned()
+        l["items"].as_array()?.iter().find(|c| c["report_id"] == second.as_str()).cloned()
     })
     .await;
     assert_eq!(repeat["petition_class"], "repeat");
     let row = kpi(|r| r["volume"] == 2).await;
     assert_eq!(row["first_time_petitions"], 1);
-    assert_eq!(
-        row["first_contact_resolution"],
-        json!({"numerator": 0, "denominator": 1, "rate": 0.0})
-    );
-    assert_eq!(
-        row["first_contact_resolution_provisional"],
-        json!({"numerator": 0, "denominator": 1, "rate": 0.0})
-    );
+    assert_eq!(row["first_contact_resolution"], json!({"numerator": 0, "denominator": 1, "rate": 0.0}));
+    assert_eq!(row["first_contact_resolution_provisional"], json!({"numerator": 0, "denominator": 1, "rate": 0.0}));
 
     // Topics never carry the petitioner's identity.
-    for topic in [
-        &app.ctx.topics.report_submitted,
-        &app.ctx.topics.report_assigned,
-        &app.ctx.topics.case_lifecycle,
-    ] {
-        let mut c = app
-            .ctx
-            .bus
-            .subscribe(
-                &format!("pii-{}", Uuid::new_v4()),
-                std::slice::from_ref(topic),
-            )
-            .await
-            .unwrap();
+    for topic in [&app.ctx.topics.report_submitted, &app.ctx.topics.report_assigned, &app.ctx.topics.case_lifecycle] {
+        let mut c =
+            app.ctx.bus.subscribe(&format!("pii-{}", Uuid::new_v4()), std::slice::from_ref(topic)).await.unwrap();
         while let Some(m) = c.poll(Duration::from_millis(200)).await.unwrap() {
             let text = String::from_utf8_lossy(&m.payload);
             for secret in ["李四", "13900000000", "371002198001011234"] {
@@ -443,12 +285,7 @@ async fn bad_input_gets_clear_4xx_never_500() {
     let app = spawn(dir.path()).await;
     let worker = app.worker();
     let (lat, lon) = app.demo.demo_point;
-    let ok = report(
-        &Uuid::new_v4().to_string(),
-        lat,
-        lon,
-        "dispute.neighbourhood",
-    );
+    let ok = report(&Uuid::new_v4().to_string(), lat, lon, "dispute.neighbourhood");
     let with = |f: &dyn Fn(&mut Value)| {
         let mut b = ok.clone();
         f(&mut b);
@@ -462,74 +299,31 @@ async fn bad_input_gets_clear_4xx_never_500() {
             "invalid_body",
             None,
         ),
-        (
-            with(&|b| b["location"]["lat"] = json!(91.0)),
-            "invalid_coordinates",
-            Some("location.lat"),
-        ),
-        (
-            with(&|b| b["location"]["lon"] = json!(-181.0)),
-            "invalid_coordinates",
-            Some("location.lon"),
-        ),
-        (
-            with(&|b| b["location"]["lat"] = json!("north")),
-            "invalid_body",
-            None,
-        ),
-        (
-            with(&|b| b["category"] = json!("dispute.unicorns")),
-            "unknown_category",
-            Some("category"),
-        ),
-        (
-            with(&|b| b["description"] = json!("")),
-            "missing_field",
-            Some("description"),
-        ),
+        (with(&|b| b["location"]["lat"] = json!(91.0)), "invalid_coordinates", Some("location.lat")),
+        (with(&|b| b["location"]["lon"] = json!(-181.0)), "invalid_coordinates", Some("location.lon")),
+        (with(&|b| b["location"]["lat"] = json!("north")), "invalid_body", None),
+        (with(&|b| b["category"] = json!("dispute.unicorns")), "unknown_category", Some("category")),
+        (with(&|b| b["description"] = json!("")), "missing_field", Some("description")),
         (with(&|b| b["colour"] = json!("red")), "invalid_body", None),
-        (
-            with(&|b| b["location"]["crs"] = json!("bd09")),
-            "invalid_body",
-            None,
-        ),
-        (
-            with(&|b| b["occurred_at"] = json!("2999-01-01T00:00:00Z")),
-            "occurred_in_future",
-            Some("occurred_at"),
-        ),
-        (
-            with(&|b| b["parties"] = json!([{"name": " "}])),
-            "missing_field",
-            Some("parties[0].name"),
-        ),
+        (with(&|b| b["location"]["crs"] = json!("bd09")), "invalid_body", None),
+        (with(&|b| b["occurred_at"] = json!("2999-01-01T00:00:00Z")), "occurred_in_future", Some("occurred_at")),
+        (with(&|b| b["parties"] = json!([{"name": " "}])), "missing_field", Some("parties[0].name")),
     ];
     for (body, code, field) in cases {
         let (s, e) = app.post(&worker, "/v1/reports", &body).await;
         assert_eq!(s, 400, "{body} → {e}");
         assert_eq!(e["code"], code, "{body} → {e}");
-        assert!(
-            e["message"].as_str().is_some_and(|m| !m.is_empty())
-                && e["message_zh"].as_str().is_some()
-        );
+        assert!(e["message"].as_str().is_some_and(|m| !m.is_empty()) && e["message_zh"].as_str().is_some());
         if let Some(f) = field {
             assert_eq!(e["field"], f);
         }
     }
     let (s, e) = app.post_raw(&worker, "/v1/reports", r#"{"id": "#).await;
     assert_eq!((s, e["code"].as_str()), (400, Some("malformed_json")));
-    let (s, e) = app
-        .post_raw(&worker, "/v1/reports", r#"{"location": {"lat": NaN}}"#)
-        .await;
+    let (s, e) = app.post_raw(&worker, "/v1/reports", r#"{"location": {"lat": NaN}}"#).await;
     assert_eq!((s, e["code"].as_str()), (400, Some("malformed_json")));
     let big = "x".repeat(300 * 1024);
-    let (s, e) = app
-        .post_raw(
-            &worker,
-            "/v1/reports",
-            &format!(r#"{{"description": "{big}"}}"#),
-        )
-        .await;
+    let (s, e) = app.post_raw(&worker, "/v1/reports", &format!(r#"{{"description": "{big}"}}"#)).await;
     assert_eq!((s, e["code"].as_str()), (413, Some("payload_too_large")));
     // Tokens.
     let (s, e) = app.post("not-a-token", "/v1/reports", &ok).await;
@@ -545,13 +339,7 @@ async fn bad_input_gets_clear_4xx_never_500() {
     assert_eq!(s, 400, "{e}");
     let (s, e) = app.get(&d, "/v1/cases/not-a-uuid").await;
     assert_eq!((s, e["code"].as_str()), (400, Some("invalid_path")));
-    let (s, e) = app
-        .post(
-            &d,
-            &format!("/v1/cases/{}/dance", Uuid::new_v4()),
-            &json!({}),
-        )
-        .await;
+    let (s, e) = app.post(&d, &format!("/v1/cases/{}/dance", Uuid::new_v4()), &json!({})).await;
     assert_eq!((s, e["code"].as_str()), (404, Some("unknown_action")));
     let (s, e) = app.get(&app.analyst(), "/v1/kpis?period=fortnight").await;
     assert_eq!((s, e["field"].as_str()), (400, Some("period")));
@@ -560,58 +348,24 @@ async fn bad_input_gets_clear_4xx_never_500() {
     let (s, e) = app.get(&worker, "/v1/nowhere").await;
     assert_eq!((s, e["code"].as_str()), (404, Some("not_found")));
     // Login.
-    let (s, t) = app
-        .post(
-            "",
-            "/v1/auth/token",
-            &json!({"username": "worker-1", "password": "gridwork-demo"}),
-        )
-        .await;
+    let (s, t) = app.post("", "/v1/auth/token", &json!({"username": "worker-1", "password": "gridwork-demo"})).await;
     assert_eq!(s, 200, "{t}");
-    let (s, me) = app
-        .get(t["access_token"].as_str().unwrap(), "/v1/me/reports")
-        .await;
+    let (s, me) = app.get(t["access_token"].as_str().unwrap(), "/v1/me/reports").await;
     assert_eq!(s, 200, "{me}");
-    let (s, e) = app
-        .post(
-            "",
-            "/v1/auth/token",
-            &json!({"username": "worker-1", "password": "wrong"}),
-        )
-        .await;
+    let (s, e) = app.post("", "/v1/auth/token", &json!({"username": "worker-1", "password": "wrong"})).await;
     assert_eq!((s, e["code"].as_str()), (401, Some("invalid_credentials")));
     // Locate answers with the hierarchy, and converts GCJ-02.
-    let (s, l) = app
-        .get(&worker, &format!("/v1/grids/locate?lat={lat}&lon={lon}"))
-        .await;
+    let (s, l) = app.get(&worker, &format!("/v1/grids/locate?lat={lat}&lon={lon}")).await;
     assert_eq!(s, 200);
     assert_eq!(l["grid"], app.demo.demo_grid.as_str());
     let (glon, glat) = gridwork_geoindex::wgs84_to_gcj02(lon, lat);
-    let (_, g) = app
-        .get(
-            &worker,
-            &format!("/v1/grids/locate?lat={glat}&lon={glon}&crs=gcj02"),
-        )
-        .await;
+    let (_, g) = app.get(&worker, &format!("/v1/grids/locate?lat={glat}&lon={glon}&crs=gcj02")).await;
     assert_eq!(g["grid"], app.demo.demo_grid.as_str());
     assert!((g["wgs84"]["lat"].as_f64().unwrap() - lat).abs() < 1e-6);
     // Health and metrics.
-    let r = app
-        .http
-        .get(format!("{}/health/ready", app.base))
-        .send()
-        .await
-        .unwrap();
+    let r = app.http.get(format!("{}/health/ready", app.base)).send().await.unwrap();
     assert_eq!(r.status(), 200);
-    let m = app
-        .http
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let m = app.http.get(format!("{}/metrics", app.base)).send().await.unwrap().text().await.unwrap();
     assert!(m.contains("gridwork_http_requests_total"), "{m}");
     app.shutdown().await;
 }

@@ -47,10 +47,7 @@ fn start(name: &str, dir: &Path) -> Svc {
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let base = loop {
-        let line = lines
-            .next()
-            .unwrap_or_else(|| panic!("{name} exited before listening"))
-            .unwrap();
+        let line = lines.next().unwrap_or_else(|| panic!("{name} exited before listening")).unwrap();
         if let Some((_, url)) = line.split_once(" listening on ") {
             break url.trim().to_owned();
         }
@@ -59,12 +56,7 @@ fn start(name: &str, dir: &Path) -> Svc {
     Svc { child, base }
 }
 
-async fn until<F: Fn(&Value) -> bool>(
-    http: &reqwest::Client,
-    url: &str,
-    token: &str,
-    ok: F,
-) -> Value {
+async fn until<F: Fn(&Value) -> bool>(http: &reqwest::Client, url: &str, token: &str, ok: F) -> Value {
     for _ in 0..200 {
         let r = http.get(url).bearer_auth(token).send().await.unwrap();
         if r.status() == 200 {
@@ -82,27 +74,14 @@ async fn until<F: Fn(&Value) -> bool>(
 async fn four_services_as_four_processes() {
     let dir = tempfile::tempdir().unwrap();
     let migrate = Command::new(env!("CARGO_BIN_EXE_gridwork"))
-        .args([
-            "migrate",
-            "--demo",
-            "--data-dir",
-            dir.path().to_str().unwrap(),
-        ])
+        .args(["migrate", "--demo", "--data-dir", dir.path().to_str().unwrap()])
         .env("RUST_LOG", "warn")
         .output()
         .unwrap();
-    assert!(
-        migrate.status.success(),
-        "{}",
-        String::from_utf8_lossy(&migrate.stderr)
-    );
+    assert!(migrate.status.success(), "{}", String::from_utf8_lossy(&migrate.stderr));
     let out = String::from_utf8_lossy(&migrate.stdout);
-    let grid = out
-        .split("demo point in grid ")
-        .nth(1)
-        .unwrap()
-        .trim_end_matches(|c: char| !c.is_ascii_digit())
-        .to_owned();
+    let grid =
+        out.split("demo point in grid ").nth(1).unwrap().trim_end_matches(|c: char| !c.is_ascii_digit()).to_owned();
 
     let intake = start("gridwork-intake", dir.path());
     let assigner = start("gridwork-assigner", dir.path());
@@ -110,31 +89,13 @@ async fn four_services_as_four_processes() {
     let analytics = start("gridwork-analytics", dir.path());
     let http = reqwest::Client::new();
     for s in [&intake, &assigner, &mediation, &analytics] {
-        let r = http
-            .get(format!("{}/health/ready", s.base))
-            .send()
-            .await
-            .unwrap();
+        let r = http.get(format!("{}/health/ready", s.base)).send().await.unwrap();
         assert_eq!(r.status(), 200);
     }
 
-    let issuer = Issuer::load_or_create(
-        &dir.path().join("jwt-ed25519.key"),
-        "gridwork",
-        "gridwork",
-        3600,
-    )
-    .unwrap();
-    let tok = |id: &str, role, scope: &str| {
-        issuer
-            .issue(&Actor {
-                id: id.into(),
-                role,
-                scope: scope.into(),
-            })
-            .unwrap()
-            .0
-    };
+    let issuer = Issuer::load_or_create(&dir.path().join("jwt-ed25519.key"), "gridwork", "gridwork", 3600).unwrap();
+    let tok =
+        |id: &str, role, scope: &str| issuer.issue(&Actor { id: id.into(), role, scope: scope.into() }).unwrap().0;
     let worker = tok("worker-1", Role::GridWorker, &grid);
     let dispatcher = tok("dispatcher-1", Role::Dispatcher, &grid[..9]);
     let analyst = tok("analyst-1", Role::Analyst, "371000");
@@ -145,20 +106,11 @@ async fn four_services_as_four_processes() {
         "location": {"lat": 37.5095, "lon": 122.115}, "category": "dispute.property_management",
         "description": "小区电梯长期故障，物业不予维修",
     });
-    let r = http
-        .post(format!("{}/v1/reports", intake.base))
-        .bearer_auth(&worker)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let r = http.post(format!("{}/v1/reports", intake.base)).bearer_auth(&worker).json(&body).send().await.unwrap();
     assert_eq!(r.status(), 201);
     // The assigner process's locate endpoint agrees with the grid seeded.
     let l: Value = http
-        .get(format!(
-            "{}/v1/grids/locate?lat=37.5095&lon=122.115",
-            assigner.base
-        ))
+        .get(format!("{}/v1/grids/locate?lat=37.5095&lon=122.115", assigner.base))
         .bearer_auth(&worker)
         .send()
         .await
@@ -168,31 +120,14 @@ async fn four_services_as_four_processes() {
         .unwrap();
     assert_eq!(l["grid"], grid.as_str());
 
-    let list = until(
-        &http,
-        &format!("{}/v1/cases", mediation.base),
-        &dispatcher,
-        |v| {
-            v["items"]
-                .as_array()
-                .is_some_and(|a| a.iter().any(|c| c["report_id"] == id.as_str()))
-        },
-    )
+    let list = until(&http, &format!("{}/v1/cases", mediation.base), &dispatcher, |v| {
+        v["items"].as_array().is_some_and(|a| a.iter().any(|c| c["report_id"] == id.as_str()))
+    })
     .await;
-    let case = list["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["report_id"] == id.as_str())
-        .unwrap()
-        .clone();
+    let case = list["items"].as_array().unwrap().iter().find(|c| c["report_id"] == id.as_str()).unwrap().clone();
     assert_eq!(case["channel"], "people_mediation");
     let cid = case["id"].as_str().unwrap();
-    for (action, b) in [
-        ("claim", json!({})),
-        ("resolve", json!({"outcome": "handled"})),
-        ("close", json!({})),
-    ] {
+    for (action, b) in [("claim", json!({})), ("resolve", json!({"outcome": "handled"})), ("close", json!({}))] {
         let r = http
             .post(format!("{}/v1/cases/{cid}/{action}", mediation.base))
             .bearer_auth(&dispatcher)
@@ -202,33 +137,15 @@ async fn four_services_as_four_processes() {
             .unwrap();
         assert_eq!(r.status(), 200, "{action}");
     }
-    let k = until(
-        &http,
-        &format!("{}/v1/kpis?jurisdiction=371000", analytics.base),
-        &analyst,
-        |v| {
-            v["rows"]
-                .as_array()
-                .and_then(|r| r.first())
-                .is_some_and(|r| r["closed"] == 1)
-        },
-    )
+    let k = until(&http, &format!("{}/v1/kpis?jurisdiction=371000", analytics.base), &analyst, |v| {
+        v["rows"].as_array().and_then(|r| r.first()).is_some_and(|r| r["closed"] == 1)
+    })
     .await;
     assert_eq!(k["rows"][0]["volume"], 1);
-    let mine = until(
-        &http,
-        &format!("{}/v1/me/reports", intake.base),
-        &worker,
-        |v| v["items"][0]["status"] == "closed",
-    )
-    .await;
+    let mine =
+        until(&http, &format!("{}/v1/me/reports", intake.base), &worker, |v| v["items"][0]["status"] == "closed").await;
     assert_eq!(mine["items"].as_array().unwrap().len(), 1);
     // Routes belong to their service: intake does not serve the queues.
-    let r = http
-        .get(format!("{}/v1/cases", intake.base))
-        .bearer_auth(&dispatcher)
-        .send()
-        .await
-        .unwrap();
+    let r = http.get(format!("{}/v1/cases", intake.base)).bearer_auth(&dispatcher).send().await.unwrap();
     assert_eq!(r.status(), 404);
 }

@@ -4,9 +4,7 @@ use actix_web::{web, HttpResponse};
 use argon2::{Argon2, PasswordHash, PasswordVerifier};
 use chrono::{DateTime, Duration, Utc};
 use gridwork_domain::auth::{Actor, Role};
-use gridwork_domain::report::{
-    Crs, Location, NewReport, Party, ReportStatus, Urgency, ValidationError,
-};
+use gridwork_domain::report::{Crs, Location, NewReport, Party, ReportStatus, Urgency, ValidationError};
 use gridwork_events::{pb, Event, Payload};
 use gridwork_platform::auth::Caller;
 use gridwork_storage::entity::{report, report_event, user};
@@ -91,9 +89,7 @@ pub struct ReportView {
 }
 
 fn view(r: report::Model, events: Vec<report_event::Model>) -> ReportView {
-    let party_count = serde_json::from_str::<Vec<serde_json::Value>>(&r.parties)
-        .map(|p| p.len())
-        .unwrap_or(0);
+    let party_count = serde_json::from_str::<Vec<serde_json::Value>>(&r.parties).map(|p| p.len()).unwrap_or(0);
     ReportView {
         id: r.id,
         status: r.status,
@@ -109,14 +105,7 @@ fn view(r: report::Model, events: Vec<report_event::Model>) -> ReportView {
         grid: r.grid,
         centre: r.centre,
         case_id: r.case_id,
-        timeline: events
-            .into_iter()
-            .map(|e| TimelineEntry {
-                at: e.at,
-                status: e.status,
-                note: e.note,
-            })
-            .collect(),
+        timeline: events.into_iter().map(|e| TimelineEntry { at: e.at, status: e.status, note: e.note }).collect(),
     }
 }
 
@@ -139,11 +128,7 @@ impl ReportIn {
             parties: self
                 .parties
                 .into_iter()
-                .map(|p| Party {
-                    name: p.name,
-                    phone: p.phone,
-                    id_number: p.id_number,
-                })
+                .map(|p| Party { name: p.name, phone: p.phone, id_number: p.id_number })
                 .collect(),
             matter: self.matter,
         }
@@ -151,10 +136,7 @@ impl ReportIn {
 }
 
 async fn load_view(state: &State, id: &str) -> Result<Option<ReportView>, IntakeError> {
-    let Some(r) = report::Entity::find_by_id(id.to_owned())
-        .one(&state.db)
-        .await?
-    else {
+    let Some(r) = report::Entity::find_by_id(id.to_owned()).one(&state.db).await? else {
         return Ok(None);
     };
     let events = report_event::Entity::find()
@@ -174,14 +156,8 @@ async fn rate_limit(state: &State, actor: &Actor) -> Result<(), IntakeError> {
     let now = Utc::now().timestamp();
     let minute = now / 60;
     let key = format!("intake:rate:{}:{minute}", actor.id);
-    match state
-        .cache
-        .incr(&key, std::time::Duration::from_secs(61))
-        .await
-    {
-        Ok(n) if n > state.rate_limit => {
-            Err(IntakeError::RateLimited((60 - now % 60).max(1) as u64))
-        }
+    match state.cache.incr(&key, std::time::Duration::from_secs(61)).await {
+        Ok(n) if n > state.rate_limit => Err(IntakeError::RateLimited((60 - now % 60).max(1) as u64)),
         Ok(_) => Ok(()),
         Err(e) => {
             tracing::debug!(error = %e, "rate limit not checked: cache unavailable");
@@ -207,9 +183,8 @@ pub async fn submit(
     }
     rate_limit(&state, &actor).await?;
     let body = body.into_inner();
-    let hash = hex::encode(Sha256::digest(
-        serde_json::to_vec(&body).map_err(|e| IntakeError::Internal(e.to_string()))?,
-    ));
+    let hash =
+        hex::encode(Sha256::digest(serde_json::to_vec(&body).map_err(|e| IntakeError::Internal(e.to_string()))?));
     let report = body.into_domain(&actor.id);
     let id = report.id.to_string();
 
@@ -233,26 +208,15 @@ pub async fn submit(
         )
         .into());
     }
-    let is_petition = state
-        .categories
-        .get(&report.category)
-        .copied()
-        .unwrap_or(false);
+    let is_petition = state.categories.get(&report.category).copied().unwrap_or(false);
     let (petitioner_key, matter_key) = if is_petition {
-        let matter = report
-            .matter
-            .clone()
-            .unwrap_or_else(|| report.description.clone());
-        (
-            state.keyer.petitioner_key(&report.parties),
-            Some(state.keyer.matter_key(&matter)),
-        )
+        let matter = report.matter.clone().unwrap_or_else(|| report.description.clone());
+        (state.keyer.petitioner_key(&report.parties), Some(state.keyer.matter_key(&matter)))
     } else {
         (None, None)
     };
 
-    let parties =
-        serde_json::to_string(&report.parties).map_err(|e| IntakeError::Internal(e.to_string()))?;
+    let parties = serde_json::to_string(&report.parties).map_err(|e| IntakeError::Internal(e.to_string()))?;
     let row = report::ActiveModel {
         id: Set(id.clone()),
         reporter: Set(report.reporter.clone()),
@@ -311,40 +275,20 @@ pub async fn submit(
         payload: event.encode(),
     };
     // One commit shared with concurrent submissions; durable before we answer.
-    let stored = state
-        .batcher
-        .store(prepared)
-        .await
-        .map_err(IntakeError::Unavailable)?;
+    let stored = state.batcher.store(prepared).await.map_err(IntakeError::Unavailable)?;
     if stored == Stored::Existing {
-        let existing = report::Entity::find_by_id(id.clone())
-            .one(&state.db)
-            .await?
-            .ok_or(IntakeError::NotFound("report"))?;
+        let existing =
+            report::Entity::find_by_id(id.clone()).one(&state.db).await?.ok_or(IntakeError::NotFound("report"))?;
         if existing.body_hash != hash || existing.reporter != actor.id {
             return Err(IntakeError::IdConflict(id));
         }
-        let v = load_view(&state, &id)
-            .await?
-            .ok_or(IntakeError::NotFound("report"))?;
+        let v = load_view(&state, &id).await?.ok_or(IntakeError::NotFound("report"))?;
         return Ok(HttpResponse::Ok().json(v));
     }
-    state
-        .accepted
-        .with_label_values(&[report.urgency.as_str()])
-        .inc();
-    let _ = state
-        .cache
-        .set(
-            &idem_key(&report.id),
-            hash.as_bytes(),
-            std::time::Duration::from_secs(3600),
-        )
-        .await;
+    state.accepted.with_label_values(&[report.urgency.as_str()]).inc();
+    let _ = state.cache.set(&idem_key(&report.id), hash.as_bytes(), std::time::Duration::from_secs(3600)).await;
     tracing::info!(report = %id, category = %report.category, "report accepted");
-    let v = load_view(&state, &id)
-        .await?
-        .ok_or(IntakeError::NotFound("report"))?;
+    let v = load_view(&state, &id).await?.ok_or(IntakeError::NotFound("report"))?;
     Ok(HttpResponse::Created().json(v))
 }
 
@@ -355,17 +299,12 @@ pub async fn get_report(
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, IntakeError> {
     let id = path.into_inner().to_string();
-    let v = load_view(&state, &id)
-        .await?
-        .ok_or(IntakeError::NotFound("report"))?;
+    let v = load_view(&state, &id).await?.ok_or(IntakeError::NotFound("report"))?;
     let actor: &Actor = &caller.0;
     let visible = v.reporter == actor.id
         || actor.role == Role::Admin
         || (actor.role != Role::GridWorker
-            && v.grid
-                .as_deref()
-                .or(v.centre.as_deref())
-                .is_some_and(|g| actor.covers(g)));
+            && v.grid.as_deref().or(v.centre.as_deref()).is_some_and(|g| actor.covers(g)));
     if !visible {
         // Not 403: do not reveal that the id exists.
         return Err(IntakeError::NotFound("report"));
@@ -390,16 +329,11 @@ pub async fn my_reports(
     q: web::Query<MineQuery>,
 ) -> Result<HttpResponse, IntakeError> {
     let limit = q.limit.unwrap_or(50).clamp(1, 200);
-    let mut query =
-        report::Entity::find().filter(report::Column::Reporter.eq(caller.0.id.as_str()));
+    let mut query = report::Entity::find().filter(report::Column::Reporter.eq(caller.0.id.as_str()));
     if let Some(b) = q.before {
         query = query.filter(report::Column::ReceivedAt.lt(b));
     }
-    let rows = query
-        .order_by_desc(report::Column::ReceivedAt)
-        .limit(limit)
-        .all(&state.db)
-        .await?;
+    let rows = query.order_by_desc(report::Column::ReceivedAt).limit(limit).all(&state.db).await?;
     let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
     let events = report_event::Entity::find()
         .filter(report_event::Column::ReportId.is_in(ids))
@@ -409,19 +343,11 @@ pub async fn my_reports(
     let items: Vec<ReportView> = rows
         .into_iter()
         .map(|r| {
-            let mine = events
-                .iter()
-                .filter(|e| e.report_id == r.id)
-                .cloned()
-                .collect();
+            let mine = events.iter().filter(|e| e.report_id == r.id).cloned().collect();
             view(r, mine)
         })
         .collect();
-    let next_before = if items.len() as u64 == limit {
-        items.last().map(|r| r.received_at)
-    } else {
-        None
-    };
+    let next_before = if items.len() as u64 == limit { items.last().map(|r| r.received_at) } else { None };
     Ok(HttpResponse::Ok().json(serde_json::json!({"items": items, "next_before": next_before})))
 }
 
@@ -433,27 +359,14 @@ pub struct TokenIn {
 }
 
 /// Exchanges a username and password for a token (embedded issuer).
-pub async fn token(
-    state: web::Data<State>,
-    body: web::Json<TokenIn>,
-) -> Result<HttpResponse, IntakeError> {
-    let u = user::Entity::find()
-        .filter(user::Column::Username.eq(body.username.as_str()))
-        .one(&state.db)
-        .await?;
+pub async fn token(state: web::Data<State>, body: web::Json<TokenIn>) -> Result<HttpResponse, IntakeError> {
+    let u = user::Entity::find().filter(user::Column::Username.eq(body.username.as_str())).one(&state.db).await?;
     let password = body.password.clone();
     // Verify even for unknown users, so timing does not reveal which exist.
-    let hash = u
-        .as_ref()
-        .map(|u| u.password_hash.clone())
-        .unwrap_or_else(|| state.dummy_hash.clone());
+    let hash = u.as_ref().map(|u| u.password_hash.clone()).unwrap_or_else(|| state.dummy_hash.clone());
     let ok = web::block(move || {
         PasswordHash::new(&hash)
-            .map(|h| {
-                Argon2::default()
-                    .verify_password(password.as_bytes(), &h)
-                    .is_ok()
-            })
+            .map(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
             .unwrap_or(false)
     })
     .await
@@ -463,15 +376,8 @@ pub async fn token(
         _ => return Err(IntakeError::BadCredentials),
     };
     let role: Role = u.role.parse().map_err(IntakeError::Internal)?;
-    let actor = Actor {
-        id: u.id.clone(),
-        role,
-        scope: u.scope.clone(),
-    };
-    let (token, ttl) = state
-        .issuer
-        .issue(&actor)
-        .map_err(|e| IntakeError::Internal(e.to_string()))?;
+    let actor = Actor { id: u.id.clone(), role, scope: u.scope.clone() };
+    let (token, ttl) = state.issuer.issue(&actor).map_err(|e| IntakeError::Internal(e.to_string()))?;
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "access_token": token,
         "token_type": "Bearer",

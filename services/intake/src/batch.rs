@@ -70,10 +70,7 @@ impl Batcher {
     /// Stores one report; resolves after the commit that holds it.
     pub async fn store(&self, item: Prepared) -> Result<Stored, String> {
         let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(Job { item, reply })
-            .await
-            .map_err(|_| "intake is shutting down".to_owned())?;
+        self.tx.send(Job { item, reply }).await.map_err(|_| "intake is shutting down".to_owned())?;
         rx.await.map_err(|_| "intake is shutting down".to_owned())?
     }
 }
@@ -125,37 +122,20 @@ async fn run(
     }
 }
 
-async fn commit(
-    db: &DatabaseConnection,
-    producer: &str,
-    items: &[&Prepared],
-) -> Result<Vec<Stored>, DbErr> {
+async fn commit(db: &DatabaseConnection, producer: &str, items: &[&Prepared]) -> Result<Vec<Stored>, DbErr> {
     let txn = db.begin().await?;
     let mut out = Vec::with_capacity(items.len());
     for p in items {
         let inserted = report::Entity::insert(p.report.clone())
-            .on_conflict(
-                OnConflict::column(report::Column::Id)
-                    .do_nothing()
-                    .to_owned(),
-            )
+            .on_conflict(OnConflict::column(report::Column::Id).do_nothing().to_owned())
             .exec_without_returning(&txn)
             .await?;
         if inserted == 0 {
             out.push(Stored::Existing);
             continue;
         }
-        report_event::Entity::insert(p.event.clone())
-            .exec_without_returning(&txn)
-            .await?;
-        outbox::enqueue(
-            &txn,
-            producer,
-            &p.topic,
-            p.key.as_bytes(),
-            p.payload.clone(),
-        )
-        .await?;
+        report_event::Entity::insert(p.event.clone()).exec_without_returning(&txn).await?;
+        outbox::enqueue(&txn, producer, &p.topic, p.key.as_bytes(), p.payload.clone()).await?;
         out.push(Stored::Created);
     }
     txn.commit().await?;

@@ -10,9 +10,7 @@ use gridwork_events::Payload;
 use gridwork_platform::pipeline::{decode, retryable};
 use gridwork_storage::dedup;
 use gridwork_storage::entity::{report, report_event};
-use sea_orm::{
-    ActiveModelTrait, DatabaseConnection, EntityTrait, IntoActiveModel, Set, TransactionTrait,
-};
+use sea_orm::{ActiveModelTrait, DatabaseConnection, EntityTrait, IntoActiveModel, Set, TransactionTrait};
 
 pub struct StatusFollower {
     pub db: DatabaseConnection,
@@ -36,10 +34,7 @@ impl Handler for StatusFollower {
     async fn handle(&self, msg: &Message) -> Result<(), HandlerError> {
         let event = decode(msg)?;
         let txn = self.db.begin().await.map_err(retryable)?;
-        if !dedup::first_delivery(&txn, GROUP, &event.id.to_string())
-            .await
-            .map_err(retryable)?
-        {
+        if !dedup::first_delivery(&txn, GROUP, &event.id.to_string()).await.map_err(retryable)? {
             return Ok(());
         }
         let now = Utc::now();
@@ -51,15 +46,9 @@ impl Handler for StatusFollower {
             Payload::ReportAssigned(a) => {
                 let asg = a.assignment.clone().unwrap_or_default();
                 let note = if asg.grid.is_empty() {
-                    format!(
-                        "outside every grid: to the triage queue of county centre {}",
-                        asg.centre
-                    )
+                    format!("outside every grid: to the triage queue of county centre {}", asg.centre)
                 } else if asg.approximate {
-                    format!(
-                        "assigned to grid {} (approximate, {:.0} m away)",
-                        asg.grid, asg.distance_m
-                    )
+                    format!("assigned to grid {} (approximate, {:.0} m away)", asg.grid, asg.distance_m)
                 } else {
                     format!("assigned to grid {}", asg.grid)
                 };
@@ -78,16 +67,11 @@ impl Handler for StatusFollower {
                 )
             }
             Payload::CaseLifecycle(c) => {
-                let v =
-                    CaseEventView::try_from(c).map_err(|e| HandlerError::Poison(e.to_string()))?;
+                let v = CaseEventView::try_from(c).map_err(|e| HandlerError::Poison(e.to_string()))?;
                 let note = format!(
                     "case {}: {}",
                     v.kind.as_str(),
-                    if v.reason.is_empty() {
-                        v.channel.name_zh()
-                    } else {
-                        &v.reason
-                    }
+                    if v.reason.is_empty() { v.channel.name_zh() } else { &v.reason }
                 );
                 let case_id = v.case_id.to_string();
                 (
@@ -108,11 +92,7 @@ impl Handler for StatusFollower {
                 return Ok(());
             }
         };
-        let Some(current) = report::Entity::find_by_id(report_id.clone())
-            .one(&txn)
-            .await
-            .map_err(retryable)?
-        else {
+        let Some(current) = report::Entity::find_by_id(report_id.clone()).one(&txn).await.map_err(retryable)? else {
             // Reports are committed before their events exist; a missing one is not ours.
             return Err(HandlerError::Poison(format!("unknown report {report_id}")));
         };

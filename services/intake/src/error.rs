@@ -69,8 +69,7 @@ impl ResponseError for IntakeError {
         let mut res = self.api().error_response();
         if let IntakeError::RateLimited(secs) = self {
             if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&secs.to_string()) {
-                res.headers_mut()
-                    .insert(actix_web::http::header::RETRY_AFTER, v);
+                res.headers_mut().insert(actix_web::http::header::RETRY_AFTER, v);
             }
         }
         res

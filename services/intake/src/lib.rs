@@ -63,22 +63,13 @@ pub fn routes(state: web::Data<State>) -> Routes {
 
 /// Starts intake's consumer and outbox relay; returns its routes.
 pub async fn start(ctx: &Context, shutdown: CancellationToken) -> anyhow::Result<Service> {
-    let categories = category::Entity::find()
-        .all(&ctx.db)
-        .await?
-        .into_iter()
-        .map(|c| (c.code, c.petition))
-        .collect();
+    let categories = category::Entity::find().all(&ctx.db).await?.into_iter().map(|c| (c.code, c.petition)).collect();
     let secret = Context::secret(std::path::Path::new(&ctx.config.petition.key_file))?;
     let wake = Arc::new(Notify::new());
     let dummy_hash = {
         use argon2::password_hash::{PasswordHasher, SaltString};
-        let salt =
-            SaltString::encode_b64(b"gridwork-dummy-salt").map_err(|e| anyhow::anyhow!("{e}"))?;
-        argon2::Argon2::default()
-            .hash_password(b"no such user", &salt)
-            .map_err(|e| anyhow::anyhow!("{e}"))?
-            .to_string()
+        let salt = SaltString::encode_b64(b"gridwork-dummy-salt").map_err(|e| anyhow::anyhow!("{e}"))?;
+        argon2::Argon2::default().hash_password(b"no such user", &salt).map_err(|e| anyhow::anyhow!("{e}"))?.to_string()
     };
     let (batcher, batch_task) = batch::Batcher::start(
         ctx.db.clone(),
@@ -104,35 +95,22 @@ pub async fn start(ctx: &Context, shutdown: CancellationToken) -> anyhow::Result
         categories,
         batcher,
         rate_limit: ctx.config.intake.rate_limit_per_minute,
-        accepted: ctx.metrics.counter(
-            "reports_accepted_total",
-            "Reports accepted by intake",
-            &["urgency"],
-        )?,
+        accepted: ctx.metrics.counter("reports_accepted_total", "Reports accepted by intake", &["urgency"])?,
         dummy_hash,
     });
-    let mut tasks = vec![
-        batch_task,
-        pipeline::spawn_relay(ctx, PRODUCER, wake, shutdown.clone()),
-    ];
+    let mut tasks = vec![batch_task, pipeline::spawn_relay(ctx, PRODUCER, wake, shutdown.clone())];
     let handler = Arc::new(consumer::StatusFollower { db: ctx.db.clone() });
     tasks.push(
         pipeline::spawn_consumer(
             ctx,
             "intake",
-            vec![
-                ctx.topics.report_assigned.clone(),
-                ctx.topics.case_lifecycle.clone(),
-            ],
+            vec![ctx.topics.report_assigned.clone(), ctx.topics.case_lifecycle.clone()],
             handler,
             shutdown,
         )
         .await?,
     );
-    Ok(Service {
-        routes: routes(state),
-        tasks,
-    })
+    Ok(Service { routes: routes(state), tasks })
 }
 
 /// intake on its own: connects, checks the schema, binds `http.listen`.
@@ -141,11 +119,5 @@ pub async fn build(config: Config) -> anyhow::Result<Application> {
     let ctx = Context::connect(config, Schema::RequireCurrent, "intake").await?;
     let shutdown = CancellationToken::new();
     let svc = start(&ctx, shutdown.clone()).await?;
-    Ok(Application::new(
-        ctx,
-        listener,
-        vec![svc.routes],
-        shutdown,
-        svc.tasks,
-    )?)
+    Ok(Application::new(ctx, listener, vec![svc.routes], shutdown, svc.tasks)?)
 }

@@ -14,10 +14,7 @@ use gridwork_platform::pipeline::emit;
 use gridwork_platform::ApiError;
 use gridwork_storage::entity::{case, case_event as case_event_row, report};
 use sea_orm::sea_query::Expr;
-use sea_orm::{
-    ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
-    TransactionTrait,
-};
+use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -60,21 +57,16 @@ impl MediationError {
                     ApiError::conflict("callback_already_recorded", e.to_string(), "已记录回访")
                 }
                 TransitionError::MissingReason(_) => {
-                    ApiError::bad_request("missing_reason", e.to_string(), "请填写原因")
-                        .with_field("reason")
+                    ApiError::bad_request("missing_reason", e.to_string(), "请填写原因").with_field("reason")
                 }
             },
-            MediationError::StaleVersion { .. } => ApiError::conflict(
-                "stale_version",
-                self.to_string(),
-                "案件已被更新，请刷新后重试",
-            )
-            .with_field("version"),
-            MediationError::Concurrent => ApiError::conflict(
-                "concurrent_update",
-                self.to_string(),
-                "案件正被他人处理，请刷新后重试",
-            ),
+            MediationError::StaleVersion { .. } => {
+                ApiError::conflict("stale_version", self.to_string(), "案件已被更新，请刷新后重试")
+                    .with_field("version")
+            }
+            MediationError::Concurrent => {
+                ApiError::conflict("concurrent_update", self.to_string(), "案件正被他人处理，请刷新后重试")
+            }
             MediationError::BadRequest(e) => e.clone(),
             MediationError::NotFound(what) => ApiError::not_found(what),
             MediationError::Forbidden(why) => ApiError::forbidden(*why),
@@ -101,9 +93,7 @@ fn require_queue_worker(a: &Actor) -> Result<(), MediationError> {
     if a.works_queues() {
         Ok(())
     } else {
-        Err(MediationError::Forbidden(
-            "only dispatchers and mediators work case queues",
-        ))
+        Err(MediationError::Forbidden("only dispatchers and mediators work case queues"))
     }
 }
 
@@ -138,9 +128,7 @@ fn is_open(status: &str) -> bool {
 fn view(m: case::Model, now: DateTime<Utc>) -> CaseView {
     CaseView {
         overdue: is_open(&m.status) && m.due_at < now,
-        channel_zh: Channel::parse(&m.channel)
-            .map(|c| c.name_zh())
-            .unwrap_or(""),
+        channel_zh: Channel::parse(&m.channel).map(|c| c.name_zh()).unwrap_or(""),
         hierarchy: serde_json::json!({
             "grid": m.grid, "community": m.community, "street": m.street,
             "county": m.county, "city": m.city, "province": m.province,
@@ -183,21 +171,14 @@ pub struct ListQuery {
 }
 
 fn encode_cursor(m: &case::Model) -> String {
-    URL_SAFE_NO_PAD.encode(format!(
-        "{}|{}|{}",
-        m.priority,
-        m.created_at.to_rfc3339(),
-        m.id
-    ))
+    URL_SAFE_NO_PAD.encode(format!("{}|{}|{}", m.priority, m.created_at.to_rfc3339(), m.id))
 }
 
 fn decode_cursor(s: &str) -> Option<(i32, DateTime<Utc>, String)> {
     let raw = String::from_utf8(URL_SAFE_NO_PAD.decode(s).ok()?).ok()?;
     let mut it = raw.splitn(3, '|');
     let p = it.next()?.parse().ok()?;
-    let t = DateTime::parse_from_rfc3339(it.next()?)
-        .ok()?
-        .with_timezone(&Utc);
+    let t = DateTime::parse_from_rfc3339(it.next()?).ok()?.with_timezone(&Utc);
     Some((p, t, it.next()?.to_owned()))
 }
 
@@ -214,72 +195,42 @@ pub async fn list(
     let mut query = case::Entity::find();
     if let Some(centre) = &q.centre {
         if !actor.covers(centre) {
-            return Err(MediationError::Forbidden(
-                "that centre is outside your scope",
-            ));
+            return Err(MediationError::Forbidden("that centre is outside your scope"));
         }
         query = query.filter(case::Column::Centre.eq(centre.as_str()));
     } else if !actor.scope.is_empty() {
-        let prefix = gridwork_domain::codes::significant_prefix(&actor.scope).map_err(|_| {
-            MediationError::Forbidden("your token's scope is not an administrative code")
-        })?;
+        let prefix = gridwork_domain::codes::significant_prefix(&actor.scope)
+            .map_err(|_| MediationError::Forbidden("your token's scope is not an administrative code"))?;
         query = query.filter(case::Column::Centre.starts_with(prefix));
     } else if actor.role != gridwork_domain::auth::Role::Admin {
         return Err(MediationError::Forbidden("your token has no scope"));
     }
     if let Some(ch) = &q.channel {
-        let c = Channel::parse(ch).ok_or_else(|| {
-            bad(
-                "invalid_filter",
-                "channel",
-                format!("unknown channel {ch:?}"),
-                "未知的渠道",
-            )
-        })?;
+        let c = Channel::parse(ch)
+            .ok_or_else(|| bad("invalid_filter", "channel", format!("unknown channel {ch:?}"), "未知的渠道"))?;
         query = query.filter(case::Column::Channel.eq(c.as_str()));
     }
     if let Some(st) = &q.status {
-        let s = CaseStatus::parse(st).ok_or_else(|| {
-            bad(
-                "invalid_filter",
-                "status",
-                format!("unknown status {st:?}"),
-                "未知的状态",
-            )
-        })?;
+        let s = CaseStatus::parse(st)
+            .ok_or_else(|| bad("invalid_filter", "status", format!("unknown status {st:?}"), "未知的状态"))?;
         query = query.filter(case::Column::Status.eq(s.as_str()));
     }
     let now = Utc::now();
     if let Some(overdue) = q.overdue {
-        let open = case::Column::Status
-            .is_not_in([CaseStatus::Closed.as_str(), CaseStatus::Rejected.as_str()]);
+        let open = case::Column::Status.is_not_in([CaseStatus::Closed.as_str(), CaseStatus::Rejected.as_str()]);
         query = if overdue {
             query.filter(open).filter(case::Column::DueAt.lt(now))
         } else {
-            query.filter(
-                Condition::any()
-                    .add(open.not())
-                    .add(case::Column::DueAt.gte(now)),
-            )
+            query.filter(Condition::any().add(open.not()).add(case::Column::DueAt.gte(now)))
         };
     }
     if let Some(c) = &q.cursor {
-        let (p, t, id) = decode_cursor(c).ok_or_else(|| {
-            bad(
-                "invalid_cursor",
-                "cursor",
-                "the cursor is not valid".into(),
-                "分页游标无效",
-            )
-        })?;
+        let (p, t, id) = decode_cursor(c)
+            .ok_or_else(|| bad("invalid_cursor", "cursor", "the cursor is not valid".into(), "分页游标无效"))?;
         query = query.filter(
             Condition::any()
                 .add(case::Column::Priority.gt(p))
-                .add(
-                    Condition::all()
-                        .add(case::Column::Priority.eq(p))
-                        .add(case::Column::CreatedAt.gt(t)),
-                )
+                .add(Condition::all().add(case::Column::Priority.eq(p)).add(case::Column::CreatedAt.gt(t)))
                 .add(
                     Condition::all()
                         .add(case::Column::Priority.eq(p))
@@ -295,24 +246,13 @@ pub async fn list(
         .limit(limit)
         .all(&state.db)
         .await?;
-    let next = if rows.len() as u64 == limit {
-        rows.last().map(encode_cursor)
-    } else {
-        None
-    };
+    let next = if rows.len() as u64 == limit { rows.last().map(encode_cursor) } else { None };
     let items: Vec<CaseView> = rows.into_iter().map(|m| view(m, now)).collect();
     Ok(HttpResponse::Ok().json(serde_json::json!({"items": items, "next_cursor": next})))
 }
 
-async fn load_visible(
-    state: &State,
-    actor: &Actor,
-    id: &str,
-) -> Result<case::Model, MediationError> {
-    let m = case::Entity::find_by_id(id.to_owned())
-        .one(&state.db)
-        .await?
-        .ok_or(MediationError::NotFound("case"))?;
+async fn load_visible(state: &State, actor: &Actor, id: &str) -> Result<case::Model, MediationError> {
+    let m = case::Entity::find_by_id(id.to_owned()).one(&state.db).await?.ok_or(MediationError::NotFound("case"))?;
     if !actor.covers(&m.centre) {
         // 404, not 403: do not reveal that the case exists.
         return Err(MediationError::NotFound("case"));
@@ -335,9 +275,7 @@ pub async fn detail(
         .order_by_asc(case_event_row::Column::Id)
         .all(&state.db)
         .await?;
-    let rep = report::Entity::find_by_id(m.report_id.clone())
-        .one(&state.db)
-        .await?;
+    let rep = report::Entity::find_by_id(m.report_id.clone()).one(&state.db).await?;
     let report_json = rep.map(|r| {
         let party_count = serde_json::from_str::<Vec<serde_json::Value>>(&r.parties).map(|p| p.len()).unwrap_or(0);
         serde_json::json!({
@@ -356,8 +294,7 @@ pub async fn detail(
             })
         })
         .collect();
-    let mut body = serde_json::to_value(view(m, Utc::now()))
-        .map_err(|e| MediationError::Internal(e.to_string()))?;
+    let mut body = serde_json::to_value(view(m, Utc::now())).map_err(|e| MediationError::Internal(e.to_string()))?;
     body["report"] = report_json.unwrap_or(serde_json::Value::Null);
     body["timeline"] = serde_json::Value::Array(timeline);
     Ok(HttpResponse::Ok().json(body))
@@ -397,27 +334,34 @@ fn parse_action(name: &str, body: &ActionIn) -> Result<CaseAction, MediationErro
                     "办结需要填写结果",
                 )
             })?;
-            let outcome = Outcome::parse(o).ok_or_else(|| bad("invalid_field", "outcome", format!("unknown outcome {o:?}"), "未知的办理结果"))?;
+            let outcome = Outcome::parse(o)
+                .ok_or_else(|| bad("invalid_field", "outcome", format!("unknown outcome {o:?}"), "未知的办理结果"))?;
             CaseAction::Resolve { outcome, note: body.note.clone() }
         }
         "verify" => CaseAction::Verify,
         "close" => CaseAction::Close,
         "callback" => {
             let s = body.satisfaction.as_deref().ok_or_else(|| {
-                bad("missing_field", "satisfaction", "callback needs satisfaction: satisfied, basically_satisfied or unsatisfied".into(), "回访需要填写满意度")
+                bad(
+                    "missing_field",
+                    "satisfaction",
+                    "callback needs satisfaction: satisfied, basically_satisfied or unsatisfied".into(),
+                    "回访需要填写满意度",
+                )
             })?;
-            let satisfaction =
-                Satisfaction::parse(s).ok_or_else(|| bad("invalid_field", "satisfaction", format!("unknown satisfaction {s:?}"), "未知的满意度"))?;
+            let satisfaction = Satisfaction::parse(s).ok_or_else(|| {
+                bad("invalid_field", "satisfaction", format!("unknown satisfaction {s:?}"), "未知的满意度")
+            })?;
             CaseAction::Callback { satisfaction }
         }
-        other => {
-            return Err(MediationError::BadRequest(ApiError::new(
-                StatusCode::NOT_FOUND,
-                "unknown_action",
-                format!("unknown action {other:?}: accept, reject, claim, release, start, resolve, verify, close or callback"),
-                "未知的操作",
-            )))
-        }
+        other => return Err(MediationError::BadRequest(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_action",
+            format!(
+                "unknown action {other:?}: accept, reject, claim, release, start, resolve, verify, close or callback"
+            ),
+            "未知的操作",
+        ))),
     })
 }
 
@@ -449,16 +393,10 @@ pub async fn act(
 
     let txn = state.db.begin().await?;
     repo::lock_case(&txn, &id).await?;
-    let row = case::Entity::find_by_id(id.clone())
-        .one(&txn)
-        .await?
-        .ok_or(MediationError::NotFound("case"))?;
+    let row = case::Entity::find_by_id(id.clone()).one(&txn).await?.ok_or(MediationError::NotFound("case"))?;
     if let Some(expected) = input.version {
         if expected != row.version {
-            return Err(MediationError::StaleVersion {
-                expected,
-                actual: row.version,
-            });
+            return Err(MediationError::StaleVersion { expected, actual: row.version });
         }
     }
     let mut c = repo::to_domain(&row).map_err(MediationError::Internal)?;
@@ -467,16 +405,10 @@ pub async fn act(
     let updated = repo::to_model(&c, &row.routing_rule, now);
     let res = case::Entity::update_many()
         .col_expr(case::Column::Status, Expr::value(updated.status.clone()))
-        .col_expr(
-            case::Column::ClaimedBy,
-            Expr::value(updated.claimed_by.clone()),
-        )
+        .col_expr(case::Column::ClaimedBy, Expr::value(updated.claimed_by.clone()))
         .col_expr(case::Column::LeaseUntil, Expr::value(updated.lease_until))
         .col_expr(case::Column::Outcome, Expr::value(updated.outcome.clone()))
-        .col_expr(
-            case::Column::Satisfaction,
-            Expr::value(updated.satisfaction.clone()),
-        )
+        .col_expr(case::Column::Satisfaction, Expr::value(updated.satisfaction.clone()))
         .col_expr(case::Column::UpdatedAt, Expr::value(now))
         .col_expr(case::Column::Version, Expr::value(updated.version))
         .filter(case::Column::Id.eq(id.as_str()))
@@ -486,16 +418,9 @@ pub async fn act(
     if res.rows_affected != 1 {
         return Err(MediationError::Concurrent);
     }
-    let reason = input
-        .reason
-        .clone()
-        .or(input.note.clone())
-        .unwrap_or_default();
-    let detail = TransitionDetail {
-        reason: reason.clone(),
-        routing_rule: row.routing_rule.clone(),
-        routing_version: 0,
-    };
+    let reason = input.reason.clone().or(input.note.clone()).unwrap_or_default();
+    let detail =
+        TransitionDetail { reason: reason.clone(), routing_rule: row.routing_rule.clone(), routing_version: 0 };
     for step in &steps {
         let mut snapshot = c.clone();
         snapshot.status = step.status;
@@ -503,12 +428,7 @@ pub async fn act(
         let out = Event::new(
             PRODUCER,
             now,
-            Payload::CaseLifecycle(case_event(
-                &snapshot,
-                step.kind,
-                Cause::Actor(&actor),
-                &detail,
-            )),
+            Payload::CaseLifecycle(case_event(&snapshot, step.kind, Cause::Actor(&actor), &detail)),
         );
         case_event_row::Entity::insert(case_event_row::ActiveModel {
             event_id: Set(out.id.to_string()),
@@ -525,10 +445,7 @@ pub async fn act(
         .exec_without_returning(&txn)
         .await?;
         emit(&txn, PRODUCER, &state.topics.case_lifecycle, &id, &out).await?;
-        state
-            .transitions
-            .with_label_values(&[step.kind.as_str()])
-            .inc();
+        state.transitions.with_label_values(&[step.kind.as_str()]).inc();
     }
     txn.commit().await?;
     state.wake.notify_one();

@@ -12,8 +12,7 @@ use gridwork_platform::pipeline::{decode, emit, retryable};
 use gridwork_storage::dedup;
 use gridwork_storage::entity::{case, case_event as case_event_row};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter, Set,
-    TransactionTrait,
+    ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter, Set, TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -34,25 +33,17 @@ impl Handler for CaseOpener {
             )));
         };
         let poison = |m: String| HandlerError::Poison(m);
-        let report_id = Uuid::parse_str(&r.report_id)
-            .map_err(|_| poison(format!("report_id {:?}", r.report_id)))?;
-        let asg = r
-            .assignment
-            .clone()
-            .ok_or_else(|| poison("no assignment".into()))?;
+        let report_id = Uuid::parse_str(&r.report_id).map_err(|_| poison(format!("report_id {:?}", r.report_id)))?;
+        let asg = r.assignment.clone().ok_or_else(|| poison("no assignment".into()))?;
         let hierarchy = Hierarchy::from(&asg);
-        let urgency =
-            Urgency::parse(&r.urgency).ok_or_else(|| poison(format!("urgency {:?}", r.urgency)))?;
+        let urgency = Urgency::parse(&r.urgency).ok_or_else(|| poison(format!("urgency {:?}", r.urgency)))?;
         let routing = self.state.routing().map_err(HandlerError::Retryable)?;
         let route = routing
             .route(&r.category, urgency, &hierarchy)
             .ok_or_else(|| poison(format!("no routing rule matches {}", r.category)))?;
 
         let txn = self.state.db.begin().await.map_err(retryable)?;
-        if !dedup::first_delivery(&txn, PRODUCER, &event.id.to_string())
-            .await
-            .map_err(retryable)?
-        {
+        if !dedup::first_delivery(&txn, PRODUCER, &event.id.to_string()).await.map_err(retryable)? {
             return Ok(());
         }
         // One case per report, even if the assignment was published twice.
@@ -65,9 +56,7 @@ impl Handler for CaseOpener {
             txn.commit().await.map_err(retryable)?;
             return Ok(());
         }
-        let petition = if self.state.petition_categories.contains(&r.category)
-            && !r.petitioner_key.is_empty()
-        {
+        let petition = if self.state.petition_categories.contains(&r.category) && !r.petitioner_key.is_empty() {
             let earlier = case::Entity::find()
                 .filter(case::Column::PetitionerKey.eq(r.petitioner_key.as_str()))
                 .filter(case::Column::MatterKey.eq(r.matter_key.as_str()))
@@ -77,11 +66,7 @@ impl Handler for CaseOpener {
             Some(PetitionInfo {
                 petitioner_key: r.petitioner_key.clone(),
                 matter_key: r.matter_key.clone(),
-                class: if earlier == 0 {
-                    PetitionClass::FirstTime
-                } else {
-                    PetitionClass::Repeat
-                },
+                class: if earlier == 0 { PetitionClass::FirstTime } else { PetitionClass::Repeat },
             })
         } else {
             None
@@ -113,22 +98,14 @@ impl Handler for CaseOpener {
             .await
             .map_err(retryable)?;
         let detail = TransitionDetail {
-            reason: format!(
-                "routed by rule {} (rules v{})",
-                route.rule_id, route.rules_version
-            ),
+            reason: format!("routed by rule {} (rules v{})", route.rule_id, route.rules_version),
             routing_rule: route.rule_id.clone(),
             routing_version: route.rules_version,
         };
         let out = Event::new(
             PRODUCER,
             now,
-            Payload::CaseLifecycle(case_event(
-                &c,
-                CaseEventKind::Created,
-                Cause::System,
-                &detail,
-            )),
+            Payload::CaseLifecycle(case_event(&c, CaseEventKind::Created, Cause::System, &detail)),
         );
         case_event_row::Entity::insert(case_event_row::ActiveModel {
             event_id: Set(out.id.to_string()),
@@ -145,21 +122,10 @@ impl Handler for CaseOpener {
         .exec_without_returning(&txn)
         .await
         .map_err(retryable)?;
-        emit(
-            &txn,
-            PRODUCER,
-            &self.state.topics.case_lifecycle,
-            &c.id.to_string(),
-            &out,
-        )
-        .await
-        .map_err(retryable)?;
+        emit(&txn, PRODUCER, &self.state.topics.case_lifecycle, &c.id.to_string(), &out).await.map_err(retryable)?;
         txn.commit().await.map_err(retryable)?;
         self.state.wake.notify_one();
-        self.state
-            .cases_created
-            .with_label_values(&[c.channel.as_str()])
-            .inc();
+        self.state.cases_created.with_label_values(&[c.channel.as_str()]).inc();
         tracing::info!(case = %c.id, report = %report_id, centre = %c.centre, channel = c.channel.as_str(), "case opened");
         Ok(())
     }

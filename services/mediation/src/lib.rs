@@ -41,10 +41,7 @@ pub struct State {
 
 impl State {
     pub fn routing(&self) -> Result<Arc<RoutingTable>, String> {
-        self.routing
-            .read()
-            .map(|r| r.clone())
-            .map_err(|_| "routing lock poisoned".to_owned())
+        self.routing.read().map(|r| r.clone()).map_err(|_| "routing lock poisoned".to_owned())
     }
 }
 
@@ -59,9 +56,7 @@ pub async fn load_routing(db: &DatabaseConnection) -> anyhow::Result<RoutingTabl
         .order_by_desc(routing_table::Column::Version)
         .one(db)
         .await?
-        .ok_or_else(|| {
-            anyhow::anyhow!("no routing rules in the database: seed or import them first")
-        })?;
+        .ok_or_else(|| anyhow::anyhow!("no routing rules in the database: seed or import them first"))?;
     let table: RoutingTable = serde_json::from_str(&row.body)?;
     table.validate()?;
     Ok(table)
@@ -69,13 +64,8 @@ pub async fn load_routing(db: &DatabaseConnection) -> anyhow::Result<RoutingTabl
 
 pub async fn start(ctx: &Context, shutdown: CancellationToken) -> anyhow::Result<Service> {
     let routing = load_routing(&ctx.db).await?;
-    let petition_categories = category::Entity::find()
-        .all(&ctx.db)
-        .await?
-        .into_iter()
-        .filter(|c| c.petition)
-        .map(|c| c.code)
-        .collect();
+    let petition_categories =
+        category::Entity::find().all(&ctx.db).await?.into_iter().filter(|c| c.petition).map(|c| c.code).collect();
     let wake = Arc::new(Notify::new());
     let state = web::Data::new(State {
         db: ctx.db.clone(),
@@ -84,30 +74,13 @@ pub async fn start(ctx: &Context, shutdown: CancellationToken) -> anyhow::Result
         petition_categories,
         lease: Duration::minutes(ctx.config.mediation.lease_minutes),
         wake: wake.clone(),
-        cases_created: ctx.metrics.counter(
-            "cases_created_total",
-            "Cases opened, by channel",
-            &["channel"],
-        )?,
-        transitions: ctx.metrics.counter(
-            "case_transitions_total",
-            "Case lifecycle events, by kind",
-            &["kind"],
-        )?,
+        cases_created: ctx.metrics.counter("cases_created_total", "Cases opened, by channel", &["channel"])?,
+        transitions: ctx.metrics.counter("case_transitions_total", "Case lifecycle events, by kind", &["kind"])?,
     });
-    let handler = Arc::new(consumer::CaseOpener {
-        state: state.clone(),
-    });
+    let handler = Arc::new(consumer::CaseOpener { state: state.clone() });
     let tasks = vec![
         pipeline::spawn_relay(ctx, PRODUCER, wake, shutdown.clone()),
-        pipeline::spawn_consumer(
-            ctx,
-            "mediation",
-            vec![ctx.topics.report_assigned.clone()],
-            handler,
-            shutdown,
-        )
-        .await?,
+        pipeline::spawn_consumer(ctx, "mediation", vec![ctx.topics.report_assigned.clone()], handler, shutdown).await?,
     ];
     let routes: Routes = Arc::new(move |cfg: &mut web::ServiceConfig| {
         cfg.app_data(state.clone())
@@ -123,11 +96,5 @@ pub async fn build(config: Config) -> anyhow::Result<Application> {
     let ctx = Context::connect(config, Schema::RequireCurrent, "mediation").await?;
     let shutdown = CancellationToken::new();
     let svc = start(&ctx, shutdown.clone()).await?;
-    Ok(Application::new(
-        ctx,
-        listener,
-        vec![svc.routes],
-        shutdown,
-        svc.tasks,
-    )?)
+    Ok(Application::new(ctx, listener, vec![svc.routes], shutdown, svc.tasks)?)
 }

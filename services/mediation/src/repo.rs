@@ -91,7 +91,6 @@ pub async fn lock_case<C: ConnectionTrait>(db: &C, id: &str) -> Result<(), DbErr
         DbBackend::Postgres => "SELECT id FROM cases WHERE id = $1 FOR UPDATE",
         _ => "UPDATE cases SET version = version WHERE id = ?",
     };
-    db.execute(Statement::from_sql_and_values(backend, sql, [id.into()]))
-        .await?;
+    db.execute(Statement::from_sql_and_values(backend, sql, [id.into()])).await?;
     Ok(())
 }
