@@ -7,6 +7,7 @@ use std::time::Duration;
 use gridwork_domain::auth::{Actor, Role};
 use gridwork_platform::{Config, StopHandle};
 use serde_json::Value;
+use uuid::Uuid;
 
 pub struct TestApp {
     pub base: String,
@@ -111,4 +112,30 @@ pub fn report(id: &str, lat: f64, lon: f64, category: &str) -> Value {
         "description": "楼上装修噪音扰民，多次协商未果",
         "parties": [{"name": "张三", "phone": "13800000000"}]
     })
+}
+
+/// A PostgreSQL database of its own on the machine's server, dropped at the end.
+pub struct PgDatabase {
+    pub url: String,
+    name: String,
+}
+
+pub const PG_ADMIN: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+impl PgDatabase {
+    pub async fn create() -> Self {
+        use sea_orm::ConnectionTrait;
+        let name = format!("gw_test_{}", Uuid::new_v4().simple());
+        let admin = sea_orm::Database::connect(PG_ADMIN).await.expect("PostgreSQL on 127.0.0.1:5432");
+        admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.unwrap();
+        admin.close().await.unwrap();
+        PgDatabase { url: format!("postgres://postgres@127.0.0.1:5432/{name}"), name }
+    }
+
+    pub async fn drop(self) {
+        use sea_orm::ConnectionTrait;
+        let admin = sea_orm::Database::connect(PG_ADMIN).await.unwrap();
+        admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)).await.unwrap();
+        admin.close().await.unwrap();
+    }
 }

@@ -16,8 +16,11 @@ async fn read_topic(app: &common::TestApp, topic: &str) -> Vec<Event> {
     let group = format!("test-reader-{}", Uuid::new_v4());
     let mut c = app.ctx.bus.subscribe(&group, &[topic.to_owned()]).await.unwrap();
     let mut out = Vec::new();
-    while let Some(m) = c.poll(Duration::from_millis(200)).await.unwrap() {
+    // A new group may take a while to join (Kafka); then read until idle.
+    let mut wait = Duration::from_secs(15);
+    while let Some(m) = c.poll(wait).await.unwrap() {
         out.push(Event::decode(&m.payload).expect("every message on a gridwork topic decodes"));
+        wait = Duration::from_millis(700);
     }
     c.close().await.unwrap();
     out
@@ -27,6 +30,29 @@ async fn read_topic(app: &common::TestApp, topic: &str) -> Vec<Event> {
 async fn report_to_case_to_kpi_end_to_end() {
     let dir = tempfile::tempdir().unwrap();
     let app = spawn(dir.path()).await;
+    end_to_end(&app).await;
+    app.shutdown().await;
+}
+
+/// The same scenario with state in PostgreSQL and the cache in Redis (the
+/// machine's servers, as on CI): a database and a key prefix of its own.
+#[actix_web::test]
+async fn report_to_case_to_kpi_on_postgres_and_redis() {
+    let dir = tempfile::tempdir().unwrap();
+    let pg = common::PgDatabase::create().await;
+    let mut cfg = common::config(dir.path());
+    cfg.database.url = pg.url.clone();
+    cfg.cache.url = "redis://127.0.0.1:6379".into();
+    cfg.cache.key_prefix = format!("gridwork-test:{}:", Uuid::new_v4());
+    let app = common::spawn_with(cfg).await;
+    let ready: Value = app.http.get(format!("{}/health/ready", app.base)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(ready["status"], "ready", "{ready}");
+    end_to_end(&app).await;
+    app.shutdown().await;
+    pg.drop().await;
+}
+
+async fn end_to_end(app: &common::TestApp) {
     let (worker, dispatcher, analyst) = (app.worker(), app.dispatcher(), app.analyst());
     let (lat, lon) = app.demo.demo_point;
 
@@ -192,7 +218,6 @@ async fn report_to_case_to_kpi_end_to_end() {
     let (_, all) = app.get(&dispatcher, "/v1/cases").await;
     assert_eq!(all["items"].as_array().unwrap().iter().filter(|c| c["report_id"] == id.as_str()).count(), 1);
 
-    app.shutdown().await;
 }
 
 #[actix_web::test]
