@@ -75,14 +75,14 @@ async fn end_to_end(app: &common::TestApp) {
 
     // 2. report-submitted → assigner → report-assigned with the whole hierarchy.
     let assigned = eventually("report-assigned event", || async {
-        let events = read_topic(&app, &app.ctx.topics.report_assigned).await;
+        let events = read_topic(app, &app.ctx.topics.report_assigned).await;
         events.into_iter().find_map(|e| match e.payload {
             Payload::ReportAssigned(a) if a.report_id == id => Some(a),
             _ => None,
         })
     })
     .await;
-    let submitted = read_topic(&app, &app.ctx.topics.report_submitted).await;
+    let submitted = read_topic(app, &app.ctx.topics.report_submitted).await;
     assert_eq!(
         submitted.iter().filter(|e| matches!(&e.payload, Payload::ReportSubmitted(r) if r.report_id == id)).count(),
         1,
@@ -173,7 +173,7 @@ async fn end_to_end(app: &common::TestApp) {
     assert_eq!(kinds, ["created", "accepted", "claimed", "resolved", "closed"]);
     assert_eq!(detail["report"]["description"], "楼上装修噪音扰民，多次协商未果");
     let lifecycle = eventually("five lifecycle events on the topic", || async {
-        let kinds: Vec<String> = read_topic(&app, &app.ctx.topics.case_lifecycle)
+        let kinds: Vec<String> = read_topic(app, &app.ctx.topics.case_lifecycle)
             .await
             .into_iter()
             .filter_map(|e| match e.payload {
@@ -217,7 +217,6 @@ async fn end_to_end(app: &common::TestApp) {
     assert_eq!(list["items"].as_array().unwrap().len(), 1, "one report, never a second");
     let (_, all) = app.get(&dispatcher, "/v1/cases").await;
     assert_eq!(all["items"].as_array().unwrap().iter().filter(|c| c["report_id"] == id.as_str()).count(), 1);
-
 }
 
 #[actix_web::test]

@@ -354,14 +354,16 @@ fn parse_action(name: &str, body: &ActionIn) -> Result<CaseAction, MediationErro
             })?;
             CaseAction::Callback { satisfaction }
         }
-        other => return Err(MediationError::BadRequest(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "unknown_action",
-            format!(
+        other => {
+            return Err(MediationError::BadRequest(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "unknown_action",
+                format!(
                 "unknown action {other:?}: accept, reject, claim, release, start, resolve, verify, close or callback"
             ),
-            "未知的操作",
-        ))),
+                "未知的操作",
+            )))
+        }
     })
 }
 
