@@ -12,8 +12,11 @@ if ! cargo nextest --version >/dev/null 2>&1; then
   echo "==> installing cargo-nextest"
   cargo install cargo-nextest --locked
 fi
-# protoc: vendored by the protoc-bin-vendored crate (see crates/events/build.rs);
-# SQLite: bundled by sqlx. Nothing else is needed for the embedded default.
+# The Rust build needs nothing else (protoc is vendored by protoc-bin-vendored,
+# SQLite bundled by sqlx, librdkafka built by rdkafka-sys). Tests against real
+# servers need tansu, protoc and Python's confluent-kafka: installed here.
+scripts/setup-test-deps.sh
+export PATH="$HOME/.cargo/bin:$PATH"
 
 echo "==> cargo nextest run --workspace"
 cargo nextest run --workspace --no-fail-fast "$@"

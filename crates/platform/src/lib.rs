@@ -8,6 +8,7 @@ pub mod cache;
 pub mod config;
 pub mod context;
 pub mod error;
+pub mod failpoint;
 pub mod http;
 pub mod metrics;
 pub mod pipeline;

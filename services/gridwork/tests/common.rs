@@ -139,3 +139,198 @@ impl PgDatabase {
         admin.close().await.unwrap();
     }
 }
+
+/// A Kafka-protocol broker of its own: tansu on a free loopback port with
+/// in-memory storage, killed at the end.
+pub struct Broker {
+    pub addr: String,
+    child: std::process::Child,
+}
+
+impl Broker {
+    pub fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let addr = format!("127.0.0.1:{port}");
+        let tansu = which_tansu();
+        let child = std::process::Command::new(&tansu)
+            .args([
+                "broker",
+                "--listener-url",
+                &format!("tcp://{addr}"),
+                "--advertised-listener-url",
+                &format!("tcp://{addr}"),
+            ])
+            .env("STORAGE_ENGINE", "memory://tansu/")
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot start {}: {e} (scripts/setup-test-deps.sh installs it)", tansu.display())
+            });
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(&addr).is_ok() {
+                return Broker { addr, child };
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("tansu did not listen on {addr}");
+    }
+
+    pub fn url(&self) -> String {
+        format!("kafka://{}", self.addr)
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn which_tansu() -> std::path::PathBuf {
+    let home = std::env::var_os("HOME").map(std::path::PathBuf::from).unwrap_or_default();
+    let cargo_bin = home.join(".cargo/bin/tansu");
+    if cargo_bin.exists() {
+        return cargo_bin;
+    }
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|d| d.join("tansu"))
+        .find(|p| p.exists())
+        .unwrap_or_else(|| panic!("tansu is not installed: run scripts/setup-test-deps.sh"))
+}
+
+/// The whole production shape in one process: PostgreSQL, Redis and Kafka,
+/// each isolated for this test (database, key prefix, topic prefix).
+pub struct RealBackends {
+    pub broker: Broker,
+    pub pg: PgDatabase,
+    pub prefix: String,
+}
+
+impl RealBackends {
+    pub async fn start() -> Self {
+        RealBackends {
+            broker: Broker::start(),
+            pg: PgDatabase::create().await,
+            prefix: format!("t{}.", Uuid::new_v4().simple()),
+        }
+    }
+
+    pub fn apply(&self, cfg: &mut Config) {
+        cfg.database.url = self.pg.url.clone();
+        cfg.bus.url = self.broker.url();
+        cfg.bus.topic_prefix = self.prefix.clone();
+        cfg.bus.partitions = 2;
+        cfg.cache.url = "redis://127.0.0.1:6379".into();
+        cfg.cache.key_prefix = format!("gridwork-test:{}:", self.prefix);
+    }
+
+    /// The same settings as `GRIDWORK_…` variables, for child processes.
+    pub fn env(&self, data_dir: &std::path::Path) -> Vec<(String, String)> {
+        vec![
+            ("GRIDWORK_DATA_DIR".into(), data_dir.display().to_string()),
+            ("GRIDWORK_DATABASE__URL".into(), self.pg.url.clone()),
+            ("GRIDWORK_BUS__URL".into(), self.broker.url()),
+            ("GRIDWORK_BUS__TOPIC_PREFIX".into(), self.prefix.clone()),
+            ("GRIDWORK_BUS__PARTITIONS".into(), "2".into()),
+            ("GRIDWORK_CACHE__URL".into(), "redis://127.0.0.1:6379".into()),
+            ("GRIDWORK_CACHE__KEY_PREFIX".into(), format!("gridwork-test:{}:", self.prefix)),
+        ]
+    }
+
+    pub async fn stop(self) {
+        drop(self.broker);
+        self.pg.drop().await;
+    }
+}
+
+/// A service binary (or `gridwork up`) running as its own process.
+pub struct Svc {
+    pub child: std::process::Child,
+    pub base: String,
+}
+
+impl Drop for Svc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The path of a binary of this workspace (built beside `gridwork`).
+pub fn binary(name: &str) -> std::path::PathBuf {
+    let p = std::path::Path::new(env!("CARGO_BIN_EXE_gridwork")).with_file_name(name);
+    assert!(
+        p.exists(),
+        "{} is not built: run the tests through scripts/test.sh (cargo nextest run --workspace)",
+        p.display()
+    );
+    p
+}
+
+/// Starts `name` with `args` and `env` and waits for the line that says
+/// where it listens (`… listening on URL` or `gridwork is up: URL`).
+pub fn start_process(name: &str, args: &[&str], env: &[(String, String)]) -> Svc {
+    use std::io::BufRead;
+    let mut cmd = std::process::Command::new(binary(name));
+    cmd.args(args).env("RUST_LOG", "warn").stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let base = loop {
+        let line = lines.next().unwrap_or_else(|| panic!("{name} exited before listening")).unwrap();
+        if let Some((_, url)) = line.split_once(" listening on ").or_else(|| line.split_once("gridwork is up: ")) {
+            break url.trim().to_owned();
+        }
+    };
+    // Keep draining stdout so the process never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    Svc { child, base }
+}
+
+/// `gridwork migrate --demo` with `env`; returns the demo grid code.
+pub fn migrate_demo(env: &[(String, String)]) -> String {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_gridwork"));
+    cmd.args(["migrate", "--demo"]).env("RUST_LOG", "warn");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split("demo point in grid ").nth(1).unwrap().chars().take_while(char::is_ascii_digit).collect()
+}
+
+/// A token from the issuer whose key lives in `data_dir`.
+pub fn token_from(data_dir: &std::path::Path, id: &str, role: Role, scope: &str) -> String {
+    let issuer = gridwork_platform::auth::Issuer::load_or_create(
+        &data_dir.join("jwt-ed25519.key"),
+        "gridwork",
+        "gridwork",
+        3600,
+    )
+    .unwrap();
+    issuer.issue(&Actor { id: id.into(), role, scope: scope.into() }).unwrap().0
+}
+
+/// GETs `url` until `ok` holds (30 s at most).
+pub async fn poll_json(http: &reqwest::Client, url: &str, token: &str, ok: impl Fn(&Value) -> bool) -> Value {
+    for _ in 0..300 {
+        if let Ok(r) = http.get(url).bearer_auth(token).send().await {
+            if r.status() == 200 {
+                let v: Value = r.json().await.unwrap();
+                if ok(&v) {
+                    return v;
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting on {url}");
+}

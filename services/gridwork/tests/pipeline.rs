@@ -52,6 +52,22 @@ async fn report_to_case_to_kpi_on_postgres_and_redis() {
     pg.drop().await;
 }
 
+/// The production shape in one process: Kafka (tansu), PostgreSQL, Redis.
+#[actix_web::test]
+async fn report_to_case_to_kpi_on_kafka_postgres_and_redis() {
+    let dir = tempfile::tempdir().unwrap();
+    let real = common::RealBackends::start().await;
+    let mut cfg = common::config(dir.path());
+    real.apply(&mut cfg);
+    let app = common::spawn_with(cfg).await;
+    let ready: Value = app.http.get(format!("{}/health/ready", app.base)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(ready["status"], "ready", "{ready}");
+    assert!(ready["checks"]["cache"].as_str().unwrap().starts_with("redis"), "{ready}");
+    end_to_end(&app).await;
+    app.shutdown().await;
+    real.stop().await;
+}
+
 async fn end_to_end(app: &common::TestApp) {
     let (worker, dispatcher, analyst) = (app.worker(), app.dispatcher(), app.analyst());
     let (lat, lon) = app.demo.demo_point;

@@ -124,6 +124,8 @@ impl Handler for CaseOpener {
         .map_err(retryable)?;
         emit(&txn, PRODUCER, &self.state.topics.case_lifecycle, &c.id.to_string(), &out).await.map_err(retryable)?;
         txn.commit().await.map_err(retryable)?;
+        // Crash tests stop here: the case is committed, the offset is not.
+        gridwork_platform::failpoint::hit("mediation.after_db_commit").await;
         self.state.wake.notify_one();
         self.state.cases_created.with_label_values(&[c.channel.as_str()]).inc();
         tracing::info!(case = %c.id, report = %report_id, centre = %c.centre, channel = c.channel.as_str(), "case opened");

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs what the tests against real servers need, idempotently:
+#  - tansu, a Kafka-protocol broker, from crates.io (about 12 minutes the first
+#    time, then cached in ~/.cargo/bin);
+#  - protoc from Debian's packages (for the Python classes of proto/);
+#  - Python's confluent-kafka and protobuf from PyPI (the independent consumer).
+# PostgreSQL (127.0.0.1:5432) and Redis (127.0.0.1:6379) are expected to run.
+set -euo pipefail
+
+export PATH="$HOME/.cargo/bin:$PATH"
+if ! command -v tansu >/dev/null 2>&1; then
+  echo "==> installing tansu (Kafka-protocol broker) from crates.io; this takes a while the first time"
+  cargo install tansu --locked --features dynostore
+fi
+
+if ! command -v protoc >/dev/null 2>&1; then
+  echo "==> installing protoc (Debian protobuf-compiler)"
+  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq protobuf-compiler >/dev/null
+fi
+
+if ! python3 -c 'import confluent_kafka, google.protobuf' >/dev/null 2>&1; then
+  echo "==> installing confluent-kafka and protobuf (PyPI)"
+  python3 -m pip install --quiet --disable-pip-version-check 'confluent-kafka>=2.3' 'protobuf>=4.21,<5'
+fi
+
+check() { printf '  %-16s %s\n' "$1" "$2"; }
+check tansu "$(command -v tansu)"
+check protoc "$(protoc --version)"
+check confluent-kafka "$(python3 -c 'import confluent_kafka; print(confluent_kafka.version()[0], "librdkafka", confluent_kafka.libversion()[0])')"
+for svc in "PostgreSQL 127.0.0.1 5432" "Redis 127.0.0.1 6379"; do
+  set -- $svc
+  if (exec 3<>"/dev/tcp/$2/$3") 2>/dev/null; then check "$1" "reachable on $2:$3"; else
+    echo "scripts/setup-test-deps.sh: $1 is not reachable on $2:$3; start it first" >&2; exit 1; fi
+done
