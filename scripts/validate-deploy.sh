@@ -12,16 +12,23 @@
 #      known sections/keys with the right types;
 #   4. every GRIDWORK_* variable set or mentioned in deploy/ and k8s/ is a
 #      real configuration key (the loader refuses unknown ones at start-up);
-#   5. k8s manifests: apiVersion/kind/metadata.name, namespace, kustomization
-#      resources, probes, non-root, resources, one replica, no service links;
-#   6. compose files: references resolve; kafka:// / redis:// (not in this
-#      build) only in files that say they need issue 3;
+#   5. k8s manifests, per layout (k8s/ the all-in-one, k8s/production/ the
+#      multi-service one; each directory with a kustomization.yaml): apiVersion/
+#      kind/metadata.name, namespace, every manifest listed in its
+#      kustomization (placeholder templates *.example.yaml never listed, their
+#      Secret values marked REPLACE-ME), probes, non-root, resources, service
+#      links off, StatefulSet exactly one replica, Deployments on shared
+#      (non-embedded) backends, ConfigMap/Secret references and Service/PDB
+#      selectors resolve;
+#   6. compose files: references resolve; 6b. every kafka://, postgres:// and
+#      redis:// URL used (not in comments) is well-formed, kafka:// as
+#      kafka://HOST:PORT[,HOST:PORT...][?replication=N];
 #   7. the Dockerfile builds and ships the five binaries by name;
 #   optional (skipped with a message when the tool is missing):
-#   8. `docker compose config -q`, 9. `kubectl kustomize k8s/`,
+#   8. `docker compose config -q`, 9. `kubectl kustomize` of each layout,
 #  10. kubernetes-validate --strict (installed from PyPI if quick),
 #  11. the real config loader: `gridwork migrate --config FILE` on the example
-#      TOML and the ConfigMap TOML, with a gridwork binary if one is found
+#      TOML and every ConfigMap TOML, with a gridwork binary if one is found
 #      ($VALIDATE_GRIDWORK_BIN, PATH, target/release, target/debug;
 #      VALIDATE_GRIDWORK_BIN=none skips).
 set -uo pipefail
@@ -69,7 +76,7 @@ fi
 
 # ------------------------------------------------------------- static checks
 cat > "$TMP/check.py" <<'PY'
-import os, re, sys, tomllib
+import base64, os, re, sys, tomllib
 import yaml
 
 ROOT = sys.argv[1]
@@ -284,7 +291,27 @@ step("5. Kubernetes manifests")
 NAMESPACED = {"ConfigMap", "Service", "StatefulSet", "Deployment", "Secret", "PersistentVolumeClaim",
               "ServiceAccount", "Job", "CronJob", "Ingress", "NetworkPolicy", "PodDisruptionBudget", "DaemonSet"}
 WORKLOADS = {"StatefulSet", "Deployment", "DaemonSet", "Job"}
-k8s_docs = {p: ds for p, ds in docs.items() if p.startswith("k8s/") and not p.endswith("kustomization.yaml")}
+SERVERS = {"StatefulSet", "Deployment", "DaemonSet"}   # long-running: HTTP port and probes
+TEMPLATE = ".example.yaml"   # placeholder templates: never listed in a kustomization
+PLACEHOLDER = "REPLACE-ME"
+EMBEDDED = {"sqlite", "memory", ""}   # per-process backends
+k8s_docs = {p: ds for p, ds in docs.items() if p.startswith("k8s/") and os.path.basename(p) != "kustomization.yaml"}
+# Every directory with a kustomization.yaml is a layout of its own (k8s/ is the
+# all-in-one, k8s/production/ the multi-service one); a manifest belongs to the
+# nearest one above it, and references resolve within that layout.
+kroots = sorted({os.path.dirname(p) for p in docs if p.startswith("k8s/") and os.path.basename(p) == "kustomization.yaml"},
+                key=len, reverse=True)
+def kroot(path):
+    return next((r for r in kroots if path.startswith(r + "/")), None)
+for want in ("k8s", "k8s/production"):
+    if want not in kroots:
+        bad(f"{want}/kustomization.yaml missing")
+
+def objs(root, kind):
+    """name -> document of that kind in the layout `root` (templates included)."""
+    return {d["metadata"]["name"]: d for p, ds in k8s_docs.items() if kroot(p) == root for d in ds
+            if isinstance(d, dict) and d.get("kind") == kind and (d.get("metadata") or {}).get("name")}
+
 services = []
 for path, ds in sorted(k8s_docs.items()):
     for d in ds:
@@ -300,9 +327,22 @@ for path, ds in sorted(k8s_docs.items()):
             bad(f"{path}: {kind}/{name} should be in namespace gridwork")
         if kind == "Service":
             services.append(name)
+        if kroot(path) is None:
+            bad(f"{path}: not under any directory with a kustomization.yaml")
         ok(f"{path}: {d['apiVersion']} {kind}/{name}")
 
+def secret_value(root, ref):
+    s = objs(root, "Secret").get(ref.get("name"))
+    if s is None:
+        return None
+    if ref.get("key") in (s.get("stringData") or {}):
+        return str(s["stringData"][ref["key"]])
+    if ref.get("key") in (s.get("data") or {}):
+        return base64.b64decode(s["data"][ref["key"]]).decode("utf-8", "replace")
+    return None
+
 for path, ds in sorted(k8s_docs.items()):
+    root = kroot(path)
     for d in ds:
         if not isinstance(d, dict) or d.get("kind") not in WORKLOADS:
             continue
@@ -313,74 +353,167 @@ for path, ds in sorted(k8s_docs.items()):
         problems = []
         if kind == "StatefulSet" and spec.get("replicas") != 1:
             problems.append("replicas must be 1 (SQLite is single-writer)")
+        if kind == "Deployment" and not (isinstance(spec.get("replicas"), int) and spec["replicas"] >= 1):
+            problems.append(f"replicas should be a number >= 1 (has {spec.get('replicas')!r})")
+        if kind == "Job" and pod.get("restartPolicy") not in ("Never", "OnFailure"):
+            problems.append(f"restartPolicy must be Never or OnFailure (has {pod.get('restartPolicy')!r})")
         if any(s.upper().replace("-", "_").startswith("GRIDWORK") for s in services) and pod.get("enableServiceLinks") is not False:
             problems.append("enableServiceLinks must be false (service links inject GRIDWORK_PORT etc., which the config loader refuses)")
         psc = pod.get("securityContext") or {}
+        vols = {v.get("name"): v for v in pod.get("volumes") or []}
+        cms = objs(root, "ConfigMap")
+        secrets = objs(root, "Secret")
+        for vname, v in vols.items():
+            if "configMap" in v and v["configMap"].get("name") not in cms:
+                problems.append(f"volume {vname}: ConfigMap {v['configMap'].get('name')!r} is not defined in {root}/")
+            if "secret" in v:
+                sn = v["secret"].get("secretName")
+                if sn not in secrets:
+                    problems.append(f"volume {vname}: Secret {sn!r} is not defined in {root}/")
+                else:
+                    have = set(secrets[sn].get("stringData") or {}) | set(secrets[sn].get("data") or {})
+                    for it in v["secret"].get("items") or []:
+                        if it.get("key") not in have:
+                            problems.append(f"volume {vname}: Secret {sn} has no key {it.get('key')!r}")
         for c in pod.get("containers") or []:
+            cname = c.get("name")
             csc = c.get("securityContext") or {}
             if not (psc.get("runAsNonRoot") or csc.get("runAsNonRoot")):
-                problems.append(f"container {c.get('name')}: runAsNonRoot not set")
+                problems.append(f"container {cname}: runAsNonRoot not set")
             if (csc.get("runAsUser", psc.get("runAsUser"))) == 0:
-                problems.append(f"container {c.get('name')}: runs as uid 0")
+                problems.append(f"container {cname}: runs as uid 0")
             if csc.get("allowPrivilegeEscalation") is not False:
-                problems.append(f"container {c.get('name')}: allowPrivilegeEscalation should be false")
+                problems.append(f"container {cname}: allowPrivilegeEscalation should be false")
             res = c.get("resources") or {}
             if not res.get("requests") or not res.get("limits"):
-                problems.append(f"container {c.get('name')}: resources.requests and .limits needed")
-            probes = {p: ((c.get(p) or {}).get("httpGet") or {}).get("path") for p in ("livenessProbe", "readinessProbe")}
-            if probes["livenessProbe"] != "/health/live":
-                problems.append(f"container {c.get('name')}: livenessProbe should GET /health/live (has {probes['livenessProbe']!r})")
-            if probes["readinessProbe"] != "/health/ready":
-                problems.append(f"container {c.get('name')}: readinessProbe should GET /health/ready (has {probes['readinessProbe']!r})")
-            ports = [p.get("containerPort") for p in c.get("ports") or []]
-            if 8080 not in ports:
-                problems.append(f"container {c.get('name')}: containerPort 8080 missing")
+                problems.append(f"container {cname}: resources.requests and .limits needed")
+            if kind in SERVERS:
+                probes = {p: ((c.get(p) or {}).get("httpGet") or {}).get("path") for p in ("livenessProbe", "readinessProbe")}
+                if probes["livenessProbe"] != "/health/live":
+                    problems.append(f"container {cname}: livenessProbe should GET /health/live (has {probes['livenessProbe']!r})")
+                if probes["readinessProbe"] != "/health/ready":
+                    problems.append(f"container {cname}: readinessProbe should GET /health/ready (has {probes['readinessProbe']!r})")
+                ports = [p.get("containerPort") for p in c.get("ports") or []]
+                if 8080 not in ports:
+                    problems.append(f"container {cname}: containerPort 8080 missing")
             mounts = {m.get("mountPath"): m.get("name") for m in c.get("volumeMounts") or []}
+            for mname in mounts.values():
+                if mname not in vols and mname not in {t["metadata"]["name"] for t in spec.get("volumeClaimTemplates") or []}:
+                    problems.append(f"container {cname}: mounts undefined volume {mname!r}")
             claims = {t["metadata"]["name"] for t in spec.get("volumeClaimTemplates") or []}
             if kind == "StatefulSet" and mounts.get("/var/lib/gridwork") not in claims:
-                problems.append(f"container {c.get('name')}: /var/lib/gridwork should be a volumeClaimTemplate")
-            envs = {e.get("name"): e.get("value") for e in c.get("env") or []}
-            cfg = envs.get("GRIDWORK_CONFIG")
+                problems.append(f"container {cname}: /var/lib/gridwork should be a volumeClaimTemplate")
+            env = {e.get("name"): e for e in c.get("env") or [] if isinstance(e, dict)}
+            for ename, e in env.items():
+                ref = (e.get("valueFrom") or {}).get("secretKeyRef")
+                if ref is None:
+                    continue
+                if ref.get("optional"):
+                    problems.append(f"container {cname}: {ename} from an optional Secret (a missing Secret would "
+                                    "silently fall back to the embedded default)")
+                if secret_value(root, ref) is None:
+                    problems.append(f"container {cname}: {ename}: Secret {ref.get('name')!r} with key {ref.get('key')!r} "
+                                    f"is not defined in {root}/")
+            toml_data = {}
+            cfg = (env.get("GRIDWORK_CONFIG") or {}).get("value")
             if cfg:
-                vols = {v.get("name"): v for v in pod.get("volumes") or []}
-                dirname = os.path.dirname(cfg)
-                vol = vols.get(mounts.get(dirname))
+                vol = vols.get(mounts.get(os.path.dirname(cfg)))
                 cm = ((vol or {}).get("configMap") or {}).get("name")
-                cms = {x["metadata"]["name"]: x for ds2 in k8s_docs.values() for x in ds2
-                       if isinstance(x, dict) and x.get("kind") == "ConfigMap"}
                 if cm not in cms or os.path.basename(cfg) not in (cms[cm].get("data") or {}):
                     problems.append(f"GRIDWORK_CONFIG={cfg} is not a file of a mounted ConfigMap")
+                else:
+                    try:
+                        toml_data = tomllib.loads(cms[cm]["data"][os.path.basename(cfg)])
+                    except tomllib.TOMLDecodeError:
+                        pass   # reported in step 3
+            if kind == "Deployment":
+                # Replicas (and the other services) must share one database,
+                # bus and cache: never the per-process embedded backends.
+                for sec in ("database", "bus", "cache"):
+                    e = env.get(f"GRIDWORK_{sec.upper()}__URL")
+                    if e is not None and "value" in e:
+                        url, src = str(e["value"]), f"env GRIDWORK_{sec.upper()}__URL"
+                    elif e is not None and ((e.get("valueFrom") or {}).get("secretKeyRef")):
+                        ref = e["valueFrom"]["secretKeyRef"]
+                        url, src = secret_value(root, ref), f"Secret {ref.get('name')}/{ref.get('key')}"
+                        if url is None:
+                            continue   # reported above
+                    elif (toml_data.get(sec) or {}).get("url"):
+                        url, src = toml_data[sec]["url"], "its config file"
+                    else:
+                        url, src = "", "the built-in default"
+                    if url.split("://")[0].split(":")[0] in EMBEDDED:
+                        problems.append(f"container {cname}: {sec}.url is {url or 'the embedded default'!r} (from {src}); "
+                                        "a Deployment needs PostgreSQL, Kafka and Redis shared by all its replicas")
         if problems:
             for p in problems:
                 bad(f"{path}: {label}: {p}")
-        else:
+        elif kind == "StatefulSet":
             ok(f"{path}: {label}: one replica, non-root, probes /health/live + /health/ready, resources, PVC, service links off")
+        elif kind == "Deployment":
+            ok(f"{path}: {label}: {spec['replicas']} replica(s), non-root, probes, resources, service links off, "
+               "shared backends from a Secret/config, references resolve")
+        else:
+            ok(f"{path}: {label}: non-root, resources, service links off, restartPolicy {pod.get('restartPolicy')}, references resolve")
 
-for sname, ds in k8s_docs.items():
+# Services and PodDisruptionBudgets select the pods of a workload of their layout.
+for path, ds in sorted(k8s_docs.items()):
+    root = kroot(path)
+    pods = [((x.get("spec") or {}).get("template") or {}).get("metadata", {}).get("labels") or {}
+            for x in (d for p2, ds2 in k8s_docs.items() if kroot(p2) == root for d in ds2)
+            if isinstance(x, dict) and x.get("kind") in SERVERS]
     for d in ds:
-        if isinstance(d, dict) and d.get("kind") == "Service":
+        if not isinstance(d, dict) or d.get("kind") not in ("Service", "PodDisruptionBudget"):
+            continue
+        sel = (d.get("spec") or {}).get("selector") or {}
+        if d["kind"] == "PodDisruptionBudget":
+            sel = sel.get("matchLabels") or {}
+        if not sel or not any(all(lbl.get(k) == v for k, v in sel.items()) for lbl in pods):
+            bad(f"{path}: {d['kind']}/{d['metadata']['name']}: selector {sel} matches no workload's pods in {root}/")
+        if d["kind"] == "Service":
             ports = [p.get("port") for p in (d.get("spec") or {}).get("ports") or []]
             if 8080 not in ports:
-                bad(f"{sname}: Service/{d['metadata']['name']} should serve port 8080")
+                bad(f"{path}: Service/{d['metadata']['name']} should serve port 8080")
 
-kust = "k8s/kustomization.yaml"
-if kust in docs and docs[kust]:
+# Templates hold clearly marked placeholders and are never applied by -k.
+for path, ds in sorted(k8s_docs.items()):
+    if not path.endswith(TEMPLATE):
+        continue
+    for d in ds:
+        if not isinstance(d, dict) or d.get("kind") != "Secret":
+            continue
+        if d.get("data"):
+            bad(f"{path}: Secret/{d['metadata']['name']}: use stringData (visible placeholders), not data")
+        unmarked = [k for k, v in (d.get("stringData") or {}).items() if PLACEHOLDER not in str(v)]
+        if unmarked:
+            bad(f"{path}: Secret/{d['metadata']['name']}: values {unmarked} are not marked {PLACEHOLDER}")
+        else:
+            ok(f"{path}: Secret/{d['metadata']['name']}: every value is a {PLACEHOLDER} placeholder")
+
+for root in sorted(kroots):
+    kust = f"{root}/kustomization.yaml"
+    if not docs.get(kust):
+        bad(f"{kust} empty")
+        continue
     listed = docs[kust][0].get("resources") or []
-    on_disk = sorted(os.path.relpath(p, "k8s") for p in k8s_docs)
-    missing = [r for r in listed if not os.path.exists(os.path.join("k8s", r))]
-    unlisted = [p for p in on_disk if p not in listed]
+    mine = sorted(os.path.relpath(p, root) for p in k8s_docs if kroot(p) == root)
+    missing = [r for r in listed if not os.path.exists(os.path.join(root, r))]
+    unlisted = [p for p in mine if p not in listed and not p.endswith(TEMPLATE)]
+    templates = [p for p in mine if p.endswith(TEMPLATE)]
     if missing:
         bad(f"{kust}: lists missing files {missing}")
     if unlisted:
         bad(f"{kust}: does not list {unlisted}")
+    if any(r.endswith(TEMPLATE) for r in listed):
+        bad(f"{kust}: lists a placeholder template ({[r for r in listed if r.endswith(TEMPLATE)]}); "
+            "`kubectl apply -k` would overwrite real secrets with it")
+    if docs[kust][0].get("namespace") != "gridwork":
+        bad(f"{kust}: namespace should be gridwork")
     if not missing and not unlisted:
-        ok(f"{kust}: lists all {len(listed)} manifests")
-else:
-    bad(f"{kust} missing or empty")
+        ok(f"{kust}: lists all {len(listed)} manifests" + (f" (templates kept out: {', '.join(templates)})" if templates else ""))
 
 # ---- compose
 step("6. compose files")
-TODAY_ONLY = ("kafka://", "redis://")
 for path, ds in sorted(docs.items()):
     if not path.startswith("deploy/") or not ds or not isinstance(ds[0], dict) or "services" not in ds[0]:
         continue
@@ -407,14 +540,6 @@ for path, ds in sorted(docs.items()):
             df = os.path.normpath(os.path.join(os.path.dirname(path), b.get("context", "."), b.get("dockerfile", "Dockerfile")))
             if not os.path.exists(df):
                 problems.append(f"service {sname}: build dockerfile {df} does not exist")
-    text = open(path, encoding="utf-8").read()
-    uses_future = [s for s in TODAY_ONLY if s in re.sub(r"(?m)(^|\s)#.*$", "", text)]
-    if uses_future:
-        if "issue 3" not in text or "not available in this build" not in text:
-            problems.append(f"uses {uses_future} (not in this build) but its header does not say it needs issue 3 "
-                            "and fails with 'not available in this build'")
-        else:
-            ok(f"{path}: uses {', '.join(uses_future)}; marked as needing issue 3 (fails at start until then)")
     for p in problems:
         bad(f"{path}: {p}")
     if not problems:
@@ -438,12 +563,75 @@ if today:
             ok(f"deploy/compose.yaml: {n} runs `gridwork up`, named volume at /var/lib/gridwork, port 8080")
 else:
     bad("deploy/compose.yaml missing")
-for path in [p for p in docs if p.startswith("k8s/")] + ["deploy/compose.yaml"]:
-    if os.path.exists(path):
-        body = re.sub(r"(?m)(^|\s)#.*$", "", open(path, encoding="utf-8").read())
-        for s in TODAY_ONLY:
-            if s in body:
-                bad(f"{path}: runs today, so it must not use {s} (not in this build)")
+
+# ---- backend URLs
+step("6b. backend URLs (kafka://, postgres://, redis://) are well-formed")
+# Only values that are used: YAML scalars (compose environment, k8s env,
+# Secrets) and TOML values (the example and ConfigMap-embedded files), not
+# comments, which may show templates like kafka://HOST:PORT.
+HOST = r"(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])"
+URL_SHAPES = {
+    # as KafkaSettings::from_url in crates/bus/src/kafka.rs: brokers, and
+    # `replication` as the only parameter
+    "kafka": (re.compile(rf"kafka://{HOST}:(\d+)(?:,{HOST}:(\d+))*(?:\?replication=[1-9]\d*)?"),
+              "kafka://HOST:PORT[,HOST:PORT...][?replication=N]"),
+    "postgres": (re.compile(rf"postgres(?:ql)?://(?:[^:@/\s]+(?::[^@/\s]*)?@)?{HOST}(?::(\d+))?(?:/[A-Za-z0-9_.-]*)?(?:\?\S*)?"),
+                 "postgres://[USER[:PASSWORD]@]HOST[:PORT][/DB][?PARAMS]"),
+    "redis": (re.compile(rf"rediss?://(?:[^:@/\s]*(?::[^@/\s]*)?@)?{HOST}(?::(\d+))?(?:/\d+)?"),
+              "redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]"),
+}
+FIND_URL = re.compile(r"\b(kafka|postgresql|postgres|rediss|redis)://[^\s\"'`<>]*")
+
+def interpolate(s):
+    # compose: ${VAR:-default} -> default, ${VAR} -> x
+    s = re.sub(r"\$\{[A-Za-z_][A-Za-z0-9_]*:?-([^}]*)\}", r"\1", s)
+    return re.sub(r"\$\{[^}]*\}|\$[A-Za-z_][A-Za-z0-9_]*", "x", s)
+
+def strings(obj, where):
+    if isinstance(obj, dict):
+        if obj.get("kind") == "ConfigMap" and isinstance(obj.get("data"), dict):
+            for k, v in obj["data"].items():
+                if k.endswith(".toml"):
+                    try:
+                        yield from strings(tomllib.loads(v), f"{where} {k}")
+                    except tomllib.TOMLDecodeError:
+                        pass   # reported in step 3
+                else:
+                    yield from strings(v, where)
+            obj = {k: v for k, v in obj.items() if k != "data"}
+        for v in obj.values():
+            yield from strings(v, where)
+    elif isinstance(obj, list):
+        for v in obj:
+            yield from strings(v, where)
+    elif isinstance(obj, str):
+        yield where, obj
+
+sources = [(p, d) for p, ds in sorted(docs.items()) for d in ds]
+if os.path.exists(example):
+    try:
+        sources.append((example, tomllib.loads(open(example, encoding="utf-8").read())))
+    except tomllib.TOMLDecodeError:
+        pass
+seen = {"kafka": 0, "postgres": 0, "redis": 0}
+checked = set()   # YAML merge keys repeat a value in every service
+for path, d in sources:
+    for where, s in strings(d, path):
+        for m in FIND_URL.finditer(interpolate(s)):
+            url = m.group(0).rstrip(".,;)")
+            if (where, url) in checked:
+                continue
+            checked.add((where, url))
+            kind = {"postgresql": "postgres", "rediss": "redis"}.get(m.group(1), m.group(1))
+            rx, shape = URL_SHAPES[kind]
+            full = rx.fullmatch(url)
+            ports = [int(p) for p in re.findall(r":(\d+)(?=[,/?]|$)", url.split("@")[-1])]
+            seen[kind] += 1
+            if not full:
+                bad(f"{where}: {url!r} is not {shape}")
+            elif not all(0 < p < 65536 for p in ports):
+                bad(f"{where}: {url!r}: port out of range")
+ok("checked " + ", ".join(f"{n} {k}://" for k, n in seen.items()) + " URL(s)")
 
 # ---- Dockerfile
 step("7. Dockerfile builds and ships the five binaries")
@@ -535,16 +723,21 @@ else
 fi
 
 # ------------------------------------------------------- optional: kustomize
-step "9. kubectl kustomize k8s/ (offline render)"
-rendered=""
+step "9. kubectl kustomize, each layout (offline render)"
+rendered=()
+mapfile -t layouts < <(find k8s -name kustomization.yaml -printf '%h\n' | sort)
 if command -v kubectl >/dev/null 2>&1; then
-    if kubectl kustomize k8s/ > "$TMP/rendered.yaml" 2>"$TMP/kustomize.err"; then
-        n=$(grep -c '^kind:' "$TMP/rendered.yaml" || true)
-        ok "kubectl kustomize k8s/: $n resources rendered"
-        rendered="$TMP/rendered.yaml"
-    else
-        bad "kubectl kustomize k8s/: $(tr '\n' ' ' < "$TMP/kustomize.err")"
-    fi
+    i=0
+    for dir in "${layouts[@]}"; do
+        i=$((i + 1))
+        if kubectl kustomize "$dir/" > "$TMP/rendered-$i.yaml" 2>"$TMP/kustomize.err"; then
+            n=$(grep -c '^kind:' "$TMP/rendered-$i.yaml" || true)
+            ok "kubectl kustomize $dir/: $n resources rendered"
+            rendered+=("$TMP/rendered-$i.yaml")
+        else
+            bad "kubectl kustomize $dir/: $(tr '\n' ' ' < "$TMP/kustomize.err")"
+        fi
+    done
 else
     skip "kubectl not found"
 fi
@@ -562,8 +755,9 @@ else
     fi
 fi
 if [ -n "$kv" ]; then
-    if [ -n "$rendered" ]; then
-        targets=("$rendered")
+    # The rendered layouts, plus the placeholder templates that no layout lists.
+    if [ ${#rendered[@]} -eq ${#layouts[@]} ] && [ ${#rendered[@]} -gt 0 ]; then
+        mapfile -t targets < <(printf '%s\n' "${rendered[@]}"; find k8s -name '*.example.yaml' | sort)
     else
         mapfile -t targets < <(find k8s -name '*.yaml' ! -name kustomization.yaml | sort)
     fi
@@ -596,7 +790,8 @@ if [ -n "$bin" ]; then
     while IFS=$'\t' read -r file label; do
         i=$((i + 1))
         data="$TMP/data-$i"
-        sed "s#/var/lib/gridwork#$data#g" "$file" > "$TMP/loader-$i.toml"
+        # Paths into the scratch directory (never create keys under /etc here).
+        sed -e "s#/var/lib/gridwork#$data#g" -e "s#/etc/gridwork#$data/etc#g" "$file" > "$TMP/loader-$i.toml"
         # A clean environment: stray GRIDWORK_* variables would change the result.
         if env -i PATH="$PATH" HOME="${HOME:-/tmp}" RUST_BACKTRACE=0 \
             timeout 60 "$TMP/gridwork" migrate --config "$TMP/loader-$i.toml" >"$TMP/loader-$i.out" 2>&1; then

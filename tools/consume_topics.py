@@ -65,6 +65,7 @@ def main():
         consumer.subscribe(topics)
         expected = args.expect_kinds.split(",")
         assigned, kinds, events = None, [], []
+        seen_ids = set()  # delivery is at-least-once: de-duplicate on event_id
         deadline = time.time() + args.timeout
         try:
             while time.time() < deadline and not (assigned and kinds[: len(expected)] == expected):
@@ -78,6 +79,9 @@ def main():
                 env = pb["envelope"].Envelope()
                 env.ParseFromString(msg.value())
                 uuid.UUID(env.event_id)  # every event has a UUID id
+                if env.event_id in seen_ids:
+                    continue
+                seen_ids.add(env.event_id)
                 cls = schemas.get(env.schema)
                 if cls is None:
                     raise SystemExit(f"unexpected schema {env.schema!r} on {msg.topic()}")

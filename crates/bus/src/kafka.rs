@@ -28,6 +28,9 @@ pub struct KafkaSettings {
     pub brokers: String,
     pub replication: i32,
     pub client_id: String,
+    /// Further librdkafka properties from the URL query (e.g.
+    /// `security.protocol=ssl`, `debug=cgrp`), applied to every client.
+    pub extra: Vec<(String, String)>,
 }
 
 impl KafkaSettings {
@@ -38,15 +41,28 @@ impl KafkaSettings {
             return Err(BusError::UnsupportedUrl(url.to_owned()));
         }
         let mut replication = 1;
+        let mut extra = Vec::new();
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             match pair.split_once('=') {
                 Some(("replication", v)) => {
                     replication = v.parse().map_err(|_| BusError::UnsupportedUrl(format!("{url}: replication={v}")))?
                 }
+                Some((k, v)) if k.contains('.') || k == "debug" => extra.push((k.to_owned(), v.to_owned())),
                 _ => return Err(BusError::UnsupportedUrl(format!("{url}: unknown parameter {pair:?}"))),
             }
         }
-        Ok(KafkaSettings { brokers: brokers.to_owned(), replication, client_id: client_id.to_owned() })
+        Ok(KafkaSettings { brokers: brokers.to_owned(), replication, client_id: client_id.to_owned(), extra })
+    }
+}
+
+impl KafkaSettings {
+    fn client(&self) -> ClientConfig {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", &self.brokers).set("client.id", &self.client_id);
+        for (k, v) in &self.extra {
+            c.set(k, v);
+        }
+        c
     }
 }
 
@@ -62,20 +78,15 @@ pub struct KafkaBus {
 
 impl KafkaBus {
     pub fn connect(settings: KafkaSettings) -> Result<Self, BusError> {
-        let producer: FutureProducer = ClientConfig::new()
-            .set("bootstrap.servers", &settings.brokers)
-            .set("client.id", &settings.client_id)
+        let producer: FutureProducer = settings
+            .client()
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("message.timeout.ms", "30000")
             .set("linger.ms", "2")
             .create()
             .map_err(kerr)?;
-        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-            .set("bootstrap.servers", &settings.brokers)
-            .set("client.id", &settings.client_id)
-            .create()
-            .map_err(kerr)?;
+        let admin: AdminClient<DefaultClientContext> = settings.client().create().map_err(kerr)?;
         Ok(KafkaBus { settings, producer, admin })
     }
 }
@@ -119,15 +130,19 @@ impl EventBus for KafkaBus {
     }
 
     async fn subscribe(&self, group: &str, topics: &[String]) -> Result<Box<dyn Consumer>, BusError> {
-        let consumer: StreamConsumer<DrainOnRevoke> = ClientConfig::new()
-            .set("bootstrap.servers", &self.settings.brokers)
-            .set("client.id", &self.settings.client_id)
+        let consumer: StreamConsumer<DrainOnRevoke> = self
+            .settings
+            .client()
             .set("group.id", group)
             .set("enable.auto.commit", "true")
             .set("auto.commit.interval.ms", "1000")
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
-            .set("session.timeout.ms", "10000")
+            // A member that died is dropped from the group after this long…
+            .set("session.timeout.ms", "6000")
+            // …and a rebalance waits at most this long for members to rejoin
+            // (handlers finish a message well within it).
+            .set("max.poll.interval.ms", "20000")
             .create_with_context(DrainOnRevoke)
             .map_err(kerr)?;
         let names: Vec<&str> = topics.iter().map(String::as_str).collect();

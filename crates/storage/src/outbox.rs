@@ -8,7 +8,8 @@ use std::time::Duration;
 use chrono::Utc;
 use gridwork_bus::{EventBus, OutMessage};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set, Statement, TransactionTrait,
 };
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -50,9 +51,50 @@ pub struct Relay {
 
 const BATCH: u64 = 256;
 
+/// The advisory-lock key of a producer's relay (FNV-1a of its name).
+fn lock_key(producer: &str) -> i64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in format!("gridwork-outbox:{producer}").bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h as i64
+}
+
 impl Relay {
     /// Publishes everything pending now. Returns how many were sent.
+    ///
+    /// Replicas of a service share one outbox; only one relays at a time
+    /// (on PostgreSQL a transaction-scoped advisory lock per producer), so
+    /// rows are published once and in order. A replica that finds the lock
+    /// taken publishes nothing this round. SQLite has one writer anyway.
     pub async fn drain(&self) -> Result<usize, RelayError> {
+        if self.db.get_database_backend() != DbBackend::Postgres {
+            return self.drain_on(&self.db).await;
+        }
+        let txn = self.db.begin().await?;
+        let row = txn
+            .query_one(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT pg_try_advisory_xact_lock($1) AS locked",
+                [lock_key(&self.producer).into()],
+            ))
+            .await?;
+        let locked = match row {
+            Some(r) => r.try_get::<bool>("", "locked")?,
+            None => false,
+        };
+        if !locked {
+            txn.rollback().await?;
+            return Ok(0);
+        }
+        let sent = self.drain_on(&txn).await;
+        // Rows published before a failure stay marked; the rest stay pending.
+        txn.commit().await?;
+        sent
+    }
+
+    async fn drain_on<C: ConnectionTrait>(&self, db: &C) -> Result<usize, RelayError> {
         let mut sent = 0;
         loop {
             let rows = outbox::Entity::find()
@@ -60,7 +102,7 @@ impl Relay {
                 .filter(outbox::Column::SentAt.is_null())
                 .order_by_asc(outbox::Column::Id)
                 .limit(BATCH)
-                .all(&self.db)
+                .all(db)
                 .await?;
             if rows.is_empty() {
                 return Ok(sent);
@@ -76,7 +118,7 @@ impl Relay {
                 outbox::Entity::update_many()
                     .col_expr(outbox::Column::SentAt, sea_orm::sea_query::Expr::value(Utc::now()))
                     .filter(outbox::Column::Id.eq(row.id))
-                    .exec(&self.db)
+                    .exec(db)
                     .await?;
                 sent += 1;
             }

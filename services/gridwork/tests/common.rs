@@ -168,9 +168,11 @@ impl Broker {
             .unwrap_or_else(|e| {
                 panic!("cannot start {}: {e} (scripts/setup-test-deps.sh installs it)", tansu.display())
             });
+        // Owned at once, so the broker is killed and reaped even if it never listens.
+        let broker = Broker { addr: addr.clone(), child };
         for _ in 0..100 {
             if std::net::TcpStream::connect(&addr).is_ok() {
-                return Broker { addr, child };
+                return broker;
             }
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -321,16 +323,22 @@ pub fn token_from(data_dir: &std::path::Path, id: &str, role: Role, scope: &str)
 
 /// GETs `url` until `ok` holds (30 s at most).
 pub async fn poll_json(http: &reqwest::Client, url: &str, token: &str, ok: impl Fn(&Value) -> bool) -> Value {
-    for _ in 0..300 {
-        if let Ok(r) = http.get(url).bearer_auth(token).send().await {
-            if r.status() == 200 {
-                let v: Value = r.json().await.unwrap();
-                if ok(&v) {
+    let mut last = String::new();
+    let started = std::time::Instant::now();
+    for _ in 0..900 {
+        match http.get(url).bearer_auth(token).send().await {
+            Ok(r) => {
+                let status = r.status();
+                let v: Value = r.json().await.unwrap_or(Value::Null);
+                if status == 200 && ok(&v) {
+                    eprintln!("poll_json {url}: {:?}", started.elapsed());
                     return v;
                 }
+                last = format!("{status} {v}");
             }
+            Err(e) => last = e.to_string(),
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    panic!("timed out waiting on {url}");
+    panic!("timed out waiting on {url}; last answer: {}", last.chars().take(2000).collect::<String>());
 }

@@ -49,21 +49,48 @@ async fn services_as_processes_on_kafka_postgres_redis() {
     let analyst = token_from(dir.path(), "analyst-1", Role::Analyst, "371000");
 
     // Reports all over 环翠区, so their grids (the report-assigned keys) spread
-    // over both partitions.
+    // over both partitions. The second replica joins the group a few seconds
+    // after the first takes every partition, so reports come in waves until
+    // both replicas have done part of the work.
+    let cases_created = |base: String| {
+        let http = http.clone();
+        async move {
+            let text = http.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
+            text.lines()
+                .filter(|l| l.starts_with("gridwork_cases_created_total"))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+                .sum::<u64>()
+        }
+    };
     let mut ids = Vec::new();
-    for i in 0..16 {
-        let id = Uuid::new_v4().to_string();
-        let (lat, lon) = (37.42 + 0.006 * f64::from(i), 121.98 + 0.012 * f64::from(i));
-        let r = http
-            .post(format!("{}/v1/reports", intake.base))
-            .bearer_auth(&worker)
-            .json(&report(&id, lat, lon))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 201);
-        ids.push(id);
+    let mut per_replica = Vec::new();
+    for wave in 0..15 {
+        for i in 0..6 {
+            let id = Uuid::new_v4().to_string();
+            let k = f64::from(wave * 6 + i);
+            let (lat, lon) = (37.40 + 0.0013 * k, 121.98 + 0.0025 * k);
+            let r = http
+                .post(format!("{}/v1/reports", intake.base))
+                .bearer_auth(&worker)
+                .json(&report(&id, lat, lon))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 201);
+            ids.push(id);
+        }
+        poll_json(&http, &format!("{}/v1/cases?limit=200", mediation_a.base), &admin, |v| {
+            v["items"].as_array().is_some_and(|a| a.len() >= ids.len())
+        })
+        .await;
+        per_replica =
+            vec![cases_created(mediation_a.base.clone()).await, cases_created(mediation_b.base.clone()).await];
+        if per_replica.iter().all(|n| *n > 0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
+    assert!(per_replica.iter().all(|n| *n > 0), "the group shares the work: {per_replica:?}");
     let demo = Uuid::new_v4().to_string();
     let r = http
         .post(format!("{}/v1/reports", intake.base))
@@ -87,19 +114,8 @@ async fn services_as_processes_on_kafka_postgres_redis() {
     // Both replicas serve the same queues.
     let from_b = poll_json(&http, &format!("{}/v1/cases?limit=200", mediation_b.base), &admin, |_| true).await;
     assert_eq!(from_b["items"].as_array().unwrap().len(), ids.len());
-    // And both did part of the work.
-    let mut per_replica = Vec::new();
-    for m in [&mediation_a, &mediation_b] {
-        let text = http.get(format!("{}/metrics", m.base)).send().await.unwrap().text().await.unwrap();
-        let n: u64 = text
-            .lines()
-            .filter(|l| l.starts_with("gridwork_cases_created_total"))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-            .sum();
-        per_replica.push(n);
-    }
-    assert_eq!(per_replica.iter().sum::<u64>(), ids.len() as u64, "{per_replica:?}");
-    assert!(per_replica.iter().all(|n| *n > 0), "the group shares the work: {per_replica:?}");
+    let total = cases_created(mediation_a.base.clone()).await + cases_created(mediation_b.base.clone()).await;
+    assert_eq!(total, ids.len() as u64, "every case was opened once, by one replica");
 
     // A dispatcher works the demo case through replica B.
     let case = all["items"].as_array().unwrap().iter().find(|c| c["report_id"] == demo.as_str()).unwrap().clone();
@@ -139,6 +155,24 @@ async fn services_as_processes_on_kafka_postgres_redis() {
     assert_eq!(seen["assigned"]["grid"], grid.as_str());
     assert_eq!(seen["assigned"]["centre"], &grid[..9]);
     assert_eq!(seen["lifecycle"][0]["channel"], "people_mediation");
+
+    // Without crashes, the two replicas' outbox relays published every
+    // lifecycle event exactly once (one relay at a time per producer).
+    let bus = gridwork_bus::connect(&real.broker.url(), "test-reader").await.unwrap();
+    let mut c = bus
+        .subscribe(&format!("{}reader", real.prefix), &[format!("{}gridwork.case.lifecycle", real.prefix)])
+        .await
+        .unwrap();
+    let (mut messages, mut distinct) = (0, std::collections::HashSet::new());
+    let mut wait = Duration::from_secs(20);
+    while let Some(m) = c.poll(wait).await.unwrap() {
+        wait = Duration::from_secs(2);
+        messages += 1;
+        distinct.insert(gridwork_events::Event::decode(&m.payload).unwrap().id);
+    }
+    assert!(messages >= ids.len() + 4, "created for every case, and the demo case's four transitions: {messages}");
+    assert_eq!(messages, distinct.len(), "no lifecycle event was published twice");
+    c.close().await.unwrap();
 
     // SIGTERM: every process stops cleanly.
     for s in [intake, assigner, mediation_a, mediation_b, analytics] {
