@@ -25,17 +25,24 @@ async fn live() -> HttpResponse {
 async fn ready(ctx: web::Data<Context>) -> HttpResponse {
     let db = ctx.db.ping().await.map_err(|e| e.to_string());
     let bus = ctx.bus.check().await.map_err(|e| e.to_string());
+    // The cache only saves work: when it is down the service is slower, not
+    // wrong, so it is reported but does not make the service unready.
+    let cache = ctx.cache.get("health:ready").await.map(|_| ()).map_err(|e| e.to_string());
     let ok = db.is_ok() && bus.is_ok();
-    let show = |r: &Result<(), String>| match r {
+    let show = |what: &str, r: &Result<(), String>, down: &str| match r {
         Ok(()) => "ok".to_owned(),
         Err(e) => {
-            tracing::warn!(error = %e, "readiness check failed");
-            "unavailable".to_owned()
+            tracing::warn!(check = what, error = %e, "readiness check failed");
+            down.to_owned()
         }
     };
     let body = json!({
         "status": if ok { "ready" } else { "not_ready" },
-        "checks": {"database": show(&db), "bus": show(&bus), "cache": ctx.cache.describe()},
+        "checks": {
+            "database": show("database", &db, "unavailable"),
+            "bus": show("bus", &bus, "unavailable"),
+            "cache": format!("{}: {}", ctx.cache.describe(), show("cache", &cache, "unavailable (degraded: slower, not wrong)")),
+        },
     });
     if ok {
         HttpResponse::Ok().json(body)

@@ -91,3 +91,31 @@ async fn a_token_posting_too_fast_gets_429_with_retry_after() {
     assert_eq!(app.post(&other, "/v1/reports", &body).await.0, 201);
     app.shutdown().await;
 }
+
+/// Redis down costs speed, never correctness: reports are accepted and flow
+/// through the pipeline; readiness reports the cache as degraded.
+#[actix_web::test]
+async fn ingest_goes_on_when_the_cache_is_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.cache.url = "redis://127.0.0.1:1".into(); // nothing listens there
+    let app = spawn_with(cfg).await;
+    let ready: serde_json::Value =
+        app.http.get(format!("{}/health/ready", app.base)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(ready["status"], "ready", "{ready}");
+    assert!(ready["checks"]["cache"].as_str().unwrap().contains("degraded"), "{ready}");
+    let worker = app.worker();
+    let (lat, lon) = app.demo.demo_point;
+    let id = Uuid::new_v4().to_string();
+    let body = report(&id, lat, lon, "environment.sanitation");
+    let started = std::time::Instant::now();
+    assert_eq!(app.post(&worker, "/v1/reports", &body).await.0, 201);
+    assert_eq!(app.post(&worker, "/v1/reports", &body).await.0, 200, "idempotent without the cache too");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5), "a dead cache must not stall requests");
+    common::eventually("the case", || async {
+        let (_, v) = app.get(&app.dispatcher(), "/v1/cases").await;
+        v["items"].as_array()?.iter().find(|c| c["report_id"] == id.as_str()).cloned()
+    })
+    .await;
+    app.shutdown().await;
+}
