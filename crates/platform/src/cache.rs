@@ -23,6 +23,8 @@ pub trait Cache: Send + Sync + 'static {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, CacheError>;
     async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), CacheError>;
     async fn del(&self, key: &str) -> Result<(), CacheError>;
+    /// Sets `key` only if it is absent; `true` when this call set it.
+    async fn set_nx(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, CacheError>;
     /// Adds one to the counter at `key` (created with lifetime `ttl`) and
     /// returns the new value.
     async fn incr(&self, key: &str, ttl: Duration) -> Result<u64, CacheError>;
@@ -74,6 +76,19 @@ impl Cache for MemoryCache {
         let mut map = self.map.lock().map_err(|_| CacheError::Backend("poisoned".into()))?;
         map.remove(&format!("{}{key}", self.prefix));
         Ok(())
+    }
+
+    async fn set_nx(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, CacheError> {
+        let k = format!("{}{key}", self.prefix);
+        let mut map = self.map.lock().map_err(|_| CacheError::Backend("poisoned".into()))?;
+        let now = Instant::now();
+        match map.get(&k) {
+            Some((_, until)) if *until > now => Ok(false),
+            _ => {
+                map.insert(k, (value.to_vec(), now + ttl));
+                Ok(true)
+            }
+        }
     }
 
     async fn incr(&self, key: &str, ttl: Duration) -> Result<u64, CacheError> {
@@ -212,6 +227,16 @@ mod redis_cache {
             bounded(c.del::<_, ()>(self.key(key))).await
         }
 
+        async fn set_nx(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, CacheError> {
+            let mut c = self.conn().await?;
+            let ms = ttl.as_millis().max(1) as u64;
+            let set: Option<String> = bounded(
+                redis::cmd("SET").arg(self.key(key)).arg(value).arg("NX").arg("PX").arg(ms).query_async(&mut c),
+            )
+            .await?;
+            Ok(set.is_some())
+        }
+
         async fn incr(&self, key: &str, ttl: Duration) -> Result<u64, CacheError> {
             let mut c = self.conn().await?;
             let k = self.key(key);
@@ -245,6 +270,8 @@ mod tests {
         c.set("d", b"4", Duration::from_secs(60)).await.unwrap();
         assert_eq!(c.get("d").await.unwrap(), Some(b"4".to_vec()));
         let m = MemoryCache::new("t:", 100);
+        assert!(m.set_nx("l", b"a", Duration::from_secs(60)).await.unwrap());
+        assert!(!m.set_nx("l", b"b", Duration::from_secs(60)).await.unwrap());
         assert_eq!(m.incr("n", Duration::from_secs(60)).await.unwrap(), 1);
         assert_eq!(m.incr("n", Duration::from_secs(60)).await.unwrap(), 2);
         assert!(connect("mongodb://127.0.0.1", "x").is_err());
@@ -260,6 +287,10 @@ mod tests {
         assert_eq!(c.get("k").await.unwrap(), Some(b"v".to_vec()));
         c.del("k").await.unwrap();
         assert_eq!(c.get("k").await.unwrap(), None);
+        assert!(c.set_nx("lease", b"a", Duration::from_secs(30)).await.unwrap());
+        assert!(!c.set_nx("lease", b"b", Duration::from_secs(30)).await.unwrap());
+        assert_eq!(c.get("lease").await.unwrap(), Some(b"a".to_vec()));
+        c.del("lease").await.unwrap();
         assert_eq!(c.incr("n", Duration::from_secs(30)).await.unwrap(), 1);
         assert_eq!(c.incr("n", Duration::from_secs(30)).await.unwrap(), 2);
         c.del("n").await.unwrap();

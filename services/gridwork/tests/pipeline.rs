@@ -409,3 +409,67 @@ async fn bad_input_gets_clear_4xx_never_500() {
     assert!(m.contains("gridwork_http_requests_total"), "{m}");
     app.shutdown().await;
 }
+
+/// Two dispatchers claim the same case at the same moment: exactly one wins,
+/// the other gets 409; the loser may take over only after a release.
+async fn claim_race(app: &common::TestApp) {
+    let worker = app.worker();
+    let (lat, lon) = app.demo.demo_point;
+    let a = app.token("dispatcher-a", Role::Dispatcher, &app.demo.demo_centre);
+    let b = app.token("dispatcher-b", Role::Dispatcher, &app.demo.demo_centre);
+    let mut ids = Vec::new();
+    for _ in 0..6 {
+        let id = Uuid::new_v4().to_string();
+        assert_eq!(app.post(&worker, "/v1/reports", &report(&id, lat, lon, "dispute.consumer")).await.0, 201);
+        ids.push(id);
+    }
+    let cases = eventually("six cases", || async {
+        let (_, v) = app.get(&a, "/v1/cases?limit=200").await;
+        let found: Vec<String> = v["items"]
+            .as_array()?
+            .iter()
+            .filter(|c| ids.iter().any(|i| c["report_id"] == i.as_str()))
+            .map(|c| c["id"].as_str().unwrap_or_default().to_owned())
+            .collect();
+        (found.len() == ids.len()).then_some(found)
+    })
+    .await;
+    for cid in &cases {
+        let path = format!("/v1/cases/{cid}/claim");
+        let empty = json!({});
+        let (ra, rb) = futures::join!(app.post(&a, &path, &empty), app.post(&b, &path, &empty));
+        let mut codes = [ra.0, rb.0];
+        codes.sort();
+        assert_eq!(codes, [200, 409], "{} / {}", ra.1, rb.1);
+        let loser_body = if ra.0 == 409 { &ra.1 } else { &rb.1 };
+        assert_eq!(loser_body["code"], "claimed_by_another");
+        let (winner, loser) = if ra.0 == 200 { (&a, &b) } else { (&b, &a) };
+        // The winner renews; the loser is still refused; after a release the loser gets it.
+        assert_eq!(app.post(winner, &path, &json!({})).await.0, 200);
+        assert_eq!(app.post(loser, &path, &json!({})).await.0, 409);
+        assert_eq!(app.post(winner, &format!("/v1/cases/{cid}/release"), &json!({})).await.0, 200);
+        assert_eq!(app.post(loser, &path, &json!({})).await.0, 200);
+    }
+}
+
+#[actix_web::test]
+async fn concurrent_claims_exactly_one_wins() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn(dir.path()).await;
+    claim_race(&app).await;
+    app.shutdown().await;
+}
+
+#[actix_web::test]
+async fn concurrent_claims_exactly_one_wins_on_postgres_and_redis() {
+    let dir = tempfile::tempdir().unwrap();
+    let pg = common::PgDatabase::create().await;
+    let mut cfg = common::config(dir.path());
+    cfg.database.url = pg.url.clone();
+    cfg.cache.url = "redis://127.0.0.1:6379".into();
+    cfg.cache.key_prefix = format!("gridwork-test:{}:", Uuid::new_v4());
+    let app = common::spawn_with(cfg).await;
+    claim_race(&app).await;
+    app.shutdown().await;
+    pg.drop().await;
+}

@@ -29,6 +29,8 @@ pub enum MediationError {
     StaleVersion { expected: i64, actual: i64 },
     #[error("the case was changed concurrently")]
     Concurrent,
+    #[error("the case is claimed by {0}")]
+    LeaseHeld(String),
     #[error("{0}")]
     BadRequest(ApiError),
     #[error("{0} not found")]
@@ -63,6 +65,9 @@ impl MediationError {
             MediationError::StaleVersion { .. } => {
                 ApiError::conflict("stale_version", self.to_string(), "案件已被更新，请刷新后重试")
                     .with_field("version")
+            }
+            MediationError::LeaseHeld(_) => {
+                ApiError::conflict("claimed_by_another", self.to_string(), "案件已被他人签收")
             }
             MediationError::Concurrent => {
                 ApiError::conflict("concurrent_update", self.to_string(), "案件正被他人处理，请刷新后重试")
@@ -393,6 +398,53 @@ pub async fn act(
     // Scope check before taking any lock.
     load_visible(&state, &actor, &id).await?;
 
+    // The shared lease in the cache turns away a rival claim at once; the
+    // database row (lock + lease_until) stays the judge, so a cache that is
+    // down or flushed only costs speed.
+    let lease_key = format!("mediation:lease:{id}");
+    let lease_ttl = state.lease.to_std().unwrap_or(std::time::Duration::from_secs(1800));
+    let mut took_lease = false;
+    if action == CaseAction::Claim {
+        match state.cache.set_nx(&lease_key, actor.id.as_bytes(), lease_ttl).await {
+            Ok(true) => took_lease = true,
+            Ok(false) => {
+                if let Ok(Some(holder)) = state.cache.get(&lease_key).await {
+                    if holder != actor.id.as_bytes() {
+                        return Err(MediationError::LeaseHeld(String::from_utf8_lossy(&holder).into_owned()));
+                    }
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "claim lease not checked in the cache"),
+        }
+    }
+    let result = transition(&state, &actor, &id, &action, &input).await;
+    match (&result, &action) {
+        (Err(_), _) if took_lease => {
+            let _ = state.cache.del(&lease_key).await;
+        }
+        (Ok(_), CaseAction::Claim) if !took_lease => {
+            // Renewed by its holder.
+            let _ = state.cache.set(&lease_key, actor.id.as_bytes(), lease_ttl).await;
+        }
+        (Ok(_), CaseAction::Release | CaseAction::Resolve { .. } | CaseAction::Reject { .. }) => {
+            let _ = state.cache.del(&lease_key).await;
+        }
+        _ => {}
+    }
+    let (updated, now) = result?;
+    Ok(HttpResponse::Ok().json(view(updated, now)))
+}
+
+/// Applies `action` to the case in one transaction: row lock, version
+/// check, state machine, optimistic update, lifecycle events into the outbox.
+async fn transition(
+    state: &State,
+    actor: &Actor,
+    id: &str,
+    action: &CaseAction,
+    input: &ActionIn,
+) -> Result<(case::Model, DateTime<Utc>), MediationError> {
+    let id = id.to_owned();
     let txn = state.db.begin().await?;
     repo::lock_case(&txn, &id).await?;
     let row = case::Entity::find_by_id(id.clone()).one(&txn).await?.ok_or(MediationError::NotFound("case"))?;
@@ -403,7 +455,7 @@ pub async fn act(
     }
     let mut c = repo::to_domain(&row).map_err(MediationError::Internal)?;
     let now = Utc::now();
-    let steps = c.apply(&action, &actor, now, state.lease)?;
+    let steps = c.apply(action, actor, now, state.lease)?;
     let updated = repo::to_model(&c, &row.routing_rule, now);
     let res = case::Entity::update_many()
         .col_expr(case::Column::Status, Expr::value(updated.status.clone()))
@@ -452,5 +504,5 @@ pub async fn act(
     txn.commit().await?;
     state.wake.notify_one();
     tracing::info!(case = %id, action = action.name(), actor = %actor.id, version = c.version, "case transition");
-    Ok(HttpResponse::Ok().json(view(updated, now)))
+    Ok((updated, now))
 }

@@ -34,6 +34,7 @@ pub struct State {
     /// Categories whose reports are petitions.
     pub petition_categories: HashSet<String>,
     pub lease: Duration,
+    pub cache: std::sync::Arc<dyn gridwork_platform::cache::Cache>,
     pub wake: Arc<Notify>,
     pub cases_created: prometheus::IntCounterVec,
     pub transitions: prometheus::IntCounterVec,
@@ -73,6 +74,7 @@ pub async fn start(ctx: &Context, shutdown: CancellationToken) -> anyhow::Result
         routing: RwLock::new(Arc::new(routing)),
         petition_categories,
         lease: Duration::minutes(ctx.config.mediation.lease_minutes),
+        cache: ctx.cache.clone(),
         wake: wake.clone(),
         cases_created: ctx.metrics.counter("cases_created_total", "Cases opened, by channel", &["channel"])?,
         transitions: ctx.metrics.counter("case_transitions_total", "Case lifecycle events, by kind", &["kind"])?,
