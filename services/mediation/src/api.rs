@@ -482,7 +482,7 @@ async fn transition(
         let out = Event::new(
             PRODUCER,
             now,
-            Payload::CaseLifecycle(case_event(&snapshot, step.kind, Cause::Actor(&actor), &detail)),
+            Payload::CaseLifecycle(case_event(&snapshot, step.kind, Cause::Actor(actor), &detail)),
         );
         case_event_row::Entity::insert(case_event_row::ActiveModel {
             event_id: Set(out.id.to_string()),
