@@ -12,11 +12,51 @@ use serde_json::json;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::context::Context;
+use crate::config::Config;
+use crate::context::{Context, Schema};
 use crate::error::{self, ApiError};
 
 /// A service's routes.
 pub type Routes = Arc<dyn Fn(&mut web::ServiceConfig) + Send + Sync>;
+
+/// What a started service contributes to a process: its routes and its
+/// background tasks (consumers, relays), which stop on the shutdown token.
+pub struct Service {
+    pub routes: Routes,
+    pub tasks: Vec<JoinHandle<()>>,
+}
+
+/// A service on its own: binds `http.listen`, connects (refusing a schema
+/// that is behind), starts the service with a fresh shutdown token.
+pub async fn standalone<F, Fut>(config: Config, name: &'static str, start: F) -> anyhow::Result<Application>
+where
+    F: FnOnce(Context, CancellationToken) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<Service>>,
+{
+    let listener = TcpListener::bind(&config.http.listen)?;
+    let ctx = Context::connect(config, Schema::RequireCurrent, name).await?;
+    let shutdown = CancellationToken::new();
+    let svc = start(ctx.clone(), shutdown.clone()).await?;
+    Ok(Application::new(ctx, listener, vec![svc.routes], shutdown, svc.tasks)?)
+}
+
+/// The `main` of a service binary: configuration from `GRIDWORK_CONFIG` and
+/// `GRIDWORK_…` variables, logging, the service, its address on stdout, and
+/// a graceful stop on SIGTERM/SIGINT.
+pub async fn main<F, Fut>(name: &str, build: F) -> anyhow::Result<()>
+where
+    F: FnOnce(Config) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<Application>>,
+{
+    let file = std::env::var_os("GRIDWORK_CONFIG").map(std::path::PathBuf::from);
+    let config = Config::load(file.as_deref())?;
+    crate::telemetry::init(&config.log.format);
+    let host = config.http.listen.rsplit_once(':').map(|(h, _)| h.to_owned()).unwrap_or_default();
+    let app = build(config).await?;
+    println!("gridwork-{name} listening on http://{host}:{}", app.port());
+    app.run_until_stopped().await?;
+    Ok(())
+}
 
 async fn live() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "live"}))

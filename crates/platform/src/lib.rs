@@ -17,4 +17,4 @@ pub mod telemetry;
 pub use config::Config;
 pub use context::{Context, Schema};
 pub use error::ApiError;
-pub use http::{Application, Routes, StopHandle};
+pub use http::{Application, Routes, Service, StopHandle};

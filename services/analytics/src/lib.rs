@@ -5,7 +5,6 @@
 //! first-time petitions disqualified by a repeat on the same matter, and
 //! answers `GET /v1/kpis` per jurisdiction and period.
 
-use std::net::TcpListener;
 use std::sync::Arc;
 
 use actix_web::http::StatusCode;
@@ -22,7 +21,7 @@ use gridwork_events::convert::CaseEventView;
 use gridwork_events::Payload;
 use gridwork_platform::auth::Caller;
 use gridwork_platform::pipeline::{self, decode, retryable};
-use gridwork_platform::{ApiError, Application, Config, Context, Routes, Schema};
+use gridwork_platform::{ApiError, Application, Config, Context, Routes, Service};
 use gridwork_storage::dedup;
 use gridwork_storage::entity::kpi_fact;
 use sea_orm::{
@@ -30,7 +29,6 @@ use sea_orm::{
     TransactionTrait,
 };
 use serde::Deserialize;
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub const GROUP: &str = "analytics";
@@ -245,11 +243,6 @@ pub async fn kpis(state: web::Data<State>, caller: Caller, q: web::Query<KpiQuer
     })))
 }
 
-pub struct Service {
-    pub routes: Routes,
-    pub tasks: Vec<JoinHandle<()>>,
-}
-
 pub async fn start(ctx: &Context, shutdown: CancellationToken) -> anyhow::Result<Service> {
     let state = web::Data::new(State { db: ctx.db.clone(), window: Duration::days(ctx.config.kpi.fcr_window_days) });
     let handler = Arc::new(Folder { state: state.clone() });
@@ -261,10 +254,8 @@ pub async fn start(ctx: &Context, shutdown: CancellationToken) -> anyhow::Result
     Ok(Service { routes, tasks })
 }
 
+/// analytics on its own: connects, checks the schema, binds `http.listen`.
 pub async fn build(config: Config) -> anyhow::Result<Application> {
-    let listener = TcpListener::bind(&config.http.listen)?;
-    let ctx = Context::connect(config, Schema::RequireCurrent, "analytics").await?;
-    let shutdown = CancellationToken::new();
-    let svc = start(&ctx, shutdown.clone()).await?;
-    Ok(Application::new(ctx, listener, vec![svc.routes], shutdown, svc.tasks)?)
+    gridwork_platform::http::standalone(config, "analytics", |ctx, shutdown| async move { start(&ctx, shutdown).await })
+        .await
 }

@@ -3,12 +3,5 @@
 
 #[actix_web::main]
 async fn main() -> anyhow::Result<()> {
-    let file = std::env::var_os("GRIDWORK_CONFIG").map(std::path::PathBuf::from);
-    let config = gridwork_platform::Config::load(file.as_deref())?;
-    gridwork_platform::telemetry::init(&config.log.format);
-    let host = config.http.listen.rsplit_once(':').map(|(h, _)| h.to_owned()).unwrap_or_default();
-    let app = gridwork_analytics::build(config).await?;
-    println!("gridwork-analytics listening on http://{host}:{}", app.port());
-    app.run_until_stopped().await?;
-    Ok(())
+    gridwork_platform::http::main("analytics", gridwork_analytics::build).await
 }

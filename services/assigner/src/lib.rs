@@ -6,7 +6,6 @@
 //! Serves `GET /v1/grids/locate` with the same engine.
 
 use std::collections::HashMap;
-use std::net::TcpListener;
 use std::sync::{Arc, RwLock};
 
 use actix_web::{web, HttpResponse};
@@ -18,13 +17,12 @@ use gridwork_events::{pb, Event, Payload, Topics};
 use gridwork_geoindex::{gcj02_to_wgs84, geojson_io, Area, GridIndex, Located};
 use gridwork_platform::auth::Caller;
 use gridwork_platform::pipeline::{self, decode, emit, retryable};
-use gridwork_platform::{ApiError, Application, Config, Context, Routes, Schema};
+use gridwork_platform::{ApiError, Application, Config, Context, Routes, Service};
 use gridwork_storage::dedup;
 use gridwork_storage::entity::{grid, unit};
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, TransactionTrait};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub const PRODUCER: &str = "assigner";
@@ -215,11 +213,6 @@ pub async fn locate(
     }
 }
 
-pub struct Service {
-    pub routes: Routes,
-    pub tasks: Vec<JoinHandle<()>>,
-}
-
 pub async fn start(ctx: &Context, shutdown: CancellationToken) -> anyhow::Result<Service> {
     let grids = Grids::load(&ctx.db, ctx.config.assigner.tolerance_m).await?;
     tracing::info!(grids = grids.index.len(), "grid index loaded");
@@ -242,10 +235,8 @@ pub async fn start(ctx: &Context, shutdown: CancellationToken) -> anyhow::Result
     Ok(Service { routes, tasks })
 }
 
+/// assigner on its own: connects, checks the schema, binds `http.listen`.
 pub async fn build(config: Config) -> anyhow::Result<Application> {
-    let listener = TcpListener::bind(&config.http.listen)?;
-    let ctx = Context::connect(config, Schema::RequireCurrent, "assigner").await?;
-    let shutdown = CancellationToken::new();
-    let svc = start(&ctx, shutdown.clone()).await?;
-    Ok(Application::new(ctx, listener, vec![svc.routes], shutdown, svc.tasks)?)
+    gridwork_platform::http::standalone(config, "assigner", |ctx, shutdown| async move { start(&ctx, shutdown).await })
+        .await
 }

@@ -114,6 +114,17 @@ pub fn report(id: &str, lat: f64, lon: f64, category: &str) -> Value {
     })
 }
 
+/// A configuration with state in a PostgreSQL database of its own and the
+/// cache in Redis under a key prefix of its own.
+pub async fn on_postgres_and_redis(data_dir: &std::path::Path) -> (Config, PgDatabase) {
+    let pg = PgDatabase::create().await;
+    let mut cfg = config(data_dir);
+    cfg.database.url = pg.url.clone();
+    cfg.cache.url = "redis://127.0.0.1:6379".into();
+    cfg.cache.key_prefix = format!("gridwork-test:{}:", Uuid::new_v4());
+    (cfg, pg)
+}
+
 /// A PostgreSQL database of its own on the machine's server, dropped at the end.
 pub struct PgDatabase {
     pub url: String,
@@ -231,10 +242,12 @@ impl RealBackends {
         cfg.cache.key_prefix = format!("gridwork-test:{}:", self.prefix);
     }
 
-    /// The same settings as `GRIDWORK_…` variables, for child processes.
+    /// The same settings as `GRIDWORK_…` variables, for child processes
+    /// (listening on a free port).
     pub fn env(&self, data_dir: &std::path::Path) -> Vec<(String, String)> {
         vec![
             ("GRIDWORK_DATA_DIR".into(), data_dir.display().to_string()),
+            ("GRIDWORK_HTTP__LISTEN".into(), "127.0.0.1:0".into()),
             ("GRIDWORK_DATABASE__URL".into(), self.pg.url.clone()),
             ("GRIDWORK_BUS__URL".into(), self.broker.url()),
             ("GRIDWORK_BUS__TOPIC_PREFIX".into(), self.prefix.clone()),

@@ -29,8 +29,7 @@ fn report(id: &str, lat: f64, lon: f64) -> Value {
 async fn services_as_processes_on_kafka_postgres_redis() {
     let dir = tempfile::tempdir().unwrap();
     let real = RealBackends::start().await;
-    let mut env = real.env(dir.path());
-    env.push(("GRIDWORK_HTTP__LISTEN".into(), "127.0.0.1:0".into()));
+    let env = real.env(dir.path());
     let grid = migrate_demo(&env);
     let intake = start_process("gridwork-intake", &[], &env);
     let assigner = start_process("gridwork-assigner", &[], &env);
@@ -191,8 +190,7 @@ async fn services_as_processes_on_kafka_postgres_redis() {
 async fn sigkill_of_mediation_between_commit_and_offset_opens_no_second_case() {
     let dir = tempfile::tempdir().unwrap();
     let real = RealBackends::start().await;
-    let mut env = real.env(dir.path());
-    env.push(("GRIDWORK_HTTP__LISTEN".into(), "127.0.0.1:0".into()));
+    let env = real.env(dir.path());
     let grid = migrate_demo(&env);
     let intake = start_process("gridwork-intake", &[], &env);
     let _assigner = start_process("gridwork-assigner", &[], &env);

@@ -39,11 +39,7 @@ async fn report_to_case_to_kpi_end_to_end() {
 #[actix_web::test]
 async fn report_to_case_to_kpi_on_postgres_and_redis() {
     let dir = tempfile::tempdir().unwrap();
-    let pg = common::PgDatabase::create().await;
-    let mut cfg = common::config(dir.path());
-    cfg.database.url = pg.url.clone();
-    cfg.cache.url = "redis://127.0.0.1:6379".into();
-    cfg.cache.key_prefix = format!("gridwork-test:{}:", Uuid::new_v4());
+    let (cfg, pg) = common::on_postgres_and_redis(dir.path()).await;
     let app = common::spawn_with(cfg).await;
     let ready: Value = app.http.get(format!("{}/health/ready", app.base)).send().await.unwrap().json().await.unwrap();
     assert_eq!(ready["status"], "ready", "{ready}");
@@ -463,11 +459,7 @@ async fn concurrent_claims_exactly_one_wins() {
 #[actix_web::test]
 async fn concurrent_claims_exactly_one_wins_on_postgres_and_redis() {
     let dir = tempfile::tempdir().unwrap();
-    let pg = common::PgDatabase::create().await;
-    let mut cfg = common::config(dir.path());
-    cfg.database.url = pg.url.clone();
-    cfg.cache.url = "redis://127.0.0.1:6379".into();
-    cfg.cache.key_prefix = format!("gridwork-test:{}:", Uuid::new_v4());
+    let (cfg, pg) = common::on_postgres_and_redis(dir.path()).await;
     let app = common::spawn_with(cfg).await;
     claim_race(&app).await;
     app.shutdown().await;

@@ -6,7 +6,6 @@
 //! case-lifecycle events, so the reporter sees its status and timeline.
 
 use std::collections::HashMap;
-use std::net::TcpListener;
 use std::sync::Arc;
 
 use actix_web::web;
@@ -14,11 +13,10 @@ use gridwork_domain::petition::Keyer;
 use gridwork_events::Topics;
 use gridwork_platform::auth::Issuer;
 use gridwork_platform::cache::Cache;
-use gridwork_platform::{pipeline, Application, Config, Context, Routes, Schema};
+use gridwork_platform::{pipeline, Application, Config, Context, Routes, Service};
 use gridwork_storage::entity::category;
 use sea_orm::{DatabaseConnection, EntityTrait};
 use tokio::sync::Notify;
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub mod api;
@@ -42,12 +40,6 @@ pub struct State {
     pub rate_limit: u64,
     pub accepted: prometheus::IntCounterVec,
     pub dummy_hash: String,
-}
-
-/// intake's routes and background tasks.
-pub struct Service {
-    pub routes: Routes,
-    pub tasks: Vec<JoinHandle<()>>,
 }
 
 pub fn routes(state: web::Data<State>) -> Routes {
@@ -115,9 +107,6 @@ pub async fn start(ctx: &Context, shutdown: CancellationToken) -> anyhow::Result
 
 /// intake on its own: connects, checks the schema, binds `http.listen`.
 pub async fn build(config: Config) -> anyhow::Result<Application> {
-    let listener = TcpListener::bind(&config.http.listen)?;
-    let ctx = Context::connect(config, Schema::RequireCurrent, "intake").await?;
-    let shutdown = CancellationToken::new();
-    let svc = start(&ctx, shutdown.clone()).await?;
-    Ok(Application::new(ctx, listener, vec![svc.routes], shutdown, svc.tasks)?)
+    gridwork_platform::http::standalone(config, "intake", |ctx, shutdown| async move { start(&ctx, shutdown).await })
+        .await
 }

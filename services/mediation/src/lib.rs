@@ -7,18 +7,16 @@
 //! outbox in the same transaction as the change.
 
 use std::collections::HashSet;
-use std::net::TcpListener;
 use std::sync::{Arc, RwLock};
 
 use actix_web::web;
 use chrono::Duration;
 use gridwork_domain::routing::RoutingTable;
 use gridwork_events::Topics;
-use gridwork_platform::{pipeline, Application, Config, Context, Routes, Schema};
+use gridwork_platform::{pipeline, Application, Config, Context, Routes, Service};
 use gridwork_storage::entity::{category, routing_table};
 use sea_orm::{DatabaseConnection, EntityTrait, QueryOrder};
 use tokio::sync::Notify;
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub mod api;
@@ -44,11 +42,6 @@ impl State {
     pub fn routing(&self) -> Result<Arc<RoutingTable>, String> {
         self.routing.read().map(|r| r.clone()).map_err(|_| "routing lock poisoned".to_owned())
     }
-}
-
-pub struct Service {
-    pub routes: Routes,
-    pub tasks: Vec<JoinHandle<()>>,
 }
 
 /// The newest routing table in the database.
@@ -93,10 +86,8 @@ pub async fn start(ctx: &Context, shutdown: CancellationToken) -> anyhow::Result
     Ok(Service { routes, tasks })
 }
 
+/// mediation on its own: connects, checks the schema, binds `http.listen`.
 pub async fn build(config: Config) -> anyhow::Result<Application> {
-    let listener = TcpListener::bind(&config.http.listen)?;
-    let ctx = Context::connect(config, Schema::RequireCurrent, "mediation").await?;
-    let shutdown = CancellationToken::new();
-    let svc = start(&ctx, shutdown.clone()).await?;
-    Ok(Application::new(ctx, listener, vec![svc.routes], shutdown, svc.tasks)?)
+    gridwork_platform::http::standalone(config, "mediation", |ctx, shutdown| async move { start(&ctx, shutdown).await })
+        .await
 }
