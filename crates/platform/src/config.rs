@@ -87,7 +87,8 @@ pub struct Auth {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Intake {
-    /// At most this many reports share one transaction (group commit).
+    /// At most this many reports share one transaction (group commit);
+    /// 0 turns group commit off (one transaction per report).
     pub batch_max: usize,
     /// How long the first report of a batch waits for company, in ms.
     pub batch_wait_ms: u64,
@@ -304,8 +305,8 @@ impl Config {
         if self.auth.token_ttl_secs < 60 {
             return Err(invalid("auth.token_ttl_secs", "must be at least 60"));
         }
-        if !(1..=10_000).contains(&self.intake.batch_max) {
-            return Err(invalid("intake.batch_max", "must be between 1 and 10000"));
+        if self.intake.batch_max > 10_000 {
+            return Err(invalid("intake.batch_max", "must be between 0 (no group commit) and 10000"));
         }
         if self.intake.batch_wait_ms > 1000 {
             return Err(invalid("intake.batch_wait_ms", "must be at most 1000"));

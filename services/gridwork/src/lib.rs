@@ -9,6 +9,7 @@ use std::net::TcpListener;
 use gridwork_platform::{Application, Config, Context, Schema};
 use tokio_util::sync::CancellationToken;
 
+pub mod loadgen;
 pub mod seed;
 
 /// The running all-in-one process.

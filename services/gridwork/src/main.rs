@@ -42,6 +42,26 @@ enum Command {
         #[arg(long)]
         demo: bool,
     },
+    /// Simulated phones: concurrent grid workers posting reports to intake.
+    Loadgen {
+        /// intake's base URL.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// A grid worker's token (see `gridwork token`).
+        #[arg(long, env = "GRIDWORK_LOADGEN_TOKEN")]
+        token: String,
+        /// Concurrent phones.
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+        /// How long to send, in seconds.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Where the reports are, WGS-84 (default: central Weihai).
+        #[arg(long, default_value_t = 37.5095)]
+        lat: f64,
+        #[arg(long, default_value_t = 122.115)]
+        lon: f64,
+    },
     /// Print a token from the embedded issuer.
     Token {
         /// grid_worker, dispatcher, mediator, analyst or admin.
@@ -93,6 +113,26 @@ async fn main() -> anyhow::Result<()> {
                 let d = gridwork::seed::seed_if_empty(&ctx.db).await?;
                 println!("demo city {}: {} grids (demo point in grid {})", d.city, d.grids, d.demo_grid);
             }
+        }
+        Command::Loadgen { url, token, concurrency, seconds, lat, lon } => {
+            if *concurrency == 0 || *seconds == 0 {
+                anyhow::bail!("--concurrency and --seconds must be at least 1");
+            }
+            eprintln!("loadgen: {concurrency} phones posting to {url} for {seconds} s …");
+            let r = gridwork::loadgen::run(gridwork::loadgen::LoadSpec {
+                url: url.trim_end_matches('/').to_owned(),
+                token: token.clone(),
+                concurrency: *concurrency,
+                duration: std::time::Duration::from_secs(*seconds),
+                lat: *lat,
+                lon: *lon,
+            })
+            .await?;
+            println!("{}", serde_json::to_string(&r)?);
+            eprintln!(
+                "loadgen: {} reports stored ({} errors) in {:.1} s = {:.0} reports/s; latency p50 {:.1} ms, p99 {:.1} ms",
+                r.created, r.errors, r.seconds, r.reports_per_second, r.p50_ms, r.p99_ms
+            );
         }
         Command::Token { role, scope, user, ttl, data_dir } => {
             let config = load(cli.config.as_ref(), data_dir.as_ref(), None)?;

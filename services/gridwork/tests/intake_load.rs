@@ -11,10 +11,22 @@ use uuid::Uuid;
 
 #[actix_web::test]
 async fn concurrent_reports_share_commits_and_all_are_stored_once() {
+    concurrent_reports(256).await;
+}
+
+/// Group commit off (`batch_max = 0`): one transaction per report, the same
+/// outcome.
+#[actix_web::test]
+async fn without_group_commit_every_report_is_stored_once_too() {
+    concurrent_reports(0).await;
+}
+
+async fn concurrent_reports(batch_max: usize) {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = config(dir.path());
     cfg.intake.rate_limit_per_minute = 0;
     cfg.intake.batch_wait_ms = 20;
+    cfg.intake.batch_max = batch_max;
     let app = spawn_with(cfg).await;
     let worker = app.worker();
     let (lat, lon) = app.demo.demo_point;
@@ -39,10 +51,18 @@ async fn concurrent_reports_share_commits_and_all_are_stored_once() {
     let (_, mine) = app.get(&worker, "/v1/me/reports?limit=200").await;
     assert_eq!(mine["items"].as_array().unwrap().len(), ids.len());
     let metrics = app.http.get(format!("{}/metrics", app.base)).send().await.unwrap().text().await.unwrap();
-    let commits: f64 =
-        metrics.lines().find_map(|l| l.strip_prefix("gridwork_intake_batch_size_count ")).unwrap().parse().unwrap();
-    assert!(commits >= 1.0);
-    assert!(commits < ids.len() as f64, "{commits} transactions for {} reports: no group commit", ids.len());
+    let commits: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("gridwork_intake_batch_size_count "))
+        .unwrap_or("0")
+        .parse()
+        .unwrap();
+    if batch_max > 0 {
+        assert!(commits >= 1.0);
+        assert!(commits < ids.len() as f64, "{commits} transactions for {} reports: no group commit", ids.len());
+    } else {
+        assert_eq!(commits, 0.0, "no batches without group commit");
+    }
     app.shutdown().await;
 }
 

@@ -40,12 +40,21 @@ struct Job {
 /// The handle request handlers submit through.
 #[derive(Clone)]
 pub struct Batcher {
-    tx: mpsc::Sender<Job>,
+    mode: Mode,
+}
+
+#[derive(Clone)]
+enum Mode {
+    /// Through the committing task.
+    Grouped(mpsc::Sender<Job>),
+    /// Each report in its own transaction, committed by the request itself
+    /// (`batch_max = 0`: the naive baseline).
+    Single { db: DatabaseConnection, producer: &'static str, wake: Arc<Notify> },
 }
 
 #[derive(Debug, Clone, Copy)]
 pub struct BatchSettings {
-    /// At most this many reports per transaction.
+    /// At most this many reports per transaction; 0 = no group commit.
     pub max: usize,
     /// Gather for at most this long after the first report arrives.
     pub wait: Duration,
@@ -62,16 +71,32 @@ impl Batcher {
         sizes: prometheus::Histogram,
         shutdown: CancellationToken,
     ) -> (Self, tokio::task::JoinHandle<()>) {
-        let (tx, rx) = mpsc::channel(settings.max.max(1) * 8);
+        if settings.max == 0 {
+            let task = tokio::spawn(async {});
+            return (Batcher { mode: Mode::Single { db, producer, wake } }, task);
+        }
+        let (tx, rx) = mpsc::channel(settings.max * 8);
         let task = tokio::spawn(run(db, producer, wake, settings, sizes, rx, shutdown));
-        (Batcher { tx }, task)
+        (Batcher { mode: Mode::Grouped(tx) }, task)
     }
 
     /// Stores one report; resolves after the commit that holds it.
     pub async fn store(&self, item: Prepared) -> Result<Stored, String> {
-        let (reply, rx) = oneshot::channel();
-        self.tx.send(Job { item, reply }).await.map_err(|_| "intake is shutting down".to_owned())?;
-        rx.await.map_err(|_| "intake is shutting down".to_owned())?
+        match &self.mode {
+            Mode::Grouped(tx) => {
+                let (reply, rx) = oneshot::channel();
+                tx.send(Job { item, reply }).await.map_err(|_| "intake is shutting down".to_owned())?;
+                rx.await.map_err(|_| "intake is shutting down".to_owned())?
+            }
+            Mode::Single { db, producer, wake } => {
+                let stored = commit(db, producer, &[&item]).await.map_err(|e| e.to_string())?;
+                let first = stored.first().copied().unwrap_or(Stored::Existing);
+                if first == Stored::Created {
+                    wake.notify_one();
+                }
+                Ok(first)
+            }
+        }
     }
 }
 
