@@ -24,6 +24,9 @@ pub struct Context {
     pub issuer: Arc<Issuer>,
     pub verifier: Verifier,
     pub metrics: Metrics,
+    /// Live fan-out of changes to every replica (Redis pub/sub when the
+    /// cache is Redis, in-process otherwise).
+    pub fanout: crate::fanout::Fanout,
 }
 
 /// Whether start-up may change the schema.
@@ -73,7 +76,12 @@ impl Context {
         )?;
         let verifier = issuer.verifier(config.auth.leeway_secs);
         let metrics = Metrics::new()?;
-        Ok(Context { config, db, bus, cache, topics, issuer: Arc::new(issuer), verifier, metrics })
+        let fanout = crate::fanout::Fanout::connect(
+            &config.cache.url,
+            &config.cache.key_prefix,
+            tokio_util::sync::CancellationToken::new(),
+        );
+        Ok(Context { config, db, bus, cache, topics, issuer: Arc::new(issuer), verifier, metrics, fanout })
     }
 
     /// Reads (or creates, on first start) a secret key file of 32 random bytes.

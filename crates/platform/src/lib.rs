@@ -9,6 +9,7 @@ pub mod config;
 pub mod context;
 pub mod error;
 pub mod failpoint;
+pub mod fanout;
 pub mod http;
 pub mod metrics;
 pub mod pipeline;

@@ -116,7 +116,16 @@ async fn services_as_processes_on_kafka_postgres_redis() {
     let total = cases_created(mediation_a.base.clone()).await + cases_created(mediation_b.base.clone()).await;
     assert_eq!(total, ids.len() as u64, "every case was opened once, by one replica");
 
-    // A dispatcher works the demo case through replica B.
+    // A dispatcher watches the live stream on replica A…
+    let mut live = http
+        .get(format!("{}/v1/centres/{}/stream", mediation_a.base, &grid[..9]))
+        .bearer_auth(&dispatcher)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(live.status(), 200);
+    assert!(String::from_utf8_lossy(&live.chunk().await.unwrap().unwrap()).contains("connected"));
+    // …while the demo case is worked through replica B.
     let case = all["items"].as_array().unwrap().iter().find(|c| c["report_id"] == demo.as_str()).unwrap().clone();
     let cid = case["id"].as_str().unwrap();
     for (action, b) in
@@ -131,6 +140,20 @@ async fn services_as_processes_on_kafka_postgres_redis() {
             .unwrap();
         assert_eq!(r.status(), 200, "{action}");
     }
+    // Replica A's stream carried every change made on replica B (Redis pub/sub).
+    let mut seen = String::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !seen.contains("\"kind\":\"closed\"") && std::time::Instant::now() < deadline {
+        match tokio::time::timeout(Duration::from_secs(5), live.chunk()).await {
+            Ok(Ok(Some(c))) => seen.push_str(&String::from_utf8_lossy(&c)),
+            _ => break,
+        }
+    }
+    for kind in ["accepted", "claimed", "resolved", "closed"] {
+        assert!(seen.contains(&format!("\"kind\":\"{kind}\"")), "{kind} missing from the live stream: {seen}");
+    }
+    assert!(seen.contains(cid));
+    drop(live);
     let k = poll_json(&http, &format!("{}/v1/kpis?jurisdiction=371000", analytics.base), &analyst, |v| {
         v["rows"].as_array().and_then(|r| r.first()).is_some_and(|r| r["closed"] == 1 && r["volume"] == ids.len())
     })

@@ -465,3 +465,35 @@ async fn concurrent_claims_exactly_one_wins_on_postgres_and_redis() {
     app.shutdown().await;
     pg.drop().await;
 }
+
+/// The live stream of a centre shows a change as it happens; other centres
+/// and grid workers may not watch it.
+#[actix_web::test]
+async fn live_stream_of_a_centre() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn(dir.path()).await;
+    let d = app.dispatcher();
+    let county = app.token("county-1", Role::Dispatcher, &app.demo.demo_centre[..6]);
+    let url = |code: &str| format!("{}/v1/centres/{code}/stream", app.base);
+    let mut street = app.http.get(url(&app.demo.demo_centre)).bearer_auth(&d).send().await.unwrap();
+    let mut above = app.http.get(url(&app.demo.demo_centre[..6])).bearer_auth(&county).send().await.unwrap();
+    assert_eq!((street.status().as_u16(), above.status().as_u16()), (200, 200));
+    street.chunk().await.unwrap();
+    above.chunk().await.unwrap();
+    let (lat, lon) = app.demo.demo_point;
+    let id = Uuid::new_v4().to_string();
+    assert_eq!(app.post(&app.worker(), "/v1/reports", &report(&id, lat, lon, "dispute.neighbourhood")).await.0, 201);
+    for s in [&mut street, &mut above] {
+        let chunk = tokio::time::timeout(Duration::from_secs(10), s.chunk()).await.unwrap().unwrap().unwrap();
+        let text = String::from_utf8_lossy(&chunk);
+        assert!(text.starts_with("id: ") && text.contains("event: case"), "{text}");
+        assert!(text.contains("\"kind\":\"created\"") && text.contains(&id), "{text}");
+    }
+    let other = app.token("d-9", Role::Dispatcher, "371082001");
+    let r = app.http.get(url(&app.demo.demo_centre)).bearer_auth(&other).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    let r = app.http.get(url(&app.demo.demo_centre)).bearer_auth(app.worker()).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    drop((street, above));
+    app.shutdown().await;
+}

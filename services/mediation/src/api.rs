@@ -130,7 +130,7 @@ fn is_open(status: &str) -> bool {
     CaseStatus::parse(status).is_some_and(|s| s.is_open())
 }
 
-fn view(m: case::Model, now: DateTime<Utc>) -> CaseView {
+pub(crate) fn view(m: case::Model, now: DateTime<Utc>) -> CaseView {
     CaseView {
         overdue: is_open(&m.status) && m.due_at < now,
         channel_zh: Channel::parse(&m.channel).map(|c| c.name_zh()).unwrap_or(""),
@@ -475,6 +475,7 @@ async fn transition(
     let reason = input.reason.clone().or(input.note.clone()).unwrap_or_default();
     let detail =
         TransitionDetail { reason: reason.clone(), routing_rule: row.routing_rule.clone(), routing_version: 0 };
+    let mut live = Vec::with_capacity(steps.len());
     for step in &steps {
         let mut snapshot = c.clone();
         snapshot.status = step.status;
@@ -500,9 +501,13 @@ async fn transition(
         .await?;
         emit(&txn, PRODUCER, &state.topics.case_lifecycle, &id, &out).await?;
         state.transitions.with_label_values(&[step.kind.as_str()]).inc();
+        live.push((out.id, step.kind));
     }
     txn.commit().await?;
     state.wake.notify_one();
     tracing::info!(case = %id, action = action.name(), actor = %actor.id, version = c.version, "case transition");
+    for (event_id, kind) in live {
+        crate::live::publish(state, event_id, kind, &updated, now).await;
+    }
     Ok((updated, now))
 }

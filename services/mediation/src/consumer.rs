@@ -128,6 +128,14 @@ impl Handler for CaseOpener {
         gridwork_platform::failpoint::hit("mediation.after_db_commit").await;
         self.state.wake.notify_one();
         self.state.cases_created.with_label_values(&[c.channel.as_str()]).inc();
+        crate::live::publish(
+            &self.state,
+            out.id,
+            CaseEventKind::Created,
+            &repo::to_model(&c, &route.rule_id, now),
+            now,
+        )
+        .await;
         tracing::info!(case = %c.id, report = %report_id, centre = %c.centre, channel = c.channel.as_str(), "case opened");
         Ok(())
     }

@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 pub mod api;
 mod consumer;
+pub mod live;
 pub mod repo;
 
 pub const PRODUCER: &str = "mediation";
@@ -33,6 +34,7 @@ pub struct State {
     pub petition_categories: HashSet<String>,
     pub lease: Duration,
     pub cache: std::sync::Arc<dyn gridwork_platform::cache::Cache>,
+    pub fanout: gridwork_platform::fanout::Fanout,
     pub wake: Arc<Notify>,
     pub cases_created: prometheus::IntCounterVec,
     pub transitions: prometheus::IntCounterVec,
@@ -68,6 +70,7 @@ pub async fn start(ctx: &Context, shutdown: CancellationToken) -> anyhow::Result
         petition_categories,
         lease: Duration::minutes(ctx.config.mediation.lease_minutes),
         cache: ctx.cache.clone(),
+        fanout: ctx.fanout.clone(),
         wake: wake.clone(),
         cases_created: ctx.metrics.counter("cases_created_total", "Cases opened, by channel", &["channel"])?,
         transitions: ctx.metrics.counter("case_transitions_total", "Case lifecycle events, by kind", &["kind"])?,
@@ -81,7 +84,8 @@ pub async fn start(ctx: &Context, shutdown: CancellationToken) -> anyhow::Result
         cfg.app_data(state.clone())
             .route("/v1/cases", web::get().to(api::list))
             .route("/v1/cases/{id}", web::get().to(api::detail))
-            .route("/v1/cases/{id}/{action}", web::post().to(api::act));
+            .route("/v1/cases/{id}/{action}", web::post().to(api::act))
+            .route("/v1/centres/{code}/stream", web::get().to(live::stream));
     });
     Ok(Service { routes, tasks })
 }
