@@ -3,7 +3,6 @@
 //! The embedded issuer keeps its key in a file created on first start.
 
 use std::collections::HashMap;
-use std::future::{ready, Ready};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -165,6 +164,11 @@ impl Verifier {
 
     /// The caller a token stands for.
     pub fn verify(&self, token: &str) -> Result<Actor, ApiError> {
+        self.verify_token(token).map(|(actor, _)| actor)
+    }
+
+    /// The caller and the token's id and expiry.
+    pub fn verify_token(&self, token: &str) -> Result<(Actor, TokenInfo), ApiError> {
         let header = jsonwebtoken::decode_header(token)
             .map_err(|_| ApiError::unauthorized("invalid_token", "the bearer token is not a JWT"))?;
         if header.alg != Algorithm::EdDSA {
@@ -190,20 +194,42 @@ impl Verifier {
             .role
             .parse()
             .map_err(|_| ApiError::unauthorized("invalid_token", "token carries an unknown role"))?;
-        Ok(Actor { id: data.claims.sub, role, scope: data.claims.scope })
+        let info = TokenInfo {
+            jti: data.claims.jti,
+            expires_at: chrono::DateTime::from_timestamp(data.claims.exp, 0).unwrap_or_else(Utc::now),
+        };
+        Ok((Actor { id: data.claims.sub, role, scope: data.claims.scope }, info))
     }
 }
 
-/// Extracts the verified caller from `Authorization: Bearer …`.
+/// Which token a caller presented.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenInfo {
+    pub jti: String,
+    pub expires_at: chrono::DateTime<Utc>,
+}
+
+/// Extracts the verified caller from `Authorization: Bearer …`, refusing
+/// revoked tokens.
 #[derive(Debug, Clone)]
-pub struct Caller(pub Actor);
+pub struct Caller(pub Actor, pub TokenInfo);
 
 impl FromRequest for Caller {
     type Error = ApiError;
-    type Future = Ready<Result<Self, ApiError>>;
+    type Future = futures::future::LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
-        ready(caller(req))
+        let verified = caller(req);
+        let ctx = req.app_data::<web::Data<crate::Context>>().cloned();
+        Box::pin(async move {
+            let caller = verified?;
+            if let Some(ctx) = ctx {
+                if crate::revocation::is_revoked(&ctx, &caller.1.jti).await? {
+                    return Err(ApiError::unauthorized("token_revoked", "the token has been revoked"));
+                }
+            }
+            Ok(caller)
+        })
     }
 }
 
@@ -218,7 +244,7 @@ fn caller(req: &HttpRequest) -> Result<Caller, ApiError> {
     let token = header
         .strip_prefix("Bearer ")
         .ok_or_else(|| ApiError::unauthorized("missing_token", "send Authorization: Bearer <token>"))?;
-    verifier.verify(token.trim()).map(Caller)
+    verifier.verify_token(token.trim()).map(|(actor, info)| Caller(actor, info))
 }
 
 #[cfg(test)]

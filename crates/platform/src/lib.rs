@@ -13,6 +13,7 @@ pub mod fanout;
 pub mod http;
 pub mod metrics;
 pub mod pipeline;
+pub mod revocation;
 pub mod telemetry;
 
 pub use config::Config;

@@ -7,7 +7,7 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261122_000001_init::Migration)]
+        vec![Box::new(m20261122_000001_init::Migration), Box::new(m20261122_000002_revoked_tokens::Migration)]
     }
 }
 
@@ -321,6 +321,33 @@ mod m20261122_000001_init {
                 m.drop_table(Table::drop().table(a(t)).if_exists().to_owned()).await?;
             }
             Ok(())
+        }
+    }
+}
+
+mod m20261122_000002_revoked_tokens {
+    use super::*;
+
+    pub struct Migration;
+
+    impl MigrationName for Migration {
+        fn name(&self) -> &str {
+            "m20261122_000002_revoked_tokens"
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for Migration {
+        async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+            m.create_table(table(
+                "revoked_tokens",
+                vec![text_pk("jti"), ts("expires_at"), ts("revoked_at"), text("revoked_by")],
+            ))
+            .await
+        }
+
+        async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+            m.drop_table(Table::drop().table(a("revoked_tokens")).if_exists().to_owned()).await
         }
     }
 }

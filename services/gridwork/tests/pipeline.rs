@@ -497,3 +497,43 @@ async fn live_stream_of_a_centre() {
     drop((street, above));
     app.shutdown().await;
 }
+
+/// A revoked token is refused by every request after it, and stays refused
+/// when the cache forgets (the database is the truth).
+async fn revocation(app: &common::TestApp) {
+    let (s, t) =
+        app.post("", "/v1/auth/token", &json!({"username": "dispatcher-1", "password": "gridwork-demo"})).await;
+    assert_eq!(s, 200, "{t}");
+    let token = t["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(app.get(&token, "/v1/cases").await.0, 200);
+    let (s, r) = app.post(&token, "/v1/auth/revoke", &json!({})).await;
+    assert_eq!(s, 200, "{r}");
+    let jti = r["jti"].as_str().unwrap().to_owned();
+    let (s, e) = app.get(&token, "/v1/cases").await;
+    assert_eq!((s, e["code"].as_str()), (401, Some("token_revoked")));
+    // The cache forgets everything about the token: still refused.
+    app.ctx.cache.del(&format!("auth:revoked:{jti}")).await.unwrap();
+    app.ctx.cache.del(&format!("auth:ok:{jti}")).await.unwrap();
+    let (s, _) = app.get(&token, "/v1/cases").await;
+    assert_eq!(s, 401);
+    // Other tokens of the same user are not affected.
+    assert_eq!(app.get(&app.dispatcher(), "/v1/cases").await.0, 200);
+}
+
+#[actix_web::test]
+async fn revoked_tokens_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn(dir.path()).await;
+    revocation(&app).await;
+    app.shutdown().await;
+}
+
+#[actix_web::test]
+async fn revoked_tokens_are_refused_on_postgres_and_redis() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cfg, pg) = common::on_postgres_and_redis(dir.path()).await;
+    let app = common::spawn_with(cfg).await;
+    revocation(&app).await;
+    app.shutdown().await;
+    pg.drop().await;
+}

@@ -388,6 +388,13 @@ pub async fn token(state: web::Data<State>, body: web::Json<TokenIn>) -> Result<
     })))
 }
 
+/// Revokes the token this request presents (log out). Other replicas refuse
+/// it at once.
+pub async fn revoke(ctx: web::Data<gridwork_platform::Context>, caller: Caller) -> Result<HttpResponse, IntakeError> {
+    gridwork_platform::revocation::revoke(&ctx, &caller.1.jti, caller.1.expires_at, &caller.0.id).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({"revoked": true, "jti": caller.1.jti})))
+}
+
 pub async fn jwks(state: web::Data<State>) -> HttpResponse {
     HttpResponse::Ok().json(state.issuer.jwks())
 }

@@ -49,6 +49,7 @@ pub fn routes(state: web::Data<State>) -> Routes {
             .route("/v1/reports/{id}", web::get().to(api::get_report))
             .route("/v1/me/reports", web::get().to(api::my_reports))
             .route("/v1/auth/token", web::post().to(api::token))
+            .route("/v1/auth/revoke", web::post().to(api::revoke))
             .route("/.well-known/jwks.json", web::get().to(api::jwks));
     })
 }
