@@ -108,19 +108,34 @@ impl Relay {
                 return Ok(sent);
             }
             let n = rows.len();
+            let mut published = Vec::with_capacity(n);
+            let mut failure = None;
             for row in rows {
                 // Strictly in order: a failure stops the batch so nothing
                 // overtakes an unsent row.
-                self.bus
+                match self
+                    .bus
                     .publish(&row.topic, OutMessage { key: row.msg_key, payload: row.payload, headers: vec![] })
                     .await
-                    .map_err(|e| RelayError::Bus(e.to_string()))?;
+                {
+                    Ok(_) => published.push(row.id),
+                    Err(e) => {
+                        failure = Some(RelayError::Bus(e.to_string()));
+                        break;
+                    }
+                }
+            }
+            // One statement marks the whole published prefix sent.
+            if !published.is_empty() {
                 outbox::Entity::update_many()
                     .col_expr(outbox::Column::SentAt, sea_orm::sea_query::Expr::value(Utc::now()))
-                    .filter(outbox::Column::Id.eq(row.id))
+                    .filter(outbox::Column::Id.is_in(published.iter().copied()))
                     .exec(db)
                     .await?;
-                sent += 1;
+                sent += published.len();
+            }
+            if let Some(e) = failure {
+                return Err(e);
             }
             if (n as u64) < BATCH {
                 return Ok(sent);

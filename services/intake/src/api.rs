@@ -2,7 +2,7 @@
 
 use actix_web::{web, HttpResponse};
 use argon2::{Argon2, PasswordHash, PasswordVerifier};
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, SubsecRound, Utc};
 use gridwork_domain::auth::{Actor, Role};
 use gridwork_domain::report::{Crs, Location, NewReport, Party, ReportStatus, Urgency, ValidationError};
 use gridwork_events::{pb, Event, Payload};
@@ -198,7 +198,8 @@ pub async fn submit(
     }
 
     report.validate(|c| state.categories.contains_key(c))?;
-    let now = Utc::now();
+    // Microseconds: what every database keeps, so a replay shows the same time.
+    let now = Utc::now().trunc_subsecs(6);
     if report.occurred_at > now + MAX_CLOCK_SKEW {
         return Err(ValidationError::new(
             "occurred_at",
@@ -288,7 +289,31 @@ pub async fn submit(
     state.accepted.with_label_values(&[report.urgency.as_str()]).inc();
     let _ = state.cache.set(&idem_key(&report.id), hash.as_bytes(), std::time::Duration::from_secs(3600)).await;
     tracing::info!(report = %id, category = %report.category, "report accepted");
-    let v = load_view(&state, &id).await?.ok_or(IntakeError::NotFound("report"))?;
+    // What was just committed, without reading it back.
+    let v = ReportView {
+        id,
+        status: ReportStatus::Submitted.as_str().to_owned(),
+        reporter: report.reporter.clone(),
+        occurred_at: report.occurred_at,
+        received_at: now,
+        category: report.category.clone(),
+        urgency: report.urgency.as_str().to_owned(),
+        location: serde_json::json!({
+            "lat": report.location.lat, "lon": report.location.lon,
+            "accuracy_m": report.location.accuracy_m, "crs": report.location.crs.as_str(),
+        }),
+        address: report.address.clone(),
+        description: report.description.clone(),
+        party_count: report.parties.len(),
+        grid: None,
+        centre: None,
+        case_id: None,
+        timeline: vec![TimelineEntry {
+            at: now,
+            status: ReportStatus::Submitted.as_str().to_owned(),
+            note: "received by intake".into(),
+        }],
+    };
     Ok(HttpResponse::Created().json(v))
 }
 
