@@ -132,10 +132,16 @@ async fn ingest_goes_on_when_the_cache_is_down() {
     assert_eq!(app.post(&worker, "/v1/reports", &body).await.0, 201);
     assert_eq!(app.post(&worker, "/v1/reports", &body).await.0, 200, "idempotent without the cache too");
     assert!(started.elapsed() < std::time::Duration::from_secs(5), "a dead cache must not stall requests");
-    common::eventually("the case", || async {
+    let case = common::eventually("the case", || async {
         let (_, v) = app.get(&app.dispatcher(), "/v1/cases").await;
         v["items"].as_array()?.iter().find(|c| c["report_id"] == id.as_str()).cloned()
     })
     .await;
+    // Claim leases fall back to the database: still exactly one holder.
+    let claim = format!("/v1/cases/{}/claim", case["id"].as_str().unwrap());
+    let rival = app.token("dispatcher-2", gridwork_domain::auth::Role::Dispatcher, &app.demo.demo_centre);
+    assert_eq!(app.post(&app.dispatcher(), &claim, &serde_json::json!({})).await.0, 200);
+    let (s, e) = app.post(&rival, &claim, &serde_json::json!({})).await;
+    assert_eq!((s, e["code"].as_str()), (409, Some("claimed_by_another")));
     app.shutdown().await;
 }
