@@ -142,12 +142,16 @@ impl PgDatabase {
         admin.close().await.unwrap();
         PgDatabase { url: format!("postgres://postgres@127.0.0.1:5432/{name}"), name }
     }
+}
 
-    pub async fn drop(self) {
-        use sea_orm::ConnectionTrait;
-        let admin = sea_orm::Database::connect(PG_ADMIN).await.unwrap();
-        admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)).await.unwrap();
-        admin.close().await.unwrap();
+/// Dropped also when a test fails (unwinding), so no database is left behind.
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+        let _ = std::process::Command::new("psql")
+            .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-qc", &sql])
+            .stdout(std::process::Stdio::null())
+            .status();
     }
 }
 
@@ -259,7 +263,7 @@ impl RealBackends {
 
     pub async fn stop(self) {
         drop(self.broker);
-        self.pg.drop().await;
+        drop(self.pg);
     }
 }
 

@@ -45,7 +45,7 @@ async fn report_to_case_to_kpi_on_postgres_and_redis() {
     assert_eq!(ready["status"], "ready", "{ready}");
     end_to_end(&app).await;
     app.shutdown().await;
-    pg.drop().await;
+    drop(pg);
 }
 
 /// The production shape in one process: Kafka (tansu), PostgreSQL, Redis.
@@ -463,7 +463,7 @@ async fn concurrent_claims_exactly_one_wins_on_postgres_and_redis() {
     let app = common::spawn_with(cfg).await;
     claim_race(&app).await;
     app.shutdown().await;
-    pg.drop().await;
+    drop(pg);
 }
 
 /// The live stream of a centre shows a change as it happens; other centres
@@ -535,5 +535,5 @@ async fn revoked_tokens_are_refused_on_postgres_and_redis() {
     let app = common::spawn_with(cfg).await;
     revocation(&app).await;
     app.shutdown().await;
-    pg.drop().await;
+    drop(pg);
 }
