@@ -142,6 +142,13 @@ pub mod report {
         pub updated_at: DateTimeUtc,
     }
     no_relations!();
+
+    impl Model {
+        /// How many parties the report names (without exposing them).
+        pub fn party_count(&self) -> usize {
+            serde_json::from_str::<Vec<serde_json::Value>>(&self.parties).map(|p| p.len()).unwrap_or(0)
+        }
+    }
 }
 
 pub mod report_event {

@@ -359,3 +359,22 @@ pub async fn poll_json(http: &reqwest::Client, url: &str, token: &str, ok: impl 
     }
     panic!("timed out waiting on {url}; last answer: {}", last.chars().take(2000).collect::<String>());
 }
+
+/// Claims, resolves (with `outcome`) and closes a case through the mediation
+/// API at `base`, asserting each step succeeds.
+pub async fn claim_resolve_close(http: &reqwest::Client, base: &str, token: &str, case_id: &str, outcome: &str) {
+    for (action, body) in [
+        ("claim", serde_json::json!({})),
+        ("resolve", serde_json::json!({"outcome": outcome})),
+        ("close", serde_json::json!({})),
+    ] {
+        let r = http
+            .post(format!("{base}/v1/cases/{case_id}/{action}"))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{action}");
+    }
+}

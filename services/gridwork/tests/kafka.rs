@@ -128,18 +128,7 @@ async fn services_as_processes_on_kafka_postgres_redis() {
     // …while the demo case is worked through replica B.
     let case = all["items"].as_array().unwrap().iter().find(|c| c["report_id"] == demo.as_str()).unwrap().clone();
     let cid = case["id"].as_str().unwrap();
-    for (action, b) in
-        [("claim", json!({})), ("resolve", json!({"outcome": "mediated_agreement"})), ("close", json!({}))]
-    {
-        let r = http
-            .post(format!("{}/v1/cases/{cid}/{action}", mediation_b.base))
-            .bearer_auth(&dispatcher)
-            .json(&b)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200, "{action}");
-    }
+    common::claim_resolve_close(&http, &mediation_b.base, &dispatcher, cid, "mediated_agreement").await;
     // Replica A's stream carried every change made on replica B (Redis pub/sub).
     let mut seen = String::new();
     let deadline = std::time::Instant::now() + Duration::from_secs(10);

@@ -52,16 +52,7 @@ async fn four_services_as_four_processes() {
     let case = list["items"].as_array().unwrap().iter().find(|c| c["report_id"] == id.as_str()).unwrap().clone();
     assert_eq!(case["channel"], "people_mediation");
     let cid = case["id"].as_str().unwrap();
-    for (action, b) in [("claim", json!({})), ("resolve", json!({"outcome": "handled"})), ("close", json!({}))] {
-        let r = http
-            .post(format!("{}/v1/cases/{cid}/{action}", mediation.base))
-            .bearer_auth(&dispatcher)
-            .json(&b)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200, "{action}");
-    }
+    common::claim_resolve_close(&http, &mediation.base, &dispatcher, cid, "handled").await;
     let k = poll_json(&http, &format!("{}/v1/kpis?jurisdiction=371000", analytics.base), &analyst, |v| {
         v["rows"].as_array().and_then(|r| r.first()).is_some_and(|r| r["closed"] == 1)
     })

@@ -88,8 +88,12 @@ pub struct ReportView {
     pub timeline: Vec<TimelineEntry>,
 }
 
+fn location_json(lat: f64, lon: f64, accuracy_m: Option<f64>, crs: &str) -> serde_json::Value {
+    serde_json::json!({"lat": lat, "lon": lon, "accuracy_m": accuracy_m, "crs": crs})
+}
+
 fn view(r: report::Model, events: Vec<report_event::Model>) -> ReportView {
-    let party_count = serde_json::from_str::<Vec<serde_json::Value>>(&r.parties).map(|p| p.len()).unwrap_or(0);
+    let party_count = r.party_count();
     ReportView {
         id: r.id,
         status: r.status,
@@ -98,7 +102,7 @@ fn view(r: report::Model, events: Vec<report_event::Model>) -> ReportView {
         received_at: r.received_at,
         category: r.category,
         urgency: r.urgency,
-        location: serde_json::json!({"lat": r.lat, "lon": r.lon, "accuracy_m": r.accuracy_m, "crs": r.crs}),
+        location: location_json(r.lat, r.lon, r.accuracy_m, &r.crs),
         address: r.address,
         description: r.description,
         party_count,
@@ -298,10 +302,12 @@ pub async fn submit(
         received_at: now,
         category: report.category.clone(),
         urgency: report.urgency.as_str().to_owned(),
-        location: serde_json::json!({
-            "lat": report.location.lat, "lon": report.location.lon,
-            "accuracy_m": report.location.accuracy_m, "crs": report.location.crs.as_str(),
-        }),
+        location: location_json(
+            report.location.lat,
+            report.location.lon,
+            report.location.accuracy_m,
+            report.location.crs.as_str(),
+        ),
         address: report.address.clone(),
         description: report.description.clone(),
         party_count: report.parties.len(),

@@ -282,7 +282,7 @@ pub async fn detail(
         .await?;
     let rep = report::Entity::find_by_id(m.report_id.clone()).one(&state.db).await?;
     let report_json = rep.map(|r| {
-        let party_count = serde_json::from_str::<Vec<serde_json::Value>>(&r.parties).map(|p| p.len()).unwrap_or(0);
+        let party_count = r.party_count();
         serde_json::json!({
             "id": r.id, "reporter": r.reporter, "occurred_at": r.occurred_at, "received_at": r.received_at,
             "description": r.description, "address": r.address,
