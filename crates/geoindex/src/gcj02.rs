@@ -77,4 +77,23 @@ mod tests {
         // Outside China nothing changes.
         assert_eq!(wgs84_to_gcj02(2.35, 48.85), (2.35, 48.85));
     }
+
+    /// The reference points of the eviltransform project (googollee/
+    /// eviltransform, its test suite: WGS-84 and GCJ-02 of points in
+    /// Shanghai, Shenzhen and Beijing), to a millionth of a degree (~0.1 m).
+    #[test]
+    fn matches_published_reference_points_both_ways() {
+        let reference = [
+            // wgs lat, wgs lon, gcj lat, gcj lon
+            (31.1774276, 121.5272106, 31.17530398364597, 121.531541859215),
+            (22.543847, 113.912316, 22.540796131694766, 113.9171764808363),
+            (39.911954, 116.377817, 39.91334545536069, 116.38404722455657),
+        ];
+        for (wlat, wlon, glat, glon) in reference {
+            let (lon, lat) = wgs84_to_gcj02(wlon, wlat);
+            assert!((lon - glon).abs() < 1e-6 && (lat - glat).abs() < 1e-6, "forward ({wlat}, {wlon}): ({lat}, {lon})");
+            let (lon, lat) = gcj02_to_wgs84(glon, glat);
+            assert!((lon - wlon).abs() < 1e-6 && (lat - wlat).abs() < 1e-6, "inverse ({glat}, {glon}): ({lat}, {lon})");
+        }
+    }
 }

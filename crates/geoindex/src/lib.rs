@@ -12,15 +12,22 @@
 //! Coordinates are WGS-84 (lon, lat); [`gcj02_to_wgs84`] converts what
 //! Chinese map SDKs report.
 
-use geo::{BoundingRect, Closest, ClosestPoint, Distance, Haversine, Intersects};
-use geo_types::{Coord, MultiPolygon, Point};
+use geo_types::{Coord, MultiPolygon};
 use rstar::{RTree, RTreeObject, AABB};
 
+mod flat;
 mod gcj02;
 pub mod geojson_io;
+mod raster;
 pub mod synth;
+pub mod validate;
 
+pub use flat::{haversine_m, METRES_PER_DEGREE};
 pub use gcj02::{gcj02_to_wgs84, wgs84_to_gcj02};
+pub use raster::RasterStats;
+
+use flat::Flat;
+use raster::{Cell, County, Raster};
 
 /// One polygon of the index: a grid or a county.
 #[derive(Debug, Clone)]
@@ -30,7 +37,7 @@ pub struct Area {
 }
 
 struct Entry {
-    idx: usize,
+    idx: u32,
     bbox: AABB<[f64; 2]>,
 }
 
@@ -53,113 +60,276 @@ pub enum Located {
     Unassigned { county: Option<String>, inside_county: bool },
 }
 
+/// Where a point belongs, by index numbers (see [`GridIndex::lookup`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Hit {
+    Inside(u32),
+    Approximate { grid: u32, distance_m: f64 },
+    Unassigned { county: Option<u32>, inside_county: bool },
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {
     #[error("area {0:?} has an empty geometry")]
     Empty(String),
+    #[error("grid code {0:?} appears twice")]
+    Duplicate(String),
+    #[error("too many grids for one index: {0}")]
+    TooMany(usize),
 }
+
+/// Heap memory of an index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryUse {
+    /// The polygons' raw coordinates (16 bytes per vertex).
+    pub raw_coordinates: usize,
+    /// Everything else: raster, candidate lists, R-tree, boxes, rings, codes.
+    pub index: usize,
+}
+
+/// Default resolution: raster cells per grid bounding box.
+pub const DEFAULT_CELLS_PER_GRID: f64 = 16.0;
 
 /// An immutable index of grids and counties.
+///
+/// [`GridIndex::locate`] answers from the raster where it can (see
+/// `raster.rs`) and falls back to exact geometry otherwise;
+/// [`GridIndex::locate_exact`] answers the same question from geometry
+/// alone, and the two always agree (tested).
 pub struct GridIndex {
-    grids: Vec<Area>,
+    codes: Vec<String>,
+    grids: Flat,
     tree: RTree<Entry>,
-    counties: Vec<Area>,
+    county_codes: Vec<String>,
+    counties: Flat,
+    raster: Raster,
     tolerance_m: f64,
-}
-
-const METRES_PER_DEGREE_LAT: f64 = 111_320.0;
-
-fn aabb(code: &str, g: &MultiPolygon<f64>) -> Result<AABB<[f64; 2]>, IndexError> {
-    let r = g.bounding_rect().ok_or_else(|| IndexError::Empty(code.to_owned()))?;
-    Ok(AABB::from_corners([r.min().x, r.min().y], [r.max().x, r.max().y]))
-}
-
-/// Metres from `p` to the nearest point of `g` (0 inside).
-fn distance_m(p: Point<f64>, g: &MultiPolygon<f64>) -> f64 {
-    match g.closest_point(&p) {
-        Closest::Intersection(_) => 0.0,
-        Closest::SinglePoint(q) => Haversine.distance(p, q),
-        Closest::Indeterminate => f64::INFINITY,
-    }
+    /// cos(reference latitude): the plane in which the nearest county is measured.
+    kx: f64,
 }
 
 impl GridIndex {
-    pub fn new(mut grids: Vec<Area>, counties: Vec<Area>, tolerance_m: f64) -> Result<Self, IndexError> {
+    pub fn new(grids: Vec<Area>, counties: Vec<Area>, tolerance_m: f64) -> Result<Self, IndexError> {
+        Self::with_resolution(grids, counties, tolerance_m, DEFAULT_CELLS_PER_GRID)
+    }
+
+    /// As [`GridIndex::new`], with `cells_per_grid` raster cells per grid
+    /// bounding box (more cells: faster lookups, more memory).
+    pub fn with_resolution(
+        mut grids: Vec<Area>,
+        mut counties: Vec<Area>,
+        tolerance_m: f64,
+        cells_per_grid: f64,
+    ) -> Result<Self, IndexError> {
+        if grids.len() >= 1 << 29 {
+            return Err(IndexError::TooMany(grids.len()));
+        }
         // Sorted by code, so that the first match is the smallest code.
         grids.sort_by(|a, b| a.code.cmp(&b.code));
-        let mut entries = Vec::with_capacity(grids.len());
-        for (idx, g) in grids.iter().enumerate() {
-            entries.push(Entry { idx, bbox: aabb(&g.code, &g.geometry)? });
+        if let Some(w) = grids.windows(2).find(|w| w[0].code == w[1].code) {
+            return Err(IndexError::Duplicate(w[0].code.clone()));
         }
-        for c in &counties {
-            aabb(&c.code, &c.geometry)?;
-        }
-        Ok(GridIndex { grids, tree: RTree::bulk_load(entries), counties, tolerance_m })
+        counties.sort_by(|a, b| a.code.cmp(&b.code));
+        let flat =
+            Flat::new(grids.iter().map(|g| &g.geometry)).map_err(|i| IndexError::Empty(grids[i].code.clone()))?;
+        let cflat =
+            Flat::new(counties.iter().map(|c| &c.geometry)).map_err(|i| IndexError::Empty(counties[i].code.clone()))?;
+        let reference = if cflat.is_empty() { &flat } else { &cflat };
+        let (lo, hi) = reference
+            .bboxes
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), b| (lo.min(b[1]), hi.max(b[3])));
+        let kx = if lo <= hi { ((lo + hi) / 2.0).to_radians().cos() } else { 1.0 };
+        let entries = flat
+            .bboxes
+            .iter()
+            .enumerate()
+            .map(|(i, b)| Entry { idx: i as u32, bbox: AABB::from_corners([b[0], b[1]], [b[2], b[3]]) })
+            .collect();
+        let raster = Raster::build(&flat, &cflat, tolerance_m, kx, cells_per_grid);
+        Ok(GridIndex {
+            codes: grids.into_iter().map(|g| g.code).collect(),
+            grids: flat,
+            tree: RTree::bulk_load(entries),
+            county_codes: counties.into_iter().map(|c| c.code).collect(),
+            counties: cflat,
+            raster,
+            tolerance_m,
+            kx,
+        })
     }
 
     pub fn len(&self) -> usize {
-        self.grids.len()
+        self.codes.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.grids.is_empty()
+        self.codes.is_empty()
     }
 
     pub fn tolerance_m(&self) -> f64 {
         self.tolerance_m
     }
 
+    /// The grid codes, in order.
+    pub fn codes(&self) -> &[String] {
+        &self.codes
+    }
+
     /// Locates a WGS-84 point.
     pub fn locate(&self, lon: f64, lat: f64) -> Located {
-        let p = Point::new(lon, lat);
-        let mut best: Option<usize> = None;
-        for e in self.tree.locate_in_envelope_intersecting(&AABB::from_point([lon, lat])) {
-            if best.is_some_and(|b| b < e.idx) {
-                continue;
+        self.to_located(self.lookup(lon, lat))
+    }
+
+    /// Locates a WGS-84 point, answering with index numbers (no allocation):
+    /// see [`GridIndex::grid_code`] and [`GridIndex::county_code`].
+    #[inline]
+    pub fn lookup(&self, lon: f64, lat: f64) -> Hit {
+        match self.raster.cell(lon, lat) {
+            Cell::Grid(i) => Hit::Inside(i),
+            Cell::Few(a, b) => {
+                if self.grids.contains(a as usize, lon, lat) {
+                    Hit::Inside(a)
+                } else if b != u32::MAX && self.grids.contains(b as usize, lon, lat) {
+                    Hit::Inside(b)
+                } else {
+                    self.beyond_grids(lon, lat)
+                }
             }
-            if self.grids[e.idx].geometry.intersects(&p) {
-                best = Some(e.idx);
+            Cell::Mixed(list) => match list.iter().find(|&&i| self.grids.contains(i as usize, lon, lat)) {
+                Some(&i) => Hit::Inside(i),
+                None => self.beyond_grids(lon, lat),
+            },
+            Cell::Far { county, near } => {
+                if near {
+                    if let Some(hit) = self.near_grid(lon, lat) {
+                        return hit;
+                    }
+                }
+                match county {
+                    County::In(c) => Hit::Unassigned { county: Some(c), inside_county: true },
+                    County::Crossed(list) => match list.iter().find(|&&c| self.counties.contains(c as usize, lon, lat))
+                    {
+                        Some(&c) => Hit::Unassigned { county: Some(c), inside_county: true },
+                        None => Hit::Unassigned { county: self.nearest_county(lon, lat, &[]), inside_county: false },
+                    },
+                    County::Nearest(c) => Hit::Unassigned { county: Some(c), inside_county: false },
+                    County::NearestOf(list) => {
+                        Hit::Unassigned { county: self.nearest_county(lon, lat, list), inside_county: false }
+                    }
+                }
+            }
+            Cell::OffRaster => self.beyond_grids(lon, lat),
+        }
+    }
+
+    /// Locates a WGS-84 point from geometry alone, without the raster: the
+    /// reference [`GridIndex::locate`] is tested against.
+    pub fn locate_exact(&self, lon: f64, lat: f64) -> Located {
+        self.to_located(match (0..self.grids.len()).find(|&i| self.grids.contains(i, lon, lat)) {
+            Some(i) => Hit::Inside(i as u32),
+            None => self.beyond_grids(lon, lat),
+        })
+    }
+
+    /// The code of grid number `i` of a [`Hit`].
+    pub fn grid_code(&self, i: u32) -> &str {
+        &self.codes[i as usize]
+    }
+
+    /// The code of county number `c` of a [`Hit`].
+    pub fn county_code(&self, c: u32) -> &str {
+        &self.county_codes[c as usize]
+    }
+
+    pub fn to_located(&self, hit: Hit) -> Located {
+        match hit {
+            Hit::Inside(i) => Located::Inside { grid: self.grid_code(i).to_owned() },
+            Hit::Approximate { grid, distance_m } => {
+                Located::Approximate { grid: self.grid_code(grid).to_owned(), distance_m }
+            }
+            Hit::Unassigned { county, inside_county } => {
+                Located::Unassigned { county: county.map(|c| self.county_code(c).to_owned()), inside_county }
             }
         }
-        if let Some(i) = best {
-            return Located::Inside { grid: self.grids[i].code.clone() };
+    }
+
+    /// Outside every grid: the nearest grid within tolerance, else the county.
+    fn beyond_grids(&self, lon: f64, lat: f64) -> Hit {
+        if let Some(hit) = self.near_grid(lon, lat) {
+            return hit;
         }
-        // Within tolerance: search the boxes near the point.
-        let dlat = self.tolerance_m / METRES_PER_DEGREE_LAT;
-        let dlon = dlat / lat.to_radians().cos().abs().max(0.01);
+        match (0..self.counties.len()).find(|&c| self.counties.contains(c, lon, lat)) {
+            Some(c) => Hit::Unassigned { county: Some(c as u32), inside_county: true },
+            None => Hit::Unassigned { county: self.nearest_county(lon, lat, &[]), inside_county: false },
+        }
+    }
+
+    /// The nearest grid within tolerance of a point outside every grid.
+    fn near_grid(&self, lon: f64, lat: f64) -> Option<Hit> {
+        let dlat = self.tolerance_m / (METRES_PER_DEGREE * 0.99);
+        let dlon = dlat / (lat.abs() + dlat).min(89.0).to_radians().cos();
         let window = AABB::from_corners([lon - dlon, lat - dlat], [lon + dlon, lat + dlat]);
-        let mut nearest: Option<(f64, usize)> = None;
+        let mut nearest: Option<(f64, u32)> = None;
         for e in self.tree.locate_in_envelope_intersecting(&window) {
-            let d = distance_m(p, &self.grids[e.idx].geometry);
+            let d = self.grids.distance_m(e.idx as usize, lon, lat);
             if d <= self.tolerance_m && nearest.is_none_or(|(bd, bi)| d < bd || (d == bd && e.idx < bi)) {
                 nearest = Some((d, e.idx));
             }
         }
-        if let Some((d, i)) = nearest {
-            return Located::Approximate { grid: self.grids[i].code.clone(), distance_m: d };
+        nearest.map(|(distance_m, grid)| Hit::Approximate { grid, distance_m })
+    }
+
+    /// The nearest county among `candidates` (all counties when empty), by
+    /// distance in the plane (lon·cos φ₀, lat); ties go to the smaller code.
+    fn nearest_county(&self, lon: f64, lat: f64, candidates: &[u32]) -> Option<u32> {
+        if candidates.len() == 1 {
+            return Some(candidates[0]);
         }
-        if let Some(c) = self.counties.iter().find(|c| c.geometry.intersects(&p)) {
-            return Located::Unassigned { county: Some(c.code.clone()), inside_county: true };
+        if candidates.is_empty() {
+            let all: Vec<u32> = (0..self.counties.len() as u32).collect();
+            return raster::nearest_candidates(&self.counties, &all, lon, lat, self.kx, 0.0).first().copied();
         }
-        let county = self
-            .counties
-            .iter()
-            .map(|c| (distance_m(p, &c.geometry), &c.code))
-            .min_by(|a, b| a.0.total_cmp(&b.0))
-            .map(|(_, code)| code.clone());
-        Located::Unassigned { county, inside_county: false }
+        let mut best: Option<(f64, u32)> = None;
+        for &c in candidates {
+            let d = self.counties.plane_distance_sq(c as usize, lon, lat, self.kx);
+            if best.is_none_or(|(bd, _)| d < bd) {
+                best = Some((d, c));
+            }
+        }
+        best.map(|(_, c)| c)
     }
 
     /// A point inside the grid `code` (for demos and tests).
     pub fn interior_point(&self, code: &str) -> Option<(f64, f64)> {
-        use geo::InteriorPoint;
-        let g = self.grids.iter().find(|g| g.code == code)?;
-        let p = g.geometry.interior_point()?;
-        Some((p.x(), p.y()))
+        let i = self.codes.binary_search_by(|c| c.as_str().cmp(code)).ok()?;
+        let b = self.grids.bboxes[i];
+        // The centre of the box, else a lattice of candidate points.
+        let n = 64;
+        (0..=n * n)
+            .map(|k| {
+                if k == 0 {
+                    ((b[0] + b[2]) / 2.0, (b[1] + b[3]) / 2.0)
+                } else {
+                    let (u, v) = (((k - 1) % n) as f64 + 0.5, ((k - 1) / n) as f64 + 0.5);
+                    (b[0] + (b[2] - b[0]) * u / n as f64, b[1] + (b[3] - b[1]) * v / n as f64)
+                }
+            })
+            .find(|&(x, y)| self.lookup(x, y) == Hit::Inside(i as u32))
     }
 
-    pub fn grids(&self) -> &[Area] {
-        &self.grids
+    /// Heap memory held, raw coordinates apart.
+    pub fn memory(&self) -> MemoryUse {
+        let (gc, grest) = self.grids.heap_bytes();
+        let (cc, crest) = self.counties.heap_bytes();
+        let codes: usize = self.codes.iter().chain(&self.county_codes).map(|c| c.capacity() + 24).sum();
+        // rstar keeps each leaf (4 + 32 bytes, padded to 40) plus inner nodes (about a tenth more).
+        let tree = self.tree.size() * 44;
+        MemoryUse { raw_coordinates: gc + cc, index: grest + crest + codes + tree + self.raster.heap_bytes() }
+    }
+
+    pub fn raster_stats(&self) -> RasterStats {
+        self.raster.stats()
     }
 }
 
