@@ -102,6 +102,18 @@ pub struct Intake {
 pub struct Assigner {
     /// A point outside every grid but this close to one goes to it (metres).
     pub tolerance_m: f64,
+    /// How often the assigner looks for a new grid version (milliseconds).
+    pub refresh_ms: u64,
+    /// A new grid version must be stored at least this long before it
+    /// becomes valid (milliseconds), so that every assigner has loaded it
+    /// by then; the assigner also reloads at once for a report this much
+    /// newer than its last look.
+    pub version_lead_ms: u64,
+    /// Grid versions kept in memory for reports that occurred earlier; a
+    /// report older than the oldest kept version is assigned with it.
+    pub max_epochs: usize,
+    /// Raster cells per grid of the lookup index (speed against memory).
+    pub cells_per_grid: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -190,7 +202,7 @@ impl Default for Intake {
 }
 impl Default for Assigner {
     fn default() -> Self {
-        Assigner { tolerance_m: 200.0 }
+        Assigner { tolerance_m: 200.0, refresh_ms: 5_000, version_lead_ms: 60_000, max_epochs: 8, cells_per_grid: 16.0 }
     }
 }
 impl Default for Mediation {
@@ -313,6 +325,18 @@ impl Config {
         }
         if !self.assigner.tolerance_m.is_finite() || !(0.0..=10_000.0).contains(&self.assigner.tolerance_m) {
             return Err(invalid("assigner.tolerance_m", "must be between 0 and 10000 metres"));
+        }
+        if self.assigner.refresh_ms < 10 || self.assigner.refresh_ms * 2 > self.assigner.version_lead_ms {
+            return Err(invalid(
+                "assigner.refresh_ms",
+                "must be at least 10 and at most half of assigner.version_lead_ms",
+            ));
+        }
+        if self.assigner.max_epochs < 1 {
+            return Err(invalid("assigner.max_epochs", "must be at least 1"));
+        }
+        if !(1.0..=256.0).contains(&self.assigner.cells_per_grid) {
+            return Err(invalid("assigner.cells_per_grid", "must be between 1 and 256"));
         }
         if self.mediation.lease_minutes < 1 {
             return Err(invalid("mediation.lease_minutes", "must be at least 1"));

@@ -18,6 +18,9 @@ pub struct ApiError {
     pub message_zh: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// Every problem, when there are several (e.g. a grid import's findings).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub details: Vec<String>,
 }
 
 impl std::fmt::Display for ApiError {
@@ -28,7 +31,12 @@ impl std::fmt::Display for ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, en: impl Into<String>, zh: impl Into<String>) -> Self {
-        ApiError { status, code, message: en.into(), message_zh: zh.into(), field: None }
+        ApiError { status, code, message: en.into(), message_zh: zh.into(), field: None, details: Vec::new() }
+    }
+
+    pub fn with_details(mut self, details: Vec<String>) -> Self {
+        self.details = details;
+        self
     }
 
     pub fn with_field(mut self, field: impl Into<String>) -> Self {

@@ -27,11 +27,42 @@ pub mod unit {
     no_relations!();
 }
 
-pub mod grid {
+/// One import of grids: valid from a time, for a set of counties.
+pub mod grid_version {
     use sea_orm::entity::prelude::*;
     #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
-    #[sea_orm(table_name = "grids")]
+    #[sea_orm(table_name = "grid_versions")]
     pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        pub label: String,
+        pub valid_from: DateTimeUtc,
+        pub created_at: DateTimeUtc,
+        /// The county codes this version covers, comma-separated: from
+        /// `valid_from` on, their grids are this version's.
+        #[sea_orm(column_type = "Text")]
+        pub counties: String,
+        pub grids: i64,
+        pub source: String,
+        pub created_by: String,
+    }
+    no_relations!();
+
+    impl Model {
+        pub fn county_list(&self) -> Vec<String> {
+            self.counties.split(',').filter(|c| !c.is_empty()).map(str::to_owned).collect()
+        }
+    }
+}
+
+/// A grid of one version.
+pub mod grid_shape {
+    use sea_orm::entity::prelude::*;
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "grid_shapes")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub version_id: i64,
         #[sea_orm(primary_key, auto_increment = false)]
         pub code: String,
         pub name: String,
@@ -40,8 +71,6 @@ pub mod grid {
         /// GeoJSON geometry (WGS-84).
         #[sea_orm(column_type = "Text")]
         pub geometry: String,
-        pub valid_from: DateTimeUtc,
-        pub valid_to: Option<DateTimeUtc>,
     }
     no_relations!();
 }

@@ -9,6 +9,7 @@ use sea_orm_migration::MigratorTrait;
 
 pub mod dedup;
 pub mod entity;
+pub mod grids;
 pub mod migration;
 pub mod outbox;
 

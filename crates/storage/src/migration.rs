@@ -7,7 +7,11 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261122_000001_init::Migration), Box::new(m20261122_000002_revoked_tokens::Migration)]
+        vec![
+            Box::new(m20261122_000001_init::Migration),
+            Box::new(m20261122_000002_revoked_tokens::Migration),
+            Box::new(m20261122_000003_grid_versions::Migration),
+        ]
     }
 }
 
@@ -348,6 +352,112 @@ mod m20261122_000002_revoked_tokens {
 
         async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
             m.drop_table(Table::drop().table(a("revoked_tokens")).if_exists().to_owned()).await
+        }
+    }
+}
+
+/// Grids become versioned: `grid_versions` (one row per import, valid from a
+/// time, covering a set of counties) and `grid_shapes` (the grids of each
+/// version). The grids of the old `grids` table become version 1.
+mod m20261122_000003_grid_versions {
+    use super::*;
+    use sea_orm::{ConnectionTrait, Statement};
+
+    pub struct Migration;
+
+    impl MigrationName for Migration {
+        fn name(&self) -> &str {
+            "m20261122_000003_grid_versions"
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for Migration {
+        async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+            m.create_table(table(
+                "grid_versions",
+                vec![
+                    serial_pk("id"),
+                    text("label"),
+                    ts("valid_from"),
+                    ts("created_at"),
+                    long_text("counties"),
+                    big("grids"),
+                    text("source"),
+                    text("created_by"),
+                ],
+            ))
+            .await?;
+            let mut shapes = table(
+                "grid_shapes",
+                vec![
+                    big("version_id"),
+                    text("code"),
+                    text("name"),
+                    text("community"),
+                    text("centre"),
+                    long_text("geometry"),
+                ],
+            );
+            shapes.primary_key(Index::create().col(a("version_id")).col(a("code")));
+            m.create_table(shapes).await?;
+            m.create_index(index("grid_versions", "ix_grid_versions_valid_from", &["valid_from", "id"], false)).await?;
+            // Carry the grids of the unversioned table over as version 1.
+            let db = m.get_connection();
+            let backend = db.get_database_backend();
+            let counties: Vec<String> = db
+                .query_all(Statement::from_string(
+                    backend,
+                    "SELECT DISTINCT substr(code, 1, 6) AS county FROM grids ORDER BY 1",
+                ))
+                .await?
+                .iter()
+                .map(|r| r.try_get::<String>("", "county"))
+                .collect::<Result<_, _>>()?;
+            if !counties.is_empty() {
+                let stmt = Statement::from_sql_and_values(
+                    backend,
+                    match backend {
+                        sea_orm::DatabaseBackend::Postgres => {
+                            "INSERT INTO grid_versions (id, label, valid_from, created_at, counties, grids, source, created_by) \
+                             SELECT 1, 'initial', MIN(valid_from), MIN(valid_from), $1, COUNT(*), 'grids table', 'migration' FROM grids"
+                        }
+                        _ => {
+                            "INSERT INTO grid_versions (id, label, valid_from, created_at, counties, grids, source, created_by) \
+                             SELECT 1, 'initial', MIN(valid_from), MIN(valid_from), ?, COUNT(*), 'grids table', 'migration' FROM grids"
+                        }
+                    },
+                    [counties.join(",").into()],
+                );
+                db.execute(stmt).await?;
+                if backend == sea_orm::DatabaseBackend::Postgres {
+                    db.execute_unprepared("SELECT setval(pg_get_serial_sequence('grid_versions', 'id'), 1)").await?;
+                }
+                db.execute_unprepared(
+                    "INSERT INTO grid_shapes (version_id, code, name, community, centre, geometry) \
+                     SELECT 1, code, name, community, centre, geometry FROM grids",
+                )
+                .await?;
+            }
+            m.drop_table(Table::drop().table(a("grids")).to_owned()).await
+        }
+
+        async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+            m.create_table(table(
+                "grids",
+                vec![
+                    text_pk("code"),
+                    text("name"),
+                    text("community"),
+                    text("centre"),
+                    long_text("geometry"),
+                    ts("valid_from"),
+                    ts_null("valid_to"),
+                ],
+            ))
+            .await?;
+            m.drop_table(Table::drop().table(a("grid_shapes")).if_exists().to_owned()).await?;
+            m.drop_table(Table::drop().table(a("grid_versions")).if_exists().to_owned()).await
         }
     }
 }

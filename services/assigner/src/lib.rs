@@ -6,7 +6,10 @@
 //! Serves `GET /v1/grids/locate` with the same engine.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
+
+use chrono::{DateTime, Utc};
 
 use actix_web::{web, HttpResponse};
 use async_trait::async_trait;
@@ -14,16 +17,20 @@ use gridwork_bus::{Handler, HandlerError, Message};
 use gridwork_domain::report::Crs;
 use gridwork_domain::Hierarchy;
 use gridwork_events::{pb, Event, Payload, Topics};
-use gridwork_geoindex::{gcj02_to_wgs84, geojson_io, Area, GridIndex, Located};
+use gridwork_geoindex::{gcj02_to_wgs84, GridIndex, Located};
 use gridwork_platform::auth::Caller;
 use gridwork_platform::pipeline::{self, decode, emit, retryable};
 use gridwork_platform::{ApiError, Application, Config, Context, Routes, Service};
 use gridwork_storage::dedup;
-use gridwork_storage::entity::{grid, unit};
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, TransactionTrait};
+use sea_orm::{DatabaseConnection, TransactionTrait};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+
+pub mod import;
+pub mod registry;
+
+pub use registry::Registry;
 
 pub const PRODUCER: &str = "assigner";
 
@@ -47,31 +54,6 @@ pub struct Assignment {
 }
 
 impl Grids {
-    /// Loads the grids valid now and the counties from the database.
-    pub async fn load(db: &DatabaseConnection, tolerance_m: f64) -> anyhow::Result<Self> {
-        let now = chrono::Utc::now();
-        let mut areas = Vec::new();
-        let mut centres = HashMap::new();
-        for g in grid::Entity::find().filter(grid::Column::ValidFrom.lte(now)).all(db).await? {
-            if g.valid_to.is_some_and(|t| t <= now) {
-                continue;
-            }
-            let geometry =
-                geojson_io::parse_geometry(&g.geometry).map_err(|e| anyhow::anyhow!("grid {}: {e}", g.code))?;
-            centres.insert(g.code.clone(), g.centre.clone());
-            areas.push(Area { code: g.code, geometry });
-        }
-        let mut counties = Vec::new();
-        for u in unit::Entity::find().filter(unit::Column::Level.eq("county")).all(db).await? {
-            if let Some(text) = u.geometry {
-                let geometry =
-                    geojson_io::parse_geometry(&text).map_err(|e| anyhow::anyhow!("county {}: {e}", u.code))?;
-                counties.push(Area { code: u.code, geometry });
-            }
-        }
-        Ok(Grids { index: GridIndex::new(areas, counties, tolerance_m)?, centres })
-    }
-
     /// Assigns a point given in `crs`; `None` when there is no county at all.
     pub fn assign(&self, lat: f64, lon: f64, crs: Crs) -> Option<Assignment> {
         let (lon, lat) = match crs {
@@ -95,13 +77,78 @@ impl Grids {
     }
 }
 
+/// The assigner's view of the registry, shared by the consumer and HTTP.
 pub struct State {
-    pub grids: RwLock<Arc<Grids>>,
+    db: DatabaseConnection,
+    registry: RwLock<Arc<Registry>>,
+    /// When the database was last asked for new versions (µs since epoch).
+    checked_at_us: AtomicI64,
+    refreshing: tokio::sync::Mutex<()>,
+    cfg: gridwork_platform::config::Assigner,
+    reloads: prometheus::IntCounter,
 }
 
 impl State {
-    fn current(&self) -> Result<Arc<Grids>, String> {
-        self.grids.read().map(|g| g.clone()).map_err(|_| "grid index lock poisoned".to_owned())
+    pub async fn load(
+        db: DatabaseConnection,
+        cfg: gridwork_platform::config::Assigner,
+        reloads: prometheus::IntCounter,
+    ) -> anyhow::Result<Self> {
+        let registry = Registry::load(&db, cfg.tolerance_m, cfg.cells_per_grid, cfg.max_epochs).await?;
+        Ok(State {
+            db,
+            checked_at_us: AtomicI64::new(registry.checked_at.timestamp_micros()),
+            registry: RwLock::new(Arc::new(registry)),
+            refreshing: tokio::sync::Mutex::new(()),
+            cfg,
+            reloads,
+        })
+    }
+
+    pub fn current(&self) -> Result<Arc<Registry>, String> {
+        self.registry.read().map(|g| g.clone()).map_err(|_| "grid registry lock poisoned".to_owned())
+    }
+
+    fn checked_at(&self) -> DateTime<Utc> {
+        DateTime::from_timestamp_micros(self.checked_at_us.load(Ordering::Acquire)).unwrap_or(DateTime::<Utc>::MIN_UTC)
+    }
+
+    /// Is the registry known to be complete for reports that occurred at `t`?
+    fn complete_for(&self, t: DateTime<Utc>) -> bool {
+        t <= self.checked_at() + chrono::Duration::milliseconds(self.cfg.version_lead_ms as i64)
+    }
+
+    /// Looks for new versions and loads them; returns whether it reloaded.
+    pub async fn refresh(&self) -> anyhow::Result<bool> {
+        let _one_at_a_time = self.refreshing.lock().await;
+        let started = Utc::now();
+        let latest = gridwork_storage::grids::latest_id(&self.db).await?;
+        let current = self.current().map_err(anyhow::Error::msg)?;
+        let reloaded = latest != current.latest;
+        if reloaded {
+            let registry =
+                Registry::load(&self.db, self.cfg.tolerance_m, self.cfg.cells_per_grid, self.cfg.max_epochs).await?;
+            tracing::info!(
+                version = ?registry.latest,
+                epochs = registry.epochs.len(),
+                grids = registry.epochs.last().map(|e| e.grids.index.len()).unwrap_or(0),
+                "grid registry reloaded"
+            );
+            *self.registry.write().map_err(|_| anyhow::anyhow!("grid registry lock poisoned"))? = Arc::new(registry);
+            self.reloads.inc();
+        }
+        self.checked_at_us.fetch_max(started.timestamp_micros(), Ordering::AcqRel);
+        Ok(reloaded)
+    }
+
+    /// The grids for a report that occurred at `t` (looking for new
+    /// versions first when the registry may not cover `t` yet).
+    pub async fn grids_at(&self, t: DateTime<Utc>) -> anyhow::Result<Arc<Grids>> {
+        let t = t.min(Utc::now());
+        if !self.complete_for(t) {
+            self.refresh().await?;
+        }
+        Ok(self.current().map_err(anyhow::Error::msg)?.at(t).clone())
     }
 }
 
@@ -129,7 +176,8 @@ impl Handler for Assigner {
             "wgs84" | "" => Crs::Wgs84,
             other => return Err(HandlerError::Poison(format!("unknown crs {other:?}"))),
         };
-        let grids = self.state.current().map_err(HandlerError::Retryable)?;
+        let occurred = gridwork_events::from_timestamp(r.occurred_at.as_ref()).unwrap_or(event.occurred_at);
+        let grids = self.state.grids_at(occurred).await.map_err(|e| HandlerError::Retryable(e.to_string()))?;
         let a = grids
             .assign(loc.lat, loc.lon, crs)
             .ok_or_else(|| HandlerError::Poison("no county known: the grid registry is empty".into()))?;
@@ -188,9 +236,11 @@ pub struct LocateQuery {
     pub lon: f64,
     #[serde(default)]
     pub crs: Crs,
+    /// Locate with the grids valid at this time (RFC 3339); default now.
+    pub at: Option<DateTime<Utc>>,
 }
 
-/// `GET /v1/grids/locate?lat=&lon=&crs=`
+/// `GET /v1/grids/locate?lat=&lon=&crs=&at=`
 pub async fn locate(
     state: web::Data<State>,
     _caller: Caller,
@@ -198,7 +248,8 @@ pub async fn locate(
 ) -> Result<HttpResponse, ApiError> {
     let loc = gridwork_domain::Location { lat: q.lat, lon: q.lon, accuracy_m: None, crs: q.crs };
     loc.validate()?;
-    let grids = state.current().map_err(|e| ApiError::internal(&e))?;
+    let at = q.at.unwrap_or_else(Utc::now);
+    let grids = state.grids_at(at).await.map_err(|e| ApiError::internal(&e.to_string()))?;
     match grids.assign(q.lat, q.lon, q.crs) {
         Some(a) => Ok(HttpResponse::Ok().json(serde_json::json!({
             "assigned": !a.hierarchy.grid.is_empty(),
@@ -208,15 +259,172 @@ pub async fn locate(
             "approximate": a.approximate,
             "distance_m": a.distance_m,
             "wgs84": {"lat": a.lat, "lon": a.lon},
+            "as_of": at,
         }))),
         None => Err(ApiError::not_found("grid registry")),
     }
 }
 
+fn admin(caller: &Caller) -> Result<(), ApiError> {
+    if caller.0.role == gridwork_domain::auth::Role::Admin {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden("grid administration needs the admin role"))
+    }
+}
+
+/// `GET /v1/grids/versions`: every version, oldest first, and which one
+/// each county uses now.
+pub async fn list_versions(state: web::Data<State>, caller: Caller) -> Result<HttpResponse, ApiError> {
+    admin(&caller)?;
+    let versions = gridwork_storage::grids::versions(&state.db).await.map_err(|e| ApiError::internal(&e))?;
+    let registry = state.current().map_err(|e| ApiError::internal(&e))?;
+    let now = Utc::now();
+    let active = registry.epochs.iter().rev().find(|e| e.start <= now).map(|e| e.versions.clone()).unwrap_or_default();
+    let list: Vec<_> = versions
+        .iter()
+        .map(|v| {
+            serde_json::json!({
+                "id": v.id, "label": v.label, "valid_from": v.valid_from, "created_at": v.created_at,
+                "counties": v.county_list(), "grids": v.grids, "source": v.source, "created_by": v.created_by,
+            })
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "versions": list, "active": active })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportQuery {
+    pub valid_from: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub label: String,
+    /// Comma-separated county codes the version covers besides its grids'.
+    pub counties: Option<String>,
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+fn import_error(e: import::ImportError) -> ApiError {
+    use actix_web::http::StatusCode;
+    use import::ImportError as E;
+    match e {
+        E::Parse(errors) => ApiError::bad_request("invalid_geojson", e_msg(&E::Parse(vec![])), "网格文件格式错误")
+            .with_details(errors.iter().map(|e| e.to_string()).collect()),
+        E::Invalid(report) => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_grids",
+            format!(
+                "the grids did not validate: {} error(s), {} warning(s)",
+                report.errors().count(),
+                report.warnings().count()
+            ),
+            "网格校验未通过",
+        )
+        .with_details(report.problems.iter().map(|p| p.to_string()).collect()),
+        E::Empty => ApiError::bad_request("no_grids", "the FeatureCollection has no grids", "文件中没有网格"),
+        E::UnknownCounty(c) => {
+            ApiError::bad_request("unknown_county", format!("county {c} is not known"), "未知的县级行政区")
+                .with_field("counties")
+        }
+        e @ E::TooSoon { .. } => {
+            ApiError::bad_request("valid_from_too_soon", e.to_string(), "生效时间过早").with_field("valid_from")
+        }
+        e @ E::TooSlow { .. } => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "import_too_slow",
+            e.to_string(),
+            "写入超时，请改用更晚的生效时间",
+        ),
+        E::Storage(e) => ApiError::internal(&e),
+    }
+}
+
+fn e_msg(e: &import::ImportError) -> String {
+    match e {
+        import::ImportError::Parse(_) => "the body is not a valid grid FeatureCollection; see details".into(),
+        other => other.to_string(),
+    }
+}
+
+/// `POST /v1/grids/versions?valid_from=&label=&counties=&dry_run=`, body:
+/// a grid FeatureCollection. 201 with the version; 422 with every problem.
+pub async fn import_version(
+    state: web::Data<State>,
+    caller: Caller,
+    q: web::Query<ImportQuery>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    admin(&caller)?;
+    let text = std::str::from_utf8(&body)
+        .map_err(|_| ApiError::bad_request("invalid_geojson", "the body is not UTF-8", "文件不是 UTF-8 编码"))?;
+    let q = q.into_inner();
+    let opts = import::ImportOptions {
+        label: q.label,
+        valid_from: q.valid_from,
+        counties: q.counties.map(|c| c.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect()),
+        source: "api".into(),
+        created_by: caller.0.id.clone(),
+        dry_run: q.dry_run,
+    };
+    let out = import::import(&state.db, text, opts, state.cfg.version_lead_ms, |line| tracing::info!("{line}"))
+        .await
+        .map_err(import_error)?;
+    let body = serde_json::json!({
+        "version": out.version, "grids": out.grids, "counties": out.counties, "valid_from": out.valid_from,
+        "dry_run": out.version.is_none(),
+        "warnings": out.report.warnings().map(|p| p.to_string()).collect::<Vec<_>>(),
+    });
+    if out.version.is_some() {
+        // Load it now rather than at the next periodic look.
+        if let Err(e) = state.refresh().await {
+            tracing::warn!(error = %e, "stored the version but could not reload yet");
+        }
+        Ok(HttpResponse::Created().json(body))
+    } else {
+        Ok(HttpResponse::Ok().json(body))
+    }
+}
+
+/// `GET /v1/grids/versions/{id}/geojson`: a version in the import format.
+pub async fn export_version(
+    state: web::Data<State>,
+    caller: Caller,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    admin(&caller)?;
+    match import::export(&state.db, id.into_inner()).await.map_err(|e| ApiError::internal(&e))? {
+        Some(text) => Ok(HttpResponse::Ok().content_type("application/geo+json").body(text)),
+        None => Err(ApiError::not_found("grid version")),
+    }
+}
+
+/// Looks for new grid versions every `assigner.refresh_ms`.
+fn spawn_refresher(state: web::Data<State>, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let every = std::time::Duration::from_millis(state.cfg.refresh_ms);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(every) => {}
+            }
+            if let Err(e) = state.refresh().await {
+                tracing::warn!(error = %e, "could not look for new grid versions; retrying");
+            }
+        }
+    })
+}
+
 pub async fn start(ctx: &Context, shutdown: CancellationToken) -> anyhow::Result<Service> {
-    let grids = Grids::load(&ctx.db, ctx.config.assigner.tolerance_m).await?;
-    tracing::info!(grids = grids.index.len(), "grid index loaded");
-    let state = web::Data::new(State { grids: RwLock::new(Arc::new(grids)) });
+    let reloads =
+        ctx.metrics.counter("grid_registry_reloads_total", "Grid registry reloads", &[])?.with_label_values(&[]);
+    let state = State::load(ctx.db.clone(), ctx.config.assigner.clone(), reloads).await?;
+    {
+        let r = state.current().map_err(anyhow::Error::msg)?;
+        let last = r.epochs.last().map(|e| e.grids.index.len()).unwrap_or(0);
+        tracing::info!(version = ?r.latest, epochs = r.epochs.len(), grids = last, "grid registry loaded");
+    }
+    let state = web::Data::new(state);
     let wake = Arc::new(Notify::new());
     let handler = Arc::new(Assigner {
         db: ctx.db.clone(),
@@ -226,11 +434,21 @@ pub async fn start(ctx: &Context, shutdown: CancellationToken) -> anyhow::Result
         assigned: ctx.metrics.counter("reports_assigned_total", "Reports assigned, by outcome", &["outcome"])?,
     });
     let tasks = vec![
+        spawn_refresher(state.clone(), shutdown.clone()),
         pipeline::spawn_relay(ctx, PRODUCER, wake, shutdown.clone()),
         pipeline::spawn_consumer(ctx, "assigner", vec![ctx.topics.report_submitted.clone()], handler, shutdown).await?,
     ];
     let routes: Routes = Arc::new(move |cfg: &mut web::ServiceConfig| {
-        cfg.app_data(state.clone()).route("/v1/grids/locate", web::get().to(locate));
+        cfg.app_data(state.clone())
+            .route("/v1/grids/locate", web::get().to(locate))
+            .service(
+                web::resource("/v1/grids/versions")
+                    // A province's grids are tens of megabytes of GeoJSON.
+                    .app_data(web::PayloadConfig::new(512 << 20))
+                    .route(web::get().to(list_versions))
+                    .route(web::post().to(import_version)),
+            )
+            .route("/v1/grids/versions/{id}/geojson", web::get().to(export_version));
     });
     Ok(Service { routes, tasks })
 }
