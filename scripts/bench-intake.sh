@@ -24,7 +24,7 @@ run() { # name batch_max
   local pid=$!
   for _ in $(seq 1 100); do grep -q "listening on" "$log" && break; sleep 0.1; done
   local url; url=$(grep -o "http://[0-9.:]*" "$log" | head -1)
-  local token; token=$($BIN/gridwork token --role grid_worker --scope 371002002004001 --user bench)
+  local token; token=$($BIN/gridwork token --role grid_worker --scope 371002003003004 --user bench)
   local out; out=$($BIN/gridwork loadgen --url "$url" --token "$token" --concurrency "$CONCURRENCY" --seconds "$SECONDS_PER_RUN" 2>/dev/null)
   local stored; stored=$(psql -qtA "$PG/$db" -c "SELECT count(*) FROM reports")
   kill "$pid"; wait "$pid" 2>/dev/null || true

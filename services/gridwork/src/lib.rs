@@ -9,6 +9,8 @@ use std::net::TcpListener;
 use gridwork_platform::{Application, Config, Context, Schema};
 use tokio_util::sync::CancellationToken;
 
+pub mod bench;
+pub mod grids;
 pub mod loadgen;
 pub mod seed;
 

@@ -62,6 +62,11 @@ enum Command {
         #[arg(long, default_value_t = 122.115)]
         lon: f64,
     },
+    /// Grid registry: synthesise, validate, import, export, benchmark.
+    Grids {
+        #[command(subcommand)]
+        command: GridsCommand,
+    },
     /// Print a token from the embedded issuer.
     Token {
         /// grid_worker, dispatcher, mediator, analyst or admin.
@@ -79,6 +84,198 @@ enum Command {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
+}
+
+#[derive(Subcommand)]
+enum GridsCommand {
+    /// Partition real county polygons into synthetic grids (a Voronoi
+    /// partition of seeded random points, clipped to each county), written
+    /// as a grid FeatureCollection ready for `grids import`.
+    Synth {
+        /// Counties to partition: codes or prefixes, comma-separated
+        /// (37 = Shandong, 3710 = Weihai, 371002 = one county).
+        #[arg(long, default_value = "3710")]
+        area: String,
+        /// Total grids, spread over the counties by area.
+        #[arg(long, default_value_t = 3000)]
+        grids: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Grids per community (about).
+        #[arg(long, default_value_t = 8)]
+        per_community: usize,
+        /// Communities per street (about).
+        #[arg(long, default_value_t = 12)]
+        per_street: usize,
+        /// Administrative boundaries (default: the shipped Shandong + Fujian file).
+        #[arg(long)]
+        boundaries: Option<PathBuf>,
+        #[arg(long, short, default_value = "grids.geojson")]
+        out: PathBuf,
+    },
+    /// Check a grid file as an import would, without a database; exits 1 on errors.
+    Validate {
+        file: PathBuf,
+        #[arg(long)]
+        boundaries: Option<PathBuf>,
+    },
+    /// Import a grid FeatureCollection as a new version.
+    Import {
+        file: PathBuf,
+        /// When the version applies (RFC 3339); default: as soon as allowed
+        /// (now + assigner.version_lead_ms + a margin).
+        #[arg(long)]
+        valid_from: Option<String>,
+        #[arg(long, default_value = "")]
+        label: String,
+        /// Counties the version covers besides those of its grids.
+        #[arg(long, value_delimiter = ',')]
+        counties: Vec<String>,
+        /// Validate against the database's counties, store nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// List the stored versions.
+    Versions {
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Write a stored version as a grid FeatureCollection.
+    Export {
+        /// Version id (default: the latest).
+        #[arg(long)]
+        version: Option<i64>,
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Benchmark lookups at province scale against PostgreSQL + PostGIS.
+    Bench {
+        #[arg(long, default_value = "37")]
+        area: String,
+        #[arg(long, default_value_t = 100_000)]
+        grids: usize,
+        /// Points per set (uniform, near edges).
+        #[arg(long, default_value_t = 1_000_000)]
+        points: usize,
+        /// Points for the per-point PostGIS queries.
+        #[arg(long, default_value_t = 20_000)]
+        per_point: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long, default_value_t = gridwork_geoindex::DEFAULT_CELLS_PER_GRID)]
+        cells_per_grid: f64,
+        /// PostgreSQL server with PostGIS (scratch databases are created and dropped).
+        #[arg(long, env = "GRIDWORK_BENCH_POSTGRES")]
+        postgres: Option<String>,
+    },
+}
+
+async fn grids_command(cli: &Cli, command: &GridsCommand) -> anyhow::Result<()> {
+    use gridwork::grids;
+    match command {
+        GridsCommand::Synth { area, grids: n, seed, per_community, per_street, boundaries, out } => {
+            grids::synth_cmd(grids::SynthArgs {
+                boundaries: boundaries.as_deref(),
+                area,
+                grids: *n,
+                seed: *seed,
+                per_community: *per_community,
+                per_street: *per_street,
+                out,
+            })?;
+        }
+        GridsCommand::Validate { file, boundaries } => {
+            if !grids::validate_cmd(file, boundaries.as_deref())? {
+                std::process::exit(1);
+            }
+        }
+        GridsCommand::Import { file, valid_from, label, counties, dry_run, data_dir } => {
+            let config = load(cli.config.as_ref(), data_dir.as_ref(), None)?;
+            let lead = config.assigner.version_lead_ms;
+            let text =
+                std::fs::read_to_string(file).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
+            let ctx = Context::connect(config, Schema::Migrate, "grids-import").await?;
+            gridwork::seed::admin_units(&ctx.db).await?;
+            let opts = gridwork_assigner::import::ImportOptions {
+                label: label.clone(),
+                valid_from: valid_from.as_deref().map(grids::parse_time).transpose()?,
+                counties: (!counties.is_empty()).then(|| counties.clone()),
+                source: file.display().to_string(),
+                created_by: std::env::var("USER").unwrap_or_else(|_| "cli".into()),
+                dry_run: *dry_run,
+            };
+            match gridwork_assigner::import::import(&ctx.db, &text, opts, lead, |l| eprintln!("import: {l}")).await {
+                Ok(out) => {
+                    for w in out.report.warnings() {
+                        println!("{w}");
+                    }
+                    match out.version {
+                        Some(v) => println!(
+                            "version {v}: {} grids in {} counties, valid from {}",
+                            out.grids,
+                            out.counties.len(),
+                            out.valid_from
+                        ),
+                        None => println!("dry run: {} grids would be valid from {}", out.grids, out.valid_from),
+                    }
+                }
+                Err(gridwork_assigner::import::ImportError::Invalid(report)) => {
+                    println!("{report}");
+                    anyhow::bail!("{}: nothing imported", file.display());
+                }
+                Err(gridwork_assigner::import::ImportError::Parse(errors)) => {
+                    for e in &errors {
+                        println!("error: {e}");
+                    }
+                    anyhow::bail!("{}: {} malformed feature(s); nothing imported", file.display(), errors.len());
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        GridsCommand::Versions { data_dir } => {
+            let config = load(cli.config.as_ref(), data_dir.as_ref(), None)?;
+            let ctx = Context::connect(config, Schema::RequireCurrent, "grids-versions").await?;
+            for v in gridwork_storage::grids::versions(&ctx.db).await? {
+                println!(
+                    "{:>5}  valid from {}  {:>7} grids  counties {}  {:?} (from {}, by {})",
+                    v.id, v.valid_from, v.grids, v.counties, v.label, v.source, v.created_by
+                );
+            }
+        }
+        GridsCommand::Export { version, out, data_dir } => {
+            let config = load(cli.config.as_ref(), data_dir.as_ref(), None)?;
+            let ctx = Context::connect(config, Schema::RequireCurrent, "grids-export").await?;
+            let id = match version {
+                Some(v) => *v,
+                None => gridwork_storage::grids::latest_id(&ctx.db)
+                    .await?
+                    .ok_or_else(|| anyhow::anyhow!("no grid versions stored"))?,
+            };
+            let text = gridwork_assigner::import::export(&ctx.db, id)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("grid version {id} not found"))?;
+            let path = out.clone().unwrap_or_else(|| grids::export_path(id));
+            std::fs::write(&path, text)?;
+            println!("version {id} written to {}", path.display());
+        }
+        GridsCommand::Bench { area, grids: n, points, per_point, seed, cells_per_grid, postgres } => {
+            gridwork::bench::run(gridwork::bench::BenchArgs {
+                area: area.clone(),
+                grids: *n,
+                points: *points,
+                per_point: *per_point,
+                seed: *seed,
+                cells_per_grid: *cells_per_grid,
+                postgres: postgres.clone(),
+            })
+            .await?;
+        }
+    }
+    Ok(())
 }
 
 fn load(cli_config: Option<&PathBuf>, data_dir: Option<&PathBuf>, listen: Option<&String>) -> anyhow::Result<Config> {
@@ -108,7 +305,8 @@ async fn main() -> anyhow::Result<()> {
             gridwork_platform::telemetry::init(&config.log.format);
             let url = config.database.url.clone();
             let ctx = Context::connect(config, Schema::Migrate, "migrate").await?;
-            println!("database {url} is up to date");
+            let added = gridwork::seed::admin_units(&ctx.db).await?;
+            println!("database {url} is up to date ({added} administrative units added)");
             if *demo {
                 let d = gridwork::seed::seed_if_empty(&ctx.db).await?;
                 println!("demo city {}: {} grids (demo point in grid {})", d.city, d.grids, d.demo_grid);
@@ -134,6 +332,7 @@ async fn main() -> anyhow::Result<()> {
                 r.created, r.errors, r.seconds, r.reports_per_second, r.p50_ms, r.p99_ms
             );
         }
+        Command::Grids { command } => grids_command(&cli, command).await?,
         Command::Token { role, scope, user, ttl, data_dir } => {
             let config = load(cli.config.as_ref(), data_dir.as_ref(), None)?;
             let role: Role = role.parse().map_err(|e: String| anyhow::anyhow!(e))?;

@@ -8,15 +8,19 @@ use gridwork_domain::routing::{RoutingTable, Taxonomy};
 use gridwork_geoindex::geojson_io::{self, geometry_to_string};
 use gridwork_geoindex::synth::{self, SynthParams};
 use gridwork_geoindex::{Area, GridIndex, Located};
-use gridwork_storage::entity::{category, centre, grid, routing_table, unit, user};
-use sea_orm::{ActiveModelTrait, DatabaseConnection, EntityTrait, IntoActiveModel, PaginatorTrait, TransactionTrait};
+use gridwork_storage::entity::{category, centre, grid_version, routing_table, unit, user};
+use gridwork_storage::grids::{GridRow, NewVersion};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter,
+    QuerySelect, TransactionTrait,
+};
 
 pub const BOUNDARIES: &str = include_str!("../../../data/weihai-boundaries.geojson");
 pub const CATEGORIES: &str = include_str!("../../../data/categories.json");
 pub const ROUTING: &str = include_str!("../../../data/routing-rules.json");
 
-/// Roughly how many grids the demo city gets, shared among its counties by area.
-pub const DEMO_GRIDS: usize = 320;
+/// How many grids the demo city gets, shared among its counties by area.
+pub const DEMO_GRIDS: usize = 439;
 pub const SEED: u64 = 20_261_122;
 /// Weihai city centre (环翠区), WGS-84: the demo grid worker's grid contains it.
 pub const DEMO_POINT: (f64, f64) = (37.5095, 122.1150);
@@ -46,16 +50,9 @@ fn hash(password: &str, salt: &str) -> anyhow::Result<String> {
 pub async fn seed_if_empty(db: &DatabaseConnection) -> anyhow::Result<Demo> {
     let boundaries = geojson_io::parse_boundaries(BOUNDARIES)?;
     let city = boundaries.iter().find(|b| b.level == "city").ok_or_else(|| anyhow::anyhow!("no city in demo data"))?;
-    let counties: Vec<_> = boundaries.iter().filter(|b| b.level == "county").collect();
-    let total_area: f64 = counties.iter().map(|c| geo::Area::unsigned_area(&c.geometry)).sum();
-
-    let mut all = Vec::new();
-    for c in &counties {
-        let share = geo::Area::unsigned_area(&c.geometry) / total_area;
-        let n = ((DEMO_GRIDS as f64) * share).round().max(4.0) as usize;
-        let params = SynthParams { grids: n, community_side: 2, street_side: 2, seed: SEED };
-        all.extend(synth::partition_county(&c.adcode, &c.name, &c.geometry, params));
-    }
+    let counties: Vec<_> = boundaries.iter().filter(|b| b.level == "county").cloned().collect();
+    let params = SynthParams { grids_per_community: 4, communities_per_street: 3, seed: SEED };
+    let all = synth::partition_counties(&counties, DEMO_GRIDS, params)?;
     let index = GridIndex::new(
         all.iter().map(|g| Area { code: g.code.clone(), geometry: g.geometry.clone() }).collect(),
         vec![],
@@ -95,40 +92,29 @@ pub async fn seed_if_empty(db: &DatabaseConnection) -> anyhow::Result<Demo> {
         demo_centre,
         demo_point,
     };
-    if grid::Entity::find().count(db).await? > 0 {
+    admin_units(db).await?;
+    if grid_version::Entity::find().count(db).await? > 0 {
         return Ok(demo);
     }
     tracing::info!(grids = all.len(), "seeding the demo city");
     let txn = db.begin().await?;
     let epoch = Utc.with_ymd_and_hms(2020, 1, 1, 0, 0, 0).single().unwrap_or_else(Utc::now);
-    let units = std::iter::once(unit::Model {
-        code: city.adcode.clone(),
-        name: city.name.clone(),
-        level: "city".into(),
-        parent: city.parent.clone(),
-        geometry: None,
-    })
-    .chain(counties.iter().map(|c| unit::Model {
-        code: c.adcode.clone(),
-        name: c.name.clone(),
-        level: "county".into(),
-        parent: c.parent.clone(),
-        geometry: Some(geometry_to_string(&c.geometry)),
-    }))
-    .chain(streets.iter().map(|(code, (name, county))| unit::Model {
-        code: code.clone(),
-        name: name.clone(),
-        level: "street".into(),
-        parent: Some(county.clone()),
-        geometry: None,
-    }))
-    .chain(communities.iter().map(|(code, (name, street))| unit::Model {
-        code: code.clone(),
-        name: name.clone(),
-        level: "community".into(),
-        parent: Some(street.clone()),
-        geometry: None,
-    }));
+    // The city and its counties are among the administrative units already.
+    let units = std::iter::empty()
+        .chain(streets.iter().map(|(code, (name, county))| unit::Model {
+            code: code.clone(),
+            name: name.clone(),
+            level: "street".into(),
+            parent: Some(county.clone()),
+            geometry: None,
+        }))
+        .chain(communities.iter().map(|(code, (name, street))| unit::Model {
+            code: code.clone(),
+            name: name.clone(),
+            level: "community".into(),
+            parent: Some(street.clone()),
+            geometry: None,
+        }));
     for u in units {
         u.into_active_model().reset_all().insert(&txn).await?;
     }
@@ -153,21 +139,24 @@ pub async fn seed_if_empty(db: &DatabaseConnection) -> anyhow::Result<Demo> {
     for c in centres {
         c.into_active_model().reset_all().insert(&txn).await?;
     }
-    for g in &all {
-        grid::Model {
+    let rows = all
+        .iter()
+        .map(|g| GridRow {
             code: g.code.clone(),
             name: g.name.clone(),
             community: g.community.clone(),
             centre: g.street.clone(),
             geometry: geometry_to_string(&g.geometry),
-            valid_from: epoch,
-            valid_to: None,
-        }
-        .into_active_model()
-        .reset_all()
-        .insert(&txn)
-        .await?;
-    }
+        })
+        .collect();
+    let version = NewVersion {
+        label: "demo city".into(),
+        valid_from: epoch,
+        counties: counties.iter().map(|c| c.adcode.clone()).collect(),
+        source: "gridwork up (synthetic)".into(),
+        created_by: "seed".into(),
+    };
+    gridwork_storage::grids::insert_version_in(&txn, version, rows, |_| {}).await?;
     let taxonomy: Taxonomy = serde_json::from_str(CATEGORIES)?;
     for c in &taxonomy.categories {
         category::Model {
@@ -209,4 +198,36 @@ pub async fn seed_if_empty(db: &DatabaseConnection) -> anyhow::Result<Demo> {
     }
     txn.commit().await?;
     Ok(demo)
+}
+
+/// The administrative boundaries shipped in `data/` (Shandong and Fujian:
+/// provinces, cities, counties), as units, each added once: counties with
+/// their boundary, which the assigner and grid imports use.
+pub async fn admin_units(db: &DatabaseConnection) -> anyhow::Result<usize> {
+    let known: std::collections::HashSet<String> = unit::Entity::find()
+        .select_only()
+        .column(unit::Column::Code)
+        .filter(unit::Column::Level.is_in(["province", "city", "county"]))
+        .into_tuple::<String>()
+        .all(db)
+        .await?
+        .into_iter()
+        .collect();
+    let all = crate::grids::boundaries(None)?;
+    let txn = db.begin().await?;
+    let mut added = 0;
+    for b in all.into_iter().filter(|b| !known.contains(&b.adcode)) {
+        let geometry = (b.level == "county").then(|| geometry_to_string(&b.geometry));
+        unit::Model { code: b.adcode, name: b.name, level: b.level, parent: b.parent, geometry }
+            .into_active_model()
+            .reset_all()
+            .insert(&txn)
+            .await?;
+        added += 1;
+    }
+    txn.commit().await?;
+    if added > 0 {
+        tracing::info!(units = added, "administrative units added");
+    }
+    Ok(added)
 }
