@@ -88,7 +88,7 @@ pub struct MemoryUse {
 }
 
 /// Default resolution: raster cells per grid bounding box.
-pub const DEFAULT_CELLS_PER_GRID: f64 = 16.0;
+pub const DEFAULT_CELLS_PER_GRID: f64 = 32.0;
 
 /// An immutable index of grids and counties.
 ///

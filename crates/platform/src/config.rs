@@ -202,7 +202,7 @@ impl Default for Intake {
 }
 impl Default for Assigner {
     fn default() -> Self {
-        Assigner { tolerance_m: 200.0, refresh_ms: 5_000, version_lead_ms: 60_000, max_epochs: 8, cells_per_grid: 16.0 }
+        Assigner { tolerance_m: 200.0, refresh_ms: 5_000, version_lead_ms: 60_000, max_epochs: 8, cells_per_grid: 32.0 }
     }
 }
 impl Default for Mediation {
