@@ -145,6 +145,9 @@ async fn load_view(state: &State, id: &str) -> Result<Option<ReportView>, Intake
     };
     let events = report_event::Entity::find()
         .filter(report_event::Column::ReportId.eq(id))
+        // In the order the pipeline recorded the steps: events of different
+        // topics may reach intake in either order.
+        .order_by_asc(report_event::Column::At)
         .order_by_asc(report_event::Column::Id)
         .all(&state.db)
         .await?;
@@ -368,6 +371,9 @@ pub async fn my_reports(
     let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
     let events = report_event::Entity::find()
         .filter(report_event::Column::ReportId.is_in(ids))
+        // In the order the pipeline recorded the steps: events of different
+        // topics may reach intake in either order.
+        .order_by_asc(report_event::Column::At)
         .order_by_asc(report_event::Column::Id)
         .all(&state.db)
         .await?;

@@ -99,8 +99,11 @@ impl Handler for StatusFollower {
         let mut m = current.clone().into_active_model();
         update(&mut m, &current);
         m.updated_at = Set(now);
-        let status = match &m.status {
-            sea_orm::ActiveValue::Set(s) => s.clone(),
+        // The step this event records: an assignment is "assigned" even when
+        // the case's first event (another topic) arrived first.
+        let status = match (&event.payload, &m.status) {
+            (Payload::ReportAssigned(_), _) => ReportStatus::Assigned.as_str().to_owned(),
+            (_, sea_orm::ActiveValue::Set(s)) => s.clone(),
             _ => current.status.clone(),
         };
         m.update(&txn).await.map_err(retryable)?;
