@@ -102,7 +102,7 @@ CONFIG = {
     "auth": {"issuer": str, "audience": str, "signing_key_file": str,
              "token_ttl_secs": int, "leeway_secs": int},
     "intake": {"batch_max": int, "batch_wait_ms": int, "rate_limit_per_minute": int},
-    "assigner": {"tolerance_m": float},
+    "assigner": {"tolerance_m": float, "refresh_ms": int, "version_lead_ms": int, "max_epochs": int, "cells_per_grid": float},
     "mediation": {"lease_minutes": int},
     "kpi": {"fcr_window_days": int},
     "petition": {"key_file": str},
