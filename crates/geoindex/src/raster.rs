@@ -73,12 +73,7 @@ pub enum County<'a> {
 
 #[derive(Debug, Clone, Default)]
 pub struct Raster {
-    x0: f64,
-    y0: f64,
-    dx: f64,
-    dy: f64,
-    nx: usize,
-    ny: usize,
+    frame: Frame,
     cells: Vec<u64>,
     /// Candidate lists: `[len, item…]`.
     lists: Vec<u32>,
@@ -95,6 +90,8 @@ pub struct RasterStats {
     pub list_entries: usize,
 }
 
+/// Where the cells lie: origin, cell size and count.
+#[derive(Debug, Clone, Default)]
 struct Frame {
     x0: f64,
     y0: f64,
@@ -378,19 +375,20 @@ impl Raster {
         }
         drop(occupied);
         lists.shrink_to_fit();
-        Raster { x0: frame.x0, y0: frame.y0, dx, dy, nx, ny, cells, lists }
+        Raster { frame, cells, lists }
     }
 
     /// What the cell of (x, y) says.
     #[inline]
     pub fn cell(&self, x: f64, y: f64) -> Cell<'_> {
-        let (fx, fy) = ((x - self.x0) / self.dx, (y - self.y0) / self.dy);
+        let f = &self.frame;
+        let (fx, fy) = ((x - f.x0) / f.dx, (y - f.y0) / f.dy);
         // Also false for NaN.
-        if !(fx >= 0.0 && fy >= 0.0 && fx < self.nx as f64 && fy < self.ny as f64) {
+        if !(fx >= 0.0 && fy >= 0.0 && fx < f.nx as f64 && fy < f.ny as f64) {
             return Cell::OffRaster;
         }
         let (c, r) = (fx as usize, fy as usize);
-        let v = self.cells[r * self.nx + c];
+        let v = self.cells[r * f.nx + c];
         let val = v as u32;
         let tag = v >> SHIFT;
         let county = match tag & !T_NEAR {

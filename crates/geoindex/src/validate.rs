@@ -1217,20 +1217,24 @@ mod tests {
         assert!(r.to_string().contains("grids 371002001001001 and 371002001001002 overlap by"), "{r}");
     }
 
+    /// The areas of the overlaps a report names.
+    fn overlap_areas(r: &Report) -> Vec<f64> {
+        r.problems
+            .iter()
+            .filter_map(|p| match &p.finding {
+                Finding::Overlap { area_m2, .. } => Some(*area_m2),
+                _ => None,
+            })
+            .collect()
+    }
+
     #[test]
     fn identical_geometry_under_two_codes_overlaps_fully() {
         let r = validate(
             &[grid("371002001001001", cell(0.0, 0.0)), grid("371002001001002", cell(0.0, 0.0))],
             &county(1.0, 1.0),
         );
-        let areas: Vec<f64> = r
-            .problems
-            .iter()
-            .filter_map(|p| match &p.finding {
-                Finding::Overlap { area_m2, .. } => Some(*area_m2),
-                _ => None,
-            })
-            .collect();
+        let areas = overlap_areas(&r);
         assert_eq!(areas.len(), 1, "{r}");
         close(areas[0], area_m2(&cell(0.0, 0.0)), 1e-6);
         close(areas[0], hand_area(D, D, Y + 0.5 * D), 0.01);
@@ -1249,14 +1253,7 @@ mod tests {
             &[grid("371002001001001", cell(0.0, 0.0)), grid("371002001001002", inner.clone())],
             &county(1.0, 1.0),
         );
-        let areas: Vec<f64> = r
-            .problems
-            .iter()
-            .filter_map(|p| match &p.finding {
-                Finding::Overlap { area_m2, .. } => Some(*area_m2),
-                _ => None,
-            })
-            .collect();
+        let areas = overlap_areas(&r);
         assert_eq!(areas.len(), 1, "{r}");
         close(areas[0], area_m2(&inner), 1e-6);
         // Inside and sharing a corner and two edge stretches.

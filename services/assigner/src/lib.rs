@@ -309,8 +309,12 @@ fn import_error(e: import::ImportError) -> ApiError {
     use actix_web::http::StatusCode;
     use import::ImportError as E;
     match e {
-        E::Parse(errors) => ApiError::bad_request("invalid_geojson", e_msg(&E::Parse(vec![])), "网格文件格式错误")
-            .with_details(errors.iter().map(|e| e.to_string()).collect()),
+        E::Parse(errors) => ApiError::bad_request(
+            "invalid_geojson",
+            "the body is not a valid grid FeatureCollection; see details",
+            "网格文件格式错误",
+        )
+        .with_details(errors.iter().map(|e| e.to_string()).collect()),
         E::Invalid(report) => ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_grids",
@@ -337,13 +341,6 @@ fn import_error(e: import::ImportError) -> ApiError {
             "写入超时，请改用更晚的生效时间",
         ),
         E::Storage(e) => ApiError::internal(&e),
-    }
-}
-
-fn e_msg(e: &import::ImportError) -> String {
-    match e {
-        import::ImportError::Parse(_) => "the body is not a valid grid FeatureCollection; see details".into(),
-        other => other.to_string(),
     }
 }
 
