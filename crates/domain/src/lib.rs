@@ -7,6 +7,7 @@
 //! the edges.
 
 pub mod auth;
+pub mod calendar;
 pub mod case;
 pub mod codes;
 pub mod kpi;
