@@ -67,9 +67,28 @@ pub struct Actor {
     pub role: Role,
     /// Administrative code the caller acts in ("" = everywhere, admin only).
     pub scope: String,
+    /// A mediator's channel (`people_mediation`, …): they see and act only
+    /// in that queue. `None` for every other role.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
 }
 
 impl Actor {
+    /// A caller without a channel (every role but mediator).
+    pub fn new(id: impl Into<String>, role: Role, scope: impl Into<String>) -> Self {
+        Actor { id: id.into(), role, scope: scope.into(), channel: None }
+    }
+
+    /// Whether this caller may see and act on a case in `channel`: a
+    /// mediator only in their own channel (or a case that channel assists
+    /// in, see `in_channels`), everyone else in every channel.
+    pub fn covers_channel<'a>(&self, mut channels: impl Iterator<Item = &'a str>) -> bool {
+        match self.role {
+            Role::Mediator => self.channel.as_deref().is_some_and(|mine| channels.any(|c| c == mine)),
+            _ => true,
+        }
+    }
+
     /// Whether this caller may see and act on things located at `code`.
     pub fn covers(&self, code: &str) -> bool {
         self.role == Role::Admin || (!self.scope.is_empty() && codes::covers(&self.scope, code))
@@ -87,15 +106,15 @@ mod tests {
 
     #[test]
     fn scope_checks() {
-        let d = Actor { id: "d".into(), role: Role::Dispatcher, scope: "371002001".into() };
+        let d = Actor { id: "d".into(), role: Role::Dispatcher, scope: "371002001".into(), channel: None };
         assert!(d.covers("371002001"));
         assert!(d.covers("371002001002003"));
         assert!(!d.covers("371002002"));
-        let county = Actor { id: "c".into(), role: Role::Dispatcher, scope: "371002".into() };
+        let county = Actor { id: "c".into(), role: Role::Dispatcher, scope: "371002".into(), channel: None };
         assert!(county.covers("371002001"));
-        let admin = Actor { id: "a".into(), role: Role::Admin, scope: String::new() };
+        let admin = Actor { id: "a".into(), role: Role::Admin, scope: String::new(), channel: None };
         assert!(admin.covers("350000"));
-        let nobody = Actor { id: "n".into(), role: Role::Analyst, scope: String::new() };
+        let nobody = Actor { id: "n".into(), role: Role::Analyst, scope: String::new(), channel: None };
         assert!(!nobody.covers("371002"));
         assert_eq!("dispatcher".parse::<Role>(), Ok(Role::Dispatcher));
         assert!("boss".parse::<Role>().is_err());

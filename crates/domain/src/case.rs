@@ -8,7 +8,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::auth::Actor;
+use crate::auth::{Actor, Role};
 use crate::codes::Hierarchy;
 use crate::petition::PetitionInfo;
 use crate::report::Urgency;
@@ -89,23 +89,34 @@ pub type Priority = u8;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CaseStatus {
+    /// In a queue, not yet accepted (受理) there: new, transferred or escalated.
     Created,
+    /// 受理: accepted, waiting to be claimed.
     Accepted,
+    /// Refused with a reason (terminal).
     Rejected,
+    /// 签收: held by one worker under a lease.
     Claimed,
+    /// Being worked by its holder.
     InProgress,
+    /// Paused (中止); the SLA clock stops until it resumes.
+    Suspended,
+    /// Outcome recorded.
     Resolved,
+    /// 核查: the outcome was checked.
     Verified,
+    /// 结案
     Closed,
 }
 
 impl CaseStatus {
-    pub const ALL: [CaseStatus; 8] = [
+    pub const ALL: [CaseStatus; 9] = [
         CaseStatus::Created,
         CaseStatus::Accepted,
         CaseStatus::Rejected,
         CaseStatus::Claimed,
         CaseStatus::InProgress,
+        CaseStatus::Suspended,
         CaseStatus::Resolved,
         CaseStatus::Verified,
         CaseStatus::Closed,
@@ -118,6 +129,7 @@ impl CaseStatus {
             CaseStatus::Rejected => "rejected",
             CaseStatus::Claimed => "claimed",
             CaseStatus::InProgress => "in_progress",
+            CaseStatus::Suspended => "suspended",
             CaseStatus::Resolved => "resolved",
             CaseStatus::Verified => "verified",
             CaseStatus::Closed => "closed",
@@ -131,6 +143,12 @@ impl CaseStatus {
     /// Whether the case is still being worked (counts as backlog).
     pub fn is_open(self) -> bool {
         !matches!(self, CaseStatus::Rejected | CaseStatus::Closed)
+    }
+
+    /// Whether the case's clocks run: open, not suspended and not yet
+    /// resolved.
+    pub fn clock_runs(self) -> bool {
+        matches!(self, CaseStatus::Created | CaseStatus::Accepted | CaseStatus::Claimed | CaseStatus::InProgress)
     }
 }
 
@@ -214,14 +232,32 @@ pub enum CaseAction {
     Release,
     /// Start working a claimed case.
     Start,
+    /// Move the case to another channel and/or centre, with a reason. It
+    /// arrives there unaccepted and unclaimed.
+    Transfer { channel: Option<Channel>, centre: Option<String>, reason: String },
+    /// 联合调处: the case's channel leads; `channels` assist. An empty list
+    /// ends joint handling.
+    Joint { channels: Vec<Channel>, reason: String },
+    /// 上行: hand the case up to the county centre.
+    Escalate { reason: String },
+    /// Pause the case (the SLA clock stops).
+    Suspend { reason: String },
+    /// Continue a suspended case where it was; its clocks are pushed back by
+    /// the time it was suspended.
+    Resume,
     /// Record the outcome.
     Resolve { outcome: Outcome, note: Option<String> },
     /// 核查
     Verify,
     /// 结案
     Close,
+    /// Take a resolved or closed case up again; it goes back to its queue.
+    Reopen { reason: String },
     /// 回访 with the party's satisfaction.
     Callback { satisfaction: Satisfaction },
+    /// An approved extension of a petition's close-out deadline (延期),
+    /// computed by the caller from the statutory rules; allowed once.
+    Extend { due_at: DateTime<Utc>, reason: String },
 }
 
 impl CaseAction {
@@ -232,10 +268,32 @@ impl CaseAction {
             CaseAction::Claim => "claim",
             CaseAction::Release => "release",
             CaseAction::Start => "start",
+            CaseAction::Transfer { .. } => "transfer",
+            CaseAction::Joint { .. } => "joint",
+            CaseAction::Escalate { .. } => "escalate",
+            CaseAction::Suspend { .. } => "suspend",
+            CaseAction::Resume => "resume",
             CaseAction::Resolve { .. } => "resolve",
             CaseAction::Verify => "verify",
             CaseAction::Close => "close",
+            CaseAction::Reopen { .. } => "reopen",
             CaseAction::Callback { .. } => "callback",
+            CaseAction::Extend { .. } => "extend",
+        }
+    }
+
+    /// The reason given with the action, if it takes one.
+    pub fn reason(&self) -> Option<&str> {
+        match self {
+            CaseAction::Reject { reason }
+            | CaseAction::Transfer { reason, .. }
+            | CaseAction::Joint { reason, .. }
+            | CaseAction::Escalate { reason }
+            | CaseAction::Suspend { reason }
+            | CaseAction::Reopen { reason }
+            | CaseAction::Extend { reason, .. } => Some(reason),
+            CaseAction::Resolve { note, .. } => note.as_deref(),
+            _ => None,
         }
     }
 }
@@ -250,24 +308,50 @@ pub enum CaseEventKind {
     Claimed,
     Released,
     Started,
+    Transferred,
+    JointHandling,
+    Escalated,
+    Suspended,
+    Resumed,
     Resolved,
     Verified,
     Closed,
+    Reopened,
     CallbackRecorded,
+    Extended,
+    /// Another report of the same incident was linked to the case.
+    ReportLinked,
+    /// A wrongly linked report was split off into a case of its own.
+    ReportSplit,
+    /// 督办: the case is near its deadline.
+    SupervisionNearDue,
+    /// 督办: the case is past its deadline.
+    SupervisionOverdue,
 }
 
 impl CaseEventKind {
-    pub const ALL: [CaseEventKind; 10] = [
+    pub const ALL: [CaseEventKind; 21] = [
         CaseEventKind::Created,
         CaseEventKind::Accepted,
         CaseEventKind::Rejected,
         CaseEventKind::Claimed,
         CaseEventKind::Released,
         CaseEventKind::Started,
+        CaseEventKind::Transferred,
+        CaseEventKind::JointHandling,
+        CaseEventKind::Escalated,
+        CaseEventKind::Suspended,
+        CaseEventKind::Resumed,
         CaseEventKind::Resolved,
         CaseEventKind::Verified,
         CaseEventKind::Closed,
+        CaseEventKind::Reopened,
         CaseEventKind::CallbackRecorded,
+        CaseEventKind::Extended,
+        CaseEventKind::ReportLinked,
+        CaseEventKind::ReportSplit,
+        CaseEventKind::SupervisionNearDue,
+        CaseEventKind::SupervisionOverdue,
     ];
     pub fn as_str(self) -> &'static str {
         match self {
@@ -277,10 +361,21 @@ impl CaseEventKind {
             CaseEventKind::Claimed => "claimed",
             CaseEventKind::Released => "released",
             CaseEventKind::Started => "started",
+            CaseEventKind::Transferred => "transferred",
+            CaseEventKind::JointHandling => "joint_handling",
+            CaseEventKind::Escalated => "escalated",
+            CaseEventKind::Suspended => "suspended",
+            CaseEventKind::Resumed => "resumed",
             CaseEventKind::Resolved => "resolved",
             CaseEventKind::Verified => "verified",
             CaseEventKind::Closed => "closed",
+            CaseEventKind::Reopened => "reopened",
             CaseEventKind::CallbackRecorded => "callback_recorded",
+            CaseEventKind::Extended => "extended",
+            CaseEventKind::ReportLinked => "report_linked",
+            CaseEventKind::ReportSplit => "report_split",
+            CaseEventKind::SupervisionNearDue => "supervision_near_due",
+            CaseEventKind::SupervisionOverdue => "supervision_overdue",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
@@ -309,6 +404,9 @@ pub enum TransitionError {
     MissingReason(&'static str),
     #[error("a callback was already recorded")]
     CallbackAlreadyRecorded,
+    /// The action's arguments do not make sense for this case.
+    #[error("{0}")]
+    Invalid(String),
 }
 
 /// A case: one or more reports in one channel queue of one centre.
@@ -317,9 +415,12 @@ pub struct Case {
     pub id: Uuid,
     pub report_id: Uuid,
     /// The centre whose queue holds the case (street centre code, or a county
-    /// code for triage).
+    /// code for triage and escalated cases).
     pub centre: String,
+    /// The queue holding the case; the lead channel in joint handling.
     pub channel: Channel,
+    /// Channels assisting in joint handling (联合调处), never the lead.
+    pub joint: Vec<Channel>,
     pub priority: Priority,
     pub category: String,
     pub urgency: Urgency,
@@ -327,11 +428,19 @@ pub struct Case {
     pub status: CaseStatus,
     pub claimed_by: Option<String>,
     pub lease_until: Option<DateTime<Utc>>,
+    /// The status a suspended case returns to, and since when.
+    pub suspended_from: Option<CaseStatus>,
+    pub suspended_at: Option<DateTime<Utc>>,
     pub outcome: Option<Outcome>,
     pub satisfaction: Option<Satisfaction>,
     pub petition: Option<PetitionInfo>,
     pub created_at: DateTime<Utc>,
+    /// Close-out deadline (SLA, or the petition's statutory 60 days).
     pub due_at: DateTime<Utc>,
+    /// Acceptance deadline (a petition's 15 days), if any.
+    pub accept_due_at: Option<DateTime<Utc>>,
+    /// Whether the close-out deadline was extended (petitions, once).
+    pub extended: bool,
     pub version: i64,
 }
 
@@ -348,13 +457,34 @@ impl Case {
     ) -> Result<Vec<Step>, TransitionError> {
         use CaseStatus as S;
         let illegal = || TransitionError::IllegalTransition { state: self.status.as_str(), action: action.name() };
+        // A live lease held by someone else stops the action.
         let holder_ok = |c: &Case| match (&c.claimed_by, c.lease_until) {
             (Some(h), Some(until)) if h != &actor.id && until > now => {
                 Err(TransitionError::ClaimedByAnother { holder: h.clone(), until })
             }
             _ => Ok(()),
         };
+        // Dispatchers (and admins) may move or pause a case someone else
+        // holds; a mediator may not.
+        let holder_or_dispatcher = |c: &Case| {
+            if matches!(actor.role, Role::Dispatcher | Role::Admin) {
+                Ok(())
+            } else {
+                holder_ok(c)
+            }
+        };
+        let need_reason = |reason: &str, what: &'static str| {
+            if reason.trim().is_empty() {
+                Err(TransitionError::MissingReason(what))
+            } else {
+                Ok(())
+            }
+        };
         let mut next = self.clone();
+        let unclaim = |n: &mut Case| {
+            n.claimed_by = None;
+            n.lease_until = None;
+        };
         let events = match action {
             CaseAction::Accept => match self.status {
                 S::Created => {
@@ -365,9 +495,7 @@ impl Case {
             },
             CaseAction::Reject { reason } => match self.status {
                 S::Created | S::Accepted => {
-                    if reason.trim().is_empty() {
-                        return Err(TransitionError::MissingReason("a rejection needs a reason"));
-                    }
+                    need_reason(reason, "a rejection needs a reason")?;
                     next.status = S::Rejected;
                     vec![CaseEventKind::Rejected]
                 }
@@ -382,11 +510,7 @@ impl Case {
                     S::Claimed | S::InProgress => holder_ok(self)?,
                     _ => return Err(illegal()),
                 }
-                if matches!(self.status, S::Claimed | S::InProgress) && self.claimed_by.as_deref() == Some(&actor.id) {
-                    // Renewing one's own lease.
-                } else if matches!(self.status, S::InProgress) {
-                    next.status = S::InProgress;
-                } else {
+                if matches!(self.status, S::Created | S::Accepted) {
                     next.status = S::Claimed;
                 }
                 next.claimed_by = Some(actor.id.clone());
@@ -398,8 +522,7 @@ impl Case {
                 S::Claimed | S::InProgress => {
                     holder_ok(self)?;
                     next.status = S::Accepted;
-                    next.claimed_by = None;
-                    next.lease_until = None;
+                    unclaim(&mut next);
                     vec![CaseEventKind::Released]
                 }
                 _ => return Err(illegal()),
@@ -412,12 +535,105 @@ impl Case {
                 }
                 _ => return Err(illegal()),
             },
+            CaseAction::Transfer { channel, centre, reason } => match self.status {
+                S::Created | S::Accepted | S::Claimed | S::InProgress => {
+                    holder_or_dispatcher(self)?;
+                    need_reason(reason, "a transfer needs a reason")?;
+                    let to_channel = channel.unwrap_or(self.channel);
+                    let to_centre = centre.clone().unwrap_or_else(|| self.centre.clone());
+                    if to_channel == self.channel && to_centre == self.centre {
+                        return Err(TransitionError::Invalid(
+                            "a transfer must name another channel or another centre".into(),
+                        ));
+                    }
+                    if to_channel == Channel::Triage {
+                        return Err(TransitionError::Invalid("cases cannot be transferred into triage".into()));
+                    }
+                    next.channel = to_channel;
+                    next.centre = to_centre;
+                    next.joint.retain(|c| *c != to_channel);
+                    next.status = S::Created;
+                    unclaim(&mut next);
+                    vec![CaseEventKind::Transferred]
+                }
+                _ => return Err(illegal()),
+            },
+            CaseAction::Joint { channels, reason } => match self.status {
+                S::Accepted | S::Claimed | S::InProgress => {
+                    holder_or_dispatcher(self)?;
+                    need_reason(reason, "joint handling needs a reason")?;
+                    let mut set = channels.clone();
+                    set.sort();
+                    set.dedup();
+                    if set.len() != channels.len() {
+                        return Err(TransitionError::Invalid("a channel is listed twice".into()));
+                    }
+                    if set.contains(&self.channel) {
+                        return Err(TransitionError::Invalid(format!(
+                            "{} leads the case; list only the assisting channels",
+                            self.channel.as_str()
+                        )));
+                    }
+                    if set.contains(&Channel::Triage) {
+                        return Err(TransitionError::Invalid("triage cannot take part in joint handling".into()));
+                    }
+                    next.joint = set;
+                    vec![CaseEventKind::JointHandling]
+                }
+                _ => return Err(illegal()),
+            },
+            CaseAction::Escalate { reason } => match self.status {
+                S::Created | S::Accepted | S::Claimed | S::InProgress => {
+                    holder_or_dispatcher(self)?;
+                    need_reason(reason, "an escalation needs a reason")?;
+                    if self.hierarchy.county.is_empty() || self.centre == self.hierarchy.county {
+                        return Err(TransitionError::Invalid(
+                            "the case is already with the county centre; transfer it instead".into(),
+                        ));
+                    }
+                    next.centre = self.hierarchy.county.clone();
+                    next.status = S::Created;
+                    next.joint.clear();
+                    unclaim(&mut next);
+                    vec![CaseEventKind::Escalated]
+                }
+                _ => return Err(illegal()),
+            },
+            CaseAction::Suspend { reason } => match self.status {
+                S::Accepted | S::Claimed | S::InProgress => {
+                    holder_or_dispatcher(self)?;
+                    need_reason(reason, "a suspension needs a reason")?;
+                    next.suspended_from = Some(self.status);
+                    next.suspended_at = Some(now);
+                    next.status = S::Suspended;
+                    vec![CaseEventKind::Suspended]
+                }
+                _ => return Err(illegal()),
+            },
+            CaseAction::Resume => match (self.status, self.suspended_from, self.suspended_at) {
+                (S::Suspended, Some(from), Some(at)) => {
+                    holder_or_dispatcher(self)?;
+                    let paused = (now - at).max(Duration::zero());
+                    next.due_at = self.due_at + paused;
+                    next.accept_due_at = self.accept_due_at.map(|d| d + paused);
+                    next.status = from;
+                    if matches!(from, S::Claimed | S::InProgress) {
+                        // The holder keeps the case with a fresh lease.
+                        next.lease_until = Some(now + lease);
+                    }
+                    next.suspended_from = None;
+                    next.suspended_at = None;
+                    vec![CaseEventKind::Resumed]
+                }
+                _ => return Err(illegal()),
+            },
             CaseAction::Resolve { outcome, .. } => match self.status {
                 S::Claimed | S::InProgress => {
                     holder_ok(self)?;
                     next.status = S::Resolved;
                     next.outcome = Some(*outcome);
-                    next.lease_until = None;
+                    // The resolver is on the timeline; the queue is free again.
+                    unclaim(&mut next);
                     vec![CaseEventKind::Resolved]
                 }
                 _ => return Err(illegal()),
@@ -430,9 +646,20 @@ impl Case {
                 _ => return Err(illegal()),
             },
             CaseAction::Close => match self.status {
-                S::Resolved | S::Verified => {
+                S::Resolved | S::Verified if self.outcome.is_some() => {
                     next.status = S::Closed;
                     vec![CaseEventKind::Closed]
+                }
+                _ => return Err(illegal()),
+            },
+            CaseAction::Reopen { reason } => match self.status {
+                S::Resolved | S::Verified | S::Closed => {
+                    need_reason(reason, "reopening needs a reason")?;
+                    next.status = S::Accepted;
+                    next.outcome = None;
+                    next.satisfaction = None;
+                    unclaim(&mut next);
+                    vec![CaseEventKind::Reopened]
                 }
                 _ => return Err(illegal()),
             },
@@ -446,6 +673,26 @@ impl Case {
                 }
                 _ => return Err(illegal()),
             },
+            CaseAction::Extend { due_at, reason } => {
+                if !self.status.is_open() || self.status == S::Resolved || self.status == S::Verified {
+                    return Err(illegal());
+                }
+                need_reason(reason, "an extension needs the approval's reason")?;
+                if self.channel != Channel::Petition || self.petition.is_none() {
+                    return Err(TransitionError::Invalid(
+                        "only petitions have an extendable close-out deadline".into(),
+                    ));
+                }
+                if self.extended {
+                    return Err(TransitionError::Invalid("the close-out deadline was already extended once".into()));
+                }
+                if *due_at <= self.due_at {
+                    return Err(TransitionError::Invalid("an extension must move the deadline later".into()));
+                }
+                next.due_at = *due_at;
+                next.extended = true;
+                vec![CaseEventKind::Extended]
+            }
         };
         let base = self.version;
         let steps = events
@@ -462,6 +709,18 @@ impl Case {
         *self = next;
         Ok(steps)
     }
+
+    /// Records an event that changes neither status nor queue (a linked or
+    /// split report, a supervision notice): the version moves on by one.
+    pub fn note(&mut self, kind: CaseEventKind) -> Step {
+        self.version += 1;
+        Step { kind, status: self.status, version: self.version }
+    }
+
+    /// The queue holding the case.
+    pub fn queue(&self) -> (&str, Channel) {
+        (&self.centre, self.channel)
+    }
 }
 
 #[cfg(test)]
@@ -476,6 +735,7 @@ mod tests {
             report_id: Uuid::nil(),
             centre: "371002001".into(),
             channel: Channel::PeopleMediation,
+            joint: Vec::new(),
             priority: 3,
             category: "dispute.neighbourhood".into(),
             urgency: Urgency::Normal,
@@ -483,17 +743,21 @@ mod tests {
             status: CaseStatus::Created,
             claimed_by: None,
             lease_until: None,
+            suspended_from: None,
+            suspended_at: None,
             outcome: None,
             satisfaction: None,
             petition: None,
             created_at: now,
             due_at: now + Duration::days(7),
+            accept_due_at: None,
+            extended: false,
             version: 0,
         }
     }
 
     fn actor(id: &str) -> Actor {
-        Actor { id: id.into(), role: Role::Dispatcher, scope: "371002001".into() }
+        Actor { id: id.into(), role: Role::Dispatcher, scope: "371002001".into(), channel: None }
     }
 
     #[test]
@@ -533,5 +797,337 @@ mod tests {
         assert_eq!(c.claimed_by.as_deref(), Some("d2"));
         let err = c.apply(&CaseAction::Reject { reason: " ".into() }, &actor("d2"), later, lease).unwrap_err();
         assert!(matches!(err, TransitionError::IllegalTransition { .. }));
+    }
+
+    fn mediator(id: &str) -> Actor {
+        Actor {
+            id: id.into(),
+            role: Role::Mediator,
+            scope: "371002001".into(),
+            channel: Some("people_mediation".into()),
+        }
+    }
+
+    const LEASE: Duration = Duration::minutes(30);
+
+    fn kinds(steps: Vec<Step>) -> Vec<CaseEventKind> {
+        steps.into_iter().map(|s| s.kind).collect()
+    }
+
+    fn reason(s: &str) -> String {
+        s.to_owned()
+    }
+
+    #[test]
+    fn each_transition_from_each_state() {
+        use CaseEventKind as K;
+        use CaseStatus as S;
+        let now = Utc::now();
+        let d = actor("d1");
+        // (setup actions, action, expected events, expected status)
+        let claim = CaseAction::Claim;
+        let resolve = CaseAction::Resolve { outcome: Outcome::Handled, note: None };
+        let cases: Vec<(Vec<CaseAction>, CaseAction, Vec<K>, S)> = vec![
+            (vec![], CaseAction::Accept, vec![K::Accepted], S::Accepted),
+            (vec![], CaseAction::Reject { reason: reason("not ours") }, vec![K::Rejected], S::Rejected),
+            (
+                vec![CaseAction::Accept],
+                CaseAction::Reject { reason: reason("duplicate") },
+                vec![K::Rejected],
+                S::Rejected,
+            ),
+            (vec![CaseAction::Accept], claim.clone(), vec![K::Claimed], S::Claimed),
+            (vec![claim.clone()], CaseAction::Release, vec![K::Released], S::Accepted),
+            (vec![claim.clone()], CaseAction::Start, vec![K::Started], S::InProgress),
+            (vec![claim.clone(), CaseAction::Start], CaseAction::Release, vec![K::Released], S::Accepted),
+            (
+                vec![claim.clone()],
+                CaseAction::Transfer {
+                    channel: Some(Channel::LegalAid),
+                    centre: None,
+                    reason: reason("needs a lawyer"),
+                },
+                vec![K::Transferred],
+                S::Created,
+            ),
+            (
+                vec![CaseAction::Accept],
+                CaseAction::Joint {
+                    channels: vec![Channel::LegalAid, Channel::Petition],
+                    reason: reason("many parties"),
+                },
+                vec![K::JointHandling],
+                S::Accepted,
+            ),
+            (
+                vec![claim.clone()],
+                CaseAction::Escalate { reason: reason("beyond the street") },
+                vec![K::Escalated],
+                S::Created,
+            ),
+            (
+                vec![claim.clone(), CaseAction::Start],
+                CaseAction::Suspend { reason: reason("party abroad") },
+                vec![K::Suspended],
+                S::Suspended,
+            ),
+            (
+                vec![claim.clone(), CaseAction::Start, CaseAction::Suspend { reason: reason("party abroad") }],
+                CaseAction::Resume,
+                vec![K::Resumed],
+                S::InProgress,
+            ),
+            (vec![claim.clone()], resolve.clone(), vec![K::Resolved], S::Resolved),
+            (vec![claim.clone(), resolve.clone()], CaseAction::Verify, vec![K::Verified], S::Verified),
+            (vec![claim.clone(), resolve.clone()], CaseAction::Close, vec![K::Closed], S::Closed),
+            (vec![claim.clone(), resolve.clone(), CaseAction::Verify], CaseAction::Close, vec![K::Closed], S::Closed),
+            (
+                vec![claim.clone(), resolve.clone(), CaseAction::Close],
+                CaseAction::Reopen { reason: reason("agreement not kept") },
+                vec![K::Reopened],
+                S::Accepted,
+            ),
+            (
+                vec![claim.clone(), resolve.clone(), CaseAction::Close],
+                CaseAction::Callback { satisfaction: Satisfaction::BasicallySatisfied },
+                vec![K::CallbackRecorded],
+                S::Closed,
+            ),
+        ];
+        for (setup, action, want, status) in cases {
+            let mut c = case();
+            for a in &setup {
+                c.apply(a, &d, now, LEASE).unwrap_or_else(|e| panic!("setup {a:?}: {e}"));
+            }
+            let before = c.version;
+            let got = c.apply(&action, &d, now, LEASE).unwrap_or_else(|e| panic!("{action:?}: {e}"));
+            assert_eq!(kinds(got), want, "{action:?}");
+            assert_eq!(c.status, status, "{action:?}");
+            assert_eq!(c.version, before + 1, "{action:?}");
+        }
+    }
+
+    #[test]
+    fn transfer_escalate_joint_move_the_case_between_queues() {
+        let now = Utc::now();
+        let d = actor("d1");
+        let mut c = case();
+        c.apply(&CaseAction::Claim, &d, now, LEASE).unwrap();
+        let to = CaseAction::Transfer {
+            channel: Some(Channel::AdministrativeMediation),
+            centre: Some("371002002".into()),
+            reason: reason("wage arrears belong to labour inspection"),
+        };
+        c.apply(&to, &d, now, LEASE).unwrap();
+        assert_eq!(c.queue(), ("371002002", Channel::AdministrativeMediation));
+        assert_eq!((c.status, c.claimed_by.as_deref()), (CaseStatus::Created, None), "arrives unclaimed");
+        let same = CaseAction::Transfer { channel: None, centre: None, reason: reason("x") };
+        assert!(matches!(c.apply(&same, &d, now, LEASE), Err(TransitionError::Invalid(_))));
+        let no_reason = CaseAction::Transfer { channel: Some(Channel::LegalAid), centre: None, reason: reason("  ") };
+        assert_eq!(
+            c.apply(&no_reason, &d, now, LEASE),
+            Err(TransitionError::MissingReason("a transfer needs a reason"))
+        );
+
+        c.apply(&CaseAction::Accept, &d, now, LEASE).unwrap();
+        let lead_listed = CaseAction::Joint { channels: vec![Channel::AdministrativeMediation], reason: reason("x") };
+        assert!(
+            matches!(c.apply(&lead_listed, &d, now, LEASE), Err(TransitionError::Invalid(m)) if m.contains("leads"))
+        );
+        let twice = CaseAction::Joint { channels: vec![Channel::LegalAid, Channel::LegalAid], reason: reason("x") };
+        assert!(matches!(c.apply(&twice, &d, now, LEASE), Err(TransitionError::Invalid(_))));
+        let joint =
+            CaseAction::Joint { channels: vec![Channel::PeopleMediation, Channel::LegalAid], reason: reason("x") };
+        c.apply(&joint, &d, now, LEASE).unwrap();
+        assert_eq!(c.joint, vec![Channel::PeopleMediation, Channel::LegalAid]);
+        assert_eq!(c.channel, Channel::AdministrativeMediation, "one lead");
+
+        c.apply(&CaseAction::Escalate { reason: reason("beyond the street") }, &d, now, LEASE).unwrap();
+        assert_eq!(c.queue(), ("371002", Channel::AdministrativeMediation));
+        assert!(c.joint.is_empty(), "the county centre decides joint handling afresh");
+        let again = c.apply(&CaseAction::Escalate { reason: reason("more") }, &d, now, LEASE);
+        assert!(matches!(again, Err(TransitionError::Invalid(m)) if m.contains("already with the county")));
+    }
+
+    #[test]
+    fn suspension_pauses_the_clock() {
+        let now = Utc::now();
+        let d = actor("d1");
+        let mut c = case();
+        c.petition = Some(PetitionInfo {
+            petitioner_key: "p".into(),
+            matter_key: "m".into(),
+            class: crate::petition::PetitionClass::FirstTime,
+        });
+        c.accept_due_at = Some(now + Duration::days(15));
+        let due = c.due_at;
+        c.apply(&CaseAction::Claim, &d, now, LEASE).unwrap();
+        c.apply(&CaseAction::Suspend { reason: reason("waiting for an appraisal") }, &d, now, LEASE).unwrap();
+        assert_eq!(
+            c.apply(&CaseAction::Start, &d, now, LEASE).unwrap_err().to_string(),
+            "cannot start a case that is suspended"
+        );
+        let later = now + Duration::days(3);
+        c.apply(&CaseAction::Resume, &d, later, LEASE).unwrap();
+        assert_eq!(c.status, CaseStatus::Claimed);
+        assert_eq!(c.due_at, due + Duration::days(3));
+        assert_eq!(c.accept_due_at, Some(now + Duration::days(18)));
+        assert_eq!(c.lease_until, Some(later + LEASE), "the holder gets a fresh lease");
+        assert_eq!(
+            c.apply(&CaseAction::Resume, &d, later, LEASE).unwrap_err().to_string(),
+            "cannot resume a case that is claimed"
+        );
+    }
+
+    #[test]
+    fn reopen_and_extend() {
+        let now = Utc::now();
+        let d = actor("d1");
+        let mut c = case();
+        let ext = CaseAction::Extend { due_at: c.due_at + Duration::days(30), reason: reason("approved by the head") };
+        assert!(
+            matches!(c.apply(&ext, &d, now, LEASE), Err(TransitionError::Invalid(m)) if m.contains("only petitions"))
+        );
+        c.channel = Channel::Petition;
+        c.petition = Some(PetitionInfo {
+            petitioner_key: "p".into(),
+            matter_key: "m".into(),
+            class: crate::petition::PetitionClass::FirstTime,
+        });
+        c.apply(&ext, &d, now, LEASE).unwrap();
+        assert!(c.extended);
+        let ext2 = CaseAction::Extend { due_at: c.due_at + Duration::days(1), reason: reason("again") };
+        assert!(
+            matches!(c.apply(&ext2, &d, now, LEASE), Err(TransitionError::Invalid(m)) if m.contains("already extended"))
+        );
+
+        c.apply(&CaseAction::Claim, &d, now, LEASE).unwrap();
+        c.apply(&CaseAction::Resolve { outcome: Outcome::NotAgreed, note: None }, &d, now, LEASE).unwrap();
+        c.apply(&CaseAction::Close, &d, now, LEASE).unwrap();
+        c.apply(&CaseAction::Callback { satisfaction: Satisfaction::Unsatisfied }, &d, now, LEASE).unwrap();
+        c.apply(&CaseAction::Reopen { reason: reason("unsatisfied at callback") }, &d, now, LEASE).unwrap();
+        assert_eq!((c.status, c.outcome, c.satisfaction), (CaseStatus::Accepted, None, None));
+        assert_eq!(
+            c.apply(&CaseAction::Close, &d, now, LEASE).unwrap_err().to_string(),
+            "cannot close a case that is accepted"
+        );
+    }
+
+    #[test]
+    fn a_mediator_cannot_move_a_case_another_holds_but_a_dispatcher_can() {
+        let now = Utc::now();
+        let mut c = case();
+        c.apply(&CaseAction::Claim, &mediator("m1"), now, LEASE).unwrap();
+        let suspend = CaseAction::Suspend { reason: reason("x") };
+        assert!(matches!(
+            c.apply(&suspend, &mediator("m2"), now, LEASE),
+            Err(TransitionError::ClaimedByAnother { .. })
+        ));
+        assert!(
+            matches!(
+                c.apply(&CaseAction::Resolve { outcome: Outcome::Handled, note: None }, &actor("d1"), now, LEASE),
+                Err(TransitionError::ClaimedByAnother { .. })
+            ),
+            "only the holder resolves"
+        );
+        c.apply(&suspend, &actor("d1"), now, LEASE).unwrap();
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn any_action() -> impl Strategy<Value = CaseAction> {
+            let channel = prop::sample::select(Channel::ALL.to_vec());
+            let text = prop::sample::select(vec!["", "  ", "a reason"]).prop_map(str::to_owned);
+            prop_oneof![
+                Just(CaseAction::Accept),
+                text.clone().prop_map(|reason| CaseAction::Reject { reason }),
+                Just(CaseAction::Claim),
+                Just(CaseAction::Release),
+                Just(CaseAction::Start),
+                (
+                    prop::option::of(channel.clone()),
+                    prop::option::of(prop::sample::select(vec!["371002001", "371002002", "371002"])),
+                    text.clone()
+                )
+                    .prop_map(|(channel, centre, reason)| CaseAction::Transfer {
+                        channel,
+                        centre: centre.map(str::to_owned),
+                        reason
+                    }),
+                (prop::collection::vec(channel, 0..3), text.clone())
+                    .prop_map(|(channels, reason)| CaseAction::Joint { channels, reason }),
+                text.clone().prop_map(|reason| CaseAction::Escalate { reason }),
+                text.clone().prop_map(|reason| CaseAction::Suspend { reason }),
+                Just(CaseAction::Resume),
+                prop::sample::select(Outcome::ALL.to_vec())
+                    .prop_map(|outcome| CaseAction::Resolve { outcome, note: None }),
+                Just(CaseAction::Verify),
+                Just(CaseAction::Close),
+                text.clone().prop_map(|reason| CaseAction::Reopen { reason }),
+                prop::sample::select(Satisfaction::ALL.to_vec())
+                    .prop_map(|satisfaction| CaseAction::Callback { satisfaction }),
+                (0i64..40, text).prop_map(|(days, reason)| CaseAction::Extend {
+                    due_at: Utc::now() + Duration::days(days),
+                    reason
+                }),
+            ]
+        }
+
+        fn any_actor() -> impl Strategy<Value = Actor> {
+            prop_oneof![Just(actor("d1")), Just(actor("d2")), Just(mediator("m1")), Just(mediator("m2"))]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2000))]
+            /// Random action sequences by random workers at random times:
+            /// every accepted action is recorded as events whose versions
+            /// count up by one and whose last status is the case's; a refused
+            /// one changes nothing; the case is always in exactly one queue
+            /// (one centre, one lead channel never listed among its assisting
+            /// channels); no case is closed without an outcome; a claim is
+            /// held exactly while the case is claimed or in progress (or
+            /// suspended from there).
+            #[test]
+            fn invariants_hold(steps in prop::collection::vec((any_action(), any_actor(), 0i64..120), 1..60)) {
+                let mut c = case();
+                let mut now = Utc::now();
+                let mut log: Vec<Step> = Vec::new();
+                for (action, who, minutes) in steps {
+                    now += Duration::minutes(minutes);
+                    let before = c.clone();
+                    match c.apply(&action, &who, now, LEASE) {
+                        Ok(got) => {
+                            prop_assert!(!got.is_empty());
+                            for (i, s) in got.iter().enumerate() {
+                                prop_assert_eq!(s.version, before.version + i as i64 + 1);
+                            }
+                            prop_assert_eq!(got.last().map(|s| s.status), Some(c.status));
+                            prop_assert_eq!(c.version, before.version + got.len() as i64);
+                            log.extend(got);
+                        }
+                        Err(_) => prop_assert_eq!(&c, &before, "a refused action changed the case"),
+                    }
+                    prop_assert!(!c.joint.contains(&c.channel), "lead listed as assisting: {:?}", c);
+                    prop_assert!(!c.centre.is_empty());
+                    if c.status == CaseStatus::Closed {
+                        prop_assert!(c.outcome.is_some(), "closed without an outcome");
+                    }
+                    let held = matches!(c.status, CaseStatus::Claimed | CaseStatus::InProgress)
+                        || (c.status == CaseStatus::Suspended
+                            && matches!(c.suspended_from, Some(CaseStatus::Claimed | CaseStatus::InProgress)));
+                    prop_assert_eq!(c.claimed_by.is_some(), held, "claim held in {:?}", c.status);
+                    prop_assert_eq!(c.status == CaseStatus::Suspended, c.suspended_from.is_some());
+                    if c.satisfaction.is_some() {
+                        prop_assert_eq!(c.status, CaseStatus::Closed);
+                    }
+                }
+                // Every transition recorded: the log alone replays the case's
+                // version and status.
+                prop_assert_eq!(log.len() as i64, c.version);
+                prop_assert_eq!(log.last().map(|s| s.status).unwrap_or(CaseStatus::Created), c.status);
+            }
+        }
     }
 }

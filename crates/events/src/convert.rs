@@ -62,6 +62,11 @@ pub struct TransitionDetail {
     pub reason: String,
     pub routing_rule: String,
     pub routing_version: u32,
+    pub from_centre: String,
+    pub from_channel: String,
+    pub linked_report_id: String,
+    pub split_case_id: String,
+    pub clock: String,
 }
 
 /// The lifecycle message for `kind`, carrying `case` as it is after it.
@@ -101,6 +106,13 @@ pub fn case_event(
         }),
         routing_rule: detail.routing_rule.clone(),
         routing_version: detail.routing_version,
+        joint_channels: case.joint.iter().map(|c| c.as_str().to_owned()).collect(),
+        from_centre: detail.from_centre.clone(),
+        from_channel: detail.from_channel.clone(),
+        linked_report_id: detail.linked_report_id.clone(),
+        split_case_id: detail.split_case_id.clone(),
+        accept_due_at: case.accept_due_at.map(timestamp),
+        clock: detail.clock.clone(),
     }
 }
 

@@ -29,6 +29,9 @@ pub struct Claims {
     pub nbf: i64,
     pub exp: i64,
     pub jti: String,
+    /// A mediator's channel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -115,6 +118,7 @@ impl Issuer {
             nbf: now,
             exp: now + ttl_secs,
             jti: uuid::Uuid::new_v4().to_string(),
+            channel: actor.channel.clone(),
         };
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(self.kid.clone());
@@ -198,7 +202,7 @@ impl Verifier {
             jti: data.claims.jti,
             expires_at: chrono::DateTime::from_timestamp(data.claims.exp, 0).unwrap_or_else(Utc::now),
         };
-        Ok((Actor { id: data.claims.sub, role, scope: data.claims.scope }, info))
+        Ok((Actor { id: data.claims.sub, role, scope: data.claims.scope, channel: data.claims.channel }, info))
     }
 }
 
@@ -260,7 +264,7 @@ mod tests {
     fn issue_verify_and_refuse() {
         let iss = issuer();
         let v = iss.verifier(5);
-        let actor = Actor { id: "u1".into(), role: Role::Dispatcher, scope: "371002001".into() };
+        let actor = Actor { id: "u1".into(), role: Role::Dispatcher, scope: "371002001".into(), channel: None };
         let (t, _) = iss.issue(&actor).unwrap();
         assert_eq!(v.verify(&t).unwrap(), actor);
         let (expired, _) = iss.issue_with(&actor, -120).unwrap();

@@ -121,6 +121,21 @@ pub struct Assigner {
 pub struct Mediation {
     /// How long a claim (签收) holds a case before others may take it.
     pub lease_minutes: i64,
+    /// A report within this distance (m) of an open case of the same
+    /// category, in the same or a neighbouring grid, …
+    pub link_distance_m: f64,
+    /// … whose incident happened within this many minutes of the case's, is
+    /// linked to that case instead of opening another.
+    pub link_window_minutes: i64,
+    /// Near-due supervision (督办) is raised when this share of a clock has
+    /// run (0 < share < 1).
+    pub near_due_share: f64,
+    /// How often the supervision scheduler looks for near-due and overdue
+    /// cases.
+    pub supervise_interval_ms: u64,
+    /// Holiday calendar (JSON, `data/holidays.json` format). Empty: the
+    /// calendar shipped in the binary.
+    pub holidays_file: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -207,7 +222,14 @@ impl Default for Assigner {
 }
 impl Default for Mediation {
     fn default() -> Self {
-        Mediation { lease_minutes: 30 }
+        Mediation {
+            lease_minutes: 30,
+            link_distance_m: 150.0,
+            link_window_minutes: 180,
+            near_due_share: 0.8,
+            supervise_interval_ms: 5000,
+            holidays_file: String::new(),
+        }
     }
 }
 impl Default for Kpi {
@@ -340,6 +362,18 @@ impl Config {
         }
         if self.mediation.lease_minutes < 1 {
             return Err(invalid("mediation.lease_minutes", "must be at least 1"));
+        }
+        if !(self.mediation.link_distance_m >= 0.0 && self.mediation.link_distance_m <= 10_000.0) {
+            return Err(invalid("mediation.link_distance_m", "must be between 0 and 10000 (metres)"));
+        }
+        if self.mediation.link_window_minutes < 0 {
+            return Err(invalid("mediation.link_window_minutes", "must not be negative"));
+        }
+        if !(self.mediation.near_due_share > 0.0 && self.mediation.near_due_share < 1.0) {
+            return Err(invalid("mediation.near_due_share", "must be between 0 and 1, exclusive"));
+        }
+        if self.mediation.supervise_interval_ms < 10 {
+            return Err(invalid("mediation.supervise_interval_ms", "must be at least 10"));
         }
         if self.kpi.fcr_window_days < 1 {
             return Err(invalid("kpi.fcr_window_days", "must be at least 1"));

@@ -133,6 +133,8 @@ pub mod user {
         pub role: String,
         pub scope: String,
         pub display_name: String,
+        /// A mediator's channel.
+        pub channel: Option<String>,
     }
     no_relations!();
 }
@@ -198,7 +200,7 @@ pub mod report_event {
 
 pub mod case {
     use sea_orm::entity::prelude::*;
-    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
     #[sea_orm(table_name = "cases")]
     pub struct Model {
         #[sea_orm(primary_key, auto_increment = false)]
@@ -229,6 +231,22 @@ pub mod case {
         pub due_at: DateTimeUtc,
         pub updated_at: DateTimeUtc,
         pub version: i64,
+        /// Channels assisting in joint handling, comma-separated.
+        pub joint: String,
+        pub suspended_from: Option<String>,
+        pub suspended_at: Option<DateTimeUtc>,
+        pub accept_due_at: Option<DateTimeUtc>,
+        /// When near-due supervision fires for each clock.
+        pub near_due_at: Option<DateTimeUtc>,
+        pub accept_near_due_at: Option<DateTimeUtc>,
+        pub extended: bool,
+        /// Where and when the first report saw the incident (WGS-84).
+        pub lat: Option<f64>,
+        pub lon: Option<f64>,
+        pub occurred_at: Option<DateTimeUtc>,
+        /// Lower-cased text the `text` filter searches: category, address,
+        /// description of the first report.
+        pub search: String,
     }
     no_relations!();
 }
@@ -250,6 +268,9 @@ pub mod case_event {
         pub reason: String,
         pub at: DateTimeUtc,
         pub version: i64,
+        /// The case's queue after the event (live-stream resume reads these).
+        pub centre: String,
+        pub channel: String,
     }
     no_relations!();
 }
@@ -319,6 +340,45 @@ pub mod revoked_token {
         pub expires_at: DateTimeUtc,
         pub revoked_at: DateTimeUtc,
         pub revoked_by: String,
+    }
+    no_relations!();
+}
+
+/// Further reports of the same incident, linked to an open case.
+pub mod case_report {
+    use sea_orm::entity::prelude::*;
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "case_reports")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub report_id: String,
+        pub case_id: String,
+        pub linked_at: DateTimeUtc,
+        pub linked_by: String,
+        pub distance_m: f64,
+        /// Set when a dispatcher split the report off into a case of its own.
+        pub split_case_id: Option<String>,
+    }
+    no_relations!();
+}
+
+/// Supervision notices (督办) raised: one row per case, clock, threshold
+/// and deadline, so each is raised exactly once.
+pub mod supervision {
+    use sea_orm::entity::prelude::*;
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "supervisions")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub case_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub clock: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub threshold: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub due_at: DateTimeUtc,
+        pub raised_at: DateTimeUtc,
+        pub event_id: String,
     }
     no_relations!();
 }

@@ -11,6 +11,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000001_init::Migration),
             Box::new(m20261122_000002_revoked_tokens::Migration),
             Box::new(m20261122_000003_grid_versions::Migration),
+            Box::new(m20261122_000004_queues::Migration),
         ]
     }
 }
@@ -458,6 +459,132 @@ mod m20261122_000003_grid_versions {
             .await?;
             m.drop_table(Table::drop().table(a("grid_shapes")).if_exists().to_owned()).await?;
             m.drop_table(Table::drop().table(a("grid_versions")).if_exists().to_owned()).await
+        }
+    }
+}
+
+/// The full case lifecycle and the dispatcher's API: joint handling,
+/// suspension, petition clocks, the location and time of a case (to link
+/// duplicate reports), linked reports, supervision notices raised exactly
+/// once, the queue of each lifecycle event (for live-stream resume), and a
+/// mediator's channel.
+mod m20261122_000004_queues {
+    use super::*;
+
+    pub struct Migration;
+
+    impl MigrationName for Migration {
+        fn name(&self) -> &str {
+            "m20261122_000004_queues"
+        }
+    }
+
+    fn text_default(name: &str) -> ColumnDef {
+        let mut c = ColumnDef::new(a(name));
+        c.string().not_null().default("");
+        c
+    }
+    fn float_null(name: &str) -> ColumnDef {
+        let mut c = ColumnDef::new(a(name));
+        c.double().null();
+        c
+    }
+
+    async fn add(m: &SchemaManager<'_>, table: &str, mut col: ColumnDef) -> Result<(), DbErr> {
+        // One column per statement: SQLite alters one at a time.
+        m.alter_table(Table::alter().table(a(table)).add_column(&mut col).to_owned()).await
+    }
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for Migration {
+        async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+            let mut extended = ColumnDef::new(a("extended"));
+            extended.boolean().not_null().default(false);
+            for col in [
+                text_default("joint"),
+                text_null("suspended_from"),
+                ts_null("suspended_at"),
+                ts_null("accept_due_at"),
+                ts_null("near_due_at"),
+                ts_null("accept_near_due_at"),
+                extended,
+                float_null("lat"),
+                float_null("lon"),
+                ts_null("occurred_at"),
+                text_default("search"),
+            ] {
+                add(m, "cases", col).await?;
+            }
+            // Cases opened before this migration are near due when due.
+            m.get_connection().execute_unprepared("UPDATE cases SET near_due_at = due_at").await?;
+            add(m, "case_events", text_default("centre")).await?;
+            add(m, "case_events", text_default("channel")).await?;
+            add(m, "users", text_null("channel")).await?;
+            m.create_table(table(
+                "case_reports",
+                vec![
+                    text_pk("report_id"),
+                    text("case_id"),
+                    ts("linked_at"),
+                    text("linked_by"),
+                    float("distance_m"),
+                    text_null("split_case_id"),
+                ],
+            ))
+            .await?;
+            let mut sup = table(
+                "supervisions",
+                vec![
+                    text("case_id"),
+                    text("clock"),
+                    text("threshold"),
+                    ts("due_at"),
+                    ts("raised_at"),
+                    text("event_id"),
+                ],
+            );
+            sup.primary_key(Index::create().col(a("case_id")).col(a("clock")).col(a("threshold")).col(a("due_at")));
+            m.create_table(sup).await?;
+            for i in [
+                index("case_reports", "ix_case_reports_case", &["case_id"], false),
+                index("case_events", "ix_case_events_centre", &["centre", "id"], false),
+                index("cases", "ix_cases_due", &["status", "due_at"], false),
+                index("cases", "ix_cases_near_due", &["status", "near_due_at"], false),
+                index("cases", "ix_cases_grid", &["grid", "category", "status"], false),
+            ] {
+                m.create_index(i).await?;
+            }
+            Ok(())
+        }
+
+        async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+            m.drop_table(Table::drop().table(a("supervisions")).if_exists().to_owned()).await?;
+            m.drop_table(Table::drop().table(a("case_reports")).if_exists().to_owned()).await?;
+            for (t, cols) in [
+                (
+                    "cases",
+                    &[
+                        "joint",
+                        "suspended_from",
+                        "suspended_at",
+                        "accept_due_at",
+                        "near_due_at",
+                        "accept_near_due_at",
+                        "extended",
+                        "lat",
+                        "lon",
+                        "occurred_at",
+                        "search",
+                    ][..],
+                ),
+                ("case_events", &["centre", "channel"][..]),
+                ("users", &["channel"][..]),
+            ] {
+                for c in cols {
+                    m.alter_table(Table::alter().table(a(t)).drop_column(a(c)).to_owned()).await?;
+                }
+            }
+            Ok(())
         }
     }
 }

@@ -78,6 +78,9 @@ enum Command {
         /// User id (the token's subject); default: the role's name.
         #[arg(long)]
         user: Option<String>,
+        /// A mediator's channel (people_mediation, petition, …); required for mediators.
+        #[arg(long)]
+        channel: Option<String>,
         /// Lifetime in seconds.
         #[arg(long, default_value_t = 12 * 3600)]
         ttl: i64,
@@ -333,7 +336,7 @@ async fn main() -> anyhow::Result<()> {
             );
         }
         Command::Grids { command } => grids_command(&cli, command).await?,
-        Command::Token { role, scope, user, ttl, data_dir } => {
+        Command::Token { role, scope, user, channel, ttl, data_dir } => {
             let config = load(cli.config.as_ref(), data_dir.as_ref(), None)?;
             let role: Role = role.parse().map_err(|e: String| anyhow::anyhow!(e))?;
             if role != Role::Admin && scope.is_empty() {
@@ -348,7 +351,21 @@ async fn main() -> anyhow::Result<()> {
                 &config.auth.audience,
                 config.auth.token_ttl_secs,
             )?;
-            let actor = Actor { id: user.clone().unwrap_or_else(|| role.to_string()), role, scope: scope.clone() };
+            match (role, channel) {
+                (Role::Mediator, None) => anyhow::bail!("--channel is required for role mediator"),
+                (Role::Mediator, Some(c)) if gridwork_domain::Channel::parse(c).is_none() => anyhow::bail!(
+                    "unknown channel {c:?}; expected one of {}",
+                    gridwork_domain::Channel::ALL.map(|c| c.as_str()).join(", ")
+                ),
+                (Role::Mediator, Some(_)) | (_, None) => {}
+                (_, Some(_)) => anyhow::bail!("--channel applies to mediators only"),
+            }
+            let actor = Actor {
+                id: user.clone().unwrap_or_else(|| role.to_string()),
+                role,
+                scope: scope.clone(),
+                channel: channel.clone(),
+            };
             let (token, _) = issuer.issue_with(&actor, *ttl)?;
             println!("{token}");
         }
@@ -377,10 +394,15 @@ fn banner(up: &gridwork::AllInOne) -> anyhow::Result<()> {
         gridwork::seed::DEMO_PASSWORD,
         c.auth.token_ttl_secs / 3600
     );
-    for (user, role, scope) in &d.users {
+    for (user, role, scope, channel) in &d.users {
         let role: Role = role.parse().map_err(|e: String| anyhow::anyhow!(e))?;
-        let (token, _) = up.ctx.issuer.issue(&Actor { id: user.clone(), role, scope: scope.clone() })?;
-        println!("    {user:<20} {:<12} scope {scope:<16} {token}", role.as_str());
+        let actor = Actor { id: user.clone(), role, scope: scope.clone(), channel: channel.clone() };
+        let (token, _) = up.ctx.issuer.issue(&actor)?;
+        let what = match channel {
+            Some(c) => format!("{scope} {c}"),
+            None => scope.clone(),
+        };
+        println!("    {user:<20} {:<12} scope {what:<16} {token}", role.as_str());
     }
     Ok(())
 }

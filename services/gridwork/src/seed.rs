@@ -35,7 +35,8 @@ pub struct Demo {
     pub communities: usize,
     pub grids: usize,
     /// (username, role, scope)
-    pub users: Vec<(String, String, String)>,
+    /// (user, role, scope, channel): ready to sign in with [`DEMO_PASSWORD`].
+    pub users: Vec<(String, String, String, Option<String>)>,
     pub demo_grid: String,
     pub demo_centre: String,
     pub demo_point: (f64, f64),
@@ -69,11 +70,12 @@ pub async fn seed_if_empty(db: &DatabaseConnection) -> anyhow::Result<Demo> {
     };
     let demo_centre = demo_grid[..9].to_owned();
     let users = vec![
-        ("worker-1".to_owned(), "grid_worker".to_owned(), demo_grid.clone()),
-        ("dispatcher-1".to_owned(), "dispatcher".to_owned(), demo_centre.clone()),
-        ("county-dispatcher-1".to_owned(), "dispatcher".to_owned(), demo_grid[..6].to_owned()),
-        ("analyst-1".to_owned(), "analyst".to_owned(), city.adcode.clone()),
-        ("admin".to_owned(), "admin".to_owned(), String::new()),
+        ("worker-1".to_owned(), "grid_worker".to_owned(), demo_grid.clone(), None),
+        ("dispatcher-1".to_owned(), "dispatcher".to_owned(), demo_centre.clone(), None),
+        ("mediator-1".to_owned(), "mediator".to_owned(), demo_centre.clone(), Some("people_mediation".to_owned())),
+        ("county-dispatcher-1".to_owned(), "dispatcher".to_owned(), demo_grid[..6].to_owned(), None),
+        ("analyst-1".to_owned(), "analyst".to_owned(), city.adcode.clone(), None),
+        ("admin".to_owned(), "admin".to_owned(), String::new(), None),
     ];
     let mut streets = std::collections::BTreeMap::new();
     let mut communities = std::collections::BTreeMap::new();
@@ -182,7 +184,7 @@ pub async fn seed_if_empty(db: &DatabaseConnection) -> anyhow::Result<Demo> {
     .reset_all()
     .insert(&txn)
     .await?;
-    for (username, role, scope) in &users {
+    for (username, role, scope, channel) in &users {
         user::Model {
             id: username.clone(),
             username: username.clone(),
@@ -190,6 +192,7 @@ pub async fn seed_if_empty(db: &DatabaseConnection) -> anyhow::Result<Demo> {
             role: role.clone(),
             scope: scope.clone(),
             display_name: username.clone(),
+            channel: channel.clone(),
         }
         .into_active_model()
         .reset_all()

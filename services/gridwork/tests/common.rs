@@ -40,7 +40,7 @@ pub async fn spawn_with(config: Config) -> TestApp {
 
 impl TestApp {
     pub fn token(&self, user: &str, role: Role, scope: &str) -> String {
-        self.ctx.issuer.issue(&Actor { id: user.into(), role, scope: scope.into() }).unwrap().0
+        self.ctx.issuer.issue(&Actor { id: user.into(), role, scope: scope.into(), channel: None }).unwrap().0
     }
 
     pub fn worker(&self) -> String {
@@ -335,7 +335,7 @@ pub fn token_from(data_dir: &std::path::Path, id: &str, role: Role, scope: &str)
         3600,
     )
     .unwrap();
-    issuer.issue(&Actor { id: id.into(), role, scope: scope.into() }).unwrap().0
+    issuer.issue(&Actor { id: id.into(), role, scope: scope.into(), channel: None }).unwrap().0
 }
 
 /// GETs `url` until `ok` holds (30 s at most).

@@ -40,7 +40,7 @@ fn start(dir: &Path) -> Proc {
 
 fn token(dir: &Path, id: &str, role: Role, scope: &str) -> String {
     let issuer = Issuer::load_or_create(&dir.join("jwt-ed25519.key"), "gridwork", "gridwork", 3600).unwrap();
-    issuer.issue(&Actor { id: id.into(), role, scope: scope.into() }).unwrap().0
+    issuer.issue(&Actor { id: id.into(), role, scope: scope.into(), channel: None }).unwrap().0
 }
 
 async fn cases_by_report(http: &reqwest::Client, base: &str, token: &str) -> Vec<String> {

@@ -414,9 +414,18 @@ async fn claim_race(app: &common::TestApp) {
     let a = app.token("dispatcher-a", Role::Dispatcher, &app.demo.demo_centre);
     let b = app.token("dispatcher-b", Role::Dispatcher, &app.demo.demo_centre);
     let mut ids = Vec::new();
-    for _ in 0..6 {
+    // Six different incidents (different categories: the same one at the
+    // same spot would be linked into one case).
+    for category in [
+        "dispute.consumer",
+        "dispute.neighbourhood",
+        "dispute.marriage_family",
+        "dispute.property_management",
+        "environment.sanitation",
+        "order.public",
+    ] {
         let id = Uuid::new_v4().to_string();
-        assert_eq!(app.post(&worker, "/v1/reports", &report(&id, lat, lon, "dispute.consumer")).await.0, 201);
+        assert_eq!(app.post(&worker, "/v1/reports", &report(&id, lat, lon, category)).await.0, 201);
         ids.push(id);
     }
     let cases = eventually("six cases", || async {

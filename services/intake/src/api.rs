@@ -413,7 +413,7 @@ pub async fn token(state: web::Data<State>, body: web::Json<TokenIn>) -> Result<
         _ => return Err(IntakeError::BadCredentials),
     };
     let role: Role = u.role.parse().map_err(IntakeError::Internal)?;
-    let actor = Actor { id: u.id.clone(), role, scope: u.scope.clone() };
+    let actor = Actor { id: u.id.clone(), role, scope: u.scope.clone(), channel: u.channel.clone() };
     let (token, ttl) = state.issuer.issue(&actor).map_err(|e| IntakeError::Internal(e.to_string()))?;
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "access_token": token,

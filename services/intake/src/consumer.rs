@@ -4,13 +4,15 @@ use async_trait::async_trait;
 use chrono::Utc;
 use gridwork_bus::{Handler, HandlerError, Message};
 use gridwork_domain::report::ReportStatus;
-use gridwork_domain::CaseStatus;
+use gridwork_domain::{CaseEventKind, CaseStatus};
 use gridwork_events::convert::CaseEventView;
 use gridwork_events::Payload;
 use gridwork_platform::pipeline::{decode, retryable};
 use gridwork_storage::dedup;
 use gridwork_storage::entity::{report, report_event};
-use sea_orm::{ActiveModelTrait, DatabaseConnection, EntityTrait, IntoActiveModel, Set, TransactionTrait};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, IntoActiveModel, QueryFilter, Set, TransactionTrait,
+};
 
 pub struct StatusFollower {
     pub db: DatabaseConnection,
@@ -23,7 +25,7 @@ fn report_status(s: CaseStatus) -> ReportStatus {
         CaseStatus::Created => ReportStatus::Queued,
         CaseStatus::Accepted => ReportStatus::Accepted,
         CaseStatus::Rejected => ReportStatus::Rejected,
-        CaseStatus::Claimed | CaseStatus::InProgress => ReportStatus::InProgress,
+        CaseStatus::Claimed | CaseStatus::InProgress | CaseStatus::Suspended => ReportStatus::InProgress,
         CaseStatus::Resolved | CaseStatus::Verified => ReportStatus::Resolved,
         CaseStatus::Closed => ReportStatus::Closed,
     }
@@ -74,8 +76,24 @@ impl Handler for StatusFollower {
                     if v.reason.is_empty() { v.channel.name_zh() } else { &v.reason }
                 );
                 let case_id = v.case_id.to_string();
+                // Reports linked to the case as the same incident follow it.
+                let status = report_status(v.status).as_str().to_owned();
+                report::Entity::update_many()
+                    .col_expr(report::Column::Status, sea_orm::sea_query::Expr::value(status))
+                    .col_expr(report::Column::CaseVersion, sea_orm::sea_query::Expr::value(v.version))
+                    .col_expr(report::Column::UpdatedAt, sea_orm::sea_query::Expr::value(now))
+                    .filter(report::Column::CaseId.eq(case_id.as_str()))
+                    .filter(report::Column::Id.ne(v.report_id.to_string()))
+                    .filter(report::Column::CaseVersion.lt(v.version))
+                    .exec(&txn)
+                    .await
+                    .map_err(retryable)?;
+                let target = match v.kind {
+                    CaseEventKind::ReportLinked if !c.linked_report_id.is_empty() => c.linked_report_id.clone(),
+                    _ => v.report_id.to_string(),
+                };
                 (
-                    v.report_id.to_string(),
+                    target,
                     note,
                     Box::new(move |m: &mut report::ActiveModel, cur: &report::Model| {
                         m.case_id = Set(Some(case_id));

@@ -1,30 +1,47 @@
-//! The dispatcher's API: queues, case detail with timeline, actions.
+//! The dispatcher's API: queues with filters, sort and cursor pagination;
+//! case detail with its timeline and linked reports; every lifecycle action.
+//!
+//! Who sees what: a dispatcher the centres under their scope (a county
+//! centre also sees its streets' centres), a mediator only cases their
+//! channel leads or assists in (and acts only where it leads), an admin
+//! everything; grid workers and analysts never see queues. A case outside
+//! the caller's view is answered 404, never 403, so its existence is not
+//! revealed.
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse, ResponseError};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono::{DateTime, Utc};
-use gridwork_domain::auth::Actor;
-use gridwork_domain::{CaseAction, CaseStatus, Channel, Outcome, Satisfaction, TransitionError};
-use gridwork_events::convert::{case_event, Cause, TransitionDetail};
-use gridwork_events::{Event, Payload};
+use gridwork_domain::auth::{Actor, Role};
+use gridwork_domain::calendar::{ClockError, Span};
+use gridwork_domain::{
+    codes, Case, CaseAction, CaseEventKind, CaseStatus, Channel, Outcome, Satisfaction, Step, TransitionError,
+};
+use gridwork_events::convert::{Cause, TransitionDetail};
 use gridwork_platform::auth::Caller;
-use gridwork_platform::pipeline::emit;
 use gridwork_platform::ApiError;
-use gridwork_storage::entity::{case, case_event as case_event_row, report};
-use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait};
+use gridwork_storage::entity::{
+    case, case_event as case_event_row, case_report, centre as centre_row, grid_shape, report, supervision, unit,
+};
+use sea_orm::sea_query::{Expr, SimpleExpr};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, DatabaseTransaction, EntityTrait, IntoActiveModel, Order, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, TransactionTrait, Value,
+};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::{repo, State, PRODUCER};
+use crate::repo::{self, Extra, Recorded};
+use crate::State;
 
 /// mediation's errors, mapped exhaustively to statuses and stable codes.
 #[derive(Debug, thiserror::Error)]
 pub enum MediationError {
     #[error(transparent)]
     Transition(#[from] TransitionError),
+    #[error(transparent)]
+    Clock(#[from] ClockError),
     #[error("the case changed since version {expected} (now {actual})")]
     StaleVersion { expected: i64, actual: i64 },
     #[error("the case was changed concurrently")]
@@ -61,7 +78,16 @@ impl MediationError {
                 TransitionError::MissingReason(_) => {
                     ApiError::bad_request("missing_reason", e.to_string(), "请填写原因").with_field("reason")
                 }
+                TransitionError::Invalid(_) => ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_action",
+                    e.to_string(),
+                    "该操作的参数不适用于此案件",
+                ),
             },
+            MediationError::Clock(e) => {
+                ApiError::bad_request("invalid_extension", e.to_string(), "延期时长无效").with_field("extension")
+            }
             MediationError::StaleVersion { .. } => {
                 ApiError::conflict("stale_version", self.to_string(), "案件已被更新，请刷新后重试")
                     .with_field("version")
@@ -94,12 +120,27 @@ fn bad(code: &'static str, field: &str, en: String, zh: &str) -> MediationError 
     MediationError::BadRequest(ApiError::bad_request(code, en, zh).with_field(field))
 }
 
-fn require_queue_worker(a: &Actor) -> Result<(), MediationError> {
-    if a.works_queues() {
-        Ok(())
-    } else {
-        Err(MediationError::Forbidden("only dispatchers and mediators work case queues"))
+pub(crate) fn require_queue_worker(a: &Actor) -> Result<(), MediationError> {
+    if !a.works_queues() {
+        return Err(MediationError::Forbidden("only dispatchers and mediators work case queues"));
     }
+    if a.role == Role::Mediator && a.channel.as_deref().and_then(Channel::parse).is_none() {
+        return Err(MediationError::Forbidden("a mediator's token must name their channel"));
+    }
+    if a.role != Role::Admin && a.scope.is_empty() {
+        return Err(MediationError::Forbidden("your token has no scope"));
+    }
+    Ok(())
+}
+
+/// The channels of a stored case: its lead and the assisting ones.
+fn channels_of(m: &case::Model) -> impl Iterator<Item = &str> {
+    std::iter::once(m.channel.as_str()).chain(m.joint.split(',').filter(|c| !c.is_empty()))
+}
+
+/// Whether `actor` may see the case.
+pub(crate) fn may_see(actor: &Actor, m: &case::Model) -> bool {
+    actor.covers(&m.centre) && actor.covers_channel(channels_of(m))
 }
 
 #[derive(Debug, Serialize)]
@@ -109,6 +150,8 @@ pub struct CaseView {
     pub centre: String,
     pub channel: String,
     pub channel_zh: &'static str,
+    /// Channels assisting in joint handling (联合调处).
+    pub joint: Vec<String>,
     pub priority: i32,
     pub category: String,
     pub urgency: String,
@@ -116,24 +159,32 @@ pub struct CaseView {
     pub status: String,
     pub claimed_by: Option<String>,
     pub lease_until: Option<DateTime<Utc>>,
+    pub suspended_from: Option<String>,
     pub outcome: Option<String>,
     pub satisfaction: Option<String>,
     pub petition_class: Option<String>,
     pub routing_rule: String,
     pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
     pub due_at: DateTime<Utc>,
+    pub accept_due_at: Option<DateTime<Utc>>,
+    pub extended: bool,
+    /// The close-out (or, for an unaccepted petition, acceptance) deadline
+    /// has passed while the case is still being worked.
     pub overdue: bool,
     pub version: i64,
 }
 
-fn is_open(status: &str) -> bool {
-    CaseStatus::parse(status).is_some_and(|s| s.is_open())
+fn overdue(m: &case::Model, now: DateTime<Utc>) -> bool {
+    let running = CaseStatus::parse(&m.status).is_some_and(|s| s.clock_runs());
+    running && (m.due_at <= now || (m.status == "created" && m.accept_due_at.is_some_and(|d| d <= now)))
 }
 
 pub(crate) fn view(m: case::Model, now: DateTime<Utc>) -> CaseView {
     CaseView {
-        overdue: is_open(&m.status) && m.due_at < now,
+        overdue: overdue(&m, now),
         channel_zh: Channel::parse(&m.channel).map(|c| c.name_zh()).unwrap_or(""),
+        joint: m.joint.split(',').filter(|c| !c.is_empty()).map(str::to_owned).collect(),
         hierarchy: serde_json::json!({
             "grid": m.grid, "community": m.community, "street": m.street,
             "county": m.county, "city": m.city, "province": m.province,
@@ -148,12 +199,16 @@ pub(crate) fn view(m: case::Model, now: DateTime<Utc>) -> CaseView {
         status: m.status,
         claimed_by: m.claimed_by,
         lease_until: m.lease_until,
+        suspended_from: m.suspended_from,
         outcome: m.outcome,
         satisfaction: m.satisfaction,
         petition_class: m.petition_class,
         routing_rule: m.routing_rule,
         created_at: m.created_at,
+        updated_at: m.updated_at,
         due_at: m.due_at,
+        accept_due_at: m.accept_due_at,
+        extended: m.extended,
         version: m.version,
     }
 }
@@ -161,34 +216,166 @@ pub(crate) fn view(m: case::Model, now: DateTime<Utc>) -> CaseView {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
+    /// A centre code (or any code under the caller's scope): cases of the
+    /// centres under it.
     #[serde(default)]
     pub centre: Option<String>,
     #[serde(default)]
     pub channel: Option<String>,
+    /// One status or several, comma-separated; `open` for every open one.
     #[serde(default)]
     pub status: Option<String>,
     #[serde(default)]
+    pub priority: Option<i32>,
+    #[serde(default)]
     pub overdue: Option<bool>,
+    /// A grid, community or street code: cases located under it.
+    #[serde(default)]
+    pub grid: Option<String>,
+    /// A category code or a dotted prefix (`dispute`).
+    #[serde(default)]
+    pub category: Option<String>,
+    /// Words of the report's address or description, or of the category.
+    #[serde(default)]
+    pub text: Option<String>,
+    /// `urgent` (default: overdue first, then priority, then deadline),
+    /// `due`, `priority`, `created` (newest first), `updated` (latest first).
+    #[serde(default)]
+    pub sort: Option<String>,
     #[serde(default)]
     pub limit: Option<u64>,
     #[serde(default)]
     pub cursor: Option<String>,
 }
 
-fn encode_cursor(m: &case::Model) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{}|{}|{}", m.priority, m.created_at.to_rfc3339(), m.id))
+/// One key of an ordering and its value in a cursor.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+enum Key {
+    Int(i64),
+    Text(String),
 }
 
-fn decode_cursor(s: &str) -> Option<(i32, DateTime<Utc>, String)> {
-    let raw = String::from_utf8(URL_SAFE_NO_PAD.decode(s).ok()?).ok()?;
-    let mut it = raw.splitn(3, '|');
-    let p = it.next()?.parse().ok()?;
-    let t = DateTime::parse_from_rfc3339(it.next()?).ok()?.with_timezone(&Utc);
-    Some((p, t, it.next()?.to_owned()))
+#[derive(Debug, Serialize, Deserialize)]
+struct Cursor {
+    /// The sort the cursor belongs to.
+    s: String,
+    /// The instant "overdue" was judged at on the first page, kept so that
+    /// pages do not shift under the reader.
+    t: i64,
+    k: Vec<Key>,
 }
 
-/// `GET /v1/cases`: the queues the caller may see, most urgent first
-/// (priority, then age), with keyset pagination.
+/// The orderings: (name, keys: expression, direction, value of a row).
+struct Sort {
+    name: &'static str,
+    keys: Vec<(SimpleExpr, Order)>,
+}
+
+fn ts_key(t: DateTime<Utc>) -> Key {
+    Key::Int(t.timestamp_micros())
+}
+
+fn sort_of(name: &str, at: DateTime<Utc>) -> Result<Sort, MediationError> {
+    let running = ["created", "accepted", "claimed", "in_progress"];
+    let overdue_rank =
+        Expr::case(Condition::all().add(case::Column::Status.is_in(running)).add(case::Column::DueAt.lte(at)), 0)
+            .finally(1);
+    let col = |c: case::Column| -> SimpleExpr { Expr::col((case::Entity, c)).into() };
+    Ok(match name {
+        "urgent" => Sort {
+            name: "urgent",
+            keys: vec![
+                (overdue_rank.into(), Order::Asc),
+                (col(case::Column::Priority), Order::Asc),
+                (col(case::Column::DueAt), Order::Asc),
+                (col(case::Column::Id), Order::Asc),
+            ],
+        },
+        "due" => Sort {
+            name: "due",
+            keys: vec![(col(case::Column::DueAt), Order::Asc), (col(case::Column::Id), Order::Asc)],
+        },
+        "priority" => Sort {
+            name: "priority",
+            keys: vec![
+                (col(case::Column::Priority), Order::Asc),
+                (col(case::Column::CreatedAt), Order::Asc),
+                (col(case::Column::Id), Order::Asc),
+            ],
+        },
+        "created" => Sort {
+            name: "created",
+            keys: vec![(col(case::Column::CreatedAt), Order::Desc), (col(case::Column::Id), Order::Desc)],
+        },
+        "updated" => Sort {
+            name: "updated",
+            keys: vec![(col(case::Column::UpdatedAt), Order::Desc), (col(case::Column::Id), Order::Desc)],
+        },
+        other => {
+            return Err(bad(
+                "invalid_sort",
+                "sort",
+                format!("unknown sort {other:?}: urgent, due, priority, created or updated"),
+                "未知的排序方式",
+            ))
+        }
+    })
+}
+
+/// The key values of `m` under `sort`.
+fn keys_of(sort: &str, m: &case::Model, at: DateTime<Utc>) -> Vec<Key> {
+    let id = Key::Text(m.id.clone());
+    match sort {
+        "urgent" => {
+            vec![Key::Int(if overdue_at(m, at) { 0 } else { 1 }), Key::Int(i64::from(m.priority)), ts_key(m.due_at), id]
+        }
+        "due" => vec![ts_key(m.due_at), id],
+        "priority" => vec![Key::Int(i64::from(m.priority)), ts_key(m.created_at), id],
+        "created" => vec![ts_key(m.created_at), id],
+        _ => vec![ts_key(m.updated_at), id],
+    }
+}
+
+/// The close-out overdue judgement the `urgent` sort uses.
+fn overdue_at(m: &case::Model, at: DateTime<Utc>) -> bool {
+    CaseStatus::parse(&m.status).is_some_and(|s| s.clock_runs()) && m.due_at <= at
+}
+
+/// A cursor value as a database value of the key's column.
+fn db_value(sort: &str, i: usize, k: &Key) -> Option<Value> {
+    let time_key = matches!((sort, i), ("urgent", 2) | ("due", 0) | ("priority", 1) | ("created", 0) | ("updated", 0));
+    match k {
+        Key::Int(v) if time_key => DateTime::from_timestamp_micros(*v).map(Value::from),
+        Key::Int(v) => Some(Value::from(*v)),
+        Key::Text(t) => Some(Value::from(t.clone())),
+    }
+}
+
+/// Rows strictly after `values` in the order `keys`.
+fn after(keys: &[(SimpleExpr, Order)], values: &[Value]) -> Condition {
+    let mut any = Condition::any();
+    for i in 0..keys.len() {
+        let mut all = Condition::all();
+        for j in 0..i {
+            all = all.add(Expr::expr(keys[j].0.clone()).eq(values[j].clone()));
+        }
+        let (e, o) = &keys[i];
+        all = all.add(match o {
+            Order::Desc => Expr::expr(e.clone()).lt(values[i].clone()),
+            _ => Expr::expr(e.clone()).gt(values[i].clone()),
+        });
+        any = any.add(all);
+    }
+    any
+}
+
+fn invalid_cursor() -> MediationError {
+    bad("invalid_cursor", "cursor", "the cursor is not valid for this query".into(), "分页游标无效")
+}
+
+/// `GET /v1/cases`: the queues the caller may see, with filters, sort and
+/// keyset pagination.
 pub async fn list(
     state: web::Data<State>,
     caller: Caller,
@@ -198,17 +385,32 @@ pub async fn list(
     require_queue_worker(&actor)?;
     let limit = q.limit.unwrap_or(50).clamp(1, 200);
     let mut query = case::Entity::find();
-    if let Some(centre) = &q.centre {
-        if !actor.covers(centre) {
-            return Err(MediationError::Forbidden("that centre is outside your scope"));
+    let code_prefix = |code: &str, field: &str| {
+        codes::significant_prefix(code).map(str::to_owned).map_err(|_| {
+            bad("invalid_filter", field, format!("{code:?} is not an administrative code"), "行政区划代码无效")
+        })
+    };
+    match &q.centre {
+        Some(centre) => {
+            let prefix = code_prefix(centre, "centre")?;
+            if !actor.covers(centre) {
+                return Err(MediationError::Forbidden("that centre is outside your scope"));
+            }
+            query = query.filter(case::Column::Centre.starts_with(prefix));
         }
-        query = query.filter(case::Column::Centre.eq(centre.as_str()));
-    } else if !actor.scope.is_empty() {
-        let prefix = gridwork_domain::codes::significant_prefix(&actor.scope)
-            .map_err(|_| MediationError::Forbidden("your token's scope is not an administrative code"))?;
-        query = query.filter(case::Column::Centre.starts_with(prefix));
-    } else if actor.role != gridwork_domain::auth::Role::Admin {
-        return Err(MediationError::Forbidden("your token has no scope"));
+        None if !actor.scope.is_empty() => {
+            let prefix = codes::significant_prefix(&actor.scope)
+                .map_err(|_| MediationError::Forbidden("your token's scope is not an administrative code"))?;
+            query = query.filter(case::Column::Centre.starts_with(prefix));
+        }
+        None => {}
+    }
+    if let (Role::Mediator, Some(mine)) = (actor.role, &actor.channel) {
+        query = query.filter(
+            Condition::any()
+                .add(case::Column::Channel.eq(mine.as_str()))
+                .add(Expr::cust_with_values("(',' || joint || ',') LIKE ?", [format!("%,{mine},%")])),
+        );
     }
     if let Some(ch) = &q.channel {
         let c = Channel::parse(ch)
@@ -216,56 +418,104 @@ pub async fn list(
         query = query.filter(case::Column::Channel.eq(c.as_str()));
     }
     if let Some(st) = &q.status {
-        let s = CaseStatus::parse(st)
-            .ok_or_else(|| bad("invalid_filter", "status", format!("unknown status {st:?}"), "未知的状态"))?;
-        query = query.filter(case::Column::Status.eq(s.as_str()));
+        let mut wanted = Vec::new();
+        for s in st.split(',') {
+            if s == "open" {
+                wanted.extend(CaseStatus::ALL.into_iter().filter(|s| s.is_open()));
+            } else {
+                wanted.push(
+                    CaseStatus::parse(s).ok_or_else(|| {
+                        bad("invalid_filter", "status", format!("unknown status {s:?}"), "未知的状态")
+                    })?,
+                );
+            }
+        }
+        query = query.filter(case::Column::Status.is_in(wanted.into_iter().map(CaseStatus::as_str)));
     }
-    let now = Utc::now();
-    if let Some(overdue) = q.overdue {
-        let open = case::Column::Status.is_not_in([CaseStatus::Closed.as_str(), CaseStatus::Rejected.as_str()]);
-        query = if overdue {
-            query.filter(open).filter(case::Column::DueAt.lt(now))
-        } else {
-            query.filter(Condition::any().add(open.not()).add(case::Column::DueAt.gte(now)))
-        };
+    if let Some(p) = q.priority {
+        query = query.filter(case::Column::Priority.eq(p));
     }
-    if let Some(c) = &q.cursor {
-        let (p, t, id) = decode_cursor(c)
-            .ok_or_else(|| bad("invalid_cursor", "cursor", "the cursor is not valid".into(), "分页游标无效"))?;
+    if let Some(g) = &q.grid {
+        let prefix = code_prefix(g, "grid")?;
+        query = query.filter(case::Column::Grid.starts_with(prefix));
+    }
+    if let Some(cat) = &q.category {
         query = query.filter(
             Condition::any()
-                .add(case::Column::Priority.gt(p))
-                .add(Condition::all().add(case::Column::Priority.eq(p)).add(case::Column::CreatedAt.gt(t)))
-                .add(
-                    Condition::all()
-                        .add(case::Column::Priority.eq(p))
-                        .add(case::Column::CreatedAt.eq(t))
-                        .add(case::Column::Id.gt(id)),
-                ),
+                .add(case::Column::Category.eq(cat.as_str()))
+                .add(case::Column::Category.starts_with(format!("{cat}."))),
         );
     }
-    let rows = query
-        .order_by_asc(case::Column::Priority)
-        .order_by_asc(case::Column::CreatedAt)
-        .order_by_asc(case::Column::Id)
-        .limit(limit)
-        .all(&state.db)
-        .await?;
-    let next = if rows.len() as u64 == limit { rows.last().map(encode_cursor) } else { None };
-    let items: Vec<CaseView> = rows.into_iter().map(|m| view(m, now)).collect();
+    if let Some(text) = &q.text {
+        for word in text.split_whitespace() {
+            query = query.filter(case::Column::Search.contains(word.to_lowercase()));
+        }
+    }
+    let mut now = Utc::now();
+    let sort_name = q.sort.as_deref().unwrap_or("urgent");
+    let mut sort = sort_of(sort_name, now)?;
+    if let Some(c) = &q.cursor {
+        let raw = URL_SAFE_NO_PAD.decode(c).map_err(|_| invalid_cursor())?;
+        let cur: Cursor = serde_json::from_slice(&raw).map_err(|_| invalid_cursor())?;
+        if cur.s != sort.name || cur.k.len() != sort.keys.len() {
+            return Err(invalid_cursor());
+        }
+        now = DateTime::from_timestamp_micros(cur.t).ok_or_else(invalid_cursor)?;
+        sort = sort_of(sort_name, now)?;
+        let values = cur
+            .k
+            .iter()
+            .enumerate()
+            .map(|(i, k)| db_value(sort.name, i, k))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(invalid_cursor)?;
+        query = query.filter(after(&sort.keys, &values));
+    }
+    if let Some(overdue) = q.overdue {
+        let running = case::Column::Status.is_in(["created", "accepted", "claimed", "in_progress"]);
+        let late = Condition::any()
+            .add(case::Column::DueAt.lte(now))
+            .add(Condition::all().add(case::Column::Status.eq("created")).add(case::Column::AcceptDueAt.lte(now)));
+        let cond = Condition::all().add(running).add(late);
+        query = query.filter(if overdue { cond } else { cond.not() });
+    }
+    for (e, o) in &sort.keys {
+        query = query.order_by(e.clone(), o.clone());
+    }
+    let rows = query.limit(limit).all(&state.db).await?;
+    let next = if rows.len() as u64 == limit {
+        rows.last().and_then(|m| {
+            let cur = Cursor { s: sort.name.to_owned(), t: now.timestamp_micros(), k: keys_of(sort.name, m, now) };
+            serde_json::to_vec(&cur).ok().map(|b| URL_SAFE_NO_PAD.encode(b))
+        })
+    } else {
+        None
+    };
+    let items: Vec<CaseView> = rows.into_iter().map(|m| view(m, Utc::now())).collect();
     Ok(HttpResponse::Ok().json(serde_json::json!({"items": items, "next_cursor": next})))
 }
 
 async fn load_visible(state: &State, actor: &Actor, id: &str) -> Result<case::Model, MediationError> {
     let m = case::Entity::find_by_id(id.to_owned()).one(&state.db).await?.ok_or(MediationError::NotFound("case"))?;
-    if !actor.covers(&m.centre) {
+    if !may_see(actor, &m) {
         // 404, not 403: do not reveal that the case exists.
         return Err(MediationError::NotFound("case"));
     }
     Ok(m)
 }
 
-/// `GET /v1/cases/{id}`: the case, its report and its timeline.
+fn report_json(r: report::Model) -> serde_json::Value {
+    let party_count = r.party_count();
+    serde_json::json!({
+        "id": r.id, "reporter": r.reporter, "occurred_at": r.occurred_at, "received_at": r.received_at,
+        "description": r.description, "address": r.address,
+        "location": {"lat": r.lat, "lon": r.lon, "crs": r.crs},
+        "party_count": party_count,
+    })
+}
+
+/// `GET /v1/cases/{id}`: the case, its report, linked reports, supervision
+/// notices and its timeline.
 pub async fn detail(
     state: web::Data<State>,
     caller: Caller,
@@ -281,26 +531,42 @@ pub async fn detail(
         .all(&state.db)
         .await?;
     let rep = report::Entity::find_by_id(m.report_id.clone()).one(&state.db).await?;
-    let report_json = rep.map(|r| {
-        let party_count = r.party_count();
-        serde_json::json!({
-            "id": r.id, "reporter": r.reporter, "occurred_at": r.occurred_at, "received_at": r.received_at,
-            "description": r.description, "address": r.address,
-            "location": {"lat": r.lat, "lon": r.lon, "crs": r.crs},
-            "party_count": party_count,
-        })
-    });
+    let links = case_report::Entity::find()
+        .filter(case_report::Column::CaseId.eq(id.as_str()))
+        .order_by_asc(case_report::Column::LinkedAt)
+        .all(&state.db)
+        .await?;
+    let mut linked = Vec::with_capacity(links.len());
+    for l in links {
+        let r = report::Entity::find_by_id(l.report_id.clone()).one(&state.db).await?;
+        linked.push(serde_json::json!({
+            "report_id": l.report_id, "linked_at": l.linked_at, "linked_by": l.linked_by,
+            "distance_m": l.distance_m, "split_case_id": l.split_case_id,
+            "report": r.map(report_json),
+        }));
+    }
+    let notices: Vec<serde_json::Value> = supervision::Entity::find()
+        .filter(supervision::Column::CaseId.eq(id.as_str()))
+        .order_by_asc(supervision::Column::RaisedAt)
+        .all(&state.db)
+        .await?
+        .into_iter()
+        .map(|s| serde_json::json!({"clock": s.clock, "threshold": s.threshold, "due_at": s.due_at, "raised_at": s.raised_at}))
+        .collect();
     let timeline: Vec<serde_json::Value> = timeline
         .into_iter()
         .map(|e| {
             serde_json::json!({
-                "event_id": e.event_id, "kind": e.kind, "status": e.status, "actor": e.actor_id,
+                "seq": e.id, "event_id": e.event_id, "kind": e.kind, "status": e.status, "actor": e.actor_id,
                 "actor_role": e.actor_role, "reason": e.reason, "at": e.at, "version": e.version,
+                "centre": e.centre, "channel": e.channel,
             })
         })
         .collect();
     let mut body = serde_json::to_value(view(m, Utc::now())).map_err(|e| MediationError::Internal(e.to_string()))?;
-    body["report"] = report_json.unwrap_or(serde_json::Value::Null);
+    body["report"] = rep.map(report_json).unwrap_or(serde_json::Value::Null);
+    body["linked_reports"] = serde_json::Value::Array(linked);
+    body["supervision"] = serde_json::Value::Array(notices);
     body["timeline"] = serde_json::Value::Array(timeline);
     Ok(HttpResponse::Ok().json(body))
 }
@@ -318,18 +584,67 @@ pub struct ActionIn {
     pub note: Option<String>,
     #[serde(default)]
     pub satisfaction: Option<String>,
+    /// transfer: the channel and/or centre to move to.
+    #[serde(default)]
+    pub channel: Option<String>,
+    #[serde(default)]
+    pub centre: Option<String>,
+    /// joint: the assisting channels.
+    #[serde(default)]
+    pub channels: Option<Vec<String>>,
+    /// extend: e.g. "30 days".
+    #[serde(default)]
+    pub extension: Option<String>,
+    /// split: the linked report to split off.
+    #[serde(default)]
+    pub report_id: Option<Uuid>,
     /// The version the caller last saw; a stale one gets 409.
     #[serde(default)]
     pub version: Option<i64>,
 }
 
-fn parse_action(name: &str, body: &ActionIn) -> Result<CaseAction, MediationError> {
+const ACTIONS: &str = "accept, reject, claim, release, start, transfer, joint, escalate, suspend, resume, resolve, \
+                       verify, close, reopen, callback, extend or split";
+
+fn channel_field(field: &str, v: &str) -> Result<Channel, MediationError> {
+    Channel::parse(v).ok_or_else(|| {
+        bad(
+            "invalid_field",
+            field,
+            format!("unknown channel {v:?}; expected one of {}", Channel::ALL.map(|c| c.as_str()).join(", ")),
+            "未知的渠道",
+        )
+    })
+}
+
+fn parse_action(state: &State, name: &str, body: &ActionIn, case: &Case) -> Result<CaseAction, MediationError> {
+    let reason = || body.reason.clone().unwrap_or_default();
     Ok(match name {
         "accept" => CaseAction::Accept,
-        "reject" => CaseAction::Reject { reason: body.reason.clone().unwrap_or_default() },
+        "reject" => CaseAction::Reject { reason: reason() },
         "claim" => CaseAction::Claim,
         "release" => CaseAction::Release,
         "start" => CaseAction::Start,
+        "transfer" => CaseAction::Transfer {
+            channel: body.channel.as_deref().map(|c| channel_field("channel", c)).transpose()?,
+            centre: body.centre.clone(),
+            reason: reason(),
+        },
+        "joint" => CaseAction::Joint {
+            channels: body
+                .channels
+                .as_deref()
+                .ok_or_else(|| {
+                    bad("missing_field", "channels", "joint needs the assisting channels".into(), "请填写协办渠道")
+                })?
+                .iter()
+                .map(|c| channel_field("channels", c))
+                .collect::<Result<_, _>>()?,
+            reason: reason(),
+        },
+        "escalate" => CaseAction::Escalate { reason: reason() },
+        "suspend" => CaseAction::Suspend { reason: reason() },
+        "resume" => CaseAction::Resume,
         "resolve" => {
             let o = body.outcome.as_deref().ok_or_else(|| {
                 bad(
@@ -345,6 +660,7 @@ fn parse_action(name: &str, body: &ActionIn) -> Result<CaseAction, MediationErro
         }
         "verify" => CaseAction::Verify,
         "close" => CaseAction::Close,
+        "reopen" => CaseAction::Reopen { reason: reason() },
         "callback" => {
             let s = body.satisfaction.as_deref().ok_or_else(|| {
                 bad(
@@ -359,16 +675,39 @@ fn parse_action(name: &str, body: &ActionIn) -> Result<CaseAction, MediationErro
             })?;
             CaseAction::Callback { satisfaction }
         }
+        "extend" => {
+            let text = body.extension.as_deref().ok_or_else(|| {
+                bad(
+                    "missing_field",
+                    "extension",
+                    "extend needs an extension, e.g. \"30 days\"".into(),
+                    "请填写延期时长",
+                )
+            })?;
+            let span: Span = text.parse()?;
+            CaseAction::Extend { due_at: state.clocks.extended(case, span)?, reason: reason() }
+        }
         other => {
             return Err(MediationError::BadRequest(ApiError::new(
                 StatusCode::NOT_FOUND,
                 "unknown_action",
-                format!(
-                "unknown action {other:?}: accept, reject, claim, release, start, resolve, verify, close or callback"
-            ),
+                format!("unknown action {other:?}: {ACTIONS}"),
                 "未知的操作",
             )))
         }
+    })
+}
+
+fn parse_body(body: &web::Bytes) -> Result<ActionIn, MediationError> {
+    if body.iter().all(|b| b.is_ascii_whitespace()) {
+        return Ok(ActionIn::default());
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        MediationError::BadRequest(ApiError::bad_request(
+            "invalid_body",
+            format!("invalid request body: {e}"),
+            "请求体格式错误",
+        ))
     })
 }
 
@@ -382,21 +721,30 @@ pub async fn act(
     let actor = caller.0;
     require_queue_worker(&actor)?;
     let (id, action_name) = path.into_inner();
-    let input: ActionIn = if body.iter().all(|b| b.is_ascii_whitespace()) {
-        ActionIn::default()
-    } else {
-        serde_json::from_slice(&body).map_err(|e| {
-            MediationError::BadRequest(ApiError::bad_request(
-                "invalid_body",
-                format!("invalid request body: {e}"),
-                "请求体格式错误",
-            ))
-        })?
-    };
-    let action = parse_action(&action_name, &input)?;
+    let input = parse_body(&body)?;
     let id = id.to_string();
+    if !ACTIONS.split([',', ' ']).any(|a| a == action_name) {
+        return Err(MediationError::BadRequest(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_action",
+            format!("unknown action {action_name:?}: {ACTIONS}"),
+            "未知的操作",
+        )));
+    }
     // Scope check before taking any lock.
-    load_visible(&state, &actor, &id).await?;
+    let seen = load_visible(&state, &actor, &id).await?;
+    if actor.role == Role::Mediator && actor.channel.as_deref() != Some(seen.channel.as_str()) {
+        return Err(MediationError::Forbidden("an assisting channel sees the case; only its lead channel acts on it"));
+    }
+    if action_name == "split" {
+        let (m, now) = split(&state, &actor, &id, &input).await?;
+        return Ok(HttpResponse::Ok().json(view(m, now)));
+    }
+    if action_name == "transfer" {
+        if let Some(centre) = &input.centre {
+            check_centre(&state, &actor, &seen, centre).await?;
+        }
+    }
 
     // The shared lease in the cache turns away a rival claim at once; the
     // database row (lock + lease_until) stays the judge, so a cache that is
@@ -404,7 +752,7 @@ pub async fn act(
     let lease_key = format!("mediation:lease:{id}");
     let lease_ttl = state.lease.to_std().unwrap_or(std::time::Duration::from_secs(1800));
     let mut took_lease = false;
-    if action == CaseAction::Claim {
+    if action_name == "claim" {
         match state.cache.set_nx(&lease_key, actor.id.as_bytes(), lease_ttl).await {
             Ok(true) => took_lease = true,
             Ok(false) => {
@@ -417,16 +765,16 @@ pub async fn act(
             Err(e) => tracing::debug!(error = %e, "claim lease not checked in the cache"),
         }
     }
-    let result = transition(&state, &actor, &id, &action, &input).await;
-    match (&result, &action) {
+    let result = transition(&state, &actor, &id, &action_name, &input).await;
+    match (&result, action_name.as_str()) {
         (Err(_), _) if took_lease => {
             let _ = state.cache.del(&lease_key).await;
         }
-        (Ok(_), CaseAction::Claim) if !took_lease => {
+        (Ok(_), "claim") if !took_lease => {
             // Renewed by its holder.
             let _ = state.cache.set(&lease_key, actor.id.as_bytes(), lease_ttl).await;
         }
-        (Ok(_), CaseAction::Release | CaseAction::Resolve { .. } | CaseAction::Reject { .. }) => {
+        (Ok(_), "release" | "resolve" | "reject" | "transfer" | "escalate") => {
             let _ = state.cache.del(&lease_key).await;
         }
         _ => {}
@@ -435,79 +783,206 @@ pub async fn act(
     Ok(HttpResponse::Ok().json(view(updated, now)))
 }
 
-/// Applies `action` to the case in one transaction: row lock, version
-/// check, state machine, optimistic update, lifecycle events into the outbox.
+/// A transfer's target centre must exist and lie in the case's county
+/// (the county centre included); only an admin moves cases across counties.
+async fn check_centre(state: &State, actor: &Actor, case: &case::Model, centre: &str) -> Result<(), MediationError> {
+    let unknown = || bad("unknown_centre", "centre", format!("no centre {centre:?}"), "综治中心不存在");
+    codes::level_of(centre).map_err(|_| unknown())?;
+    // Centres are listed, or known from the grids they own, or are counties.
+    let known = centre_row::Entity::find_by_id(centre.to_owned()).one(&state.db).await?.is_some()
+        || grid_shape::Entity::find().filter(grid_shape::Column::Centre.eq(centre)).count(&state.db).await? > 0
+        || (centre.len() == 6 && unit::Entity::find_by_id(centre.to_owned()).one(&state.db).await?.is_some());
+    if !known {
+        return Err(unknown());
+    }
+    if actor.role != Role::Admin && !centre.starts_with(&case.county) {
+        return Err(bad(
+            "invalid_field",
+            "centre",
+            format!("{centre} is outside county {}; escalate to the county centre instead", case.county),
+            "只能转至本县（市、区）的综治中心",
+        ));
+    }
+    Ok(())
+}
+
+/// Applies the action to the case in one transaction: row lock, version
+/// check, state machine, clocks, optimistic update, lifecycle events into
+/// the outbox; then the live stream hears of it.
 async fn transition(
     state: &State,
     actor: &Actor,
     id: &str,
-    action: &CaseAction,
+    action_name: &str,
     input: &ActionIn,
 ) -> Result<(case::Model, DateTime<Utc>), MediationError> {
-    let id = id.to_owned();
     let txn = state.db.begin().await?;
-    repo::lock_case(&txn, &id).await?;
-    let row = case::Entity::find_by_id(id.clone()).one(&txn).await?.ok_or(MediationError::NotFound("case"))?;
+    repo::lock_case(&txn, id).await?;
+    let row = case::Entity::find_by_id(id.to_owned()).one(&txn).await?.ok_or(MediationError::NotFound("case"))?;
     if let Some(expected) = input.version {
         if expected != row.version {
             return Err(MediationError::StaleVersion { expected, actual: row.version });
         }
     }
     let mut c = repo::to_domain(&row).map_err(MediationError::Internal)?;
+    let action = parse_action(state, action_name, input, &c)?;
     let now = Utc::now();
-    let steps = c.apply(action, actor, now, state.lease)?;
-    let updated = repo::to_model(&c, &row.routing_rule, now);
-    let res = case::Entity::update_many()
-        .col_expr(case::Column::Status, Expr::value(updated.status.clone()))
-        .col_expr(case::Column::ClaimedBy, Expr::value(updated.claimed_by.clone()))
-        .col_expr(case::Column::LeaseUntil, Expr::value(updated.lease_until))
-        .col_expr(case::Column::Outcome, Expr::value(updated.outcome.clone()))
-        .col_expr(case::Column::Satisfaction, Expr::value(updated.satisfaction.clone()))
-        .col_expr(case::Column::UpdatedAt, Expr::value(now))
-        .col_expr(case::Column::Version, Expr::value(updated.version))
-        .filter(case::Column::Id.eq(id.as_str()))
-        .filter(case::Column::Version.eq(row.version))
-        .exec(&txn)
-        .await?;
-    if res.rows_affected != 1 {
-        return Err(MediationError::Concurrent);
+    let steps = c.apply(&action, actor, now, state.lease)?;
+    if steps.iter().any(|s| s.kind == CaseEventKind::Accepted) {
+        state.clocks.on_accept(&mut c, now);
     }
-    let reason = input.reason.clone().or(input.note.clone()).unwrap_or_default();
-    let detail =
-        TransitionDetail { reason: reason.clone(), routing_rule: row.routing_rule.clone(), routing_version: 0 };
+    let extra = Extra::of(&row);
+    let updated = repo::to_model(&c, &extra, state.near_due_share, now);
+    save(&txn, &updated, row.version).await?;
+    let detail = TransitionDetail {
+        reason: action.reason().unwrap_or_default().to_owned(),
+        routing_rule: row.routing_rule.clone(),
+        from_centre: if row.centre != c.centre { row.centre.clone() } else { String::new() },
+        from_channel: if row.channel != c.channel.as_str() { row.channel.clone() } else { String::new() },
+        ..Default::default()
+    };
     let mut live = Vec::with_capacity(steps.len());
     for step in &steps {
-        let mut snapshot = c.clone();
-        snapshot.status = step.status;
-        snapshot.version = step.version;
-        let out = Event::new(
-            PRODUCER,
-            now,
-            Payload::CaseLifecycle(case_event(&snapshot, step.kind, Cause::Actor(actor), &detail)),
-        );
-        case_event_row::Entity::insert(case_event_row::ActiveModel {
-            event_id: Set(out.id.to_string()),
-            case_id: Set(id.clone()),
-            kind: Set(step.kind.as_str().to_owned()),
-            status: Set(step.status.as_str().to_owned()),
-            actor_id: Set(actor.id.clone()),
-            actor_role: Set(actor.role.as_str().to_owned()),
-            reason: Set(reason.clone()),
-            at: Set(now),
-            version: Set(step.version),
-            ..Default::default()
-        })
-        .exec_without_returning(&txn)
-        .await?;
-        emit(&txn, PRODUCER, &state.topics.case_lifecycle, &id, &out).await?;
-        state.transitions.with_label_values(&[step.kind.as_str()]).inc();
-        live.push((out.id, step.kind));
+        live.push(repo::record(&txn, state, &c, *step, Cause::Actor(actor), &detail, now).await?);
     }
     txn.commit().await?;
     state.wake.notify_one();
     tracing::info!(case = %id, action = action.name(), actor = %actor.id, version = c.version, "case transition");
-    for (event_id, kind) in live {
-        crate::live::publish(state, event_id, kind, &updated, now).await;
+    publish_all(state, &live, &updated, now).await;
+    Ok((updated, now))
+}
+
+/// Writes every mutable column of `m`, if the row is still at `version`.
+async fn save(txn: &DatabaseTransaction, m: &case::Model, version: i64) -> Result<(), MediationError> {
+    let mut am = m.clone().into_active_model().reset_all();
+    am.id = sea_orm::ActiveValue::Unchanged(m.id.clone());
+    let res = case::Entity::update_many()
+        .set(am)
+        .filter(case::Column::Id.eq(m.id.as_str()))
+        .filter(case::Column::Version.eq(version))
+        .exec(txn)
+        .await?;
+    if res.rows_affected != 1 {
+        return Err(MediationError::Concurrent);
     }
+    Ok(())
+}
+
+async fn publish_all(state: &State, live: &[Recorded], m: &case::Model, now: DateTime<Utc>) {
+    for rec in live {
+        crate::live::publish(state, rec, m, now).await;
+    }
+}
+
+/// `POST /v1/cases/{id}/split`: a report wrongly linked to this case
+/// becomes a case of its own, in the same place, routed afresh.
+async fn split(
+    state: &State,
+    actor: &Actor,
+    id: &str,
+    input: &ActionIn,
+) -> Result<(case::Model, DateTime<Utc>), MediationError> {
+    let report_id = input.report_id.ok_or_else(|| {
+        bad("missing_field", "report_id", "split needs the linked report_id".into(), "请填写报告编号")
+    })?;
+    let reason = input.reason.clone().unwrap_or_default();
+    if reason.trim().is_empty() {
+        return Err(TransitionError::MissingReason("a split needs a reason").into());
+    }
+    let txn = state.db.begin().await?;
+    repo::lock_case(&txn, id).await?;
+    let row = case::Entity::find_by_id(id.to_owned()).one(&txn).await?.ok_or(MediationError::NotFound("case"))?;
+    if let Some(expected) = input.version {
+        if expected != row.version {
+            return Err(MediationError::StaleVersion { expected, actual: row.version });
+        }
+    }
+    let link = case_report::Entity::find_by_id(report_id.to_string())
+        .one(&txn)
+        .await?
+        .filter(|l| l.case_id == id && l.split_case_id.is_none())
+        .ok_or_else(|| {
+            bad(
+                "not_linked",
+                "report_id",
+                format!("report {report_id} is not linked to this case"),
+                "该报告未关联到此案件",
+            )
+        })?;
+    let now = Utc::now();
+    let mut old = repo::to_domain(&row).map_err(MediationError::Internal)?;
+    let routing = state.routing().map_err(MediationError::Internal)?;
+    let route = routing
+        .route(&old.category, old.urgency, &old.hierarchy)
+        .ok_or_else(|| MediationError::Internal(format!("no routing rule matches {}", old.category)))?;
+    let clocks = state.clocks.open(&route, false, now);
+    let new = Case {
+        id: Uuid::now_v7(),
+        report_id,
+        centre: row.centre.clone(),
+        channel: route.channel,
+        joint: Vec::new(),
+        priority: route.priority,
+        status: CaseStatus::Created,
+        claimed_by: None,
+        lease_until: None,
+        suspended_from: None,
+        suspended_at: None,
+        outcome: None,
+        satisfaction: None,
+        petition: None,
+        created_at: now,
+        due_at: clocks.due_at,
+        accept_due_at: None,
+        extended: false,
+        version: 1,
+        ..old.clone()
+    };
+    let rep = report::Entity::find_by_id(report_id.to_string()).one(&txn).await?;
+    let extra = Extra {
+        routing_rule: route.rule_id.clone(),
+        lat: rep.as_ref().map(|r| r.lat),
+        lon: rep.as_ref().map(|r| r.lon),
+        occurred_at: rep.as_ref().map(|r| r.occurred_at),
+        search: format!(
+            "{} {}",
+            new.category,
+            rep.as_ref()
+                .map(|r| format!("{} {}", r.address.as_deref().unwrap_or(""), r.description))
+                .unwrap_or_default()
+        )
+        .to_lowercase(),
+    };
+    let new_model = repo::to_model(&new, &extra, state.near_due_share, now);
+    new_model.clone().into_active_model().reset_all().insert(&txn).await?;
+    case_report::Entity::update_many()
+        .col_expr(case_report::Column::SplitCaseId, Expr::value(new.id.to_string()))
+        .filter(case_report::Column::ReportId.eq(link.report_id.as_str()))
+        .exec(&txn)
+        .await?;
+    let step = old.note(CaseEventKind::ReportSplit);
+    let updated = repo::to_model(&old, &Extra::of(&row), state.near_due_share, now);
+    save(&txn, &updated, row.version).await?;
+    let split_detail = TransitionDetail {
+        reason: reason.clone(),
+        routing_rule: row.routing_rule.clone(),
+        linked_report_id: report_id.to_string(),
+        split_case_id: new.id.to_string(),
+        ..Default::default()
+    };
+    let a = repo::record(&txn, state, &old, step, Cause::Actor(actor), &split_detail, now).await?;
+    let created_detail = TransitionDetail {
+        reason: format!("split from case {id}: {reason}"),
+        routing_rule: route.rule_id.clone(),
+        routing_version: route.rules_version,
+        ..Default::default()
+    };
+    let created = Step { kind: CaseEventKind::Created, status: CaseStatus::Created, version: 1 };
+    let b = repo::record(&txn, state, &new, created, Cause::Actor(actor), &created_detail, now).await?;
+    txn.commit().await?;
+    state.wake.notify_one();
+    crate::live::publish(state, &a, &updated, now).await;
+    crate::live::publish(state, &b, &new_model, now).await;
+    tracing::info!(case = %id, report = %report_id, new_case = %new.id, "linked report split off");
     Ok((updated, now))
 }

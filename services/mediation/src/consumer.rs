@@ -1,32 +1,47 @@
-//! Opens a case for each assigned report.
+//! Opens a case for each assigned report, or links the report to an open
+//! case of the same incident.
 
 use actix_web::web;
 use async_trait::async_trait;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use gridwork_bus::{Handler, HandlerError, Message};
 use gridwork_domain::petition::{PetitionClass, PetitionInfo};
-use gridwork_domain::{Case, CaseEventKind, CaseStatus, Hierarchy, Urgency};
-use gridwork_events::convert::{case_event, Cause, TransitionDetail};
-use gridwork_events::{Event, Payload};
-use gridwork_platform::pipeline::{decode, emit, retryable};
+use gridwork_domain::{Case, CaseEventKind, CaseStatus, Hierarchy, Step, Urgency};
+use gridwork_events::convert::{Cause, TransitionDetail};
+use gridwork_platform::pipeline::{decode, retryable};
 use gridwork_storage::dedup;
-use gridwork_storage::entity::{case, case_event as case_event_row};
+use gridwork_storage::entity::{case, case_report, report};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter,
+    TransactionTrait,
 };
 use uuid::Uuid;
 
-use crate::{repo, State, PRODUCER};
+use crate::repo::{self, Extra};
+use crate::{link, State, PRODUCER};
 
 pub struct CaseOpener {
     pub state: web::Data<State>,
+}
+
+/// The report as mediation sees it.
+struct Incoming {
+    report_id: Uuid,
+    category: String,
+    urgency: Urgency,
+    hierarchy: Hierarchy,
+    centre: String,
+    lat: f64,
+    lon: f64,
+    occurred_at: DateTime<Utc>,
+    petition: Option<(String, String)>,
 }
 
 #[async_trait]
 impl Handler for CaseOpener {
     async fn handle(&self, msg: &Message) -> Result<(), HandlerError> {
         let event = decode(msg)?;
-        let Payload::ReportAssigned(r) = &event.payload else {
+        let gridwork_events::Payload::ReportAssigned(r) = &event.payload else {
             return Err(HandlerError::Poison(format!(
                 "unexpected schema {} on report-assigned",
                 event.payload.schema()
@@ -37,106 +52,195 @@ impl Handler for CaseOpener {
         let asg = r.assignment.clone().ok_or_else(|| poison("no assignment".into()))?;
         let hierarchy = Hierarchy::from(&asg);
         let urgency = Urgency::parse(&r.urgency).ok_or_else(|| poison(format!("urgency {:?}", r.urgency)))?;
-        let routing = self.state.routing().map_err(HandlerError::Retryable)?;
-        let route = routing
-            .route(&r.category, urgency, &hierarchy)
-            .ok_or_else(|| poison(format!("no routing rule matches {}", r.category)))?;
-
+        let incoming = Incoming {
+            report_id,
+            category: r.category.clone(),
+            urgency,
+            centre: asg.centre.clone(),
+            hierarchy,
+            lat: asg.lat,
+            lon: asg.lon,
+            occurred_at: gridwork_events::from_timestamp(r.occurred_at.as_ref()).unwrap_or(event.occurred_at),
+            petition: (!r.petitioner_key.is_empty()).then(|| (r.petitioner_key.clone(), r.matter_key.clone())),
+        };
         let txn = self.state.db.begin().await.map_err(retryable)?;
         if !dedup::first_delivery(&txn, PRODUCER, &event.id.to_string()).await.map_err(retryable)? {
             return Ok(());
         }
         // One case per report, even if the assignment was published twice.
-        let existing = case::Entity::find()
+        let known = case::Entity::find()
             .filter(case::Column::ReportId.eq(report_id.to_string()))
             .count(&txn)
             .await
-            .map_err(retryable)?;
-        if existing > 0 {
+            .map_err(retryable)?
+            + case_report::Entity::find_by_id(report_id.to_string()).count(&txn).await.map_err(retryable)?;
+        if known > 0 {
             txn.commit().await.map_err(retryable)?;
             return Ok(());
         }
-        let petition = if self.state.petition_categories.contains(&r.category) && !r.petitioner_key.is_empty() {
-            let earlier = case::Entity::find()
-                .filter(case::Column::PetitionerKey.eq(r.petitioner_key.as_str()))
-                .filter(case::Column::MatterKey.eq(r.matter_key.as_str()))
-                .count(&txn)
-                .await
-                .map_err(retryable)?;
-            Some(PetitionInfo {
-                petitioner_key: r.petitioner_key.clone(),
-                matter_key: r.matter_key.clone(),
-                class: if earlier == 0 { PetitionClass::FirstTime } else { PetitionClass::Repeat },
-            })
-        } else {
-            None
-        };
         let now = Utc::now();
-        let c = Case {
-            id: Uuid::now_v7(),
-            report_id,
-            centre: asg.centre.clone(),
-            channel: route.channel,
-            priority: route.priority,
-            category: r.category.clone(),
-            urgency,
-            hierarchy,
-            status: CaseStatus::Created,
-            claimed_by: None,
-            lease_until: None,
-            outcome: None,
-            satisfaction: None,
-            petition,
-            created_at: now,
-            due_at: now + route.sla(),
-            version: 1,
-        };
-        repo::to_model(&c, &route.rule_id, now)
-            .into_active_model()
-            .reset_all()
-            .insert(&txn)
+        let is_petition = self.state.petition_categories.contains(&incoming.category);
+        // Petitions are never merged: each is a person's own matter.
+        let duplicate_of = if is_petition {
+            None
+        } else {
+            link::find_open_case(
+                &txn,
+                &self.state,
+                &incoming.category,
+                &incoming.hierarchy,
+                incoming.lat,
+                incoming.lon,
+                incoming.occurred_at,
+            )
             .await
-            .map_err(retryable)?;
-        let detail = TransitionDetail {
-            reason: format!("routed by rule {} (rules v{})", route.rule_id, route.rules_version),
-            routing_rule: route.rule_id.clone(),
-            routing_version: route.rules_version,
+            .map_err(retryable)?
         };
-        let out = Event::new(
-            PRODUCER,
-            now,
-            Payload::CaseLifecycle(case_event(&c, CaseEventKind::Created, Cause::System, &detail)),
-        );
-        case_event_row::Entity::insert(case_event_row::ActiveModel {
-            event_id: Set(out.id.to_string()),
-            case_id: Set(c.id.to_string()),
-            kind: Set(CaseEventKind::Created.as_str().to_owned()),
-            status: Set(c.status.as_str().to_owned()),
-            actor_id: Set("system".into()),
-            actor_role: Set("system".into()),
-            reason: Set(detail.reason.clone()),
-            at: Set(now),
-            version: Set(c.version),
-            ..Default::default()
-        })
-        .exec_without_returning(&txn)
-        .await
-        .map_err(retryable)?;
-        emit(&txn, PRODUCER, &self.state.topics.case_lifecycle, &c.id.to_string(), &out).await.map_err(retryable)?;
+        let recorded = match duplicate_of {
+            Some((row, distance_m)) => self.link(&txn, row, &incoming, distance_m, now).await.map_err(retryable)?,
+            None => self.open(&txn, &incoming, is_petition, now).await?,
+        };
         txn.commit().await.map_err(retryable)?;
         // Crash tests stop here: the case is committed, the offset is not.
         gridwork_platform::failpoint::hit("mediation.after_db_commit").await;
         self.state.wake.notify_one();
-        self.state.cases_created.with_label_values(&[c.channel.as_str()]).inc();
-        crate::live::publish(
-            &self.state,
-            out.id,
-            CaseEventKind::Created,
-            &repo::to_model(&c, &route.rule_id, now),
-            now,
-        )
-        .await;
-        tracing::info!(case = %c.id, report = %report_id, centre = %c.centre, channel = c.channel.as_str(), "case opened");
+        let (model, rec) = recorded;
+        crate::live::publish(&self.state, &rec, &model, now).await;
         Ok(())
+    }
+}
+
+impl CaseOpener {
+    /// Links the report to `row`, an open case of the same incident.
+    async fn link<C: ConnectionTrait>(
+        &self,
+        txn: &C,
+        row: case::Model,
+        incoming: &Incoming,
+        distance_m: f64,
+        now: DateTime<Utc>,
+    ) -> Result<(case::Model, repo::Recorded), DbErr> {
+        repo::lock_case(txn, &row.id).await?;
+        let row = case::Entity::find_by_id(row.id.clone()).one(txn).await?.unwrap_or(row);
+        let mut c = repo::to_domain(&row).map_err(DbErr::Custom)?;
+        case_report::Model {
+            report_id: incoming.report_id.to_string(),
+            case_id: row.id.clone(),
+            linked_at: now,
+            linked_by: "system".into(),
+            distance_m,
+            split_case_id: None,
+        }
+        .into_active_model()
+        .reset_all()
+        .insert(txn)
+        .await?;
+        let step = c.note(CaseEventKind::ReportLinked);
+        case::Entity::update_many()
+            .col_expr(case::Column::Version, sea_orm::sea_query::Expr::value(c.version))
+            .col_expr(case::Column::UpdatedAt, sea_orm::sea_query::Expr::value(now))
+            .filter(case::Column::Id.eq(row.id.as_str()))
+            .exec(txn)
+            .await?;
+        let detail = TransitionDetail {
+            reason: format!(
+                "report {} of the same incident, {distance_m:.0} m away, linked instead of opening a case",
+                incoming.report_id
+            ),
+            linked_report_id: incoming.report_id.to_string(),
+            ..Default::default()
+        };
+        let rec = repo::record(txn, &self.state, &c, step, Cause::System, &detail, now).await?;
+        self.state.reports_linked.with_label_values(&[]).inc();
+        tracing::info!(case = %c.id, report = %incoming.report_id, distance_m, "report linked to an open case");
+        let mut model = row;
+        model.version = c.version;
+        model.updated_at = now;
+        Ok((model, rec))
+    }
+
+    /// Opens a new case for the report.
+    async fn open<C: ConnectionTrait>(
+        &self,
+        txn: &C,
+        incoming: &Incoming,
+        is_petition: bool,
+        now: DateTime<Utc>,
+    ) -> Result<(case::Model, repo::Recorded), HandlerError> {
+        let routing = self.state.routing().map_err(HandlerError::Retryable)?;
+        let route = routing
+            .route(&incoming.category, incoming.urgency, &incoming.hierarchy)
+            .ok_or_else(|| HandlerError::Poison(format!("no routing rule matches {}", incoming.category)))?;
+        let petition = match (&incoming.petition, is_petition) {
+            (Some((pk, mk)), true) => {
+                let earlier = case::Entity::find()
+                    .filter(case::Column::PetitionerKey.eq(pk.as_str()))
+                    .filter(case::Column::MatterKey.eq(mk.as_str()))
+                    .count(txn)
+                    .await
+                    .map_err(retryable)?;
+                Some(PetitionInfo {
+                    petitioner_key: pk.clone(),
+                    matter_key: mk.clone(),
+                    class: if earlier == 0 { PetitionClass::FirstTime } else { PetitionClass::Repeat },
+                })
+            }
+            _ => None,
+        };
+        let clocks = self.state.clocks.open(&route, petition.is_some(), now);
+        let c = Case {
+            id: Uuid::now_v7(),
+            report_id: incoming.report_id,
+            centre: incoming.centre.clone(),
+            channel: route.channel,
+            joint: Vec::new(),
+            priority: route.priority,
+            category: incoming.category.clone(),
+            urgency: incoming.urgency,
+            hierarchy: incoming.hierarchy.clone(),
+            status: CaseStatus::Created,
+            claimed_by: None,
+            lease_until: None,
+            suspended_from: None,
+            suspended_at: None,
+            outcome: None,
+            satisfaction: None,
+            petition,
+            created_at: now,
+            due_at: clocks.due_at,
+            accept_due_at: clocks.accept_due_at,
+            extended: false,
+            version: 1,
+        };
+        // What the text filter searches: the report's own words.
+        let words = report::Entity::find_by_id(incoming.report_id.to_string())
+            .one(txn)
+            .await
+            .map_err(retryable)?
+            .map(|r| format!("{} {}", r.address.as_deref().unwrap_or(""), r.description))
+            .unwrap_or_default();
+        let extra = Extra {
+            routing_rule: route.rule_id.clone(),
+            lat: Some(incoming.lat),
+            lon: Some(incoming.lon),
+            occurred_at: Some(incoming.occurred_at),
+            search: format!("{} {}", incoming.category, words).to_lowercase(),
+        };
+        let model = repo::to_model(&c, &extra, self.state.near_due_share, now);
+        model.clone().into_active_model().reset_all().insert(txn).await.map_err(retryable)?;
+        let detail = TransitionDetail {
+            reason: format!(
+                "routed by rule {} (rules v{}); close-out within {} ({})",
+                route.rule_id, route.rules_version, clocks.within, route.sla_source
+            ),
+            routing_rule: route.rule_id.clone(),
+            routing_version: route.rules_version,
+            ..Default::default()
+        };
+        let step = Step { kind: CaseEventKind::Created, status: c.status, version: c.version };
+        let rec = repo::record(txn, &self.state, &c, step, Cause::System, &detail, now).await.map_err(retryable)?;
+        self.state.cases_created.with_label_values(&[c.channel.as_str()]).inc();
+        tracing::info!(case = %c.id, report = %incoming.report_id, centre = %c.centre, channel = c.channel.as_str(), "case opened");
+        Ok((model, rec))
     }
 }

@@ -1,9 +1,12 @@
 //! **mediation** — the one-stop dispute-mediation queues of each centre.
 //!
-//! Consumes report-assigned, applies the routing rules (data) and opens a
-//! case in the right channel queue of the centre that owns the grid;
-//! dispatchers and mediators then list, claim, resolve and close cases over
-//! HTTP. Every transition is a case-lifecycle event, published through the
+//! Consumes report-assigned, links a report to an open case of the same
+//! incident ([`link`]) or applies the routing rules (data, [`routing`]) and
+//! opens a case in the right channel queue of the centre that owns the grid,
+//! with its clocks ([`clocks`]); dispatchers and mediators then work the
+//! queues over HTTP ([`api`]) and watch them live ([`live`]); the
+//! supervision scheduler ([`supervise`]) raises near-due and overdue
+//! notices. Every change is a case-lifecycle event, published through the
 //! outbox in the same transaction as the change.
 
 use std::collections::HashSet;
@@ -20,9 +23,13 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 pub mod api;
+pub mod clocks;
 mod consumer;
+pub mod link;
 pub mod live;
 pub mod repo;
+pub mod routing;
+pub mod supervise;
 
 pub const PRODUCER: &str = "mediation";
 
@@ -38,6 +45,13 @@ pub struct State {
     pub wake: Arc<Notify>,
     pub cases_created: prometheus::IntCounterVec,
     pub transitions: prometheus::IntCounterVec,
+    pub reports_linked: prometheus::IntCounterVec,
+    pub supervisions: prometheus::IntCounterVec,
+    pub clocks: clocks::Clocks,
+    pub near_due_share: f64,
+    pub link_distance_m: f64,
+    pub link_window_minutes: i64,
+    pub supervise_every_ms: u64,
 }
 
 impl State {
@@ -63,6 +77,24 @@ pub async fn start(ctx: &Context, shutdown: CancellationToken) -> anyhow::Result
     let petition_categories =
         category::Entity::find().all(&ctx.db).await?.into_iter().filter(|c| c.petition).map(|c| c.code).collect();
     let wake = Arc::new(Notify::new());
+    let m = &ctx.config.mediation;
+    let calendar = if m.holidays_file.is_empty() {
+        gridwork_domain::calendar::Calendar::official().clone()
+    } else {
+        let text = std::fs::read_to_string(&m.holidays_file)
+            .map_err(|e| anyhow::anyhow!("mediation.holidays_file {}: {e}", m.holidays_file))?;
+        gridwork_domain::calendar::Calendar::from_json(&text)
+            .map_err(|e| anyhow::anyhow!("mediation.holidays_file {}: {e}", m.holidays_file))?
+    };
+    // The calendar's years are Beijing years.
+    let this_year = chrono::Datelike::year(&(chrono::Utc::now() + chrono::Duration::hours(8)));
+    if !calendar.covers(this_year) {
+        tracing::warn!(
+            year = this_year,
+            listed = ?calendar.years().collect::<Vec<_>>(),
+            "the holiday calendar does not list this year: working days are Monday to Friday until it is added"
+        );
+    }
     let state = web::Data::new(State {
         db: ctx.db.clone(),
         topics: ctx.topics.clone(),
@@ -74,14 +106,34 @@ pub async fn start(ctx: &Context, shutdown: CancellationToken) -> anyhow::Result
         wake: wake.clone(),
         cases_created: ctx.metrics.counter("cases_created_total", "Cases opened, by channel", &["channel"])?,
         transitions: ctx.metrics.counter("case_transitions_total", "Case lifecycle events, by kind", &["kind"])?,
+        reports_linked: ctx.metrics.counter(
+            "reports_linked_total",
+            "Reports linked to an open case of the same incident",
+            &[],
+        )?,
+        supervisions: ctx.metrics.counter(
+            "supervisions_total",
+            "Supervision notices (督办) raised, by clock and threshold",
+            &["clock", "threshold"],
+        )?,
+        clocks: clocks::Clocks { calendar, petition: gridwork_domain::calendar::PetitionRules::default() },
+        near_due_share: m.near_due_share,
+        link_distance_m: m.link_distance_m,
+        link_window_minutes: m.link_window_minutes,
+        supervise_every_ms: m.supervise_interval_ms,
     });
     let handler = Arc::new(consumer::CaseOpener { state: state.clone() });
     let tasks = vec![
         pipeline::spawn_relay(ctx, PRODUCER, wake, shutdown.clone()),
+        supervise::spawn(state.clone(), shutdown.clone()),
         pipeline::spawn_consumer(ctx, "mediation", vec![ctx.topics.report_assigned.clone()], handler, shutdown).await?,
     ];
     let routes: Routes = Arc::new(move |cfg: &mut web::ServiceConfig| {
         cfg.app_data(state.clone())
+            .route("/v1/routing/rules", web::get().to(routing::current))
+            .route("/v1/routing/rules", web::put().to(routing::replace))
+            .route("/v1/routing/versions", web::get().to(routing::versions))
+            .route("/v1/routing/dry-run", web::post().to(routing::dry_run))
             .route("/v1/cases", web::get().to(api::list))
             .route("/v1/cases/{id}", web::get().to(api::detail))
             .route("/v1/cases/{id}/{action}", web::post().to(api::act))

@@ -1,11 +1,22 @@
-//! Cases in the database, converted to and from the domain at this edge.
+//! Cases in the database, converted to and from the domain at this edge, and
+//! the one place lifecycle events are written (timeline row + outbox).
 
 use chrono::{DateTime, Utc};
+use gridwork_domain::calendar::near_due_at;
 use gridwork_domain::petition::{PetitionClass, PetitionInfo};
-use gridwork_domain::{Case, CaseStatus, Channel, Hierarchy, Outcome, Satisfaction, Urgency};
-use gridwork_storage::entity::case;
-use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement};
+use gridwork_domain::{Case, CaseEventKind, CaseStatus, Channel, Hierarchy, Outcome, Satisfaction, Step, Urgency};
+use gridwork_events::convert::{case_event, Cause, TransitionDetail};
+use gridwork_events::{Event, Payload};
+use gridwork_platform::pipeline::emit;
+use gridwork_storage::entity::{case, case_event as case_event_row};
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, EntityTrait, Set, Statement};
 use uuid::Uuid;
+
+use crate::{State, PRODUCER};
+
+pub fn parse_joint(s: &str) -> Option<Vec<Channel>> {
+    s.split(',').filter(|c| !c.is_empty()).map(Channel::parse).collect()
+}
 
 pub fn to_domain(m: &case::Model) -> Result<Case, String> {
     let bad = |f: &str, v: &str| format!("case {}: stored {f} {v:?} is not valid", m.id);
@@ -14,6 +25,7 @@ pub fn to_domain(m: &case::Model) -> Result<Case, String> {
         report_id: Uuid::parse_str(&m.report_id).map_err(|_| bad("report_id", &m.report_id))?,
         centre: m.centre.clone(),
         channel: Channel::parse(&m.channel).ok_or_else(|| bad("channel", &m.channel))?,
+        joint: parse_joint(&m.joint).ok_or_else(|| bad("joint", &m.joint))?,
         priority: u8::try_from(m.priority).map_err(|_| bad("priority", &m.priority.to_string()))?,
         category: m.category.clone(),
         urgency: Urgency::parse(&m.urgency).ok_or_else(|| bad("urgency", &m.urgency))?,
@@ -28,6 +40,11 @@ pub fn to_domain(m: &case::Model) -> Result<Case, String> {
         status: CaseStatus::parse(&m.status).ok_or_else(|| bad("status", &m.status))?,
         claimed_by: m.claimed_by.clone(),
         lease_until: m.lease_until,
+        suspended_from: match &m.suspended_from {
+            Some(s) => Some(CaseStatus::parse(s).ok_or_else(|| bad("suspended_from", s))?),
+            None => None,
+        },
+        suspended_at: m.suspended_at,
         outcome: match &m.outcome {
             Some(o) => Some(Outcome::parse(o).ok_or_else(|| bad("outcome", o))?),
             None => None,
@@ -46,11 +63,38 @@ pub fn to_domain(m: &case::Model) -> Result<Case, String> {
         },
         created_at: m.created_at,
         due_at: m.due_at,
+        accept_due_at: m.accept_due_at,
+        extended: m.extended,
         version: m.version,
     })
 }
 
-pub fn to_model(c: &Case, routing_rule: &str, now: DateTime<Utc>) -> case::Model {
+/// Where and what a case is about beyond the domain's view: kept from its
+/// first report, for linking duplicates and for the text filter.
+#[derive(Debug, Clone, Default)]
+pub struct Extra {
+    pub routing_rule: String,
+    pub lat: Option<f64>,
+    pub lon: Option<f64>,
+    pub occurred_at: Option<DateTime<Utc>>,
+    pub search: String,
+}
+
+impl Extra {
+    pub fn of(m: &case::Model) -> Self {
+        Extra {
+            routing_rule: m.routing_rule.clone(),
+            lat: m.lat,
+            lon: m.lon,
+            occurred_at: m.occurred_at,
+            search: m.search.clone(),
+        }
+    }
+}
+
+/// The row of `c`; near-due supervision fires when `near_due_share` of each
+/// clock has run.
+pub fn to_model(c: &Case, extra: &Extra, near_due_share: f64, now: DateTime<Utc>) -> case::Model {
     case::Model {
         id: c.id.to_string(),
         report_id: c.report_id.to_string(),
@@ -73,11 +117,22 @@ pub fn to_model(c: &Case, routing_rule: &str, now: DateTime<Utc>) -> case::Model
         petitioner_key: c.petition.as_ref().map(|p| p.petitioner_key.clone()),
         matter_key: c.petition.as_ref().map(|p| p.matter_key.clone()),
         petition_class: c.petition.as_ref().map(|p| p.class.as_str().to_owned()),
-        routing_rule: routing_rule.to_owned(),
+        routing_rule: extra.routing_rule.clone(),
         created_at: c.created_at,
         due_at: c.due_at,
         updated_at: now,
         version: c.version,
+        joint: c.joint.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(","),
+        suspended_from: c.suspended_from.map(|s| s.as_str().to_owned()),
+        suspended_at: c.suspended_at,
+        accept_due_at: c.accept_due_at,
+        near_due_at: Some(near_due_at(c.created_at, c.due_at, near_due_share)),
+        accept_near_due_at: c.accept_due_at.map(|d| near_due_at(c.created_at, d, near_due_share)),
+        extended: c.extended,
+        lat: extra.lat,
+        lon: extra.lon,
+        occurred_at: extra.occurred_at,
+        search: extra.search.clone(),
     }
 }
 
@@ -93,4 +148,63 @@ pub async fn lock_case<C: ConnectionTrait>(db: &C, id: &str) -> Result<(), DbErr
     };
     db.execute(Statement::from_sql_and_values(backend, sql, [id.into()])).await?;
     Ok(())
+}
+
+/// A committed lifecycle event, for the live stream.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    /// Position in the timeline table: the live stream's event id.
+    pub seq: i64,
+    pub event_id: Uuid,
+    pub kind: CaseEventKind,
+    /// The centre the case left, for transfers and escalations: its stream
+    /// hears of the move too.
+    pub from_centre: Option<String>,
+}
+
+/// Who caused an event, as stored.
+pub fn cause_names(cause: &Cause<'_>) -> (String, String) {
+    match cause {
+        Cause::System => ("system".to_owned(), "system".to_owned()),
+        Cause::Actor(a) => (a.id.clone(), a.role.as_str().to_owned()),
+    }
+}
+
+/// Writes one lifecycle event of `case` (as it is after `step`): the
+/// timeline row and the outbox message, in the caller's transaction.
+pub async fn record<C: ConnectionTrait>(
+    db: &C,
+    state: &State,
+    case: &Case,
+    step: Step,
+    cause: Cause<'_>,
+    detail: &TransitionDetail,
+    at: DateTime<Utc>,
+) -> Result<Recorded, DbErr> {
+    let mut snapshot = case.clone();
+    snapshot.status = step.status;
+    snapshot.version = step.version;
+    let (actor_id, actor_role) = cause_names(&cause);
+    let out = Event::new(PRODUCER, at, Payload::CaseLifecycle(case_event(&snapshot, step.kind, cause, detail)));
+    let res = case_event_row::Entity::insert(case_event_row::ActiveModel {
+        event_id: Set(out.id.to_string()),
+        case_id: Set(case.id.to_string()),
+        kind: Set(step.kind.as_str().to_owned()),
+        status: Set(step.status.as_str().to_owned()),
+        actor_id: Set(actor_id),
+        actor_role: Set(actor_role),
+        reason: Set(detail.reason.clone()),
+        at: Set(at),
+        version: Set(step.version),
+        centre: Set(case.centre.clone()),
+        channel: Set(case.channel.as_str().to_owned()),
+        ..Default::default()
+    })
+    .exec(db)
+    .await?;
+    emit(db, PRODUCER, &state.topics.case_lifecycle, &case.id.to_string(), &out).await?;
+    state.transitions.with_label_values(&[step.kind.as_str()]).inc();
+    let from_centre =
+        (!detail.from_centre.is_empty() && detail.from_centre != case.centre).then(|| detail.from_centre.clone());
+    Ok(Recorded { seq: res.last_insert_id, event_id: out.id, kind: step.kind, from_centre })
 }
