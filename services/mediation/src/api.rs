@@ -272,8 +272,10 @@ struct Sort {
     keys: Vec<(SimpleExpr, Order)>,
 }
 
+/// A time as a key: nanoseconds, so a stored value compares equal to
+/// itself whatever precision the database keeps.
 fn ts_key(t: DateTime<Utc>) -> Key {
-    Key::Int(t.timestamp_micros())
+    Key::Int(t.timestamp_nanos_opt().unwrap_or(i64::MAX))
 }
 
 fn sort_of(name: &str, at: DateTime<Utc>) -> Result<Sort, MediationError> {
@@ -346,7 +348,7 @@ fn overdue_at(m: &case::Model, at: DateTime<Utc>) -> bool {
 fn db_value(sort: &str, i: usize, k: &Key) -> Option<Value> {
     let time_key = matches!((sort, i), ("urgent", 2) | ("due", 0) | ("priority", 1) | ("created", 0) | ("updated", 0));
     match k {
-        Key::Int(v) if time_key => DateTime::from_timestamp_micros(*v).map(Value::from),
+        Key::Int(v) if time_key => Some(Value::from(DateTime::from_timestamp_nanos(*v))),
         Key::Int(v) => Some(Value::from(*v)),
         Key::Text(t) => Some(Value::from(t.clone())),
     }

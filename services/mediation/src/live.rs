@@ -82,7 +82,8 @@ fn visible(actor: &Actor, case: &serde_json::Value) -> bool {
 }
 
 /// What a reconnecting client missed: the events after `last` of the
-/// centres under `prefix`, emergencies first.
+/// centres under `prefix`, emergencies first; as (id, SSE event name,
+/// payload).
 async fn missed(
     state: &State,
     prefix: &str,
@@ -106,8 +107,9 @@ async fn missed(
         else {
             continue;
         };
-        let emergency = m.urgency == "emergency" || m.channel == "emergency";
-        out.push((emergency, e.id, e.kind.clone(), payload(e.id, &e.event_id, &e.kind, &m, now)));
+        let emergency = m.channel == "emergency";
+        let event = if emergency { "emergency" } else { "case" };
+        out.push((emergency, e.id, event.to_owned(), payload(e.id, &e.event_id, &e.kind, &m, now)));
     }
     // Emergencies jump the line; the rest keep their order.
     out.sort_by_key(|(emergency, seq, ..)| (!emergency, *seq));
@@ -135,7 +137,7 @@ async fn emergencies(state: &State, prefix: &str, now: DateTime<Utc>) -> Result<
             .await
             .map_err(|e| ApiError::unavailable(&e))?;
         if let Some(e) = last {
-            out.push((e.id, "emergency".to_owned(), payload(e.id, &e.event_id, "emergency", &m, now)));
+            out.push((e.id, "emergency".to_owned(), payload(e.id, &e.event_id, &e.kind, &m, now)));
         }
     }
     Ok(out)

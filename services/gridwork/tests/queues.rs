@@ -1,0 +1,653 @@
+//! The one-stop mediation queues and the dispatcher's API, over HTTP against
+//! the real all-in-one app: every lifecycle action and refusal, petition
+//! clocks, the working-day calendar, routing administration and dry runs,
+//! duplicate reports linked and split, supervision notices exactly once
+//! across restarts, the live stream with resume, and who may see what.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests
+
+mod common;
+
+use std::time::Duration;
+
+use common::{eventually, report, spawn, TestApp};
+use gridwork_domain::auth::{Actor, Role};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+fn mediator(app: &TestApp, user: &str, channel: &str) -> String {
+    let actor = Actor {
+        id: user.into(),
+        role: Role::Mediator,
+        scope: app.demo.demo_centre.clone(),
+        channel: Some(channel.into()),
+    };
+    app.ctx.issuer.issue(&actor).unwrap().0
+}
+
+fn admin(app: &TestApp) -> String {
+    app.token("admin", Role::Admin, "")
+}
+
+/// Posts a report and waits for the case it opens (as the dispatcher sees it).
+async fn open_case(app: &TestApp, body: &Value) -> Value {
+    let (s, r) = app.post(&app.worker(), "/v1/reports", body).await;
+    assert_eq!(s, 201, "{r}");
+    let rid = body["id"].as_str().unwrap().to_owned();
+    let d = app.dispatcher();
+    eventually("the case of the report", || async {
+        let (_, l) = app.get(&d, "/v1/cases?limit=200&sort=created").await;
+        l["items"].as_array()?.iter().find(|c| c["report_id"] == rid.as_str()).cloned()
+    })
+    .await
+}
+
+async fn act(app: &TestApp, token: &str, case: &str, action: &str, body: Value) -> (u16, Value) {
+    app.post(token, &format!("/v1/cases/{case}/{action}"), &body).await
+}
+
+fn kinds(detail: &Value) -> Vec<String> {
+    detail["timeline"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap().to_owned()).collect()
+}
+
+/// A dispatcher's day: every action of the lifecycle, each refusal with the
+/// state and action named, stale versions refused, and the full timeline.
+#[actix_web::test]
+async fn every_transition_and_refusal() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn(dir.path()).await;
+    let d = app.dispatcher();
+    let (lat, lon) = app.demo.demo_point;
+    let c = open_case(&app, &report(&Uuid::new_v4().to_string(), lat, lon, "dispute.neighbourhood")).await;
+    let id = c["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        (c["status"].as_str(), c["channel"].as_str(), c["version"].as_i64()),
+        (Some("created"), Some("people_mediation"), Some(1))
+    );
+
+    // Refusals name the state and the action.
+    let (s, e) = act(&app, &d, &id, "close", json!({})).await;
+    assert_eq!((s, e["code"].as_str()), (409, Some("illegal_transition")), "{e}");
+    assert_eq!(e["message"], "cannot close a case that is created");
+    let (s, e) = act(&app, &d, &id, "dance", json!({})).await;
+    assert_eq!((s, e["code"].as_str()), (404, Some("unknown_action")), "{e}");
+    let (s, e) = act(&app, &d, &id, "reject", json!({"reason": "  "})).await;
+    assert_eq!((s, e["code"].as_str(), e["field"].as_str()), (400, Some("missing_reason"), Some("reason")), "{e}");
+
+    // 签收 accepts and claims; a stale version is refused, not overwritten.
+    let (s, v) = act(&app, &d, &id, "claim", json!({"version": 1})).await;
+    assert_eq!((s, v["status"].as_str(), v["version"].as_i64()), (200, Some("claimed"), Some(3)), "{v}");
+    let (s, e) = act(&app, &d, &id, "start", json!({"version": 1})).await;
+    assert_eq!((s, e["code"].as_str()), (409, Some("stale_version")), "{e}");
+
+    // Transfer to another channel, with a reason: back to unclaimed there.
+    let (s, e) = act(&app, &d, &id, "transfer", json!({"channel": "legal_aid"})).await;
+    assert_eq!((s, e["code"].as_str()), (400, Some("missing_reason")), "{e}");
+    let (s, e) = act(&app, &d, &id, "transfer", json!({"channel": "people_mediation", "reason": "x"})).await;
+    assert_eq!((s, e["code"].as_str()), (422, Some("invalid_action")), "{e}");
+    let (s, e) = act(&app, &d, &id, "transfer", json!({"centre": "371099001", "reason": "x"})).await;
+    assert_eq!((s, e["code"].as_str()), (400, Some("unknown_centre")), "{e}");
+    let (s, v) =
+        act(&app, &d, &id, "transfer", json!({"channel": "legal_aid", "reason": "工资纠纷需要法律援助"})).await;
+    assert_eq!(
+        (s, v["channel"].as_str(), v["status"].as_str(), &v["claimed_by"]),
+        (200, Some("legal_aid"), Some("created"), &Value::Null),
+        "{v}"
+    );
+
+    // Joint handling: legal aid leads, people's mediation and counselling assist.
+    assert_eq!(act(&app, &d, &id, "claim", json!({})).await.0, 200);
+    assert_eq!(act(&app, &d, &id, "start", json!({})).await.0, 200);
+    let (s, e) = act(&app, &d, &id, "joint", json!({"channels": ["legal_aid"], "reason": "x"})).await;
+    assert_eq!((s, e["code"].as_str()), (422, Some("invalid_action")), "{e}");
+    let (s, v) =
+        act(&app, &d, &id, "joint", json!({"channels": ["people_mediation", "counselling"], "reason": "多方联合调处"}))
+            .await;
+    assert_eq!((s, v["joint"].clone()), (200, json!(["people_mediation", "counselling"])), "{v}");
+
+    // Suspend (the clock stops), refuse work while suspended, resume.
+    let time = |v: &Value, f: &str| chrono::DateTime::parse_from_rfc3339(v[f].as_str().unwrap()).unwrap();
+    let due_before = time(&v, "due_at");
+    let (s, v) = act(&app, &d, &id, "suspend", json!({"reason": "当事人外出务工"})).await;
+    assert_eq!((s, v["status"].as_str()), (200, Some("suspended")), "{v}");
+    let (s, e) = act(&app, &d, &id, "resolve", json!({"outcome": "handled"})).await;
+    assert_eq!((s, e["message"].as_str()), (409, Some("cannot resolve a case that is suspended")), "{e}");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let (s, v) = act(&app, &d, &id, "resume", json!({})).await;
+    assert_eq!((s, v["status"].as_str()), (200, Some("in_progress")), "{v}");
+    assert!(time(&v, "due_at") > due_before, "the deadline moved by the pause: {v}");
+
+    // Resolve, verify, close, callback; a second callback is refused.
+    let (s, e) = act(&app, &d, &id, "resolve", json!({})).await;
+    assert_eq!((s, e["field"].as_str()), (400, Some("outcome")), "{e}");
+    let (s, v) = act(&app, &d, &id, "resolve", json!({"outcome": "mediated_agreement", "note": "达成协议"})).await;
+    assert_eq!((s, v["outcome"].as_str()), (200, Some("mediated_agreement")), "{v}");
+    assert_eq!(act(&app, &d, &id, "verify", json!({})).await.0, 200);
+    assert_eq!(act(&app, &d, &id, "close", json!({})).await.0, 200);
+    let (s, v) = act(&app, &d, &id, "callback", json!({"satisfaction": "basically_satisfied"})).await;
+    assert_eq!((s, v["satisfaction"].as_str()), (200, Some("basically_satisfied")), "{v}");
+    let (s, e) = act(&app, &d, &id, "callback", json!({"satisfaction": "satisfied"})).await;
+    assert_eq!((s, e["code"].as_str()), (409, Some("callback_already_recorded")), "{e}");
+
+    // Reopen, then escalate to the county centre: the street no longer sees it.
+    let (s, v) = act(&app, &d, &id, "reopen", json!({"reason": "协议未履行"})).await;
+    assert_eq!((s, v["status"].as_str(), &v["outcome"]), (200, Some("accepted"), &Value::Null), "{v}");
+    let county = &app.demo.demo_centre[..6];
+    let (s, v) = act(&app, &d, &id, "escalate", json!({"reason": "涉及多个街道"})).await;
+    assert_eq!((s, v["centre"].as_str(), v["status"].as_str()), (200, Some(county), Some("created")), "{v}");
+    assert_eq!(app.get(&d, &format!("/v1/cases/{id}")).await.0, 404);
+    let cd = app.token("county-d", Role::Dispatcher, county);
+    let (s, e) = act(&app, &cd, &id, "escalate", json!({"reason": "again"})).await;
+    assert_eq!((s, e["code"].as_str()), (422, Some("invalid_action")), "{e}");
+    let (s, detail) = app.get(&cd, &format!("/v1/cases/{id}")).await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        kinds(&detail),
+        [
+            "created",
+            "accepted",
+            "claimed",
+            "transferred",
+            "accepted",
+            "claimed",
+            "started",
+            "joint_handling",
+            "suspended",
+            "resumed",
+            "resolved",
+            "verified",
+            "closed",
+            "callback_recorded",
+            "reopened",
+            "escalated",
+        ]
+    );
+    let versions: Vec<i64> =
+        detail["timeline"].as_array().unwrap().iter().map(|e| e["version"].as_i64().unwrap()).collect();
+    assert_eq!(versions, (1..=16).collect::<Vec<_>>(), "every transition recorded, in order");
+    let last = detail["timeline"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!((last["actor"].as_str(), last["reason"].as_str()), (Some("dispatcher-1"), Some("涉及多个街道")));
+    app.shutdown().await;
+}
+
+/// Petitions carry the statutory clocks: acceptance in 15 days, close-out
+/// 60 days from acceptance, one approved extension of up to 30 days.
+#[actix_web::test]
+async fn petition_clocks_and_extension() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn(dir.path()).await;
+    let d = app.dispatcher();
+    let (lat, lon) = app.demo.demo_point;
+    let mut body = report(&Uuid::new_v4().to_string(), lat, lon, "petition.land_acquisition");
+    body["parties"] = json!([{"name": "李四", "phone": "13900000000", "id_number": "371002198001011234"}]);
+    let c = open_case(&app, &body).await;
+    let id = c["id"].as_str().unwrap().to_owned();
+    assert_eq!(c["channel"], "petition");
+    let accept_due = chrono::DateTime::parse_from_rfc3339(c["accept_due_at"].as_str().unwrap()).unwrap();
+    let created = chrono::DateTime::parse_from_rfc3339(c["created_at"].as_str().unwrap()).unwrap();
+    let days = (accept_due - created).num_hours() as f64 / 24.0;
+    assert!((15.0..=25.0).contains(&days), "15 days, rolled past holidays and weekends: {days}");
+    assert_eq!(
+        accept_due.with_timezone(&chrono::FixedOffset::east_opt(8 * 3600).unwrap()).time(),
+        chrono::NaiveTime::MIN,
+        "ends at midnight, Beijing time"
+    );
+    let (s, v) = act(&app, &d, &id, "accept", json!({})).await;
+    assert_eq!(s, 200, "{v}");
+    let due = chrono::DateTime::parse_from_rfc3339(v["due_at"].as_str().unwrap()).unwrap();
+    assert!((due - created).num_days() >= 60, "{v}");
+    let (s, e) = act(&app, &d, &id, "extend", json!({"extension": "31 days", "reason": "经批准"})).await;
+    assert_eq!((s, e["code"].as_str()), (400, Some("invalid_extension")), "{e}");
+    let (s, e) = act(&app, &d, &id, "extend", json!({"extension": "3 fortnights", "reason": "经批准"})).await;
+    assert_eq!((s, e["code"].as_str()), (400, Some("invalid_extension")), "{e}");
+    let (s, v) = act(&app, &d, &id, "extend", json!({"extension": "30 days", "reason": "经机关负责人批准延期"})).await;
+    assert_eq!((s, v["extended"].as_bool()), (200, Some(true)), "{v}");
+    let extended = chrono::DateTime::parse_from_rfc3339(v["due_at"].as_str().unwrap()).unwrap();
+    assert!((extended - due).num_days() >= 30, "{v}");
+    let (s, e) = act(&app, &d, &id, "extend", json!({"extension": "10 days", "reason": "again"})).await;
+    assert_eq!((s, e["code"].as_str()), (422, Some("invalid_action")), "{e}");
+    app.shutdown().await;
+}
+
+/// The dry run answers where a report would go and why, with its deadline
+/// on the working-day calendar: 3 working days from Friday 24 January 2025
+/// count Sunday 26 (a make-up working day), Monday 27, then skip the Spring
+/// Festival (28 January – 4 February) to Wednesday 5 February, so the case
+/// is due at midnight Beijing time that night.
+#[actix_web::test]
+async fn dry_run_explains_the_route_and_counts_working_days() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn(dir.path()).await;
+    let d = app.dispatcher();
+    let ask = json!({"category": "dispute.labour_wage", "place": app.demo.demo_grid, "at": "2025-01-24T02:00:00Z"});
+    let (s, r) = app.post(&d, "/v1/routing/dry-run", &ask).await;
+    assert_eq!(s, 200, "{r}");
+    assert_eq!(
+        (r["channel"].as_str(), r["priority"].as_i64(), r["rule"].as_str()),
+        (Some("administrative_mediation"), Some(2), Some("labour-wage"))
+    );
+    assert_eq!(
+        (r["close_out_within"].as_str(), r["due_at"].as_str()),
+        (Some("3 working days"), Some("2025-02-05T16:00:00Z"))
+    );
+    assert_eq!(r["centre"], app.demo.demo_centre.as_str());
+    let checked = r["checked"].as_array().unwrap();
+    assert_eq!(checked.last().unwrap()["rule_id"], "labour-wage");
+    assert!(checked[0]["why_not"][0].as_str().unwrap().contains("urgency is normal"), "{r}");
+    // An emergency goes to the emergency channel on top, within hours.
+    let ask = json!({"category": "dispute.labour_wage", "urgency": "emergency", "place": app.demo.demo_grid});
+    let (_, r) = app.post(&d, "/v1/routing/dry-run", &ask).await;
+    assert_eq!(
+        (r["channel"].as_str(), r["priority"].as_i64(), r["close_out_within"].as_str()),
+        (Some("emergency"), Some(1), Some("4 hours"))
+    );
+    // Outside every grid: the county's triage queue.
+    let ask = json!({"category": "dispute.neighbourhood", "place": &app.demo.demo_centre[..6]});
+    let cd = app.token("county-d", Role::Dispatcher, &app.demo.demo_centre[..6]);
+    let (_, r) = app.post(&cd, "/v1/routing/dry-run", &ask).await;
+    assert_eq!((r["channel"].as_str(), r["triage"].as_bool()), (Some("triage"), Some(true)), "{r}");
+    let (s, e) = app.post(&d, "/v1/routing/dry-run", &json!({"category": "x", "place": "12"})).await;
+    assert_eq!((s, e["field"].as_str()), (400, Some("place")), "{e}");
+    app.shutdown().await;
+}
+
+/// Routing rules are versioned data that an admin edits over HTTP.
+#[actix_web::test]
+async fn routing_rules_are_edited_as_versioned_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn(dir.path()).await;
+    let d = app.dispatcher();
+    let a = admin(&app);
+    let (s, current) = app.get(&d, "/v1/routing/rules").await;
+    assert_eq!((s, current["version"].as_i64()), (200, Some(1)));
+    assert_eq!(app.get(&app.worker(), "/v1/routing/rules").await.0, 403);
+    let mut rules = current["rules"].as_array().unwrap().clone();
+    rules.insert(0, json!({"id": "noise-counselling", "category": "dispute.neighbourhood", "channel": "counselling", "priority": 3}));
+    let edit = json!({"base_version": 1, "rules": rules, "sla": current["sla"]});
+    let r = app.http.put(format!("{}/v1/routing/rules", app.base)).bearer_auth(&d).json(&edit).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    let put = |body: Value| {
+        let (http, base, a) = (app.http.clone(), app.base.clone(), a.clone());
+        async move {
+            let r = http.put(format!("{base}/v1/routing/rules")).bearer_auth(a).json(&body).send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let mut bad = edit.clone();
+    bad["rules"][0]["category"] = json!("noise");
+    bad["rules"].as_array_mut().unwrap().pop();
+    let (s, e) = put(bad).await;
+    assert_eq!((s, e["code"].as_str()), (422, Some("invalid_routing")), "{e}");
+    let details = e["details"].to_string();
+    assert!(details.contains("catch-all") && details.contains("no category \\\"noise\\\""), "{e}");
+    let (s, v) = put(edit.clone()).await;
+    assert_eq!((s, v["version"].as_i64()), (200, Some(2)), "{v}");
+    let (s, e) = put(edit).await;
+    assert_eq!((s, e["code"].as_str()), (409, Some("stale_version")), "{e}");
+    let (_, versions) = app.get(&d, "/v1/routing/versions").await;
+    assert_eq!(versions["items"].as_array().unwrap().len(), 2);
+    // New reports follow the new version at once.
+    let (lat, lon) = app.demo.demo_point;
+    let c = open_case(&app, &report(&Uuid::new_v4().to_string(), lat, lon, "dispute.neighbourhood")).await;
+    assert_eq!((c["channel"].as_str(), c["routing_rule"].as_str()), (Some("counselling"), Some("noise-counselling")));
+    app.shutdown().await;
+}
+
+/// Several grid workers report the same incident: one case, the other
+/// reports linked to it; a wrong link is split off into a case of its own.
+#[actix_web::test]
+async fn duplicate_reports_are_linked_and_can_be_split() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn(dir.path()).await;
+    let d = app.dispatcher();
+    let (lat, lon) = app.demo.demo_point;
+    let first = report(&Uuid::new_v4().to_string(), lat, lon, "environment.sanitation");
+    let c = open_case(&app, &first).await;
+    let id = c["id"].as_str().unwrap().to_owned();
+    // 40 m away, a minute later: the same incident.
+    let mut second = report(&Uuid::new_v4().to_string(), lat + 0.00036, lon, "environment.sanitation");
+    second["description"] = json!("垃圾堆放多日无人清理");
+    let second_id = second["id"].as_str().unwrap().to_owned();
+    assert_eq!(app.post(&app.worker(), "/v1/reports", &second).await.0, 201);
+    let detail = eventually("the second report linked", || async {
+        let (_, v) = app.get(&d, &format!("/v1/cases/{id}")).await;
+        (v["linked_reports"].as_array()?.len() == 1).then_some(v)
+    })
+    .await;
+    let link = &detail["linked_reports"][0];
+    assert_eq!(link["report_id"], second_id.as_str());
+    let dist = link["distance_m"].as_f64().unwrap();
+    assert!((35.0..45.0).contains(&dist), "{dist}");
+    assert_eq!(link["report"]["description"], "垃圾堆放多日无人清理");
+    assert!(kinds(&detail).contains(&"report_linked".to_owned()));
+    // A different category at the same spot, and the same category hours
+    // earlier, are different incidents.
+    let other = open_case(&app, &report(&Uuid::new_v4().to_string(), lat, lon, "environment.facilities")).await;
+    assert_ne!(other["id"], id.as_str());
+    let mut earlier = report(&Uuid::new_v4().to_string(), lat, lon, "environment.sanitation");
+    earlier["occurred_at"] = json!((chrono::Utc::now() - chrono::Duration::hours(5)).to_rfc3339());
+    let old = open_case(&app, &earlier).await;
+    assert_ne!(old["id"], id.as_str());
+    // The grid worker who sent the linked report sees it in the case's hands.
+    let (_, mine) = app.get(&app.worker(), &format!("/v1/reports/{second_id}")).await;
+    assert_eq!(mine["case_id"], id.as_str(), "{mine}");
+    // Split the wrong link off.
+    let (s, e) = act(&app, &d, &id, "split", json!({"report_id": Uuid::new_v4(), "reason": "x"})).await;
+    assert_eq!((s, e["code"].as_str()), (400, Some("not_linked")), "{e}");
+    let (s, e) = act(&app, &d, &id, "split", json!({"report_id": second_id})).await;
+    assert_eq!((s, e["code"].as_str()), (400, Some("missing_reason")), "{e}");
+    let (s, v) = act(&app, &d, &id, "split", json!({"report_id": second_id, "reason": "不是同一处垃圾点"})).await;
+    assert_eq!(s, 200, "{v}");
+    let (_, detail) = app.get(&d, &format!("/v1/cases/{id}")).await;
+    let new_case = detail["linked_reports"][0]["split_case_id"].as_str().unwrap().to_owned();
+    let (s, split) = app.get(&d, &format!("/v1/cases/{new_case}")).await;
+    assert_eq!(
+        (s, split["report_id"].as_str(), split["status"].as_str()),
+        (200, Some(second_id.as_str()), Some("created"))
+    );
+    assert!(split["timeline"][0]["reason"].as_str().unwrap().contains("不是同一处垃圾点"));
+    assert_eq!(kinds(&detail).last().unwrap(), "report_split");
+    app.shutdown().await;
+}
+
+/// Supervision notices (督办) are raised once per case, clock and threshold,
+/// also for a case that fell due while no scheduler ran, and never again
+/// after a restart. Overdue cases sort first and are filterable.
+#[actix_web::test]
+async fn supervision_once_per_case_and_threshold_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = common::config(dir.path());
+    // The scheduler looks once at start, then not for an hour.
+    cfg.mediation.supervise_interval_ms = 3_600_000;
+    let app = common::spawn_with(cfg.clone()).await;
+    let a = admin(&app);
+    let (_, current) = app.get(&a, "/v1/routing/rules").await;
+    // Sanitation cases are due at once (a zero-hour clock), so they are near
+    // due and overdue as soon as they open.
+    let mut rules = current["rules"].as_array().unwrap().clone();
+    rules.insert(0, json!({"id": "instant", "category": "environment.sanitation", "channel": "department_dispatch", "priority": 3, "sla_hours": 0}));
+    let edit = json!({"base_version": 1, "rules": rules, "sla": current["sla"]});
+    let r = app.http.put(format!("{}/v1/routing/rules", app.base)).bearer_auth(&a).json(&edit).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let (lat, lon) = app.demo.demo_point;
+    let late = open_case(&app, &report(&Uuid::new_v4().to_string(), lat, lon, "environment.sanitation")).await;
+    let fine = open_case(&app, &report(&Uuid::new_v4().to_string(), lat, lon, "dispute.neighbourhood")).await;
+    let id = late["id"].as_str().unwrap().to_owned();
+    assert_eq!(late["overdue"], true);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let d = app.dispatcher();
+    let (_, detail) = app.get(&d, &format!("/v1/cases/{id}")).await;
+    assert!(!kinds(&detail).iter().any(|k| k.starts_with("supervision")), "no scheduler tick yet");
+    app.shutdown().await;
+
+    // Restarted with a busy scheduler: the notices come, once each.
+    cfg.mediation.supervise_interval_ms = 50;
+    let count = |detail: &Value, kind: &str| kinds(detail).iter().filter(|k| k.as_str() == kind).count();
+    for round in 0..2 {
+        let app = common::spawn_with(cfg.clone()).await;
+        let d = app.dispatcher();
+        let detail = eventually("both supervision notices", || async {
+            let (_, v) = app.get(&d, &format!("/v1/cases/{id}")).await;
+            (count(&v, "supervision_overdue") >= 1 && count(&v, "supervision_near_due") >= 1).then_some(v)
+        })
+        .await;
+        // Many ticks later, still one of each.
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        let (_, detail2) = app.get(&d, &format!("/v1/cases/{id}")).await;
+        assert_eq!(
+            (count(&detail2, "supervision_overdue"), count(&detail2, "supervision_near_due")),
+            (1, 1),
+            "round {round}: {detail}"
+        );
+        assert_eq!(detail2["supervision"].as_array().unwrap().len(), 2);
+        assert!(detail2["timeline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["reason"].as_str().unwrap_or("").contains("督办")));
+        // Overdue first in the default sort, and filterable.
+        let (_, l) = app.get(&d, "/v1/cases").await;
+        assert_eq!(l["items"][0]["id"], id.as_str(), "{l}");
+        let (_, l) = app.get(&d, "/v1/cases?overdue=true").await;
+        let ids: Vec<&str> = l["items"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap()).collect();
+        assert!(ids.contains(&id.as_str()) && !ids.contains(&fine["id"].as_str().unwrap()), "{l}");
+        app.shutdown().await;
+    }
+}
+
+/// Reads server-sent events from `resp` until `done` says enough.
+async fn read_events(
+    resp: &mut reqwest::Response,
+    mut done: impl FnMut(&[(String, String, Value)]) -> bool,
+) -> Vec<(String, String, Value)> {
+    let mut buf = String::new();
+    let mut out = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !done(&out) {
+        let chunk = tokio::time::timeout_at(deadline, resp.chunk()).await.expect("events in time").unwrap().unwrap();
+        buf.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = buf.find("\n\n") {
+            let frame: String = buf.drain(..end + 2).collect();
+            let (mut id, mut event, mut data) = (String::new(), String::new(), Value::Null);
+            for line in frame.lines() {
+                if let Some(v) = line.strip_prefix("id: ") {
+                    id = v.to_owned();
+                } else if let Some(v) = line.strip_prefix("event: ") {
+                    event = v.to_owned();
+                } else if let Some(v) = line.strip_prefix("data: ") {
+                    data = serde_json::from_str(v).unwrap_or(Value::Null);
+                }
+            }
+            if !id.is_empty() {
+                out.push((id, event, data));
+            }
+        }
+    }
+    out
+}
+
+/// The live stream delivers changes as they happen and, after a
+/// reconnect with Last-Event-ID, what was missed — emergencies first.
+#[actix_web::test]
+async fn live_stream_resumes_from_the_last_event_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn(dir.path()).await;
+    let d = app.dispatcher();
+    let url = format!("{}/v1/centres/{}/stream", app.base, app.demo.demo_centre);
+    let mut s1 = app.http.get(&url).bearer_auth(&d).send().await.unwrap();
+    assert_eq!(s1.status(), 200);
+    let (lat, lon) = app.demo.demo_point;
+    let rid = Uuid::new_v4().to_string();
+    assert_eq!(app.post(&app.worker(), "/v1/reports", &report(&rid, lat, lon, "dispute.consumer")).await.0, 201);
+    let got = read_events(&mut s1, |e| !e.is_empty()).await;
+    let (last_id, _, first) = got[0].clone();
+    assert_eq!((first["kind"].as_str(), first["case"]["report_id"].as_str()), (Some("created"), Some(rid.as_str())));
+    let case_id = first["case"]["id"].as_str().unwrap().to_owned();
+    drop(s1);
+
+    // While disconnected: the case is claimed, and an emergency comes in.
+    assert_eq!(act(&app, &d, &case_id, "claim", json!({})).await.0, 200);
+    let eid = Uuid::new_v4().to_string();
+    let mut em = report(&eid, lat, lon, "emergency.accident");
+    em["urgency"] = json!("emergency");
+    let em_case = open_case(&app, &em).await;
+    assert_eq!((em_case["channel"].as_str(), em_case["priority"].as_i64()), (Some("emergency"), Some(1)));
+
+    let mut s2 = app.http.get(&url).bearer_auth(&d).header("Last-Event-ID", &last_id).send().await.unwrap();
+    assert_eq!(s2.status(), 200);
+    let got = read_events(&mut s2, |e| e.len() >= 3).await;
+    let seen: Vec<(&str, &str)> =
+        got.iter().map(|(_, ev, v)| (ev.as_str(), v["kind"].as_str().unwrap_or(""))).collect();
+    assert_eq!(seen[0], ("emergency", "created"), "emergencies first: {seen:?}");
+    assert_eq!(&seen[1..3], &[("case", "accepted"), ("case", "claimed")], "{seen:?}");
+    let ids: Vec<i64> = got.iter().map(|(i, ..)| i.parse().unwrap()).collect();
+    assert!(ids.iter().all(|i| *i > last_id.parse::<i64>().unwrap()), "nothing from before the resume point");
+    // And then live again, without repeats.
+    assert_eq!(act(&app, &d, &case_id, "start", json!({})).await.0, 200);
+    let more = read_events(&mut s2, |e| !e.is_empty()).await;
+    assert_eq!(more[0].2["kind"], "started");
+    let r = app.http.get(&url).bearer_auth(&d).header("Last-Event-ID", "yesterday").send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    drop(s2);
+    app.shutdown().await;
+}
+
+/// Every route, called with a token of another centre, another channel or
+/// another role: 403 or 404, never the case.
+#[actix_web::test]
+async fn authorisation_matrix() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn(dir.path()).await;
+    let d = app.dispatcher();
+    let (lat, lon) = app.demo.demo_point;
+    let c = open_case(&app, &report(&Uuid::new_v4().to_string(), lat, lon, "dispute.neighbourhood")).await;
+    let id = c["id"].as_str().unwrap().to_owned();
+    let centre = app.demo.demo_centre.clone();
+    let other_centre = app.token("d-other", Role::Dispatcher, "371082001");
+    let other_county = app.token("d-other-county", Role::Dispatcher, "371082");
+    let counselling = mediator(&app, "m-counselling", "counselling");
+    let people = mediator(&app, "m-people", "people_mediation");
+    let no_channel = app.token("m-none", Role::Mediator, &centre);
+    let worker = app.worker();
+    let analyst = app.analyst();
+    let outsiders = [
+        ("dispatcher of another centre", &other_centre),
+        ("dispatcher of another county", &other_county),
+        ("mediator of another channel", &counselling),
+        ("mediator without a channel", &no_channel),
+        ("grid worker", &worker),
+        ("analyst", &analyst),
+    ];
+    for (who, t) in outsiders {
+        let (s, v) = app.get(t, &format!("/v1/cases/{id}")).await;
+        assert!(matches!(s, 403 | 404), "{who}: detail {s}");
+        assert!(!v.to_string().contains(&id), "{who}: {v}");
+        for action in ["claim", "accept", "reject", "transfer", "split", "escalate"] {
+            let (s, v) = act(&app, t, &id, action, json!({"reason": "x"})).await;
+            assert!(matches!(s, 403 | 404), "{who}: {action} {s} {v}");
+        }
+        let (s, v) = app.get(t, "/v1/cases").await;
+        assert!(s == 403 || !v.to_string().contains(&id), "{who}: list {s} {v}");
+        let (s, _) = app.get(t, &format!("/v1/cases?centre={centre}")).await;
+        assert!(matches!(s, 403) || *t == counselling, "{who}: list of the centre {s}");
+        let r = app.http.get(format!("{}/v1/centres/{centre}/stream", app.base)).bearer_auth(t).send().await.unwrap();
+        if *t != counselling {
+            assert_eq!(r.status(), 403, "{who}: stream");
+        }
+        drop(r);
+        let (s, _) = app
+            .post(t, "/v1/routing/dry-run", &json!({"category": "dispute.neighbourhood", "place": app.demo.demo_grid}))
+            .await;
+        assert!(matches!(s, 403) || *t == counselling, "{who}: dry run {s}");
+        let r = app
+            .http
+            .put(format!("{}/v1/routing/rules", app.base))
+            .bearer_auth(t)
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403, "{who}: routing edit");
+    }
+    // The counselling mediator sees the case once counselling assists, but
+    // only the lead channel acts on it.
+    assert_eq!(act(&app, &d, &id, "claim", json!({})).await.0, 200);
+    assert_eq!(act(&app, &d, &id, "joint", json!({"channels": ["counselling"], "reason": "心理疏导"})).await.0, 200);
+    assert_eq!(app.get(&counselling, &format!("/v1/cases/{id}")).await.0, 200);
+    let (_, l) = app.get(&counselling, "/v1/cases").await;
+    assert!(l.to_string().contains(&id));
+    let (s, e) = act(&app, &counselling, &id, "release", json!({})).await;
+    assert_eq!(s, 403, "{e}");
+    // The people's-mediation mediator works it, but cannot take a case a
+    // dispatcher holds.
+    let (s, e) = act(&app, &people, &id, "start", json!({})).await;
+    assert_eq!((s, e["code"].as_str()), (409, Some("claimed_by_another")), "{e}");
+    assert_eq!(act(&app, &d, &id, "release", json!({})).await.0, 200);
+    assert_eq!(act(&app, &people, &id, "claim", json!({})).await.0, 200);
+    // A county dispatcher sees its streets' cases; an admin sees everything.
+    let county = app.token("county-d", Role::Dispatcher, &centre[..6]);
+    assert_eq!(app.get(&county, &format!("/v1/cases/{id}")).await.0, 200);
+    assert_eq!(app.get(&admin(&app), &format!("/v1/cases/{id}")).await.0, 200);
+    app.shutdown().await;
+}
+
+/// Filters, sorts and cursor pagination of `GET /v1/cases`.
+#[actix_web::test]
+async fn list_filters_sorts_and_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn(dir.path()).await;
+    let d = app.dispatcher();
+    let (lat, lon) = app.demo.demo_point;
+    let cats = [
+        "dispute.consumer",
+        "dispute.neighbourhood",
+        "hazard.fire",
+        "environment.pollution",
+        "order.public",
+        "dispute.traffic",
+        "legal.aid",
+    ];
+    let mut ids = Vec::new();
+    for cat in cats {
+        let mut b = report(&Uuid::new_v4().to_string(), lat, lon, cat);
+        b["description"] = json!(format!("{cat} 描述"));
+        ids.push(open_case(&app, &b).await["id"].as_str().unwrap().to_owned());
+    }
+    // Pages of 2 by every sort: each case exactly once, in order.
+    for sort in ["urgent", "due", "priority", "created", "updated"] {
+        let mut seen = Vec::new();
+        let mut path = format!("/v1/cases?limit=2&sort={sort}");
+        loop {
+            let (s, page) = app.get(&d, &path).await;
+            assert_eq!(s, 200, "{page}");
+            seen.extend(page["items"].as_array().unwrap().iter().map(|c| c.clone()));
+            match page["next_cursor"].as_str() {
+                Some(c) => path = format!("/v1/cases?limit=2&sort={sort}&cursor={c}"),
+                None => break,
+            }
+        }
+        let got: Vec<&str> = seen.iter().map(|c| c["id"].as_str().unwrap()).collect();
+        let mut uniq = got.clone();
+        uniq.sort();
+        uniq.dedup();
+        assert_eq!((got.len(), uniq.len()), (7, 7), "{sort}: {got:?}");
+        if sort == "priority" || sort == "urgent" {
+            let p: Vec<i64> = seen.iter().map(|c| c["priority"].as_i64().unwrap()).collect();
+            assert!(p.windows(2).all(|w| w[0] <= w[1]), "{sort}: {p:?}");
+        }
+        if sort == "created" {
+            let t: Vec<&str> = seen.iter().map(|c| c["created_at"].as_str().unwrap()).collect();
+            assert!(t.windows(2).all(|w| w[0] >= w[1]), "{t:?}");
+        }
+    }
+    let count = |v: &Value| v["items"].as_array().unwrap().len();
+    let (_, v) = app.get(&d, "/v1/cases?category=dispute").await;
+    assert_eq!(count(&v), 3);
+    let (_, v) = app.get(&d, "/v1/cases?channel=judicial_mediation").await;
+    assert_eq!(count(&v), 1);
+    let (_, v) = app.get(&d, "/v1/cases?priority=2").await;
+    assert_eq!(count(&v), 1, "hazards are priority 2: {v}");
+    let (_, v) = app.get(&d, &format!("/v1/cases?grid={}", app.demo.demo_grid)).await;
+    assert_eq!(count(&v), 7);
+    let (_, v) = app.get(&d, "/v1/cases?text=pollution").await;
+    assert_eq!(count(&v), 1);
+    let (_, v) = app.get(&d, "/v1/cases?text=描述%20legal").await;
+    assert_eq!(count(&v), 1);
+    assert_eq!(act(&app, &d, &ids[0], "claim", json!({})).await.0, 200);
+    let (_, v) = app.get(&d, "/v1/cases?status=claimed,in_progress").await;
+    assert_eq!(count(&v), 1);
+    let (_, v) = app.get(&d, "/v1/cases?status=open").await;
+    assert_eq!(count(&v), 7);
+    for (q, field) in [
+        ("status=lost", "status"),
+        ("channel=x", "channel"),
+        ("sort=random", "sort"),
+        ("cursor=abc", "cursor"),
+        ("grid=12", "grid"),
+    ] {
+        let (s, e) = app.get(&d, &format!("/v1/cases?{q}")).await;
+        assert_eq!((s, e["field"].as_str()), (400, Some(field)), "{q}: {e}");
+    }
+    let (s, _) = app.get(&d, "/v1/cases?colour=red").await;
+    assert_eq!(s, 400);
+    app.shutdown().await;
+}
