@@ -1033,6 +1033,17 @@ mod tests {
         c.apply(&suspend, &actor("d1"), now, LEASE).unwrap();
     }
 
+    #[test]
+    fn no_channel_name_is_part_of_another() {
+        // Queue filters match a channel inside a comma-separated list by substring.
+        for a in Channel::ALL {
+            for b in Channel::ALL {
+                assert!(a == b || !a.as_str().contains(b.as_str()), "{} contains {}", a.as_str(), b.as_str());
+            }
+            assert_eq!(Channel::parse(a.as_str()), Some(a));
+        }
+    }
+
     mod properties {
         use super::*;
         use proptest::prelude::*;

@@ -55,6 +55,22 @@ fn kinds(detail: &Value) -> Vec<String> {
 async fn every_transition_and_refusal() {
     let dir = tempfile::tempdir().unwrap();
     let app = spawn(dir.path()).await;
+    transitions(&app).await;
+    app.shutdown().await;
+}
+
+#[actix_web::test]
+async fn every_transition_and_refusal_on_postgres_and_redis() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cfg, pg) = common::on_postgres_and_redis(dir.path()).await;
+    let app = common::spawn_with(cfg).await;
+    transitions(&app).await;
+    app.shutdown().await;
+    drop(pg);
+}
+
+async fn transitions(app: &TestApp) {
+    let app = app;
     let d = app.dispatcher();
     let (lat, lon) = app.demo.demo_point;
     let c = open_case(&app, &report(&Uuid::new_v4().to_string(), lat, lon, "dispute.neighbourhood")).await;
@@ -166,7 +182,6 @@ async fn every_transition_and_refusal() {
     assert_eq!(versions, (1..=16).collect::<Vec<_>>(), "every transition recorded, in order");
     let last = detail["timeline"].as_array().unwrap().last().unwrap().clone();
     assert_eq!((last["actor"].as_str(), last["reason"].as_str()), (Some("dispatcher-1"), Some("涉及多个街道")));
-    app.shutdown().await;
 }
 
 /// Petitions carry the statutory clocks: acceptance in 15 days, close-out
@@ -355,7 +370,18 @@ async fn duplicate_reports_are_linked_and_can_be_split() {
 #[actix_web::test]
 async fn supervision_once_per_case_and_threshold_across_restarts() {
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = common::config(dir.path());
+    supervision(common::config(dir.path())).await;
+}
+
+#[actix_web::test]
+async fn supervision_once_across_restarts_on_postgres_and_redis() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cfg, pg) = common::on_postgres_and_redis(dir.path()).await;
+    supervision(cfg).await;
+    drop(pg);
+}
+
+async fn supervision(mut cfg: gridwork_platform::Config) {
     // The scheduler looks once at start, then not for an hour.
     cfg.mediation.supervise_interval_ms = 3_600_000;
     let app = common::spawn_with(cfg.clone()).await;
@@ -575,6 +601,22 @@ async fn authorisation_matrix() {
 async fn list_filters_sorts_and_pages() {
     let dir = tempfile::tempdir().unwrap();
     let app = spawn(dir.path()).await;
+    listing(&app).await;
+    app.shutdown().await;
+}
+
+#[actix_web::test]
+async fn list_filters_sorts_and_pages_on_postgres_and_redis() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cfg, pg) = common::on_postgres_and_redis(dir.path()).await;
+    let app = common::spawn_with(cfg).await;
+    listing(&app).await;
+    app.shutdown().await;
+    drop(pg);
+}
+
+async fn listing(app: &TestApp) {
+    let app = app;
     let d = app.dispatcher();
     let (lat, lon) = app.demo.demo_point;
     let cats = [
@@ -619,7 +661,7 @@ async fn list_filters_sorts_and_pages() {
             assert!(t.windows(2).all(|w| w[0] >= w[1]), "{t:?}");
         }
     }
-    let count = |v: &Value| v["items"].as_array().unwrap().len();
+    let count = |v: &Value| v["items"].as_array().unwrap_or_else(|| panic!("not a list: {v}")).len();
     let (_, v) = app.get(&d, "/v1/cases?category=dispute").await;
     assert_eq!(count(&v), 3);
     let (_, v) = app.get(&d, "/v1/cases?channel=judicial_mediation").await;
@@ -649,5 +691,14 @@ async fn list_filters_sorts_and_pages() {
     }
     let (s, _) = app.get(&d, "/v1/cases?colour=red").await;
     assert_eq!(s, 400);
-    app.shutdown().await;
+    // A mediator lists their channel's queue, and what it assists in.
+    let judicial = mediator(app, "m-judicial", "judicial_mediation");
+    let (_, v) = app.get(&judicial, "/v1/cases").await;
+    assert_eq!(count(&v), 1, "{v}");
+    assert_eq!(
+        act(app, &d, &ids[0], "joint", json!({"channels": ["judicial_mediation"], "reason": "诉调对接"})).await.0,
+        200
+    );
+    let (_, v) = app.get(&judicial, "/v1/cases").await;
+    assert_eq!(count(&v), 2, "{v}");
 }

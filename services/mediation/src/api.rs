@@ -411,7 +411,9 @@ pub async fn list(
         query = query.filter(
             Condition::any()
                 .add(case::Column::Channel.eq(mine.as_str()))
-                .add(Expr::cust_with_values("(',' || joint || ',') LIKE ?", [format!("%,{mine},%")])),
+                // No channel's name is part of another's, so a substring
+                // match on the comma-separated list is exact.
+                .add(case::Column::Joint.contains(mine.as_str())),
         );
     }
     if let Some(ch) = &q.channel {
