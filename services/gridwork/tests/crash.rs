@@ -74,7 +74,8 @@ async fn sigkill_mid_pipeline_loses_nothing_and_duplicates_nothing() {
         let id = Uuid::new_v4().to_string();
         let body = serde_json::json!({
             "id": id,
-            "occurred_at": chrono::Utc::now().to_rfc3339(),
+            // Hours apart: thirty incidents, not one reported thirty times.
+            "occurred_at": (chrono::Utc::now() - chrono::Duration::hours(4 * i)).to_rfc3339(),
             "location": {"lat": lat + (i as f64) * 0.0001, "lon": lon},
             "category": "dispute.neighbourhood",
             "description": format!("第{i}号事件"),

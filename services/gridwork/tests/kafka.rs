@@ -246,7 +246,12 @@ async fn sigkill_of_mediation_between_commit_and_offset_opens_no_second_case() {
     let r = http
         .post(format!("{}/v1/reports", intake.base))
         .bearer_auth(&worker)
-        .json(&report(&id2, 37.5095, 122.115))
+        // Another incident (a report of the same one would be linked to the case).
+        .json(&{
+            let mut b = report(&id2, 37.5095, 122.115);
+            b["category"] = json!("dispute.property_management");
+            b
+        })
         .send()
         .await
         .unwrap();
