@@ -70,10 +70,9 @@ async fn every_transition_and_refusal_on_postgres_and_redis() {
 }
 
 async fn transitions(app: &TestApp) {
-    let app = app;
     let d = app.dispatcher();
     let (lat, lon) = app.demo.demo_point;
-    let c = open_case(&app, &report(&Uuid::new_v4().to_string(), lat, lon, "dispute.neighbourhood")).await;
+    let c = open_case(app, &report(&Uuid::new_v4().to_string(), lat, lon, "dispute.neighbourhood")).await;
     let id = c["id"].as_str().unwrap().to_owned();
     assert_eq!(
         (c["status"].as_str(), c["channel"].as_str(), c["version"].as_i64()),
@@ -81,29 +80,28 @@ async fn transitions(app: &TestApp) {
     );
 
     // Refusals name the state and the action.
-    let (s, e) = act(&app, &d, &id, "close", json!({})).await;
+    let (s, e) = act(app, &d, &id, "close", json!({})).await;
     assert_eq!((s, e["code"].as_str()), (409, Some("illegal_transition")), "{e}");
     assert_eq!(e["message"], "cannot close a case that is created");
-    let (s, e) = act(&app, &d, &id, "dance", json!({})).await;
+    let (s, e) = act(app, &d, &id, "dance", json!({})).await;
     assert_eq!((s, e["code"].as_str()), (404, Some("unknown_action")), "{e}");
-    let (s, e) = act(&app, &d, &id, "reject", json!({"reason": "  "})).await;
+    let (s, e) = act(app, &d, &id, "reject", json!({"reason": "  "})).await;
     assert_eq!((s, e["code"].as_str(), e["field"].as_str()), (400, Some("missing_reason"), Some("reason")), "{e}");
 
     // 签收 accepts and claims; a stale version is refused, not overwritten.
-    let (s, v) = act(&app, &d, &id, "claim", json!({"version": 1})).await;
+    let (s, v) = act(app, &d, &id, "claim", json!({"version": 1})).await;
     assert_eq!((s, v["status"].as_str(), v["version"].as_i64()), (200, Some("claimed"), Some(3)), "{v}");
-    let (s, e) = act(&app, &d, &id, "start", json!({"version": 1})).await;
+    let (s, e) = act(app, &d, &id, "start", json!({"version": 1})).await;
     assert_eq!((s, e["code"].as_str()), (409, Some("stale_version")), "{e}");
 
     // Transfer to another channel, with a reason: back to unclaimed there.
-    let (s, e) = act(&app, &d, &id, "transfer", json!({"channel": "legal_aid"})).await;
+    let (s, e) = act(app, &d, &id, "transfer", json!({"channel": "legal_aid"})).await;
     assert_eq!((s, e["code"].as_str()), (400, Some("missing_reason")), "{e}");
-    let (s, e) = act(&app, &d, &id, "transfer", json!({"channel": "people_mediation", "reason": "x"})).await;
+    let (s, e) = act(app, &d, &id, "transfer", json!({"channel": "people_mediation", "reason": "x"})).await;
     assert_eq!((s, e["code"].as_str()), (422, Some("invalid_action")), "{e}");
-    let (s, e) = act(&app, &d, &id, "transfer", json!({"centre": "371099001", "reason": "x"})).await;
+    let (s, e) = act(app, &d, &id, "transfer", json!({"centre": "371099001", "reason": "x"})).await;
     assert_eq!((s, e["code"].as_str()), (400, Some("unknown_centre")), "{e}");
-    let (s, v) =
-        act(&app, &d, &id, "transfer", json!({"channel": "legal_aid", "reason": "工资纠纷需要法律援助"})).await;
+    let (s, v) = act(app, &d, &id, "transfer", json!({"channel": "legal_aid", "reason": "工资纠纷需要法律援助"})).await;
     assert_eq!(
         (s, v["channel"].as_str(), v["status"].as_str(), &v["claimed_by"]),
         (200, Some("legal_aid"), Some("created"), &Value::Null),
@@ -111,48 +109,48 @@ async fn transitions(app: &TestApp) {
     );
 
     // Joint handling: legal aid leads, people's mediation and counselling assist.
-    assert_eq!(act(&app, &d, &id, "claim", json!({})).await.0, 200);
-    assert_eq!(act(&app, &d, &id, "start", json!({})).await.0, 200);
-    let (s, e) = act(&app, &d, &id, "joint", json!({"channels": ["legal_aid"], "reason": "x"})).await;
+    assert_eq!(act(app, &d, &id, "claim", json!({})).await.0, 200);
+    assert_eq!(act(app, &d, &id, "start", json!({})).await.0, 200);
+    let (s, e) = act(app, &d, &id, "joint", json!({"channels": ["legal_aid"], "reason": "x"})).await;
     assert_eq!((s, e["code"].as_str()), (422, Some("invalid_action")), "{e}");
     let (s, v) =
-        act(&app, &d, &id, "joint", json!({"channels": ["people_mediation", "counselling"], "reason": "多方联合调处"}))
+        act(app, &d, &id, "joint", json!({"channels": ["people_mediation", "counselling"], "reason": "多方联合调处"}))
             .await;
     assert_eq!((s, v["joint"].clone()), (200, json!(["people_mediation", "counselling"])), "{v}");
 
     // Suspend (the clock stops), refuse work while suspended, resume.
     let time = |v: &Value, f: &str| chrono::DateTime::parse_from_rfc3339(v[f].as_str().unwrap()).unwrap();
     let due_before = time(&v, "due_at");
-    let (s, v) = act(&app, &d, &id, "suspend", json!({"reason": "当事人外出务工"})).await;
+    let (s, v) = act(app, &d, &id, "suspend", json!({"reason": "当事人外出务工"})).await;
     assert_eq!((s, v["status"].as_str()), (200, Some("suspended")), "{v}");
-    let (s, e) = act(&app, &d, &id, "resolve", json!({"outcome": "handled"})).await;
+    let (s, e) = act(app, &d, &id, "resolve", json!({"outcome": "handled"})).await;
     assert_eq!((s, e["message"].as_str()), (409, Some("cannot resolve a case that is suspended")), "{e}");
     tokio::time::sleep(Duration::from_millis(50)).await;
-    let (s, v) = act(&app, &d, &id, "resume", json!({})).await;
+    let (s, v) = act(app, &d, &id, "resume", json!({})).await;
     assert_eq!((s, v["status"].as_str()), (200, Some("in_progress")), "{v}");
     assert!(time(&v, "due_at") > due_before, "the deadline moved by the pause: {v}");
 
     // Resolve, verify, close, callback; a second callback is refused.
-    let (s, e) = act(&app, &d, &id, "resolve", json!({})).await;
+    let (s, e) = act(app, &d, &id, "resolve", json!({})).await;
     assert_eq!((s, e["field"].as_str()), (400, Some("outcome")), "{e}");
-    let (s, v) = act(&app, &d, &id, "resolve", json!({"outcome": "mediated_agreement", "note": "达成协议"})).await;
+    let (s, v) = act(app, &d, &id, "resolve", json!({"outcome": "mediated_agreement", "note": "达成协议"})).await;
     assert_eq!((s, v["outcome"].as_str()), (200, Some("mediated_agreement")), "{v}");
-    assert_eq!(act(&app, &d, &id, "verify", json!({})).await.0, 200);
-    assert_eq!(act(&app, &d, &id, "close", json!({})).await.0, 200);
-    let (s, v) = act(&app, &d, &id, "callback", json!({"satisfaction": "basically_satisfied"})).await;
+    assert_eq!(act(app, &d, &id, "verify", json!({})).await.0, 200);
+    assert_eq!(act(app, &d, &id, "close", json!({})).await.0, 200);
+    let (s, v) = act(app, &d, &id, "callback", json!({"satisfaction": "basically_satisfied"})).await;
     assert_eq!((s, v["satisfaction"].as_str()), (200, Some("basically_satisfied")), "{v}");
-    let (s, e) = act(&app, &d, &id, "callback", json!({"satisfaction": "satisfied"})).await;
+    let (s, e) = act(app, &d, &id, "callback", json!({"satisfaction": "satisfied"})).await;
     assert_eq!((s, e["code"].as_str()), (409, Some("callback_already_recorded")), "{e}");
 
     // Reopen, then escalate to the county centre: the street no longer sees it.
-    let (s, v) = act(&app, &d, &id, "reopen", json!({"reason": "协议未履行"})).await;
+    let (s, v) = act(app, &d, &id, "reopen", json!({"reason": "协议未履行"})).await;
     assert_eq!((s, v["status"].as_str(), &v["outcome"]), (200, Some("accepted"), &Value::Null), "{v}");
     let county = &app.demo.demo_centre[..6];
-    let (s, v) = act(&app, &d, &id, "escalate", json!({"reason": "涉及多个街道"})).await;
+    let (s, v) = act(app, &d, &id, "escalate", json!({"reason": "涉及多个街道"})).await;
     assert_eq!((s, v["centre"].as_str(), v["status"].as_str()), (200, Some(county), Some("created")), "{v}");
     assert_eq!(app.get(&d, &format!("/v1/cases/{id}")).await.0, 404);
     let cd = app.token("county-d", Role::Dispatcher, county);
-    let (s, e) = act(&app, &cd, &id, "escalate", json!({"reason": "again"})).await;
+    let (s, e) = act(app, &cd, &id, "escalate", json!({"reason": "again"})).await;
     assert_eq!((s, e["code"].as_str()), (422, Some("invalid_action")), "{e}");
     let (s, detail) = app.get(&cd, &format!("/v1/cases/{id}")).await;
     assert_eq!(s, 200);
@@ -616,7 +614,6 @@ async fn list_filters_sorts_and_pages_on_postgres_and_redis() {
 }
 
 async fn listing(app: &TestApp) {
-    let app = app;
     let d = app.dispatcher();
     let (lat, lon) = app.demo.demo_point;
     let cats = [
@@ -632,7 +629,7 @@ async fn listing(app: &TestApp) {
     for cat in cats {
         let mut b = report(&Uuid::new_v4().to_string(), lat, lon, cat);
         b["description"] = json!(format!("{cat} 描述"));
-        ids.push(open_case(&app, &b).await["id"].as_str().unwrap().to_owned());
+        ids.push(open_case(app, &b).await["id"].as_str().unwrap().to_owned());
     }
     // Pages of 2 by every sort: each case exactly once, in order.
     for sort in ["urgent", "due", "priority", "created", "updated"] {
@@ -641,7 +638,7 @@ async fn listing(app: &TestApp) {
         loop {
             let (s, page) = app.get(&d, &path).await;
             assert_eq!(s, 200, "{page}");
-            seen.extend(page["items"].as_array().unwrap().iter().map(|c| c.clone()));
+            seen.extend(page["items"].as_array().unwrap().iter().cloned());
             match page["next_cursor"].as_str() {
                 Some(c) => path = format!("/v1/cases?limit=2&sort={sort}&cursor={c}"),
                 None => break,
@@ -674,7 +671,7 @@ async fn listing(app: &TestApp) {
     assert_eq!(count(&v), 1);
     let (_, v) = app.get(&d, "/v1/cases?text=描述%20legal").await;
     assert_eq!(count(&v), 1);
-    assert_eq!(act(&app, &d, &ids[0], "claim", json!({})).await.0, 200);
+    assert_eq!(act(app, &d, &ids[0], "claim", json!({})).await.0, 200);
     let (_, v) = app.get(&d, "/v1/cases?status=claimed,in_progress").await;
     assert_eq!(count(&v), 1);
     let (_, v) = app.get(&d, "/v1/cases?status=open").await;
