@@ -42,6 +42,12 @@ pub enum Urgency {
     Emergency,
 }
 
+/// Whether a report travels the emergency lane (应急): marked an emergency,
+/// or of an emergency category.
+pub fn is_emergency(urgency: Urgency, category: &str) -> bool {
+    urgency == Urgency::Emergency || category == "emergency" || category.starts_with("emergency.")
+}
+
 impl Urgency {
     pub fn as_str(self) -> &'static str {
         match self {

@@ -39,6 +39,11 @@ pub mod schema {
 pub struct Topics {
     pub report_submitted: String,
     pub report_assigned: String,
+    /// The emergency lane (应急): emergency reports travel on topics of their
+    /// own, consumed by consumers of their own, so no backlog of ordinary
+    /// reports delays them.
+    pub report_submitted_emergency: String,
+    pub report_assigned_emergency: String,
     pub case_lifecycle: String,
     pub kpi_snapshot: String,
     pub dead_letter: String,
@@ -50,9 +55,31 @@ impl Topics {
         Topics {
             report_submitted: t("report.submitted"),
             report_assigned: t("report.assigned"),
+            report_submitted_emergency: t("report.submitted.emergency"),
+            report_assigned_emergency: t("report.assigned.emergency"),
             case_lifecycle: t("case.lifecycle"),
             kpi_snapshot: t("kpi.snapshot"),
             dead_letter: t("dead-letter"),
+        }
+    }
+}
+
+impl Topics {
+    /// Where a submitted report goes: the emergency lane or the ordinary one.
+    pub fn submitted(&self, emergency: bool) -> &str {
+        if emergency {
+            &self.report_submitted_emergency
+        } else {
+            &self.report_submitted
+        }
+    }
+
+    /// Where an assigned report goes.
+    pub fn assigned(&self, emergency: bool) -> &str {
+        if emergency {
+            &self.report_assigned_emergency
+        } else {
+            &self.report_assigned
         }
     }
 }

@@ -54,6 +54,8 @@ impl Context {
         for (name, compacted) in [
             (&topics.report_submitted, false),
             (&topics.report_assigned, false),
+            (&topics.report_submitted_emergency, false),
+            (&topics.report_assigned_emergency, false),
             (&topics.case_lifecycle, false),
             (&topics.kpi_snapshot, true),
             (&topics.dead_letter, false),

@@ -47,6 +47,22 @@ pub async fn spawn_consumer(
     }))
 }
 
+/// One lane of a consumer (ordinary or emergency): the shared handler, with
+/// a failpoint of the lane's own so tests can stall one lane and watch the
+/// other flow.
+pub struct Lane {
+    pub inner: Arc<dyn Handler>,
+    pub failpoint: &'static str,
+}
+
+#[async_trait::async_trait]
+impl Handler for Lane {
+    async fn handle(&self, msg: &gridwork_bus::Message) -> Result<(), HandlerError> {
+        crate::failpoint::hit(self.failpoint).await;
+        self.inner.handle(msg).await
+    }
+}
+
 /// Reads a message's envelope; anything unreadable is poison.
 pub fn decode(msg: &Message) -> Result<Event, HandlerError> {
     Event::decode(&msg.payload).map_err(|e| HandlerError::Poison(e.to_string()))

@@ -100,6 +100,9 @@ impl Relay {
             let rows = outbox::Entity::find()
                 .filter(outbox::Column::Producer.eq(self.producer.as_str()))
                 .filter(outbox::Column::SentAt.is_null())
+                // The emergency lane's messages first; each topic keeps its
+                // own order (per-key order is per topic anyway).
+                .order_by_asc(sea_orm::sea_query::Expr::cust("CASE WHEN topic LIKE '%.emergency' THEN 0 ELSE 1 END"))
                 .order_by_asc(outbox::Column::Id)
                 .limit(BATCH)
                 .all(db)

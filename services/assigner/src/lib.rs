@@ -16,6 +16,7 @@ use async_trait::async_trait;
 use gridwork_bus::{Handler, HandlerError, Message};
 use gridwork_domain::report::Crs;
 use gridwork_domain::Hierarchy;
+use gridwork_domain::Urgency;
 use gridwork_events::{pb, Event, Payload, Topics};
 use gridwork_geoindex::{gcj02_to_wgs84, GridIndex, Located};
 use gridwork_platform::auth::Caller;
@@ -213,7 +214,10 @@ impl Handler for Assigner {
         if !dedup::first_delivery(&txn, PRODUCER, &event.id.to_string()).await.map_err(retryable)? {
             return Ok(());
         }
-        emit(&txn, PRODUCER, &self.topics.report_assigned, &key, &out).await.map_err(retryable)?;
+        let emergency =
+            Urgency::parse(&r.urgency).is_some_and(|u| gridwork_domain::report::is_emergency(u, &r.category));
+        let topic = self.topics.assigned(emergency);
+        emit(&txn, PRODUCER, topic, &key, &out).await.map_err(retryable)?;
         txn.commit().await.map_err(retryable)?;
         self.wake.notify_one();
         let outcome = if h.grid.is_empty() {
@@ -433,7 +437,24 @@ pub async fn start(ctx: &Context, shutdown: CancellationToken) -> anyhow::Result
     let tasks = vec![
         spawn_refresher(state.clone(), shutdown.clone()),
         pipeline::spawn_relay(ctx, PRODUCER, wake, shutdown.clone()),
-        pipeline::spawn_consumer(ctx, "assigner", vec![ctx.topics.report_submitted.clone()], handler, shutdown).await?,
+        // Two lanes, each its own consumer group: emergencies never wait
+        // behind ordinary reports.
+        pipeline::spawn_consumer(
+            ctx,
+            "assigner-emergency",
+            vec![ctx.topics.report_submitted_emergency.clone()],
+            Arc::new(pipeline::Lane { inner: handler.clone(), failpoint: "assigner.emergency_lane" }),
+            shutdown.clone(),
+        )
+        .await?,
+        pipeline::spawn_consumer(
+            ctx,
+            "assigner",
+            vec![ctx.topics.report_submitted.clone()],
+            Arc::new(pipeline::Lane { inner: handler, failpoint: "assigner.ordinary_lane" }),
+            shutdown,
+        )
+        .await?,
     ];
     let routes: Routes = Arc::new(move |cfg: &mut web::ServiceConfig| {
         cfg.app_data(state.clone())

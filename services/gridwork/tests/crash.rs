@@ -19,8 +19,13 @@ struct Proc {
 }
 
 fn start(dir: &Path) -> Proc {
+    start_with(dir, &[])
+}
+
+fn start_with(dir: &Path, env: &[(&str, &str)]) -> Proc {
     let mut child = Command::new(env!("CARGO_BIN_EXE_gridwork"))
         .args(["up", "--data-dir", dir.to_str().unwrap(), "--listen", "127.0.0.1:0"])
+        .envs(env.iter().copied())
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -149,4 +154,54 @@ async fn sigkill_mid_pipeline_loses_nothing_and_duplicates_nothing() {
     assert!(status.success());
     let exit = p.child.wait().unwrap();
     assert!(exit.success(), "graceful shutdown exits 0, got {exit:?}");
+}
+
+/// Emergencies (应急) travel a lane of their own through the pipeline: with
+/// the ordinary lane of the assigner, then of mediation, stuck on a report,
+/// an emergency reported after it still becomes a case at once.
+#[tokio::test]
+async fn emergencies_overtake_a_stuck_ordinary_lane() {
+    for stage in ["assigner", "mediation"] {
+        let dir = tempfile::tempdir().unwrap();
+        let failpoint = format!("{stage}.ordinary_lane");
+        let dir_s = dir.path().display().to_string();
+        let mut p = start_with(dir.path(), &[("GW_FAILPOINT", &failpoint), ("GW_FAILPOINT_DIR", &dir_s)]);
+        let http = reqwest::Client::new();
+        let worker = token(dir.path(), "worker-1", Role::GridWorker, "371002");
+        let county = token(dir.path(), "county-dispatcher-1", Role::Dispatcher, "371002");
+        let (lat, lon) = (37.5095, 122.115);
+        let post = |id: &str, category: &str, urgency: &str| {
+            let body = serde_json::json!({
+                "id": id, "occurred_at": chrono::Utc::now().to_rfc3339(),
+                "location": {"lat": lat, "lon": lon}, "category": category, "urgency": urgency,
+                "description": "lane test",
+            });
+            let (http, base, worker) = (http.clone(), p.base.clone(), worker.clone());
+            async move { http.post(format!("{base}/v1/reports")).bearer_auth(worker).json(&body).send().await.unwrap() }
+        };
+        let ordinary = Uuid::new_v4().to_string();
+        assert_eq!(post(&ordinary, "dispute.neighbourhood", "normal").await.status(), 201);
+        let hit = dir.path().join(format!("{failpoint}.hit"));
+        for _ in 0..300 {
+            if hit.exists() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(hit.exists(), "{stage}: the ordinary lane is stuck");
+        let urgent = Uuid::new_v4().to_string();
+        assert_eq!(post(&urgent, "hazard.gas", "emergency").await.status(), 201);
+        let mut found = Vec::new();
+        for _ in 0..300 {
+            found = cases_by_report(&http, &p.base, &county).await;
+            if found.contains(&urgent) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(found.contains(&urgent), "{stage}: the emergency became a case");
+        assert!(!found.contains(&ordinary), "{stage}: the ordinary report is still stuck behind the failpoint");
+        p.child.kill().unwrap();
+        p.child.wait().unwrap();
+    }
 }

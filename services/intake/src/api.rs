@@ -278,7 +278,10 @@ pub async fn submit(
     let prepared = Prepared {
         report: row,
         event: first_entry,
-        topic: state.topics.report_submitted.clone(),
+        topic: state
+            .topics
+            .submitted(gridwork_domain::report::is_emergency(report.urgency, &report.category))
+            .to_owned(),
         key: id.clone(),
         payload: event.encode(),
     };

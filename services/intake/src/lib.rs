@@ -97,7 +97,11 @@ pub async fn start(ctx: &Context, shutdown: CancellationToken) -> anyhow::Result
         pipeline::spawn_consumer(
             ctx,
             "intake",
-            vec![ctx.topics.report_assigned.clone(), ctx.topics.case_lifecycle.clone()],
+            vec![
+                ctx.topics.report_assigned.clone(),
+                ctx.topics.report_assigned_emergency.clone(),
+                ctx.topics.case_lifecycle.clone(),
+            ],
             handler,
             shutdown,
         )

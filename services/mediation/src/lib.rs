@@ -122,11 +122,28 @@ pub async fn start(ctx: &Context, shutdown: CancellationToken) -> anyhow::Result
         link_window_minutes: m.link_window_minutes,
         supervise_every_ms: m.supervise_interval_ms,
     });
-    let handler = Arc::new(consumer::CaseOpener { state: state.clone() });
+    let handler: Arc<dyn gridwork_bus::Handler> = Arc::new(consumer::CaseOpener { state: state.clone() });
     let tasks = vec![
         pipeline::spawn_relay(ctx, PRODUCER, wake, shutdown.clone()),
         supervise::spawn(state.clone(), shutdown.clone()),
-        pipeline::spawn_consumer(ctx, "mediation", vec![ctx.topics.report_assigned.clone()], handler, shutdown).await?,
+        // Two lanes, each its own consumer group: emergencies never wait
+        // behind ordinary reports.
+        pipeline::spawn_consumer(
+            ctx,
+            "mediation-emergency",
+            vec![ctx.topics.report_assigned_emergency.clone()],
+            Arc::new(pipeline::Lane { inner: handler.clone(), failpoint: "mediation.emergency_lane" }),
+            shutdown.clone(),
+        )
+        .await?,
+        pipeline::spawn_consumer(
+            ctx,
+            "mediation",
+            vec![ctx.topics.report_assigned.clone()],
+            Arc::new(pipeline::Lane { inner: handler, failpoint: "mediation.ordinary_lane" }),
+            shutdown,
+        )
+        .await?,
     ];
     let routes: Routes = Arc::new(move |cfg: &mut web::ServiceConfig| {
         cfg.app_data(state.clone())
