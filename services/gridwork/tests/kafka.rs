@@ -143,6 +143,29 @@ async fn services_as_processes_on_kafka_postgres_redis() {
     }
     assert!(seen.contains(cid));
     drop(live);
+    // A client that saw only the first of those events on replica A resumes
+    // on replica B from that event's id and gets the rest.
+    let first_id = seen.lines().find_map(|l| l.strip_prefix("id: ")).unwrap().to_owned();
+    let mut resumed = http
+        .get(format!("{}/v1/centres/{}/stream", mediation_b.base, &grid[..9]))
+        .bearer_auth(&dispatcher)
+        .header("Last-Event-ID", &first_id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resumed.status(), 200);
+    let mut replay = String::new();
+    while !replay.contains("\"kind\":\"closed\"") {
+        match tokio::time::timeout(Duration::from_secs(10), resumed.chunk()).await {
+            Ok(Ok(Some(c))) => replay.push_str(&String::from_utf8_lossy(&c)),
+            other => panic!("resume on replica B stopped early ({other:?}): {replay}"),
+        }
+    }
+    for kind in ["claimed", "resolved", "closed"] {
+        assert!(replay.contains(&format!("\"kind\":\"{kind}\"")), "{kind} missing from the resumed stream: {replay}");
+    }
+    assert!(!replay.contains(&format!("id: {first_id}\n")), "the event seen already is not sent again");
+    drop(resumed);
     let k = poll_json(&http, &format!("{}/v1/kpis?jurisdiction=371000", analytics.base), &analyst, |v| {
         v["rows"].as_array().and_then(|r| r.first()).is_some_and(|r| r["closed"] == 1 && r["volume"] == ids.len())
     })
