@@ -571,6 +571,11 @@ async fn authorisation_matrix() {
             .await
             .unwrap();
         assert_eq!(r.status(), 403, "{who}: routing edit");
+        if matches!(who, "grid worker" | "analyst" | "mediator without a channel") {
+            for path in ["/v1/routing/rules", "/v1/routing/versions"] {
+                assert_eq!(app.get(t, path).await.0, 403, "{who}: {path}");
+            }
+        }
     }
     // The counselling mediator sees the case once counselling assists, but
     // only the lead channel acts on it.
