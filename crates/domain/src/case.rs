@@ -444,7 +444,52 @@ pub struct Case {
     pub version: i64,
 }
 
+/// What a new case starts from; everything else starts blank.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewCase {
+    pub id: Uuid,
+    pub report_id: Uuid,
+    pub centre: String,
+    pub channel: Channel,
+    pub priority: Priority,
+    pub category: String,
+    pub urgency: Urgency,
+    pub hierarchy: Hierarchy,
+    pub petition: Option<PetitionInfo>,
+    pub created_at: DateTime<Utc>,
+    pub due_at: DateTime<Utc>,
+    pub accept_due_at: Option<DateTime<Utc>>,
+}
+
 impl Case {
+    /// A case just created in its queue (version 1).
+    pub fn new(n: NewCase) -> Case {
+        Case {
+            id: n.id,
+            report_id: n.report_id,
+            centre: n.centre,
+            channel: n.channel,
+            joint: Vec::new(),
+            priority: n.priority,
+            category: n.category,
+            urgency: n.urgency,
+            hierarchy: n.hierarchy,
+            status: CaseStatus::Created,
+            claimed_by: None,
+            lease_until: None,
+            suspended_from: None,
+            suspended_at: None,
+            outcome: None,
+            satisfaction: None,
+            petition: n.petition,
+            created_at: n.created_at,
+            due_at: n.due_at,
+            accept_due_at: n.accept_due_at,
+            extended: false,
+            version: 1,
+        }
+    }
+
     /// Applies `action` by `actor` at `now`, changing the case and returning
     /// the lifecycle events it produced, in order, each with the status and
     /// version after it. Nothing changes on error.
@@ -730,30 +775,22 @@ mod tests {
 
     fn case() -> Case {
         let now = Utc::now();
-        Case {
+        let mut c = Case::new(NewCase {
             id: Uuid::nil(),
             report_id: Uuid::nil(),
             centre: "371002001".into(),
             channel: Channel::PeopleMediation,
-            joint: Vec::new(),
             priority: 3,
             category: "dispute.neighbourhood".into(),
             urgency: Urgency::Normal,
             hierarchy: Hierarchy::from_grid_code("371002001001001").unwrap(),
-            status: CaseStatus::Created,
-            claimed_by: None,
-            lease_until: None,
-            suspended_from: None,
-            suspended_at: None,
-            outcome: None,
-            satisfaction: None,
             petition: None,
             created_at: now,
             due_at: now + Duration::days(7),
             accept_due_at: None,
-            extended: false,
-            version: 0,
-        }
+        });
+        c.version = 0;
+        c
     }
 
     fn actor(id: &str) -> Actor {

@@ -16,7 +16,8 @@ pub mod report;
 pub mod routing;
 
 pub use case::{
-    Case, CaseAction, CaseEventKind, CaseStatus, Channel, Outcome, Priority, Satisfaction, Step, TransitionError,
+    Case, CaseAction, CaseEventKind, CaseStatus, Channel, NewCase, Outcome, Priority, Satisfaction, Step,
+    TransitionError,
 };
 pub use codes::{Hierarchy, Level};
 pub use report::{Crs, Location, NewReport, Party, ReportStatus, Urgency};

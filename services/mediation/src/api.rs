@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use gridwork_domain::auth::{Actor, Role};
 use gridwork_domain::calendar::{ClockError, Span};
 use gridwork_domain::{
-    codes, Case, CaseAction, CaseEventKind, CaseStatus, Channel, Outcome, Satisfaction, Step, TransitionError,
+    codes, Case, CaseAction, CaseEventKind, CaseStatus, Channel, NewCase, Outcome, Satisfaction, Step, TransitionError,
 };
 use gridwork_events::convert::{Cause, TransitionDetail};
 use gridwork_platform::auth::Caller;
@@ -920,28 +920,20 @@ async fn split(
         .route(&old.category, old.urgency, &old.hierarchy)
         .ok_or_else(|| MediationError::Internal(format!("no routing rule matches {}", old.category)))?;
     let clocks = state.clocks.open(&route, false, now);
-    let new = Case {
+    let new = Case::new(NewCase {
         id: Uuid::now_v7(),
         report_id,
         centre: row.centre.clone(),
         channel: route.channel,
-        joint: Vec::new(),
         priority: route.priority,
-        status: CaseStatus::Created,
-        claimed_by: None,
-        lease_until: None,
-        suspended_from: None,
-        suspended_at: None,
-        outcome: None,
-        satisfaction: None,
+        category: old.category.clone(),
+        urgency: old.urgency,
+        hierarchy: old.hierarchy.clone(),
         petition: None,
         created_at: now,
         due_at: clocks.due_at,
         accept_due_at: None,
-        extended: false,
-        version: 1,
-        ..old.clone()
-    };
+    });
     let rep = report::Entity::find_by_id(report_id.to_string()).one(&txn).await?;
     let extra = Extra {
         routing_rule: route.rule_id.clone(),

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use gridwork_bus::{Handler, HandlerError, Message};
 use gridwork_domain::petition::{PetitionClass, PetitionInfo};
-use gridwork_domain::{Case, CaseEventKind, CaseStatus, Hierarchy, Step, Urgency};
+use gridwork_domain::{Case, CaseEventKind, Hierarchy, NewCase, Step, Urgency};
 use gridwork_events::convert::{Cause, TransitionDetail};
 use gridwork_platform::pipeline::{decode, retryable};
 use gridwork_storage::dedup;
@@ -188,30 +188,20 @@ impl CaseOpener {
             _ => None,
         };
         let clocks = self.state.clocks.open(&route, petition.is_some(), now);
-        let c = Case {
+        let c = Case::new(NewCase {
             id: Uuid::now_v7(),
             report_id: incoming.report_id,
             centre: incoming.centre.clone(),
             channel: route.channel,
-            joint: Vec::new(),
             priority: route.priority,
             category: incoming.category.clone(),
             urgency: incoming.urgency,
             hierarchy: incoming.hierarchy.clone(),
-            status: CaseStatus::Created,
-            claimed_by: None,
-            lease_until: None,
-            suspended_from: None,
-            suspended_at: None,
-            outcome: None,
-            satisfaction: None,
             petition,
             created_at: now,
             due_at: clocks.due_at,
             accept_due_at: clocks.accept_due_at,
-            extended: false,
-            version: 1,
-        };
+        });
         // What the text filter searches: the report's own words.
         let words = report::Entity::find_by_id(incoming.report_id.to_string())
             .one(txn)
