@@ -500,7 +500,7 @@ mod tests {
     #[test]
     fn official_calendar_parses() {
         let cal = Calendar::from_json(OFFICIAL_JSON).unwrap();
-        assert_eq!(cal.years().collect::<Vec<_>>(), vec![2025]);
+        assert_eq!(cal.years().collect::<Vec<_>>(), vec![2025, 2026]);
         assert!(cal.covers(2025));
         assert!(cal.source(2025).unwrap().contains("国办发明电〔2024〕12号"));
         let days: Vec<NaiveDate> = date(2025, 1, 1).iter_days().take_while(|d| d.year() == 2025).collect();
@@ -512,6 +512,24 @@ mod tests {
         assert_eq!(
             make_up,
             vec![date(2025, 1, 26), date(2025, 2, 8), date(2025, 4, 27), date(2025, 9, 28), date(2025, 10, 11)]
+        );
+        // 2026 (国办发明电〔2025〕7号): 元旦 3 + 春节 9 + 清明 3 + 劳动节 5 + 端午 3
+        // + 中秋 3 + 国庆 7 = 33 days off, 6 make-up working days.
+        assert!(cal.source(2026).unwrap().contains("国办发明电〔2025〕7号"));
+        let days: Vec<NaiveDate> = date(2026, 1, 1).iter_days().take_while(|d| d.year() == 2026).collect();
+        assert_eq!(days.iter().filter(|d| cal.holiday(**d).is_some()).count(), 33);
+        let make_up: Vec<NaiveDate> =
+            days.iter().copied().filter(|d| is_weekend(*d) && cal.is_working_day(*d)).collect();
+        assert_eq!(
+            make_up,
+            vec![
+                date(2026, 1, 4),
+                date(2026, 2, 14),
+                date(2026, 2, 28),
+                date(2026, 5, 9),
+                date(2026, 9, 20),
+                date(2026, 10, 10)
+            ]
         );
         assert_eq!(&cal, Calendar::official());
         // 365 days − 104 weekend days − 28 holidays + 5 make-up days, plus the
