@@ -12,6 +12,7 @@ pub mod failpoint;
 pub mod fanout;
 pub mod http;
 pub mod metrics;
+pub mod pii;
 pub mod pipeline;
 pub mod revocation;
 pub mod telemetry;
