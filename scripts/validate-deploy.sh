@@ -105,7 +105,7 @@ CONFIG = {
     "assigner": {"tolerance_m": float, "refresh_ms": int, "version_lead_ms": int, "max_epochs": int, "cells_per_grid": float},
     "mediation": {"lease_minutes": int, "link_distance_m": (int, float), "link_window_minutes": int, "near_due_share": float, "supervise_interval_ms": int, "holidays_file": str},
     "kpi": {"fcr_window_days": int},
-    "petition": {"key_file": str},
+    "petition": {"key_file": str, "keyring_file": str},
     "log": {"format": str},
 }
 ENV_OK = {"GRIDWORK_CONFIG"}  # read by the binaries, ignored by the loader

@@ -151,6 +151,10 @@ pub struct Petition {
     /// File with the secret of the petitioner/matter keys (HMAC); created on
     /// first start. Empty: `DATA_DIR/petition-hmac.key`.
     pub key_file: String,
+    /// Keyring that encrypts personal information at rest (parties' names,
+    /// phones, ID numbers); created on first start, rotated with
+    /// `gridwork pii rotate`. Empty: `DATA_DIR/pii-keyring.json`.
+    pub keyring_file: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -290,6 +294,9 @@ impl Config {
         }
         if self.auth.signing_key_file.is_empty() {
             self.auth.signing_key_file = format!("{dir}/jwt-ed25519.key");
+        }
+        if self.petition.keyring_file.is_empty() {
+            self.petition.keyring_file = format!("{dir}/pii-keyring.json");
         }
         if self.petition.key_file.is_empty() {
             self.petition.key_file = format!("{dir}/petition-hmac.key");

@@ -27,6 +27,8 @@ pub struct Context {
     /// Live fan-out of changes to every replica (Redis pub/sub when the
     /// cache is Redis, in-process otherwise).
     pub fanout: crate::fanout::Fanout,
+    /// Keys of personal information at rest.
+    pub keyring: Arc<crate::pii::Keyring>,
 }
 
 /// Whether start-up may change the schema.
@@ -70,6 +72,13 @@ impl Context {
             .await?;
         }
         let cache = cache::connect(&config.cache.url, &config.cache.key_prefix)?;
+        let keyring = crate::pii::Keyring::load_or_create(Path::new(&config.petition.keyring_file))?;
+        if schema == Schema::Migrate {
+            let sealed = crate::pii::seal_legacy_parties(&db, &keyring).await?;
+            if sealed > 0 {
+                tracing::info!(reports = sealed, "personal information of older reports encrypted");
+            }
+        }
         let issuer = Issuer::load_or_create(
             Path::new(&config.auth.signing_key_file),
             &config.auth.issuer,
@@ -83,7 +92,18 @@ impl Context {
             &config.cache.key_prefix,
             tokio_util::sync::CancellationToken::new(),
         );
-        Ok(Context { config, db, bus, cache, topics, issuer: Arc::new(issuer), verifier, metrics, fanout })
+        Ok(Context {
+            config,
+            db,
+            bus,
+            cache,
+            topics,
+            issuer: Arc::new(issuer),
+            verifier,
+            metrics,
+            fanout,
+            keyring: Arc::new(keyring),
+        })
     }
 
     /// Reads (or creates, on first start) a secret key file of 32 random bytes.

@@ -217,6 +217,39 @@ pub fn mask_digits(s: &str, keep_head: usize, keep_tail: usize) -> String {
         .collect()
 }
 
+/// Encrypts the parties of reports stored before encryption at rest (plain
+/// JSON), and fills in their party counts. Returns how many it sealed.
+pub async fn seal_legacy_parties(db: &sea_orm::DatabaseConnection, ring: &Keyring) -> anyhow::Result<usize> {
+    use gridwork_storage::entity::report;
+    use sea_orm::sea_query::Expr;
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
+    let mut sealed = 0;
+    loop {
+        let rows: Vec<(String, String)> = report::Entity::find()
+            .select_only()
+            .column(report::Column::Id)
+            .column(report::Column::Parties)
+            .filter(report::Column::Parties.not_like("gwpii1:%"))
+            .limit(500)
+            .into_tuple()
+            .all(db)
+            .await?;
+        if rows.is_empty() {
+            return Ok(sealed);
+        }
+        for (id, parties) in rows {
+            let count = serde_json::from_str::<Vec<serde_json::Value>>(&parties).map(|p| p.len()).unwrap_or(0);
+            report::Entity::update_many()
+                .col_expr(report::Column::Parties, Expr::value(ring.seal(&id, parties.as_bytes())?))
+                .col_expr(report::Column::PartyCount, Expr::value(count as i32))
+                .filter(report::Column::Id.eq(id.as_str()))
+                .exec(db)
+                .await?;
+            sealed += 1;
+        }
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // tests
 mod tests {

@@ -158,7 +158,9 @@ pub mod report {
         #[sea_orm(column_type = "Text")]
         pub description: String,
         pub urgency: String,
-        /// Parties as JSON. Personal information: never logged, never on topics.
+        /// Parties as JSON, sealed (envelope encryption, `gwpii1:…`, bound to
+        /// the report id). Personal information: never logged, never on
+        /// topics, read only through an audited path.
         #[sea_orm(column_type = "Text")]
         pub parties: String,
         pub matter: Option<String>,
@@ -171,13 +173,15 @@ pub mod report {
         /// The last case version reflected in `status`.
         pub case_version: i64,
         pub updated_at: DateTimeUtc,
+        /// How many parties the report names.
+        pub party_count: i32,
     }
     no_relations!();
 
     impl Model {
         /// How many parties the report names (without exposing them).
         pub fn party_count(&self) -> usize {
-            serde_json::from_str::<Vec<serde_json::Value>>(&self.parties).map(|p| p.len()).unwrap_or(0)
+            usize::try_from(self.party_count).unwrap_or(0)
         }
     }
 }
@@ -379,6 +383,25 @@ pub mod supervision {
         pub due_at: DateTimeUtc,
         pub raised_at: DateTimeUtc,
         pub event_id: String,
+    }
+    no_relations!();
+}
+
+/// Every read of personal information: who, which case, when, why.
+pub mod pii_read {
+    use sea_orm::entity::prelude::*;
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "pii_reads")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        pub actor_id: String,
+        pub actor_role: String,
+        pub case_id: String,
+        /// The reports whose parties were shown, comma-separated.
+        pub report_ids: String,
+        pub reason: String,
+        pub at: DateTimeUtc,
     }
     no_relations!();
 }

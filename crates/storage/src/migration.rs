@@ -12,6 +12,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000002_revoked_tokens::Migration),
             Box::new(m20261122_000003_grid_versions::Migration),
             Box::new(m20261122_000004_queues::Migration),
+            Box::new(m20261122_000005_pii::Migration),
         ]
     }
 }
@@ -585,6 +586,49 @@ mod m20261122_000004_queues {
                 }
             }
             Ok(())
+        }
+    }
+}
+
+/// Personal information at rest: reports keep their party count in a column
+/// (the parties themselves are sealed, see `gridwork_platform::pii`), and
+/// every read of personal information is audited in `pii_reads`.
+mod m20261122_000005_pii {
+    use super::*;
+
+    pub struct Migration;
+
+    impl MigrationName for Migration {
+        fn name(&self) -> &str {
+            "m20261122_000005_pii"
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for Migration {
+        async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+            let mut count = ColumnDef::new(a("party_count"));
+            count.integer().not_null().default(0);
+            m.alter_table(Table::alter().table(a("reports")).add_column(&mut count).to_owned()).await?;
+            m.create_table(table(
+                "pii_reads",
+                vec![
+                    serial_pk("id"),
+                    text("actor_id"),
+                    text("actor_role"),
+                    text("case_id"),
+                    long_text("report_ids"),
+                    long_text("reason"),
+                    ts("at"),
+                ],
+            ))
+            .await?;
+            m.create_index(index("pii_reads", "ix_pii_reads_case", &["case_id", "id"], false)).await
+        }
+
+        async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+            m.drop_table(Table::drop().table(a("pii_reads")).if_exists().to_owned()).await?;
+            m.alter_table(Table::alter().table(a("reports")).drop_column(a("party_count")).to_owned()).await
         }
     }
 }

@@ -34,6 +34,12 @@ enum Command {
         listen: Option<String>,
     },
     /// Apply pending database migrations.
+    /// Personal information at rest: the keyring that encrypts parties'
+    /// names, phones and ID numbers.
+    Pii {
+        #[command(subcommand)]
+        command: PiiCommand,
+    },
     Migrate {
         #[arg(long)]
         data_dir: Option<PathBuf>,
@@ -84,6 +90,25 @@ enum Command {
         /// Lifetime in seconds.
         #[arg(long, default_value_t = 12 * 3600)]
         ttl: i64,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum PiiCommand {
+    /// Add a fresh key to the keyring and make it current (creating the
+    /// keyring if missing). Old keys stay, so everything sealed still opens.
+    Rotate {
+        /// The keyring file; default: `petition.keyring_file` of the configuration.
+        #[arg(long)]
+        keyring: Option<PathBuf>,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Re-wrap every stored report's data key with the current key (the
+    /// ciphertext stays as it is), so older keys can be retired.
+    Rewrap {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
@@ -292,6 +317,67 @@ fn load(cli_config: Option<&PathBuf>, data_dir: Option<&PathBuf>, listen: Option
     Ok(Config::load_with(cli_config.map(PathBuf::as_path), &overrides)?)
 }
 
+async fn pii_command(cli: &Cli, command: &PiiCommand) -> anyhow::Result<()> {
+    use gridwork_platform::pii::Keyring;
+    match command {
+        PiiCommand::Rotate { keyring, data_dir } => {
+            let config = load(cli.config.as_ref(), data_dir.as_ref(), None)?;
+            let path = keyring.clone().unwrap_or_else(|| PathBuf::from(&config.petition.keyring_file));
+            let existed = path.exists();
+            let mut ring = Keyring::load_or_create(&path)?;
+            if existed {
+                let kid = ring.rotate()?;
+                ring.save(&path)?;
+                eprintln!(
+                    "pii: key {kid} added to {} and made current; run `gridwork pii rewrap` to move stored data to it",
+                    path.display()
+                );
+            } else {
+                eprintln!("pii: keyring {} created with key {}", path.display(), ring.current());
+            }
+            println!("{}", ring.current());
+        }
+        PiiCommand::Rewrap { data_dir } => {
+            use gridwork_storage::entity::report;
+            use sea_orm::sea_query::Expr;
+            use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+            let config = load(cli.config.as_ref(), data_dir.as_ref(), None)?;
+            let ring = Keyring::load_or_create(std::path::Path::new(&config.petition.keyring_file))?;
+            let db = gridwork_storage::connect(&config.database.url, config.database.pool_size).await?;
+            gridwork_storage::ensure_schema_current(&db).await?;
+            let current = format!("gwpii1:{}:%", ring.current());
+            let (mut moved, mut after) = (0usize, String::new());
+            loop {
+                let rows: Vec<(String, String)> = report::Entity::find()
+                    .select_only()
+                    .column(report::Column::Id)
+                    .column(report::Column::Parties)
+                    .filter(report::Column::Id.gt(after.as_str()))
+                    .filter(report::Column::Parties.like("gwpii1:%"))
+                    .filter(report::Column::Parties.not_like(current.as_str()))
+                    .order_by_asc(report::Column::Id)
+                    .limit(1000)
+                    .into_tuple()
+                    .all(&db)
+                    .await?;
+                let Some((last, _)) = rows.last() else { break };
+                after = last.clone();
+                for (id, sealed) in rows {
+                    report::Entity::update_many()
+                        .col_expr(report::Column::Parties, Expr::value(ring.rewrap(&sealed)?))
+                        .filter(report::Column::Id.eq(id.as_str()))
+                        .exec(&db)
+                        .await?;
+                    moved += 1;
+                }
+                eprintln!("pii: {moved} reports re-wrapped so far");
+            }
+            println!("pii: {moved} reports re-wrapped to key {}", ring.current());
+        }
+    }
+    Ok(())
+}
+
 #[actix_web::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
@@ -336,6 +422,7 @@ async fn main() -> anyhow::Result<()> {
             );
         }
         Command::Grids { command } => grids_command(&cli, command).await?,
+        Command::Pii { command } => pii_command(&cli, command).await?,
         Command::Token { role, scope, user, channel, ttl, data_dir } => {
             let config = load(cli.config.as_ref(), data_dir.as_ref(), None)?;
             let role: Role = role.parse().map_err(|e: String| anyhow::anyhow!(e))?;

@@ -225,6 +225,8 @@ pub async fn submit(
     };
 
     let parties = serde_json::to_string(&report.parties).map_err(|e| IntakeError::Internal(e.to_string()))?;
+    // Sealed at rest, bound to this report.
+    let parties = state.keyring.seal(&id, parties.as_bytes()).map_err(|e| IntakeError::Internal(e.to_string()))?;
     let row = report::ActiveModel {
         id: Set(id.clone()),
         reporter: Set(report.reporter.clone()),
@@ -247,6 +249,7 @@ pub async fn submit(
         case_id: Set(None),
         case_version: Set(0),
         updated_at: Set(now),
+        party_count: Set(report.parties.len() as i32),
     };
     let first_entry = report_event::ActiveModel {
         report_id: Set(id.clone()),

@@ -33,6 +33,8 @@ pub struct State {
     pub cache: Arc<dyn Cache>,
     pub issuer: Arc<Issuer>,
     pub keyer: Keyer,
+    /// Seals parties' personal information at rest.
+    pub keyring: Arc<gridwork_platform::pii::Keyring>,
     /// Category code → is it a petition category.
     pub categories: HashMap<String, bool>,
     pub batcher: batch::Batcher,
@@ -85,6 +87,7 @@ pub async fn start(ctx: &Context, shutdown: CancellationToken) -> anyhow::Result
         cache: ctx.cache.clone(),
         issuer: ctx.issuer.clone(),
         keyer: Keyer::new(secret),
+        keyring: ctx.keyring.clone(),
         categories,
         batcher,
         rate_limit: ctx.config.intake.rate_limit_per_minute,

@@ -508,9 +508,11 @@ async fn load_visible(state: &State, actor: &Actor, id: &str) -> Result<case::Mo
     Ok(m)
 }
 
-fn report_json(r: report::Model) -> serde_json::Value {
+fn report_json(state: &State, r: report::Model) -> serde_json::Value {
     let party_count = r.party_count();
+    let parties = crate::pii::masked(state, &r);
     serde_json::json!({
+        "parties": parties,
         "id": r.id, "reporter": r.reporter, "occurred_at": r.occurred_at, "received_at": r.received_at,
         "description": r.description, "address": r.address,
         "location": {"lat": r.lat, "lon": r.lon, "crs": r.crs},
@@ -546,7 +548,7 @@ pub async fn detail(
         linked.push(serde_json::json!({
             "report_id": l.report_id, "linked_at": l.linked_at, "linked_by": l.linked_by,
             "distance_m": l.distance_m, "split_case_id": l.split_case_id,
-            "report": r.map(report_json),
+            "report": r.map(|r| report_json(&state, r)),
         }));
     }
     let notices: Vec<serde_json::Value> = supervision::Entity::find()
@@ -568,7 +570,7 @@ pub async fn detail(
         })
         .collect();
     let mut body = serde_json::to_value(view(m, Utc::now())).map_err(|e| MediationError::Internal(e.to_string()))?;
-    body["report"] = rep.map(report_json).unwrap_or(serde_json::Value::Null);
+    body["report"] = rep.map(|r| report_json(&state, r)).unwrap_or(serde_json::Value::Null);
     body["linked_reports"] = serde_json::Value::Array(linked);
     body["supervision"] = serde_json::Value::Array(notices);
     body["timeline"] = serde_json::Value::Array(timeline);

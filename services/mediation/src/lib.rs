@@ -27,6 +27,7 @@ pub mod clocks;
 mod consumer;
 pub mod link;
 pub mod live;
+pub mod pii;
 pub mod repo;
 pub mod routing;
 pub mod supervise;
@@ -52,6 +53,8 @@ pub struct State {
     pub link_distance_m: f64,
     pub link_window_minutes: i64,
     pub supervise_every_ms: u64,
+    /// Opens parties' personal information (audited reads only).
+    pub keyring: Arc<gridwork_platform::pii::Keyring>,
 }
 
 impl State {
@@ -121,6 +124,7 @@ pub async fn start(ctx: &Context, shutdown: CancellationToken) -> anyhow::Result
         link_distance_m: m.link_distance_m,
         link_window_minutes: m.link_window_minutes,
         supervise_every_ms: m.supervise_interval_ms,
+        keyring: ctx.keyring.clone(),
     });
     let handler: Arc<dyn gridwork_bus::Handler> = Arc::new(consumer::CaseOpener { state: state.clone() });
     let tasks = vec![
@@ -153,7 +157,9 @@ pub async fn start(ctx: &Context, shutdown: CancellationToken) -> anyhow::Result
             .route("/v1/routing/dry-run", web::post().to(routing::dry_run))
             .route("/v1/cases", web::get().to(api::list))
             .route("/v1/cases/{id}", web::get().to(api::detail))
+            .route("/v1/cases/{id}/parties", web::post().to(pii::reveal))
             .route("/v1/cases/{id}/{action}", web::post().to(api::act))
+            .route("/v1/audit/pii-reads", web::get().to(pii::audit))
             .route("/v1/centres/{code}/stream", web::get().to(live::stream));
     });
     Ok(Service { routes, tasks })
