@@ -259,3 +259,58 @@ pub async fn build(config: Config) -> anyhow::Result<Application> {
     gridwork_platform::http::standalone(config, "analytics", |ctx, shutdown| async move { start(&ctx, shutdown).await })
         .await
 }
+
+/// `gridwork kpi recompute`: rebuilds every case's KPI facts from the event
+/// history alone — the case-lifecycle messages kept in the producers'
+/// outbox, in the order they were committed — by running them through the
+/// same fold as the live consumer. Run it with analytics stopped. Calls
+/// `progress` with the number of events folded so far, every 10,000.
+pub async fn recompute(
+    db: &DatabaseConnection,
+    topic: &str,
+    window: Duration,
+    progress: impl Fn(usize),
+) -> anyhow::Result<usize> {
+    use gridwork_storage::entity::{consumed_event, outbox};
+    use sea_orm::{QueryOrder, QuerySelect};
+    kpi_fact::Entity::delete_many().exec(db).await?;
+    consumed_event::Entity::delete_many().filter(consumed_event::Column::Consumer.eq(GROUP)).exec(db).await?;
+    let folder = Folder { state: web::Data::new(State { db: db.clone(), window }) };
+    let (mut after, mut folded) = (0i64, 0usize);
+    loop {
+        let rows = outbox::Entity::find()
+            .filter(outbox::Column::Topic.eq(topic))
+            .filter(outbox::Column::Id.gt(after))
+            .order_by_asc(outbox::Column::Id)
+            .limit(1000)
+            .all(db)
+            .await?;
+        let Some(last) = rows.last() else { break };
+        after = last.id;
+        for row in rows {
+            let msg = Message {
+                topic: row.topic,
+                partition: 0,
+                offset: row.id,
+                key: row.msg_key,
+                payload: row.payload,
+                headers: Vec::new(),
+                timestamp: row.created_at,
+            };
+            match folder.handle(&msg).await {
+                Ok(()) => {}
+                // The live consumer sends these to the dead-letter topic; a
+                // rebuild skips them the same way.
+                Err(HandlerError::Poison(e)) => {
+                    tracing::warn!(outbox_id = row.id, error = %e, "unreadable event skipped")
+                }
+                Err(HandlerError::Retryable(e)) => anyhow::bail!("event {}: {e}", row.id),
+            }
+            folded += 1;
+            if folded % 10_000 == 0 {
+                progress(folded);
+            }
+        }
+    }
+    Ok(folded)
+}

@@ -34,6 +34,11 @@ enum Command {
         listen: Option<String>,
     },
     /// Apply pending database migrations.
+    /// KPIs: `gridwork kpi recompute` rebuilds them from the event history.
+    Kpi {
+        #[command(subcommand)]
+        command: KpiCommand,
+    },
     /// Personal information at rest: the keyring that encrypts parties'
     /// names, phones and ID numbers.
     Pii {
@@ -90,6 +95,16 @@ enum Command {
         /// Lifetime in seconds.
         #[arg(long, default_value_t = 12 * 3600)]
         ttl: i64,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum KpiCommand {
+    /// Rebuild every case's KPI facts from the case-lifecycle events alone
+    /// (after a definition changed). Stop analytics first.
+    Recompute {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
@@ -423,6 +438,21 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Grids { command } => grids_command(&cli, command).await?,
         Command::Pii { command } => pii_command(&cli, command).await?,
+        Command::Kpi { command: KpiCommand::Recompute { data_dir } } => {
+            let config = load(cli.config.as_ref(), data_dir.as_ref(), None)?;
+            let db = gridwork_storage::connect(&config.database.url, config.database.pool_size).await?;
+            gridwork_storage::ensure_schema_current(&db).await?;
+            let topics = gridwork_events::Topics::new(&config.bus.topic_prefix);
+            let started = std::time::Instant::now();
+            let n = gridwork_analytics::recompute(
+                &db,
+                &topics.case_lifecycle,
+                chrono::Duration::days(config.kpi.fcr_window_days),
+                |n| eprintln!("kpi recompute: {n} events folded"),
+            )
+            .await?;
+            println!("kpi recompute: {n} events folded in {:.1} s", started.elapsed().as_secs_f64());
+        }
         Command::Token { role, scope, user, channel, ttl, data_dir } => {
             let config = load(cli.config.as_ref(), data_dir.as_ref(), None)?;
             let role: Role = role.parse().map_err(|e: String| anyhow::anyhow!(e))?;

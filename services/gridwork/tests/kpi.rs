@@ -1,0 +1,127 @@
+//! `gridwork kpi recompute` rebuilds the KPIs from the event history alone,
+//! and the rebuild equals what analytics computed incrementally.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::{eventually, report, TestApp};
+use gridwork_storage::entity::{case, kpi_fact};
+use sea_orm::EntityTrait;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+async fn open(app: &TestApp, body: Value) -> String {
+    assert_eq!(app.post(&app.worker(), "/v1/reports", &body).await.0, 201);
+    let rid = body["id"].as_str().unwrap().to_owned();
+    let d = app.dispatcher();
+    eventually("the case", || async {
+        let (_, l) = app.get(&d, "/v1/cases?limit=200&sort=created").await;
+        l["items"]
+            .as_array()?
+            .iter()
+            .find(|c| c["report_id"] == rid.as_str())
+            .map(|c| c["id"].as_str().unwrap().to_owned())
+    })
+    .await
+}
+
+async fn facts(db: &sea_orm::DatabaseConnection) -> BTreeMap<String, (i64, Value)> {
+    kpi_fact::Entity::find()
+        .all(db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.case_id, (r.version, serde_json::from_str(&r.facts).unwrap())))
+        .collect()
+}
+
+#[actix_web::test]
+async fn recompute_from_the_event_history_equals_the_incremental_kpis() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = common::config(dir.path());
+    let app = common::spawn_with(cfg.clone()).await;
+    let d = app.dispatcher();
+    let (lat, lon) = app.demo.demo_point;
+    let act = |id: String, action: &'static str, body: Value| {
+        let (http, base, d) = (app.http.clone(), app.base.clone(), d.clone());
+        async move {
+            let r =
+                http.post(format!("{base}/v1/cases/{id}/{action}")).bearer_auth(d).json(&body).send().await.unwrap();
+            assert_eq!(r.status(), 200, "{action}");
+        }
+    };
+    // A closed case with a satisfied callback; one transferred and still
+    // open; one rejected; a first-time petition answered, then repeated.
+    let a = open(&app, report(&Uuid::new_v4().to_string(), lat, lon, "dispute.neighbourhood")).await;
+    act(a.clone(), "claim", json!({})).await;
+    act(a.clone(), "resolve", json!({"outcome": "mediated_agreement"})).await;
+    act(a.clone(), "close", json!({})).await;
+    act(a.clone(), "callback", json!({"satisfaction": "satisfied"})).await;
+    let b = open(&app, report(&Uuid::new_v4().to_string(), lat, lon, "dispute.consumer")).await;
+    act(b.clone(), "transfer", json!({"channel": "legal_aid", "reason": "需要法律援助"})).await;
+    let c = open(&app, report(&Uuid::new_v4().to_string(), lat, lon, "order.public")).await;
+    act(c.clone(), "reject", json!({"reason": "不属于受理范围"})).await;
+    let petition = |id: &str| {
+        let mut b = report(id, lat, lon, "petition.land_acquisition");
+        b["parties"] = json!([{"name": "李四", "id_number": "371002198001011234"}]);
+        b
+    };
+    let p1 = open(&app, petition(&Uuid::new_v4().to_string())).await;
+    act(p1.clone(), "claim", json!({})).await;
+    act(p1.clone(), "resolve", json!({"outcome": "handled"})).await;
+    act(p1.clone(), "close", json!({})).await;
+    open(&app, petition(&Uuid::new_v4().to_string())).await;
+
+    // Wait until analytics has folded every event of every case.
+    let before = eventually("analytics caught up", || async {
+        let cases = case::Entity::find().all(&app.ctx.db).await.unwrap();
+        let f = facts(&app.ctx.db).await;
+        (cases.len() == 5 && cases.iter().all(|c| f.get(&c.id).is_some_and(|(v, _)| *v == c.version))).then_some(f)
+    })
+    .await;
+    let a_json = &before[&a].1;
+    assert!(a_json["closed_at"].is_string() && a_json["satisfaction"] == "satisfied", "{a_json}");
+    assert!(
+        before[&p1].1["disqualified_at"].is_string(),
+        "the repeat petition disqualified the first: {}",
+        before[&p1].1
+    );
+    let kpis = |app: &TestApp| {
+        let (http, base, t) = (app.http.clone(), app.base.clone(), app.analyst());
+        async move {
+            let v: Value = http
+                .get(format!("{base}/v1/kpis?jurisdiction=371000&period=month"))
+                .bearer_auth(t)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            v["rows"].clone()
+        }
+    };
+    // One event per version step of each case.
+    let events: usize = case::Entity::find().all(&app.ctx.db).await.unwrap().iter().map(|c| c.version as usize).sum();
+    let rows_before = kpis(&app).await;
+    assert_eq!(rows_before[0]["volume"], 5, "{rows_before}");
+    app.shutdown().await;
+
+    // Rebuild from the history with the CLI.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gridwork"))
+        .args(["kpi", "recompute", "--data-dir", dir.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let said = String::from_utf8_lossy(&out.stdout);
+    let folded: usize = said.split_whitespace().nth(2).and_then(|n| n.parse().ok()).unwrap_or(0);
+    assert_eq!(folded, events, "every lifecycle event of the five cases was folded again: {said}");
+
+    let app = common::spawn_with(cfg).await;
+    let after = facts(&app.ctx.db).await;
+    assert_eq!(after, before, "the rebuild equals the incremental facts exactly");
+    assert_eq!(kpis(&app).await, rows_before);
+    app.shutdown().await;
+}
