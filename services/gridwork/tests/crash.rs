@@ -18,6 +18,14 @@ struct Proc {
     base: String,
 }
 
+impl Drop for Proc {
+    /// A failing test must not leave `gridwork up` running behind it.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 fn start(dir: &Path) -> Proc {
     start_with(dir, &[])
 }
