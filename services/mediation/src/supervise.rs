@@ -130,7 +130,9 @@ pub async fn sweep(state: &State, now: DateTime<Utc>) -> Result<usize, DbErr> {
                         raised += 1;
                         progress = true;
                     }
-                    Ok(false) => progress = true,
+                    // No longer due (changed meanwhile): not progress, so a
+                    // batch of such rows cannot keep the sweep spinning.
+                    Ok(false) => {}
                     // Another replica raised it first (primary key) or the
                     // case moved on: it is picked up again if still due.
                     Err(e) => tracing::debug!(case = %row.id, error = %e, "supervision not raised"),
