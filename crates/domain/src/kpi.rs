@@ -175,6 +175,67 @@ pub struct KpiRow {
     pub first_contact_resolution_provisional: Ratio,
 }
 
+/// A row for publication (评价结果公开): every count from 1 to
+/// `min_cell - 1` is withheld (`null`, named in `suppressed`), every rate whose
+/// denominator is that small is withheld, and categories that small are
+/// pooled as `other` (withheld too if the pool is small). Zero is shown: it
+/// singles nobody out.
+pub fn public_row(row: &KpiRow, min_cell: u64) -> serde_json::Value {
+    let small = |n: u64| n > 0 && n < min_cell;
+    let mut suppressed = Vec::new();
+    let mut count = |name: &str, n: u64| {
+        if small(n) {
+            suppressed.push(name.to_owned());
+            serde_json::Value::Null
+        } else {
+            serde_json::json!(n)
+        }
+    };
+    let volume = count("volume", row.volume);
+    let closed = count("closed", row.closed);
+    let backlog = count("backlog", row.backlog);
+    let first_time = count("first_time_petitions", row.first_time_petitions);
+    let mut ratio = |name: &str, r: &Ratio| {
+        if small(r.denominator) {
+            suppressed.push(name.to_owned());
+            serde_json::Value::Null
+        } else {
+            serde_json::json!({"numerator": r.numerator, "denominator": r.denominator, "rate": r.rate})
+        }
+    };
+    let on_time = ratio("on_time_close_out", &row.on_time_close_out);
+    let satisfaction = ratio("satisfaction", &row.satisfaction);
+    let participation = ratio("participation", &row.participation);
+    let fcr = ratio("first_contact_resolution", &row.first_contact_resolution);
+    let fcr_p = ratio("first_contact_resolution_provisional", &row.first_contact_resolution_provisional);
+    let mut by_cat = serde_json::Map::new();
+    let mut other = 0;
+    for (cat, n) in &row.volume_by_category {
+        if small(*n) {
+            other += n;
+        } else {
+            by_cat.insert(cat.clone(), serde_json::json!(n));
+        }
+    }
+    if other > 0 {
+        by_cat.insert("other".into(), if small(other) { serde_json::Value::Null } else { serde_json::json!(other) });
+    }
+    serde_json::json!({
+        "period_start": row.period_start,
+        "volume": volume,
+        "volume_by_category": by_cat,
+        "closed": closed,
+        "on_time_close_out": on_time,
+        "backlog": backlog,
+        "satisfaction": satisfaction,
+        "participation": participation,
+        "first_time_petitions": first_time,
+        "first_contact_resolution": fcr,
+        "first_contact_resolution_provisional": fcr_p,
+        "suppressed": suppressed,
+    })
+}
+
 #[derive(Default)]
 struct Acc {
     volume: u64,
@@ -357,6 +418,49 @@ mod tests {
         assert_eq!(
             (r.first_contact_resolution_provisional.numerator, r.first_contact_resolution_provisional.denominator),
             (1, 2)
+        );
+    }
+
+    #[test]
+    fn public_rows_withhold_small_cells() {
+        let r = |n, d| Ratio::new(n, d);
+        let row = KpiRow {
+            period_start: NaiveDate::from_ymd_opt(2025, 3, 1).unwrap(),
+            volume: 12,
+            volume_by_category: BTreeMap::from([
+                ("dispute.neighbourhood".to_owned(), 9),
+                ("dispute.consumer".to_owned(), 2),
+                ("hazard.fire".to_owned(), 1),
+            ]),
+            closed: 7,
+            on_time_close_out: r(6, 7),
+            backlog: 3,
+            satisfaction: r(2, 3),
+            participation: r(3, 7),
+            first_time_petitions: 0,
+            first_contact_resolution: r(0, 0),
+            first_contact_resolution_provisional: r(1, 1),
+        };
+        let p = public_row(&row, 5);
+        assert_eq!(p["volume"], 12);
+        assert_eq!(p["closed"], 7);
+        assert_eq!(p["backlog"], serde_json::Value::Null, "3 < 5");
+        assert_eq!(p["first_time_petitions"], 0, "zero singles nobody out");
+        assert_eq!(p["on_time_close_out"]["numerator"], 6);
+        assert_eq!(p["satisfaction"], serde_json::Value::Null, "3 callbacks < 5");
+        assert_eq!(p["first_contact_resolution"]["denominator"], 0);
+        assert_eq!(p["first_contact_resolution_provisional"], serde_json::Value::Null);
+        // Small categories pooled; the pool (3) is itself withheld.
+        assert_eq!(p["volume_by_category"], serde_json::json!({"dispute.neighbourhood": 9, "other": null}));
+        assert_eq!(
+            p["suppressed"],
+            serde_json::json!(["backlog", "satisfaction", "first_contact_resolution_provisional"])
+        );
+        // With a lower threshold the same row shows more.
+        let p = public_row(&row, 3);
+        assert_eq!(
+            (p["backlog"].clone(), p["volume_by_category"]["other"].clone()),
+            (serde_json::json!(3), serde_json::json!(3))
         );
     }
 }

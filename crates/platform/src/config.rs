@@ -143,6 +143,9 @@ pub struct Mediation {
 pub struct Kpi {
     /// Observation window of first-contact resolution after the answer.
     pub fcr_window_days: i64,
+    /// Public KPIs (`/v1/public/kpis`) suppress every count and rate that
+    /// rests on fewer cases than this (small-cell suppression).
+    pub public_min_cell: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -238,7 +241,7 @@ impl Default for Mediation {
 }
 impl Default for Kpi {
     fn default() -> Self {
-        Kpi { fcr_window_days: 30 }
+        Kpi { fcr_window_days: 30, public_min_cell: 5 }
     }
 }
 impl Default for Log {
@@ -384,6 +387,9 @@ impl Config {
         }
         if self.kpi.fcr_window_days < 1 {
             return Err(invalid("kpi.fcr_window_days", "must be at least 1"));
+        }
+        if self.kpi.public_min_cell < 2 {
+            return Err(invalid("kpi.public_min_cell", "must be at least 2: a cell of one case singles a person out"));
         }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return Err(invalid("log.format", "must be text or json"));

@@ -36,6 +36,8 @@ pub const GROUP: &str = "analytics";
 pub struct State {
     pub db: DatabaseConnection,
     pub window: Duration,
+    /// Public KPIs suppress counts and rates resting on fewer cases.
+    pub min_cell: u64,
 }
 
 struct Folder {
@@ -166,19 +168,11 @@ pub struct KpiQuery {
 
 const MAX_DAYS: i64 = 3700;
 
-/// `GET /v1/kpis`.
-pub async fn kpis(state: web::Data<State>, caller: Caller, q: web::Query<KpiQuery>) -> Result<HttpResponse, ApiError> {
-    let actor = caller.0;
-    if !matches!(actor.role, Role::Analyst | Role::Dispatcher | Role::Admin) {
-        return Err(ApiError::forbidden("KPIs are for analysts, dispatchers and admins"));
-    }
-    let jurisdiction = q.jurisdiction.clone().unwrap_or_else(|| actor.scope.clone());
-    let level = codes::level_of(&jurisdiction).map_err(|e| {
+/// The KPI rows of `jurisdiction` for the query's period and range.
+async fn compute(state: &State, jurisdiction: &str, q: &KpiQuery) -> Result<serde_json::Value, ApiError> {
+    let level = codes::level_of(jurisdiction).map_err(|e| {
         ApiError::bad_request("invalid_jurisdiction", e.to_string(), "辖区代码无效").with_field("jurisdiction")
     })?;
-    if !actor.covers(&jurisdiction) {
-        return Err(ApiError::forbidden("that jurisdiction is outside your scope"));
-    }
     let period = match q.period.as_deref() {
         None => Period::Day,
         Some(p) => Period::parse(p).ok_or_else(|| {
@@ -208,7 +202,7 @@ pub async fn kpis(state: web::Data<State>, caller: Caller, q: web::Query<KpiQuer
         .map(|d| d.with_timezone(&Utc))
         .ok_or_else(|| ApiError::bad_request("invalid_range", "bad from date", "日期无效"))?;
     let end = start + Duration::days((to - from).num_days() + 1);
-    let prefix = codes::significant_prefix(&jurisdiction).map_err(|e| ApiError::internal(&e))?;
+    let prefix = codes::significant_prefix(jurisdiction).map_err(|e| ApiError::internal(&e))?;
     let rows = kpi_fact::Entity::find()
         .filter(kpi_fact::Column::Place.starts_with(prefix))
         .filter(
@@ -231,7 +225,7 @@ pub async fn kpis(state: web::Data<State>, caller: Caller, q: web::Query<KpiQuer
     }
     let now = Utc::now();
     let out = kpi::aggregate(&facts, period, from, to, now, state.window);
-    Ok(HttpResponse::build(StatusCode::OK).json(serde_json::json!({
+    Ok(serde_json::json!({
         "jurisdiction": jurisdiction,
         "level": level,
         "period": period.as_str(),
@@ -240,16 +234,64 @@ pub async fn kpis(state: web::Data<State>, caller: Caller, q: web::Query<KpiQuer
         "computed_at": now,
         "fcr_window_days": state.window.num_days(),
         "rows": out,
-    })))
+    }))
+}
+
+/// `GET /v1/kpis`.
+pub async fn kpis(state: web::Data<State>, caller: Caller, q: web::Query<KpiQuery>) -> Result<HttpResponse, ApiError> {
+    let actor = caller.0;
+    if !matches!(actor.role, Role::Analyst | Role::Dispatcher | Role::Admin) {
+        return Err(ApiError::forbidden("KPIs are for analysts, dispatchers and admins"));
+    }
+    let jurisdiction = q.jurisdiction.clone().unwrap_or_else(|| actor.scope.clone());
+    codes::level_of(&jurisdiction).map_err(|e| {
+        ApiError::bad_request("invalid_jurisdiction", e.to_string(), "辖区代码无效").with_field("jurisdiction")
+    })?;
+    if !actor.covers(&jurisdiction) {
+        return Err(ApiError::forbidden("that jurisdiction is outside your scope"));
+    }
+    Ok(HttpResponse::build(StatusCode::OK).json(compute(&state, &jurisdiction, &q).await?))
+}
+
+/// `GET /v1/public/kpis` (no token): the published evaluation results
+/// (评价结果公开) of a street, county, city or province. No personal data;
+/// counts and rates resting on fewer than `kpi.public_min_cell` cases are
+/// suppressed, so no person can be singled out.
+pub async fn public_kpis(state: web::Data<State>, q: web::Query<KpiQuery>) -> Result<HttpResponse, ApiError> {
+    let jurisdiction = q.jurisdiction.clone().ok_or_else(|| {
+        ApiError::bad_request("missing_field", "jurisdiction is required", "请填写辖区代码").with_field("jurisdiction")
+    })?;
+    let level = codes::level_of(&jurisdiction).map_err(|e| {
+        ApiError::bad_request("invalid_jurisdiction", e.to_string(), "辖区代码无效").with_field("jurisdiction")
+    })?;
+    if matches!(level, codes::Level::Grid | codes::Level::Community) {
+        return Err(ApiError::bad_request(
+            "jurisdiction_too_fine",
+            "public KPIs are published for streets and above",
+            "公开指标只发布到乡镇（街道）及以上",
+        )
+        .with_field("jurisdiction"));
+    }
+    let mut body = compute(&state, &jurisdiction, &q).await?;
+    let rows: Vec<kpi::KpiRow> = serde_json::from_value(body["rows"].take()).map_err(|e| ApiError::internal(&e))?;
+    body["rows"] = serde_json::Value::Array(rows.iter().map(|r| kpi::public_row(r, state.min_cell)).collect());
+    body["min_cell"] = serde_json::json!(state.min_cell);
+    Ok(HttpResponse::Ok().insert_header(("Cache-Control", "public, max-age=60")).json(body))
 }
 
 pub async fn start(ctx: &Context, shutdown: CancellationToken) -> anyhow::Result<Service> {
-    let state = web::Data::new(State { db: ctx.db.clone(), window: Duration::days(ctx.config.kpi.fcr_window_days) });
+    let state = web::Data::new(State {
+        db: ctx.db.clone(),
+        window: Duration::days(ctx.config.kpi.fcr_window_days),
+        min_cell: ctx.config.kpi.public_min_cell,
+    });
     let handler = Arc::new(Folder { state: state.clone() });
     let tasks =
         vec![pipeline::spawn_consumer(ctx, GROUP, vec![ctx.topics.case_lifecycle.clone()], handler, shutdown).await?];
     let routes: Routes = Arc::new(move |cfg: &mut web::ServiceConfig| {
-        cfg.app_data(state.clone()).route("/v1/kpis", web::get().to(kpis));
+        cfg.app_data(state.clone())
+            .route("/v1/kpis", web::get().to(kpis))
+            .route("/v1/public/kpis", web::get().to(public_kpis));
     });
     Ok(Service { routes, tasks })
 }
@@ -275,7 +317,7 @@ pub async fn recompute(
     use sea_orm::{QueryOrder, QuerySelect};
     kpi_fact::Entity::delete_many().exec(db).await?;
     consumed_event::Entity::delete_many().filter(consumed_event::Column::Consumer.eq(GROUP)).exec(db).await?;
-    let folder = Folder { state: web::Data::new(State { db: db.clone(), window }) };
+    let folder = Folder { state: web::Data::new(State { db: db.clone(), window, min_cell: 0 }) };
     let (mut after, mut folded) = (0i64, 0usize);
     loop {
         let rows = outbox::Entity::find()

@@ -125,3 +125,39 @@ async fn recompute_from_the_event_history_equals_the_incremental_kpis() {
     assert_eq!(kpis(&app).await, rows_before);
     app.shutdown().await;
 }
+
+/// The public KPIs need no token, carry no personal data, are published for
+/// streets and above, and withhold small cells.
+#[actix_web::test]
+async fn public_kpis_withhold_small_cells_and_carry_no_personal_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = common::spawn(dir.path()).await;
+    let (lat, lon) = app.demo.demo_point;
+    let mut body = report(&Uuid::new_v4().to_string(), lat, lon, "dispute.neighbourhood");
+    body["parties"] = json!([{"name": "赵六", "phone": "13700000000"}]);
+    let case_id = open(&app, body).await;
+    let street = &app.demo.demo_centre;
+    let url = |j: &str| format!("{}/v1/public/kpis?jurisdiction={j}&period=month", app.base);
+    let v: Value = eventually("the case counted", || async {
+        let v: Value = app.http.get(url(street)).send().await.unwrap().json().await.unwrap();
+        v["rows"][0]["suppressed"].as_array()?.iter().any(|s| s == "volume").then_some(v)
+    })
+    .await;
+    let row = &v["rows"][0];
+    assert_eq!((row["volume"].clone(), row["backlog"].clone()), (Value::Null, Value::Null), "{v}");
+    assert_eq!(row["volume_by_category"], json!({"other": null}));
+    assert_eq!(v["min_cell"], 5);
+    let text = v.to_string();
+    assert!(!text.contains(&case_id) && !text.contains("赵六") && !text.contains("13700000000"), "{text}");
+    // The signed-in view of the same street shows the figure.
+    let (_, inside) = app.get(&app.analyst(), &format!("/v1/kpis?jurisdiction={street}&period=month")).await;
+    assert_eq!(inside["rows"][0]["volume"], 1);
+    // Grids and communities are not published; the jurisdiction is required.
+    let r = app.http.get(url(&app.demo.demo_grid)).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["code"], "jurisdiction_too_fine");
+    let r = app.http.get(format!("{}/v1/public/kpis", app.base)).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    app.shutdown().await;
+}
