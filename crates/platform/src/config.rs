@@ -146,6 +146,8 @@ pub struct Kpi {
     /// Public KPIs (`/v1/public/kpis`) suppress every count and rate that
     /// rests on fewer cases than this (small-cell suppression).
     pub public_min_cell: u64,
+    /// How often the Prometheus gauges of the current month are refreshed.
+    pub gauge_refresh_ms: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -241,7 +243,7 @@ impl Default for Mediation {
 }
 impl Default for Kpi {
     fn default() -> Self {
-        Kpi { fcr_window_days: 30, public_min_cell: 5 }
+        Kpi { fcr_window_days: 30, public_min_cell: 5, gauge_refresh_ms: 60_000 }
     }
 }
 impl Default for Log {
@@ -390,6 +392,9 @@ impl Config {
         }
         if self.kpi.public_min_cell < 2 {
             return Err(invalid("kpi.public_min_cell", "must be at least 2: a cell of one case singles a person out"));
+        }
+        if self.kpi.gauge_refresh_ms < 100 {
+            return Err(invalid("kpi.gauge_refresh_ms", "must be at least 100"));
         }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return Err(invalid("log.format", "must be text or json"));

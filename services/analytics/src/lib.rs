@@ -10,7 +10,7 @@ use std::sync::Arc;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use async_trait::async_trait;
-use chrono::{Duration, NaiveDate, TimeZone, Utc};
+use chrono::{Datelike, Duration, NaiveDate, TimeZone, Utc};
 use gridwork_bus::{Handler, HandlerError, Message};
 use gridwork_domain::auth::Role;
 use gridwork_domain::codes;
@@ -168,6 +168,92 @@ pub struct KpiQuery {
 
 const MAX_DAYS: i64 = 3700;
 
+/// The facts of cases under `prefix` created or closed in `[start, end)`.
+async fn facts_between(
+    state: &State,
+    prefix: &str,
+    start: chrono::DateTime<Utc>,
+    end: chrono::DateTime<Utc>,
+) -> Result<Vec<CaseFacts>, ApiError> {
+    let rows = kpi_fact::Entity::find()
+        .filter(kpi_fact::Column::Place.starts_with(prefix))
+        .filter(
+            Condition::any()
+                .add(
+                    Condition::all()
+                        .add(kpi_fact::Column::CreatedAt.gte(start))
+                        .add(kpi_fact::Column::CreatedAt.lt(end)),
+                )
+                .add(
+                    Condition::all().add(kpi_fact::Column::ClosedAt.gte(start)).add(kpi_fact::Column::ClosedAt.lt(end)),
+                ),
+        )
+        .all(&state.db)
+        .await
+        .map_err(|e| ApiError::unavailable(&e))?;
+    let mut facts = Vec::with_capacity(rows.len());
+    for r in &rows {
+        facts.push(serde_json::from_str::<CaseFacts>(&r.facts).map_err(|e| ApiError::internal(&e))?);
+    }
+    Ok(facts)
+}
+
+/// Prometheus gauges of the current month (China time) for every county,
+/// city and province with cases: `gridwork_kpi_current_month{jurisdiction,
+/// kpi}`; rates without a denominator are left out.
+pub async fn refresh_gauges(state: &State, gauges: &prometheus::GaugeVec) -> Result<usize, ApiError> {
+    use sea_orm::{ConnectionTrait, Statement};
+    let off = kpi::china_offset();
+    let now = Utc::now();
+    let today = now.with_timezone(&off).date_naive();
+    let first = today.with_day(1).unwrap_or(today);
+    let start = off
+        .from_local_datetime(&first.and_hms_opt(0, 0, 0).unwrap_or_default())
+        .single()
+        .map(|d| d.with_timezone(&Utc))
+        .ok_or_else(|| ApiError::internal(&"month start"))?;
+    let backend = state.db.get_database_backend();
+    let counties: Vec<String> = state
+        .db
+        .query_all(Statement::from_string(backend, "SELECT DISTINCT substr(place, 1, 6) AS county FROM kpi_case_facts"))
+        .await
+        .map_err(|e| ApiError::unavailable(&e))?
+        .iter()
+        .filter_map(|r| r.try_get::<String>("", "county").ok())
+        .filter(|c| c.len() == 6)
+        .collect();
+    let mut codes: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
+    for c in counties {
+        codes.insert(format!("{}0000", &c[..2]));
+        codes.insert(format!("{}00", &c[..4]));
+        codes.insert(c);
+    }
+    for code in &codes {
+        let prefix = codes::significant_prefix(code).map_err(|e| ApiError::internal(&e))?;
+        let facts = facts_between(state, prefix, start, now + Duration::seconds(1)).await?;
+        let Some(row) = kpi::aggregate(&facts, Period::Month, first, today, now, state.window).into_iter().next()
+        else {
+            continue;
+        };
+        let set = |kpi: &str, v: f64| gauges.with_label_values(&[code.as_str(), kpi]).set(v);
+        set("volume", row.volume as f64);
+        set("closed", row.closed as f64);
+        set("backlog", row.backlog as f64);
+        for (name, r) in [
+            ("on_time_close_out", row.on_time_close_out),
+            ("satisfaction", row.satisfaction),
+            ("participation", row.participation),
+            ("first_contact_resolution", row.first_contact_resolution),
+            ("first_contact_resolution_provisional", row.first_contact_resolution_provisional),
+        ] {
+            if let Some(rate) = r.rate {
+                set(name, rate);
+            }
+        }
+    }
+    Ok(codes.len())
+}
+
 /// The KPI rows of `jurisdiction` for the query's period and range.
 async fn compute(state: &State, jurisdiction: &str, q: &KpiQuery) -> Result<serde_json::Value, ApiError> {
     let level = codes::level_of(jurisdiction).map_err(|e| {
@@ -203,26 +289,7 @@ async fn compute(state: &State, jurisdiction: &str, q: &KpiQuery) -> Result<serd
         .ok_or_else(|| ApiError::bad_request("invalid_range", "bad from date", "日期无效"))?;
     let end = start + Duration::days((to - from).num_days() + 1);
     let prefix = codes::significant_prefix(jurisdiction).map_err(|e| ApiError::internal(&e))?;
-    let rows = kpi_fact::Entity::find()
-        .filter(kpi_fact::Column::Place.starts_with(prefix))
-        .filter(
-            Condition::any()
-                .add(
-                    Condition::all()
-                        .add(kpi_fact::Column::CreatedAt.gte(start))
-                        .add(kpi_fact::Column::CreatedAt.lt(end)),
-                )
-                .add(
-                    Condition::all().add(kpi_fact::Column::ClosedAt.gte(start)).add(kpi_fact::Column::ClosedAt.lt(end)),
-                ),
-        )
-        .all(&state.db)
-        .await
-        .map_err(|e| ApiError::unavailable(&e))?;
-    let mut facts = Vec::with_capacity(rows.len());
-    for r in &rows {
-        facts.push(serde_json::from_str::<CaseFacts>(&r.facts).map_err(|e| ApiError::internal(&e))?);
-    }
+    let facts = facts_between(state, prefix, start, end).await?;
     let now = Utc::now();
     let out = kpi::aggregate(&facts, period, from, to, now, state.window);
     Ok(serde_json::json!({
@@ -286,8 +353,29 @@ pub async fn start(ctx: &Context, shutdown: CancellationToken) -> anyhow::Result
         min_cell: ctx.config.kpi.public_min_cell,
     });
     let handler = Arc::new(Folder { state: state.clone() });
-    let tasks =
-        vec![pipeline::spawn_consumer(ctx, GROUP, vec![ctx.topics.case_lifecycle.clone()], handler, shutdown).await?];
+    let gauges = prometheus::GaugeVec::new(
+        prometheus::Opts::new("kpi_current_month", "KPIs of the current month (China time), by jurisdiction and KPI"),
+        &["jurisdiction", "kpi"],
+    )?;
+    ctx.metrics.registry.register(Box::new(gauges.clone()))?;
+    let every = std::time::Duration::from_millis(ctx.config.kpi.gauge_refresh_ms);
+    let gauge_state = state.clone();
+    let gauge_stop = shutdown.clone();
+    let gauge_task = tokio::spawn(async move {
+        loop {
+            if let Err(e) = refresh_gauges(&gauge_state, &gauges).await {
+                tracing::warn!(error = %e, "KPI gauges not refreshed");
+            }
+            tokio::select! {
+                _ = gauge_stop.cancelled() => break,
+                _ = tokio::time::sleep(every) => {}
+            }
+        }
+    });
+    let tasks = vec![
+        pipeline::spawn_consumer(ctx, GROUP, vec![ctx.topics.case_lifecycle.clone()], handler, shutdown).await?,
+        gauge_task,
+    ];
     let routes: Routes = Arc::new(move |cfg: &mut web::ServiceConfig| {
         cfg.app_data(state.clone())
             .route("/v1/kpis", web::get().to(kpis))

@@ -161,3 +161,29 @@ async fn public_kpis_withhold_small_cells_and_carry_no_personal_data() {
     assert_eq!(r.status(), 400);
     app.shutdown().await;
 }
+
+/// Prometheus gauges carry the current month's KPIs per county, city and
+/// province.
+#[actix_web::test]
+async fn current_month_kpis_are_prometheus_gauges() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = common::config(dir.path());
+    cfg.kpi.gauge_refresh_ms = 200;
+    let app = common::spawn_with(cfg).await;
+    let (lat, lon) = app.demo.demo_point;
+    let id = open(&app, report(&Uuid::new_v4().to_string(), lat, lon, "dispute.neighbourhood")).await;
+    common::claim_resolve_close(&app.http, &app.base, &app.dispatcher(), &id, "mediated_agreement").await;
+    let county = &app.demo.demo_centre[..6];
+    let want = [
+        format!("gridwork_kpi_current_month{{jurisdiction=\"{county}\",kpi=\"closed\"}} 1"),
+        format!("gridwork_kpi_current_month{{jurisdiction=\"{county}\",kpi=\"on_time_close_out\"}} 1"),
+        "gridwork_kpi_current_month{jurisdiction=\"371000\",kpi=\"volume\"} 1".to_owned(),
+        "gridwork_kpi_current_month{jurisdiction=\"370000\",kpi=\"backlog\"} 0".to_owned(),
+    ];
+    eventually("the gauges", || async {
+        let text = app.http.get(format!("{}/metrics", app.base)).send().await.unwrap().text().await.unwrap();
+        want.iter().all(|w| text.lines().any(|l| l == w)).then_some(())
+    })
+    .await;
+    app.shutdown().await;
+}
