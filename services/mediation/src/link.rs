@@ -12,16 +12,7 @@ use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, Que
 
 use crate::State;
 
-const EARTH_RADIUS_M: f64 = 6_371_008.8;
-
-/// Great-circle distance in metres.
-pub fn haversine_m(lat1: f64, lon1: f64, lat2: f64, lon2: f64) -> f64 {
-    let (p1, p2) = (lat1.to_radians(), lat2.to_radians());
-    let dp = p2 - p1;
-    let dl = (lon2 - lon1).to_radians();
-    let a = (dp / 2.0).sin().powi(2) + p1.cos() * p2.cos() * (dl / 2.0).sin().powi(2);
-    2.0 * EARTH_RADIUS_M * a.sqrt().asin()
-}
+use gridwork_geoindex::{haversine_m, METRES_PER_DEGREE};
 
 /// The newest stored boundary of grid `code`.
 async fn shape<C: ConnectionTrait>(db: &C, code: &str) -> Result<Option<geo::MultiPolygon<f64>>, DbErr> {
@@ -62,8 +53,10 @@ pub async fn find_open_case<C: ConnectionTrait>(
         return Ok(None);
     }
     let window = Duration::minutes(state.link_window_minutes);
-    let dlat = max / 111_320.0;
-    let dlon = max / (111_320.0 * lat.to_radians().cos().abs().max(0.01));
+    // The box is measured on the same sphere as the distance, so it holds
+    // the whole circle.
+    let dlat = max / METRES_PER_DEGREE;
+    let dlon = max / (METRES_PER_DEGREE * lat.to_radians().cos().abs().max(0.01));
     let mut q = case::Entity::find()
         .filter(case::Column::Category.eq(category))
         .filter(case::Column::Status.is_not_in([CaseStatus::Closed.as_str(), CaseStatus::Rejected.as_str()]))
@@ -79,7 +72,7 @@ pub async fn find_open_case<C: ConnectionTrait>(
         .await?
         .into_iter()
         .filter_map(|m| {
-            let d = haversine_m(lat, lon, m.lat?, m.lon?);
+            let d = haversine_m(lon, lat, m.lon?, m.lat?);
             (d <= max).then_some((m, d))
         })
         .collect();
@@ -103,11 +96,16 @@ mod tests {
 
     #[test]
     fn haversine_matches_known_distances() {
+        // The geo index's distance (lon, lat order), as linking uses it.
         // One degree of latitude is about 111.2 km.
-        assert!((haversine_m(37.0, 122.0, 38.0, 122.0) - 111_195.0).abs() < 50.0);
-        assert_eq!(haversine_m(37.5, 122.1, 37.5, 122.1), 0.0);
+        assert!((haversine_m(122.0, 37.0, 122.0, 38.0) - 111_195.0).abs() < 50.0);
+        assert_eq!(haversine_m(122.1, 37.5, 122.1, 37.5), 0.0);
         // 0.001° of longitude at 37.5°N is about 88 m.
-        let d = haversine_m(37.5, 122.1, 37.5, 122.101);
+        let d = haversine_m(122.1, 37.5, 122.101, 37.5);
         assert!((d - 88.2).abs() < 0.5, "{d}");
+        // The search box holds the whole circle: a point due north at the
+        // full distance lies inside it.
+        let max = 150.0;
+        assert!(haversine_m(122.1, 37.5, 122.1, 37.5 + max / METRES_PER_DEGREE) <= max + 1e-6);
     }
 }
