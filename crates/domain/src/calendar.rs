@@ -458,13 +458,19 @@ impl PetitionRules {
         accepted_at: DateTime<Utc>,
         extension: Span,
     ) -> Result<DateTime<Utc>, ClockError> {
+        self.check_extension(extension)?;
+        Ok(cal.extend(self.close_out_due(cal, accepted_at), extension))
+    }
+
+    /// Refuses an extension in another unit than `extension_max`, or longer.
+    pub fn check_extension(&self, extension: Span) -> Result<(), ClockError> {
         if extension.unit != self.extension_max.unit {
             return Err(ClockError::ExtensionUnit { given: extension.unit, allowed: self.extension_max.unit });
         }
         if extension.amount > self.extension_max.amount {
             return Err(ClockError::ExtensionTooLong { given: extension, max: self.extension_max });
         }
-        Ok(cal.extend(self.close_out_due(cal, accepted_at), extension))
+        Ok(())
     }
 
     /// Until when the petitioner may ask for a review of the answer.

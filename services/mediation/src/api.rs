@@ -937,10 +937,15 @@ async fn split(
         accept_due_at: None,
     });
     let rep = report::Entity::find_by_id(report_id.to_string()).one(&txn).await?;
+    // Where the report is, in WGS-84 like every case (phones may send GCJ-02).
+    let at = rep.as_ref().map(|r| match r.crs.as_str() {
+        "gcj02" => gridwork_geoindex::gcj02_to_wgs84(r.lon, r.lat),
+        _ => (r.lon, r.lat),
+    });
     let extra = Extra {
         routing_rule: route.rule_id.clone(),
-        lat: rep.as_ref().map(|r| r.lat),
-        lon: rep.as_ref().map(|r| r.lon),
+        lat: at.map(|(_, lat)| lat),
+        lon: at.map(|(lon, _)| lon),
         occurred_at: rep.as_ref().map(|r| r.occurred_at),
         search: format!(
             "{} {}",

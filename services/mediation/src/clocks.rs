@@ -46,13 +46,7 @@ impl Clocks {
 
     /// The close-out deadline after an approved extension of `span`.
     pub fn extended(&self, case: &Case, span: Span) -> Result<DateTime<Utc>, ClockError> {
-        let max = self.petition.extension_max;
-        if span.unit != max.unit {
-            return Err(ClockError::ExtensionUnit { given: span.unit, allowed: max.unit });
-        }
-        if span.amount > max.amount {
-            return Err(ClockError::ExtensionTooLong { given: span, max });
-        }
+        self.petition.check_extension(span)?;
         Ok(self.calendar.extend(case.due_at, span))
     }
 }
