@@ -18,7 +18,7 @@ use gridwork_domain::routing::RoutingTable;
 use gridwork_events::Topics;
 use gridwork_platform::{pipeline, Application, Config, Context, Routes, Service};
 use gridwork_storage::entity::{category, routing_table};
-use sea_orm::{DatabaseConnection, EntityTrait, QueryOrder};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -63,16 +63,27 @@ impl State {
     }
 }
 
-/// The newest routing table in the database.
-pub async fn load_routing(db: &DatabaseConnection) -> anyhow::Result<RoutingTable> {
-    let row = routing_table::Entity::find()
+/// The newest routing table in the database, if newer than `after`;
+/// validated.
+pub async fn newer_routing(db: &DatabaseConnection, after: u32) -> anyhow::Result<Option<RoutingTable>> {
+    let Some(row) = routing_table::Entity::find()
+        .filter(routing_table::Column::Version.gt(after as i32))
         .order_by_desc(routing_table::Column::Version)
         .one(db)
         .await?
-        .ok_or_else(|| anyhow::anyhow!("no routing rules in the database: seed or import them first"))?;
+    else {
+        return Ok(None);
+    };
     let table: RoutingTable = serde_json::from_str(&row.body)?;
     table.validate()?;
-    Ok(table)
+    Ok(Some(table))
+}
+
+/// The newest routing table in the database.
+pub async fn load_routing(db: &DatabaseConnection) -> anyhow::Result<RoutingTable> {
+    newer_routing(db, 0)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no routing rules in the database: seed or import them first"))
 }
 
 pub async fn start(ctx: &Context, shutdown: CancellationToken) -> anyhow::Result<Service> {

@@ -131,27 +131,12 @@ pub async fn replace(state: web::Data<State>, caller: Caller, body: web::Bytes) 
 }
 
 /// Puts the newest stored table in force if it is newer than ours.
-pub async fn refresh(state: &State) -> Result<(), sea_orm::DbErr> {
+pub async fn refresh(state: &State) -> anyhow::Result<()> {
     let have = state.routing().map(|t| t.version).unwrap_or(0);
-    let newer = routing_table::Entity::find()
-        .filter(routing_table::Column::Version.gt(have as i32))
-        .order_by_desc(routing_table::Column::Version)
-        .one(&state.db)
-        .await?;
-    if let Some(row) = newer {
-        match serde_json::from_str::<RoutingTable>(&row.body).map_err(|e| e.to_string()).and_then(|t| {
-            t.validate().map_err(|e| e.to_string())?;
-            Ok(t)
-        }) {
-            Ok(t) => {
-                tracing::info!(version = t.version, "routing rules updated");
-                if let Ok(mut w) = state.routing.write() {
-                    *w = Arc::new(t);
-                }
-            }
-            Err(e) => {
-                tracing::warn!(version = row.version, error = %e, "stored routing table is not usable; keeping ours")
-            }
+    if let Some(t) = crate::newer_routing(&state.db, have).await? {
+        tracing::info!(version = t.version, "routing rules updated");
+        if let Ok(mut w) = state.routing.write() {
+            *w = Arc::new(t);
         }
     }
     Ok(())
