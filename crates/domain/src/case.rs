@@ -122,7 +122,7 @@ impl CaseStatus {
         CaseStatus::Closed,
     ];
 
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             CaseStatus::Created => "created",
             CaseStatus::Accepted => "accepted",
@@ -145,10 +145,14 @@ impl CaseStatus {
         !matches!(self, CaseStatus::Rejected | CaseStatus::Closed)
     }
 
-    /// Whether the case's clocks run: open, not suspended and not yet
-    /// resolved.
+    /// The statuses in which a case's clocks run: open, not suspended and
+    /// not yet resolved.
+    pub const RUNNING: [CaseStatus; 4] =
+        [CaseStatus::Created, CaseStatus::Accepted, CaseStatus::Claimed, CaseStatus::InProgress];
+
+    /// Whether the case's clocks run (see [`CaseStatus::RUNNING`]).
     pub fn clock_runs(self) -> bool {
-        matches!(self, CaseStatus::Created | CaseStatus::Accepted | CaseStatus::Claimed | CaseStatus::InProgress)
+        CaseStatus::RUNNING.contains(&self)
     }
 }
 

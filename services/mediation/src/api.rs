@@ -279,7 +279,7 @@ fn ts_key(t: DateTime<Utc>) -> Key {
 }
 
 fn sort_of(name: &str, at: DateTime<Utc>) -> Result<Sort, MediationError> {
-    let running = ["created", "accepted", "claimed", "in_progress"];
+    let running = CaseStatus::RUNNING.map(CaseStatus::as_str);
     let overdue_rank =
         Expr::case(Condition::all().add(case::Column::Status.is_in(running)).add(case::Column::DueAt.lte(at)), 0)
             .finally(1);
@@ -476,7 +476,7 @@ pub async fn list(
         query = query.filter(after(&sort.keys, &values));
     }
     if let Some(overdue) = q.overdue {
-        let running = case::Column::Status.is_in(["created", "accepted", "claimed", "in_progress"]);
+        let running = case::Column::Status.is_in(CaseStatus::RUNNING.map(CaseStatus::as_str));
         let late = Condition::any()
             .add(case::Column::DueAt.lte(now))
             .add(Condition::all().add(case::Column::Status.eq("created")).add(case::Column::AcceptDueAt.lte(now)));

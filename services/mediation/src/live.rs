@@ -16,7 +16,7 @@ use actix_web::web::{self, Bytes};
 use actix_web::{HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use gridwork_domain::auth::{Actor, Role};
-use gridwork_domain::codes;
+use gridwork_domain::{codes, CaseStatus};
 use gridwork_platform::auth::Caller;
 use gridwork_platform::ApiError;
 use gridwork_storage::entity::{case, case_event};
@@ -118,7 +118,8 @@ async fn missed(
 
 /// Open emergency cases of the centres under `prefix`, for a fresh client.
 async fn emergencies(state: &State, prefix: &str, now: DateTime<Utc>) -> Result<Vec<(i64, String, String)>, ApiError> {
-    let open = ["created", "accepted", "claimed", "in_progress", "suspended"];
+    // Still to be handled: running or suspended.
+    let open = CaseStatus::RUNNING.into_iter().chain([CaseStatus::Suspended]).map(CaseStatus::as_str);
     let rows = case::Entity::find()
         .filter(case::Column::Centre.starts_with(prefix))
         .filter(case::Column::Status.is_in(open))

@@ -7,7 +7,7 @@
 use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Utc};
-use gridwork_domain::CaseEventKind;
+use gridwork_domain::{CaseEventKind, CaseStatus};
 use gridwork_events::convert::{Cause, TransitionDetail};
 use gridwork_storage::entity::{case, supervision};
 use sea_orm::sea_query::Expr;
@@ -20,7 +20,13 @@ use tokio_util::sync::CancellationToken;
 use crate::repo::{self, Extra};
 use crate::State;
 
-const RUNNING: [&str; 4] = ["created", "accepted", "claimed", "in_progress"];
+/// [`CaseStatus::RUNNING`] as stored.
+const RUNNING: [&str; 4] = [
+    CaseStatus::RUNNING[0].as_str(),
+    CaseStatus::RUNNING[1].as_str(),
+    CaseStatus::RUNNING[2].as_str(),
+    CaseStatus::RUNNING[3].as_str(),
+];
 
 /// One kind of notice: which clock, which threshold, the column holding the
 /// instant it fires and the column holding the deadline it is about.
@@ -57,7 +63,7 @@ const NOTICES: [Notice; 4] = [
         kind: CaseEventKind::SupervisionOverdue,
         fires: case::Column::AcceptDueAt,
         deadline: case::Column::AcceptDueAt,
-        statuses: &["created"],
+        statuses: &[CaseStatus::Created.as_str()],
     },
     Notice {
         clock: "acceptance",
@@ -65,7 +71,7 @@ const NOTICES: [Notice; 4] = [
         kind: CaseEventKind::SupervisionNearDue,
         fires: case::Column::AcceptNearDueAt,
         deadline: case::Column::AcceptDueAt,
-        statuses: &["created"],
+        statuses: &[CaseStatus::Created.as_str()],
     },
 ];
 
