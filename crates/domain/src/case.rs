@@ -204,16 +204,24 @@ pub enum Satisfaction {
     BasicallySatisfied,
     /// 不满意
     Unsatisfied,
+    /// 未接通: nobody answered the callback. Not an evaluation; another
+    /// callback may be made.
+    Unanswered,
 }
 
 impl Satisfaction {
-    pub const ALL: [Satisfaction; 3] =
-        [Satisfaction::Satisfied, Satisfaction::BasicallySatisfied, Satisfaction::Unsatisfied];
+    pub const ALL: [Satisfaction; 4] = [
+        Satisfaction::Satisfied,
+        Satisfaction::BasicallySatisfied,
+        Satisfaction::Unsatisfied,
+        Satisfaction::Unanswered,
+    ];
     pub fn as_str(self) -> &'static str {
         match self {
             Satisfaction::Satisfied => "satisfied",
             Satisfaction::BasicallySatisfied => "basically_satisfied",
             Satisfaction::Unsatisfied => "unsatisfied",
+            Satisfaction::Unanswered => "unanswered",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
@@ -257,8 +265,12 @@ pub enum CaseAction {
     Close,
     /// Take a resolved or closed case up again; it goes back to its queue.
     Reopen { reason: String },
-    /// 回访 with the party's satisfaction.
+    /// 回访 with the party's satisfaction (or that nobody answered).
     Callback { satisfaction: Satisfaction },
+    /// 复查申请: the petitioner asks for a review of the answer. The case's
+    /// state does not change (the review is the reviewing body's matter);
+    /// it is recorded because it counts against first-contact resolution.
+    RequestReview { reason: String },
     /// An approved extension of a petition's close-out deadline (延期),
     /// computed by the caller from the statutory rules; allowed once.
     Extend { due_at: DateTime<Utc>, reason: String },
@@ -282,6 +294,7 @@ impl CaseAction {
             CaseAction::Close => "close",
             CaseAction::Reopen { .. } => "reopen",
             CaseAction::Callback { .. } => "callback",
+            CaseAction::RequestReview { .. } => "request_review",
             CaseAction::Extend { .. } => "extend",
         }
     }
@@ -295,6 +308,7 @@ impl CaseAction {
             | CaseAction::Escalate { reason }
             | CaseAction::Suspend { reason }
             | CaseAction::Reopen { reason }
+            | CaseAction::RequestReview { reason }
             | CaseAction::Extend { reason, .. } => Some(reason),
             CaseAction::Resolve { note, .. } => note.as_deref(),
             _ => None,
@@ -322,6 +336,8 @@ pub enum CaseEventKind {
     Closed,
     Reopened,
     CallbackRecorded,
+    /// 复查申请 recorded.
+    ReviewRequested,
     Extended,
     /// Another report of the same incident was linked to the case.
     ReportLinked,
@@ -334,7 +350,7 @@ pub enum CaseEventKind {
 }
 
 impl CaseEventKind {
-    pub const ALL: [CaseEventKind; 21] = [
+    pub const ALL: [CaseEventKind; 22] = [
         CaseEventKind::Created,
         CaseEventKind::Accepted,
         CaseEventKind::Rejected,
@@ -351,6 +367,7 @@ impl CaseEventKind {
         CaseEventKind::Closed,
         CaseEventKind::Reopened,
         CaseEventKind::CallbackRecorded,
+        CaseEventKind::ReviewRequested,
         CaseEventKind::Extended,
         CaseEventKind::ReportLinked,
         CaseEventKind::ReportSplit,
@@ -375,6 +392,7 @@ impl CaseEventKind {
             CaseEventKind::Closed => "closed",
             CaseEventKind::Reopened => "reopened",
             CaseEventKind::CallbackRecorded => "callback_recorded",
+            CaseEventKind::ReviewRequested => "review_requested",
             CaseEventKind::Extended => "extended",
             CaseEventKind::ReportLinked => "report_linked",
             CaseEventKind::ReportSplit => "report_split",
@@ -714,11 +732,21 @@ impl Case {
             },
             CaseAction::Callback { satisfaction } => match self.status {
                 S::Closed => {
-                    if self.satisfaction.is_some() {
+                    if self.satisfaction.is_some_and(|s| s != Satisfaction::Unanswered) {
                         return Err(TransitionError::CallbackAlreadyRecorded);
                     }
                     next.satisfaction = Some(*satisfaction);
                     vec![CaseEventKind::CallbackRecorded]
+                }
+                _ => return Err(illegal()),
+            },
+            CaseAction::RequestReview { reason } => match self.status {
+                S::Resolved | S::Verified | S::Closed => {
+                    need_reason(reason, "a review request needs the petitioner's grounds")?;
+                    if self.petition.is_none() {
+                        return Err(TransitionError::Invalid("only petitions can have a review requested".into()));
+                    }
+                    vec![CaseEventKind::ReviewRequested]
                 }
                 _ => return Err(illegal()),
             },
@@ -815,10 +843,45 @@ mod tests {
         let resolve = CaseAction::Resolve { outcome: Outcome::MediatedAgreement, note: None };
         assert_eq!(kinds(c.apply(&resolve, &a, now, lease).unwrap()), vec![CaseEventKind::Resolved]);
         assert_eq!(kinds(c.apply(&CaseAction::Close, &a, now, lease).unwrap()), vec![CaseEventKind::Closed]);
+        // Nobody answered: the callback may be tried again, once answered it is final.
+        let none = CaseAction::Callback { satisfaction: Satisfaction::Unanswered };
+        assert_eq!(kinds(c.apply(&none, &a, now, lease).unwrap()), vec![CaseEventKind::CallbackRecorded]);
         let cb = CaseAction::Callback { satisfaction: Satisfaction::Satisfied };
         assert_eq!(kinds(c.apply(&cb, &a, now, lease).unwrap()), vec![CaseEventKind::CallbackRecorded]);
         assert_eq!(c.apply(&cb, &a, now, lease), Err(TransitionError::CallbackAlreadyRecorded));
-        assert_eq!(c.version, 5);
+        assert_eq!(c.apply(&none, &a, now, lease), Err(TransitionError::CallbackAlreadyRecorded));
+        assert_eq!(c.version, 6);
+        // Only petitions have reviews requested.
+        let review = CaseAction::RequestReview { reason: reason("对答复意见不服") };
+        assert!(matches!(c.apply(&review, &a, now, lease), Err(TransitionError::Invalid(_))));
+    }
+
+    #[test]
+    fn a_review_request_is_recorded_on_an_answered_petition_without_changing_it() {
+        let now = Utc::now();
+        let d = actor("d1");
+        let mut c = case();
+        c.petition = Some(PetitionInfo {
+            petitioner_key: "p".into(),
+            matter_key: "m".into(),
+            class: crate::petition::PetitionClass::FirstTime,
+        });
+        let review = CaseAction::RequestReview { reason: reason("对答复意见不服") };
+        assert_eq!(
+            c.apply(&review, &d, now, LEASE).unwrap_err().to_string(),
+            "cannot request_review a case that is created"
+        );
+        c.apply(&CaseAction::Claim, &d, now, LEASE).unwrap();
+        c.apply(&CaseAction::Resolve { outcome: Outcome::MediatedAgreement, note: None }, &d, now, LEASE).unwrap();
+        c.apply(&CaseAction::Close, &d, now, LEASE).unwrap();
+        let before = c.clone();
+        let steps = c.apply(&review, &d, now, LEASE).unwrap();
+        assert_eq!(kinds(steps), vec![CaseEventKind::ReviewRequested]);
+        assert_eq!((c.status, c.version), (CaseStatus::Closed, before.version + 1));
+        assert_eq!(
+            c.apply(&CaseAction::RequestReview { reason: " ".into() }, &d, now, LEASE),
+            Err(TransitionError::MissingReason("a review request needs the petitioner's grounds"))
+        );
     }
 
     #[test]
@@ -1118,6 +1181,7 @@ mod tests {
                 Just(CaseAction::Verify),
                 Just(CaseAction::Close),
                 text.clone().prop_map(|reason| CaseAction::Reopen { reason }),
+                text.clone().prop_map(|reason| CaseAction::RequestReview { reason }),
                 prop::sample::select(Satisfaction::ALL.to_vec())
                     .prop_map(|satisfaction| CaseAction::Callback { satisfaction }),
                 (0i64..40, text).prop_map(|(days, reason)| CaseAction::Extend {

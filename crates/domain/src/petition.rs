@@ -5,6 +5,7 @@ use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
+use crate::case::CaseStatus;
 use crate::report::Party;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -12,8 +13,11 @@ use crate::report::Party;
 pub enum PetitionClass {
     /// 初次: no earlier petition by the same petitioner on the same matter.
     FirstTime,
-    /// 重复
+    /// 重复: the same petitioner raised the same matter before.
     Repeat,
+    /// 越级: the same petitioner raises the same matter at a higher level
+    /// while a lower level is still handling it.
+    Escalated,
 }
 
 impl PetitionClass {
@@ -21,12 +25,14 @@ impl PetitionClass {
         match self {
             PetitionClass::FirstTime => "first_time",
             PetitionClass::Repeat => "repeat",
+            PetitionClass::Escalated => "escalated",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "first_time" => Some(PetitionClass::FirstTime),
             "repeat" => Some(PetitionClass::Repeat),
+            "escalated" => Some(PetitionClass::Escalated),
             _ => None,
         }
     }
@@ -38,6 +44,24 @@ pub struct PetitionInfo {
     pub petitioner_key: String,
     pub matter_key: String,
     pub class: PetitionClass,
+}
+
+/// Classifies a new petition received at `centre`, given the centres and
+/// statuses of the same petitioner's earlier cases on the same matter:
+/// first-time without any; escalated (越级) when one is still being handled
+/// by a centre below `centre`; repeat otherwise.
+pub fn classify(centre: &str, earlier: &[(String, CaseStatus)]) -> PetitionClass {
+    if earlier.is_empty() {
+        return PetitionClass::FirstTime;
+    }
+    let handled_below = earlier
+        .iter()
+        .any(|(below, status)| status.is_open() && below.as_str() != centre && crate::codes::covers(centre, below));
+    if handled_below {
+        PetitionClass::Escalated
+    } else {
+        PetitionClass::Repeat
+    }
 }
 
 /// Computes petitioner and matter keys with a secret, so the same person and
@@ -99,6 +123,20 @@ impl Keyer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn classification_by_earlier_cases_and_levels() {
+        let running = CaseStatus::Accepted;
+        assert_eq!(classify("371002001", &[]), PetitionClass::FirstTime);
+        // The same centre again, or the earlier case closed: repeat.
+        assert_eq!(classify("371002001", &[("371002001".into(), running)]), PetitionClass::Repeat);
+        assert_eq!(classify("371002", &[("371002001".into(), CaseStatus::Closed)]), PetitionClass::Repeat);
+        // The county while its street still handles it: escalated.
+        assert_eq!(classify("371002", &[("371002001".into(), running)]), PetitionClass::Escalated);
+        assert_eq!(classify("371000", &[("371002".into(), CaseStatus::Suspended)]), PetitionClass::Escalated);
+        // Another county is not above this street.
+        assert_eq!(classify("371003", &[("371002001".into(), running)]), PetitionClass::Repeat);
+    }
 
     #[test]
     fn keys_are_stable_normalised_and_secret_dependent() {

@@ -91,6 +91,10 @@ pub struct NewReport {
     /// For petitions: what the matter is about (used, hashed, to tell
     /// first-time from repeat petitions).
     pub matter: Option<String>,
+    /// The centre (street, county or city code) where the report was
+    /// received in person, when not the grid's own: a petitioner who goes
+    /// to the county centre raises the matter at the county level.
+    pub received_by: Option<String>,
 }
 
 /// Where a report is on its way through the pipeline, as its reporter sees it.
@@ -222,6 +226,20 @@ impl NewReport {
                 format!("事件描述超过 {MAX_DESCRIPTION_CHARS} 个字符"),
             ));
         }
+        if let Some(code) = &self.received_by {
+            let level = crate::codes::level_of(code);
+            if !matches!(
+                level,
+                Ok(crate::codes::Level::Street | crate::codes::Level::County | crate::codes::Level::City)
+            ) {
+                return Err(ValidationError::new(
+                    "received_by",
+                    "invalid_received_by",
+                    format!("received_by must be a street, county or city code, got {code:?}"),
+                    format!("受理单位必须是乡镇（街道）、县级或市级代码，收到 {code:?}"),
+                ));
+            }
+        }
         if self.parties.len() > MAX_PARTIES {
             return Err(ValidationError::new(
                 "parties",
@@ -260,6 +278,7 @@ mod tests {
             urgency: Urgency::Normal,
             parties: vec![],
             matter: None,
+            received_by: None,
         }
     }
 

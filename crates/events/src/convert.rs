@@ -135,6 +135,8 @@ pub struct CaseEventView {
     pub hierarchy: Hierarchy,
     pub created_at: DateTime<Utc>,
     pub due_at: DateTime<Utc>,
+    /// The acceptance deadline, for cases with an acceptance clock.
+    pub accept_due_at: Option<DateTime<Utc>>,
     pub version: i64,
     pub petition: Option<PetitionInfo>,
 }
@@ -175,6 +177,7 @@ impl TryFrom<&pb::case::CaseEvent> for CaseEventView {
             hierarchy: e.hierarchy.as_ref().map(Hierarchy::from).ok_or(DecodeError::Missing("hierarchy"))?,
             created_at: from_timestamp(e.created_at.as_ref())?,
             due_at: from_timestamp(e.due_at.as_ref())?,
+            accept_due_at: e.accept_due_at.as_ref().map(|t| from_timestamp(Some(t))).transpose()?,
             version: e.version,
             petition: match &e.petition {
                 None => None,
@@ -186,4 +189,46 @@ impl TryFrom<&pb::case::CaseEvent> for CaseEventView {
             },
         })
     }
+}
+
+/// A KPI row as the snapshot subscribers get it.
+pub fn kpi_snapshot(
+    jurisdiction: &str,
+    level: gridwork_domain::codes::Level,
+    period: gridwork_domain::kpi::Period,
+    row: &gridwork_domain::kpi::KpiRow,
+    computed_at: DateTime<Utc>,
+) -> pb::kpi::KpiSnapshot {
+    let r =
+        |x: &gridwork_domain::kpi::Ratio| Some(pb::kpi::Ratio { numerator: x.numerator, denominator: x.denominator });
+    pb::kpi::KpiSnapshot {
+        jurisdiction: jurisdiction.to_owned(),
+        level: level.as_str().to_owned(),
+        period: period.as_str().to_owned(),
+        period_start: row.period_start.to_string(),
+        volume: row.volume,
+        closed: row.closed,
+        on_time_close_out: r(&row.on_time_close_out),
+        backlog: row.backlog,
+        satisfaction: r(&row.satisfaction),
+        participation: r(&row.participation),
+        first_time_petitions: row.first_time_petitions,
+        first_contact_resolution: r(&row.first_contact_resolution),
+        first_contact_resolution_provisional: r(&row.first_contact_resolution_provisional),
+        computed_at: Some(timestamp(computed_at)),
+        on_the_spot_resolution: r(&row.on_the_spot_resolution),
+        on_time_acceptance: r(&row.on_time_acceptance),
+        callbacks_unanswered: row.callbacks_unanswered,
+        median_hours_to_close: row.median_hours_to_close,
+        petitions: row.petitions,
+        repeat_petition_rate: r(&row.repeat_petition_rate),
+        escalation_rate: r(&row.escalation_rate),
+        transfer_up_rate: r(&row.transfer_up_rate),
+        volume_by_category: row.volume_by_category.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+    }
+}
+
+/// The snapshot topic's key: one value per jurisdiction, period and bucket.
+pub fn kpi_snapshot_key(s: &pb::kpi::KpiSnapshot) -> String {
+    format!("{}|{}|{}", s.jurisdiction, s.period, s.period_start)
 }

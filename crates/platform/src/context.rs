@@ -78,6 +78,10 @@ impl Context {
             if sealed > 0 {
                 tracing::info!(reports = sealed, "personal information of older reports encrypted");
             }
+            let matters = crate::pii::seal_legacy_matters(&db, &keyring).await?;
+            if matters > 0 {
+                tracing::info!(reports = matters, "petition matters of older reports encrypted");
+            }
         }
         let issuer = Issuer::load_or_create(
             Path::new(&config.auth.signing_key_file),

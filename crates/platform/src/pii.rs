@@ -221,15 +221,39 @@ pub fn mask_digits(s: &str, keep_head: usize, keep_tail: usize) -> String {
 /// JSON), and fills in their party counts. Returns how many it sealed.
 pub async fn seal_legacy_parties(db: &sea_orm::DatabaseConnection, ring: &Keyring) -> anyhow::Result<usize> {
     use gridwork_storage::entity::report;
+    seal_legacy(db, ring, report::Column::Parties, |parties| {
+        let count = serde_json::from_str::<Vec<serde_json::Value>>(parties).map(|p| p.len()).unwrap_or(0);
+        Some((report::Column::PartyCount, count as i32))
+    })
+    .await
+}
+
+/// Seals petitions' matter texts stored in plaintext before they were
+/// sealed at intake (the matter can name people). Returns how many.
+pub async fn seal_legacy_matters(db: &sea_orm::DatabaseConnection, ring: &Keyring) -> anyhow::Result<usize> {
+    use gridwork_storage::entity::report;
+    seal_legacy(db, ring, report::Column::Matter, |_| None).await
+}
+
+/// Seals every plaintext value of a `reports` column, bound to its report,
+/// also setting the integer column `also` returns for the plaintext.
+async fn seal_legacy(
+    db: &sea_orm::DatabaseConnection,
+    ring: &Keyring,
+    column: gridwork_storage::entity::report::Column,
+    also: impl Fn(&str) -> Option<(gridwork_storage::entity::report::Column, i32)>,
+) -> anyhow::Result<usize> {
+    use gridwork_storage::entity::report;
     use sea_orm::sea_query::Expr;
     use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
     let mut sealed = 0;
     loop {
-        let rows: Vec<(String, String)> = report::Entity::find()
+        let rows: Vec<(String, Option<String>)> = report::Entity::find()
             .select_only()
             .column(report::Column::Id)
-            .column(report::Column::Parties)
-            .filter(report::Column::Parties.not_like("gwpii1:%"))
+            .column(column)
+            .filter(column.is_not_null())
+            .filter(column.not_like("gwpii1:%"))
             .limit(500)
             .into_tuple()
             .all(db)
@@ -237,14 +261,15 @@ pub async fn seal_legacy_parties(db: &sea_orm::DatabaseConnection, ring: &Keyrin
         if rows.is_empty() {
             return Ok(sealed);
         }
-        for (id, parties) in rows {
-            let count = serde_json::from_str::<Vec<serde_json::Value>>(&parties).map(|p| p.len()).unwrap_or(0);
-            report::Entity::update_many()
-                .col_expr(report::Column::Parties, Expr::value(ring.seal(&id, parties.as_bytes())?))
-                .col_expr(report::Column::PartyCount, Expr::value(count as i32))
-                .filter(report::Column::Id.eq(id.as_str()))
-                .exec(db)
-                .await?;
+        for (id, plain) in rows {
+            let plain = plain.unwrap_or_default();
+            let mut update = report::Entity::update_many()
+                .col_expr(column, Expr::value(ring.seal(&id, plain.as_bytes())?))
+                .filter(report::Column::Id.eq(id.as_str()));
+            if let Some((col, n)) = also(&plain) {
+                update = update.col_expr(col, Expr::value(n));
+            }
+            update.exec(db).await?;
             sealed += 1;
         }
     }

@@ -13,6 +13,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000003_grid_versions::Migration),
             Box::new(m20261122_000004_queues::Migration),
             Box::new(m20261122_000005_pii::Migration),
+            Box::new(m20261122_000006_kpi_cells::Migration),
         ]
     }
 }
@@ -629,6 +630,46 @@ mod m20261122_000005_pii {
         async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
             m.drop_table(Table::drop().table(a("pii_reads")).if_exists().to_owned()).await?;
             m.alter_table(Table::alter().table(a("reports")).drop_column(a("party_count")).to_owned()).await
+        }
+    }
+}
+
+/// Incremental KPI aggregates: one tally per jurisdiction (community and
+/// above) and day, kept up to date by difference as case facts change; and
+/// when each pending first-contact result becomes final.
+mod m20261122_000006_kpi_cells {
+    use super::*;
+
+    pub struct Migration;
+
+    impl MigrationName for Migration {
+        fn name(&self) -> &str {
+            "m20261122_000006_kpi_cells"
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for Migration {
+        async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+            let mut t = table(
+                "kpi_cells",
+                vec![text("jurisdiction"), text("day"), big("net_open"), long_text("tally"), big("version"), {
+                    let mut c = ColumnDef::new(a("dirty"));
+                    c.boolean().not_null().default(true);
+                    c
+                }],
+            );
+            t.primary_key(Index::create().col(a("jurisdiction")).col(a("day")));
+            m.create_table(t).await?;
+            m.create_index(index("kpi_cells", "ix_kpi_cells_dirty", &["dirty"], false)).await?;
+            let mut matures = ts_null("matures_at");
+            m.alter_table(Table::alter().table(a("kpi_case_facts")).add_column(&mut matures).to_owned()).await?;
+            m.create_index(index("kpi_case_facts", "ix_kpi_matures", &["matures_at"], false)).await
+        }
+
+        async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+            m.drop_table(Table::drop().table(a("kpi_cells")).if_exists().to_owned()).await?;
+            m.alter_table(Table::alter().table(a("kpi_case_facts")).drop_column(a("matures_at")).to_owned()).await
         }
     }
 }

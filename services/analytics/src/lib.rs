@@ -1,153 +1,43 @@
 //! **analytics** — governance KPIs from the case lifecycle alone.
 //!
 //! Folds every case-lifecycle event into one fact row per case (so KPIs can
-//! be recomputed from the event log when a definition changes), marks
-//! first-time petitions disqualified by a repeat on the same matter, and
-//! answers `GET /v1/kpis` per jurisdiction and period.
+//! be recomputed from the event log when a definition changes) and, by
+//! difference, into day tallies per jurisdiction ([`fold`]); answers
+//! `GET /v1/kpis` and `GET /v1/public/kpis` from them ([`query`]); publishes
+//! the compacted KPI snapshot topic ([`snapshot`]); exports ledgers as CSV
+//! and XLSX ([`ledger`]).
 
 use std::sync::Arc;
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
-use async_trait::async_trait;
-use chrono::{Datelike, Duration, NaiveDate, TimeZone, Utc};
-use gridwork_bus::{Handler, HandlerError, Message};
+use chrono::{Datelike, Duration, NaiveDate, Utc};
 use gridwork_domain::auth::Role;
 use gridwork_domain::codes;
-use gridwork_domain::kpi::{self, CaseFacts, Period};
-use gridwork_domain::petition::PetitionClass;
-use gridwork_domain::CaseEventKind;
-use gridwork_events::convert::CaseEventView;
-use gridwork_events::Payload;
+use gridwork_domain::kpi::{self, Period};
 use gridwork_platform::auth::Caller;
-use gridwork_platform::pipeline::{self, decode, retryable};
+use gridwork_platform::pipeline;
 use gridwork_platform::{ApiError, Application, Config, Context, Routes, Service};
-use gridwork_storage::dedup;
-use gridwork_storage::entity::kpi_fact;
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, DatabaseConnection, EntityTrait, IntoActiveModel, QueryFilter,
-    TransactionTrait,
-};
+use sea_orm::DatabaseConnection;
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
+pub mod fold;
+pub mod ledger;
+pub mod query;
+pub mod snapshot;
+
+pub use fold::recompute;
+
 pub const GROUP: &str = "analytics";
+/// The producer name of analytics' outbox (KPI snapshots).
+pub const PRODUCER: &str = "analytics";
 
 pub struct State {
     pub db: DatabaseConnection,
     pub window: Duration,
     /// Public KPIs suppress counts and rates resting on fewer cases.
     pub min_cell: u64,
-}
-
-struct Folder {
-    state: web::Data<State>,
-}
-
-fn facts_of(row: &kpi_fact::Model) -> Result<CaseFacts, HandlerError> {
-    serde_json::from_str(&row.facts)
-        .map_err(|e| HandlerError::Retryable(format!("stored facts of {}: {e}", row.case_id)))
-}
-
-fn row_of(f: &CaseFacts, version: i64) -> Result<kpi_fact::Model, HandlerError> {
-    Ok(kpi_fact::Model {
-        case_id: f.case_id.to_string(),
-        place: f.hierarchy.finest().to_owned(),
-        created_at: f.created_at,
-        closed_at: f.closed_at,
-        petitioner_key: f.petition.as_ref().map(|p| p.petitioner_key.clone()),
-        matter_key: f.petition.as_ref().map(|p| p.matter_key.clone()),
-        version,
-        facts: serde_json::to_string(f).map_err(|e| HandlerError::Poison(e.to_string()))?,
-    })
-}
-
-#[async_trait]
-impl Handler for Folder {
-    async fn handle(&self, msg: &Message) -> Result<(), HandlerError> {
-        let event = decode(msg)?;
-        let Payload::CaseLifecycle(pb) = &event.payload else {
-            return Err(HandlerError::Poison(format!(
-                "unexpected schema {} on case-lifecycle",
-                event.payload.schema()
-            )));
-        };
-        let v = CaseEventView::try_from(pb).map_err(|e| HandlerError::Poison(e.to_string()))?;
-        let txn = self.state.db.begin().await.map_err(retryable)?;
-        if !dedup::first_delivery(&txn, GROUP, &event.id.to_string()).await.map_err(retryable)? {
-            return Ok(());
-        }
-        let existing = kpi_fact::Entity::find_by_id(v.case_id.to_string()).one(&txn).await.map_err(retryable)?;
-        let (mut facts, stored_version) = match &existing {
-            Some(row) => (facts_of(row)?, row.version),
-            None => (
-                CaseFacts {
-                    case_id: v.case_id,
-                    hierarchy: v.hierarchy.clone(),
-                    category: v.category.clone(),
-                    channel: v.channel,
-                    status: v.status,
-                    created_at: v.created_at,
-                    due_at: v.due_at,
-                    accepted_at: None,
-                    resolved_at: None,
-                    closed_at: None,
-                    satisfaction: None,
-                    petition: v.petition.clone(),
-                    transferred_up: false,
-                    disqualified_at: None,
-                },
-                0,
-            ),
-        };
-        // Per-case order is guaranteed by the key; an older version seen
-        // again (a redelivery) changes nothing.
-        if v.version <= stored_version {
-            txn.commit().await.map_err(retryable)?;
-            return Ok(());
-        }
-        facts.apply(v.kind, event.occurred_at, v.status, v.satisfaction);
-        facts.due_at = v.due_at;
-        let row = row_of(&facts, v.version)?;
-        match existing {
-            Some(_) => {
-                row.into_active_model().reset_all().update(&txn).await.map_err(retryable)?;
-            }
-            None => {
-                row.into_active_model().reset_all().insert(&txn).await.map_err(retryable)?;
-            }
-        }
-        // A repeat petition disqualifies earlier first-time petitions on the
-        // same matter from first-contact resolution.
-        if v.kind == CaseEventKind::Created {
-            if let Some(p) = v.petition.as_ref().filter(|p| p.class == PetitionClass::Repeat) {
-                let earlier = kpi_fact::Entity::find()
-                    .filter(kpi_fact::Column::PetitionerKey.eq(p.petitioner_key.as_str()))
-                    .filter(kpi_fact::Column::MatterKey.eq(p.matter_key.as_str()))
-                    .filter(kpi_fact::Column::CaseId.ne(v.case_id.to_string()))
-                    .all(&txn)
-                    .await
-                    .map_err(retryable)?;
-                for row in earlier {
-                    let mut f = facts_of(&row)?;
-                    if f.is_first_time_petition()
-                        && f.disqualified_at.is_none()
-                        && f.disqualified_by(v.created_at, self.state.window)
-                    {
-                        f.disqualified_at = Some(v.created_at);
-                        row_of(&f, row.version)?
-                            .into_active_model()
-                            .reset_all()
-                            .update(&txn)
-                            .await
-                            .map_err(retryable)?;
-                    }
-                }
-            }
-        }
-        txn.commit().await.map_err(retryable)?;
-        Ok(())
-    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -168,98 +58,75 @@ pub struct KpiQuery {
 
 const MAX_DAYS: i64 = 3700;
 
-/// The facts of cases under `prefix` created or closed in `[start, end)`.
-async fn facts_between(
-    state: &State,
-    prefix: &str,
-    start: chrono::DateTime<Utc>,
-    end: chrono::DateTime<Utc>,
-) -> Result<Vec<CaseFacts>, ApiError> {
-    let rows = kpi_fact::Entity::find()
-        .filter(kpi_fact::Column::Place.starts_with(prefix))
-        .filter(
-            Condition::any()
-                .add(
-                    Condition::all()
-                        .add(kpi_fact::Column::CreatedAt.gte(start))
-                        .add(kpi_fact::Column::CreatedAt.lt(end)),
-                )
-                .add(
-                    Condition::all().add(kpi_fact::Column::ClosedAt.gte(start)).add(kpi_fact::Column::ClosedAt.lt(end)),
-                ),
-        )
-        .all(&state.db)
-        .await
-        .map_err(|e| ApiError::unavailable(&e))?;
-    let mut facts = Vec::with_capacity(rows.len());
-    for r in &rows {
-        facts.push(serde_json::from_str::<CaseFacts>(&r.facts).map_err(|e| ApiError::internal(&e))?);
+/// The gauges' KPI names and values of a row; rates without a denominator
+/// are left out.
+fn gauge_values(row: &kpi::KpiRow) -> Vec<(&'static str, f64)> {
+    let mut out = vec![
+        ("volume", row.volume as f64),
+        ("closed", row.closed as f64),
+        ("backlog", row.backlog as f64),
+        ("petitions", row.petitions as f64),
+        ("callbacks_unanswered", row.callbacks_unanswered as f64),
+    ];
+    if let Some(h) = row.median_hours_to_close {
+        out.push(("median_hours_to_close", f64::from(h)));
     }
-    Ok(facts)
+    for (name, r) in [
+        ("on_time_close_out", row.on_time_close_out),
+        ("on_the_spot_resolution", row.on_the_spot_resolution),
+        ("on_time_acceptance", row.on_time_acceptance),
+        ("satisfaction", row.satisfaction),
+        ("participation", row.participation),
+        ("repeat_petition_rate", row.repeat_petition_rate),
+        ("escalation_rate", row.escalation_rate),
+        ("transfer_up_rate", row.transfer_up_rate),
+        ("first_contact_resolution", row.first_contact_resolution),
+        ("first_contact_resolution_provisional", row.first_contact_resolution_provisional),
+    ] {
+        if let Some(rate) = r.rate {
+            out.push((name, rate));
+        }
+    }
+    out
 }
 
 /// Prometheus gauges of the current month (China time) for every county,
 /// city and province with cases: `gridwork_kpi_current_month{jurisdiction,
-/// kpi}`; rates without a denominator are left out.
+/// kpi}`.
 pub async fn refresh_gauges(state: &State, gauges: &prometheus::GaugeVec) -> Result<usize, ApiError> {
     use sea_orm::{ConnectionTrait, Statement};
-    let off = kpi::china_offset();
-    let now = Utc::now();
-    let today = now.with_timezone(&off).date_naive();
+    let today = kpi::china_day(Utc::now());
     let first = today.with_day(1).unwrap_or(today);
-    let start = off
-        .from_local_datetime(&first.and_hms_opt(0, 0, 0).unwrap_or_default())
-        .single()
-        .map(|d| d.with_timezone(&Utc))
-        .ok_or_else(|| ApiError::internal(&"month start"))?;
     let backend = state.db.get_database_backend();
-    let counties: Vec<String> = state
+    let codes: Vec<String> = state
         .db
-        .query_all(Statement::from_string(backend, "SELECT DISTINCT substr(place, 1, 6) AS county FROM kpi_case_facts"))
+        .query_all(Statement::from_string(
+            backend,
+            "SELECT DISTINCT jurisdiction FROM kpi_cells WHERE length(jurisdiction) = 6",
+        ))
         .await
         .map_err(|e| ApiError::unavailable(&e))?
         .iter()
-        .filter_map(|r| r.try_get::<String>("", "county").ok())
-        .filter(|c| c.len() == 6)
+        .filter_map(|r| r.try_get::<String>("", "jurisdiction").ok())
         .collect();
-    let mut codes: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
-    for c in counties {
-        codes.insert(format!("{}0000", &c[..2]));
-        codes.insert(format!("{}00", &c[..4]));
-        codes.insert(c);
-    }
     for code in &codes {
-        let prefix = codes::significant_prefix(code).map_err(|e| ApiError::internal(&e))?;
-        let facts = facts_between(state, prefix, start, now + Duration::seconds(1)).await?;
-        let Some(row) = kpi::aggregate(&facts, Period::Month, first, today, now, state.window).into_iter().next()
-        else {
+        let Some(row) = query::rows(&state.db, code, Period::Month, first, today).await?.into_iter().next() else {
             continue;
         };
-        let set = |kpi: &str, v: f64| gauges.with_label_values(&[code.as_str(), kpi]).set(v);
-        set("volume", row.volume as f64);
-        set("closed", row.closed as f64);
-        set("backlog", row.backlog as f64);
-        for (name, r) in [
-            ("on_time_close_out", row.on_time_close_out),
-            ("satisfaction", row.satisfaction),
-            ("participation", row.participation),
-            ("first_contact_resolution", row.first_contact_resolution),
-            ("first_contact_resolution_provisional", row.first_contact_resolution_provisional),
-        ] {
-            if let Some(rate) = r.rate {
-                set(name, rate);
-            }
+        for (name, v) in gauge_values(&row) {
+            gauges.with_label_values(&[code.as_str(), name]).set(v);
         }
     }
     Ok(codes.len())
 }
 
 /// The KPI rows of `jurisdiction` for the query's period and range.
-async fn compute(state: &State, jurisdiction: &str, q: &KpiQuery) -> Result<serde_json::Value, ApiError> {
-    let level = codes::level_of(jurisdiction).map_err(|e| {
-        ApiError::bad_request("invalid_jurisdiction", e.to_string(), "辖区代码无效").with_field("jurisdiction")
-    })?;
-    let period = match q.period.as_deref() {
+pub fn period_and_range(
+    period: Option<&str>,
+    from: Option<NaiveDate>,
+    to: Option<NaiveDate>,
+) -> Result<(Period, NaiveDate, NaiveDate), ApiError> {
+    let period = match period {
         None => Period::Day,
         Some(p) => Period::parse(p).ok_or_else(|| {
             ApiError::bad_request(
@@ -270,9 +137,9 @@ async fn compute(state: &State, jurisdiction: &str, q: &KpiQuery) -> Result<serd
             .with_field("period")
         })?,
     };
-    let today = Utc::now().with_timezone(&kpi::china_offset()).date_naive();
-    let from = q.from.unwrap_or(today);
-    let to = q.to.unwrap_or(today);
+    let today = kpi::china_day(Utc::now());
+    let from = from.unwrap_or(today);
+    let to = to.unwrap_or(today);
     if to < from || (to - from).num_days() > MAX_DAYS {
         return Err(ApiError::bad_request(
             "invalid_range",
@@ -281,24 +148,23 @@ async fn compute(state: &State, jurisdiction: &str, q: &KpiQuery) -> Result<serd
         )
         .with_field("to"));
     }
-    let off = kpi::china_offset();
-    let start = off
-        .from_local_datetime(&from.and_hms_opt(0, 0, 0).unwrap_or_default())
-        .single()
-        .map(|d| d.with_timezone(&Utc))
-        .ok_or_else(|| ApiError::bad_request("invalid_range", "bad from date", "日期无效"))?;
-    let end = start + Duration::days((to - from).num_days() + 1);
-    let prefix = codes::significant_prefix(jurisdiction).map_err(|e| ApiError::internal(&e))?;
-    let facts = facts_between(state, prefix, start, end).await?;
-    let now = Utc::now();
-    let out = kpi::aggregate(&facts, period, from, to, now, state.window);
+    Ok((period, from, to))
+}
+
+/// The KPI rows of `jurisdiction` for the query's period and range.
+async fn compute(state: &State, jurisdiction: &str, q: &KpiQuery) -> Result<serde_json::Value, ApiError> {
+    let level = codes::level_of(jurisdiction).map_err(|e| {
+        ApiError::bad_request("invalid_jurisdiction", e.to_string(), "辖区代码无效").with_field("jurisdiction")
+    })?;
+    let (period, from, to) = period_and_range(q.period.as_deref(), q.from, q.to)?;
+    let out = query::rows(&state.db, jurisdiction, period, from, to).await?;
     Ok(serde_json::json!({
         "jurisdiction": jurisdiction,
         "level": level,
         "period": period.as_str(),
         "from": from,
         "to": to,
-        "computed_at": now,
+        "computed_at": Utc::now(),
         "fcr_window_days": state.window.num_days(),
         "rows": out,
     }))
@@ -352,34 +218,55 @@ pub async fn start(ctx: &Context, shutdown: CancellationToken) -> anyhow::Result
         window: Duration::days(ctx.config.kpi.fcr_window_days),
         min_cell: ctx.config.kpi.public_min_cell,
     });
-    let handler = Arc::new(Folder { state: state.clone() });
+    let handler = Arc::new(fold::Folder { db: ctx.db.clone(), window: state.window });
     let gauges = prometheus::GaugeVec::new(
         prometheus::Opts::new("kpi_current_month", "KPIs of the current month (China time), by jurisdiction and KPI"),
         &["jurisdiction", "kpi"],
     )?;
     ctx.metrics.registry.register(Box::new(gauges.clone()))?;
     let every = std::time::Duration::from_millis(ctx.config.kpi.gauge_refresh_ms);
-    let gauge_state = state.clone();
-    let gauge_stop = shutdown.clone();
-    let gauge_task = tokio::spawn(async move {
+    let wake = Arc::new(tokio::sync::Notify::new());
+    let tick_state = state.clone();
+    let tick_stop = shutdown.clone();
+    let tick_wake = wake.clone();
+    let topic = ctx.topics.kpi_snapshot.clone();
+    // Every tick: pending first-contact results whose window ended become
+    // final, changed KPIs go to the snapshot topic, the gauges are refreshed.
+    let tick_task = tokio::spawn(async move {
         loop {
-            if let Err(e) = refresh_gauges(&gauge_state, &gauges).await {
+            match fold::mature(&tick_state.db, Utc::now(), tick_state.window).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(petitions = n, "first-contact results became final"),
+                Err(e) => tracing::warn!(error = ?e, "first-contact results not matured"),
+            }
+            match snapshot::publish(&tick_state.db, &topic).await {
+                Ok(0) => {}
+                Ok(n) => {
+                    tracing::debug!(snapshots = n, "KPI snapshots queued");
+                    tick_wake.notify_one();
+                }
+                Err(e) => tracing::warn!(error = %e, "KPI snapshots not published"),
+            }
+            if let Err(e) = refresh_gauges(&tick_state, &gauges).await {
                 tracing::warn!(error = %e, "KPI gauges not refreshed");
             }
             tokio::select! {
-                _ = gauge_stop.cancelled() => break,
+                _ = tick_stop.cancelled() => break,
                 _ = tokio::time::sleep(every) => {}
             }
         }
     });
     let tasks = vec![
-        pipeline::spawn_consumer(ctx, GROUP, vec![ctx.topics.case_lifecycle.clone()], handler, shutdown).await?,
-        gauge_task,
+        pipeline::spawn_consumer(ctx, GROUP, vec![ctx.topics.case_lifecycle.clone()], handler, shutdown.clone())
+            .await?,
+        pipeline::spawn_relay(ctx, PRODUCER, wake, shutdown),
+        tick_task,
     ];
     let routes: Routes = Arc::new(move |cfg: &mut web::ServiceConfig| {
         cfg.app_data(state.clone())
             .route("/v1/kpis", web::get().to(kpis))
-            .route("/v1/public/kpis", web::get().to(public_kpis));
+            .route("/v1/public/kpis", web::get().to(public_kpis))
+            .configure(ledger::configure);
     });
     Ok(Service { routes, tasks })
 }
@@ -388,59 +275,4 @@ pub async fn start(ctx: &Context, shutdown: CancellationToken) -> anyhow::Result
 pub async fn build(config: Config) -> anyhow::Result<Application> {
     gridwork_platform::http::standalone(config, "analytics", |ctx, shutdown| async move { start(&ctx, shutdown).await })
         .await
-}
-
-/// `gridwork kpi recompute`: rebuilds every case's KPI facts from the event
-/// history alone — the case-lifecycle messages kept in the producers'
-/// outbox, in the order they were committed — by running them through the
-/// same fold as the live consumer. Run it with analytics stopped. Calls
-/// `progress` with the number of events folded so far, every 10,000.
-pub async fn recompute(
-    db: &DatabaseConnection,
-    topic: &str,
-    window: Duration,
-    progress: impl Fn(usize),
-) -> anyhow::Result<usize> {
-    use gridwork_storage::entity::{consumed_event, outbox};
-    use sea_orm::{QueryOrder, QuerySelect};
-    kpi_fact::Entity::delete_many().exec(db).await?;
-    consumed_event::Entity::delete_many().filter(consumed_event::Column::Consumer.eq(GROUP)).exec(db).await?;
-    let folder = Folder { state: web::Data::new(State { db: db.clone(), window, min_cell: 0 }) };
-    let (mut after, mut folded) = (0i64, 0usize);
-    loop {
-        let rows = outbox::Entity::find()
-            .filter(outbox::Column::Topic.eq(topic))
-            .filter(outbox::Column::Id.gt(after))
-            .order_by_asc(outbox::Column::Id)
-            .limit(1000)
-            .all(db)
-            .await?;
-        let Some(last) = rows.last() else { break };
-        after = last.id;
-        for row in rows {
-            let msg = Message {
-                topic: row.topic,
-                partition: 0,
-                offset: row.id,
-                key: row.msg_key,
-                payload: row.payload,
-                headers: Vec::new(),
-                timestamp: row.created_at,
-            };
-            match folder.handle(&msg).await {
-                Ok(()) => {}
-                // The live consumer sends these to the dead-letter topic; a
-                // rebuild skips them the same way.
-                Err(HandlerError::Poison(e)) => {
-                    tracing::warn!(outbox_id = row.id, error = %e, "unreadable event skipped")
-                }
-                Err(HandlerError::Retryable(e)) => anyhow::bail!("event {}: {e}", row.id),
-            }
-            folded += 1;
-            if folded % 10_000 == 0 {
-                progress(folded);
-            }
-        }
-    }
-    Ok(folded)
 }

@@ -14,6 +14,7 @@ use chrono::{DateTime, Utc};
 use actix_web::{web, HttpResponse};
 use async_trait::async_trait;
 use gridwork_bus::{Handler, HandlerError, Message};
+use gridwork_domain::codes;
 use gridwork_domain::report::Crs;
 use gridwork_domain::Hierarchy;
 use gridwork_domain::Urgency;
@@ -179,9 +180,18 @@ impl Handler for Assigner {
         };
         let occurred = gridwork_events::from_timestamp(r.occurred_at.as_ref()).unwrap_or(event.occurred_at);
         let grids = self.state.grids_at(occurred).await.map_err(|e| HandlerError::Retryable(e.to_string()))?;
-        let a = grids
+        let mut a = grids
             .assign(loc.lat, loc.lon, crs)
             .ok_or_else(|| HandlerError::Poison("no county known: the grid registry is empty".into()))?;
+        // Received in person at a higher centre that covers the place: that
+        // centre's queues get it. A centre elsewhere is ignored.
+        if !r.received_by.is_empty() {
+            if codes::covers(&r.received_by, a.hierarchy.finest()) {
+                a.centre = r.received_by.clone();
+            } else {
+                tracing::warn!(report = %r.report_id, received_by = %r.received_by, "received_by does not cover the report's place; the grid's centre takes it");
+            }
+        }
         let h = &a.hierarchy;
         let key = h.finest().to_owned();
         let out = Event::new(

@@ -108,6 +108,29 @@ enum KpiCommand {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
+    /// Benchmark KPI queries at scale: synthesise cases into day tallies
+    /// (a fresh SQLite file, or an empty database), time the query path per
+    /// level and check it against the facts.
+    Bench {
+        /// Synthetic cases.
+        #[arg(long, default_value_t = 10_000_000)]
+        cases: u64,
+        /// Days the cases are created over, ending yesterday (China time).
+        #[arg(long, default_value_t = 365)]
+        days: u32,
+        /// An empty database (postgres://… or sqlite://PATH); default: a
+        /// fresh SQLite file in a temporary directory.
+        #[arg(long)]
+        database_url: Option<String>,
+        /// Queries per level and query shape.
+        #[arg(long, default_value_t = 200)]
+        queries: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Keep the temporary SQLite database.
+        #[arg(long)]
+        keep: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -448,10 +471,22 @@ async fn main() -> anyhow::Result<()> {
                 &db,
                 &topics.case_lifecycle,
                 chrono::Duration::days(config.kpi.fcr_window_days),
+                chrono::Utc::now(),
                 |n| eprintln!("kpi recompute: {n} events folded"),
             )
             .await?;
             println!("kpi recompute: {n} events folded in {:.1} s", started.elapsed().as_secs_f64());
+        }
+        Command::Kpi { command: KpiCommand::Bench { cases, days, database_url, queries, seed, keep } } => {
+            gridwork::kpibench::run(gridwork::kpibench::KpiBenchArgs {
+                cases: *cases,
+                days: *days,
+                database_url: database_url.clone(),
+                queries: *queries,
+                seed: *seed,
+                keep: *keep,
+            })
+            .await?;
         }
         Command::Token { role, scope, user, channel, ttl, data_dir } => {
             let config = load(cli.config.as_ref(), data_dir.as_ref(), None)?;

@@ -60,6 +60,10 @@ pub struct ReportIn {
     /// Petitions: what the matter is about.
     #[serde(default)]
     pub matter: Option<String>,
+    /// Received in person at this centre (a street, county or city code)
+    /// rather than through the grid's own centre.
+    #[serde(default)]
+    pub received_by: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -135,6 +139,7 @@ impl ReportIn {
                 .map(|p| Party { name: p.name, phone: p.phone, id_number: p.id_number })
                 .collect(),
             matter: self.matter,
+            received_by: self.received_by,
         }
     }
 }
@@ -227,6 +232,11 @@ pub async fn submit(
     let parties = serde_json::to_string(&report.parties).map_err(|e| IntakeError::Internal(e.to_string()))?;
     // Sealed at rest, bound to this report.
     let parties = state.keyring.seal(&id, parties.as_bytes()).map_err(|e| IntakeError::Internal(e.to_string()))?;
+    // The matter's text can name people too: sealed the same way.
+    let matter = match &report.matter {
+        Some(m) => Some(state.keyring.seal(&id, m.as_bytes()).map_err(|e| IntakeError::Internal(e.to_string()))?),
+        None => None,
+    };
     let row = report::ActiveModel {
         id: Set(id.clone()),
         reporter: Set(report.reporter.clone()),
@@ -241,7 +251,7 @@ pub async fn submit(
         description: Set(report.description.clone()),
         urgency: Set(report.urgency.as_str().to_owned()),
         parties: Set(parties),
-        matter: Set(report.matter.clone()),
+        matter: Set(matter),
         body_hash: Set(hash.clone()),
         status: Set(ReportStatus::Submitted.as_str().to_owned()),
         grid: Set(None),
@@ -276,6 +286,7 @@ pub async fn submit(
             party_count: report.parties.len() as u32,
             petitioner_key: petitioner_key.unwrap_or_default(),
             matter_key: matter_key.unwrap_or_default(),
+            received_by: report.received_by.clone().unwrap_or_default(),
         }),
     );
     let prepared = Prepared {

@@ -610,7 +610,7 @@ pub struct ActionIn {
 }
 
 const ACTIONS: &str = "accept, reject, claim, release, start, transfer, joint, escalate, suspend, resume, resolve, \
-                       verify, close, reopen, callback, extend or split";
+                       verify, close, reopen, callback, request_review, extend or split";
 
 fn channel_field(field: &str, v: &str) -> Result<Channel, MediationError> {
     Channel::parse(v).ok_or_else(|| {
@@ -667,12 +667,13 @@ fn parse_action(state: &State, name: &str, body: &ActionIn, case: &Case) -> Resu
         "verify" => CaseAction::Verify,
         "close" => CaseAction::Close,
         "reopen" => CaseAction::Reopen { reason: reason() },
+        "request_review" => CaseAction::RequestReview { reason: reason() },
         "callback" => {
             let s = body.satisfaction.as_deref().ok_or_else(|| {
                 bad(
                     "missing_field",
                     "satisfaction",
-                    "callback needs satisfaction: satisfied, basically_satisfied or unsatisfied".into(),
+                    "callback needs satisfaction: satisfied, basically_satisfied, unsatisfied or unanswered".into(),
                     "回访需要填写满意度",
                 )
             })?;

@@ -5,8 +5,8 @@ use actix_web::web;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use gridwork_bus::{Handler, HandlerError, Message};
-use gridwork_domain::petition::{PetitionClass, PetitionInfo};
-use gridwork_domain::{Case, CaseEventKind, Hierarchy, NewCase, Step, Urgency};
+use gridwork_domain::petition::{self, PetitionInfo};
+use gridwork_domain::{Case, CaseEventKind, CaseStatus, Hierarchy, NewCase, Step, Urgency};
 use gridwork_events::convert::{Cause, TransitionDetail};
 use gridwork_platform::pipeline::{decode, retryable};
 use gridwork_storage::dedup;
@@ -176,13 +176,17 @@ impl CaseOpener {
                 let earlier = case::Entity::find()
                     .filter(case::Column::PetitionerKey.eq(pk.as_str()))
                     .filter(case::Column::MatterKey.eq(mk.as_str()))
-                    .count(txn)
+                    .all(txn)
                     .await
                     .map_err(retryable)?;
+                let earlier: Vec<(String, CaseStatus)> = earlier
+                    .iter()
+                    .map(|c| (c.centre.clone(), CaseStatus::parse(&c.status).unwrap_or(CaseStatus::Created)))
+                    .collect();
                 Some(PetitionInfo {
                     petitioner_key: pk.clone(),
                     matter_key: mk.clone(),
-                    class: if earlier == 0 { PetitionClass::FirstTime } else { PetitionClass::Repeat },
+                    class: petition::classify(&incoming.centre, &earlier),
                 })
             }
             _ => None,

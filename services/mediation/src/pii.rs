@@ -110,7 +110,14 @@ pub async fn reveal(
     let mut out = Vec::new();
     for rid in &report_ids {
         if let Some(r) = report::Entity::find_by_id(rid.clone()).one(&txn).await.map_err(db)? {
-            out.push(json!({"report_id": rid, "parties": open(&state, &r)?}));
+            let matter = match r.matter.as_deref() {
+                Some(m) if gridwork_platform::pii::Keyring::is_sealed(m) => Some(
+                    String::from_utf8_lossy(&state.keyring.open(&r.id, m).map_err(|e| ApiError::internal(&e))?)
+                        .into_owned(),
+                ),
+                other => other.map(str::to_owned),
+            };
+            out.push(json!({"report_id": rid, "parties": open(&state, &r)?, "matter": matter}));
         }
     }
     txn.commit().await.map_err(db)?;

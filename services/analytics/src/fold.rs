@@ -1,0 +1,277 @@
+//! Folding case-lifecycle events into per-case facts and, by difference,
+//! into the per-jurisdiction day tallies every KPI query reads.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, Utc};
+use gridwork_bus::{Handler, HandlerError, Message};
+use gridwork_domain::kpi::{self, CaseFacts, Tally};
+use gridwork_domain::petition::PetitionClass;
+use gridwork_domain::CaseEventKind;
+use gridwork_events::convert::CaseEventView;
+use gridwork_events::Payload;
+use gridwork_platform::pipeline::{decode, retryable};
+use gridwork_storage::dedup;
+use gridwork_storage::entity::{kpi_cell, kpi_fact};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, IntoActiveModel,
+    QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
+};
+
+use crate::GROUP;
+
+pub(crate) fn facts_of(row: &kpi_fact::Model) -> Result<CaseFacts, HandlerError> {
+    serde_json::from_str(&row.facts)
+        .map_err(|e| HandlerError::Retryable(format!("stored facts of {}: {e}", row.case_id)))
+}
+
+fn row_of(f: &CaseFacts, version: i64, window: Duration) -> Result<kpi_fact::Model, HandlerError> {
+    Ok(kpi_fact::Model {
+        case_id: f.case_id.to_string(),
+        place: f.hierarchy.finest().to_owned(),
+        created_at: f.created_at,
+        closed_at: f.closed_at,
+        petitioner_key: f.petition.as_ref().map(|p| p.petitioner_key.clone()),
+        matter_key: f.petition.as_ref().map(|p| p.matter_key.clone()),
+        version,
+        facts: serde_json::to_string(f).map_err(|e| HandlerError::Poison(e.to_string()))?,
+        matures_at: f.matures_at(window),
+    })
+}
+
+/// Writes a case's new facts and moves the day tallies by the difference
+/// from its old facts, in the caller's transaction.
+pub(crate) async fn store<C: ConnectionTrait>(
+    txn: &C,
+    old: Option<&CaseFacts>,
+    new: &CaseFacts,
+    version: i64,
+    window: Duration,
+) -> Result<(), HandlerError> {
+    let row = row_of(new, version, window)?.into_active_model().reset_all();
+    if old.is_some() {
+        row.update(txn).await.map_err(retryable)?;
+    } else {
+        row.insert(txn).await.map_err(retryable)?;
+    }
+    apply_cells(txn, kpi::delta(old, new)).await.map_err(retryable)
+}
+
+/// Adds each tally to its (jurisdiction, day) cell. Keys come in order, so
+/// concurrent folds lock cells in the same order.
+async fn apply_cells<C: ConnectionTrait>(
+    txn: &C,
+    delta: std::collections::BTreeMap<(String, chrono::NaiveDate), Tally>,
+) -> Result<(), DbErr> {
+    for ((code, day), t) in delta {
+        let day = day.to_string();
+        let mut q = kpi_cell::Entity::find_by_id((code.clone(), day.clone()));
+        if txn.get_database_backend() == DbBackend::Postgres {
+            q = q.lock_exclusive();
+        }
+        match q.one(txn).await? {
+            Some(cell) => {
+                let mut tally: Tally = serde_json::from_str(&cell.tally)
+                    .map_err(|e| DbErr::Custom(format!("tally of {code} on {day}: {e}")))?;
+                tally.add(&t, 1);
+                let mut am = cell.clone().into_active_model();
+                am.net_open = Set(cell.net_open + t.created - t.ended);
+                am.tally = Set(encode(&tally)?);
+                am.version = Set(cell.version + 1);
+                am.dirty = Set(true);
+                am.update(txn).await?;
+            }
+            None => {
+                kpi_cell::Model {
+                    jurisdiction: code,
+                    day,
+                    net_open: t.created - t.ended,
+                    tally: encode(&t)?,
+                    version: 1,
+                    dirty: true,
+                }
+                .into_active_model()
+                .reset_all()
+                .insert(txn)
+                .await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn encode(t: &Tally) -> Result<String, DbErr> {
+    serde_json::to_string(t).map_err(|e| DbErr::Custom(e.to_string()))
+}
+
+/// The case-lifecycle consumer.
+pub struct Folder {
+    pub db: DatabaseConnection,
+    pub window: Duration,
+}
+
+#[async_trait]
+impl Handler for Folder {
+    async fn handle(&self, msg: &Message) -> Result<(), HandlerError> {
+        let event = decode(msg)?;
+        let Payload::CaseLifecycle(pb) = &event.payload else {
+            return Err(HandlerError::Poison(format!(
+                "unexpected schema {} on case-lifecycle",
+                event.payload.schema()
+            )));
+        };
+        let v = CaseEventView::try_from(pb).map_err(|e| HandlerError::Poison(e.to_string()))?;
+        let span = tracing::info_span!("kpi_fold", case = %v.case_id, kind = v.kind.as_str(), version = v.version);
+        let _guard = span.enter();
+        let txn = self.db.begin().await.map_err(retryable)?;
+        if !dedup::first_delivery(&txn, GROUP, &event.id.to_string()).await.map_err(retryable)? {
+            return Ok(());
+        }
+        let existing = kpi_fact::Entity::find_by_id(v.case_id.to_string()).one(&txn).await.map_err(retryable)?;
+        let (old, stored_version) = match &existing {
+            Some(row) => (Some(facts_of(row)?), row.version),
+            None => (None, 0),
+        };
+        // Per-case order is guaranteed by the key; an older version seen
+        // again (a redelivery) changes nothing.
+        if v.version <= stored_version {
+            txn.commit().await.map_err(retryable)?;
+            return Ok(());
+        }
+        let mut facts = old.clone().unwrap_or_else(|| {
+            CaseFacts::opened(
+                v.case_id,
+                v.hierarchy.clone(),
+                v.category.clone(),
+                v.channel,
+                v.created_at,
+                v.due_at,
+                v.petition.clone(),
+            )
+        });
+        facts.apply(v.kind, event.occurred_at, v.status, v.satisfaction, self.window);
+        facts.due_at = v.due_at;
+        facts.accept_due_at = v.accept_due_at;
+        // Petitions of the same petitioner on the same matter meet here,
+        // whichever is folded first: a repeat or escalated petition counts
+        // against the earlier first-time ones (judged against their answer).
+        let mut others_changed = Vec::new();
+        if v.kind == CaseEventKind::Created {
+            if let Some(p) = v.petition.as_ref() {
+                let same = kpi_fact::Entity::find()
+                    .filter(kpi_fact::Column::PetitionerKey.eq(p.petitioner_key.as_str()))
+                    .filter(kpi_fact::Column::MatterKey.eq(p.matter_key.as_str()))
+                    .filter(kpi_fact::Column::CaseId.ne(v.case_id.to_string()))
+                    .order_by_asc(kpi_fact::Column::CaseId)
+                    .all(&txn)
+                    .await
+                    .map_err(retryable)?;
+                for row in same {
+                    let before = facts_of(&row)?;
+                    if p.class == PetitionClass::FirstTime {
+                        if before.petition.as_ref().is_some_and(|o| o.class != PetitionClass::FirstTime) {
+                            facts.note_later_petition(before.created_at, self.window);
+                        }
+                    } else {
+                        let mut after = before.clone();
+                        if after.note_later_petition(v.created_at, self.window) {
+                            others_changed.push((before, after, row.version));
+                        }
+                    }
+                }
+            }
+        }
+        store(&txn, old.as_ref(), &facts, v.version, self.window).await?;
+        for (before, after, version) in others_changed {
+            store(&txn, Some(&before), &after, version, self.window).await?;
+        }
+        txn.commit().await.map_err(retryable)?;
+        Ok(())
+    }
+}
+
+/// Makes final every pending first-contact result whose observation window
+/// has ended by `now`. Returns how many changed.
+pub async fn mature(db: &DatabaseConnection, now: DateTime<Utc>, window: Duration) -> Result<usize, HandlerError> {
+    let mut changed = 0;
+    loop {
+        let txn = db.begin().await.map_err(retryable)?;
+        let rows = kpi_fact::Entity::find()
+            .filter(kpi_fact::Column::MaturesAt.lte(now))
+            .order_by_asc(kpi_fact::Column::MaturesAt)
+            .limit(200)
+            .all(&txn)
+            .await
+            .map_err(retryable)?;
+        if rows.is_empty() {
+            return Ok(changed);
+        }
+        for row in rows {
+            let before = facts_of(&row)?;
+            let mut after = before.clone();
+            after.mature(now, window);
+            // Written even if unchanged, so matures_at is cleared and the
+            // row not picked again.
+            store(&txn, Some(&before), &after, row.version, window).await?;
+            changed += usize::from(after != before);
+        }
+        txn.commit().await.map_err(retryable)?;
+    }
+}
+
+/// Rebuilds every case's facts and the day tallies from the event history
+/// alone — the case-lifecycle messages kept in the producers' outbox, in the
+/// order they were committed — through the same fold as the live consumer,
+/// then makes final what has matured by `now`. Run it with analytics
+/// stopped. Calls `progress` with the number of events folded so far,
+/// every 10,000.
+pub async fn recompute(
+    db: &DatabaseConnection,
+    topic: &str,
+    window: Duration,
+    now: DateTime<Utc>,
+    progress: impl Fn(usize),
+) -> anyhow::Result<usize> {
+    use gridwork_storage::entity::{consumed_event, outbox};
+    kpi_fact::Entity::delete_many().exec(db).await?;
+    kpi_cell::Entity::delete_many().exec(db).await?;
+    consumed_event::Entity::delete_many().filter(consumed_event::Column::Consumer.eq(GROUP)).exec(db).await?;
+    let folder = Folder { db: db.clone(), window };
+    let (mut after, mut folded) = (0i64, 0usize);
+    loop {
+        let rows = outbox::Entity::find()
+            .filter(outbox::Column::Topic.eq(topic))
+            .filter(outbox::Column::Id.gt(after))
+            .order_by_asc(outbox::Column::Id)
+            .limit(1000)
+            .all(db)
+            .await?;
+        let Some(last) = rows.last() else { break };
+        after = last.id;
+        for row in rows {
+            let msg = Message {
+                topic: row.topic,
+                partition: 0,
+                offset: row.id,
+                key: row.msg_key,
+                payload: row.payload,
+                headers: Vec::new(),
+                timestamp: row.created_at,
+            };
+            match folder.handle(&msg).await {
+                Ok(()) => {}
+                // The live consumer sends these to the dead-letter topic; a
+                // rebuild skips them the same way.
+                Err(HandlerError::Poison(e)) => {
+                    tracing::warn!(outbox_id = row.id, error = %e, "unreadable event skipped")
+                }
+                Err(HandlerError::Retryable(e)) => anyhow::bail!("event {}: {e}", row.id),
+            }
+            folded += 1;
+            if folded % 10_000 == 0 {
+                progress(folded);
+            }
+        }
+    }
+    mature(db, now, window).await.map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    Ok(folded)
+}
