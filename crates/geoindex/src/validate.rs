@@ -1180,7 +1180,7 @@ mod tests {
             let cuts = [X, X + 0.3713 * D, X + 0.9127 * D, X + 1.5551 * D, X + 2.0 * D];
             let corner = |i: usize| {
                 let y = top(cuts[i]);
-                let alternate = if i % 2 == 0 { 1.0 } else { -1.0 };
+                let alternate = if i.is_multiple_of(2) { 1.0 } else { -1.0 };
                 let off = if i == 0 || i == cuts.len() - 1 { 0.0 } else { alternate * nudge * f64::EPSILON * y };
                 y + off
             };

@@ -235,6 +235,50 @@ pub async fn seal_legacy_matters(db: &sea_orm::DatabaseConnection, ring: &Keyrin
     seal_legacy(db, ring, report::Column::Matter, |_| None).await
 }
 
+/// Re-wraps the data key of every sealed value of `reports` (parties and
+/// matter) that is not under the keyring's current key; the ciphertext is
+/// untouched. Calls `progress` with the count so far after each page.
+pub async fn rewrap_all(
+    db: &sea_orm::DatabaseConnection,
+    ring: &Keyring,
+    progress: impl Fn(usize),
+) -> anyhow::Result<usize> {
+    use gridwork_storage::entity::report;
+    use sea_orm::sea_query::Expr;
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+    let current = format!("{PREFIX}:{}:%", ring.current());
+    let mut moved = 0usize;
+    for column in [report::Column::Parties, report::Column::Matter] {
+        let mut after = String::new();
+        loop {
+            let rows: Vec<(String, Option<String>)> = report::Entity::find()
+                .select_only()
+                .column(report::Column::Id)
+                .column(column)
+                .filter(report::Column::Id.gt(after.as_str()))
+                .filter(column.like(format!("{PREFIX}:%")))
+                .filter(column.not_like(current.as_str()))
+                .order_by_asc(report::Column::Id)
+                .limit(1000)
+                .into_tuple()
+                .all(db)
+                .await?;
+            let Some((last, _)) = rows.last() else { break };
+            after = last.clone();
+            for (id, sealed) in rows {
+                report::Entity::update_many()
+                    .col_expr(column, Expr::value(ring.rewrap(&sealed.unwrap_or_default())?))
+                    .filter(report::Column::Id.eq(id.as_str()))
+                    .exec(db)
+                    .await?;
+                moved += 1;
+            }
+            progress(moved);
+        }
+    }
+    Ok(moved)
+}
+
 /// Seals every plaintext value of a `reports` column, bound to its report,
 /// also setting the integer column `also` returns for the plaintext.
 async fn seal_legacy(

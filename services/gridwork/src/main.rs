@@ -376,41 +376,15 @@ async fn pii_command(cli: &Cli, command: &PiiCommand) -> anyhow::Result<()> {
             println!("{}", ring.current());
         }
         PiiCommand::Rewrap { data_dir } => {
-            use gridwork_storage::entity::report;
-            use sea_orm::sea_query::Expr;
-            use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
             let config = load(cli.config.as_ref(), data_dir.as_ref(), None)?;
             let ring = Keyring::load_or_create(std::path::Path::new(&config.petition.keyring_file))?;
             let db = gridwork_storage::connect(&config.database.url, config.database.pool_size).await?;
             gridwork_storage::ensure_schema_current(&db).await?;
-            let current = format!("gwpii1:{}:%", ring.current());
-            let (mut moved, mut after) = (0usize, String::new());
-            loop {
-                let rows: Vec<(String, String)> = report::Entity::find()
-                    .select_only()
-                    .column(report::Column::Id)
-                    .column(report::Column::Parties)
-                    .filter(report::Column::Id.gt(after.as_str()))
-                    .filter(report::Column::Parties.like("gwpii1:%"))
-                    .filter(report::Column::Parties.not_like(current.as_str()))
-                    .order_by_asc(report::Column::Id)
-                    .limit(1000)
-                    .into_tuple()
-                    .all(&db)
-                    .await?;
-                let Some((last, _)) = rows.last() else { break };
-                after = last.clone();
-                for (id, sealed) in rows {
-                    report::Entity::update_many()
-                        .col_expr(report::Column::Parties, Expr::value(ring.rewrap(&sealed)?))
-                        .filter(report::Column::Id.eq(id.as_str()))
-                        .exec(&db)
-                        .await?;
-                    moved += 1;
-                }
-                eprintln!("pii: {moved} reports re-wrapped so far");
-            }
-            println!("pii: {moved} reports re-wrapped to key {}", ring.current());
+            let moved = gridwork_platform::pii::rewrap_all(&db, &ring, |n| {
+                eprintln!("pii: {n} values re-wrapped so far");
+            })
+            .await?;
+            println!("pii: {moved} values (parties and matters) re-wrapped to key {}", ring.current());
         }
     }
     Ok(())

@@ -15,12 +15,14 @@ use uuid::Uuid;
 const NAME: &str = "李四";
 const PHONE: &str = "13900000000";
 const ID_NUMBER: &str = "371002198001011234";
+const MATTER: &str = "李四家宅基地边界纠纷";
 
 async fn petition_case(app: &TestApp) -> (String, String) {
     let (lat, lon) = app.demo.demo_point;
     let rid = Uuid::new_v4().to_string();
     let mut body = report(&rid, lat, lon, "petition.land_acquisition");
     body["parties"] = json!([{"name": NAME, "phone": PHONE, "id_number": ID_NUMBER}]);
+    body["matter"] = json!(MATTER);
     assert_eq!(app.post(&app.worker(), "/v1/reports", &body).await.0, 201);
     let d = app.dispatcher();
     let case = eventually("the petition's case", || async {
@@ -48,6 +50,8 @@ async fn parties_are_sealed_masked_and_read_only_with_an_audited_reason() {
     assert!(row.parties.starts_with("gwpii1:k1:"), "{}", row.parties);
     assert!(!row.parties.contains(NAME) && !row.parties.contains(PHONE) && !row.parties.contains(ID_NUMBER));
     assert_eq!(row.party_count, 1);
+    let matter = row.matter.clone().unwrap();
+    assert!(matter.starts_with("gwpii1:k1:") && !matter.contains("宅基地"), "the matter is sealed too: {matter}");
 
     // The case detail shows them masked.
     let d = app.dispatcher();
@@ -110,7 +114,11 @@ async fn parties_are_sealed_masked_and_read_only_with_an_audited_reason() {
     let plain = serde_json::to_string(&json!([{"name": NAME, "phone": PHONE, "id_number": ID_NUMBER}])).unwrap();
     let db = gridwork_storage::connect(&cfg.database.url, 1).await.unwrap();
     report_row::Entity::update_many()
-        .set(report_row::ActiveModel { parties: Set(plain), ..Default::default() })
+        .set(report_row::ActiveModel {
+            parties: Set(plain),
+            matter: Set(Some(MATTER.to_owned())),
+            ..Default::default()
+        })
         .filter(report_row::Column::Id.eq(rid.as_str()))
         .exec(&db)
         .await
@@ -121,6 +129,8 @@ async fn parties_are_sealed_masked_and_read_only_with_an_audited_reason() {
     assert!(row.parties.starts_with("gwpii1:") && !row.parties.contains(NAME));
     let (s, shown) = app.post(&app.dispatcher(), &path, &why).await;
     assert_eq!((s, shown["reports"][0]["parties"][0]["name"].as_str()), (200, Some(NAME)));
+    assert!(row.matter.as_deref().is_some_and(|m| m.starts_with("gwpii1:")), "the legacy matter sealed too");
+    assert_eq!(shown["reports"][0]["matter"], MATTER);
     app.shutdown().await;
 
     // Rotation: a new current key; re-wrapping moves stored data to it and
@@ -140,6 +150,7 @@ async fn parties_are_sealed_masked_and_read_only_with_an_audited_reason() {
     let app = common::spawn_with(cfg).await;
     let row = report_row::Entity::find_by_id(rid.clone()).one(&app.ctx.db).await.unwrap().unwrap();
     assert!(row.parties.starts_with("gwpii1:k2:"), "{}", row.parties);
+    assert!(row.matter.as_deref().is_some_and(|m| m.starts_with("gwpii1:k2:")), "{:?}", row.matter);
     let (s, shown) = app.post(&app.dispatcher(), &path, &why).await;
     assert_eq!((s, shown["reports"][0]["parties"][0]["phone"].as_str()), (200, Some(PHONE)));
     app.shutdown().await;
