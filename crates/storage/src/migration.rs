@@ -664,7 +664,9 @@ mod m20261122_000006_kpi_cells {
             m.create_index(index("kpi_cells", "ix_kpi_cells_dirty", &["dirty"], false)).await?;
             let mut matures = ts_null("matures_at");
             m.alter_table(Table::alter().table(a("kpi_case_facts")).add_column(&mut matures).to_owned()).await?;
-            m.create_index(index("kpi_case_facts", "ix_kpi_matures", &["matures_at"], false)).await
+            m.create_index(index("kpi_case_facts", "ix_kpi_matures", &["matures_at"], false)).await?;
+            // Ledgers read a jurisdiction's cases by creation time.
+            m.create_index(index("kpi_case_facts", "ix_kpi_created", &["created_at"], false)).await
         }
 
         async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {

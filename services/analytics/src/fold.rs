@@ -24,7 +24,8 @@ pub(crate) fn facts_of(row: &kpi_fact::Model) -> Result<CaseFacts, HandlerError>
         .map_err(|e| HandlerError::Retryable(format!("stored facts of {}: {e}", row.case_id)))
 }
 
-fn row_of(f: &CaseFacts, version: i64, window: Duration) -> Result<kpi_fact::Model, HandlerError> {
+/// The stored row of a case's facts.
+pub fn row_of(f: &CaseFacts, version: i64, window: Duration) -> Result<kpi_fact::Model, HandlerError> {
     Ok(kpi_fact::Model {
         case_id: f.case_id.to_string(),
         place: f.hierarchy.finest().to_owned(),

@@ -401,7 +401,10 @@ impl CasePages {
         let mut q = kpi_fact::Entity::find()
             .select_only()
             .columns([kpi_fact::Column::CaseId, kpi_fact::Column::CreatedAt, kpi_fact::Column::Facts])
-            .filter(kpi_fact::Column::Place.starts_with(&self.prefix))
+            // Codes are digits: [prefix, prefix + ":") is every code under
+            // it, and a range can use an index where LIKE cannot.
+            .filter(kpi_fact::Column::Place.gte(self.prefix.as_str()))
+            .filter(kpi_fact::Column::Place.lt(format!("{}:", self.prefix)))
             .filter(kpi_fact::Column::CreatedAt.gte(self.start))
             .filter(kpi_fact::Column::CreatedAt.lt(self.end));
         if let Some((at, id)) = &self.after {

@@ -29,10 +29,11 @@ pub async fn tallies<C: ConnectionTrait>(
 ) -> Result<(BTreeMap<NaiveDate, Tally>, i64), ApiError> {
     let level = codes::level_of(jurisdiction).map_err(|e| ApiError::internal(&e))?;
     if level == Level::Grid {
-        let prefix = codes::significant_prefix(jurisdiction).map_err(|e| ApiError::internal(&e))?;
         let end = day_start(to)? + Duration::days(1);
+        // A grid case's place is its grid code: equality uses the
+        // (place, created_at) index, where LIKE 'code%' would not.
         let rows = kpi_fact::Entity::find()
-            .filter(kpi_fact::Column::Place.starts_with(prefix))
+            .filter(kpi_fact::Column::Place.eq(jurisdiction))
             .filter(kpi_fact::Column::CreatedAt.lt(end))
             .all(db)
             .await

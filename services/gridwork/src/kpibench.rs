@@ -363,17 +363,7 @@ impl Sink {
     }
 
     fn fact(&mut self, f: &CaseFacts, window: Duration) -> anyhow::Result<()> {
-        let row = kpi_fact::Model {
-            case_id: f.case_id.to_string(),
-            place: f.hierarchy.finest().to_owned(),
-            created_at: f.created_at,
-            closed_at: f.closed_at,
-            petitioner_key: f.petition.as_ref().map(|p| p.petitioner_key.clone()),
-            matter_key: f.petition.as_ref().map(|p| p.matter_key.clone()),
-            version: 1,
-            facts: serde_json::to_string(f)?,
-            matures_at: f.matures_at(window),
-        };
+        let row = gridwork_analytics::fold::row_of(f, 1, window).map_err(|e| anyhow::anyhow!("{e:?}"))?;
         self.facts.push(row.into_active_model().reset_all());
         self.fact_rows += 1;
         if self.facts.len() == FACTS_PER_INSERT {
