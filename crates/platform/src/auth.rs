@@ -107,6 +107,11 @@ impl Issuer {
     }
 
     pub fn issue_with(&self, actor: &Actor, ttl_secs: i64) -> Result<(String, i64), KeyError> {
+        self.issue_with_jti(actor, ttl_secs).map(|(t, ttl, _)| (t, ttl))
+    }
+
+    /// A token for `actor` with its lifetime and its id (`jti`).
+    pub fn issue_with_jti(&self, actor: &Actor, ttl_secs: i64) -> Result<(String, i64, String), KeyError> {
         let now = Utc::now().timestamp();
         let claims = Claims {
             sub: actor.id.clone(),
@@ -124,7 +129,12 @@ impl Issuer {
         header.kid = Some(self.kid.clone());
         let token =
             jsonwebtoken::encode(&header, &claims, &self.encoding).map_err(|e| KeyError::Invalid(e.to_string()))?;
-        Ok((token, ttl_secs))
+        Ok((token, ttl_secs, claims.jti))
+    }
+
+    /// The configured lifetime of access tokens, in seconds.
+    pub fn ttl_secs(&self) -> i64 {
+        self.ttl_secs
     }
 
     /// The public key as a JWKS document.
@@ -148,22 +158,71 @@ impl Issuer {
     }
 }
 
-/// Checks tokens.
+/// The one algorithm accepted from an external identity provider.
+pub fn pinned_algorithm(name: &str) -> Option<Algorithm> {
+    match name {
+        "RS256" => Some(Algorithm::RS256),
+        "ES256" => Some(Algorithm::ES256),
+        "EdDSA" => Some(Algorithm::EdDSA),
+        _ => None,
+    }
+}
+
+type Keys = Arc<std::sync::RwLock<HashMap<String, DecodingKey>>>;
+
+/// An issuer whose tokens are accepted: its name and audience, the one
+/// algorithm it signs with, and its keys by `kid`.
 #[derive(Clone)]
-pub struct Verifier {
-    keys: Arc<HashMap<String, DecodingKey>>,
+struct Trust {
+    alg: Algorithm,
+    keys: Keys,
     validation: Validation,
 }
 
-impl Verifier {
-    pub fn new(keys: HashMap<String, DecodingKey>, issuer: &str, audience: &str, leeway_secs: u64) -> Self {
-        let mut v = Validation::new(Algorithm::EdDSA);
+impl Trust {
+    fn new(keys: Keys, alg: Algorithm, issuer: &str, audience: &str, leeway_secs: u64) -> Self {
+        let mut v = Validation::new(alg);
         v.set_issuer(&[issuer]);
         v.set_audience(&[audience]);
         v.leeway = leeway_secs;
         v.validate_nbf = true;
         v.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
-        Verifier { keys: Arc::new(keys), validation: v }
+        Trust { alg, keys, validation: v }
+    }
+
+    fn key(&self, kid: &str) -> Option<DecodingKey> {
+        self.keys.read().ok().and_then(|k| k.get(kid).cloned())
+    }
+}
+
+/// Checks tokens: gridwork's own (EdDSA) and, if configured, an external
+/// identity provider's, each with its own issuer, audience and pinned
+/// algorithm; the key is chosen by `kid`.
+#[derive(Clone)]
+pub struct Verifier {
+    trusts: Arc<Vec<Trust>>,
+    /// Woken by a token whose `kid` no trusted issuer has (yet): the JWKS
+    /// refresher fetches early, so a rotated key is picked up at once.
+    unknown_kid: Arc<tokio::sync::Notify>,
+}
+
+impl Verifier {
+    pub fn new(keys: HashMap<String, DecodingKey>, issuer: &str, audience: &str, leeway_secs: u64) -> Self {
+        let keys = Arc::new(std::sync::RwLock::new(keys));
+        Verifier {
+            trusts: Arc::new(vec![Trust::new(keys, Algorithm::EdDSA, issuer, audience, leeway_secs)]),
+            unknown_kid: Arc::new(tokio::sync::Notify::new()),
+        }
+    }
+
+    /// Also accepts an external provider's tokens, with the keys `external`
+    /// holds (see [`JwksRefresher`]).
+    pub fn with_external(mut self, external: &ExternalKeys, leeway_secs: u64) -> Self {
+        let mut trusts = (*self.trusts).clone();
+        trusts.push(Trust::new(external.keys.clone(), external.alg, &external.issuer, &external.audience, leeway_secs));
+        self.trusts = Arc::new(trusts);
+        self.unknown_kid = external.unknown_kid.clone();
+        self
     }
 
     /// The caller a token stands for.
@@ -173,17 +232,20 @@ impl Verifier {
 
     /// The caller and the token's id and expiry.
     pub fn verify_token(&self, token: &str) -> Result<(Actor, TokenInfo), ApiError> {
+        // `alg: none` and unknown algorithms do not even parse.
         let header = jsonwebtoken::decode_header(token)
             .map_err(|_| ApiError::unauthorized("invalid_token", "the bearer token is not a JWT"))?;
-        if header.alg != Algorithm::EdDSA {
+        let kid = header.kid.ok_or_else(|| ApiError::unauthorized("invalid_token", "token has no kid"))?;
+        let Some((trust, key)) = self.trusts.iter().find_map(|t| t.key(&kid).map(|k| (t, k))) else {
+            self.unknown_kid.notify_one();
+            return Err(ApiError::unauthorized("unknown_key", "token signed with an unknown key"));
+        };
+        // The algorithm is the issuer's, never the token's: an HS256 token
+        // "signed" with a public key is refused here.
+        if header.alg != trust.alg {
             return Err(ApiError::unauthorized("invalid_token", "token algorithm not accepted"));
         }
-        let kid = header.kid.ok_or_else(|| ApiError::unauthorized("invalid_token", "token has no kid"))?;
-        let key = self
-            .keys
-            .get(&kid)
-            .ok_or_else(|| ApiError::unauthorized("unknown_key", "token signed with an unknown key"))?;
-        let data = jsonwebtoken::decode::<Claims>(token, key, &self.validation).map_err(|e| {
+        let data = jsonwebtoken::decode::<Claims>(token, &key, &trust.validation).map_err(|e| {
             use jsonwebtoken::errors::ErrorKind as K;
             match e.kind() {
                 K::ExpiredSignature => ApiError::unauthorized("token_expired", "the token has expired"),
@@ -203,6 +265,125 @@ impl Verifier {
             expires_at: chrono::DateTime::from_timestamp(data.claims.exp, 0).unwrap_or_else(Utc::now),
         };
         Ok((Actor { id: data.claims.sub, role, scope: data.claims.scope, channel: data.claims.channel }, info))
+    }
+}
+
+/// The keys of an external identity provider, as its JWKS last said.
+#[derive(Clone)]
+pub struct ExternalKeys {
+    pub issuer: String,
+    pub audience: String,
+    pub alg: Algorithm,
+    keys: Keys,
+    unknown_kid: Arc<tokio::sync::Notify>,
+}
+
+/// Reads a JWKS document: the keys usable with `alg`, by `kid`. Keys for
+/// another algorithm, or without a `kid`, are left out.
+pub fn keys_from_jwks(json: &str, alg: Algorithm) -> Result<HashMap<String, DecodingKey>, String> {
+    let set: jsonwebtoken::jwk::JwkSet = serde_json::from_str(json).map_err(|e| format!("not a JWKS: {e}"))?;
+    let mut out = HashMap::new();
+    for jwk in &set.keys {
+        let Some(kid) = jwk.common.key_id.clone() else { continue };
+        if let Some(a) = jwk.common.key_algorithm {
+            if a.to_string() != format!("{alg:?}") {
+                continue;
+            }
+        }
+        let fits = matches!(
+            (&jwk.algorithm, alg),
+            (jsonwebtoken::jwk::AlgorithmParameters::RSA(_), Algorithm::RS256)
+                | (jsonwebtoken::jwk::AlgorithmParameters::EllipticCurve(_), Algorithm::ES256)
+                | (jsonwebtoken::jwk::AlgorithmParameters::OctetKeyPair(_), Algorithm::EdDSA)
+        );
+        if !fits {
+            continue;
+        }
+        let key = DecodingKey::from_jwk(jwk).map_err(|e| format!("key {kid}: {e}"))?;
+        out.insert(kid, key);
+    }
+    Ok(out)
+}
+
+/// Keeps an external provider's keys current: fetches its JWKS every
+/// `every`, and early when a token names an unknown `kid` (at most every
+/// 10 s). A failed fetch keeps the keys it had.
+pub struct JwksRefresher {
+    url: String,
+    http: reqwest::Client,
+    every: std::time::Duration,
+    external: ExternalKeys,
+}
+
+impl JwksRefresher {
+    /// Fetches the JWKS once (start-up fails if it cannot) and returns the
+    /// keys with the refresher that keeps them current.
+    pub async fn start(
+        url: &str,
+        issuer: &str,
+        audience: &str,
+        alg: Algorithm,
+        every: std::time::Duration,
+    ) -> anyhow::Result<(ExternalKeys, Self)> {
+        let external = ExternalKeys {
+            issuer: issuer.to_owned(),
+            audience: audience.to_owned(),
+            alg,
+            keys: Arc::new(std::sync::RwLock::new(HashMap::new())),
+            unknown_kid: Arc::new(tokio::sync::Notify::new()),
+        };
+        let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(10)).build()?;
+        let me = JwksRefresher { url: url.to_owned(), http, every, external: external.clone() };
+        let n = me.fetch().await.map_err(|e| anyhow::anyhow!("external identity provider's JWKS {url}: {e}"))?;
+        tracing::info!(url, keys = n, "external identity provider's keys loaded");
+        Ok((external, me))
+    }
+
+    async fn fetch(&self) -> Result<usize, String> {
+        let text = if let Some(path) = self.url.strip_prefix("file://") {
+            tokio::fs::read_to_string(path).await.map_err(|e| e.to_string())?
+        } else {
+            let r = self.http.get(&self.url).send().await.map_err(|e| e.to_string())?;
+            if !r.status().is_success() {
+                return Err(format!("HTTP {}", r.status()));
+            }
+            r.text().await.map_err(|e| e.to_string())?
+        };
+        let keys = keys_from_jwks(&text, self.external.alg)?;
+        if keys.is_empty() {
+            return Err(format!("no {:?} key with a kid", self.external.alg));
+        }
+        let n = keys.len();
+        if let Ok(mut k) = self.external.keys.write() {
+            *k = keys;
+        }
+        Ok(n)
+    }
+
+    /// Runs until `shutdown`.
+    pub async fn run(self, shutdown: tokio_util::sync::CancellationToken) {
+        let mut last = std::time::Instant::now();
+        loop {
+            let early = self.external.unknown_kid.clone();
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(self.every) => {}
+                _ = early.notified() => {
+                    // A burst of unknown kids fetches at most every 10 s.
+                    let since = last.elapsed();
+                    if since < std::time::Duration::from_secs(10) {
+                        tokio::time::sleep(std::time::Duration::from_secs(10) - since).await;
+                    }
+                }
+            }
+            last = std::time::Instant::now();
+            match self.fetch().await {
+                Ok(n) => tracing::debug!(url = %self.url, keys = n, "external JWKS refreshed"),
+                Err(e) => {
+                    tracing::warn!(url = %self.url, error = %e, "external JWKS not refreshed; keeping the keys we had")
+                }
+            }
+        }
     }
 }
 

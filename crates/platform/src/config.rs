@@ -82,6 +82,19 @@ pub struct Auth {
     pub token_ttl_secs: u64,
     /// Clock skew tolerated on exp/nbf, in seconds.
     pub leeway_secs: u64,
+    /// Lifetime of refresh tokens in seconds; each is spent on use.
+    pub refresh_ttl_secs: u64,
+    /// An external identity provider's JWKS (`https://…`, `http://…` or
+    /// `file://…`); empty: only gridwork's own tokens are accepted.
+    pub external_jwks_url: String,
+    /// The external provider's `iss` and the `aud` it issues for gridwork.
+    pub external_issuer: String,
+    pub external_audience: String,
+    /// The one algorithm accepted from it: RS256, ES256 or EdDSA.
+    pub external_algorithm: String,
+    /// How often its JWKS is fetched again (keys rotate without downtime:
+    /// a token with a new `kid` also triggers an early fetch).
+    pub jwks_refresh_secs: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -216,6 +229,12 @@ impl Default for Auth {
             signing_key_file: String::new(),
             token_ttl_secs: 12 * 3600,
             leeway_secs: 30,
+            refresh_ttl_secs: 30 * 24 * 3600,
+            external_jwks_url: String::new(),
+            external_issuer: String::new(),
+            external_audience: String::new(),
+            external_algorithm: "RS256".into(),
+            jwks_refresh_secs: 300,
         }
     }
 }
@@ -347,6 +366,27 @@ impl Config {
         }
         if self.auth.issuer.is_empty() || self.auth.audience.is_empty() {
             return Err(invalid("auth", "issuer and audience must not be empty"));
+        }
+        if !self.auth.external_jwks_url.is_empty() {
+            let scheme = self.auth.external_jwks_url.split("://").next().unwrap_or_default();
+            if !matches!(scheme, "https" | "http" | "file") || !self.auth.external_jwks_url.contains("://") {
+                return Err(invalid("auth.external_jwks_url", "must be an https://, http:// or file:// URL"));
+            }
+            if self.auth.external_issuer.is_empty() || self.auth.external_audience.is_empty() {
+                return Err(invalid(
+                    "auth.external_issuer",
+                    "auth.external_issuer and auth.external_audience are required with auth.external_jwks_url",
+                ));
+            }
+            if crate::auth::pinned_algorithm(&self.auth.external_algorithm).is_none() {
+                return Err(invalid("auth.external_algorithm", "must be RS256, ES256 or EdDSA"));
+            }
+            if self.auth.jwks_refresh_secs < 10 {
+                return Err(invalid("auth.jwks_refresh_secs", "must be at least 10"));
+            }
+        }
+        if self.auth.refresh_ttl_secs < 60 {
+            return Err(invalid("auth.refresh_ttl_secs", "must be at least 60"));
         }
         if self.auth.token_ttl_secs < 60 {
             return Err(invalid("auth.token_ttl_secs", "must be at least 60"));

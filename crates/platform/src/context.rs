@@ -89,7 +89,23 @@ impl Context {
             &config.auth.audience,
             config.auth.token_ttl_secs,
         )?;
-        let verifier = issuer.verifier(config.auth.leeway_secs);
+        let mut verifier = issuer.verifier(config.auth.leeway_secs);
+        if !config.auth.external_jwks_url.is_empty() {
+            let alg = crate::auth::pinned_algorithm(&config.auth.external_algorithm)
+                .ok_or_else(|| anyhow::anyhow!("auth.external_algorithm must be RS256, ES256 or EdDSA"))?;
+            let (external, refresher) = crate::auth::JwksRefresher::start(
+                &config.auth.external_jwks_url,
+                &config.auth.external_issuer,
+                &config.auth.external_audience,
+                alg,
+                std::time::Duration::from_secs(config.auth.jwks_refresh_secs),
+            )
+            .await?;
+            verifier = verifier.with_external(&external, config.auth.leeway_secs);
+            // Lives as long as the process: keys must stay current for
+            // every request, up to the last one of a drain.
+            tokio::spawn(refresher.run(tokio_util::sync::CancellationToken::new()));
+        }
         let metrics = Metrics::new()?;
         let fanout = crate::fanout::Fanout::connect(
             &config.cache.url,

@@ -359,6 +359,30 @@ pub mod kpi_cell {
     no_relations!();
 }
 
+pub mod refresh_token {
+    //! Refresh tokens (hashed), each spent on use, grouped in families.
+    use sea_orm::entity::prelude::*;
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "refresh_tokens")]
+    pub struct Model {
+        /// SHA-256 (hex) of the token; the token itself is never stored.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub token_hash: String,
+        /// Every token descended from one sign-in.
+        pub family: String,
+        pub user_id: String,
+        pub issued_at: DateTimeUtc,
+        pub expires_at: DateTimeUtc,
+        /// Spent: exchanged for a new pair.
+        pub used_at: Option<DateTimeUtc>,
+        pub revoked_at: Option<DateTimeUtc>,
+        /// The access token issued with it (revoked with the family).
+        pub access_jti: String,
+        pub access_expires_at: DateTimeUtc,
+    }
+    no_relations!();
+}
+
 pub mod revoked_token {
     //! Tokens revoked before their expiry (the truth behind the cache's fast path).
     use sea_orm::entity::prelude::*;

@@ -14,6 +14,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000004_queues::Migration),
             Box::new(m20261122_000005_pii::Migration),
             Box::new(m20261122_000006_kpi_cells::Migration),
+            Box::new(m20261122_000007_refresh_tokens::Migration),
         ]
     }
 }
@@ -672,6 +673,47 @@ mod m20261122_000006_kpi_cells {
         async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
             m.drop_table(Table::drop().table(a("kpi_cells")).if_exists().to_owned()).await?;
             m.alter_table(Table::alter().table(a("kpi_case_facts")).drop_column(a("matures_at")).to_owned()).await
+        }
+    }
+}
+
+/// Refresh tokens, stored hashed: each is spent on use; a family is every
+/// token descended from one sign-in, revoked whole when a spent one is used
+/// again.
+mod m20261122_000007_refresh_tokens {
+    use super::*;
+
+    pub struct Migration;
+
+    impl MigrationName for Migration {
+        fn name(&self) -> &str {
+            "m20261122_000007_refresh_tokens"
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for Migration {
+        async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+            m.create_table(table(
+                "refresh_tokens",
+                vec![
+                    text_pk("token_hash"),
+                    text("family"),
+                    text("user_id"),
+                    ts("issued_at"),
+                    ts("expires_at"),
+                    ts_null("used_at"),
+                    ts_null("revoked_at"),
+                    text("access_jti"),
+                    ts("access_expires_at"),
+                ],
+            ))
+            .await?;
+            m.create_index(index("refresh_tokens", "ix_refresh_family", &["family"], false)).await
+        }
+
+        async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+            m.drop_table(Table::drop().table(a("refresh_tokens")).if_exists().to_owned()).await
         }
     }
 }

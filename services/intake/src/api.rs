@@ -1,13 +1,12 @@
 //! intake's HTTP API: reports from phones, the reporter's own view, tokens.
 
 use actix_web::{web, HttpResponse};
-use argon2::{Argon2, PasswordHash, PasswordVerifier};
 use chrono::{DateTime, Duration, SubsecRound, Utc};
 use gridwork_domain::auth::{Actor, Role};
 use gridwork_domain::report::{Crs, Location, NewReport, Party, ReportStatus, Urgency, ValidationError};
 use gridwork_events::{pb, Event, Payload};
 use gridwork_platform::auth::Caller;
-use gridwork_storage::entity::{report, report_event, user};
+use gridwork_storage::entity::{report, report_event};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -403,43 +402,6 @@ pub async fn my_reports(
         .collect();
     let next_before = if items.len() as u64 == limit { items.last().map(|r| r.received_at) } else { None };
     Ok(HttpResponse::Ok().json(serde_json::json!({"items": items, "next_before": next_before})))
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TokenIn {
-    pub username: String,
-    pub password: String,
-}
-
-/// Exchanges a username and password for a token (embedded issuer).
-pub async fn token(state: web::Data<State>, body: web::Json<TokenIn>) -> Result<HttpResponse, IntakeError> {
-    let u = user::Entity::find().filter(user::Column::Username.eq(body.username.as_str())).one(&state.db).await?;
-    let password = body.password.clone();
-    // Verify even for unknown users, so timing does not reveal which exist.
-    let hash = u.as_ref().map(|u| u.password_hash.clone()).unwrap_or_else(|| state.dummy_hash.clone());
-    let ok = web::block(move || {
-        PasswordHash::new(&hash)
-            .map(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
-            .unwrap_or(false)
-    })
-    .await
-    .map_err(|e| IntakeError::Internal(e.to_string()))?;
-    let u = match (u, ok) {
-        (Some(u), true) => u,
-        _ => return Err(IntakeError::BadCredentials),
-    };
-    let role: Role = u.role.parse().map_err(IntakeError::Internal)?;
-    let actor = Actor { id: u.id.clone(), role, scope: u.scope.clone(), channel: u.channel.clone() };
-    let (token, ttl) = state.issuer.issue(&actor).map_err(|e| IntakeError::Internal(e.to_string()))?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({
-        "access_token": token,
-        "token_type": "Bearer",
-        "expires_in": ttl,
-        "user_id": u.id,
-        "role": u.role,
-        "scope": u.scope,
-    })))
 }
 
 /// Revokes the token this request presents (log out). Other replicas refuse

@@ -23,6 +23,7 @@ pub mod api;
 pub mod batch;
 mod consumer;
 pub mod error;
+pub mod tokens;
 
 pub const PRODUCER: &str = "intake";
 
@@ -50,7 +51,7 @@ pub fn routes(state: web::Data<State>) -> Routes {
             .route("/v1/reports", web::post().to(api::submit))
             .route("/v1/reports/{id}", web::get().to(api::get_report))
             .route("/v1/me/reports", web::get().to(api::my_reports))
-            .route("/v1/auth/token", web::post().to(api::token))
+            .route("/v1/auth/token", web::post().to(tokens::token))
             .route("/v1/auth/revoke", web::post().to(api::revoke))
             .route("/.well-known/jwks.json", web::get().to(api::jwks));
     })

@@ -1,0 +1,241 @@
+//! Identity: every token attack refused over HTTP; an external identity
+//! provider's keys from its JWKS, rotated without downtime; refresh tokens
+//! rotated on use, and a spent one used again revokes its family.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine;
+use chrono::Utc;
+use common::{eventually, TestApp};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use ring::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
+use serde_json::{json, Value};
+
+fn claims(app: &TestApp, iss: &str, aud: &str, nbf_in: i64, exp_in: i64) -> Value {
+    let now = Utc::now().timestamp();
+    json!({
+        "sub": "worker-1", "role": "grid_worker", "scope": app.demo.demo_grid,
+        "iss": iss, "aud": aud, "iat": now, "nbf": now + nbf_in, "exp": now + exp_in,
+        "jti": uuid::Uuid::new_v4().to_string(),
+    })
+}
+
+fn sign(alg: Algorithm, kid: &str, key: &EncodingKey, claims: &Value) -> String {
+    let mut h = Header::new(alg);
+    h.kid = Some(kid.to_owned());
+    jsonwebtoken::encode(&h, claims, key).unwrap()
+}
+
+async fn status_of(app: &TestApp, token: &str) -> (u16, String) {
+    let (s, v) = app.get(token, "/v1/me/reports").await;
+    (s, v["code"].as_str().unwrap_or_default().to_owned())
+}
+
+#[actix_web::test]
+async fn every_token_attack_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = common::config(dir.path());
+    let app = common::spawn_with(cfg.clone()).await;
+    let pkcs8 = STANDARD.decode(std::fs::read_to_string(&cfg.auth.signing_key_file).unwrap().trim()).unwrap();
+    let real = EncodingKey::from_ed_der(&pkcs8);
+    let kid = app.ctx.issuer.kid().to_owned();
+    let (iss, aud) = (cfg.auth.issuer.clone(), cfg.auth.audience.clone());
+
+    let good = sign(Algorithm::EdDSA, &kid, &real, &claims(&app, &iss, &aud, 0, 600));
+    assert_eq!(status_of(&app, &good).await, (200, String::new()), "the control token works");
+
+    // alg=none, with the real kid and no signature.
+    let payload = good.split('.').nth(1).unwrap();
+    let none =
+        format!("{}.{payload}.", URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"none","typ":"JWT","kid":"{kid}"}}"#)));
+    // HS256 "signed" with the public key (as published in the JWKS).
+    let jwks = app.get("", "/.well-known/jwks.json").await.1;
+    let x = jwks["keys"][0]["x"].as_str().unwrap().to_owned();
+    let public = URL_SAFE_NO_PAD.decode(&x).unwrap();
+    let hs_raw = sign(Algorithm::HS256, &kid, &EncodingKey::from_secret(&public), &claims(&app, &iss, &aud, 0, 600));
+    let hs_text =
+        sign(Algorithm::HS256, &kid, &EncodingKey::from_secret(x.as_bytes()), &claims(&app, &iss, &aud, 0, 600));
+    // Tampered payload: a grid worker made admin, signature kept.
+    let mut parts: Vec<String> = good.split('.').map(str::to_owned).collect();
+    let mut c: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(&parts[1]).unwrap()).unwrap();
+    c["role"] = json!("admin");
+    parts[1] = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&c).unwrap());
+    let tampered = parts.join(".");
+    // Another key under the real kid, and the real key under an unknown kid.
+    let other =
+        EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &ring::rand::SystemRandom::new()).unwrap();
+    let forged =
+        sign(Algorithm::ES256, &kid, &EncodingKey::from_ec_der(other.as_ref()), &claims(&app, &iss, &aud, 0, 600));
+    let leeway = cfg.auth.leeway_secs as i64;
+    for (what, token, code) in [
+        ("alg=none", none, "invalid_token"),
+        ("HS256 keyed with the raw public key", hs_raw, "invalid_token"),
+        ("HS256 keyed with the JWKS x", hs_text, "invalid_token"),
+        ("tampered payload", tampered, "invalid_token"),
+        ("another key and algorithm under our kid", forged, "invalid_token"),
+        (
+            "expired",
+            sign(Algorithm::EdDSA, &kid, &real, &claims(&app, &iss, &aud, -7200, -leeway - 60)),
+            "token_expired",
+        ),
+        (
+            "not yet valid",
+            sign(Algorithm::EdDSA, &kid, &real, &claims(&app, &iss, &aud, leeway + 600, 7200)),
+            "token_not_yet_valid",
+        ),
+        (
+            "wrong audience",
+            sign(Algorithm::EdDSA, &kid, &real, &claims(&app, &iss, "someone-else", 0, 600)),
+            "invalid_token",
+        ),
+        ("wrong issuer", sign(Algorithm::EdDSA, &kid, &real, &claims(&app, "evil", &aud, 0, 600)), "invalid_token"),
+        ("unknown kid", sign(Algorithm::EdDSA, "not-a-key", &real, &claims(&app, &iss, &aud, 0, 600)), "unknown_key"),
+        ("garbage", "not.a.jwt".to_owned(), "invalid_token"),
+    ] {
+        assert_eq!(status_of(&app, &token).await, (401, code.to_owned()), "{what}");
+    }
+    // Small clock skew is tolerated: expired 5 s ago is still accepted.
+    let skewed = sign(Algorithm::EdDSA, &kid, &real, &claims(&app, &iss, &aud, -600, -5));
+    assert_eq!(status_of(&app, &skewed).await.0, 200, "within the leeway");
+    app.shutdown().await;
+}
+
+/// A stand-in identity provider: serves whatever JWKS it is given.
+async fn idp(jwks: Arc<Mutex<Value>>) -> (String, actix_web::dev::ServerHandle) {
+    let data = actix_web::web::Data::new(jwks);
+    let server = actix_web::HttpServer::new(move || {
+        actix_web::App::new().app_data(data.clone()).route(
+            "/jwks.json",
+            actix_web::web::get().to(|j: actix_web::web::Data<Arc<Mutex<Value>>>| async move {
+                actix_web::HttpResponse::Ok().json(j.lock().unwrap().clone())
+            }),
+        )
+    })
+    .workers(1)
+    .bind("127.0.0.1:0")
+    .unwrap();
+    let addr = server.addrs()[0];
+    let server = server.run();
+    let handle = server.handle();
+    tokio::spawn(server);
+    (format!("http://{addr}/jwks.json"), handle)
+}
+
+struct IdpKey {
+    kid: String,
+    encoding: EncodingKey,
+    jwk: Value,
+}
+
+fn idp_key(kid: &str) -> IdpKey {
+    let rng = ring::rand::SystemRandom::new();
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+    let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng).unwrap();
+    let point = pair.public_key().as_ref(); // 0x04 ‖ x ‖ y
+    let jwk = json!({
+        "kty": "EC", "crv": "P-256", "use": "sig", "alg": "ES256", "kid": kid,
+        "x": URL_SAFE_NO_PAD.encode(&point[1..33]), "y": URL_SAFE_NO_PAD.encode(&point[33..65]),
+    });
+    IdpKey { kid: kid.to_owned(), encoding: EncodingKey::from_ec_der(pkcs8.as_ref()), jwk }
+}
+
+#[actix_web::test]
+async fn an_external_providers_keys_rotate_without_downtime() {
+    let (a, b) = (idp_key("idp-2026-a"), idp_key("idp-2026-b"));
+    let jwks = Arc::new(Mutex::new(json!({"keys": [a.jwk.clone()]})));
+    let (url, idp_server) = idp(jwks.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = common::config(dir.path());
+    cfg.auth.external_jwks_url = url;
+    cfg.auth.external_issuer = "https://idp.example.gov.cn".into();
+    cfg.auth.external_audience = "gridwork-mobile".into();
+    cfg.auth.external_algorithm = "ES256".into();
+    cfg.auth.jwks_refresh_secs = 10;
+    let app = common::spawn_with(cfg.clone()).await;
+    let (iss, aud) = ("https://idp.example.gov.cn", "gridwork-mobile");
+    let by = |k: &IdpKey| sign(Algorithm::ES256, &k.kid, &k.encoding, &claims(&app, iss, aud, 0, 600));
+
+    assert_eq!(status_of(&app, &by(&a)).await.0, 200, "the provider's token is accepted");
+    // Our own tokens still work beside it.
+    assert_eq!(status_of(&app, &app.worker()).await.0, 200);
+    // The provider's key under our audience, another algorithm, or its
+    // audience with our issuer: refused.
+    let wrong_aud = sign(Algorithm::ES256, &a.kid, &a.encoding, &claims(&app, iss, "gridwork", 0, 600));
+    assert_eq!(status_of(&app, &wrong_aud).await, (401, "invalid_token".into()));
+    let hs = sign(Algorithm::HS256, &a.kid, &EncodingKey::from_secret(b"x"), &claims(&app, iss, aud, 0, 600));
+    assert_eq!(status_of(&app, &hs).await, (401, "invalid_token".into()));
+
+    // Rotation, step 1: the provider publishes B beside A. A token by B is
+    // unknown at first, makes gridwork fetch early, then is accepted; A
+    // keeps working throughout.
+    *jwks.lock().unwrap() = json!({"keys": [a.jwk.clone(), b.jwk.clone()]});
+    eventually("B accepted after the early fetch", || async {
+        (status_of(&app, &by(&b)).await.0 == 200).then_some(())
+    })
+    .await;
+    assert_eq!(status_of(&app, &by(&a)).await.0, 200, "A still accepted while both are published");
+    // Step 2: A is retired; within a refresh it is refused, B still works.
+    *jwks.lock().unwrap() = json!({"keys": [b.jwk.clone()]});
+    eventually("A refused once retired", || async {
+        (status_of(&app, &by(&a)).await == (401, "unknown_key".into())).then_some(())
+    })
+    .await;
+    assert_eq!(status_of(&app, &by(&b)).await.0, 200);
+    // The provider down: the keys gridwork has keep working.
+    idp_server.stop(true).await;
+    tokio::time::sleep(std::time::Duration::from_secs(11)).await;
+    assert_eq!(status_of(&app, &by(&b)).await.0, 200, "keys kept when a fetch fails");
+    app.shutdown().await;
+}
+
+#[actix_web::test]
+async fn refresh_tokens_rotate_and_reuse_revokes_the_family() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = common::spawn(dir.path()).await;
+    let login = json!({"username": "worker-1", "password": "gridwork-demo"});
+    let (s, first) = app.post("", "/v1/auth/token", &login).await;
+    assert_eq!(s, 200, "{first}");
+    let r1 = first["refresh_token"].as_str().unwrap().to_owned();
+    assert!(first["refresh_expires_in"].as_i64().unwrap() > 0);
+
+    // Rotation: a new pair; the new access token works.
+    let refresh = |r: &str| json!({"grant_type": "refresh_token", "refresh_token": r});
+    let (s, second) = app.post("", "/v1/auth/token", &refresh(&r1)).await;
+    assert_eq!(s, 200, "{second}");
+    let (a2, r2) =
+        (second["access_token"].as_str().unwrap().to_owned(), second["refresh_token"].as_str().unwrap().to_owned());
+    assert_ne!(r1, r2);
+    assert_eq!(status_of(&app, &a2).await.0, 200);
+    let (s, third) = app.post("", "/v1/auth/token", &refresh(&r2)).await;
+    assert_eq!(s, 200, "{third}");
+    let (a3, r3) =
+        (third["access_token"].as_str().unwrap().to_owned(), third["refresh_token"].as_str().unwrap().to_owned());
+
+    // A spent token used again (a thief, or the victim after the thief):
+    // refused, and the whole family with the access tokens issued from it.
+    let (s, e) = app.post("", "/v1/auth/token", &refresh(&r1)).await;
+    assert_eq!((s, e["code"].as_str()), (401, Some("refresh_token_reused")), "{e}");
+    let (s, e) = app.post("", "/v1/auth/token", &refresh(&r3)).await;
+    assert_eq!((s, e["code"].as_str()), (401, Some("refresh_token_revoked")), "{e}");
+    assert_eq!(status_of(&app, &a3).await, (401, "token_revoked".into()));
+    assert_eq!(status_of(&app, &a2).await, (401, "token_revoked".into()));
+    // Another sign-in is a new family, unaffected.
+    let (s, other) = app.post("", "/v1/auth/token", &login).await;
+    assert_eq!(s, 200);
+    assert_eq!(status_of(&app, other["access_token"].as_str().unwrap()).await.0, 200);
+
+    // Bad requests say what is wrong.
+    let (s, e) = app.post("", "/v1/auth/token", &refresh("not-a-token")).await;
+    assert_eq!((s, e["code"].as_str()), (401, Some("invalid_grant")));
+    let (s, e) = app.post("", "/v1/auth/token", &json!({"grant_type": "refresh_token"})).await;
+    assert_eq!((s, e["field"].as_str()), (400, Some("refresh_token")));
+    let (s, e) = app.post("", "/v1/auth/token", &json!({"grant_type": "client_credentials"})).await;
+    assert_eq!((s, e["code"].as_str()), (400, Some("unsupported_grant_type")));
+    let (s, e) = app.post("", "/v1/auth/token", &json!({"username": "worker-1", "password": "x", "extra": 1})).await;
+    assert_eq!(s, 400, "unknown fields refused: {e}");
+    app.shutdown().await;
+}

@@ -1,0 +1,223 @@
+//! `POST /v1/auth/token` of the embedded issuer: a password sign-in gives an
+//! access token and a refresh token; a refresh token is spent on use and
+//! exchanged for a new pair (rotation); using a spent one again revokes its
+//! whole family — every refresh token descended from that sign-in and the
+//! access tokens issued with them — since one of the two users is a thief.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use argon2::{Argon2, PasswordHash, PasswordVerifier};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use chrono::{Duration, Utc};
+use gridwork_domain::auth::{Actor, Role};
+use gridwork_platform::{ApiError, Context};
+use gridwork_storage::entity::{refresh_token, user};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, IntoActiveModel, QueryFilter, QuerySelect,
+    TransactionTrait,
+};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use crate::error::IntakeError;
+use crate::State;
+
+/// The body of `POST /v1/auth/token` (OAuth 2 style grants, as JSON).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenIn {
+    /// `password` (the default) or `refresh_token`.
+    #[serde(default)]
+    pub grant_type: Option<String>,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<String>,
+    #[serde(default)]
+    pub refresh_token: Option<String>,
+}
+
+fn unauthorized(code: &'static str, msg: &str) -> IntakeError {
+    IntakeError::Api(ApiError::unauthorized(code, msg))
+}
+
+fn missing(field: &'static str) -> IntakeError {
+    IntakeError::Api(
+        ApiError::bad_request("missing_field", format!("{field} is required"), format!("请填写 {field}"))
+            .with_field(field),
+    )
+}
+
+fn hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+pub async fn token(
+    state: web::Data<State>,
+    ctx: web::Data<Context>,
+    body: web::Json<TokenIn>,
+) -> Result<HttpResponse, IntakeError> {
+    match body.grant_type.as_deref().unwrap_or("password") {
+        "password" => password(&state, &ctx, &body).await,
+        "refresh_token" => refresh(&state, &ctx, &body).await,
+        other => Err(IntakeError::Api(
+            ApiError::bad_request(
+                "unsupported_grant_type",
+                format!("grant_type {other:?}: use password or refresh_token"),
+                "不支持的授权方式",
+            )
+            .with_field("grant_type"),
+        )),
+    }
+}
+
+async fn password(state: &State, ctx: &Context, body: &TokenIn) -> Result<HttpResponse, IntakeError> {
+    let username = body.username.as_deref().ok_or_else(|| missing("username"))?;
+    let password = body.password.clone().ok_or_else(|| missing("password"))?;
+    let u = user::Entity::find().filter(user::Column::Username.eq(username)).one(&state.db).await?;
+    // Verify even for unknown users, so timing does not reveal which exist.
+    let stored = u.as_ref().map(|u| u.password_hash.clone()).unwrap_or_else(|| state.dummy_hash.clone());
+    let ok = web::block(move || {
+        PasswordHash::new(&stored)
+            .map(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+            .unwrap_or(false)
+    })
+    .await
+    .map_err(|e| IntakeError::Internal(e.to_string()))?;
+    let u = match (u, ok) {
+        (Some(u), true) => u,
+        _ => return Err(IntakeError::BadCredentials),
+    };
+    let txn = state.db.begin().await?;
+    let out = issue_pair(state, ctx, &txn, &u, &uuid::Uuid::new_v4().to_string()).await?;
+    txn.commit().await?;
+    Ok(out)
+}
+
+/// Issues an access token and a refresh token of `family` for `u`.
+async fn issue_pair<C: ConnectionTrait>(
+    state: &State,
+    ctx: &Context,
+    db: &C,
+    u: &user::Model,
+    family: &str,
+) -> Result<HttpResponse, IntakeError> {
+    let role: Role = u.role.parse().map_err(IntakeError::Internal)?;
+    let actor = Actor { id: u.id.clone(), role, scope: u.scope.clone(), channel: u.channel.clone() };
+    let (access, ttl, jti) = state
+        .issuer
+        .issue_with_jti(&actor, state.issuer.ttl_secs())
+        .map_err(|e| IntakeError::Internal(e.to_string()))?;
+    let mut raw = [0u8; 32];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut raw)
+        .map_err(|_| IntakeError::Internal("no randomness for a refresh token".into()))?;
+    let refresh = URL_SAFE_NO_PAD.encode(raw);
+    let now = Utc::now();
+    let refresh_ttl = ctx.config.auth.refresh_ttl_secs as i64;
+    refresh_token::Model {
+        token_hash: hash(&refresh),
+        family: family.to_owned(),
+        user_id: u.id.clone(),
+        issued_at: now,
+        expires_at: now + Duration::seconds(refresh_ttl),
+        used_at: None,
+        revoked_at: None,
+        access_jti: jti,
+        access_expires_at: now + Duration::seconds(ttl),
+    }
+    .into_active_model()
+    .reset_all()
+    .insert(db)
+    .await?;
+    Ok(HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(serde_json::json!({
+        "access_token": access,
+        "token_type": "Bearer",
+        "expires_in": ttl,
+        "refresh_token": refresh,
+        "refresh_expires_in": refresh_ttl,
+        "user_id": u.id,
+        "role": u.role,
+        "scope": u.scope,
+    })))
+}
+
+enum Outcome {
+    Issued(HttpResponse),
+    /// A spent token used again: these access tokens are revoked after the
+    /// family's rows are committed.
+    Reused {
+        user: String,
+        access: Vec<(String, chrono::DateTime<Utc>)>,
+    },
+}
+
+async fn refresh(state: &State, ctx: &Context, body: &TokenIn) -> Result<HttpResponse, IntakeError> {
+    let presented = body.refresh_token.as_deref().ok_or_else(|| missing("refresh_token"))?;
+    let txn = state.db.begin().await?;
+    let mut q = refresh_token::Entity::find_by_id(hash(presented));
+    if txn.get_database_backend() == DbBackend::Postgres {
+        q = q.lock_exclusive();
+    }
+    let row = q.one(&txn).await?.ok_or_else(|| unauthorized("invalid_grant", "unknown refresh token"))?;
+    let now = Utc::now();
+    if row.revoked_at.is_some() {
+        return Err(unauthorized("refresh_token_revoked", "the refresh token has been revoked; sign in again"));
+    }
+    let outcome = if row.used_at.is_some() {
+        // Reuse: revoke the whole family.
+        let family = refresh_token::Entity::find()
+            .filter(refresh_token::Column::Family.eq(row.family.as_str()))
+            .all(&txn)
+            .await?;
+        refresh_token::Entity::update_many()
+            .col_expr(refresh_token::Column::RevokedAt, Expr::value(now))
+            .filter(refresh_token::Column::Family.eq(row.family.as_str()))
+            .filter(refresh_token::Column::RevokedAt.is_null())
+            .exec(&txn)
+            .await?;
+        tracing::warn!(user = %row.user_id, family = %row.family, "a spent refresh token was used again; its family is revoked");
+        Outcome::Reused {
+            user: row.user_id.clone(),
+            access: family
+                .into_iter()
+                .filter(|r| r.access_expires_at > now)
+                .map(|r| (r.access_jti, r.access_expires_at))
+                .collect(),
+        }
+    } else if row.expires_at <= now {
+        return Err(unauthorized("refresh_token_expired", "the refresh token has expired; sign in again"));
+    } else {
+        // The user as they are now: a changed role or scope applies at once.
+        let u = user::Entity::find_by_id(row.user_id.clone())
+            .one(&txn)
+            .await?
+            .ok_or_else(|| unauthorized("invalid_grant", "the user no longer exists"))?;
+        let spent = refresh_token::Entity::update_many()
+            .col_expr(refresh_token::Column::UsedAt, Expr::value(now))
+            .filter(refresh_token::Column::TokenHash.eq(row.token_hash.as_str()))
+            .filter(refresh_token::Column::UsedAt.is_null())
+            .exec(&txn)
+            .await?;
+        if spent.rows_affected != 1 {
+            return Err(unauthorized("refresh_token_reused", "the refresh token was already used"));
+        }
+        Outcome::Issued(issue_pair(state, ctx, &txn, &u, &row.family).await?)
+    };
+    txn.commit().await?;
+    match outcome {
+        Outcome::Issued(r) => Ok(r),
+        Outcome::Reused { user, access } => {
+            for (jti, until) in access {
+                gridwork_platform::revocation::revoke(ctx, &jti, until, &format!("refresh-reuse:{user}")).await?;
+            }
+            Err(IntakeError::Api(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "refresh_token_reused",
+                "this refresh token was already used; every session of this sign-in is revoked — sign in again",
+                "刷新令牌已被使用，本次登录的所有会话已失效，请重新登录",
+            )))
+        }
+    }
+}
