@@ -103,7 +103,7 @@ CONFIG = {
              "token_ttl_secs": int, "leeway_secs": int, "refresh_ttl_secs": int,
              "external_jwks_url": str, "external_issuer": str, "external_audience": str,
              "external_algorithm": str, "jwks_refresh_secs": int},
-    "intake": {"batch_max": int, "batch_wait_ms": int, "rate_limit_per_minute": int},
+    "intake": {"batch_max": int, "batch_wait_ms": int, "rate_limit_per_minute": int, "batch_max_items": int},
     "assigner": {"tolerance_m": float, "refresh_ms": int, "version_lead_ms": int, "max_epochs": int, "cells_per_grid": float},
     "mediation": {"lease_minutes": int, "link_distance_m": (int, float), "link_window_minutes": int, "near_due_share": float, "supervise_interval_ms": int, "holidays_file": str},
     "kpi": {"fcr_window_days": int, "public_min_cell": int, "gauge_refresh_ms": int},

@@ -106,8 +106,10 @@ pub struct Intake {
     /// How long the first report of a batch waits for company, in ms.
     pub batch_wait_ms: u64,
     /// Reports accepted per token per minute; 0 = unlimited. Counted in the
-    /// cache: if the cache is down, reports are accepted.
+    /// cache: if the cache is down, reports are accepted. A batch counts once.
     pub rate_limit_per_minute: u64,
+    /// The most reports one `POST /v1/reports/batch` may carry.
+    pub batch_max_items: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -240,7 +242,7 @@ impl Default for Auth {
 }
 impl Default for Intake {
     fn default() -> Self {
-        Intake { batch_max: 256, batch_wait_ms: 2, rate_limit_per_minute: 600 }
+        Intake { batch_max: 256, batch_wait_ms: 2, rate_limit_per_minute: 600, batch_max_items: 100 }
     }
 }
 impl Default for Assigner {
@@ -384,6 +386,9 @@ impl Config {
             if self.auth.jwks_refresh_secs < 10 {
                 return Err(invalid("auth.jwks_refresh_secs", "must be at least 10"));
             }
+        }
+        if self.intake.batch_max_items == 0 || self.intake.batch_max_items > 1000 {
+            return Err(invalid("intake.batch_max_items", "must be between 1 and 1000"));
         }
         if self.auth.refresh_ttl_secs < 60 {
             return Err(invalid("auth.refresh_ttl_secs", "must be at least 60"));

@@ -175,6 +175,9 @@ pub mod report {
         pub updated_at: DateTimeUtc,
         /// How many parties the report names.
         pub party_count: i32,
+        /// When the phone queued the report, by the phone's clock (offline
+        /// phones send later; `received_at` is the server's time).
+        pub device_time: Option<DateTimeUtc>,
     }
     no_relations!();
 

@@ -15,6 +15,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000005_pii::Migration),
             Box::new(m20261122_000006_kpi_cells::Migration),
             Box::new(m20261122_000007_refresh_tokens::Migration),
+            Box::new(m20261122_000008_device_time::Migration),
         ]
     }
 }
@@ -714,6 +715,31 @@ mod m20261122_000007_refresh_tokens {
 
         async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
             m.drop_table(Table::drop().table(a("refresh_tokens")).if_exists().to_owned()).await
+        }
+    }
+}
+
+/// Reports keep the phone's own time of queueing beside the server's.
+mod m20261122_000008_device_time {
+    use super::*;
+
+    pub struct Migration;
+
+    impl MigrationName for Migration {
+        fn name(&self) -> &str {
+            "m20261122_000008_device_time"
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for Migration {
+        async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+            let mut c = ts_null("device_time");
+            m.alter_table(Table::alter().table(a("reports")).add_column(&mut c).to_owned()).await
+        }
+
+        async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+            m.alter_table(Table::alter().table(a("reports")).drop_column(a("device_time")).to_owned()).await
         }
     }
 }

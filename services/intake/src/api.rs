@@ -63,6 +63,10 @@ pub struct ReportIn {
     /// rather than through the grid's own centre.
     #[serde(default)]
     pub received_by: Option<String>,
+    /// When the phone queued the report, by its own clock (kept beside the
+    /// server's `received_at`).
+    #[serde(default)]
+    pub device_time: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -79,6 +83,8 @@ pub struct ReportView {
     pub reporter: String,
     pub occurred_at: DateTime<Utc>,
     pub received_at: DateTime<Utc>,
+    /// The phone's time of queueing, as it said.
+    pub device_time: Option<DateTime<Utc>>,
     pub category: String,
     pub urgency: String,
     pub location: serde_json::Value,
@@ -103,6 +109,7 @@ fn view(r: report::Model, events: Vec<report_event::Model>) -> ReportView {
         reporter: r.reporter,
         occurred_at: r.occurred_at,
         received_at: r.received_at,
+        device_time: r.device_time,
         category: r.category,
         urgency: r.urgency,
         location: location_json(r.lat, r.lon, r.accuracy_m, &r.crs),
@@ -193,17 +200,24 @@ pub async fn submit(
         return Err(IntakeError::Forbidden("only grid workers submit reports"));
     }
     rate_limit(&state, &actor).await?;
-    let body = body.into_inner();
+    let (created, v) = submit_one(&state, &actor, body.into_inner()).await?;
+    Ok(if created { HttpResponse::Created().json(v) } else { HttpResponse::Ok().json(v) })
+}
+
+/// Stores one report (or recognises its replay): whether it was new, and
+/// the report as stored.
+pub async fn submit_one(state: &State, actor: &Actor, body: ReportIn) -> Result<(bool, ReportView), IntakeError> {
     let hash =
         hex::encode(Sha256::digest(serde_json::to_vec(&body).map_err(|e| IntakeError::Internal(e.to_string()))?));
+    let device_time = body.device_time.map(|t| t.trunc_subsecs(6));
     let report = body.into_domain(&actor.id);
     let id = report.id.to_string();
 
     // Fast path for replays: the database stays the source of truth.
     if let Ok(Some(cached)) = state.cache.get(&idem_key(&report.id)).await {
         if cached == hash.as_bytes() {
-            if let Some(v) = load_view(&state, &id).await? {
-                return Ok(HttpResponse::Ok().json(v));
+            if let Some(v) = load_view(state, &id).await? {
+                return Ok((false, v));
             }
         }
     }
@@ -259,6 +273,7 @@ pub async fn submit(
         case_version: Set(0),
         updated_at: Set(now),
         party_count: Set(report.parties.len() as i32),
+        device_time: Set(device_time),
     };
     let first_entry = report_event::ActiveModel {
         report_id: Set(id.clone()),
@@ -306,8 +321,8 @@ pub async fn submit(
         if existing.body_hash != hash || existing.reporter != actor.id {
             return Err(IntakeError::IdConflict(id));
         }
-        let v = load_view(&state, &id).await?.ok_or(IntakeError::NotFound("report"))?;
-        return Ok(HttpResponse::Ok().json(v));
+        let v = load_view(state, &id).await?.ok_or(IntakeError::NotFound("report"))?;
+        return Ok((false, v));
     }
     state.accepted.with_label_values(&[report.urgency.as_str()]).inc();
     let _ = state.cache.set(&idem_key(&report.id), hash.as_bytes(), std::time::Duration::from_secs(3600)).await;
@@ -319,6 +334,7 @@ pub async fn submit(
         reporter: report.reporter.clone(),
         occurred_at: report.occurred_at,
         received_at: now,
+        device_time,
         category: report.category.clone(),
         urgency: report.urgency.as_str().to_owned(),
         location: location_json(
@@ -339,7 +355,93 @@ pub async fn submit(
             note: "received by intake".into(),
         }],
     };
-    Ok(HttpResponse::Created().json(v))
+    Ok((true, v))
+}
+
+/// `POST /v1/reports/batch`: the reports a phone queued while offline.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchIn {
+    pub reports: Vec<ReportIn>,
+}
+
+/// One item's result. The same batch sent again, in any order and any
+/// number of times, gives the same results: nothing is stored twice.
+#[derive(Debug, Serialize)]
+pub struct ItemResult {
+    /// The item's client id.
+    pub id: Uuid,
+    /// `accepted` (stored now or before), `conflict` (the id was used for a
+    /// different report: nothing overwritten), `invalid`, or `unavailable`
+    /// (try again).
+    pub result: &'static str,
+    /// The HTTP status the item alone would have got (accepted: 200).
+    pub status: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub received_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device_time: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<gridwork_platform::ApiError>,
+}
+
+pub async fn submit_batch(
+    state: web::Data<State>,
+    caller: Caller,
+    body: web::Json<BatchIn>,
+) -> Result<HttpResponse, IntakeError> {
+    let actor = caller.0;
+    if !matches!(actor.role, Role::GridWorker | Role::Admin) {
+        return Err(IntakeError::Forbidden("only grid workers submit reports"));
+    }
+    let items = body.into_inner().reports;
+    if items.is_empty() || items.len() > state.batch_max_items {
+        return Err(ValidationError::new(
+            "reports",
+            "invalid_batch_size",
+            format!("a batch holds 1 to {} reports, got {}", state.batch_max_items, items.len()),
+            format!("每批 1 至 {} 条，收到 {} 条", state.batch_max_items, items.len()),
+        )
+        .into());
+    }
+    // A phone coming back online sends its queue at once: one request.
+    rate_limit(&state, &actor).await?;
+    let mut results = Vec::with_capacity(items.len());
+    // In order: the same id twice in one batch is judged like a replay.
+    for item in items {
+        let id = item.id;
+        results.push(match submit_one(&state, &actor, item).await {
+            Ok((_, v)) => ItemResult {
+                id,
+                result: "accepted",
+                status: 200,
+                received_at: Some(v.received_at),
+                device_time: v.device_time,
+                error: None,
+            },
+            Err(e) => {
+                let api = e.api();
+                let result = match api.status.as_u16() {
+                    409 => "conflict",
+                    s if s >= 500 => "unavailable",
+                    _ => "invalid",
+                };
+                if api.status.as_u16() >= 500 {
+                    tracing::warn!(report = %id, error = %e, "batch item not stored");
+                }
+                ItemResult {
+                    id,
+                    result,
+                    status: api.status.as_u16(),
+                    received_at: None,
+                    device_time: None,
+                    error: Some(api),
+                }
+            }
+        });
+    }
+    let accepted = results.iter().filter(|r| r.result == "accepted").count();
+    Ok(HttpResponse::Ok().json(serde_json::json!({"accepted": accepted, "results": results})))
 }
 
 /// One report: its reporter, and anyone whose scope covers its grid.

@@ -30,7 +30,7 @@ pub enum IntakeError {
 }
 
 impl IntakeError {
-    fn api(&self) -> ApiError {
+    pub fn api(&self) -> ApiError {
         match self {
             IntakeError::Validation(v) => v.clone().into(),
             IntakeError::IdConflict(id) => ApiError::conflict(

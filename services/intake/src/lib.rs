@@ -41,6 +41,8 @@ pub struct State {
     pub batcher: batch::Batcher,
     /// Reports per token per minute (0 = unlimited).
     pub rate_limit: u64,
+    /// The most reports one `POST /v1/reports/batch` may carry.
+    pub batch_max_items: usize,
     pub accepted: prometheus::IntCounterVec,
     pub dummy_hash: String,
 }
@@ -49,6 +51,7 @@ pub fn routes(state: web::Data<State>) -> Routes {
     Arc::new(move |cfg: &mut web::ServiceConfig| {
         cfg.app_data(state.clone())
             .route("/v1/reports", web::post().to(api::submit))
+            .route("/v1/reports/batch", web::post().to(api::submit_batch))
             .route("/v1/reports/{id}", web::get().to(api::get_report))
             .route("/v1/me/reports", web::get().to(api::my_reports))
             .route("/v1/auth/token", web::post().to(tokens::token))
@@ -92,6 +95,7 @@ pub async fn start(ctx: &Context, shutdown: CancellationToken) -> anyhow::Result
         categories,
         batcher,
         rate_limit: ctx.config.intake.rate_limit_per_minute,
+        batch_max_items: ctx.config.intake.batch_max_items,
         accepted: ctx.metrics.counter("reports_accepted_total", "Reports accepted by intake", &["urgency"])?,
         dummy_hash,
     });
