@@ -110,6 +110,12 @@ pub struct Intake {
     pub rate_limit_per_minute: u64,
     /// The most reports one `POST /v1/reports/batch` may carry.
     pub batch_max_items: usize,
+    /// Where photos and videos go: `file://DIR` (empty: `DATA_DIR/media`),
+    /// `memory://`, or `s3://bucket/prefix` (a build with the `s3` feature).
+    pub media_url: String,
+    /// The largest photo (JPEG, PNG, WebP, HEIC) and video (MP4, MOV) accepted.
+    pub max_image_bytes: u64,
+    pub max_video_bytes: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -242,7 +248,15 @@ impl Default for Auth {
 }
 impl Default for Intake {
     fn default() -> Self {
-        Intake { batch_max: 256, batch_wait_ms: 2, rate_limit_per_minute: 600, batch_max_items: 100 }
+        Intake {
+            batch_max: 256,
+            batch_wait_ms: 2,
+            rate_limit_per_minute: 600,
+            batch_max_items: 100,
+            media_url: String::new(),
+            max_image_bytes: 10 * 1024 * 1024,
+            max_video_bytes: 50 * 1024 * 1024,
+        }
     }
 }
 impl Default for Assigner {
@@ -318,6 +332,9 @@ impl Config {
         if self.bus.url.is_empty() {
             self.bus.url = format!("sqlite://{dir}/events.db");
         }
+        if self.intake.media_url.is_empty() {
+            self.intake.media_url = format!("file://{dir}/media");
+        }
         if self.auth.signing_key_file.is_empty() {
             self.auth.signing_key_file = format!("{dir}/jwt-ed25519.key");
         }
@@ -386,6 +403,12 @@ impl Config {
             if self.auth.jwks_refresh_secs < 10 {
                 return Err(invalid("auth.jwks_refresh_secs", "must be at least 10"));
             }
+        }
+        if !["file://", "memory://", "s3://"].iter().any(|p| self.intake.media_url.starts_with(p)) {
+            return Err(invalid("intake.media_url", "must be file://DIR, memory:// or s3://BUCKET/PREFIX"));
+        }
+        if self.intake.max_image_bytes < 1024 || self.intake.max_video_bytes < 1024 {
+            return Err(invalid("intake.max_image_bytes", "media limits must be at least 1024 bytes"));
         }
         if self.intake.batch_max_items == 0 || self.intake.batch_max_items > 1000 {
             return Err(invalid("intake.batch_max_items", "must be between 1 and 1000"));

@@ -178,6 +178,10 @@ pub mod report {
         /// When the phone queued the report, by the phone's clock (offline
         /// phones send later; `received_at` is the server's time).
         pub device_time: Option<DateTimeUtc>,
+        /// The media the report shows: a JSON array of content hashes
+        /// (uploaded before or after the report).
+        #[sea_orm(column_type = "Text", nullable)]
+        pub media: Option<String>,
     }
     no_relations!();
 
@@ -358,6 +362,22 @@ pub mod kpi_cell {
         pub version: i64,
         /// Changed since its KPI snapshots were last published.
         pub dirty: bool,
+    }
+    no_relations!();
+}
+
+pub mod media {
+    //! A photo or video, stored once per content (its SHA-256 is its id).
+    use sea_orm::entity::prelude::*;
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "media")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub content_type: String,
+        pub size: i64,
+        pub uploaded_by: String,
+        pub uploaded_at: DateTimeUtc,
     }
     no_relations!();
 }

@@ -16,6 +16,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000006_kpi_cells::Migration),
             Box::new(m20261122_000007_refresh_tokens::Migration),
             Box::new(m20261122_000008_device_time::Migration),
+            Box::new(m20261122_000009_media::Migration),
         ]
     }
 }
@@ -740,6 +741,38 @@ mod m20261122_000008_device_time {
 
         async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
             m.alter_table(Table::alter().table(a("reports")).drop_column(a("device_time")).to_owned()).await
+        }
+    }
+}
+
+/// Photos and videos, by content hash; reports name the media they show.
+mod m20261122_000009_media {
+    use super::*;
+
+    pub struct Migration;
+
+    impl MigrationName for Migration {
+        fn name(&self) -> &str {
+            "m20261122_000009_media"
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for Migration {
+        async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+            m.create_table(table(
+                "media",
+                vec![text_pk("id"), text("content_type"), big("size"), text("uploaded_by"), ts("uploaded_at")],
+            ))
+            .await?;
+            let mut c = ColumnDef::new(a("media"));
+            c.text().null();
+            m.alter_table(Table::alter().table(a("reports")).add_column(&mut c).to_owned()).await
+        }
+
+        async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+            m.drop_table(Table::drop().table(a("media")).if_exists().to_owned()).await?;
+            m.alter_table(Table::alter().table(a("reports")).drop_column(a("media")).to_owned()).await
         }
     }
 }

@@ -67,6 +67,52 @@ pub struct ReportIn {
     /// server's `received_at`).
     #[serde(default)]
     pub device_time: Option<DateTime<Utc>>,
+    /// Photos and videos (ids from `POST /v1/media`), uploaded before or
+    /// after the report.
+    #[serde(default)]
+    pub media: Vec<String>,
+}
+
+/// A medium a report names, and whether it has arrived yet.
+#[derive(Debug, Clone, Serialize)]
+pub struct MediaRef {
+    pub id: String,
+    pub available: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size: Option<i64>,
+    pub url: String,
+}
+
+const MAX_MEDIA: usize = 20;
+
+/// The media `ids` name, with what has been uploaded so far.
+async fn media_refs(state: &State, ids: &[String]) -> Result<Vec<MediaRef>, IntakeError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let found: std::collections::HashMap<String, gridwork_storage::entity::media::Model> =
+        gridwork_storage::entity::media::Entity::find()
+            .filter(gridwork_storage::entity::media::Column::Id.is_in(ids.iter().cloned()))
+            .all(&state.db)
+            .await?
+            .into_iter()
+            .map(|m| (m.id.clone(), m))
+            .collect();
+    Ok(ids
+        .iter()
+        .map(|id| {
+            let m = found.get(id);
+            MediaRef {
+                id: id.clone(),
+                available: m.is_some(),
+                content_type: m.map(|m| m.content_type.clone()),
+                size: m.map(|m| m.size),
+                url: format!("/v1/media/{id}"),
+            }
+        })
+        .collect())
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -85,6 +131,7 @@ pub struct ReportView {
     pub received_at: DateTime<Utc>,
     /// The phone's time of queueing, as it said.
     pub device_time: Option<DateTime<Utc>>,
+    pub media: Vec<MediaRef>,
     pub category: String,
     pub urgency: String,
     pub location: serde_json::Value,
@@ -110,6 +157,7 @@ fn view(r: report::Model, events: Vec<report_event::Model>) -> ReportView {
         occurred_at: r.occurred_at,
         received_at: r.received_at,
         device_time: r.device_time,
+        media: Vec::new(),
         category: r.category,
         urgency: r.urgency,
         location: location_json(r.lat, r.lon, r.accuracy_m, &r.crs),
@@ -162,7 +210,10 @@ async fn load_view(state: &State, id: &str) -> Result<Option<ReportView>, Intake
         .order_by_asc(report_event::Column::Id)
         .all(&state.db)
         .await?;
-    Ok(Some(view(r, events)))
+    let ids: Vec<String> = r.media.as_deref().and_then(|m| serde_json::from_str(m).ok()).unwrap_or_default();
+    let mut v = view(r, events);
+    v.media = media_refs(state, &ids).await?;
+    Ok(Some(v))
 }
 
 /// Counts the caller's reports per minute in the cache. The cache only
@@ -210,6 +261,25 @@ pub async fn submit_one(state: &State, actor: &Actor, body: ReportIn) -> Result<
     let hash =
         hex::encode(Sha256::digest(serde_json::to_vec(&body).map_err(|e| IntakeError::Internal(e.to_string()))?));
     let device_time = body.device_time.map(|t| t.trunc_subsecs(6));
+    let media_ids = body.media.clone();
+    if media_ids.len() > MAX_MEDIA {
+        return Err(ValidationError::new(
+            "media",
+            "too_many",
+            format!("at most {MAX_MEDIA} media per report"),
+            format!("每条报告最多 {MAX_MEDIA} 个附件"),
+        )
+        .into());
+    }
+    if let Some((i, bad)) = media_ids.iter().enumerate().find(|(_, m)| !crate::media::is_media_id(m)) {
+        return Err(ValidationError::new(
+            &format!("media[{i}]"),
+            "invalid_media_id",
+            format!("{bad:?} is not a media id (the id POST /v1/media returned)"),
+            format!("{bad:?} 不是有效的附件编号"),
+        )
+        .into());
+    }
     let report = body.into_domain(&actor.id);
     let id = report.id.to_string();
 
@@ -274,6 +344,7 @@ pub async fn submit_one(state: &State, actor: &Actor, body: ReportIn) -> Result<
         updated_at: Set(now),
         party_count: Set(report.parties.len() as i32),
         device_time: Set(device_time),
+        media: Set((!media_ids.is_empty()).then(|| serde_json::json!(media_ids).to_string())),
     };
     let first_entry = report_event::ActiveModel {
         report_id: Set(id.clone()),
@@ -335,6 +406,7 @@ pub async fn submit_one(state: &State, actor: &Actor, body: ReportIn) -> Result<
         occurred_at: report.occurred_at,
         received_at: now,
         device_time,
+        media: media_refs(state, &media_ids).await?,
         category: report.category.clone(),
         urgency: report.urgency.as_str().to_owned(),
         location: location_json(

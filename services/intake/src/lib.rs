@@ -23,6 +23,7 @@ pub mod api;
 pub mod batch;
 mod consumer;
 pub mod error;
+pub mod media;
 pub mod tokens;
 
 pub const PRODUCER: &str = "intake";
@@ -43,6 +44,8 @@ pub struct State {
     pub rate_limit: u64,
     /// The most reports one `POST /v1/reports/batch` may carry.
     pub batch_max_items: usize,
+    /// Photos and videos.
+    pub media: media::MediaStore,
     pub accepted: prometheus::IntCounterVec,
     pub dummy_hash: String,
 }
@@ -52,6 +55,8 @@ pub fn routes(state: web::Data<State>) -> Routes {
         cfg.app_data(state.clone())
             .route("/v1/reports", web::post().to(api::submit))
             .route("/v1/reports/batch", web::post().to(api::submit_batch))
+            .route("/v1/media", web::post().to(media::upload))
+            .route("/v1/media/{id}", web::get().to(media::download))
             .route("/v1/reports/{id}", web::get().to(api::get_report))
             .route("/v1/me/reports", web::get().to(api::my_reports))
             .route("/v1/auth/token", web::post().to(tokens::token))
@@ -96,6 +101,11 @@ pub async fn start(ctx: &Context, shutdown: CancellationToken) -> anyhow::Result
         batcher,
         rate_limit: ctx.config.intake.rate_limit_per_minute,
         batch_max_items: ctx.config.intake.batch_max_items,
+        media: media::MediaStore::open(
+            &ctx.config.intake.media_url,
+            ctx.config.intake.max_image_bytes,
+            ctx.config.intake.max_video_bytes,
+        )?,
         accepted: ctx.metrics.counter("reports_accepted_total", "Reports accepted by intake", &["urgency"])?,
         dummy_hash,
     });

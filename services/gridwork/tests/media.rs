@@ -1,0 +1,123 @@
+//! Photos and videos: streamed to storage, typed by their bytes, limited in
+//! size, stored once per content, linked to reports uploaded before or
+//! after them, and shown only to those who may see them.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests
+
+mod common;
+
+use common::{report, TestApp};
+use gridwork_domain::auth::Role;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+fn jpeg(seed: u8, len: usize) -> Vec<u8> {
+    let mut b = vec![0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x10, b'J', b'F', b'I', b'F', 0x00, 0x01];
+    b.extend((0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)));
+    b
+}
+
+fn mp4(len: usize) -> Vec<u8> {
+    let mut b = vec![0x00, 0x00, 0x00, 0x18, b'f', b't', b'y', b'p', b'i', b's', b'o', b'm'];
+    b.extend(std::iter::repeat_n(7u8, len));
+    b
+}
+
+async fn upload(app: &TestApp, token: &str, bytes: Vec<u8>) -> (u16, Value) {
+    let r = app
+        .http
+        .post(format!("{}/v1/media", app.base))
+        .bearer_auth(token)
+        .header("content-type", "application/octet-stream")
+        .body(bytes)
+        .send()
+        .await
+        .unwrap();
+    let s = r.status().as_u16();
+    (s, r.json().await.unwrap_or(Value::Null))
+}
+
+#[actix_web::test]
+async fn media_are_typed_limited_deduplicated_and_linked_either_way() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = common::config(dir.path());
+    cfg.intake.max_image_bytes = 64 * 1024;
+    cfg.intake.max_video_bytes = 256 * 1024;
+    let app = common::spawn_with(cfg).await;
+    let worker = app.worker();
+
+    // A photo, then the same photo again: one object, the same id.
+    let photo = jpeg(1, 40_000);
+    let id = hex::encode(Sha256::digest(&photo));
+    let (s, first) = upload(&app, &worker, photo.clone()).await;
+    assert_eq!((s, first["id"].as_str(), first["content_type"].as_str()), (201, Some(id.as_str()), Some("image/jpeg")));
+    assert_eq!(first["size"], photo.len());
+    let (s, again) = upload(&app, &worker, photo.clone()).await;
+    assert_eq!((s, again["id"].as_str()), (200, Some(id.as_str())), "de-duplicated by content");
+    let media_dir = dir.path().join("media");
+    let stored: Vec<_> = walk(&media_dir).into_iter().filter(|p| !p.starts_with(media_dir.join("tmp"))).collect();
+    assert_eq!(stored.len(), 1, "one object for one content: {stored:?}");
+
+    // Types by their bytes; sizes per type.
+    let (s, e) = upload(&app, &worker, b"GIF89a not a photo we take".to_vec()).await;
+    assert_eq!((s, e["code"].as_str()), (415, Some("unsupported_media_type")));
+    assert!(e["message_zh"].as_str().is_some_and(|m| m.contains("JPEG")));
+    let (s, e) = upload(&app, &worker, jpeg(2, 70 * 1024)).await;
+    assert_eq!((s, e["code"].as_str()), (413, Some("media_too_large")), "a 70 KiB photo over the 64 KiB limit");
+    let (s, v) = upload(&app, &worker, mp4(100 * 1024)).await;
+    assert_eq!((s, v["content_type"].as_str()), (201, Some("video/mp4")), "a video may be larger");
+    let (s, _) = upload(&app, &worker, Vec::new()).await;
+    assert_eq!(s, 415, "an empty body is no photo");
+    let (s, _) = upload(&app, &app.analyst(), jpeg(3, 100)).await;
+    assert_eq!(s, 403, "only grid workers upload");
+
+    // A report names a photo uploaded before it and one not yet uploaded.
+    let later = jpeg(9, 5_000);
+    let later_id = hex::encode(Sha256::digest(&later));
+    let (lat, lon) = app.demo.demo_point;
+    let rid = Uuid::new_v4().to_string();
+    let mut body = report(&rid, lat, lon, "dispute.neighbourhood");
+    body["media"] = json!([id, later_id]);
+    let (s, r) = app.post(&worker, "/v1/reports", &body).await;
+    assert_eq!(s, 201, "{r}");
+    assert_eq!((r["media"][0]["available"].as_bool(), r["media"][1]["available"].as_bool()), (Some(true), Some(false)));
+    let (s, _) = upload(&app, &worker, later.clone()).await;
+    assert_eq!(s, 201);
+    let (_, r) = app.get(&worker, &format!("/v1/reports/{rid}")).await;
+    assert_eq!(r["media"][1]["available"], true, "uploaded after the report: now shown");
+    assert_eq!(r["media"][1]["content_type"], "image/jpeg");
+    // A malformed id is refused with its field.
+    let mut bad = report(&Uuid::new_v4().to_string(), lat, lon, "dispute.neighbourhood");
+    bad["media"] = json!(["not-a-hash"]);
+    let (s, e) = app.post(&worker, "/v1/reports", &bad).await;
+    assert_eq!((s, e["field"].as_str(), e["code"].as_str()), (400, Some("media[0]"), Some("invalid_media_id")));
+
+    // Who sees the file.
+    let get = |token: String| {
+        let (http, base, id) = (app.http.clone(), app.base.clone(), id.clone());
+        async move {
+            let r = http.get(format!("{base}/v1/media/{id}")).bearer_auth(token).send().await.unwrap();
+            let s = r.status().as_u16();
+            (s, r.bytes().await.unwrap().to_vec())
+        }
+    };
+    let (s, bytes) = get(worker.clone()).await;
+    assert_eq!((s, bytes == photo), (200, true), "the uploader gets the bytes back");
+    assert_eq!(get(app.dispatcher()).await.0, 200);
+    assert_eq!(get(app.analyst()).await.0, 404);
+    assert_eq!(get(app.token("worker-2", Role::GridWorker, &app.demo.demo_grid)).await.0, 404);
+    app.shutdown().await;
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}

@@ -1,0 +1,232 @@
+//! Photos and short videos from the field: `POST /v1/media` streams the
+//! body to object storage (object_store: a local directory in the embedded
+//! default, S3-compatible in production) while hashing it, refuses unknown
+//! types (by their bytes, not the declared type) and oversized bodies
+//! (413, as soon as the limit is passed), and stores each content once: its
+//! SHA-256 is its id. Reports name media by id, uploaded before or after
+//! them.
+
+use std::sync::Arc;
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::Utc;
+use futures::StreamExt;
+use gridwork_domain::auth::Role;
+use gridwork_platform::auth::Caller;
+use gridwork_platform::ApiError;
+use gridwork_storage::entity::media;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, WriteMultipart};
+use sea_orm::{ActiveModelTrait, EntityTrait, IntoActiveModel};
+use sha2::{Digest, Sha256};
+
+use crate::error::IntakeError;
+use crate::State;
+
+/// Where media go, and how large they may be.
+pub struct MediaStore {
+    store: Arc<dyn ObjectStore>,
+    pub max_image_bytes: u64,
+    pub max_video_bytes: u64,
+}
+
+impl MediaStore {
+    /// From `intake.media_url`: `file://DIR`, `memory://` or `s3://…`.
+    pub fn open(url: &str, max_image_bytes: u64, max_video_bytes: u64) -> anyhow::Result<Self> {
+        let store: Arc<dyn ObjectStore> = if let Some(dir) = url.strip_prefix("file://") {
+            std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("media directory {dir}: {e}"))?;
+            let dir = std::fs::canonicalize(dir)?;
+            Arc::new(object_store::local::LocalFileSystem::new_with_prefix(dir)?)
+        } else if url.starts_with("memory://") {
+            Arc::new(object_store::memory::InMemory::new())
+        } else {
+            let parsed = url::Url::parse(url).map_err(|e| anyhow::anyhow!("intake.media_url {url}: {e}"))?;
+            let (store, _) = object_store::parse_url(&parsed).map_err(|e| {
+                anyhow::anyhow!(
+                    "intake.media_url {url}: {e} (S3-compatible storage needs gridwork built with `--features s3`)"
+                )
+            })?;
+            Arc::from(store)
+        };
+        Ok(MediaStore { store, max_image_bytes, max_video_bytes })
+    }
+}
+
+/// What the first bytes say the file is (never the client's word).
+pub fn sniff(head: &[u8]) -> Option<&'static str> {
+    let ftyp = |brands: &[&[u8]]| head.len() >= 12 && &head[4..8] == b"ftyp" && brands.contains(&&head[8..12]);
+    if head.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        Some("image/jpeg")
+    } else if head.starts_with(&[0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A]) {
+        Some("image/png")
+    } else if head.len() >= 12 && &head[0..4] == b"RIFF" && &head[8..12] == b"WEBP" {
+        Some("image/webp")
+    } else if ftyp(&[b"heic", b"heix", b"mif1", b"msf1", b"heif"]) {
+        Some("image/heic")
+    } else if ftyp(&[b"qt  "]) {
+        Some("video/quicktime")
+    } else if ftyp(&[b"isom", b"iso2", b"mp41", b"mp42", b"avc1", b"M4V ", b"dash"]) {
+        Some("video/mp4")
+    } else {
+        None
+    }
+}
+
+fn too_large(limit: u64) -> IntakeError {
+    IntakeError::Api(ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "media_too_large",
+        format!("the file is larger than {limit} bytes"),
+        format!("文件超过 {limit} 字节"),
+    ))
+}
+
+fn storage(e: impl std::fmt::Display) -> IntakeError {
+    IntakeError::Unavailable(format!("media storage: {e}"))
+}
+
+/// A media id: a SHA-256 in lower-case hex.
+pub fn is_media_id(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// `POST /v1/media` (body: the file's bytes).
+pub async fn upload(
+    state: web::Data<State>,
+    caller: Caller,
+    req: HttpRequest,
+    mut body: web::Payload,
+) -> Result<HttpResponse, IntakeError> {
+    let actor = caller.0;
+    if !matches!(actor.role, Role::GridWorker | Role::Admin) {
+        return Err(IntakeError::Forbidden("only grid workers upload media"));
+    }
+    let m = &state.media;
+    let largest = m.max_image_bytes.max(m.max_video_bytes);
+    let declared: Option<u64> = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    if declared.is_some_and(|n| n > largest) {
+        return Err(too_large(largest));
+    }
+    // Enough of the head to know the type.
+    let mut head: Vec<u8> = Vec::new();
+    let mut rest: Vec<web::Bytes> = Vec::new();
+    while head.len() < 16 {
+        match body.next().await {
+            Some(chunk) => {
+                let chunk = chunk.map_err(|e| {
+                    IntakeError::Api(ApiError::bad_request("bad_body", e.to_string(), "请求体读取失败"))
+                })?;
+                head.extend_from_slice(&chunk);
+                rest.push(chunk);
+            }
+            None => break,
+        }
+    }
+    let content_type = sniff(&head).ok_or_else(|| {
+        IntakeError::Api(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "photos must be JPEG, PNG, WebP or HEIC; videos MP4 or MOV",
+            "照片须为 JPEG、PNG、WebP 或 HEIC，视频须为 MP4 或 MOV",
+        ))
+    })?;
+    let limit = if content_type.starts_with("video/") { m.max_video_bytes } else { m.max_image_bytes };
+    if declared.is_some_and(|n| n > limit) {
+        return Err(too_large(limit));
+    }
+
+    // Streamed to a temporary object while hashing; named by its hash after.
+    let tmp = Path::from(format!("tmp/{}", uuid::Uuid::new_v4()));
+    let upload = m.store.put_multipart(&tmp).await.map_err(storage)?;
+    let mut writer = WriteMultipart::new(upload);
+    let mut hasher = Sha256::new();
+    let mut size: u64 = 0;
+    let mut pending = rest.into_iter();
+    loop {
+        let chunk = match pending.next() {
+            Some(c) => c,
+            None => match body.next().await {
+                Some(Ok(c)) => c,
+                Some(Err(e)) => {
+                    let _ = writer.abort().await;
+                    return Err(IntakeError::Api(ApiError::bad_request("bad_body", e.to_string(), "请求体读取失败")));
+                }
+                None => break,
+            },
+        };
+        size += chunk.len() as u64;
+        if size > limit {
+            let _ = writer.abort().await;
+            return Err(too_large(limit));
+        }
+        hasher.update(&chunk);
+        writer.wait_for_capacity(4).await.map_err(storage)?;
+        writer.put(chunk);
+    }
+    if size == 0 {
+        let _ = writer.abort().await;
+        return Err(IntakeError::Api(ApiError::bad_request("empty_body", "the file is empty", "文件为空")));
+    }
+    writer.finish().await.map_err(storage)?;
+    let id = hex::encode(hasher.finalize());
+    let path = Path::from(format!("sha256/{}/{id}", &id[..2]));
+    let existed = match m.store.head(&path).await {
+        Ok(_) => true,
+        Err(object_store::Error::NotFound { .. }) => false,
+        Err(e) => return Err(storage(e)),
+    };
+    if existed {
+        m.store.delete(&tmp).await.map_err(storage)?;
+    } else {
+        m.store.rename(&tmp, &path).await.map_err(storage)?;
+    }
+    let known = media::Entity::find_by_id(id.clone()).one(&state.db).await?;
+    if known.is_none() {
+        let row = media::Model {
+            id: id.clone(),
+            content_type: content_type.to_owned(),
+            size: size as i64,
+            uploaded_by: actor.id.clone(),
+            uploaded_at: Utc::now(),
+        };
+        // Two uploads of the same file at once: the second insert fails on
+        // the key, and the file is the same either way.
+        if let Err(e) = row.into_active_model().reset_all().insert(&state.db).await {
+            if media::Entity::find_by_id(id.clone()).one(&state.db).await?.is_none() {
+                return Err(e.into());
+            }
+        }
+    }
+    tracing::info!(media = %id, content_type, size, deduplicated = known.is_some(), "media stored");
+    let body = serde_json::json!({
+        "id": id, "content_type": content_type, "size": size, "url": format!("/v1/media/{id}"),
+    });
+    Ok(if known.is_some() { HttpResponse::Ok().json(body) } else { HttpResponse::Created().json(body) })
+}
+
+/// `GET /v1/media/{id}`: the file, to its uploader and to those who work
+/// cases (dispatchers, mediators, admins).
+pub async fn download(
+    state: web::Data<State>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, IntakeError> {
+    let id = path.into_inner();
+    let actor = caller.0;
+    let row = media::Entity::find_by_id(id.clone()).one(&state.db).await?.ok_or(IntakeError::NotFound("media"))?;
+    let allowed = row.uploaded_by == actor.id || matches!(actor.role, Role::Dispatcher | Role::Mediator | Role::Admin);
+    if !allowed {
+        return Err(IntakeError::NotFound("media"));
+    }
+    let got = state.media.store.get(&Path::from(format!("sha256/{}/{id}", &id[..2]))).await.map_err(storage)?;
+    let stream = got.into_stream().map(|r| r.map_err(|e| actix_web::error::ErrorServiceUnavailable(e.to_string())));
+    Ok(HttpResponse::Ok()
+        .content_type(row.content_type)
+        .insert_header(("Cache-Control", "private, max-age=86400, immutable"))
+        .streaming(stream))
+}
