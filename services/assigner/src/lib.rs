@@ -218,6 +218,8 @@ impl Handler for Assigner {
                 }),
                 petitioner_key: r.petitioner_key.clone(),
                 matter_key: r.matter_key.clone(),
+                on_spot_outcome: r.on_spot_outcome.clone(),
+                on_spot_note: r.on_spot_note.clone(),
             }),
         );
         let txn = self.db.begin().await.map_err(retryable)?;

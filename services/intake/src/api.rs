@@ -71,6 +71,19 @@ pub struct ReportIn {
     /// after the report.
     #[serde(default)]
     pub media: Vec<String>,
+    /// 就地化解: the grid worker already resolved the matter on the spot.
+    #[serde(default)]
+    pub resolved_on_spot: Option<OnSpotIn>,
+}
+
+/// A matter resolved on the spot: the outcome (a case outcome code) and
+/// what was done; photos go in the report's `media`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OnSpotIn {
+    pub outcome: String,
+    #[serde(default)]
+    pub note: Option<String>,
 }
 
 /// A medium a report names, and whether it has arrived yet.
@@ -261,6 +274,27 @@ pub async fn submit_one(state: &State, actor: &Actor, body: ReportIn) -> Result<
     let hash =
         hex::encode(Sha256::digest(serde_json::to_vec(&body).map_err(|e| IntakeError::Internal(e.to_string()))?));
     let device_time = body.device_time.map(|t| t.trunc_subsecs(6));
+    let on_spot = body.resolved_on_spot.clone();
+    if let Some(o) = &on_spot {
+        if gridwork_domain::Outcome::parse(&o.outcome).is_none() {
+            return Err(ValidationError::new(
+                "resolved_on_spot.outcome",
+                "invalid_outcome",
+                format!("unknown outcome {:?}", o.outcome),
+                format!("未知的办理结果 {:?}", o.outcome),
+            )
+            .into());
+        }
+        if state.categories.get(&body.category).copied().unwrap_or(false) {
+            return Err(ValidationError::new(
+                "resolved_on_spot",
+                "petition_not_on_spot",
+                "petitions follow the petition procedure and cannot be closed on the spot",
+                "信访事项须按信访程序办理，不能就地办结",
+            )
+            .into());
+        }
+    }
     let media_ids = body.media.clone();
     if media_ids.len() > MAX_MEDIA {
         return Err(ValidationError::new(
@@ -372,6 +406,8 @@ pub async fn submit_one(state: &State, actor: &Actor, body: ReportIn) -> Result<
             petitioner_key: petitioner_key.unwrap_or_default(),
             matter_key: matter_key.unwrap_or_default(),
             received_by: report.received_by.clone().unwrap_or_default(),
+            on_spot_outcome: on_spot.as_ref().map(|o| o.outcome.clone()).unwrap_or_default(),
+            on_spot_note: on_spot.as_ref().and_then(|o| o.note.clone()).unwrap_or_default(),
         }),
     );
     let prepared = Prepared {

@@ -990,3 +990,50 @@ async fn split(
     tracing::info!(case = %id, report = %report_id, new_case = %new.id, "linked report split off");
     Ok((updated, now))
 }
+
+/// `GET /v1/me/cases`: for a grid worker's phone, the open cases of their
+/// grid — what is going on around them, without anyone's personal data —
+/// most urgent first (overdue, then by due time).
+pub async fn my_grid_cases(state: web::Data<State>, caller: Caller) -> Result<HttpResponse, MediationError> {
+    let actor = caller.0;
+    if actor.role != Role::GridWorker {
+        return Err(MediationError::BadRequest(ApiError::forbidden("this list is a grid worker's own grid")));
+    }
+    let open: Vec<&str> = [
+        CaseStatus::Created,
+        CaseStatus::Accepted,
+        CaseStatus::Claimed,
+        CaseStatus::InProgress,
+        CaseStatus::Suspended,
+        CaseStatus::Resolved,
+        CaseStatus::Verified,
+    ]
+    .iter()
+    .map(|s| s.as_str())
+    .collect();
+    let rows = case::Entity::find()
+        .filter(case::Column::Grid.eq(actor.scope.as_str()))
+        .filter(case::Column::Status.is_in(open))
+        .order_by_asc(case::Column::DueAt)
+        .limit(200)
+        .all(&state.db)
+        .await?;
+    let now = Utc::now();
+    let items: Vec<serde_json::Value> = rows
+        .into_iter()
+        .map(|c| {
+            serde_json::json!({
+                "id": c.id,
+                "category": c.category,
+                "status": c.status,
+                "urgency": c.urgency,
+                "channel": c.channel,
+                "centre": c.centre,
+                "created_at": c.created_at,
+                "due_at": c.due_at,
+                "overdue": c.due_at < now,
+            })
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({"grid": actor.scope, "items": items})))
+}

@@ -5,8 +5,9 @@ use actix_web::web;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use gridwork_bus::{Handler, HandlerError, Message};
+use gridwork_domain::auth::{Actor, Role};
 use gridwork_domain::petition::{self, PetitionInfo};
-use gridwork_domain::{Case, CaseEventKind, CaseStatus, Hierarchy, NewCase, Step, Urgency};
+use gridwork_domain::{Case, CaseAction, CaseEventKind, CaseStatus, Hierarchy, NewCase, Outcome, Step, Urgency};
 use gridwork_events::convert::{Cause, TransitionDetail};
 use gridwork_platform::pipeline::{decode, retryable};
 use gridwork_storage::dedup;
@@ -35,6 +36,9 @@ struct Incoming {
     lon: f64,
     occurred_at: DateTime<Utc>,
     petition: Option<(String, String)>,
+    reporter: String,
+    /// 就地化解: resolved by the reporting grid worker on the spot.
+    on_spot: Option<(Outcome, String)>,
 }
 
 #[async_trait]
@@ -62,6 +66,8 @@ impl Handler for CaseOpener {
             lon: asg.lon,
             occurred_at: gridwork_events::from_timestamp(r.occurred_at.as_ref()).unwrap_or(event.occurred_at),
             petition: (!r.petitioner_key.is_empty()).then(|| (r.petitioner_key.clone(), r.matter_key.clone())),
+            reporter: r.reporter_id.clone(),
+            on_spot: Outcome::parse(&r.on_spot_outcome).map(|o| (o, r.on_spot_note.clone())),
         };
         let txn = self.state.db.begin().await.map_err(retryable)?;
         if !dedup::first_delivery(&txn, PRODUCER, &event.id.to_string()).await.map_err(retryable)? {
@@ -80,8 +86,9 @@ impl Handler for CaseOpener {
         }
         let now = Utc::now();
         let is_petition = self.state.petition_categories.contains(&incoming.category);
-        // Petitions are never merged: each is a person's own matter.
-        let duplicate_of = if is_petition {
+        // Petitions are never merged: each is a person's own matter; nor is
+        // a matter the grid worker already resolved on the spot.
+        let duplicate_of = if is_petition || incoming.on_spot.is_some() {
             None
         } else {
             link::find_open_case(
@@ -192,7 +199,7 @@ impl CaseOpener {
             _ => None,
         };
         let clocks = self.state.clocks.open(&route, petition.is_some(), now);
-        let c = Case::new(NewCase {
+        let mut c = Case::new(NewCase {
             id: Uuid::now_v7(),
             report_id: incoming.report_id,
             centre: incoming.centre.clone(),
@@ -232,7 +239,40 @@ impl CaseOpener {
             ..Default::default()
         };
         let step = Step { kind: CaseEventKind::Created, status: c.status, version: c.version };
-        let rec = repo::record(txn, &self.state, &c, step, Cause::System, &detail, now).await.map_err(retryable)?;
+        let mut rec = repo::record(txn, &self.state, &c, step, Cause::System, &detail, now).await.map_err(retryable)?;
+        let mut model = model;
+        // 就地化解: the reporting grid worker resolved it on the spot; the
+        // case is claimed, resolved and closed in their name at once.
+        if let Some((outcome, note)) = &incoming.on_spot {
+            let worker = Actor {
+                id: incoming.reporter.clone(),
+                role: Role::GridWorker,
+                scope: incoming.hierarchy.grid.clone(),
+                channel: None,
+            };
+            let mut steps = Vec::new();
+            for action in [
+                CaseAction::Claim,
+                CaseAction::Resolve { outcome: *outcome, note: (!note.is_empty()).then(|| note.clone()) },
+                CaseAction::Close,
+            ] {
+                steps.extend(
+                    c.apply(&action, &worker, now, self.state.lease)
+                        .map_err(|e| HandlerError::Poison(format!("on-the-spot resolution: {e}")))?,
+                );
+            }
+            model = repo::to_model(&c, &extra, self.state.near_due_share, now);
+            model.clone().into_active_model().reset_all().update(txn).await.map_err(retryable)?;
+            let detail = TransitionDetail {
+                reason: "resolved on the spot by the reporting grid worker (就地化解)".into(),
+                ..Default::default()
+            };
+            for s in steps {
+                rec = repo::record(txn, &self.state, &c, s, Cause::Actor(&worker), &detail, now)
+                    .await
+                    .map_err(retryable)?;
+            }
+        }
         self.state.cases_created.with_label_values(&[c.channel.as_str()]).inc();
         tracing::info!(case = %c.id, report = %incoming.report_id, centre = %c.centre, channel = c.channel.as_str(), "case opened");
         Ok((model, rec))

@@ -167,6 +167,7 @@ pub async fn start(ctx: &Context, shutdown: CancellationToken) -> anyhow::Result
             .route("/v1/routing/versions", web::get().to(routing::versions))
             .route("/v1/routing/dry-run", web::post().to(routing::dry_run))
             .route("/v1/cases", web::get().to(api::list))
+            .route("/v1/me/cases", web::get().to(api::my_grid_cases))
             .route("/v1/cases/{id}", web::get().to(api::detail))
             .route("/v1/cases/{id}/parties", web::post().to(pii::reveal))
             .route("/v1/cases/{id}/{action}", web::post().to(api::act))

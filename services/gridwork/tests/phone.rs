@@ -1,0 +1,91 @@
+//! What a grid worker's phone needs beyond reporting: marking a small
+//! matter resolved on the spot (就地化解) with its outcome and photo, and the
+//! open cases of their own grid.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests
+
+mod common;
+
+use common::{eventually, report};
+use gridwork_domain::auth::Role;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+#[actix_web::test]
+async fn on_the_spot_resolution_and_the_grids_open_cases() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = common::spawn(dir.path()).await;
+    let worker = app.worker();
+    let (lat, lon) = app.demo.demo_point;
+
+    // A photo of the settled matter, then the report that says it is settled.
+    let photo = [vec![0xFF, 0xD8, 0xFF, 0xE0], vec![42u8; 2048]].concat();
+    let r = app.http.post(format!("{}/v1/media", app.base)).bearer_auth(&worker).body(photo).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    let photo_id = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    let rid = Uuid::new_v4().to_string();
+    let mut body = report(&rid, lat, lon, "dispute.neighbourhood");
+    body["media"] = json!([photo_id]);
+    body["resolved_on_spot"] = json!({"outcome": "mediated_agreement", "note": "双方当场和解，已签字"});
+    let (s, v) = app.post(&worker, "/v1/reports", &body).await;
+    assert_eq!(s, 201, "{v}");
+
+    // The case is opened, resolved and closed in the worker's name at once.
+    let seen = eventually("the report closed", || async {
+        let (_, v) = app.get(&worker, &format!("/v1/reports/{rid}")).await;
+        (v["status"] == "closed").then_some(v)
+    })
+    .await;
+    let steps: Vec<&str> = seen["timeline"].as_array().unwrap().iter().map(|e| e["status"].as_str().unwrap()).collect();
+    assert!(steps.ends_with(&["closed"]), "{steps:?}");
+    assert_eq!(seen["media"][0]["available"], true);
+    let d = app.dispatcher();
+    let cid = seen["case_id"].as_str().unwrap().to_owned();
+    let (_, case) = app.get(&d, &format!("/v1/cases/{cid}")).await;
+    assert_eq!(
+        (case["status"].as_str(), case["outcome"].as_str()),
+        (Some("closed"), Some("mediated_agreement")),
+        "{case}"
+    );
+    let actors: Vec<&str> =
+        case["timeline"].as_array().unwrap().iter().filter_map(|e| e["actor"].as_str()).collect();
+    assert!(actors.contains(&"worker-1"), "done in the worker's name: {actors:?}");
+    // It counts as resolved on the spot.
+    let today = gridwork_domain::kpi::china_day(chrono::Utc::now());
+    let grid = app.demo.demo_grid.clone();
+    let kpi = eventually("the KPI", || async {
+        let (_, k) =
+            app.get(&app.analyst(), &format!("/v1/kpis?jurisdiction={grid}&period=day&from={today}&to={today}")).await;
+        let row = k["rows"].get(0)?.clone();
+        (row["closed"] == 1).then_some(row)
+    })
+    .await;
+    assert_eq!(kpi["on_the_spot_resolution"]["numerator"], 1);
+
+    // Refused: an unknown outcome; a petition closed on the spot.
+    let mut bad = report(&Uuid::new_v4().to_string(), lat, lon, "dispute.neighbourhood");
+    bad["resolved_on_spot"] = json!({"outcome": "sorted"});
+    let (s, e) = app.post(&worker, "/v1/reports", &bad).await;
+    assert_eq!((s, e["field"].as_str()), (400, Some("resolved_on_spot.outcome")), "{e}");
+    let mut petition = report(&Uuid::new_v4().to_string(), lat, lon, "petition.land_acquisition");
+    petition["resolved_on_spot"] = json!({"outcome": "handled"});
+    let (s, e) = app.post(&worker, "/v1/reports", &petition).await;
+    assert_eq!((s, e["code"].as_str()), (400, Some("petition_not_on_spot")), "{e}");
+
+    // The grid's open cases: an ordinary report's case is there, the
+    // settled one is not; nobody's personal data.
+    let open_rid = Uuid::new_v4().to_string();
+    assert_eq!(app.post(&worker, "/v1/reports", &report(&open_rid, lat, lon, "order.public")).await.0, 201);
+    let list = eventually("the grid's open case", || async {
+        let (s, l) = app.get(&worker, "/v1/me/cases").await;
+        assert_eq!(s, 200, "{l}");
+        (l["items"].as_array()?.len() == 1).then_some(l)
+    })
+    .await;
+    assert_ne!(list["items"][0]["id"], cid);
+    assert!(!list.to_string().contains("张三") && !list.to_string().contains("13800000000"), "{list}");
+    assert_eq!(app.get(&d, "/v1/me/cases").await.0, 403, "a dispatcher has queues instead");
+    let elsewhere = app.token("worker-9", Role::GridWorker, "371082001001001");
+    let (_, other) = app.get(&elsewhere, "/v1/me/cases").await;
+    assert_eq!(other["items"], json!([]), "another grid sees none of it");
+    app.shutdown().await;
+}
