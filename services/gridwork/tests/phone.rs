@@ -46,8 +46,7 @@ async fn on_the_spot_resolution_and_the_grids_open_cases() {
         (Some("closed"), Some("mediated_agreement")),
         "{case}"
     );
-    let actors: Vec<&str> =
-        case["timeline"].as_array().unwrap().iter().filter_map(|e| e["actor"].as_str()).collect();
+    let actors: Vec<&str> = case["timeline"].as_array().unwrap().iter().filter_map(|e| e["actor"].as_str()).collect();
     assert!(actors.contains(&"worker-1"), "done in the worker's name: {actors:?}");
     // It counts as resolved on the spot.
     let today = gridwork_domain::kpi::china_day(chrono::Utc::now());
