@@ -232,11 +232,7 @@ impl CaseFacts {
     }
 
     fn disqualify_own(&mut self, at: DateTime<Utc>, window: Duration) {
-        if self.is_first_time_petition()
-            && self.own_disqualified_at.is_none()
-            && !self.fcr_final
-            && self.disqualified_by(at, window)
-        {
+        if self.is_first_time_petition() && self.own_disqualified_at.is_none() && self.disqualified_by(at, window) {
             self.own_disqualified_at = Some(at);
         }
     }
@@ -254,12 +250,11 @@ impl CaseFacts {
     }
 
     /// Recomputes `disqualified_at` from this case's own events and the
-    /// later petitions, against the answer as now known. A final result is
-    /// never judged again.
+    /// later petitions, against the answer as now known. Evidence that
+    /// happened inside the window counts even when it is folded after the
+    /// window ended (a lagging partition, a replay of history): the result
+    /// then turns from final to failed.
     fn judge(&mut self, window: Duration) {
-        if self.fcr_final {
-            return;
-        }
         let later = self.later_petitions.iter().copied().find(|t| self.disqualified_by(*t, window));
         self.disqualified_at = match (self.own_disqualified_at, later) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -287,10 +282,12 @@ impl CaseFacts {
         if !self.is_first_time_petition() {
             return None;
         }
-        Some(if self.fcr_final {
-            Fcr::Final
-        } else if self.transferred_up || self.disqualified_at.is_some() {
+        // Escalation (transfer up) before the answer is among the own
+        // disqualifying events; after the window it changes nothing.
+        Some(if self.disqualified_at.is_some() {
             Fcr::Failed
+        } else if self.fcr_final {
+            Fcr::Final
         } else if self.closed_at.is_some() && self.resolved_at.is_some() {
             Fcr::Pending
         } else {
@@ -893,6 +890,24 @@ mod tests {
         close(&mut r, at(3, 0), at(3, 1));
         r.note_later_petition(at(3, 0) + Duration::days(31), W());
         assert_eq!(r, q);
+    }
+
+    #[test]
+    fn a_final_result_yields_to_evidence_from_inside_the_window_folded_late() {
+        // Answered 3 March; the tick matured it long after; then a repeat of
+        // 20 March (inside the window) arrives from a lagging partition.
+        let mut p = petition(at(1, 0));
+        close(&mut p, at(3, 0), at(3, 1));
+        assert!(p.mature(at(3, 0) + Duration::days(60), W()));
+        assert_eq!(p.fcr(), Some(Fcr::Final));
+        p.note_later_petition(at(20, 0), W());
+        assert_eq!(p.fcr(), Some(Fcr::Failed));
+        // A reopen after the window changes nothing.
+        let mut q = petition(at(1, 0));
+        close(&mut q, at(3, 0), at(3, 1));
+        q.mature(at(3, 0) + Duration::days(60), W());
+        q.apply(CaseEventKind::Reopened, at(3, 0) + Duration::days(40), CaseStatus::Accepted, None, W());
+        assert_eq!(q.fcr(), Some(Fcr::Final));
     }
 
     #[test]
