@@ -260,6 +260,11 @@ impl CaseFacts {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
+        // Failed, however it was marked before: the facts come out the same
+        // whether or not the tick got there first.
+        if self.disqualified_at.is_some() {
+            self.fcr_final = false;
+        }
     }
 
     pub fn is_first_time_petition(&self) -> bool {
@@ -902,6 +907,7 @@ mod tests {
         assert_eq!(p.fcr(), Some(Fcr::Final));
         p.note_later_petition(at(20, 0), W());
         assert_eq!(p.fcr(), Some(Fcr::Failed));
+        assert!(!p.fcr_final, "the same facts as if the tick had come later");
         // A reopen after the window changes nothing.
         let mut q = petition(at(1, 0));
         close(&mut q, at(3, 0), at(3, 1));
