@@ -157,28 +157,16 @@ fn synth_case(rng: &mut ChaCha8Rng, w: &World, hierarchy: &Hierarchy) -> CaseFac
         (CHANNELS[rng.gen_range(0..CHANNELS.len())], CATEGORIES[rng.gen_range(0..CATEGORIES.len())], None, None)
     };
     let due_at = created + Duration::days(rng.gen_range(3..=15));
-    let mut f = CaseFacts {
-        case_id: uuid::Builder::from_random_bytes(rng.gen()).into_uuid(),
-        hierarchy: hierarchy.clone(),
-        category: category.to_owned(),
+    let mut f = CaseFacts::opened(
+        uuid::Builder::from_random_bytes(rng.gen()).into_uuid(),
+        hierarchy.clone(),
+        category.to_owned(),
         channel,
-        status: CaseStatus::Created,
-        created_at: created,
+        created,
         due_at,
-        accept_due_at,
-        accepted_at: None,
-        rejected_at: None,
-        resolved_at: None,
-        closed_at: None,
-        satisfaction: None,
         petition,
-        transferred_up: false,
-        reopened: false,
-        disqualified_at: None,
-        own_disqualified_at: None,
-        later_petitions: Vec::new(),
-        fcr_final: false,
-    };
+    );
+    f.accept_due_at = accept_due_at;
     // Petitions are accepted within 1 hour to 20 days (most in days, some
     // after the 15-day deadline); other cases within hours.
     let accepted = if is_petition {

@@ -378,3 +378,17 @@ pub async fn claim_resolve_close(http: &reqwest::Client, base: &str, token: &str
         assert_eq!(r.status(), 200, "{action}");
     }
 }
+
+/// Every file under `dir`, recursively.
+pub fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}

@@ -55,7 +55,8 @@ async fn media_are_typed_limited_deduplicated_and_linked_either_way() {
     let (s, again) = upload(&app, &worker, photo.clone()).await;
     assert_eq!((s, again["id"].as_str()), (200, Some(id.as_str())), "de-duplicated by content");
     let media_dir = dir.path().join("media");
-    let stored: Vec<_> = walk(&media_dir).into_iter().filter(|p| !p.starts_with(media_dir.join("tmp"))).collect();
+    let stored: Vec<_> =
+        common::walk(&media_dir).into_iter().filter(|p| !p.starts_with(media_dir.join("tmp"))).collect();
     assert_eq!(stored.len(), 1, "one object for one content: {stored:?}");
 
     // Types by their bytes; sizes per type.
@@ -107,17 +108,4 @@ async fn media_are_typed_limited_deduplicated_and_linked_either_way() {
     assert_eq!(get(app.analyst()).await.0, 404);
     assert_eq!(get(app.token("worker-2", Role::GridWorker, &app.demo.demo_grid)).await.0, 404);
     app.shutdown().await;
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }

@@ -232,7 +232,8 @@ async fn a_petitioners_identity_appears_only_where_the_role_permits() {
     // log folded in and removed): scan again until a pass reads every file.
     let mut files = 0;
     for _ in 0..20 {
-        let read: Result<Vec<_>, _> = walk(dir.path()).into_iter().map(|p| std::fs::read(&p).map(|b| (p, b))).collect();
+        let read: Result<Vec<_>, _> =
+            common::walk(dir.path()).into_iter().map(|p| std::fs::read(&p).map(|b| (p, b))).collect();
         let Ok(read) = read else {
             tokio::time::sleep(Duration::from_millis(250)).await;
             continue;
@@ -254,19 +255,6 @@ async fn a_petitioners_identity_appears_only_where_the_role_permits() {
         let hits = found_in(line.as_bytes());
         assert!(hits.is_empty(), "{hits:?} in a log line: {line}");
     }
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }
 
 /// Every message of `topic` from the start, raw.
