@@ -3,7 +3,8 @@
 #  - tansu, a Kafka-protocol broker, from crates.io (about 12 minutes the first
 #    time, then cached in ~/.cargo/bin);
 #  - protoc from Debian's packages (for the Python classes of proto/);
-#  - Python's confluent-kafka and protobuf from PyPI (the independent consumer).
+#  - Python's confluent-kafka and protobuf from PyPI (the independent consumer);
+#  - schemathesis from PyPI (tests/openapi.rs runs it against the service).
 # PostgreSQL (127.0.0.1:5432) and Redis (127.0.0.1:6379) are expected to run.
 set -euo pipefail
 
@@ -25,9 +26,15 @@ if ! python3 -c 'import confluent_kafka, google.protobuf' >/dev/null 2>&1; then
   python3 -m pip install --quiet --disable-pip-version-check 'confluent-kafka>=2.3' 'protobuf>=4.21,<5'
 fi
 
+if ! command -v schemathesis >/dev/null 2>&1; then
+  echo "==> installing schemathesis (PyPI): checks the OpenAPI spec against the running service"
+  python3 -m pip install --quiet --disable-pip-version-check 'schemathesis>=4.3,<5'
+fi
+
 check() { printf '  %-16s %s\n' "$1" "$2"; }
 check tansu "$(command -v tansu)"
 check protoc "$(protoc --version)"
+check schemathesis "$(schemathesis --version)"
 check confluent-kafka "$(python3 -c 'import confluent_kafka; print(confluent_kafka.version()[0], "librdkafka", confluent_kafka.libversion()[0])')"
 for svc in "PostgreSQL 127.0.0.1 5432" "Redis 127.0.0.1 6379"; do
   set -- $svc

@@ -161,6 +161,34 @@ impl ValidationError {
 
 pub const MAX_DESCRIPTION_CHARS: usize = 4000;
 pub const MAX_PARTIES: usize = 50;
+pub const MAX_ADDRESS_CHARS: usize = 500;
+pub const MAX_MATTER_CHARS: usize = 4000;
+pub const MAX_NAME_CHARS: usize = 100;
+pub const MAX_PHONE_CHARS: usize = 40;
+pub const MAX_CODE_CHARS: usize = 64;
+
+/// Free text from a phone: at most `max` characters, and no control
+/// characters other than tab and line breaks (a NUL byte, for one, cannot be
+/// stored in PostgreSQL text and means the client sent garbage).
+pub fn check_text(field: &str, value: &str, max: usize) -> Result<(), ValidationError> {
+    if let Some(c) = value.chars().find(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r')) {
+        return Err(ValidationError::new(
+            field,
+            "invalid_characters",
+            format!("{field} contains the control character U+{:04X}", c as u32),
+            format!("{field} 含有控制字符 U+{:04X}", c as u32),
+        ));
+    }
+    if value.chars().count() > max {
+        return Err(ValidationError::new(
+            field,
+            "too_long",
+            format!("{field} is longer than {max} characters"),
+            format!("{field} 超过 {max} 个字符"),
+        ));
+    }
+    Ok(())
+}
 
 impl Location {
     pub fn validate(&self) -> Result<(), ValidationError> {
@@ -199,6 +227,17 @@ impl NewReport {
     /// answers whether a category code exists.
     pub fn validate(&self, known_category: impl Fn(&str) -> bool) -> Result<(), ValidationError> {
         self.location.validate()?;
+        check_text("category", &self.category, MAX_CODE_CHARS)?;
+        check_text("description", &self.description, MAX_DESCRIPTION_CHARS)?;
+        if let Some(a) = &self.address {
+            check_text("address", a, MAX_ADDRESS_CHARS)?;
+        }
+        if let Some(m) = &self.matter {
+            check_text("matter", m, MAX_MATTER_CHARS)?;
+        }
+        if let Some(r) = &self.received_by {
+            check_text("received_by", r, MAX_CODE_CHARS)?;
+        }
         if self.category.trim().is_empty() {
             return Err(ValidationError::new("category", "missing_field", "category is required", "事件类别不能为空"));
         }
@@ -216,14 +255,6 @@ impl NewReport {
                 "missing_field",
                 "description is required",
                 "事件描述不能为空",
-            ));
-        }
-        if self.description.chars().count() > MAX_DESCRIPTION_CHARS {
-            return Err(ValidationError::new(
-                "description",
-                "too_long",
-                format!("description is longer than {MAX_DESCRIPTION_CHARS} characters"),
-                format!("事件描述超过 {MAX_DESCRIPTION_CHARS} 个字符"),
             ));
         }
         if let Some(code) = &self.received_by {
@@ -249,6 +280,13 @@ impl NewReport {
             ));
         }
         for (i, p) in self.parties.iter().enumerate() {
+            check_text(&format!("parties[{i}].name"), &p.name, MAX_NAME_CHARS)?;
+            if let Some(phone) = &p.phone {
+                check_text(&format!("parties[{i}].phone"), phone, MAX_PHONE_CHARS)?;
+            }
+            if let Some(id) = &p.id_number {
+                check_text(&format!("parties[{i}].id_number"), id, MAX_PHONE_CHARS)?;
+            }
             if p.name.trim().is_empty() {
                 return Err(ValidationError::new(
                     &format!("parties[{i}].name"),
@@ -294,6 +332,17 @@ mod tests {
         assert_eq!(r.validate(ok).unwrap_err().code, "invalid_coordinates");
         let r = report();
         assert_eq!(r.validate(|_| false).unwrap_err().code, "unknown_category");
+        let mut nul = report();
+        nul.description = "a\u{0}b".into();
+        let e = nul.validate(ok).unwrap_err();
+        assert_eq!((e.code, e.field.as_str()), ("invalid_characters", "description"));
+        let mut lines = report();
+        lines.description = "第一行\n第二行\t完".into();
+        assert!(lines.validate(ok).is_ok());
+        let mut long = report();
+        long.address = Some("路".repeat(MAX_ADDRESS_CHARS + 1));
+        let e = long.validate(ok).unwrap_err();
+        assert_eq!((e.code, e.field.as_str()), ("too_long", "address"));
         let mut r = report();
         r.description = "  ".into();
         assert_eq!(r.validate(ok).unwrap_err().field, "description");

@@ -9,10 +9,14 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 use uuid::Uuid;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"code": "unknown_category", "message": "unknown category \"x\"", "message_zh": "未知的事件类别", "field": "category"}))]
 pub struct ApiError {
     #[serde(skip)]
+    #[schema(ignore)]
     pub status: StatusCode,
+    /// Stable, machine-readable.
+    #[schema(value_type = String)]
     pub code: &'static str,
     pub message: String,
     pub message_zh: String,

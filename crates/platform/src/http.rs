@@ -11,6 +11,7 @@ use actix_web::{middleware, web, App, HttpResponse, HttpServer};
 use serde_json::json;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use utoipa_swagger_ui::SwaggerUi;
 
 use crate::config::Config;
 use crate::context::{Context, Schema};
@@ -24,6 +25,8 @@ pub type Routes = Arc<dyn Fn(&mut web::ServiceConfig) + Send + Sync>;
 pub struct Service {
     pub routes: Routes,
     pub tasks: Vec<JoinHandle<()>>,
+    /// The service's OpenAPI description, merged into `/openapi.json`.
+    pub api: Option<utoipa::openapi::OpenApi>,
 }
 
 /// A service on its own: binds `http.listen`, connects (refusing a schema
@@ -37,7 +40,8 @@ where
     let ctx = Context::connect(config, Schema::RequireCurrent, name).await?;
     let shutdown = CancellationToken::new();
     let svc = start(ctx.clone(), shutdown.clone()).await?;
-    Ok(Application::new(ctx, listener, vec![svc.routes], shutdown, svc.tasks)?)
+    let apis = svc.api.into_iter().collect();
+    Ok(Application::new(ctx, listener, vec![svc.routes], apis, shutdown, svc.tasks)?)
 }
 
 /// The `main` of a service binary: configuration from `GRIDWORK_CONFIG` and
@@ -91,6 +95,44 @@ async fn ready(ctx: web::Data<Context>) -> HttpResponse {
     }
 }
 
+/// The process's OpenAPI 3 description: every service it runs, merged, with
+/// bearer-token security (`Authorization: Bearer <jwt>`).
+pub fn openapi(apis: Vec<utoipa::openapi::OpenApi>) -> utoipa::openapi::OpenApi {
+    use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+    use utoipa::openapi::{ComponentsBuilder, InfoBuilder, OpenApiBuilder};
+    let mut spec = OpenApiBuilder::new()
+        .info(
+            InfoBuilder::new()
+                .title("gridwork")
+                .version(env!("CARGO_PKG_VERSION"))
+                .description(Some(
+                    "Grid-based grassroots governance: reports from grid workers' phones, \
+                     one-stop dispute-mediation queues, KPIs. Errors share one shape \
+                     (`code`, `message`, `message_zh`, `field`).",
+                ))
+                .build(),
+        )
+        .components(Some(
+            ComponentsBuilder::new()
+                .security_scheme(
+                    "bearer",
+                    SecurityScheme::Http(
+                        HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build(),
+                    ),
+                )
+                .build(),
+        ))
+        .build();
+    for api in apis {
+        spec.merge(api);
+    }
+    spec
+}
+
+async fn docs_redirect() -> HttpResponse {
+    HttpResponse::PermanentRedirect().insert_header(("Location", "/docs/")).finish()
+}
+
 async fn not_found() -> Result<HttpResponse, ApiError> {
     Err(ApiError::not_found("route"))
 }
@@ -123,6 +165,7 @@ impl Application {
         ctx: Context,
         listener: TcpListener,
         routes: Vec<Routes>,
+        apis: Vec<utoipa::openapi::OpenApi>,
         shutdown: CancellationToken,
         tasks: Vec<JoinHandle<()>>,
     ) -> std::io::Result<Self> {
@@ -132,6 +175,7 @@ impl Application {
         let data = web::Data::new(ctx.clone());
         let verifier = web::Data::new(ctx.verifier.clone());
         let metrics = web::Data::new(ctx.metrics.clone());
+        let spec = openapi(apis);
         let mut server = HttpServer::new(move || {
             let mut app = App::new()
                 .app_data(data.clone())
@@ -144,7 +188,9 @@ impl Application {
                 .wrap(tracing_actix_web::TracingLogger::default())
                 .route("/health/live", web::get().to(live))
                 .route("/health/ready", web::get().to(ready))
-                .route("/metrics", web::get().to(crate::metrics::metrics_endpoint));
+                .route("/metrics", web::get().to(crate::metrics::metrics_endpoint))
+                .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", spec.clone()))
+                .route("/docs", web::get().to(docs_redirect));
             for r in &routes {
                 let r = r.clone();
                 app = app.configure(move |cfg| r(cfg));

@@ -268,7 +268,7 @@ pub async fn start(ctx: &Context, shutdown: CancellationToken) -> anyhow::Result
             .route("/v1/public/kpis", web::get().to(public_kpis))
             .configure(ledger::configure);
     });
-    Ok(Service { routes, tasks })
+    Ok(Service { routes, tasks, api: None })
 }
 
 /// analytics on its own: connects, checks the schema, binds `http.listen`.

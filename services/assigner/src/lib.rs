@@ -480,7 +480,7 @@ pub async fn start(ctx: &Context, shutdown: CancellationToken) -> anyhow::Result
             )
             .route("/v1/grids/versions/{id}/geojson", web::get().to(export_version));
     });
-    Ok(Service { routes, tasks })
+    Ok(Service { routes, tasks, api: None })
 }
 
 /// assigner on its own: connects, checks the schema, binds `http.listen`.

@@ -34,8 +34,10 @@ pub async fn build(config: Config) -> anyhow::Result<AllInOne> {
     let mediation = gridwork_mediation::start(&ctx, shutdown.clone()).await?;
     let assigner = gridwork_assigner::start(&ctx, shutdown.clone()).await?;
     let intake = gridwork_intake::start(&ctx, shutdown.clone()).await?;
-    let routes = vec![intake.routes, assigner.routes, mediation.routes, analytics.routes];
-    let tasks = [intake.tasks, assigner.tasks, mediation.tasks, analytics.tasks].into_iter().flatten().collect();
-    let app = Application::new(ctx.clone(), listener, routes, shutdown, tasks)?;
+    let services = [intake, assigner, mediation, analytics];
+    let apis = services.iter().filter_map(|s| s.api.clone()).collect();
+    let routes = services.iter().map(|s| s.routes.clone()).collect();
+    let tasks = services.into_iter().flat_map(|s| s.tasks).collect();
+    let app = Application::new(ctx.clone(), listener, routes, apis, shutdown, tasks)?;
     Ok(AllInOne { app, ctx, demo })
 }

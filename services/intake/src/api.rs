@@ -6,10 +6,12 @@ use gridwork_domain::auth::{Actor, Role};
 use gridwork_domain::report::{Crs, Location, NewReport, Party, ReportStatus, Urgency, ValidationError};
 use gridwork_events::{pb, Event, Payload};
 use gridwork_platform::auth::Caller;
+use gridwork_platform::ApiError;
 use gridwork_storage::entity::{report, report_event};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::batch::{Prepared, Stored};
@@ -19,18 +21,42 @@ use crate::State;
 /// How far in the future a device clock may be before a report is refused.
 const MAX_CLOCK_SKEW: Duration = Duration::minutes(10);
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LocationIn {
+    /// Latitude, degrees (within China).
+    #[schema(example = 36.6512, minimum = -90, maximum = 90)]
     pub lat: f64,
+    /// Longitude, degrees.
+    #[schema(example = 117.1201, minimum = -180, maximum = 180)]
     pub lon: f64,
+    /// Horizontal accuracy in metres, as the phone estimates it.
     #[serde(default)]
     pub accuracy_m: Option<f64>,
+    /// `wgs84` (GPS, the default) or `gcj02` (Chinese map SDKs).
     #[serde(default)]
+    #[schema(schema_with = crs_schema)]
     pub crs: Crs,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+fn crs_schema() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(["wgs84", "gcj02"]))
+        .default(Some(serde_json::json!("wgs84")))
+        .build()
+}
+
+fn urgency_schema() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(["normal", "urgent", "emergency"]))
+        .default(Some(serde_json::json!("normal")))
+        .build()
+}
+
+/// A party to a dispute or petition; sealed at rest, never on the bus.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PartyIn {
     pub name: String,
@@ -41,7 +67,7 @@ pub struct PartyIn {
 }
 
 /// `POST /v1/reports`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReportIn {
     /// Client-generated UUID: posting the same id again returns the same report.
@@ -50,9 +76,13 @@ pub struct ReportIn {
     pub location: LocationIn,
     #[serde(default)]
     pub address: Option<String>,
+    /// A category code of the taxonomy (the list is in this spec).
     pub category: String,
+    /// What happened, in the grid worker's words.
+    #[schema(min_length = 1, max_length = 4000)]
     pub description: String,
     #[serde(default)]
+    #[schema(schema_with = urgency_schema)]
     pub urgency: Urgency,
     #[serde(default)]
     pub parties: Vec<PartyIn>,
@@ -78,7 +108,7 @@ pub struct ReportIn {
 
 /// A matter resolved on the spot: the outcome (a case outcome code) and
 /// what was done; photos go in the report's `media`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OnSpotIn {
     pub outcome: String,
@@ -87,7 +117,7 @@ pub struct OnSpotIn {
 }
 
 /// A medium a report names, and whether it has arrived yet.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct MediaRef {
     pub id: String,
     pub available: bool,
@@ -99,6 +129,7 @@ pub struct MediaRef {
 }
 
 const MAX_MEDIA: usize = 20;
+const MAX_NOTE_CHARS: usize = 2000;
 
 /// The media `ids` name, with what has been uploaded so far.
 async fn media_refs(state: &State, ids: &[String]) -> Result<Vec<MediaRef>, IntakeError> {
@@ -128,14 +159,17 @@ async fn media_refs(state: &State, ids: &[String]) -> Result<Vec<MediaRef>, Inta
         .collect())
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// One step of a report's way through the pipeline.
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct TimelineEntry {
     pub at: DateTime<Utc>,
     pub status: String,
     pub note: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// A report as its reporter and case workers see it (no personal data:
+/// parties are only counted).
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ReportView {
     pub id: String,
     pub status: String,
@@ -147,7 +181,7 @@ pub struct ReportView {
     pub media: Vec<MediaRef>,
     pub category: String,
     pub urgency: String,
-    pub location: serde_json::Value,
+    pub location: LocationOut,
     pub address: Option<String>,
     pub description: String,
     pub party_count: usize,
@@ -157,8 +191,17 @@ pub struct ReportView {
     pub timeline: Vec<TimelineEntry>,
 }
 
-fn location_json(lat: f64, lon: f64, accuracy_m: Option<f64>, crs: &str) -> serde_json::Value {
-    serde_json::json!({"lat": lat, "lon": lon, "accuracy_m": accuracy_m, "crs": crs})
+/// Where a report was made, as the phone sent it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct LocationOut {
+    pub lat: f64,
+    pub lon: f64,
+    pub accuracy_m: Option<f64>,
+    pub crs: String,
+}
+
+fn location_json(lat: f64, lon: f64, accuracy_m: Option<f64>, crs: &str) -> LocationOut {
+    LocationOut { lat, lon, accuracy_m, crs: crs.to_owned() }
 }
 
 fn view(r: report::Model, events: Vec<report_event::Model>) -> ReportView {
@@ -254,6 +297,21 @@ fn idem_key(id: &Uuid) -> String {
 
 /// Submits a report. 201 for a new report, 200 for a replay of the same
 /// report, 409 when the id was used for different content.
+#[utoipa::path(post, path = "/v1/reports", tag = "reports", request_body = ReportIn,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Accepted: stored, on its way to a grid", body = ReportView),
+        (status = 200, description = "A replay of a report already accepted", body = ReportView),
+        (status = 400, description = "Invalid: `code` and `field` say what", body = ApiError),
+        (status = 401, description = "No or bad token", body = ApiError),
+        (status = 403, description = "Not a grid worker", body = ApiError),
+        (status = 409, description = "The id was used for a different report", body = ApiError),
+        (status = 413, description = "Body too large", body = ApiError),
+        (status = 415, description = "Not JSON", body = ApiError),
+        (status = 429, description = "Too many requests from this token; see Retry-After", body = ApiError,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "Storage unavailable; retry", body = ApiError),
+    ))]
 pub async fn submit(
     state: web::Data<State>,
     caller: Caller,
@@ -276,6 +334,9 @@ pub async fn submit_one(state: &State, actor: &Actor, body: ReportIn) -> Result<
     let device_time = body.device_time.map(|t| t.trunc_subsecs(6));
     let on_spot = body.resolved_on_spot.clone();
     if let Some(o) = &on_spot {
+        if let Some(note) = &o.note {
+            gridwork_domain::report::check_text("resolved_on_spot.note", note, MAX_NOTE_CHARS)?;
+        }
         if gridwork_domain::Outcome::parse(&o.outcome).is_none() {
             return Err(ValidationError::new(
                 "resolved_on_spot.outcome",
@@ -467,7 +528,7 @@ pub async fn submit_one(state: &State, actor: &Actor, body: ReportIn) -> Result<
 }
 
 /// `POST /v1/reports/batch`: the reports a phone queued while offline.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BatchIn {
     pub reports: Vec<ReportIn>,
@@ -475,13 +536,14 @@ pub struct BatchIn {
 
 /// One item's result. The same batch sent again, in any order and any
 /// number of times, gives the same results: nothing is stored twice.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ItemResult {
     /// The item's client id.
     pub id: Uuid,
     /// `accepted` (stored now or before), `conflict` (the id was used for a
     /// different report: nothing overwritten), `invalid`, or `unavailable`
     /// (try again).
+    #[schema(value_type = String)]
     pub result: &'static str,
     /// The HTTP status the item alone would have got (accepted: 200).
     pub status: u16,
@@ -493,6 +555,28 @@ pub struct ItemResult {
     pub error: Option<gridwork_platform::ApiError>,
 }
 
+/// The results of a batch, one per item in the order sent.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BatchOut {
+    /// Items accepted (now or before).
+    pub accepted: usize,
+    pub results: Vec<ItemResult>,
+}
+
+/// Submits the reports a phone queued while offline; each item gets its own
+/// result. Replays, in any order, create nothing twice.
+#[utoipa::path(post, path = "/v1/reports/batch", tag = "reports", request_body = BatchIn,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Per-item results", body = BatchOut),
+        (status = 400, description = "Malformed body, unknown field or bad batch size", body = ApiError),
+        (status = 401, description = "No or bad token", body = ApiError),
+        (status = 403, description = "Not a grid worker", body = ApiError),
+        (status = 413, description = "Body too large", body = ApiError),
+        (status = 415, description = "Not JSON", body = ApiError),
+        (status = 429, description = "Too many requests from this token", body = ApiError),
+        (status = 503, description = "Storage unavailable; retry", body = ApiError),
+    ))]
 pub async fn submit_batch(
     state: web::Data<State>,
     caller: Caller,
@@ -549,10 +633,20 @@ pub async fn submit_batch(
         });
     }
     let accepted = results.iter().filter(|r| r.result == "accepted").count();
-    Ok(HttpResponse::Ok().json(serde_json::json!({"accepted": accepted, "results": results})))
+    Ok(HttpResponse::Ok().json(BatchOut { accepted, results }))
 }
 
 /// One report: its reporter, and anyone whose scope covers its grid.
+#[utoipa::path(get, path = "/v1/reports/{id}", tag = "reports",
+    params(("id" = Uuid, Path, description = "The report's client id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The report, its status and timeline", body = ReportView),
+        (status = 400, description = "The id is not a UUID", body = ApiError),
+        (status = 401, description = "No or bad token", body = ApiError),
+        (status = 404, description = "No such report visible to the caller", body = ApiError),
+        (status = 503, description = "Storage unavailable; retry", body = ApiError),
+    ))]
 pub async fn get_report(
     state: web::Data<State>,
     caller: Caller,
@@ -572,17 +666,36 @@ pub async fn get_report(
     Ok(HttpResponse::Ok().json(v))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct MineQuery {
+    /// Page size, 1–200 (default 50).
     #[serde(default)]
+    #[param(minimum = 0)]
     pub limit: Option<u64>,
     /// Only reports received before this time (for paging back).
     #[serde(default)]
     pub before: Option<DateTime<Utc>>,
 }
 
+/// A page of the caller's reports.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MyReports {
+    pub items: Vec<ReportView>,
+    /// Pass as `before` for the next page; absent on the last page.
+    pub next_before: Option<DateTime<Utc>>,
+}
+
 /// The caller's own reports, newest first, each with its timeline.
+#[utoipa::path(get, path = "/v1/me/reports", tag = "phone", params(MineQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The caller's reports", body = MyReports),
+        (status = 400, description = "Bad query", body = ApiError),
+        (status = 401, description = "No or bad token", body = ApiError),
+        (status = 503, description = "Storage unavailable; retry", body = ApiError),
+    ))]
 pub async fn my_reports(
     state: web::Data<State>,
     caller: Caller,
@@ -611,16 +724,33 @@ pub async fn my_reports(
         })
         .collect();
     let next_before = if items.len() as u64 == limit { items.last().map(|r| r.received_at) } else { None };
-    Ok(HttpResponse::Ok().json(serde_json::json!({"items": items, "next_before": next_before})))
+    Ok(HttpResponse::Ok().json(MyReports { items, next_before }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Revoked {
+    pub revoked: bool,
+    /// The revoked token's id.
+    pub jti: String,
 }
 
 /// Revokes the token this request presents (log out). Other replicas refuse
 /// it at once.
+#[utoipa::path(post, path = "/v1/auth/revoke", tag = "auth",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Revoked", body = Revoked),
+        (status = 401, description = "No or bad token", body = ApiError),
+        (status = 503, description = "Revocation list unavailable; retry", body = ApiError),
+    ))]
 pub async fn revoke(ctx: web::Data<gridwork_platform::Context>, caller: Caller) -> Result<HttpResponse, IntakeError> {
     gridwork_platform::revocation::revoke(&ctx, &caller.1.jti, caller.1.expires_at, &caller.0.id).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({"revoked": true, "jti": caller.1.jti})))
+    Ok(HttpResponse::Ok().json(Revoked { revoked: true, jti: caller.1.jti.clone() }))
 }
 
+/// The embedded issuer's public keys (JWK Set), for verifying its tokens.
+#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "auth",
+    responses((status = 200, description = "JWK Set", body = Object)))]
 pub async fn jwks(state: web::Data<State>) -> HttpResponse {
     HttpResponse::Ok().json(state.issuer.jwks())
 }

@@ -24,6 +24,7 @@ pub mod batch;
 mod consumer;
 pub mod error;
 pub mod media;
+pub mod openapi;
 pub mod tokens;
 
 pub const PRODUCER: &str = "intake";
@@ -67,7 +68,9 @@ pub fn routes(state: web::Data<State>) -> Routes {
 
 /// Starts intake's consumer and outbox relay; returns its routes.
 pub async fn start(ctx: &Context, shutdown: CancellationToken) -> anyhow::Result<Service> {
-    let categories = category::Entity::find().all(&ctx.db).await?.into_iter().map(|c| (c.code, c.petition)).collect();
+    let categories: HashMap<String, bool> =
+        category::Entity::find().all(&ctx.db).await?.into_iter().map(|c| (c.code, c.petition)).collect();
+    let api = openapi::spec(&categories.keys().cloned().collect::<Vec<_>>());
     let secret = Context::secret(std::path::Path::new(&ctx.config.petition.key_file))?;
     let wake = Arc::new(Notify::new());
     let dummy_hash = {
@@ -125,7 +128,7 @@ pub async fn start(ctx: &Context, shutdown: CancellationToken) -> anyhow::Result
         )
         .await?,
     );
-    Ok(Service { routes: routes(state), tasks })
+    Ok(Service { routes: routes(state), tasks, api: Some(api) })
 }
 
 /// intake on its own: connects, checks the schema, binds `http.listen`.

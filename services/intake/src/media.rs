@@ -91,7 +91,36 @@ pub fn is_media_id(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
-/// `POST /v1/media` (body: the file's bytes).
+/// A file's bytes.
+#[derive(utoipa::ToSchema)]
+#[schema(value_type = String, format = Binary)]
+pub struct FileBytes(#[allow(dead_code)] Vec<u8>);
+
+/// A stored photo or video.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct Medium {
+    /// The SHA-256 of the bytes, hex: name it in a report's `media`.
+    pub id: String,
+    pub content_type: String,
+    pub size: i64,
+    pub url: String,
+}
+
+/// Uploads a photo (JPEG, PNG, HEIC, WebP) or short video (MP4); the type
+/// comes from the bytes. The same bytes again are stored once (200).
+#[utoipa::path(post, path = "/v1/media", tag = "media",
+    request_body(content = FileBytes, content_type = "application/octet-stream"),
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Stored", body = Medium),
+        (status = 200, description = "Already stored (same bytes)", body = Medium),
+        (status = 400, description = "Empty or unreadable body", body = ApiError),
+        (status = 401, description = "No or bad token", body = ApiError),
+        (status = 403, description = "Not a grid worker", body = ApiError),
+        (status = 413, description = "Larger than the limit for its type", body = ApiError),
+        (status = 415, description = "Not a supported photo or video", body = ApiError),
+        (status = 503, description = "Storage unavailable; retry", body = ApiError),
+    ))]
 pub async fn upload(
     state: web::Data<State>,
     caller: Caller,
@@ -203,14 +232,23 @@ pub async fn upload(
         }
     }
     tracing::info!(media = %id, content_type, size, deduplicated = known.is_some(), "media stored");
-    let body = serde_json::json!({
-        "id": id, "content_type": content_type, "size": size, "url": format!("/v1/media/{id}"),
-    });
+    let body = Medium { url: format!("/v1/media/{id}"), id, content_type: content_type.to_owned(), size: size as i64 };
     Ok(if known.is_some() { HttpResponse::Ok().json(body) } else { HttpResponse::Created().json(body) })
 }
 
 /// `GET /v1/media/{id}`: the file, to its uploader and to those who work
 /// cases (dispatchers, mediators, admins).
+#[utoipa::path(get, path = "/v1/media/{id}", tag = "media",
+    params(("id" = String, Path, description = "The medium's SHA-256, hex")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The file", content(
+            (FileBytes = "image/jpeg"), (FileBytes = "image/png"), (FileBytes = "image/heic"),
+            (FileBytes = "image/webp"), (FileBytes = "video/mp4"), (FileBytes = "video/quicktime"))),
+        (status = 401, description = "No or bad token", body = ApiError),
+        (status = 404, description = "No such medium visible to the caller", body = ApiError),
+        (status = 503, description = "Storage unavailable; retry", body = ApiError),
+    ))]
 pub async fn download(
     state: web::Data<State>,
     caller: Caller,

@@ -18,14 +18,14 @@ use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, IntoActiveModel, QueryFilter, QuerySelect,
     TransactionTrait,
 };
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::IntakeError;
 use crate::State;
 
 /// The body of `POST /v1/auth/token` (OAuth 2 style grants, as JSON).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TokenIn {
     /// `password` (the default) or `refresh_token`.
@@ -54,6 +54,34 @@ fn hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
+/// An access token and the refresh token that renews it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TokenOut {
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: String,
+    /// Seconds the access token is valid.
+    pub expires_in: i64,
+    /// Single use: each use returns a new one; a spent one used again
+    /// revokes the whole family.
+    pub refresh_token: String,
+    pub refresh_expires_in: i64,
+    pub user_id: String,
+    pub role: String,
+    pub scope: String,
+}
+
+/// Signs in (`grant_type=password`) or renews (`grant_type=refresh_token`).
+#[utoipa::path(post, path = "/v1/auth/token", tag = "auth", request_body = TokenIn,
+    responses(
+        (status = 200, description = "Tokens issued", body = TokenOut),
+        (status = 400, description = "Missing field, unknown field or grant type", body = ApiError),
+        (status = 401, description = "Wrong credentials, or a refresh token unknown, expired, revoked or reused",
+            body = ApiError),
+        (status = 413, description = "Body too large", body = ApiError),
+        (status = 415, description = "Not JSON", body = ApiError),
+        (status = 503, description = "Storage unavailable; retry", body = ApiError),
+    ))]
 pub async fn token(
     state: web::Data<State>,
     ctx: web::Data<Context>,
@@ -76,6 +104,11 @@ pub async fn token(
 async fn password(state: &State, ctx: &Context, body: &TokenIn) -> Result<HttpResponse, IntakeError> {
     let username = body.username.as_deref().ok_or_else(|| missing("username"))?;
     let password = body.password.clone().ok_or_else(|| missing("password"))?;
+    // No account has a control character in its name (a NUL could not even be
+    // looked up in PostgreSQL): wrong credentials, without asking the database.
+    if username.chars().any(char::is_control) || username.len() > 256 {
+        return Err(IntakeError::BadCredentials);
+    }
     let u = user::Entity::find().filter(user::Column::Username.eq(username)).one(&state.db).await?;
     // Verify even for unknown users, so timing does not reveal which exist.
     let stored = u.as_ref().map(|u| u.password_hash.clone()).unwrap_or_else(|| state.dummy_hash.clone());
@@ -131,16 +164,16 @@ async fn issue_pair<C: ConnectionTrait>(
     .reset_all()
     .insert(db)
     .await?;
-    Ok(HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(serde_json::json!({
-        "access_token": access,
-        "token_type": "Bearer",
-        "expires_in": ttl,
-        "refresh_token": refresh,
-        "refresh_expires_in": refresh_ttl,
-        "user_id": u.id,
-        "role": u.role,
-        "scope": u.scope,
-    })))
+    Ok(HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(TokenOut {
+        access_token: access,
+        token_type: "Bearer".into(),
+        expires_in: ttl,
+        refresh_token: refresh,
+        refresh_expires_in: refresh_ttl,
+        user_id: u.id.clone(),
+        role: u.role.clone(),
+        scope: u.scope.clone(),
+    }))
 }
 
 enum Outcome {

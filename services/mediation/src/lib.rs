@@ -174,7 +174,7 @@ pub async fn start(ctx: &Context, shutdown: CancellationToken) -> anyhow::Result
             .route("/v1/audit/pii-reads", web::get().to(pii::audit))
             .route("/v1/centres/{code}/stream", web::get().to(live::stream));
     });
-    Ok(Service { routes, tasks })
+    Ok(Service { routes, tasks, api: None })
 }
 
 /// mediation on its own: connects, checks the schema, binds `http.listen`.

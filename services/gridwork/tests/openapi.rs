@@ -1,0 +1,153 @@
+//! The OpenAPI description: generated from the code, served at
+//! `/openapi.json` with a browsable UI at `/docs/`, and checked against the
+//! running service by schemathesis (PyPI; installed by
+//! `scripts/setup-test-deps.sh`): no server errors, every response's status,
+//! content type, headers and body as the spec says.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: failing loudly is the point
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+
+/// Runs schemathesis against `spec` (a URL or a file) and the app at `base`.
+async fn schemathesis(spec: &str, base: &str, token: &str, extra: &[&str]) -> (bool, String) {
+    let seed = std::env::var("GW_SCHEMATHESIS_SEED").unwrap_or_else(|_| "20261122".into());
+    let examples = std::env::var("GW_SCHEMATHESIS_EXAMPLES").unwrap_or_else(|_| "60".into());
+    let mut args: Vec<String> = vec![
+        "run".into(),
+        spec.into(),
+        "--url".into(),
+        base.into(),
+        "-H".into(),
+        format!("Authorization: Bearer {token}"),
+        "--checks".into(),
+        "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,\
+         response_headers_conformance"
+            .into(),
+        // Revoking the token every other request would leave only 401s to
+        // test; revocation has its own tests (tests/auth.rs).
+        "--exclude-path".into(),
+        "/v1/auth/revoke".into(),
+        "--max-examples".into(),
+        examples,
+        "--seed".into(),
+        seed,
+        "--no-color".into(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let out = tokio::process::Command::new("schemathesis")
+        .args(&args)
+        .output()
+        .await
+        .expect("schemathesis runs (scripts/setup-test-deps.sh installs it from PyPI)");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
+}
+
+fn operations(spec: &Value) -> BTreeSet<String> {
+    let mut ops = BTreeSet::new();
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            ops.insert(format!("{} {path}", method.to_uppercase()));
+        }
+    }
+    ops
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_spec_describes_intake_and_schemathesis_finds_no_server_error_or_nonconformance() {
+    let dir = tempfile::tempdir().unwrap();
+    // PostgreSQL and Redis: the production stores, stricter than SQLite
+    // about what text they accept.
+    let (mut cfg, _pg) = common::on_postgres_and_redis(dir.path()).await;
+    cfg.intake.rate_limit_per_minute = 0;
+    let app = common::spawn_with(cfg).await;
+
+    let spec: Value = app.http.get(format!("{}/openapi.json", app.base)).send().await.unwrap().json().await.unwrap();
+    assert!(spec["openapi"].as_str().unwrap().starts_with("3."), "{}", spec["openapi"]);
+    let ops = operations(&spec);
+    for op in [
+        "POST /v1/reports",
+        "POST /v1/reports/batch",
+        "GET /v1/reports/{id}",
+        "GET /v1/me/reports",
+        "POST /v1/media",
+        "GET /v1/media/{id}",
+        "POST /v1/auth/token",
+        "POST /v1/auth/revoke",
+        "GET /.well-known/jwks.json",
+    ] {
+        assert!(ops.contains(op), "{op} missing from /openapi.json: {ops:?}");
+    }
+    assert_eq!(spec["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
+    // The report's category is one of this deployment's categories.
+    let listed: BTreeSet<String> = spec["components"]["schemas"]["ReportIn"]["properties"]["category"]["enum"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect();
+    use sea_orm::EntityTrait;
+    let taxonomy: BTreeSet<String> = gridwork_storage::entity::category::Entity::find()
+        .all(&app.ctx.db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.code)
+        .collect();
+    assert_eq!(listed, taxonomy);
+    // Errors are described with their shape.
+    let report_400 = &spec["paths"]["/v1/reports"]["post"]["responses"]["400"]["content"]["application/json"]["schema"];
+    assert_eq!(report_400["$ref"], "#/components/schemas/ApiError");
+
+    // The browsable UI.
+    let ui = app.http.get(format!("{}/docs/", app.base)).send().await.unwrap();
+    assert_eq!(ui.status(), 200);
+    assert!(ui.text().await.unwrap().contains("swagger-ui"));
+    let redirect = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(format!("{}/docs", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(redirect.status(), 308);
+
+    let token = app.worker();
+    let (ok, out) = schemathesis(&format!("{}/openapi.json", app.base), &app.base, &token, &[]).await;
+    println!("{out}");
+    assert!(ok, "schemathesis found problems:\n{out}");
+    // It really exercised the API: every operation but revoke, many cases.
+    assert!(out.contains("Tested: 8"), "{out}");
+    let generated: u64 = out
+        .lines()
+        .find_map(|l| l.trim().strip_suffix(" passed").and_then(|l| l.split(" generated,").next()?.parse().ok()))
+        .unwrap_or(0);
+    assert!(generated >= 200, "only {generated} cases generated:\n{out}");
+    // …and stored what it sent: positive cases reached the database.
+    let stored = app.get(&token, "/v1/me/reports?limit=200").await.1["items"].as_array().unwrap().len();
+    assert!(stored > 0, "no generated report was accepted");
+
+    // The control: the same run against a spec that lies (no 400 documented
+    // for a report, and a field the view never has made required) fails, so
+    // a pass above means the checks ran.
+    let mut lying = spec.clone();
+    lying["paths"]["/v1/reports"]["post"]["responses"].as_object_mut().unwrap().remove("400");
+    lying["components"]["schemas"]["ReportView"]["required"].as_array_mut().unwrap().push("no_such_field".into());
+    let file = dir.path().join("lying.json");
+    std::fs::write(&file, serde_json::to_vec(&lying).unwrap()).unwrap();
+    let (ok, out) = schemathesis(
+        file.to_str().unwrap(),
+        &app.base,
+        &token,
+        &["--include-path", "/v1/reports", "--phases", "examples,coverage,fuzzing"],
+    )
+    .await;
+    assert!(!ok, "schemathesis passed a spec that does not match the service:\n{out}");
+    assert!(out.contains("Undocumented status code") || out.contains("Response violates schema"), "{out}");
+
+    app.shutdown().await;
+}
