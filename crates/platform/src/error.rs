@@ -126,19 +126,53 @@ pub fn json_error(err: actix_web::error::JsonPayloadError) -> ApiError {
             "请以 application/json 格式提交",
         ),
         J::Deserialize(e) => {
-            let (code, zh) = if e.is_syntax() || e.is_eof() {
-                ("malformed_json", "JSON 格式错误")
-            } else {
-                ("invalid_body", "请求字段错误")
-            };
-            ApiError::bad_request(code, format!("invalid request body: {e}"), zh)
+            if e.is_syntax() || e.is_eof() {
+                return ApiError::bad_request("malformed_json", format!("invalid request body: {e}"), "JSON 格式错误");
+            }
+            field_error(&e.to_string(), "invalid_body", "请求字段错误", "request body")
         }
         _ => ApiError::bad_request("invalid_body", format!("invalid request body: {err}"), "请求体无法读取"),
     }
 }
 
 pub fn query_error(err: actix_web::error::QueryPayloadError) -> ApiError {
-    ApiError::bad_request("invalid_query", format!("invalid query string: {err}"), "查询参数错误")
+    let msg = match &err {
+        actix_web::error::QueryPayloadError::Deserialize(e) => e.to_string(),
+        _ => err.to_string(),
+    };
+    field_error(&msg, "invalid_query", "查询参数错误", "query string")
+}
+
+/// A JSON body a handler parsed itself (`serde_json::from_slice`), mapped
+/// as the `web::Json` extractor's errors are.
+pub fn body_error(e: &serde_json::Error) -> ApiError {
+    if e.is_syntax() || e.is_eof() {
+        return ApiError::bad_request("malformed_json", format!("invalid request body: {e}"), "JSON 格式错误");
+    }
+    field_error(&e.to_string(), "invalid_body", "请求字段错误", "request body")
+}
+
+/// serde's "unknown field `x`" and "missing field `x`" as their own codes,
+/// naming the field; anything else (a wrong type, say) as `code`.
+fn field_error(msg: &str, code: &'static str, zh: &str, what: &str) -> ApiError {
+    let named = |prefix: &str| msg.strip_prefix(prefix).and_then(|rest| rest.split('`').next()).map(str::to_owned);
+    if let Some(field) = named("unknown field `") {
+        ApiError::bad_request(
+            "unknown_field",
+            format!("unknown field {field:?} in the {what}: {msg}"),
+            format!("不认识的字段 {field}"),
+        )
+        .with_field(field)
+    } else if let Some(field) = named("missing field `") {
+        ApiError::bad_request(
+            "missing_field",
+            format!("{field} is required in the {what}"),
+            format!("缺少必填字段 {field}"),
+        )
+        .with_field(field)
+    } else {
+        ApiError::bad_request(code, format!("invalid {what}: {msg}"), zh)
+    }
 }
 
 pub fn path_error(err: actix_web::error::PathError) -> ApiError {

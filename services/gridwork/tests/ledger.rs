@@ -231,7 +231,11 @@ async fn case_and_kpi_ledgers_as_csv_and_xlsx() {
     let (status, _) = error(&app, &county_dispatcher, "/v1/ledgers/kpis?jurisdiction=371000").await;
     assert_eq!(status, 403);
     let (status, e) = error(&app, &analyst, &format!("{cases_path}&colour=red")).await;
-    assert_eq!((status, e["code"].as_str()), (400, Some("invalid_query")), "unknown parameters are refused");
+    assert_eq!(
+        (status, e["code"].as_str(), e["field"].as_str()),
+        (400, Some("unknown_field"), Some("colour")),
+        "unknown parameters are refused"
+    );
     let (status, _) = error(&app, &analyst, &format!("{cases_path}&period=month")).await;
     assert_eq!(status, 400, "the case ledger has no period");
     let (status, e) = error(&app, &analyst, "/v1/ledgers/cases?jurisdiction=12345").await;

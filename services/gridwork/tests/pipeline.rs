@@ -332,15 +332,15 @@ async fn bad_input_gets_clear_4xx_never_500() {
             with(&|b| {
                 b.as_object_mut().unwrap().remove("category");
             }),
-            "invalid_body",
-            None,
+            "missing_field",
+            Some("category"),
         ),
         (with(&|b| b["location"]["lat"] = json!(91.0)), "invalid_coordinates", Some("location.lat")),
         (with(&|b| b["location"]["lon"] = json!(-181.0)), "invalid_coordinates", Some("location.lon")),
         (with(&|b| b["location"]["lat"] = json!("north")), "invalid_body", None),
         (with(&|b| b["category"] = json!("dispute.unicorns")), "unknown_category", Some("category")),
         (with(&|b| b["description"] = json!("")), "missing_field", Some("description")),
-        (with(&|b| b["colour"] = json!("red")), "invalid_body", None),
+        (with(&|b| b["colour"] = json!("red")), "unknown_field", Some("colour")),
         (with(&|b| b["location"]["crs"] = json!("bd09")), "invalid_body", None),
         (with(&|b| b["occurred_at"] = json!("2999-01-01T00:00:00Z")), "occurred_in_future", Some("occurred_at")),
         (with(&|b| b["parties"] = json!([{"name": " "}])), "missing_field", Some("parties[0].name")),

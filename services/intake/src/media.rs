@@ -156,6 +156,9 @@ pub async fn upload(
             None => break,
         }
     }
+    if head.is_empty() {
+        return Err(IntakeError::Api(ApiError::bad_request("empty_body", "the file is empty", "文件为空")));
+    }
     let content_type = sniff(&head).ok_or_else(|| {
         IntakeError::Api(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
