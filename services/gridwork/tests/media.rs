@@ -67,8 +67,28 @@ async fn media_are_typed_limited_deduplicated_and_linked_either_way() {
     assert_eq!((s, e["code"].as_str()), (413, Some("media_too_large")), "a 70 KiB photo over the 64 KiB limit");
     let (s, v) = upload(&app, &worker, mp4(100 * 1024)).await;
     assert_eq!((s, v["content_type"].as_str()), (201, Some("video/mp4")), "a video may be larger");
-    let (s, _) = upload(&app, &worker, Vec::new()).await;
-    assert_eq!(s, 415, "an empty body is no photo");
+    let (s, e) = upload(&app, &worker, Vec::new()).await;
+    assert_eq!((s, e["code"].as_str()), (400, Some("empty_body")), "an empty body is no photo");
+
+    // Chunked, without Content-Length: cut off with 413 once the bytes pass
+    // the limit, and nothing of it is kept.
+    let objects_before = common::walk(&media_dir).len();
+    let head = jpeg(4, 1024);
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        std::iter::once(Ok(head)).chain((0..80).map(|i| Ok(vec![i as u8; 1024]))).collect();
+    let r = app
+        .http
+        .post(format!("{}/v1/media", app.base))
+        .bearer_auth(&worker)
+        .header("content-type", "application/octet-stream")
+        .body(reqwest::Body::wrap_stream(futures::stream::iter(chunks)))
+        .send()
+        .await
+        .unwrap();
+    let s = r.status().as_u16();
+    let e: Value = r.json().await.unwrap();
+    assert_eq!((s, e["code"].as_str()), (413, Some("media_too_large")), "81 KiB streamed over the 64 KiB limit");
+    assert_eq!(common::walk(&media_dir).len(), objects_before, "the cut-off upload left nothing behind");
     let (s, _) = upload(&app, &app.analyst(), jpeg(3, 100)).await;
     assert_eq!(s, 403, "only grid workers upload");
 
