@@ -29,6 +29,10 @@ pub struct Context {
     pub fanout: crate::fanout::Fanout,
     /// Keys of personal information at rest.
     pub keyring: Arc<crate::pii::Keyring>,
+    /// Stops the process-wide background work (the JWKS refresher, the
+    /// fan-out listener) once the HTTP server has drained: requests up to
+    /// the last one of a drain still need current keys.
+    pub background: tokio_util::sync::CancellationToken,
 }
 
 /// Whether start-up may change the schema.
@@ -89,6 +93,7 @@ impl Context {
             &config.auth.audience,
             config.auth.token_ttl_secs,
         )?;
+        let background = tokio_util::sync::CancellationToken::new();
         let mut verifier = issuer.verifier(config.auth.leeway_secs);
         if !config.auth.external_jwks_url.is_empty() {
             let alg = crate::auth::pinned_algorithm(&config.auth.external_algorithm)
@@ -102,16 +107,10 @@ impl Context {
             )
             .await?;
             verifier = verifier.with_external(&external, config.auth.leeway_secs);
-            // Lives as long as the process: keys must stay current for
-            // every request, up to the last one of a drain.
-            tokio::spawn(refresher.run(tokio_util::sync::CancellationToken::new()));
+            tokio::spawn(refresher.run(background.clone()));
         }
         let metrics = Metrics::new()?;
-        let fanout = crate::fanout::Fanout::connect(
-            &config.cache.url,
-            &config.cache.key_prefix,
-            tokio_util::sync::CancellationToken::new(),
-        );
+        let fanout = crate::fanout::Fanout::connect(&config.cache.url, &config.cache.key_prefix, background.clone());
         Ok(Context {
             config,
             db,
@@ -123,6 +122,7 @@ impl Context {
             metrics,
             fanout,
             keyring: Arc::new(keyring),
+            background,
         })
     }
 

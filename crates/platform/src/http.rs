@@ -142,6 +142,7 @@ pub struct Application {
     port: u16,
     server: Server,
     shutdown: CancellationToken,
+    background: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -202,7 +203,7 @@ impl Application {
         if workers > 0 {
             server = server.workers(workers);
         }
-        Ok(Application { port, server: server.run(), shutdown, tasks })
+        Ok(Application { port, server: server.run(), shutdown, background: ctx.background.clone(), tasks })
     }
 
     pub fn port(&self) -> u16 {
@@ -225,6 +226,8 @@ impl Application {
                 tracing::warn!("a background task did not stop within 30 s");
             }
         }
+        // Last: nothing is left that verifies a token or publishes a change.
+        self.background.cancel();
         tracing::info!("stopped");
         served
     }

@@ -237,5 +237,16 @@ async fn refresh_tokens_rotate_and_reuse_revokes_the_family() {
     assert_eq!((s, e["code"].as_str()), (400, Some("unsupported_grant_type")));
     let (s, e) = app.post("", "/v1/auth/token", &json!({"username": "worker-1", "password": "x", "extra": 1})).await;
     assert_eq!(s, 400, "unknown fields refused: {e}");
+
+    // Pruning: rows of expired refresh tokens go, unexpired ones stay.
+    use gridwork_storage::entity::refresh_token;
+    use sea_orm::{EntityTrait, PaginatorTrait};
+    let rows = refresh_token::Entity::find().count(&app.ctx.db).await.unwrap();
+    assert_eq!(rows, 4, "three of the first family, one of the second sign-in");
+    let now = chrono::Utc::now();
+    assert_eq!(gridwork_intake::tokens::prune_expired(&app.ctx.db, now).await.unwrap(), 0);
+    let ttl = other["refresh_expires_in"].as_i64().unwrap();
+    let later = now + chrono::Duration::seconds(ttl + 60);
+    assert_eq!(gridwork_intake::tokens::prune_expired(&app.ctx.db, later).await.unwrap(), rows);
     app.shutdown().await;
 }

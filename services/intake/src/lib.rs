@@ -112,7 +112,11 @@ pub async fn start(ctx: &Context, shutdown: CancellationToken) -> anyhow::Result
         accepted: ctx.metrics.counter("reports_accepted_total", "Reports accepted by intake", &["urgency"])?,
         dummy_hash,
     });
-    let mut tasks = vec![batch_task, pipeline::spawn_relay(ctx, PRODUCER, wake, shutdown.clone())];
+    let mut tasks = vec![
+        batch_task,
+        pipeline::spawn_relay(ctx, PRODUCER, wake, shutdown.clone()),
+        tokens::spawn_pruner(ctx.db.clone(), shutdown.clone()),
+    ];
     let handler = Arc::new(consumer::StatusFollower { db: ctx.db.clone() });
     tasks.push(
         pipeline::spawn_consumer(

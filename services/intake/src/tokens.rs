@@ -254,3 +254,34 @@ async fn refresh(state: &State, ctx: &Context, body: &TokenIn) -> Result<HttpRes
         }
     }
 }
+
+/// Deletes refresh tokens past their expiry, at start-up and then hourly. An
+/// expired token is refused whether its row is there or not; reuse of a spent
+/// token is caught while it is unexpired, which is as long as it could be used.
+pub fn spawn_pruner(
+    db: sea_orm::DatabaseConnection,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            match prune_expired(&db, Utc::now()).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(deleted = n, "expired refresh tokens pruned"),
+                Err(e) => tracing::warn!(error = %e, "pruning expired refresh tokens failed; will retry"),
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(std::time::Duration::from_secs(3600)) => {}
+            }
+        }
+    })
+}
+
+/// Deletes the refresh tokens that expired before `now`; how many.
+pub async fn prune_expired<C: ConnectionTrait>(db: &C, now: chrono::DateTime<Utc>) -> Result<u64, sea_orm::DbErr> {
+    Ok(refresh_token::Entity::delete_many()
+        .filter(refresh_token::Column::ExpiresAt.lt(now))
+        .exec(db)
+        .await?
+        .rows_affected)
+}
