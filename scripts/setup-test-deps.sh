@@ -26,6 +26,13 @@ if ! python3 -c 'import confluent_kafka, google.protobuf' >/dev/null 2>&1; then
   python3 -m pip install --quiet --disable-pip-version-check 'confluent-kafka>=2.3' 'protobuf>=4.21,<5'
 fi
 
+# Open311 clients gridwork did not write (services/gridwork/tests/open311.rs):
+# georeport reads; three posts (georeport cannot create requests).
+if ! python3 -c 'import georeport, relaxml, simplejson, importlib.util as u, sys; sys.exit(u.find_spec("three") is None)' >/dev/null 2>&1; then
+  echo "==> installing the Open311 clients georeport and three (PyPI)"
+  python3 -m pip install --quiet --disable-pip-version-check 'georeport==0.3.1' 'three==0.8.0'
+fi
+
 if ! command -v schemathesis >/dev/null 2>&1; then
   echo "==> installing schemathesis (PyPI): checks the OpenAPI spec against the running service"
   python3 -m pip install --quiet --disable-pip-version-check 'schemathesis>=4.3,<5'

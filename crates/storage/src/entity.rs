@@ -478,3 +478,49 @@ pub mod pii_read {
     }
     no_relations!();
 }
+
+/// An Open311 integration's API key (ADR 0020): only its SHA-256 is kept.
+pub mod api_key {
+    use sea_orm::entity::prelude::*;
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "api_keys")]
+    pub struct Model {
+        /// Public id (`ak_…`), what `gridwork apikey revoke` takes.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        /// The integration it was issued to.
+        pub name: String,
+        /// SHA-256 (hex) of the key; the key itself is shown once, at issue.
+        #[sea_orm(unique)]
+        pub key_hash: String,
+        /// The key's first characters, to tell keys apart in listings.
+        pub key_prefix: String,
+        /// The user id reports made with the key are recorded as reported by.
+        pub reporter: String,
+        /// Administrative code (province, city or county) the key may report
+        /// into; "" = anywhere gridwork serves.
+        pub area: String,
+        /// Category codes or dotted prefixes the key may report,
+        /// comma-separated; "" = every category Open311 offers.
+        #[sea_orm(column_type = "Text")]
+        pub categories: String,
+        pub created_at: DateTimeUtc,
+        pub created_by: String,
+        pub revoked_at: Option<DateTimeUtc>,
+    }
+    no_relations!();
+}
+
+/// Which API key submitted which report: the reports `/open311/v2/` shows.
+pub mod api_key_report {
+    use sea_orm::entity::prelude::*;
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "api_key_reports")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub report_id: String,
+        pub key_id: String,
+        pub created_at: DateTimeUtc,
+    }
+    no_relations!();
+}

@@ -17,6 +17,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000007_refresh_tokens::Migration),
             Box::new(m20261122_000008_device_time::Migration),
             Box::new(m20261122_000009_media::Migration),
+            Box::new(m20261122_000010_api_keys::Migration),
         ]
     }
 }
@@ -773,6 +774,51 @@ mod m20261122_000009_media {
         async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
             m.drop_table(Table::drop().table(a("media")).if_exists().to_owned()).await?;
             m.alter_table(Table::alter().table(a("reports")).drop_column(a("media")).to_owned()).await
+        }
+    }
+}
+
+/// API keys of Open311 integrations, stored hashed (ADR 0020), and which
+/// key submitted which report (what `/open311/v2/` may show).
+mod m20261122_000010_api_keys {
+    use super::*;
+
+    pub struct Migration;
+
+    impl MigrationName for Migration {
+        fn name(&self) -> &str {
+            "m20261122_000010_api_keys"
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for Migration {
+        async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+            m.create_table(table(
+                "api_keys",
+                vec![
+                    text_pk("id"),
+                    text("name"),
+                    text("key_hash"),
+                    text("key_prefix"),
+                    text("reporter"),
+                    text("area"),
+                    long_text("categories"),
+                    ts("created_at"),
+                    text("created_by"),
+                    ts_null("revoked_at"),
+                ],
+            ))
+            .await?;
+            m.create_index(index("api_keys", "ux_api_keys_hash", &["key_hash"], true)).await?;
+            m.create_table(table("api_key_reports", vec![text_pk("report_id"), text("key_id"), ts("created_at")]))
+                .await?;
+            m.create_index(index("api_key_reports", "ix_api_key_reports_key", &["key_id", "created_at"], false)).await
+        }
+
+        async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+            m.drop_table(Table::drop().table(a("api_key_reports")).if_exists().to_owned()).await?;
+            m.drop_table(Table::drop().table(a("api_keys")).if_exists().to_owned()).await
         }
     }
 }

@@ -78,6 +78,11 @@ enum Command {
         #[command(subcommand)]
         command: GridsCommand,
     },
+    /// API keys of Open311 integrations (`/open311/v2/`): issue, list, revoke.
+    Apikey {
+        #[command(subcommand)]
+        command: ApikeyCommand,
+    },
     /// Print a token from the embedded issuer.
     Token {
         /// grid_worker, dispatcher, mediator, analyst or admin.
@@ -130,6 +135,43 @@ enum KpiCommand {
         /// Keep the temporary SQLite database.
         #[arg(long)]
         keep: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum ApikeyCommand {
+    /// Issue a key to an integration; prints the key (shown only now: only
+    /// its SHA-256 is stored).
+    Issue {
+        /// The integration (e.g. `hotline-12345`).
+        #[arg(long)]
+        name: String,
+        /// Reports are recorded as reported by this grid worker (username),
+        /// or by this integration identity if no such user exists.
+        #[arg(long)]
+        user: String,
+        /// The province, city or county code the key may report into
+        /// (default: anywhere gridwork serves).
+        #[arg(long, default_value = "")]
+        scope: String,
+        /// Category codes or dotted prefixes the key may report
+        /// (`environment.,hazard.fire`; default: every category Open311 offers).
+        #[arg(long, value_delimiter = ',')]
+        categories: Vec<String>,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// List the keys (never the keys themselves).
+    List {
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Revoke a key at once.
+    Revoke {
+        /// The key's id (`ak_…`, see `gridwork apikey list`).
+        id: String,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
     },
 }
 
@@ -355,6 +397,66 @@ fn load(cli_config: Option<&PathBuf>, data_dir: Option<&PathBuf>, listen: Option
     Ok(Config::load_with(cli_config.map(PathBuf::as_path), &overrides)?)
 }
 
+async fn apikey_command(cli: &Cli, command: &ApikeyCommand) -> anyhow::Result<()> {
+    use gridwork_intake::open311;
+    let data_dir = match command {
+        ApikeyCommand::Issue { data_dir, .. }
+        | ApikeyCommand::List { data_dir }
+        | ApikeyCommand::Revoke { data_dir, .. } => data_dir,
+    };
+    let config = load(cli.config.as_ref(), data_dir.as_ref(), None)?;
+    let db = gridwork_storage::connect(&config.database.url, config.database.pool_size).await?;
+    gridwork_storage::ensure_schema_current(&db).await?;
+    let scope = |k: &gridwork_storage::entity::api_key::Model| {
+        let area = if k.area.is_empty() { "anywhere served" } else { &k.area };
+        let categories = if k.categories.is_empty() { "every category" } else { &k.categories };
+        format!("area {area}, {categories}")
+    };
+    match command {
+        ApikeyCommand::Issue { name, user, scope: area, categories, .. } => {
+            let new = open311::NewKey {
+                name: name.clone(),
+                user: user.clone(),
+                area: area.clone(),
+                categories: categories.iter().map(|c| c.trim().to_owned()).filter(|c| !c.is_empty()).collect(),
+                created_by: std::env::var("USER").unwrap_or_else(|_| "cli".into()),
+            };
+            let (k, key) = open311::issue_key(&db, new).await?;
+            eprintln!(
+                "apikey: issued {} to {} (reports as {}; {}); the key is shown only now:",
+                k.id,
+                k.name,
+                k.reporter,
+                scope(&k)
+            );
+            println!("{key}");
+        }
+        ApikeyCommand::List { .. } => {
+            for k in open311::list_keys(&db).await? {
+                let state = match k.revoked_at {
+                    Some(t) => format!("revoked {}", t.format("%Y-%m-%d %H:%M")),
+                    None => "active".to_owned(),
+                };
+                println!(
+                    "{}  {}…  {:<24} reports as {:<16} {}  issued {} by {}  {state}",
+                    k.id,
+                    k.key_prefix,
+                    k.name,
+                    k.reporter,
+                    scope(&k),
+                    k.created_at.format("%Y-%m-%d %H:%M"),
+                    k.created_by
+                );
+            }
+        }
+        ApikeyCommand::Revoke { id, .. } => match open311::revoke_key(&db, id).await? {
+            (true, k) => println!("apikey: {} ({}) revoked", k.id, k.name),
+            (false, k) => println!("apikey: {} ({}) was already revoked", k.id, k.name),
+        },
+    }
+    Ok(())
+}
+
 async fn pii_command(cli: &Cli, command: &PiiCommand) -> anyhow::Result<()> {
     use gridwork_platform::pii::Keyring;
     match command {
@@ -435,6 +537,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Grids { command } => grids_command(&cli, command).await?,
         Command::Pii { command } => pii_command(&cli, command).await?,
+        Command::Apikey { command } => apikey_command(&cli, command).await?,
         Command::Kpi { command: KpiCommand::Recompute { data_dir } } => {
             let config = load(cli.config.as_ref(), data_dir.as_ref(), None)?;
             let db = gridwork_storage::connect(&config.database.url, config.database.pool_size).await?;

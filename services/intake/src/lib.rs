@@ -24,6 +24,7 @@ pub mod batch;
 mod consumer;
 pub mod error;
 pub mod media;
+pub mod open311;
 pub mod openapi;
 pub mod tokens;
 
@@ -62,7 +63,8 @@ pub fn routes(state: web::Data<State>) -> Routes {
             .route("/v1/me/reports", web::get().to(api::my_reports))
             .route("/v1/auth/token", web::post().to(tokens::token))
             .route("/v1/auth/revoke", web::post().to(api::revoke))
-            .route("/.well-known/jwks.json", web::get().to(api::jwks));
+            .route("/.well-known/jwks.json", web::get().to(api::jwks))
+            .configure(open311::routes);
     })
 }
 
