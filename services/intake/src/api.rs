@@ -275,12 +275,17 @@ async fn load_view(state: &State, id: &str) -> Result<Option<ReportView>, Intake
 /// Counts the caller's reports per minute in the cache. The cache only
 /// protects: when it is down, reports are accepted.
 async fn rate_limit(state: &State, actor: &Actor) -> Result<(), IntakeError> {
+    rate_limit_subject(state, &actor.id).await
+}
+
+/// `intake.rate_limit_per_minute` for one subject (a user, an API key).
+pub(crate) async fn rate_limit_subject(state: &State, subject: &str) -> Result<(), IntakeError> {
     if state.rate_limit == 0 {
         return Ok(());
     }
     let now = Utc::now().timestamp();
     let minute = now / 60;
-    let key = format!("intake:rate:{}:{minute}", actor.id);
+    let key = format!("intake:rate:{subject}:{minute}");
     match state.cache.incr(&key, std::time::Duration::from_secs(61)).await {
         Ok(n) if n > state.rate_limit => Err(IntakeError::RateLimited((60 - now % 60).max(1) as u64)),
         Ok(_) => Ok(()),

@@ -30,6 +30,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use geo::{BoundingRect, Closest, ClosestPoint, Distance, Haversine, Intersects};
 use gridwork_domain::auth::{Actor, Role};
 use gridwork_domain::codes::{self, Level};
 use gridwork_domain::report::{Crs, ReportStatus, Urgency};
@@ -428,10 +429,8 @@ struct Served {
 
 struct Shape {
     county: String,
-    /// Polygons, each its rings (outer first), each `[lon, lat]` points.
-    polygons: Vec<Vec<Vec<[f64; 2]>>>,
-    /// min lon, min lat, max lon, max lat.
-    bbox: [f64; 4],
+    area: geo::MultiPolygon<f64>,
+    bbox: geo::Rect<f64>,
 }
 
 impl Areas {
@@ -456,12 +455,9 @@ impl Served {
         let shapes = units
             .into_iter()
             .filter_map(|u| {
-                let polygons = parse_geometry(u.geometry.as_deref()?)?;
-                let mut bbox = [f64::INFINITY, f64::INFINITY, f64::NEG_INFINITY, f64::NEG_INFINITY];
-                for p in polygons.iter().flatten().flatten() {
-                    bbox = [bbox[0].min(p[0]), bbox[1].min(p[1]), bbox[2].max(p[0]), bbox[3].max(p[1])];
-                }
-                Some(Shape { county: u.code, polygons, bbox })
+                let area = gridwork_geoindex::geojson_io::parse_geometry(u.geometry.as_deref()?).ok()?;
+                let bbox = area.bounding_rect()?;
+                Some(Shape { county: u.code, area, bbox })
             })
             .collect();
         Ok(Served { loaded: Instant::now(), counties: counties.into_iter().collect(), shapes })
@@ -488,91 +484,23 @@ impl Served {
     /// The served county a point lies in, or failing that the nearest
     /// within `tolerance_m` (the assigner's tolerance).
     fn locate(&self, lon: f64, lat: f64, tolerance_m: f64) -> Option<&str> {
-        let inside = self
-            .shapes
-            .iter()
-            .find(|s| in_bbox(&s.bbox, lon, lat, 0.0) && s.polygons.iter().any(|p| contains(p, lon, lat)));
-        if let Some(s) = inside {
+        let p = geo::Point::new(lon, lat);
+        if let Some(s) = self.shapes.iter().find(|s| s.bbox.intersects(&p) && s.area.intersects(&p)) {
             return Some(&s.county);
         }
         self.shapes
             .iter()
-            .filter(|s| in_bbox(&s.bbox, lon, lat, tolerance_m))
-            .map(|s| (s, s.polygons.iter().map(|p| distance_m(p, lon, lat)).fold(f64::INFINITY, f64::min)))
-            .filter(|(_, d)| *d <= tolerance_m)
+            .filter_map(|s| {
+                let d = match s.area.closest_point(&p) {
+                    Closest::Intersection(_) => 0.0,
+                    Closest::SinglePoint(q) => Haversine.distance(p, q),
+                    Closest::Indeterminate => return None,
+                };
+                (d <= tolerance_m).then_some((s, d))
+            })
             .min_by(|a, b| a.1.total_cmp(&b.1))
             .map(|(s, _)| s.county.as_str())
     }
-}
-
-/// A GeoJSON Polygon or MultiPolygon as rings of `[lon, lat]`.
-fn parse_geometry(text: &str) -> Option<Vec<Vec<Vec<[f64; 2]>>>> {
-    let v: serde_json::Value = serde_json::from_str(text).ok()?;
-    let coords = v.get("coordinates")?;
-    let polygons: Vec<&serde_json::Value> = match v.get("type")?.as_str()? {
-        "Polygon" => vec![coords],
-        "MultiPolygon" => coords.as_array()?.iter().collect(),
-        _ => return None,
-    };
-    polygons
-        .into_iter()
-        .map(|p| {
-            p.as_array()?
-                .iter()
-                .map(|ring| {
-                    ring.as_array()?
-                        .iter()
-                        .map(|pt| Some([pt.get(0)?.as_f64()?, pt.get(1)?.as_f64()?]))
-                        .collect::<Option<Vec<_>>>()
-                })
-                .collect::<Option<Vec<_>>>()
-        })
-        .collect()
-}
-
-/// Metres per degree of latitude, and of longitude at the equator.
-const M_PER_DEG_LAT: f64 = 110_574.0;
-const M_PER_DEG_LON: f64 = 111_320.0;
-
-fn in_bbox(b: &[f64; 4], lon: f64, lat: f64, margin_m: f64) -> bool {
-    let dlat = margin_m / M_PER_DEG_LAT;
-    let dlon = margin_m / (M_PER_DEG_LON * lat.to_radians().cos().max(0.01));
-    lon >= b[0] - dlon && lon <= b[2] + dlon && lat >= b[1] - dlat && lat <= b[3] + dlat
-}
-
-fn segments(ring: &[[f64; 2]]) -> impl Iterator<Item = (&[f64; 2], &[f64; 2])> {
-    ring.iter().zip(ring.iter().skip(1).chain(ring.first()))
-}
-
-/// Even-odd rule over all rings of one polygon (so holes are outside).
-fn contains(rings: &[Vec<[f64; 2]>], lon: f64, lat: f64) -> bool {
-    let mut inside = false;
-    for ring in rings {
-        for (a, b) in segments(ring) {
-            if (a[1] > lat) != (b[1] > lat) && lon < (b[0] - a[0]) * (lat - a[1]) / (b[1] - a[1]) + a[0] {
-                inside = !inside;
-            }
-        }
-    }
-    inside
-}
-
-/// Distance in metres from the point to the polygon's boundary, in a local
-/// equirectangular plane.
-fn distance_m(rings: &[Vec<[f64; 2]>], lon: f64, lat: f64) -> f64 {
-    let kx = M_PER_DEG_LON * lat.to_radians().cos();
-    let mut best = f64::INFINITY;
-    for ring in rings {
-        for (a, b) in segments(ring) {
-            let (ax, ay) = ((a[0] - lon) * kx, (a[1] - lat) * M_PER_DEG_LAT);
-            let (dx, dy) = ((b[0] - a[0]) * kx, (b[1] - a[1]) * M_PER_DEG_LAT);
-            let len2 = dx * dx + dy * dy;
-            let t = if len2 > 0.0 { (-(ax * dx + ay * dy) / len2).clamp(0.0, 1.0) } else { 0.0 };
-            let (px, py) = (ax + t * dx, ay + t * dy);
-            best = best.min((px * px + py * py).sqrt());
-        }
-    }
-    best
 }
 
 /// The `jurisdiction_id`, checked: absent, or a province, city or county
@@ -617,22 +545,9 @@ async fn authenticate(state: &State, key: Option<&str>) -> Result<api_key::Model
     }
 }
 
-/// intake's per-token limit (`intake.rate_limit_per_minute`), per key. The
-/// cache only protects: when it is down, requests are accepted.
+/// intake's per-token limit (`intake.rate_limit_per_minute`), per key.
 async fn rate_limit(state: &State, key: &api_key::Model) -> Result<(), Open311Error> {
-    if state.rate_limit == 0 {
-        return Ok(());
-    }
-    let now = Utc::now().timestamp();
-    let cache_key = format!("intake:rate:apikey:{}:{}", key.id, now / 60);
-    match state.cache.incr(&cache_key, StdDuration::from_secs(61)).await {
-        Ok(n) if n > state.rate_limit => Err(IntakeError::RateLimited((60 - now % 60).max(1) as u64).into()),
-        Ok(_) => Ok(()),
-        Err(e) => {
-            tracing::debug!(error = %e, "open311 rate limit not checked: cache unavailable");
-            Ok(())
-        }
-    }
+    Ok(crate::api::rate_limit_subject(state, &format!("apikey:{}", key.id)).await?)
 }
 
 /// What `gridwork apikey issue` asks for.
@@ -1190,25 +1105,20 @@ mod tests {
     }
 
     #[test]
-    fn points_in_polygons_with_holes() {
-        let square = vec![[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0], [0.0, 0.0]];
-        let hole = vec![[0.4, 0.4], [0.6, 0.4], [0.6, 0.6], [0.4, 0.6], [0.4, 0.4]];
-        let p = vec![square, hole];
-        assert!(contains(&p, 0.2, 0.2));
-        assert!(!contains(&p, 0.5, 0.5));
-        assert!(!contains(&p, 1.5, 0.5));
+    fn served_counties_locate_points_inside_and_near() {
+        let square = r#"{"type":"Polygon","coordinates":[[[0,0],[1,0],[1,1],[0,1],[0,0]],[[0.4,0.4],[0.6,0.4],[0.6,0.6],[0.4,0.6],[0.4,0.4]]]}"#;
+        let area = gridwork_geoindex::geojson_io::parse_geometry(square).unwrap();
+        let bbox = area.bounding_rect().unwrap();
+        let served = Served {
+            loaded: Instant::now(),
+            counties: vec!["370100".into()],
+            shapes: vec![Shape { county: "370100".into(), area, bbox }],
+        };
+        assert_eq!(served.locate(0.2, 0.2, 200.0), Some("370100"));
+        assert_eq!(served.locate(0.5, 0.5, 200.0), None, "in the hole, 11 km from any edge");
         // 0.001° east of the edge at the equator: about 111 m.
-        let d = distance_m(&p, 1.001, 0.5);
-        assert!((d - 111.3).abs() < 1.0, "{d}");
-    }
-
-    #[test]
-    fn geojson_multipolygon() {
-        let g = r#"{"type":"MultiPolygon","coordinates":[[[[0,0],[1,0],[1,1],[0,0]]],[[[2,2],[3,2],[3,3],[2,2]]]]}"#;
-        let polys = parse_geometry(g).unwrap();
-        assert_eq!(polys.len(), 2);
-        assert_eq!(polys[1][0][1], [3.0, 2.0]);
-        assert!(parse_geometry(r#"{"type":"Point","coordinates":[0,0]}"#).is_none());
+        assert_eq!(served.locate(1.001, 0.5, 200.0), Some("370100"));
+        assert_eq!(served.locate(1.001, 0.5, 100.0), None);
     }
 
     #[test]
