@@ -524,3 +524,47 @@ pub mod api_key_report {
     }
     no_relations!();
 }
+
+/// A task a case worker gave the grid worker(s) of a case's grid: verify on
+/// site (核查), visit again (回访), deliver a notice (送达), assist a
+/// mediation (协助调解). Beside the case's lifecycle, not in it (ADR 0021).
+pub mod task {
+    use sea_orm::entity::prelude::*;
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "tasks")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub case_id: String,
+        /// The case's grid when the task was given (its county when the case
+        /// has no grid).
+        pub grid: String,
+        /// `verification`, `follow_up`, `delivery` or `assist_mediation`.
+        pub kind: String,
+        #[sea_orm(column_type = "Text")]
+        pub instructions: String,
+        pub due_at: DateTimeUtc,
+        /// The grid worker (user id); `None`: any grid worker of `grid`, until
+        /// one acknowledges or completes it.
+        pub assignee: Option<String>,
+        /// `assigned`, `acknowledged`, `done` or `cancelled`.
+        pub status: String,
+        pub created_by: String,
+        pub created_at: DateTimeUtc,
+        pub acked_at: Option<DateTimeUtc>,
+        pub done_at: Option<DateTimeUtc>,
+        /// The worker's result note.
+        #[sea_orm(column_type = "Text", nullable)]
+        pub note: Option<String>,
+        /// Media of the result: a JSON array of content hashes.
+        #[sea_orm(column_type = "Text", nullable)]
+        pub media: Option<String>,
+        pub cancelled_at: Option<DateTimeUtc>,
+        /// A case worker's id, or `system` when the case was closed or rejected.
+        pub cancelled_by: Option<String>,
+        #[sea_orm(column_type = "Text", nullable)]
+        pub cancel_reason: Option<String>,
+        pub updated_at: DateTimeUtc,
+    }
+    no_relations!();
+}

@@ -18,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000008_device_time::Migration),
             Box::new(m20261122_000009_media::Migration),
             Box::new(m20261122_000010_api_keys::Migration),
+            Box::new(m20261122_000011_tasks::Migration),
         ]
     }
 }
@@ -819,6 +820,68 @@ mod m20261122_000010_api_keys {
         async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
             m.drop_table(Table::drop().table(a("api_key_reports")).if_exists().to_owned()).await?;
             m.drop_table(Table::drop().table(a("api_keys")).if_exists().to_owned()).await
+        }
+    }
+}
+
+/// Tasks a case worker assigns to grid workers (核查, 回访, 送达, 协助调解),
+/// kept beside the case's lifecycle (ADR 0021).
+mod m20261122_000011_tasks {
+    use super::*;
+
+    pub struct Migration;
+
+    impl MigrationName for Migration {
+        fn name(&self) -> &str {
+            "m20261122_000011_tasks"
+        }
+    }
+
+    fn long_text_null(name: &str) -> ColumnDef {
+        let mut c = ColumnDef::new(a(name));
+        c.text().null();
+        c
+    }
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for Migration {
+        async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+            m.create_table(table(
+                "tasks",
+                vec![
+                    text_pk("id"),
+                    text("case_id"),
+                    text("grid"),
+                    text("kind"),
+                    long_text("instructions"),
+                    ts("due_at"),
+                    text_null("assignee"),
+                    text("status"),
+                    text("created_by"),
+                    ts("created_at"),
+                    ts_null("acked_at"),
+                    ts_null("done_at"),
+                    long_text_null("note"),
+                    long_text_null("media"),
+                    ts_null("cancelled_at"),
+                    text_null("cancelled_by"),
+                    long_text_null("cancel_reason"),
+                    ts("updated_at"),
+                ],
+            ))
+            .await?;
+            for i in [
+                index("tasks", "ix_tasks_case", &["case_id", "created_at"], false),
+                index("tasks", "ix_tasks_assignee", &["assignee", "status"], false),
+                index("tasks", "ix_tasks_grid", &["grid", "status"], false),
+            ] {
+                m.create_index(i).await?;
+            }
+            Ok(())
+        }
+
+        async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+            m.drop_table(Table::drop().table(a("tasks")).if_exists().to_owned()).await
         }
     }
 }

@@ -991,9 +991,48 @@ async fn split(
     Ok((updated, now))
 }
 
+/// An open case of the grid worker's grid, as their phone lists it: what,
+/// where in the queues, and by when; nobody's personal data.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct GridCase {
+    pub id: String,
+    /// A category code of the taxonomy.
+    pub category: String,
+    #[schema(schema_with = crate::openapi::open_case_status)]
+    pub status: String,
+    #[schema(schema_with = crate::openapi::urgency)]
+    pub urgency: String,
+    /// The lead channel.
+    #[schema(schema_with = crate::openapi::channel)]
+    pub channel: String,
+    /// The centre whose queue holds the case.
+    pub centre: String,
+    pub created_at: DateTime<Utc>,
+    pub due_at: DateTime<Utc>,
+    /// Past its due time.
+    pub overdue: bool,
+}
+
+/// Body of `GET /v1/me/cases`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct MyGridCases {
+    /// The caller's grid (their scope).
+    pub grid: String,
+    /// At most 200, most urgent first.
+    pub items: Vec<GridCase>,
+}
+
 /// `GET /v1/me/cases`: for a grid worker's phone, the open cases of their
 /// grid — what is going on around them, without anyone's personal data —
 /// most urgent first (overdue, then by due time).
+#[utoipa::path(get, path = "/v1/me/cases", tag = "phone",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The open cases of the caller's grid", body = MyGridCases),
+        (status = 401, description = "No or bad token", body = ApiError),
+        (status = 403, description = "Not a grid worker", body = ApiError),
+        (status = 503, description = "Storage unavailable; retry", body = ApiError),
+    ))]
 pub async fn my_grid_cases(state: web::Data<State>, caller: Caller) -> Result<HttpResponse, MediationError> {
     let actor = caller.0;
     if actor.role != Role::GridWorker {
@@ -1019,21 +1058,19 @@ pub async fn my_grid_cases(state: web::Data<State>, caller: Caller) -> Result<Ht
         .all(&state.db)
         .await?;
     let now = Utc::now();
-    let items: Vec<serde_json::Value> = rows
+    let items: Vec<GridCase> = rows
         .into_iter()
-        .map(|c| {
-            serde_json::json!({
-                "id": c.id,
-                "category": c.category,
-                "status": c.status,
-                "urgency": c.urgency,
-                "channel": c.channel,
-                "centre": c.centre,
-                "created_at": c.created_at,
-                "due_at": c.due_at,
-                "overdue": c.due_at < now,
-            })
+        .map(|c| GridCase {
+            overdue: c.due_at < now,
+            id: c.id,
+            category: c.category,
+            status: c.status,
+            urgency: c.urgency,
+            channel: c.channel,
+            centre: c.centre,
+            created_at: c.created_at,
+            due_at: c.due_at,
         })
         .collect();
-    Ok(HttpResponse::Ok().json(serde_json::json!({"grid": actor.scope, "items": items})))
+    Ok(HttpResponse::Ok().json(MyGridCases { grid: actor.scope, items }))
 }

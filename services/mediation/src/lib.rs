@@ -27,10 +27,12 @@ pub mod clocks;
 mod consumer;
 pub mod link;
 pub mod live;
+pub mod openapi;
 pub mod pii;
 pub mod repo;
 pub mod routing;
 pub mod supervise;
+pub mod tasks;
 
 pub const PRODUCER: &str = "mediation";
 
@@ -169,12 +171,13 @@ pub async fn start(ctx: &Context, shutdown: CancellationToken) -> anyhow::Result
             .route("/v1/cases", web::get().to(api::list))
             .route("/v1/me/cases", web::get().to(api::my_grid_cases))
             .route("/v1/cases/{id}", web::get().to(api::detail))
+            .configure(tasks::routes)
             .route("/v1/cases/{id}/parties", web::post().to(pii::reveal))
             .route("/v1/cases/{id}/{action}", web::post().to(api::act))
             .route("/v1/audit/pii-reads", web::get().to(pii::audit))
             .route("/v1/centres/{code}/stream", web::get().to(live::stream));
     });
-    Ok(Service { routes, tasks, api: None })
+    Ok(Service { routes, tasks, api: Some(openapi::spec()) })
 }
 
 /// mediation on its own: connects, checks the schema, binds `http.listen`.
