@@ -252,6 +252,11 @@ async fn flow(app: &TestApp) {
     assert_eq!(s, 201, "{t}");
     let follow_up = t["id"].as_str().unwrap().to_owned();
     common::claim_resolve_close(&app.http, &app.base, &d, &case, "mediated_agreement").await;
+    // Cancelled by the close itself, before anyone looks.
+    use sea_orm::EntityTrait;
+    let row =
+        gridwork_storage::entity::task::Entity::find_by_id(follow_up.clone()).one(&app.ctx.db).await.unwrap().unwrap();
+    assert_eq!((row.status.as_str(), row.cancel_reason.as_deref()), ("cancelled", Some("case closed")));
     let (s, e) = app.post(&w1, &format!("/v1/me/tasks/{follow_up}/complete"), &json!({"note": "已回访"})).await;
     assert_eq!((s, e["code"].as_str()), (409, Some("task_cancelled")), "{e}");
     let (_, list) = app.get(&d, &tasks_url).await;

@@ -852,6 +852,11 @@ async fn transition(
     for step in &steps {
         live.push(repo::record(&txn, state, &c, *step, Cause::Actor(actor), &detail, now).await?);
     }
+    if matches!(c.status, CaseStatus::Closed | CaseStatus::Rejected) {
+        // The case's open tasks end with it, in the same transaction.
+        let this_case = sea_orm::Condition::all().add(gridwork_storage::entity::task::Column::CaseId.eq(id));
+        crate::tasks::sweep(&txn, this_case, now).await?;
+    }
     txn.commit().await?;
     state.wake.notify_one();
     tracing::info!(case = %id, action = action.name(), actor = %actor.id, version = c.version, "case transition");

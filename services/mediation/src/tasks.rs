@@ -201,8 +201,10 @@ fn may_work(actor: &Actor, t: &task::Model) -> Result<(), MediationError> {
 }
 
 /// Cancels the open tasks among `which` whose case has been closed or
-/// rejected, in the system's name.
-async fn sweep<C: ConnectionTrait>(db: &C, which: Condition, now: DateTime<Utc>) -> Result<u64, DbErr> {
+/// rejected, in the system's name: eagerly in the transition that closes or
+/// rejects a case, and again whenever tasks are listed or worked (a case
+/// ended before tasks existed, or by a path other than a transition).
+pub(crate) async fn sweep<C: ConnectionTrait>(db: &C, which: Condition, now: DateTime<Utc>) -> Result<u64, DbErr> {
     let mut n = 0;
     for (status, reason) in [(CaseStatus::Closed, "case closed"), (CaseStatus::Rejected, "case rejected")] {
         let ended = Query::select()
