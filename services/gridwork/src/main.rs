@@ -618,6 +618,7 @@ fn banner(up: &gridwork::AllInOne) -> anyhow::Result<()> {
         d.demo_point.0, d.demo_point.1, d.demo_grid, d.demo_centre
     );
     println!("  routes     {base}/v1/reports  /v1/me/reports  /v1/grids/locate  /v1/cases  /v1/kpis  /health/ready  /metrics");
+    println!("  API        {base}/docs/  (OpenAPI 3: {base}/openapi.json; Open311: {base}/open311/v2/services.json)");
     println!(
         "  users      password {:?} for POST {base}/v1/auth/token; ready-made tokens (valid {} h):",
         gridwork::seed::DEMO_PASSWORD,
