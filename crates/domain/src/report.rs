@@ -95,6 +95,24 @@ pub struct NewReport {
     /// received in person, when not the grid's own: a petitioner who goes
     /// to the county centre raises the matter at the county level.
     pub received_by: Option<String>,
+    /// Photos and videos, by media id (the SHA-256 of the file), uploaded
+    /// before or after the report.
+    pub media: Vec<String>,
+    /// 就地化解: the grid worker already resolved the matter on the spot.
+    pub on_spot: Option<OnSpot>,
+}
+
+/// A matter resolved on the spot: the outcome (a case outcome code) and what
+/// was done; its photos are the report's media.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OnSpot {
+    pub outcome: String,
+    pub note: Option<String>,
+}
+
+/// Media ids as intake names them: the SHA-256 (lowercase hex) of the file.
+pub fn is_media_id(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// Where a report is on its way through the pipeline, as its reporter sees it.
@@ -166,6 +184,8 @@ pub const MAX_MATTER_CHARS: usize = 4000;
 pub const MAX_NAME_CHARS: usize = 100;
 pub const MAX_PHONE_CHARS: usize = 40;
 pub const MAX_CODE_CHARS: usize = 64;
+pub const MAX_MEDIA: usize = 20;
+pub const MAX_NOTE_CHARS: usize = 2000;
 
 /// Free text from a phone: at most `max` characters, and no control
 /// characters other than tab and line breaks (a NUL byte, for one, cannot be
@@ -223,9 +243,51 @@ impl Location {
 }
 
 impl NewReport {
-    /// Checks everything that can be checked without the taxonomy; `known_category`
-    /// answers whether a category code exists.
-    pub fn validate(&self, known_category: impl Fn(&str) -> bool) -> Result<(), ValidationError> {
+    fn validate_media_and_on_spot(&self, petition: bool) -> Result<(), ValidationError> {
+        if let Some(o) = &self.on_spot {
+            if let Some(note) = &o.note {
+                check_text("resolved_on_spot.note", note, MAX_NOTE_CHARS)?;
+            }
+            if crate::Outcome::parse(&o.outcome).is_none() {
+                return Err(ValidationError::new(
+                    "resolved_on_spot.outcome",
+                    "invalid_outcome",
+                    format!("unknown outcome {:?}", o.outcome),
+                    format!("未知的办理结果 {:?}", o.outcome),
+                ));
+            }
+            if petition {
+                return Err(ValidationError::new(
+                    "resolved_on_spot",
+                    "petition_not_on_spot",
+                    "petitions follow the petition procedure and cannot be closed on the spot",
+                    "信访事项须按信访程序办理，不能就地办结",
+                ));
+            }
+        }
+        if self.media.len() > MAX_MEDIA {
+            return Err(ValidationError::new(
+                "media",
+                "too_many",
+                format!("at most {MAX_MEDIA} media per report"),
+                format!("每条报告最多 {MAX_MEDIA} 个附件"),
+            ));
+        }
+        if let Some((i, bad)) = self.media.iter().enumerate().find(|(_, m)| !is_media_id(m)) {
+            return Err(ValidationError::new(
+                &format!("media[{i}]"),
+                "invalid_media_id",
+                format!("{bad:?} is not a media id (the id POST /v1/media returned)"),
+                format!("{bad:?} 不是有效的附件编号"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks the report against the taxonomy: `category` answers, for a
+    /// category code, `None` if there is no such category, else whether it is
+    /// a petition category.
+    pub fn validate(&self, category: impl Fn(&str) -> Option<bool>) -> Result<(), ValidationError> {
         self.location.validate()?;
         check_text("category", &self.category, MAX_CODE_CHARS)?;
         check_text("description", &self.description, MAX_DESCRIPTION_CHARS)?;
@@ -241,14 +303,14 @@ impl NewReport {
         if self.category.trim().is_empty() {
             return Err(ValidationError::new("category", "missing_field", "category is required", "事件类别不能为空"));
         }
-        if !known_category(&self.category) {
+        let Some(petition) = category(&self.category) else {
             return Err(ValidationError::new(
                 "category",
                 "unknown_category",
                 format!("unknown category {:?}", self.category),
                 format!("未知的事件类别 {:?}", self.category),
             ));
-        }
+        };
         if self.description.trim().is_empty() {
             return Err(ValidationError::new(
                 "description",
@@ -279,6 +341,7 @@ impl NewReport {
                 format!("当事人最多 {MAX_PARTIES} 个"),
             ));
         }
+        self.validate_media_and_on_spot(petition)?;
         for (i, p) in self.parties.iter().enumerate() {
             check_text(&format!("parties[{i}].name"), &p.name, MAX_NAME_CHARS)?;
             if let Some(phone) = &p.phone {
@@ -317,12 +380,14 @@ mod tests {
             parties: vec![],
             matter: None,
             received_by: None,
+            media: Vec::new(),
+            on_spot: None,
         }
     }
 
     #[test]
     fn validation_names_the_field() {
-        let ok = |_: &str| true;
+        let ok = |_: &str| Some(false);
         assert!(report().validate(ok).is_ok());
         let mut r = report();
         r.location.lat = f64::NAN;
@@ -331,7 +396,15 @@ mod tests {
         r.location.lon = 181.0;
         assert_eq!(r.validate(ok).unwrap_err().code, "invalid_coordinates");
         let r = report();
-        assert_eq!(r.validate(|_| false).unwrap_err().code, "unknown_category");
+        assert_eq!(r.validate(|_| None).unwrap_err().code, "unknown_category");
+        let mut spot = report();
+        spot.on_spot = Some(OnSpot { outcome: "mediated_agreement".into(), note: Some("当场和解".into()) });
+        spot.media = vec!["ab".repeat(32)];
+        assert!(spot.validate(ok).is_ok());
+        assert_eq!(spot.validate(|_| Some(true)).unwrap_err().code, "petition_not_on_spot");
+        spot.media.push("photo.jpg".into());
+        let e = spot.validate(ok).unwrap_err();
+        assert_eq!((e.code, e.field.as_str()), ("invalid_media_id", "media[1]"));
         let mut nul = report();
         nul.description = "a\u{0}b".into();
         let e = nul.validate(ok).unwrap_err();

@@ -3,7 +3,7 @@
 use actix_web::{web, HttpResponse};
 use chrono::{DateTime, Duration, SubsecRound, Utc};
 use gridwork_domain::auth::{Actor, Role};
-use gridwork_domain::report::{Crs, Location, NewReport, Party, ReportStatus, Urgency, ValidationError};
+use gridwork_domain::report::{Crs, Location, NewReport, OnSpot, Party, ReportStatus, Urgency, ValidationError};
 use gridwork_events::{pb, Event, Payload};
 use gridwork_platform::auth::Caller;
 use gridwork_platform::ApiError;
@@ -128,9 +128,6 @@ pub struct MediaRef {
     pub url: String,
 }
 
-const MAX_MEDIA: usize = 20;
-const MAX_NOTE_CHARS: usize = 2000;
-
 /// The media `ids` name, with what has been uploaded so far.
 async fn media_refs(state: &State, ids: &[String]) -> Result<Vec<MediaRef>, IntakeError> {
     if ids.is_empty() {
@@ -250,6 +247,8 @@ impl ReportIn {
                 .collect(),
             matter: self.matter,
             received_by: self.received_by,
+            media: self.media,
+            on_spot: self.resolved_on_spot.map(|o| OnSpot { outcome: o.outcome, note: o.note }),
         }
     }
 }
@@ -337,49 +336,6 @@ pub async fn submit_one(state: &State, actor: &Actor, body: ReportIn) -> Result<
     let hash =
         hex::encode(Sha256::digest(serde_json::to_vec(&body).map_err(|e| IntakeError::Internal(e.to_string()))?));
     let device_time = body.device_time.map(|t| t.trunc_subsecs(6));
-    let on_spot = body.resolved_on_spot.clone();
-    if let Some(o) = &on_spot {
-        if let Some(note) = &o.note {
-            gridwork_domain::report::check_text("resolved_on_spot.note", note, MAX_NOTE_CHARS)?;
-        }
-        if gridwork_domain::Outcome::parse(&o.outcome).is_none() {
-            return Err(ValidationError::new(
-                "resolved_on_spot.outcome",
-                "invalid_outcome",
-                format!("unknown outcome {:?}", o.outcome),
-                format!("未知的办理结果 {:?}", o.outcome),
-            )
-            .into());
-        }
-        if state.categories.get(&body.category).copied().unwrap_or(false) {
-            return Err(ValidationError::new(
-                "resolved_on_spot",
-                "petition_not_on_spot",
-                "petitions follow the petition procedure and cannot be closed on the spot",
-                "信访事项须按信访程序办理，不能就地办结",
-            )
-            .into());
-        }
-    }
-    let media_ids = body.media.clone();
-    if media_ids.len() > MAX_MEDIA {
-        return Err(ValidationError::new(
-            "media",
-            "too_many",
-            format!("at most {MAX_MEDIA} media per report"),
-            format!("每条报告最多 {MAX_MEDIA} 个附件"),
-        )
-        .into());
-    }
-    if let Some((i, bad)) = media_ids.iter().enumerate().find(|(_, m)| !crate::media::is_media_id(m)) {
-        return Err(ValidationError::new(
-            &format!("media[{i}]"),
-            "invalid_media_id",
-            format!("{bad:?} is not a media id (the id POST /v1/media returned)"),
-            format!("{bad:?} 不是有效的附件编号"),
-        )
-        .into());
-    }
     let report = body.into_domain(&actor.id);
     let id = report.id.to_string();
 
@@ -392,7 +348,7 @@ pub async fn submit_one(state: &State, actor: &Actor, body: ReportIn) -> Result<
         }
     }
 
-    report.validate(|c| state.categories.contains_key(c))?;
+    report.validate(|c| state.categories.get(c).copied())?;
     // Microseconds: what every database keeps, so a replay shows the same time.
     let now = Utc::now().trunc_subsecs(6);
     if report.occurred_at > now + MAX_CLOCK_SKEW {
@@ -444,7 +400,7 @@ pub async fn submit_one(state: &State, actor: &Actor, body: ReportIn) -> Result<
         updated_at: Set(now),
         party_count: Set(report.parties.len() as i32),
         device_time: Set(device_time),
-        media: Set((!media_ids.is_empty()).then(|| serde_json::json!(media_ids).to_string())),
+        media: Set((!report.media.is_empty()).then(|| serde_json::json!(report.media).to_string())),
     };
     let first_entry = report_event::ActiveModel {
         report_id: Set(id.clone()),
@@ -472,8 +428,8 @@ pub async fn submit_one(state: &State, actor: &Actor, body: ReportIn) -> Result<
             petitioner_key: petitioner_key.unwrap_or_default(),
             matter_key: matter_key.unwrap_or_default(),
             received_by: report.received_by.clone().unwrap_or_default(),
-            on_spot_outcome: on_spot.as_ref().map(|o| o.outcome.clone()).unwrap_or_default(),
-            on_spot_note: on_spot.as_ref().and_then(|o| o.note.clone()).unwrap_or_default(),
+            on_spot_outcome: report.on_spot.as_ref().map(|o| o.outcome.clone()).unwrap_or_default(),
+            on_spot_note: report.on_spot.as_ref().and_then(|o| o.note.clone()).unwrap_or_default(),
         }),
     );
     let prepared = Prepared {
@@ -508,7 +464,7 @@ pub async fn submit_one(state: &State, actor: &Actor, body: ReportIn) -> Result<
         occurred_at: report.occurred_at,
         received_at: now,
         device_time,
-        media: media_refs(state, &media_ids).await?,
+        media: media_refs(state, &report.media).await?,
         category: report.category.clone(),
         urgency: report.urgency.as_str().to_owned(),
         location: location_json(

@@ -87,9 +87,7 @@ fn storage(e: impl std::fmt::Display) -> IntakeError {
 }
 
 /// A media id: a SHA-256 in lower-case hex.
-pub fn is_media_id(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-}
+pub use gridwork_domain::report::is_media_id;
 
 /// A file's bytes.
 #[derive(utoipa::ToSchema)]

@@ -153,10 +153,7 @@ fn required_text(field: &str, value: Option<&str>, en: &str, zh: &str) -> Result
     Ok(t.to_owned())
 }
 
-/// Media ids as intake names them: the SHA-256 (lowercase hex) of the file.
-pub fn is_media_id(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-}
+pub use gridwork_domain::report::is_media_id;
 
 /// Where a case is, for its tasks: its grid, or its county when it fell in
 /// no grid.
