@@ -89,6 +89,11 @@ fn storage(e: impl std::fmt::Display) -> IntakeError {
 /// A media id: a SHA-256 in lower-case hex.
 pub use gridwork_domain::report::is_media_id;
 
+/// Where a medium's bytes live: `sha256/<first two hex digits>/<id>`.
+fn object_path(id: &str) -> Path {
+    Path::from(format!("sha256/{}/{id}", id.get(..2).unwrap_or_default()))
+}
+
 /// A file's bytes.
 #[derive(utoipa::ToSchema)]
 #[schema(value_type = String, format = Binary)]
@@ -204,7 +209,7 @@ pub async fn upload(
     }
     writer.finish().await.map_err(storage)?;
     let id = hex::encode(hasher.finalize());
-    let path = Path::from(format!("sha256/{}/{id}", &id[..2]));
+    let path = object_path(&id);
     let existed = match m.store.head(&path).await {
         Ok(_) => true,
         Err(object_store::Error::NotFound { .. }) => false,
@@ -262,7 +267,7 @@ pub async fn download(
     if !allowed {
         return Err(IntakeError::NotFound("media"));
     }
-    let got = state.media.store.get(&Path::from(format!("sha256/{}/{id}", &id[..2]))).await.map_err(storage)?;
+    let got = state.media.store.get(&object_path(&id)).await.map_err(storage)?;
     let stream = got.into_stream().map(|r| r.map_err(|e| actix_web::error::ErrorServiceUnavailable(e.to_string())));
     Ok(HttpResponse::Ok()
         .content_type(row.content_type)
