@@ -1,20 +1,43 @@
-//! The consume loop every gridwork consumer runs: at-least-once, offsets
-//! committed only after the handler's work is durable, bounded retries with
-//! backoff, poison messages to the dead-letter topic, and a clean stop.
+//! The consume loop every gridwork consumer runs (ADR 0023).
+//!
+//! - At-least-once: an offset is committed only after the handler's work is
+//!   durable; handlers de-duplicate by event id.
+//! - A failure is classified. **Unavailable** (a dependency is unreachable):
+//!   the loop keeps the message, pauses its partitions, keeps polling so it
+//!   stays in its group, and tries again with capped exponential backoff for
+//!   as long as it takes; one log line when it blocks, one when it resumes.
+//!   **Poison** (undecodable, unknown schema, invalid content) goes to the
+//!   dead-letter topic at once. **Retryable** (anything else) is tried a
+//!   bounded number of times; then the dependencies are probed: if one is
+//!   down the message is held as unavailable, otherwise it is poison.
+//! - Per-partition order holds: nothing of a partition is handled while an
+//!   earlier message of it waits.
+//! - A consumer whose polls keep failing, or that the broker dropped from
+//!   its group, leaves and joins again.
+//! - A committed offset that fell off the log's retention is a loss: logged
+//!   as an error and counted, never skipped silently.
 
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::health::ConsumerHealth;
 use crate::{BusError, Consumer, EventBus, Message, OutMessage};
 
 /// Why a handler did not finish a message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HandlerError {
-    /// Might work later (database busy, dependency down): retried.
+    /// A dependency is unreachable (database or pool, broker, cache, object
+    /// store; a serialisation failure or deadlock): the message waits until
+    /// it is back, however long that takes.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    /// Failed for a reason that may pass: retried a bounded number of
+    /// times, then poison unless a dependency turns out to be down.
     #[error("retryable: {0}")]
     Retryable(String),
     /// Will never work (undecodable, unknown schema, invalid content):
@@ -30,168 +53,379 @@ pub trait Handler: Send + Sync {
     async fn handle(&self, msg: &Message) -> Result<(), HandlerError>;
 }
 
+/// Checks the dependencies a handler needs; `Err` names what is down.
+#[async_trait]
+pub trait Probe: Send + Sync {
+    async fn check(&self) -> Result<(), String>;
+}
+
+/// A probe for handlers without dependencies.
+pub struct NoProbe;
+
+#[async_trait]
+impl Probe for NoProbe {
+    async fn check(&self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {
+    /// Tries of a `Retryable` failure before the dependencies are probed.
     pub attempts: u32,
     pub initial_backoff: Duration,
+    /// Longest wait between tries of a `Retryable` failure.
     pub max_backoff: Duration,
+    /// Longest wait between tries while a dependency is unavailable.
+    pub max_blocked_backoff: Duration,
+    /// How often a waiting consumer polls, to keep its group membership.
+    pub keepalive: Duration,
+    /// A consumer whose polls fail this long leaves and rejoins its group.
+    pub rejoin_after: Duration,
 }
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        RetryPolicy { attempts: 5, initial_backoff: Duration::from_millis(50), max_backoff: Duration::from_secs(2) }
+        RetryPolicy {
+            attempts: 5,
+            initial_backoff: Duration::from_millis(50),
+            max_backoff: Duration::from_secs(2),
+            max_blocked_backoff: Duration::from_secs(5),
+            keepalive: Duration::from_millis(500),
+            rejoin_after: Duration::from_secs(30),
+        }
     }
 }
 
-/// Runs `handler` over `consumer` until `shutdown` is cancelled; the message
-/// in hand is finished (and committed) before returning.
-pub async fn consume(
-    bus: Arc<dyn EventBus>,
-    mut consumer: Box<dyn Consumer>,
-    dead_letter_topic: String,
-    group: String,
-    policy: RetryPolicy,
-    shutdown: CancellationToken,
-    handler: Arc<dyn Handler>,
-) -> Result<(), BusError> {
-    loop {
-        let polled = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            m = consumer.poll(Duration::from_millis(500)) => m,
+/// A consumer group member's loop: what it reads, what handles it, where
+/// poison goes, how dependencies are probed and where it reports.
+pub struct Consume {
+    pub bus: Arc<dyn EventBus>,
+    pub group: String,
+    pub topics: Vec<String>,
+    pub dead_letter_topic: String,
+    pub policy: RetryPolicy,
+    pub handler: Arc<dyn Handler>,
+    pub probe: Arc<dyn Probe>,
+    pub health: Arc<ConsumerHealth>,
+}
+
+/// What became of a message.
+enum Verdict {
+    Done,
+    Dead(String),
+    /// Shutdown came while it waited: not committed, redelivered later.
+    Abandoned,
+}
+
+struct Stopped;
+
+/// The loop's per-member state: the consumer, messages that arrived while
+/// it was paused (handled next, in arrival order, so per-partition order
+/// holds), and the next offset expected per partition (gap detection).
+struct Member {
+    consumer: Box<dyn Consumer>,
+    held: VecDeque<Message>,
+    expected: HashMap<(String, i32), i64>,
+    poll_failing_since: Option<Instant>,
+    /// Revocations of members this loop closed.
+    revoked_before: u64,
+}
+
+impl Consume {
+    /// Joins the group and runs until `shutdown` is cancelled; the message
+    /// in hand is finished (and committed) before returning, unless it is
+    /// waiting for a dependency, in which case it stays uncommitted.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), BusError> {
+        let consumer = self.subscribe(&shutdown).await?;
+        self.run_with(consumer, shutdown).await
+    }
+
+    /// Like [`Consume::run`], with a consumer already subscribed.
+    pub async fn run_with(self, consumer: Box<dyn Consumer>, shutdown: CancellationToken) -> Result<(), BusError> {
+        let mut m = Member {
+            consumer,
+            held: VecDeque::new(),
+            expected: HashMap::new(),
+            poll_failing_since: None,
+            revoked_before: 0,
         };
-        let msg = match polled {
-            Ok(Some(m)) => m,
-            Ok(None) => continue,
-            Err(BusError::Closed) => break,
-            Err(e) => {
-                tracing::warn!(error = %e, "poll failed; retrying");
-                tokio::time::sleep(policy.max_backoff).await;
-                continue;
-            }
-        };
-        let span = tracing::info_span!("message", topic = %msg.topic, partition = msg.partition, offset = msg.offset, group = %group);
-        async {
-            let mut backoff = policy.initial_backoff;
-            let mut attempt = 1;
-            let failure = loop {
-                match handler.handle(&msg).await {
-                    Ok(()) => break None,
-                    Err(HandlerError::Poison(reason)) => break Some(reason),
-                    Err(HandlerError::Retryable(reason)) if attempt >= policy.attempts => {
-                        break Some(format!("gave up after {attempt} attempts: {reason}"))
-                    }
-                    Err(HandlerError::Retryable(reason)) => {
-                        tracing::warn!(attempt, %reason, "handler failed; retrying");
-                        tokio::time::sleep(backoff).await;
-                        backoff = (backoff * 2).min(policy.max_backoff);
-                        attempt += 1;
+        self.health.running();
+        let result = self.run_member(&mut m, &shutdown).await;
+        self.health.stopped();
+        let closed = m.consumer.close().await;
+        result.and(closed)
+    }
+
+    async fn run_member(&self, m: &mut Member, shutdown: &CancellationToken) -> Result<(), BusError> {
+        loop {
+            let msg = match m.held.pop_front() {
+                // The partition went to another member meanwhile: it reads
+                // the message again from the committed offset.
+                Some(msg) if !m.consumer.owns(&msg.topic, msg.partition) => continue,
+                Some(msg) => msg,
+                None => {
+                    let polled = tokio::select! {
+                        _ = shutdown.cancelled() => return Ok(()),
+                        p = m.consumer.poll(self.policy.keepalive) => p,
+                    };
+                    self.health.set_revocations(m.revoked_before + m.consumer.revocations());
+                    match polled {
+                        Ok(p) => {
+                            self.poll_recovered(m);
+                            match p {
+                                Some(msg) => msg,
+                                None => continue,
+                            }
+                        }
+                        Err(BusError::Closed) => return Ok(()),
+                        Err(e) => {
+                            if self.poll_failed(m, e, shutdown).await.is_err() {
+                                return Ok(());
+                            }
+                            continue;
+                        }
                     }
                 }
             };
-            if let Some(reason) = failure {
-                tracing::error!(%reason, "message sent to the dead-letter topic");
-                let dead = OutMessage {
-                    key: msg.key.clone(),
-                    payload: msg.payload.clone(),
-                    headers: vec![
-                        ("gridwork.dlq.source.topic".into(), msg.topic.clone()),
-                        ("gridwork.dlq.source.partition".into(), msg.partition.to_string()),
-                        ("gridwork.dlq.source.offset".into(), msg.offset.to_string()),
-                        ("gridwork.dlq.group".into(), group.clone()),
-                        ("gridwork.dlq.reason".into(), reason),
-                    ],
-                };
-                // Never drop a message: keep trying until the dead letter is durable.
-                let mut wait = policy.initial_backoff;
-                while let Err(e) = bus.publish(&dead_letter_topic, dead.clone()).await {
-                    tracing::error!(error = %e, "dead-letter publish failed; retrying");
-                    tokio::time::sleep(wait).await;
-                    wait = (wait * 2).min(policy.max_backoff);
+            self.check_gap(m, &msg).await;
+            let span = tracing::info_span!("message", topic = %msg.topic, partition = msg.partition, offset = msg.offset, group = %self.group);
+            let verdict = self.handle(m, &msg, shutdown).instrument(span.clone()).await;
+            match verdict {
+                Verdict::Abandoned => return Ok(()),
+                Verdict::Done => self.health.processed(),
+                Verdict::Dead(reason) => self.dead_letter(&msg, reason).instrument(span.clone()).await,
+            }
+            self.commit(m, &msg, shutdown).instrument(span).await;
+        }
+    }
+
+    async fn subscribe(&self, shutdown: &CancellationToken) -> Result<Box<dyn Consumer>, BusError> {
+        let mut wait = self.policy.initial_backoff;
+        let mut logged = false;
+        loop {
+            match self.bus.subscribe(&self.group, &self.topics).await {
+                Ok(c) => return Ok(c),
+                Err(e) => {
+                    if !logged {
+                        tracing::warn!(group = %self.group, error = %e, "cannot join the consumer group; retrying");
+                        logged = true;
+                    }
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return Err(BusError::Closed),
+                        _ = tokio::time::sleep(wait) => {}
+                    }
+                    wait = (wait * 2).min(self.policy.max_blocked_backoff);
                 }
             }
-            let mut wait = policy.initial_backoff;
-            while let Err(e) = consumer.commit(&msg).await {
-                tracing::warn!(error = %e, "offset commit failed; retrying");
-                tokio::time::sleep(wait).await;
-                wait = (wait * 2).min(policy.max_backoff);
+        }
+    }
+
+    fn poll_recovered(&self, m: &mut Member) {
+        if m.poll_failing_since.take().is_some() {
+            tracing::info!(group = %self.group, "polling works again");
+        }
+    }
+
+    /// A failed poll: wait a little; after `rejoin_after` of failures, or at
+    /// once when the broker dropped the member, leave and join again.
+    async fn poll_failed(&self, m: &mut Member, e: BusError, shutdown: &CancellationToken) -> Result<(), Stopped> {
+        let since = *m.poll_failing_since.get_or_insert_with(|| {
+            tracing::warn!(group = %self.group, error = %e, "poll failed; retrying");
+            Instant::now()
+        });
+        let dropped = matches!(e, BusError::LeftGroup(_));
+        if dropped || since.elapsed() >= self.policy.rejoin_after {
+            let reason = e.to_string();
+            tracing::warn!(group = %self.group, %reason, "leaving and rejoining the consumer group");
+            self.health.rejoining(&reason);
+            let fresh = self.subscribe(shutdown).await.map_err(|_| Stopped)?;
+            let old = std::mem::replace(&mut m.consumer, fresh);
+            m.revoked_before += old.revocations();
+            if tokio::time::timeout(Duration::from_secs(10), old.close()).await.is_err() {
+                tracing::warn!(group = %self.group, "the old member did not close within 10 s");
+            }
+            // The new member reads from the committed offsets.
+            m.held.clear();
+            m.expected.clear();
+            m.poll_failing_since = None;
+            self.health.running();
+            tracing::info!(group = %self.group, "rejoined the consumer group");
+            return Ok(());
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => Err(Stopped),
+            _ = tokio::time::sleep(self.policy.max_backoff.min(Duration::from_secs(1))) => Ok(()),
+        }
+    }
+
+    /// Counts messages that were never delivered: the first message of a
+    /// partition (or one after a jump) lies beyond both the next offset this
+    /// member expected and the group's committed offset.
+    async fn check_gap(&self, m: &mut Member, msg: &Message) {
+        let key = (msg.topic.clone(), msg.partition);
+        let expected = m.expected.insert(key, msg.offset + 1);
+        if expected.is_some_and(|e| msg.offset <= e) {
+            return;
+        }
+        let committed = m.consumer.committed(&msg.topic, msg.partition).await.ok().flatten();
+        let from = match (expected, committed) {
+            (Some(e), Some(c)) => e.max(c),
+            (Some(e), None) => e,
+            (None, Some(c)) => c,
+            (None, None) => return,
+        };
+        if msg.offset > from {
+            let lost = msg.offset - from;
+            tracing::error!(
+                group = %self.group, topic = %msg.topic, partition = msg.partition, from, to = msg.offset, lost,
+                "MESSAGES LOST: the group's position fell off the log's retention; offsets {from}..{} were never handled",
+                msg.offset
+            );
+            self.health.gap(&msg.topic, msg.partition, u64::try_from(lost).unwrap_or_default());
+        }
+    }
+
+    async fn handle(&self, m: &mut Member, msg: &Message, shutdown: &CancellationToken) -> Verdict {
+        let mut attempt = 1;
+        let mut backoff = self.policy.initial_backoff;
+        let mut blocked_at: Option<Instant> = None;
+        let verdict = loop {
+            let reason = match self.handler.handle(msg).await {
+                Ok(()) => break Verdict::Done,
+                Err(HandlerError::Poison(reason)) => break Verdict::Dead(reason),
+                Err(HandlerError::Unavailable(reason)) => reason,
+                Err(HandlerError::Retryable(reason)) if attempt < self.policy.attempts => {
+                    if blocked_at.is_none() {
+                        tracing::warn!(attempt, %reason, "handler failed; retrying");
+                    }
+                    attempt += 1;
+                    if self.wait(m, backoff, shutdown).await.is_err() {
+                        break Verdict::Abandoned;
+                    }
+                    backoff = (backoff * 2).min(self.policy.max_backoff);
+                    continue;
+                }
+                Err(HandlerError::Retryable(reason)) => match self.probe.check().await {
+                    Ok(()) => break Verdict::Dead(format!("gave up after {attempt} attempts: {reason}")),
+                    Err(down) => format!("{down} ({reason})"),
+                },
+            };
+            // A dependency is unavailable: hold the message, pause, wait.
+            if blocked_at.is_none() {
+                blocked_at = Some(Instant::now());
+                tracing::warn!(%reason, "a dependency is unavailable: partitions paused, message held until it is back");
+                if let Err(e) = m.consumer.pause_all().await {
+                    tracing::warn!(error = %e, "pausing the partitions failed");
+                }
+                backoff = self.policy.initial_backoff;
+            }
+            self.health.blocked(&reason);
+            // A spell of bounded retries again once the dependency answers.
+            attempt = 1;
+            if self.wait(m, backoff, shutdown).await.is_err() {
+                break Verdict::Abandoned;
+            }
+            backoff = (backoff * 2).min(self.policy.max_blocked_backoff);
+        };
+        if let Some(at) = blocked_at {
+            if !matches!(verdict, Verdict::Abandoned) {
+                tracing::info!(blocked_secs = at.elapsed().as_secs_f64(), "dependency back: partitions resumed");
+                self.health.running();
+            }
+            if let Err(e) = m.consumer.resume_all().await {
+                tracing::warn!(error = %e, "resuming the partitions failed");
             }
         }
-        .instrument(span)
-        .await;
+        verdict
     }
-    consumer.close().await
+
+    /// Waits `duration` while polling, so the member keeps its place in the
+    /// group. A message that arrives meanwhile (fetched before the pause, or
+    /// of a partition assigned since) is held and its partition paused.
+    async fn wait(&self, m: &mut Member, duration: Duration, shutdown: &CancellationToken) -> Result<(), Stopped> {
+        let deadline = Instant::now() + duration;
+        loop {
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(());
+            }
+            let slice = (deadline - now).min(self.policy.keepalive);
+            let polled = tokio::select! {
+                _ = shutdown.cancelled() => return Err(Stopped),
+                p = m.consumer.poll(slice) => p,
+            };
+            match polled {
+                Ok(Some(msg)) => {
+                    if let Err(e) = m.consumer.pause_partition(&msg.topic, msg.partition).await {
+                        tracing::debug!(error = %e, "pausing a partition failed");
+                    }
+                    m.held.push_back(msg);
+                }
+                Ok(None) => {}
+                Err(BusError::Closed) => return Err(Stopped),
+                Err(e) => {
+                    tracing::debug!(error = %e, "poll failed while waiting");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return Err(Stopped),
+                        _ = tokio::time::sleep(slice) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    async fn dead_letter(&self, msg: &Message, reason: String) {
+        tracing::error!(%reason, "message sent to the dead-letter topic");
+        let mut headers: Vec<(String, String)> =
+            msg.headers.iter().filter(|(k, _)| !k.starts_with("gridwork.dlq.")).cloned().collect();
+        headers.extend([
+            ("gridwork.dlq.source.topic".into(), msg.topic.clone()),
+            ("gridwork.dlq.source.partition".into(), msg.partition.to_string()),
+            ("gridwork.dlq.source.offset".into(), msg.offset.to_string()),
+            ("gridwork.dlq.group".into(), self.group.clone()),
+            ("gridwork.dlq.reason".into(), reason),
+            ("gridwork.dlq.at".into(), chrono::Utc::now().to_rfc3339()),
+        ]);
+        let dead = OutMessage { key: msg.key.clone(), payload: msg.payload.clone(), headers };
+        // Never drop a message: keep trying until the dead letter is durable.
+        let mut wait = self.policy.initial_backoff;
+        let mut logged = false;
+        while let Err(e) = self.bus.publish(&self.dead_letter_topic, dead.clone()).await {
+            if !logged {
+                tracing::error!(error = %e, "dead-letter publish failed; retrying until it succeeds");
+                logged = true;
+            }
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(self.policy.max_blocked_backoff);
+        }
+        self.health.dead_lettered();
+    }
+
+    async fn commit(&self, m: &mut Member, msg: &Message, shutdown: &CancellationToken) {
+        let mut wait = self.policy.initial_backoff;
+        let mut logged = false;
+        loop {
+            match m.consumer.commit(msg).await {
+                Ok(()) => return,
+                // Its new owner starts from the committed offset and finds
+                // the work done (event ids are de-duplicated).
+                Err(BusError::NotAssigned { .. }) | Err(BusError::Closed) => return,
+                Err(e) => {
+                    if !logged {
+                        tracing::warn!(error = %e, "offset commit failed; retrying");
+                        logged = true;
+                    }
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        _ = tokio::time::sleep(wait) => {}
+                    }
+                    wait = (wait * 2).min(self.policy.max_blocked_backoff);
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::{LogBus, TopicSpec};
-    use std::sync::atomic::{AtomicU32, Ordering};
-
-    struct Flaky {
-        calls: AtomicU32,
-    }
-
-    #[async_trait]
-    impl Handler for Flaky {
-        async fn handle(&self, msg: &Message) -> Result<(), HandlerError> {
-            self.calls.fetch_add(1, Ordering::SeqCst);
-            match msg.payload.as_slice() {
-                b"poison" => Err(HandlerError::Poison("bad bytes".into())),
-                b"always-fails" => Err(HandlerError::Retryable("db down".into())),
-                _ => Ok(()),
-            }
-        }
-    }
-
-    #[tokio::test]
-    async fn poison_and_exhausted_retries_go_to_dead_letter_and_the_partition_moves_on() {
-        let bus = LogBus::in_memory().await.unwrap();
-        for t in ["in", "dlq"] {
-            bus.create_topic(&TopicSpec::new(t, 1)).await.unwrap();
-        }
-        for body in ["poison", "always-fails", "good"] {
-            bus.publish("in", OutMessage { key: b"k".to_vec(), payload: body.into(), headers: vec![] }).await.unwrap();
-        }
-        let bus: Arc<dyn EventBus> = Arc::new(bus);
-        let consumer = bus.subscribe("g", &["in".into()]).await.unwrap();
-        let handler = Arc::new(Flaky { calls: AtomicU32::new(0) });
-        let stop = CancellationToken::new();
-        let policy = RetryPolicy {
-            attempts: 3,
-            initial_backoff: Duration::from_millis(1),
-            max_backoff: Duration::from_millis(2),
-        };
-        let task = tokio::spawn(consume(
-            bus.clone(),
-            consumer,
-            "dlq".into(),
-            "g".into(),
-            policy,
-            stop.clone(),
-            handler.clone(),
-        ));
-        let mut dlq = bus.subscribe("reader", &["dlq".into()]).await.unwrap();
-        let first = dlq.poll(Duration::from_secs(5)).await.unwrap().unwrap();
-        let second = dlq.poll(Duration::from_secs(5)).await.unwrap().unwrap();
-        assert_eq!(first.payload, b"poison");
-        assert_eq!(first.header("gridwork.dlq.source.topic"), Some("in"));
-        assert_eq!(first.header("gridwork.dlq.source.offset"), Some("0"));
-        assert_eq!(first.header("gridwork.dlq.reason"), Some("bad bytes"));
-        assert_eq!(second.payload, b"always-fails");
-        assert!(second.header("gridwork.dlq.reason").unwrap().contains("after 3 attempts"));
-        // 1 (poison) + 3 (retries) + 1 (good)
-        for _ in 0..100 {
-            if handler.calls.load(Ordering::SeqCst) == 5 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        assert_eq!(handler.calls.load(Ordering::SeqCst), 5);
-        stop.cancel();
-        task.await.unwrap().unwrap();
-        // Everything was committed: a new member of the group gets nothing.
-        let mut again = bus.subscribe("g", &["in".into()]).await.unwrap();
-        assert!(again.poll(Duration::from_millis(100)).await.unwrap().is_none());
-    }
-}
+mod tests;

@@ -5,6 +5,8 @@
 //! on close), topics created with partitions, replication, retention and
 //! compaction from configuration.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -14,12 +16,14 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{Header, Headers, Message as _, OwnedHeaders};
+use rdkafka::message::{Header, Headers, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use crate::{BusError, Consumer, Delivery, EventBus, Message, OutMessage, TopicSpec};
+
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Settings of the Kafka backend, from the bus URL
 /// (`kafka://host:port[,host:port…][?replication=3]`) and configuration.
@@ -97,8 +101,20 @@ impl EventBus for KafkaBus {
         if spec.partitions < 1 || spec.name.is_empty() {
             return Err(BusError::InvalidTopic(format!("{:?} needs a name and at least one partition", spec.name)));
         }
+        if let Some(min) = spec.min_insync_replicas {
+            if min < 1 || min > self.settings.replication {
+                return Err(BusError::InvalidTopic(format!(
+                    "{}: min.insync.replicas={min} needs 1 ≤ it ≤ replication ({})",
+                    spec.name, self.settings.replication
+                )));
+            }
+        }
         let retention = spec.retention_ms.map(|r| r.to_string());
+        let min_insync = spec.min_insync_replicas.map(|m| m.to_string());
         let mut topic = NewTopic::new(&spec.name, spec.partitions, TopicReplication::Fixed(self.settings.replication));
+        if let Some(m) = &min_insync {
+            topic = topic.set("min.insync.replicas", m);
+        }
         if spec.compacted {
             topic = topic.set("cleanup.policy", "compact");
         }
@@ -130,24 +146,31 @@ impl EventBus for KafkaBus {
     }
 
     async fn subscribe(&self, group: &str, topics: &[String]) -> Result<Box<dyn Consumer>, BusError> {
-        let consumer: StreamConsumer<DrainOnRevoke> = self
-            .settings
-            .client()
+        let revocations = Arc::new(AtomicU64::new(0));
+        let mut config = self.settings.client();
+        config
             .set("group.id", group)
             .set("enable.auto.commit", "true")
             .set("auto.commit.interval.ms", "1000")
             .set("enable.auto.offset.store", "false")
+            // A committed offset that fell off retention restarts at the
+            // oldest message; the consume loop sees the jump, logs it as a
+            // loss and counts it (never silent).
             .set("auto.offset.reset", "earliest")
             // A member that died is dropped from the group after this long…
             .set("session.timeout.ms", "6000")
             // …and a rebalance waits at most this long for members to rejoin
             // (handlers finish a message well within it).
-            .set("max.poll.interval.ms", "20000")
-            .create_with_context(DrainOnRevoke)
-            .map_err(kerr)?;
+            .set("max.poll.interval.ms", "20000");
+        // The URL's properties win over these defaults.
+        for (k, v) in &self.settings.extra {
+            config.set(k, v);
+        }
+        let consumer: StreamConsumer<DrainOnRevoke> =
+            config.create_with_context(DrainOnRevoke { revocations: revocations.clone() }).map_err(kerr)?;
         let names: Vec<&str> = topics.iter().map(String::as_str).collect();
         consumer.subscribe(&names).map_err(kerr)?;
-        Ok(Box::new(KafkaConsumer { consumer }))
+        Ok(Box::new(KafkaConsumer { consumer: Arc::new(consumer), revocations }))
     }
 
     async fn check(&self) -> Result<(), BusError> {
@@ -162,17 +185,129 @@ impl EventBus for KafkaBus {
     fn describe(&self) -> String {
         format!("kafka ({})", self.settings.brokers)
     }
+
+    async fn watermarks(&self, topic: &str) -> Result<Vec<(i32, i64, i64)>, BusError> {
+        let reader = self.reader(None)?;
+        let topic = topic.to_owned();
+        blocking(move || {
+            let meta = reader.fetch_metadata(Some(&topic), ADMIN_TIMEOUT).map_err(kerr)?;
+            let t = meta
+                .topics()
+                .iter()
+                .find(|t| t.name() == topic)
+                .filter(|t| t.error().is_none() && !t.partitions().is_empty())
+                .ok_or_else(|| BusError::UnknownTopic(topic.clone()))?;
+            let mut out = Vec::new();
+            for p in t.partitions() {
+                let (low, high) = reader.fetch_watermarks(&topic, p.id(), ADMIN_TIMEOUT).map_err(kerr)?;
+                out.push((p.id(), low, high));
+            }
+            out.sort_unstable();
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn read(&self, topic: &str, partition: i32, from: i64, max: usize) -> Result<Vec<Message>, BusError> {
+        let reader = self.reader(None)?;
+        let topic = topic.to_owned();
+        blocking(move || {
+            let (_, high) = reader.fetch_watermarks(&topic, partition, ADMIN_TIMEOUT).map_err(kerr)?;
+            let mut out = Vec::new();
+            if from >= high || max == 0 {
+                return Ok(out);
+            }
+            let mut tpl = TopicPartitionList::new();
+            tpl.add_partition_offset(&topic, partition, Offset::Offset(from)).map_err(kerr)?;
+            reader.assign(&tpl).map_err(kerr)?;
+            let deadline = std::time::Instant::now() + ADMIN_TIMEOUT;
+            while out.len() < max && std::time::Instant::now() < deadline {
+                match reader.poll(Duration::from_millis(200)) {
+                    None => continue,
+                    Some(Err(e)) => return Err(kerr(e)),
+                    Some(Ok(m)) => {
+                        let m = owned(&m);
+                        let last = m.offset + 1 >= high;
+                        out.push(m);
+                        if last {
+                            break;
+                        }
+                    }
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn committed(&self, group: &str, topic: &str, partition: i32) -> Result<Option<i64>, BusError> {
+        let reader = self.reader(Some(group))?;
+        let topic = topic.to_owned();
+        blocking(move || {
+            let mut tpl = TopicPartitionList::new();
+            tpl.add_partition(&topic, partition);
+            let got = reader.committed_offsets(tpl, ADMIN_TIMEOUT).map_err(kerr)?;
+            Ok(got.find_partition(&topic, partition).and_then(|p| match p.offset() {
+                Offset::Offset(o) => Some(o),
+                _ => None,
+            }))
+        })
+        .await
+    }
+}
+
+impl KafkaBus {
+    /// A consumer outside any group membership, for reading offsets and
+    /// messages (`group` only names whose committed offsets to read).
+    fn reader(&self, group: Option<&str>) -> Result<BaseConsumer, BusError> {
+        let mut c = self.settings.client();
+        c.set("group.id", group.unwrap_or("gridwork-reader"))
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("enable.partition.eof", "false");
+        c.create().map_err(kerr)
+    }
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, BusError> + Send + 'static) -> Result<T, BusError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| BusError::Storage(e.to_string()))?
+}
+
+fn owned<M: rdkafka::message::Message>(m: &M) -> Message {
+    let headers = m
+        .headers()
+        .map(|h| {
+            h.iter()
+                .map(|x| (x.key.to_owned(), String::from_utf8_lossy(x.value.unwrap_or_default()).into_owned()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let ts = m.timestamp().to_millis().unwrap_or(0);
+    Message {
+        topic: m.topic().to_owned(),
+        partition: m.partition(),
+        offset: m.offset(),
+        key: m.key().unwrap_or_default().to_vec(),
+        payload: m.payload().unwrap_or_default().to_vec(),
+        headers,
+        timestamp: Utc.timestamp_millis_opt(ts).single().unwrap_or_else(Utc::now),
+    }
 }
 
 /// Commits the offsets stored so far before partitions are taken away, so
 /// the next owner starts right after the last message whose work is done.
-pub struct DrainOnRevoke;
+pub struct DrainOnRevoke {
+    revocations: Arc<AtomicU64>,
+}
 
 impl ClientContext for DrainOnRevoke {}
 
 impl ConsumerContext for DrainOnRevoke {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Revoke(_) = rebalance {
+        if let Rebalance::Revoke(tpl) = rebalance {
+            if tpl.count() > 0 {
+                self.revocations.fetch_add(1, Ordering::Relaxed);
+            }
             if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
                 // "No offset stored" is not a problem.
                 tracing::debug!(error = %e, "commit on revoke");
@@ -182,7 +317,16 @@ impl ConsumerContext for DrainOnRevoke {
 }
 
 struct KafkaConsumer {
-    consumer: StreamConsumer<DrainOnRevoke>,
+    consumer: Arc<StreamConsumer<DrainOnRevoke>>,
+    revocations: Arc<AtomicU64>,
+}
+
+impl KafkaConsumer {
+    fn one(topic: &str, partition: i32) -> TopicPartitionList {
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition(topic, partition);
+        tpl
+    }
 }
 
 #[async_trait]
@@ -190,33 +334,18 @@ impl Consumer for KafkaConsumer {
     async fn poll(&mut self, timeout: Duration) -> Result<Option<Message>, BusError> {
         match tokio::time::timeout(timeout, self.consumer.recv()).await {
             Err(_) => Ok(None),
-            Ok(Err(e)) => Err(kerr(e)),
-            Ok(Ok(m)) => {
-                let headers = m
-                    .headers()
-                    .map(|h| {
-                        h.iter()
-                            .map(|x| {
-                                (x.key.to_owned(), String::from_utf8_lossy(x.value.unwrap_or_default()).into_owned())
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                let ts = m.timestamp().to_millis().unwrap_or(0);
-                Ok(Some(Message {
-                    topic: m.topic().to_owned(),
-                    partition: m.partition(),
-                    offset: m.offset(),
-                    key: m.key().unwrap_or_default().to_vec(),
-                    payload: m.payload().unwrap_or_default().to_vec(),
-                    headers,
-                    timestamp: Utc.timestamp_millis_opt(ts).single().unwrap_or_else(Utc::now),
-                }))
+            Ok(Err(KafkaError::MessageConsumption(RDKafkaErrorCode::PollExceeded))) => {
+                Err(BusError::LeftGroup("max.poll.interval.ms exceeded".into()))
             }
+            Ok(Err(e)) => Err(kerr(e)),
+            Ok(Ok(m)) => Ok(Some(owned(&m))),
         }
     }
 
     async fn commit(&mut self, msg: &Message) -> Result<(), BusError> {
+        if !self.owns(&msg.topic, msg.partition) {
+            return Err(BusError::NotAssigned { topic: msg.topic.clone(), partition: msg.partition });
+        }
         // Stored offsets are the next message to read.
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition_offset(&msg.topic, msg.partition, Offset::Offset(msg.offset + 1)).map_err(kerr)?;
@@ -235,5 +364,47 @@ impl Consumer for KafkaConsumer {
         })
         .await
         .map_err(|e| BusError::Storage(e.to_string()))?
+    }
+
+    async fn pause_all(&mut self) -> Result<(), BusError> {
+        let tpl = self.consumer.assignment().map_err(kerr)?;
+        if tpl.count() > 0 {
+            self.consumer.pause(&tpl).map_err(kerr)?;
+        }
+        Ok(())
+    }
+
+    async fn pause_partition(&mut self, topic: &str, partition: i32) -> Result<(), BusError> {
+        self.consumer.pause(&Self::one(topic, partition)).map_err(kerr)
+    }
+
+    async fn resume_all(&mut self) -> Result<(), BusError> {
+        let tpl = self.consumer.assignment().map_err(kerr)?;
+        if tpl.count() > 0 {
+            self.consumer.resume(&tpl).map_err(kerr)?;
+        }
+        Ok(())
+    }
+
+    fn owns(&self, topic: &str, partition: i32) -> bool {
+        self.consumer.assignment().map(|a| a.find_partition(topic, partition).is_some()).unwrap_or(false)
+    }
+
+    async fn committed(&mut self, topic: &str, partition: i32) -> Result<Option<i64>, BusError> {
+        let consumer = self.consumer.clone();
+        let tpl = Self::one(topic, partition);
+        let (topic, partition) = (topic.to_owned(), partition);
+        blocking(move || {
+            let got = consumer.committed_offsets(tpl, ADMIN_TIMEOUT).map_err(kerr)?;
+            Ok(got.find_partition(&topic, partition).and_then(|p| match p.offset() {
+                Offset::Offset(o) => Some(o),
+                _ => None,
+            }))
+        })
+        .await
+    }
+
+    fn revocations(&self) -> u64 {
+        self.revocations.load(Ordering::Relaxed)
     }
 }

@@ -21,11 +21,13 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 mod consume;
+mod health;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 mod log;
 
-pub use consume::{consume, Handler, HandlerError, RetryPolicy};
+pub use consume::{Consume, Handler, HandlerError, NoProbe, Probe, RetryPolicy};
+pub use health::{ConsumerHealth, ConsumerState, HealthSnapshot};
 pub use log::LogBus;
 
 /// A message to publish.
@@ -72,11 +74,36 @@ pub struct TopicSpec {
     /// How long messages are kept; `None` is the cluster's default. The
     /// embedded log keeps everything.
     pub retention_ms: Option<i64>,
+    /// Kafka `min.insync.replicas`: how many replicas must have a message
+    /// before an `acks=all` publish succeeds; `None` is the cluster's
+    /// default. Meaningless for the embedded log.
+    pub min_insync_replicas: Option<i32>,
 }
 
 impl TopicSpec {
     pub fn new(name: impl Into<String>, partitions: i32) -> Self {
-        TopicSpec { name: name.into(), partitions, compacted: false, retention_ms: None }
+        TopicSpec { name: name.into(), partitions, compacted: false, retention_ms: None, min_insync_replicas: None }
+    }
+}
+
+/// Where a consumer group stands on one partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionOffsets {
+    pub topic: String,
+    pub partition: i32,
+    /// The oldest offset still in the log.
+    pub low: i64,
+    /// The offset the next published message will get.
+    pub high: i64,
+    /// The group's committed offset (the next message it will read); `None`
+    /// when the group never committed on this partition.
+    pub committed: Option<i64>,
+}
+
+impl PartitionOffsets {
+    /// Messages the group has yet to finish.
+    pub fn lag(&self) -> i64 {
+        (self.high - self.committed.unwrap_or(self.low).max(self.low)).max(0)
     }
 }
 
@@ -94,6 +121,14 @@ pub enum BusError {
     Storage(String),
     #[error("the consumer was closed")]
     Closed,
+    /// The partition now belongs to another member of the group (after a
+    /// rebalance): the new owner reads it from the committed offset.
+    #[error("{topic}/{partition} is no longer assigned to this consumer")]
+    NotAssigned { topic: String, partition: i32 },
+    /// The broker dropped this member from its group (for instance after
+    /// `max.poll.interval.ms` without a poll); it must rejoin.
+    #[error("left the consumer group: {0}")]
+    LeftGroup(String),
 }
 
 /// The event bus.
@@ -112,6 +147,35 @@ pub trait EventBus: Send + Sync + 'static {
     /// Whether the bus is reachable (for readiness).
     async fn check(&self) -> Result<(), BusError>;
 
+    /// The partitions of `topic` with their oldest and next offsets.
+    async fn watermarks(&self, topic: &str) -> Result<Vec<(i32, i64, i64)>, BusError>;
+
+    /// Up to `max` messages of `topic`/`partition` from offset `from` on,
+    /// read outside any consumer group (operators' tools: the dead-letter
+    /// topic).
+    async fn read(&self, topic: &str, partition: i32, from: i64, max: usize) -> Result<Vec<Message>, BusError>;
+
+    /// Where consumer group `group` stands on every partition of `topics`:
+    /// its committed offsets beside the log's watermarks (lag).
+    async fn group_offsets(&self, group: &str, topics: &[String]) -> Result<Vec<PartitionOffsets>, BusError> {
+        let mut out = Vec::new();
+        for t in topics {
+            for (partition, low, high) in self.watermarks(t).await? {
+                out.push(PartitionOffsets {
+                    topic: t.clone(),
+                    partition,
+                    low,
+                    high,
+                    committed: self.committed(group, t, partition).await?,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// The committed offset of `group` on `topic`/`partition`.
+    async fn committed(&self, group: &str, topic: &str, partition: i32) -> Result<Option<i64>, BusError>;
+
     /// A short human-readable name of the backend.
     fn describe(&self) -> String;
 }
@@ -129,6 +193,32 @@ pub trait Consumer: Send {
 
     /// Leaves the group; its partitions go to the other members.
     async fn close(self: Box<Self>) -> Result<(), BusError>;
+
+    /// Stops fetching from every partition assigned now, keeping the group
+    /// membership (the consumer keeps polling; polls return only messages of
+    /// partitions assigned later). Messages fetched but not yet returned are
+    /// fetched again after [`Consumer::resume_all`].
+    async fn pause_all(&mut self) -> Result<(), BusError>;
+
+    /// Stops fetching from one partition (one whose message arrived while
+    /// the consumer was meant to be paused).
+    async fn pause_partition(&mut self, topic: &str, partition: i32) -> Result<(), BusError>;
+
+    /// Fetches from every assigned partition again, each from the message
+    /// after the last one returned by `poll`.
+    async fn resume_all(&mut self) -> Result<(), BusError>;
+
+    /// Whether `topic`/`partition` is assigned to this member now.
+    fn owns(&self, topic: &str, partition: i32) -> bool;
+
+    /// The group's committed offset on `topic`/`partition`.
+    async fn committed(&mut self, topic: &str, partition: i32) -> Result<Option<i64>, BusError>;
+
+    /// How many times this member's partitions were taken away (rebalances
+    /// and drops from the group), for tests and diagnostics.
+    fn revocations(&self) -> u64 {
+        0
+    }
 }
 
 /// Connects to the bus named by `url`; `client_id` names this process to

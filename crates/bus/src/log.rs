@@ -2,7 +2,7 @@
 //! embedded default, memory for tests), with consumer groups coordinated
 //! inside the process and committed offsets stored beside the log.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Duration;
 
@@ -136,6 +136,63 @@ impl LogBus {
         }
     }
 
+    /// Deletes the messages of `topic`/`partition` before offset `before`,
+    /// as a Kafka cluster's retention does (the embedded log otherwise keeps
+    /// everything); tests use it to show that a consumer notices the loss.
+    pub async fn discard_before(&self, topic: &str, partition: i32, before: i64) -> Result<(), BusError> {
+        let _guard = self.inner.write.lock().await;
+        self.inner
+            .db
+            .execute(stmt(
+                "DELETE FROM bus_log WHERE topic = ? AND part = ? AND off < ?",
+                vec![topic.into(), partition.into(), before.into()],
+            ))
+            .await
+            .map_err(storage)?;
+        Ok(())
+    }
+
+    async fn committed_offset(&self, group: &str, topic: &str, partition: i32) -> Result<Option<i64>, BusError> {
+        let row = self
+            .inner
+            .db
+            .query_one(stmt(
+                "SELECT next_off FROM bus_offsets WHERE grp = ? AND topic = ? AND part = ?",
+                vec![group.into(), topic.into(), partition.into()],
+            ))
+            .await
+            .map_err(storage)?;
+        row.map(|r| r.try_get::<i64>("", "next_off").map_err(storage)).transpose()
+    }
+
+    async fn fetch_rows(&self, topic: &str, part: i32, from: i64, max: i64) -> Result<Vec<Message>, BusError> {
+        let rows = self
+            .inner
+            .db
+            .query_all(stmt(
+                "SELECT off, msg_key, payload, headers, ts FROM bus_log \
+                 WHERE topic = ? AND part = ? AND off >= ? ORDER BY off LIMIT ?",
+                vec![topic.into(), part.into(), from.into(), max.into()],
+            ))
+            .await
+            .map_err(storage)?;
+        rows.into_iter()
+            .map(|r| {
+                let headers: String = r.try_get("", "headers").map_err(storage)?;
+                let ts: i64 = r.try_get("", "ts").map_err(storage)?;
+                Ok(Message {
+                    topic: topic.to_owned(),
+                    partition: part,
+                    offset: r.try_get("", "off").map_err(storage)?,
+                    key: r.try_get("", "msg_key").map_err(storage)?,
+                    payload: r.try_get("", "payload").map_err(storage)?,
+                    headers: serde_json::from_str(&headers).unwrap_or_default(),
+                    timestamp: Utc.timestamp_millis_opt(ts).single().unwrap_or_else(Utc::now),
+                })
+            })
+            .collect()
+    }
+
     fn leave(&self, group: &str, member: u64) {
         if let Ok(mut groups) = self.inner.groups.lock() {
             if let Some(g) = groups.get_mut(group) {
@@ -217,6 +274,7 @@ impl EventBus for LogBus {
             buffer: VecDeque::new(),
             next_part: 0,
             closed: false,
+            paused: HashSet::new(),
         }))
     }
 
@@ -227,6 +285,41 @@ impl EventBus for LogBus {
 
     fn describe(&self) -> String {
         format!("embedded log ({})", self.inner.name)
+    }
+
+    async fn watermarks(&self, topic: &str) -> Result<Vec<(i32, i64, i64)>, BusError> {
+        let partitions = self.partitions(topic).await?;
+        let rows = self
+            .inner
+            .db
+            .query_all(stmt(
+                "SELECT part, MIN(off) AS low, MAX(off) AS high FROM bus_log WHERE topic = ? GROUP BY part",
+                vec![topic.into()],
+            ))
+            .await
+            .map_err(storage)?;
+        let mut marks: HashMap<i32, (i64, i64)> = HashMap::new();
+        for r in rows {
+            let part: i32 = r.try_get("", "part").map_err(storage)?;
+            let low: i64 = r.try_get("", "low").map_err(storage)?;
+            let high: i64 = r.try_get("", "high").map_err(storage)?;
+            marks.insert(part, (low, high + 1));
+        }
+        Ok((0..partitions)
+            .map(|p| {
+                let (low, high) = marks.get(&p).copied().unwrap_or((0, 0));
+                (p, low, high)
+            })
+            .collect())
+    }
+
+    async fn read(&self, topic: &str, partition: i32, from: i64, max: usize) -> Result<Vec<Message>, BusError> {
+        self.partitions(topic).await?;
+        self.fetch_rows(topic, partition, from, i64::try_from(max).unwrap_or(i64::MAX)).await
+    }
+
+    async fn committed(&self, group: &str, topic: &str, partition: i32) -> Result<Option<i64>, BusError> {
+        self.committed_offset(group, topic, partition).await
     }
 }
 
@@ -241,6 +334,8 @@ struct LogConsumer {
     buffer: VecDeque<Message>,
     next_part: usize,
     closed: bool,
+    /// Partitions not fetched until resumed.
+    paused: HashSet<(String, i32)>,
 }
 
 impl LogConsumer {
@@ -259,23 +354,12 @@ impl LogConsumer {
         self.generation = generation;
         self.buffer.clear();
         self.positions.clear();
+        // As with Kafka, a new assignment starts unpaused.
+        self.paused.clear();
         self.assigned =
             self.all.iter().enumerate().filter(|(i, _)| i % count == index).map(|(_, tp)| tp.clone()).collect();
         for (topic, part) in &self.assigned {
-            let row = self
-                .bus
-                .inner
-                .db
-                .query_one(stmt(
-                    "SELECT next_off FROM bus_offsets WHERE grp = ? AND topic = ? AND part = ?",
-                    vec![self.group.clone().into(), topic.clone().into(), (*part).into()],
-                ))
-                .await
-                .map_err(storage)?;
-            let next = match row {
-                Some(r) => r.try_get::<i64>("", "next_off").map_err(storage)?,
-                None => 0,
-            };
+            let next = self.bus.committed_offset(&self.group, topic, *part).await?.unwrap_or(0);
             self.positions.insert((topic.clone(), *part), next);
         }
         Ok(())
@@ -286,39 +370,33 @@ impl LogConsumer {
             let i = self.next_part % self.assigned.len();
             self.next_part = self.next_part.wrapping_add(1);
             let (topic, part) = self.assigned[i].clone();
-            let from = self.positions.get(&(topic.clone(), part)).copied().unwrap_or(0);
-            let rows = self
-                .bus
-                .inner
-                .db
-                .query_all(stmt(
-                    "SELECT off, msg_key, payload, headers, ts FROM bus_log \
-                     WHERE topic = ? AND part = ? AND off >= ? ORDER BY off LIMIT ?",
-                    vec![topic.clone().into(), part.into(), from.into(), FETCH.into()],
-                ))
-                .await
-                .map_err(storage)?;
-            if rows.is_empty() {
+            if self.paused.contains(&(topic.clone(), part)) {
                 continue;
             }
-            for r in rows {
-                let headers: String = r.try_get("", "headers").map_err(storage)?;
-                let ts: i64 = r.try_get("", "ts").map_err(storage)?;
-                let offset: i64 = r.try_get("", "off").map_err(storage)?;
-                self.buffer.push_back(Message {
-                    topic: topic.clone(),
-                    partition: part,
-                    offset,
-                    key: r.try_get("", "msg_key").map_err(storage)?,
-                    payload: r.try_get("", "payload").map_err(storage)?,
-                    headers: serde_json::from_str(&headers).unwrap_or_default(),
-                    timestamp: Utc.timestamp_millis_opt(ts).single().unwrap_or_else(Utc::now),
-                });
-                self.positions.insert((topic.clone(), part), offset + 1);
-            }
+            let from = self.positions.get(&(topic.clone(), part)).copied().unwrap_or(0);
+            let rows = self.bus.fetch_rows(&topic, part, from, FETCH).await?;
+            let Some(last) = rows.last() else { continue };
+            self.positions.insert((topic.clone(), part), last.offset + 1);
+            self.buffer.extend(rows);
             return Ok(());
         }
         Ok(())
+    }
+
+    /// Takes `tp`'s buffered messages back: the next fetch after a resume
+    /// starts at the first of them.
+    fn unbuffer(&mut self, tp: &(String, i32)) {
+        let mut first = None;
+        self.buffer.retain(|m| {
+            let mine = m.topic == tp.0 && m.partition == tp.1;
+            if mine && first.is_none() {
+                first = Some(m.offset);
+            }
+            !mine
+        });
+        if let Some(off) = first {
+            self.positions.insert(tp.clone(), off);
+        }
     }
 }
 
@@ -374,6 +452,34 @@ impl Consumer for LogConsumer {
         self.closed = true;
         self.bus.leave(&self.group, self.member);
         Ok(())
+    }
+
+    async fn pause_all(&mut self) -> Result<(), BusError> {
+        for tp in self.assigned.clone() {
+            self.unbuffer(&tp);
+            self.paused.insert(tp);
+        }
+        Ok(())
+    }
+
+    async fn pause_partition(&mut self, topic: &str, partition: i32) -> Result<(), BusError> {
+        let tp = (topic.to_owned(), partition);
+        self.unbuffer(&tp);
+        self.paused.insert(tp);
+        Ok(())
+    }
+
+    async fn resume_all(&mut self) -> Result<(), BusError> {
+        self.paused.clear();
+        Ok(())
+    }
+
+    fn owns(&self, topic: &str, partition: i32) -> bool {
+        self.assigned.iter().any(|(t, p)| t == topic && *p == partition)
+    }
+
+    async fn committed(&mut self, topic: &str, partition: i32) -> Result<Option<i64>, BusError> {
+        self.bus.committed_offset(&self.group, topic, partition).await
     }
 }
 

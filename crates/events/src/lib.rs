@@ -65,6 +65,22 @@ impl Topics {
 }
 
 impl Topics {
+    /// The consumer groups of gridwork's services (without the prefix) and
+    /// the topics each reads: what `gridwork lag` and the fault suite check.
+    pub fn consumer_groups(&self) -> Vec<(&'static str, Vec<String>)> {
+        vec![
+            ("assigner", vec![self.report_submitted.clone()]),
+            ("assigner-emergency", vec![self.report_submitted_emergency.clone()]),
+            ("mediation", vec![self.report_assigned.clone()]),
+            ("mediation-emergency", vec![self.report_assigned_emergency.clone()]),
+            (
+                "intake",
+                vec![self.report_assigned.clone(), self.report_assigned_emergency.clone(), self.case_lifecycle.clone()],
+            ),
+            ("analytics", vec![self.case_lifecycle.clone()]),
+        ]
+    }
+
     /// Where a submitted report goes: the emergency lane or the ordinary one.
     pub fn submitted(&self, emergency: bool) -> &str {
         if emergency {

@@ -46,6 +46,9 @@ pub struct Database {
     /// `sqlite://PATH`, or `postgres://…`. Empty: `sqlite://DATA_DIR/gridwork.db`.
     pub url: String,
     pub pool_size: u32,
+    /// How long a query waits for a pooled connection before it fails (a
+    /// consumer then holds its message and tries again; ADR 0023).
+    pub acquire_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -61,6 +64,12 @@ pub struct Bus {
     /// Retention of topics created at start-up (Kafka `retention.ms`;
     /// compacted topics keep the latest message per key for good).
     pub retention_ms: i64,
+    /// Retention of the dead-letter topic: far longer than the others, so
+    /// operators can inspect and replay what failed (`gridwork dlq`).
+    pub dead_letter_retention_ms: i64,
+    /// Kafka `min.insync.replicas` of topics created at start-up (at most
+    /// the URL's `replication`); 0 leaves the cluster's default.
+    pub min_insync_replicas: i32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -216,12 +225,19 @@ impl Default for Http {
 }
 impl Default for Database {
     fn default() -> Self {
-        Database { url: String::new(), pool_size: 8 }
+        Database { url: String::new(), pool_size: 8, acquire_timeout_ms: 10_000 }
     }
 }
 impl Default for Bus {
     fn default() -> Self {
-        Bus { url: String::new(), topic_prefix: String::new(), partitions: 4, retention_ms: 7 * 24 * 3600 * 1000 }
+        Bus {
+            url: String::new(),
+            topic_prefix: String::new(),
+            partitions: 4,
+            retention_ms: 7 * 24 * 3600 * 1000,
+            dead_letter_retention_ms: 365 * 24 * 3600 * 1000,
+            min_insync_replicas: 0,
+        }
     }
 }
 impl Default for Cache {
@@ -368,6 +384,9 @@ impl Config {
         if self.database.pool_size == 0 {
             return Err(invalid("database.pool_size", "must be at least 1"));
         }
+        if !(100..=600_000).contains(&self.database.acquire_timeout_ms) {
+            return Err(invalid("database.acquire_timeout_ms", "must be between 100 and 600000"));
+        }
         if !matches!(scheme(&self.bus.url).as_str(), "sqlite" | "memory" | "kafka") {
             return Err(invalid(
                 "bus.url",
@@ -376,6 +395,15 @@ impl Config {
         }
         if self.bus.retention_ms < 60_000 {
             return Err(invalid("bus.retention_ms", "must be at least 60000 (one minute)"));
+        }
+        if self.bus.dead_letter_retention_ms < self.bus.retention_ms {
+            return Err(invalid(
+                "bus.dead_letter_retention_ms",
+                "must be at least bus.retention_ms: dead letters are kept longer than what they came from",
+            ));
+        }
+        if !(0..=16).contains(&self.bus.min_insync_replicas) {
+            return Err(invalid("bus.min_insync_replicas", "must be between 0 (the cluster's default) and 16"));
         }
         if !(1..=1024).contains(&self.bus.partitions) {
             return Err(invalid("bus.partitions", "must be between 1 and 1024"));

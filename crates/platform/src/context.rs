@@ -33,6 +33,8 @@ pub struct Context {
     /// fan-out listener) once the HTTP server has drained: requests up to
     /// the last one of a drain still need current keys.
     pub background: tokio_util::sync::CancellationToken,
+    /// The consumers this process runs, for readiness and metrics.
+    pub consumers: crate::consumers::Consumers,
 }
 
 /// Whether start-up may change the schema.
@@ -50,13 +52,19 @@ impl Context {
     pub async fn connect(config: Config, schema: Schema, service: &str) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
-        let db = gridwork_storage::connect(&config.database.url, config.database.pool_size).await?;
+        let db = gridwork_storage::connect_with(
+            &config.database.url,
+            config.database.pool_size,
+            std::time::Duration::from_millis(config.database.acquire_timeout_ms),
+        )
+        .await?;
         match schema {
             Schema::Migrate => gridwork_storage::migrate(&db).await?,
             Schema::RequireCurrent => gridwork_storage::ensure_schema_current(&db).await?,
         }
         let bus = gridwork_bus::connect(&config.bus.url, &format!("gridwork-{service}")).await?;
         let topics = Topics::new(&config.bus.topic_prefix);
+        let min_insync = (config.bus.min_insync_replicas > 0).then_some(config.bus.min_insync_replicas);
         for (name, compacted) in [
             (&topics.report_submitted, false),
             (&topics.report_assigned, false),
@@ -66,12 +74,15 @@ impl Context {
             (&topics.kpi_snapshot, true),
             (&topics.dead_letter, false),
         ] {
+            let retention =
+                if *name == topics.dead_letter { config.bus.dead_letter_retention_ms } else { config.bus.retention_ms };
             bus.create_topic(&TopicSpec {
                 name: name.clone(),
                 partitions: config.bus.partitions,
                 compacted,
                 // A compacted topic keeps the latest value per key for good.
-                retention_ms: (!compacted).then_some(config.bus.retention_ms),
+                retention_ms: (!compacted).then_some(retention),
+                min_insync_replicas: min_insync,
             })
             .await?;
         }
@@ -110,6 +121,8 @@ impl Context {
             tokio::spawn(refresher.run(background.clone()));
         }
         let metrics = Metrics::new()?;
+        let consumers = crate::consumers::Consumers::default();
+        consumers.install(&metrics, bus.clone(), background.clone())?;
         let fanout = crate::fanout::Fanout::connect(&config.cache.url, &config.cache.key_prefix, background.clone());
         Ok(Context {
             config,
@@ -123,6 +136,7 @@ impl Context {
             fanout,
             keyring: Arc::new(keyring),
             background,
+            consumers,
         })
     }
 

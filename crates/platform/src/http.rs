@@ -72,7 +72,10 @@ async fn ready(ctx: web::Data<Context>) -> HttpResponse {
     // The cache only saves work: when it is down the service is slower, not
     // wrong, so it is reported but does not make the service unready.
     let cache = ctx.cache.get("health:ready").await.map(|_| ()).map_err(|e| e.to_string());
-    let ok = db.is_ok() && bus.is_ok();
+    // A consumer holding a message while a dependency is down, or
+    // rejoining its group, is not doing its job: say which and why.
+    let stalled = ctx.consumers.stalled();
+    let ok = db.is_ok() && bus.is_ok() && stalled.is_empty();
     let show = |what: &str, r: &Result<(), String>, down: &str| match r {
         Ok(()) => "ok".to_owned(),
         Err(e) => {
@@ -86,6 +89,11 @@ async fn ready(ctx: web::Data<Context>) -> HttpResponse {
             "database": show("database", &db, "unavailable"),
             "bus": show("bus", &bus, "unavailable"),
             "cache": format!("{}: {}", ctx.cache.describe(), show("cache", &cache, "unavailable (degraded: slower, not wrong)")),
+            "consumers": if stalled.is_empty() {
+                json!("ok")
+            } else {
+                serde_json::Value::Object(stalled.into_iter().map(|(g, why)| (g, json!(why))).collect())
+            },
         },
     });
     if ok {

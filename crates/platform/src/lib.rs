@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod cache;
 pub mod config;
+pub mod consumers;
 pub mod context;
 pub mod error;
 pub mod failpoint;

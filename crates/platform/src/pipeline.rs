@@ -1,10 +1,11 @@
 //! The pieces every service's pipeline is made of: the outbox relay, the
-//! consumer loop with decoding, de-duplication and dead-lettering.
+//! consumer loop with decoding, de-duplication, waiting out outages and
+//! dead-lettering poison (ADR 0023).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use gridwork_bus::{Handler, HandlerError, Message, RetryPolicy};
+use gridwork_bus::{Consume, ConsumerHealth, Handler, HandlerError, Message, Probe, RetryPolicy};
 use gridwork_events::Event;
 use gridwork_storage::outbox::{self, Relay};
 use sea_orm::{ConnectionTrait, DbErr};
@@ -26,7 +27,8 @@ pub fn spawn_relay(ctx: &Context, producer: &str, wake: Arc<Notify>, shutdown: C
     tokio::spawn(relay.run(shutdown))
 }
 
-/// Joins `group` on `topics` and runs `handler` until `shutdown`.
+/// Joins `group` on `topics` and runs `handler` until `shutdown`. The
+/// consumer reports its state to the process (readiness, metrics).
 pub async fn spawn_consumer(
     ctx: &Context,
     group: &str,
@@ -36,15 +38,35 @@ pub async fn spawn_consumer(
 ) -> anyhow::Result<JoinHandle<()>> {
     let group = format!("{}{group}", ctx.config.bus.topic_prefix);
     let consumer = ctx.bus.subscribe(&group, &topics).await?;
-    let bus = ctx.bus.clone();
-    let dlq = ctx.topics.dead_letter.clone();
+    let health = ConsumerHealth::new(group.clone(), topics.clone());
+    ctx.consumers.register(health.clone());
+    let run = Consume {
+        bus: ctx.bus.clone(),
+        group: group.clone(),
+        topics,
+        dead_letter_topic: ctx.topics.dead_letter.clone(),
+        policy: RetryPolicy::default(),
+        handler,
+        probe: Arc::new(DatabaseProbe { db: ctx.db.clone() }),
+        health,
+    };
     Ok(tokio::spawn(async move {
-        if let Err(e) =
-            gridwork_bus::consume(bus, consumer, dlq, group.clone(), RetryPolicy::default(), shutdown, handler).await
-        {
+        if let Err(e) = run.run_with(consumer, shutdown).await {
             tracing::error!(%group, error = %e, "consumer stopped with an error");
         }
     }))
+}
+
+/// Every handler's dependency: the database.
+struct DatabaseProbe {
+    db: sea_orm::DatabaseConnection,
+}
+
+#[async_trait::async_trait]
+impl Probe for DatabaseProbe {
+    async fn check(&self) -> Result<(), String> {
+        self.db.ping().await.map_err(|e| format!("database: {e}"))
+    }
 }
 
 /// One lane of a consumer (ordinary or emergency): the shared handler, with
@@ -68,9 +90,34 @@ pub fn decode(msg: &Message) -> Result<Event, HandlerError> {
     Event::decode(&msg.payload).map_err(|e| HandlerError::Poison(e.to_string()))
 }
 
-/// Database trouble is worth retrying.
+/// A database error of a handler: an unreachable or overloaded database is
+/// waited out (`Unavailable`); anything else is retried a bounded number of
+/// times and then, if the database answers, dead-lettered (ADR 0023).
 pub fn retryable(e: DbErr) -> HandlerError {
-    HandlerError::Retryable(e.to_string())
+    if gridwork_storage::is_unavailable(&e) {
+        HandlerError::Unavailable(format!("database: {e}"))
+    } else {
+        HandlerError::Retryable(e.to_string())
+    }
+}
+
+/// A handler's error from a fallible helper: a database error anywhere in
+/// its chain is classified like [`retryable`]; anything else is retried a
+/// bounded number of times.
+pub fn classify(e: anyhow::Error) -> HandlerError {
+    for cause in e.chain() {
+        if let Some(db) = cause.downcast_ref::<DbErr>() {
+            if gridwork_storage::is_unavailable(db) {
+                return HandlerError::Unavailable(format!("database: {e:#}"));
+            }
+        }
+        if let Some(gridwork_storage::StorageError::Db(db)) = cause.downcast_ref::<gridwork_storage::StorageError>() {
+            if gridwork_storage::is_unavailable(db) {
+                return HandlerError::Unavailable(format!("database: {e:#}"));
+            }
+        }
+    }
+    HandlerError::Retryable(format!("{e:#}"))
 }
 
 /// Puts `event` into the outbox of `producer` for `topic` with `key`; call

@@ -12,9 +12,11 @@ pub mod entity;
 pub mod grids;
 pub mod migration;
 pub mod outbox;
+mod unavailable;
 
 pub use migration::Migrator;
 pub use sea_orm;
+pub use unavailable::is_unavailable;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -33,6 +35,15 @@ pub enum StorageError {
 /// Opens a pool on `url`: `sqlite://PATH` (created if missing),
 /// `sqlite::memory:`, or `postgres://…`.
 pub async fn connect(url: &str, pool_size: u32) -> Result<DatabaseConnection, StorageError> {
+    connect_with(url, pool_size, Duration::from_secs(10)).await
+}
+
+/// [`connect`] with how long a query waits for a pooled connection.
+pub async fn connect_with(
+    url: &str,
+    pool_size: u32,
+    acquire_timeout: Duration,
+) -> Result<DatabaseConnection, StorageError> {
     let is_sqlite = url.starts_with("sqlite:");
     if !is_sqlite && !url.starts_with("postgres://") && !url.starts_with("postgresql://") {
         return Err(StorageError::UnsupportedUrl(url.to_owned()));
@@ -45,7 +56,7 @@ pub async fn connect(url: &str, pool_size: u32) -> Result<DatabaseConnection, St
     let memory = is_sqlite && url.contains("memory");
     let mut opts = ConnectOptions::new(url);
     opts.max_connections(if memory { 1 } else { pool_size.max(1) })
-        .acquire_timeout(Duration::from_secs(10))
+        .acquire_timeout(acquire_timeout)
         .sqlx_logging(false);
     if memory {
         // An in-memory database lives as long as its one connection: never recycle it.

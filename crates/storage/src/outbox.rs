@@ -149,9 +149,21 @@ impl Relay {
     /// Runs until `shutdown`, then drains once more so nothing committed
     /// stays behind.
     pub async fn run(self, shutdown: CancellationToken) {
+        // One log line when publishing starts failing and one when it works
+        // again, not one per try.
+        let mut failing_since: Option<std::time::Instant> = None;
         loop {
-            if let Err(e) = self.drain().await {
-                tracing::warn!(producer = %self.producer, error = %e, "outbox relay: publish failed; will retry");
+            match self.drain().await {
+                Err(e) if failing_since.is_none() => {
+                    tracing::warn!(producer = %self.producer, error = %e, "outbox relay: cannot publish; retrying until it can");
+                    failing_since = Some(std::time::Instant::now());
+                }
+                Err(e) => tracing::debug!(producer = %self.producer, error = %e, "outbox relay: still failing"),
+                Ok(_) => {
+                    if let Some(t) = failing_since.take() {
+                        tracing::info!(producer = %self.producer, failed_for_secs = t.elapsed().as_secs_f64(), "outbox relay: publishing again");
+                    }
+                }
             }
             tokio::select! {
                 _ = shutdown.cancelled() => break,

@@ -265,7 +265,9 @@ pub async fn recompute(
                 Err(HandlerError::Poison(e)) => {
                     tracing::warn!(outbox_id = row.id, error = %e, "unreadable event skipped")
                 }
-                Err(HandlerError::Retryable(e)) => anyhow::bail!("event {}: {e}", row.id),
+                Err(HandlerError::Retryable(e) | HandlerError::Unavailable(e)) => {
+                    anyhow::bail!("event {}: {e}", row.id)
+                }
             }
             folded += 1;
             if folded % 10_000 == 0 {

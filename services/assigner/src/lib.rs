@@ -179,7 +179,7 @@ impl Handler for Assigner {
             other => return Err(HandlerError::Poison(format!("unknown crs {other:?}"))),
         };
         let occurred = gridwork_events::from_timestamp(r.occurred_at.as_ref()).unwrap_or(event.occurred_at);
-        let grids = self.state.grids_at(occurred).await.map_err(|e| HandlerError::Retryable(e.to_string()))?;
+        let grids = self.state.grids_at(occurred).await.map_err(pipeline::classify)?;
         let mut a = grids
             .assign(loc.lat, loc.lon, crs)
             .ok_or_else(|| HandlerError::Poison("no county known: the grid registry is empty".into()))?;

@@ -10,6 +10,7 @@ use gridwork_platform::{Application, Config, Context, Schema};
 use tokio_util::sync::CancellationToken;
 
 pub mod bench;
+pub mod dlq;
 pub mod grids;
 pub mod kpibench;
 pub mod loadgen;

@@ -83,6 +83,21 @@ enum Command {
         #[command(subcommand)]
         command: ApikeyCommand,
     },
+    /// Dead letters: list them, show one, put them back on their source
+    /// topic after the cause is fixed (consumers de-duplicate by event id,
+    /// so a replay is idempotent).
+    Dlq {
+        #[command(subcommand)]
+        command: DlqCommand,
+    },
+    /// Every consumer group's lag per partition (0 everywhere: caught up).
+    Lag {
+        /// One JSON object per line instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
     /// Print a token from the embedded issuer.
     Token {
         /// grid_worker, dispatcher, mediator, analyst or admin.
@@ -102,6 +117,78 @@ enum Command {
         ttl: i64,
         #[arg(long)]
         data_dir: Option<PathBuf>,
+    },
+}
+
+/// Which dead letters: by the dead-letter topic's partition and offsets, by
+/// source topic, by event id or event id range.
+#[derive(clap::Args, Clone)]
+struct DlqFilter {
+    /// Only those from this topic (e.g. gridwork.report.submitted).
+    #[arg(long)]
+    source: Option<String>,
+    /// Only this partition of the dead-letter topic.
+    #[arg(long)]
+    partition: Option<i32>,
+    /// From this offset of the dead-letter topic (inclusive).
+    #[arg(long)]
+    from: Option<i64>,
+    /// Up to this offset (inclusive).
+    #[arg(long)]
+    to: Option<i64>,
+    /// Only this event id (repeatable).
+    #[arg(long = "event-id")]
+    event_ids: Vec<String>,
+    /// Event ids from this one (inclusive; UUIDv7 ids sort by time).
+    #[arg(long)]
+    event_from: Option<String>,
+    /// Event ids up to this one (inclusive).
+    #[arg(long)]
+    event_to: Option<String>,
+    /// At most this many (0: all).
+    #[arg(long, default_value_t = 0)]
+    limit: usize,
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+}
+
+impl DlqFilter {
+    fn selection(&self) -> gridwork::dlq::Selection {
+        gridwork::dlq::Selection {
+            source: self.source.clone(),
+            partition: self.partition,
+            from: self.from,
+            to: self.to,
+            event_ids: self.event_ids.clone(),
+            event_from: self.event_from.clone(),
+            event_to: self.event_to.clone(),
+            limit: self.limit,
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum DlqCommand {
+    /// One line per dead letter: where, when, from where, which group, why.
+    List {
+        #[command(flatten)]
+        filter: DlqFilter,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Everything about the selected dead letters: headers and envelope.
+    Show {
+        #[command(flatten)]
+        filter: DlqFilter,
+    },
+    /// Publish the selected dead letters to their source topics again.
+    Replay {
+        #[command(flatten)]
+        filter: DlqFilter,
+        /// Say what would be replayed; publish nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 
@@ -397,6 +484,60 @@ fn load(cli_config: Option<&PathBuf>, data_dir: Option<&PathBuf>, listen: Option
     Ok(Config::load_with(cli_config.map(PathBuf::as_path), &overrides)?)
 }
 
+async fn dlq_command(cli: &Cli, command: &DlqCommand) -> anyhow::Result<()> {
+    let filter = match command {
+        DlqCommand::List { filter, .. } | DlqCommand::Show { filter } | DlqCommand::Replay { filter, .. } => filter,
+    };
+    let config = load(cli.config.as_ref(), filter.data_dir.as_ref(), None)?;
+    let bus = gridwork_bus::connect(&config.bus.url, "gridwork-dlq").await?;
+    let topics = gridwork_events::Topics::new(&config.bus.topic_prefix);
+    let selection = filter.selection();
+    match command {
+        DlqCommand::List { json, .. } => {
+            let found = gridwork::dlq::select(bus.as_ref(), &topics, &selection).await?;
+            for d in &found {
+                if *json {
+                    println!("{}", serde_json::to_string(d)?);
+                } else {
+                    println!("{}", d.line());
+                }
+            }
+            if !*json {
+                eprintln!("dlq: {} dead letter(s) in {}", found.len(), topics.dead_letter);
+            }
+        }
+        DlqCommand::Show { .. } => {
+            for d in gridwork::dlq::select(bus.as_ref(), &topics, &selection).await? {
+                println!("{}", serde_json::to_string_pretty(&d)?);
+                println!("headers:");
+                for (k, v) in &d.message.headers {
+                    println!("  {k}: {v}");
+                }
+                match gridwork_events::Event::decode(&d.message.payload) {
+                    Ok(e) => println!("event: {:#?}", e.payload),
+                    Err(e) => println!("payload: {} bytes that do not decode ({e})", d.message.payload.len()),
+                }
+                println!();
+            }
+        }
+        DlqCommand::Replay { dry_run, .. } => {
+            let verb = if *dry_run { "would replay" } else { "replaying" };
+            let done = gridwork::dlq::replay(&bus, &topics, &selection, *dry_run, |d| {
+                eprintln!(
+                    "dlq: {verb} {}:{} to {} (event {})",
+                    d.partition,
+                    d.offset,
+                    d.source_topic,
+                    d.event_id.as_deref().unwrap_or("-")
+                )
+            })
+            .await?;
+            println!("{}", serde_json::to_string(&done)?);
+        }
+    }
+    Ok(())
+}
+
 async fn apikey_command(cli: &Cli, command: &ApikeyCommand) -> anyhow::Result<()> {
     use gridwork_intake::open311;
     let data_dir = match command {
@@ -538,6 +679,27 @@ async fn main() -> anyhow::Result<()> {
         Command::Grids { command } => grids_command(&cli, command).await?,
         Command::Pii { command } => pii_command(&cli, command).await?,
         Command::Apikey { command } => apikey_command(&cli, command).await?,
+        Command::Dlq { command } => dlq_command(&cli, command).await?,
+        Command::Lag { json, data_dir } => {
+            let config = load(cli.config.as_ref(), data_dir.as_ref(), None)?;
+            let bus = gridwork_bus::connect(&config.bus.url, "gridwork-lag").await?;
+            let topics = gridwork_events::Topics::new(&config.bus.topic_prefix);
+            let rows = gridwork::dlq::lag(bus.as_ref(), &config.bus.topic_prefix, &topics).await?;
+            for r in &rows {
+                if *json {
+                    println!("{}", serde_json::to_string(r)?);
+                } else {
+                    let committed = r.committed.map(|c| c.to_string()).unwrap_or_else(|| "-".into());
+                    println!(
+                        "{:<32} {:<48} {:>3}  committed {:>9}  end {:>9}  lag {}",
+                        r.group, r.topic, r.partition, committed, r.high, r.lag
+                    );
+                }
+            }
+            if !*json {
+                println!("total lag: {}", rows.iter().map(|r| r.lag).sum::<i64>());
+            }
+        }
         Command::Kpi { command: KpiCommand::Recompute { data_dir } } => {
             let config = load(cli.config.as_ref(), data_dir.as_ref(), None)?;
             let db = gridwork_storage::connect(&config.database.url, config.database.pool_size).await?;

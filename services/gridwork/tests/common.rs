@@ -392,3 +392,92 @@ pub fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// A PostgreSQL server of the test's own — `initdb` in a temporary
+/// directory, on a free loopback port — that the test may stop and start.
+/// Fault tests never touch the shared server other tests use. Removed (and
+/// stopped) when dropped.
+pub struct OwnPostgres {
+    dir: tempfile::TempDir,
+    bin: std::path::PathBuf,
+    pub port: u16,
+}
+
+impl OwnPostgres {
+    pub fn start() -> Self {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .expect("PostgreSQL's server binaries under /usr/lib/postgresql (Debian's postgresql package)")
+            .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+            .filter(|p| p.join("initdb").exists())
+            .max()
+            .expect("an initdb under /usr/lib/postgresql/*/bin");
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let pg = OwnPostgres { dir, bin, port };
+        // initdb refuses to run as root: then the server runs as `postgres`.
+        if pg.as_root() {
+            let ok = std::process::Command::new("chown")
+                .args(["-R", "postgres:postgres", &pg.dir.path().display().to_string()])
+                .status()
+                .unwrap();
+            assert!(ok.success());
+        }
+        let data = pg.data().display().to_string();
+        pg.run("initdb", &["-D", &data, "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync"]);
+        pg.start_server();
+        pg
+    }
+
+    fn as_root(&self) -> bool {
+        std::process::Command::new("id")
+            .arg("-u")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+            .unwrap_or(false)
+    }
+
+    fn data(&self) -> std::path::PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn run(&self, tool: &str, args: &[&str]) -> bool {
+        let exe = self.bin.join(tool).display().to_string();
+        let mut cmd = if self.as_root() {
+            let mut c = std::process::Command::new("runuser");
+            c.args(["-u", "postgres", "--", &exe]);
+            c
+        } else {
+            std::process::Command::new(&exe)
+        };
+        cmd.args(args).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+        cmd.status().map(|s| s.success()).unwrap_or(false)
+    }
+
+    pub fn start_server(&self) {
+        let opts = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
+            self.port,
+            self.dir.path().display()
+        );
+        let data = self.data().display().to_string();
+        let log = self.dir.path().join("server.log").display().to_string();
+        assert!(self.run("pg_ctl", &["-D", &data, "-l", &log, "-o", &opts, "-w", "-t", "60", "start"]), "pg_ctl start");
+    }
+
+    /// Like `pg_ctl stop -m immediate`: connections cut, no clean shutdown.
+    pub fn stop_immediate(&self) {
+        let data = self.data().display().to_string();
+        assert!(self.run("pg_ctl", &["-D", &data, "-m", "immediate", "-w", "stop"]), "pg_ctl stop");
+    }
+
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+impl Drop for OwnPostgres {
+    fn drop(&mut self) {
+        let data = self.data().display().to_string();
+        let _ = self.run("pg_ctl", &["-D", &data, "-m", "immediate", "-w", "stop"]);
+    }
+}
