@@ -272,7 +272,13 @@ async fn patch(app: &TestApp, token: &str, path: &str, body: &Value) -> (u16, Va
 #[actix_web::test]
 async fn logging_out_revokes_the_refresh_family() {
     let dir = tempfile::tempdir().unwrap();
-    let app = common::spawn(dir.path()).await;
+    logging_out(common::spawn(dir.path()).await).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (cfg, _pg) = common::on_postgres_and_redis(dir.path()).await;
+    logging_out(common::spawn_with(cfg).await).await;
+}
+
+async fn logging_out(app: TestApp) {
     let (s, first) = sign_in(&app, "worker-1", "gridwork-demo").await;
     assert_eq!(s, 200, "{first}");
     // Renewed once: the family has two generations.
@@ -315,7 +321,14 @@ async fn logging_out_revokes_the_refresh_family() {
 #[actix_web::test]
 async fn changing_or_deactivating_a_user_revokes_their_tokens() {
     let dir = tempfile::tempdir().unwrap();
-    let app = common::spawn(dir.path()).await;
+    user_changes(common::spawn(dir.path()).await).await;
+    // PostgreSQL: sign-in and renewal hold the user row the change locks.
+    let dir = tempfile::tempdir().unwrap();
+    let (cfg, _pg) = common::on_postgres_and_redis(dir.path()).await;
+    user_changes(common::spawn_with(cfg).await).await;
+}
+
+async fn user_changes(app: TestApp) {
     let admin = app.token("admin", Role::Admin, "");
     let centre = app.demo.demo_centre.clone();
     let county = centre[..6].to_owned();

@@ -146,7 +146,13 @@ async fn fetch(app: &TestApp, token: &str, id: &str) -> u16 {
 #[actix_web::test]
 async fn media_are_scoped_like_the_cases_that_name_them() {
     let dir = tempfile::tempdir().unwrap();
-    let app = common::spawn(dir.path()).await;
+    scoped_like_cases(common::spawn(dir.path()).await).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (cfg, _pg) = common::on_postgres_and_redis(dir.path()).await;
+    scoped_like_cases(common::spawn_with(cfg).await).await;
+}
+
+async fn scoped_like_cases(app: TestApp) {
     let worker = app.worker();
     let grid = app.demo.demo_grid.clone();
     let huancui = &grid[..6];
