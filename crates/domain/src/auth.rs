@@ -98,6 +98,23 @@ impl Actor {
     pub fn works_queues(&self) -> bool {
         matches!(self.role, Role::Dispatcher | Role::Mediator | Role::Admin)
     }
+
+    /// Whether this caller may see a case queued at `centre` whose channels
+    /// are `channels` (the lead, then any assisting): a dispatcher or admin
+    /// whose scope covers the centre, a mediator of one of those channels
+    /// under such a scope; grid workers and analysts see no case. The one
+    /// rule for cases and for what they name (their reports' and tasks'
+    /// media, ADR 0024); out of view answers 404, never 403.
+    pub fn may_see_case<'a>(&self, centre: &str, channels: impl Iterator<Item = &'a str>) -> bool {
+        self.works_queues() && self.covers(centre) && self.covers_channel(channels)
+    }
+
+    /// Whether this caller administers users bound to `code`: an admin whose
+    /// scope covers it (an admin without scope administers everyone; only
+    /// such an admin administers users without scope).
+    pub fn administers(&self, code: &str) -> bool {
+        self.role == Role::Admin && (self.scope.is_empty() || (!code.is_empty() && codes::covers(&self.scope, code)))
+    }
 }
 
 #[cfg(test)]
@@ -118,5 +135,35 @@ mod tests {
         assert!(!nobody.covers("371002"));
         assert_eq!("dispatcher".parse::<Role>(), Ok(Role::Dispatcher));
         assert!("boss".parse::<Role>().is_err());
+    }
+
+    #[test]
+    fn who_sees_a_case() {
+        let street = "371002001";
+        let d = Actor::new("d", Role::Dispatcher, street);
+        assert!(d.may_see_case(street, ["people_mediation"].into_iter()));
+        let elsewhere = Actor::new("e", Role::Dispatcher, "371082001");
+        assert!(!elsewhere.may_see_case(street, ["people_mediation"].into_iter()));
+        let mut m = Actor::new("m", Role::Mediator, street);
+        assert!(!m.may_see_case(street, ["people_mediation"].into_iter()), "a mediator without a channel");
+        m.channel = Some("legal_aid".into());
+        assert!(!m.may_see_case(street, ["people_mediation"].into_iter()));
+        assert!(m.may_see_case(street, ["people_mediation", "legal_aid"].into_iter()), "assisting");
+        let worker = Actor::new("w", Role::GridWorker, street);
+        assert!(!worker.may_see_case(street, ["people_mediation"].into_iter()), "grid workers see no queue");
+        let analyst = Actor::new("a", Role::Analyst, "371000");
+        assert!(!analyst.may_see_case(street, ["people_mediation"].into_iter()));
+        assert!(Actor::new("root", Role::Admin, "").may_see_case(street, ["people_mediation"].into_iter()));
+    }
+
+    #[test]
+    fn who_administers_users() {
+        let root = Actor::new("root", Role::Admin, "");
+        assert!(root.administers("371002001") && root.administers(""));
+        let county = Actor::new("c", Role::Admin, "371002");
+        assert!(county.administers("371002001001001"));
+        assert!(!county.administers("371082001"));
+        assert!(!county.administers(""), "a scoped admin cannot touch a user without scope");
+        assert!(!Actor::new("d", Role::Dispatcher, "371002").administers("371002001"));
     }
 }

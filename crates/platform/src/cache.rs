@@ -95,21 +95,80 @@ impl Cache for MemoryCache {
         let k = format!("{}{key}", self.prefix);
         let mut map = self.map.lock().map_err(|_| CacheError::Backend("poisoned".into()))?;
         let now = Instant::now();
-        let entry = map.entry(k).or_insert_with(|| (0u64.to_be_bytes().to_vec(), now + ttl));
+        // Decimal text, as Redis keeps a counter, so `get` reads both alike.
+        let entry = map.entry(k).or_insert_with(|| (b"0".to_vec(), now + ttl));
         if entry.1 <= now {
-            *entry = (0u64.to_be_bytes().to_vec(), now + ttl);
+            *entry = (b"0".to_vec(), now + ttl);
         }
-        let mut b = [0u8; 8];
-        if entry.0.len() == 8 {
-            b.copy_from_slice(&entry.0);
-        }
-        let n = u64::from_be_bytes(b) + 1;
-        entry.0 = n.to_be_bytes().to_vec();
+        let n = count_of(&entry.0) + 1;
+        entry.0 = n.to_string().into_bytes();
         Ok(n)
     }
 
     fn describe(&self) -> String {
         "in-process cache (memory://)".into()
+    }
+}
+
+/// A counter's value as `get` returns it (decimal text; absent or
+/// unreadable = 0).
+pub fn count_of(value: &[u8]) -> u64 {
+    std::str::from_utf8(value).ok().and_then(|t| t.trim().parse().ok()).unwrap_or(0)
+}
+
+/// A shared cache with an in-process stand-in: every call goes to `shared`
+/// (Redis) and, when that fails, to this process's own memory. For what
+/// must hold even while Redis is down, per replica (sign-in throttling);
+/// the stand-in's values are not merged back when Redis returns.
+pub struct Fallback {
+    shared: Arc<dyn Cache>,
+    local: MemoryCache,
+}
+
+impl Fallback {
+    pub fn new(shared: Arc<dyn Cache>, max_local_entries: usize) -> Self {
+        Fallback { shared, local: MemoryCache::new("", max_local_entries) }
+    }
+}
+
+#[async_trait]
+impl Cache for Fallback {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, CacheError> {
+        match self.shared.get(key).await {
+            Ok(v) => Ok(v),
+            Err(_) => self.local.get(key).await,
+        }
+    }
+
+    async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), CacheError> {
+        match self.shared.set(key, value, ttl).await {
+            Ok(()) => Ok(()),
+            Err(_) => self.local.set(key, value, ttl).await,
+        }
+    }
+
+    async fn del(&self, key: &str) -> Result<(), CacheError> {
+        // Both: a value the stand-in holds from an outage must not outlive a delete.
+        let local = self.local.del(key).await;
+        self.shared.del(key).await.or(local)
+    }
+
+    async fn set_nx(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, CacheError> {
+        match self.shared.set_nx(key, value, ttl).await {
+            Ok(v) => Ok(v),
+            Err(_) => self.local.set_nx(key, value, ttl).await,
+        }
+    }
+
+    async fn incr(&self, key: &str, ttl: Duration) -> Result<u64, CacheError> {
+        match self.shared.incr(key, ttl).await {
+            Ok(n) => Ok(n),
+            Err(_) => self.local.incr(key, ttl).await,
+        }
+    }
+
+    fn describe(&self) -> String {
+        format!("{} (in-process while it is unavailable)", self.shared.describe())
     }
 }
 
@@ -275,6 +334,17 @@ mod tests {
         assert_eq!(m.incr("n", Duration::from_secs(60)).await.unwrap(), 1);
         assert_eq!(m.incr("n", Duration::from_secs(60)).await.unwrap(), 2);
         assert!(connect("mongodb://127.0.0.1", "x").is_err());
+        assert_eq!(m.get("n").await.unwrap().map(|v| count_of(&v)), Some(2), "a counter reads as its value");
+    }
+
+    #[cfg(feature = "redis")]
+    #[tokio::test]
+    async fn fallback_counts_in_process_while_redis_is_down() {
+        let down = connect("redis://127.0.0.1:1", "x:").unwrap();
+        let f = Fallback::new(down, 100);
+        assert_eq!(f.incr("n", Duration::from_secs(60)).await.unwrap(), 1);
+        assert_eq!(f.incr("n", Duration::from_secs(60)).await.unwrap(), 2);
+        assert_eq!(f.get("n").await.unwrap().map(|v| count_of(&v)), Some(2));
     }
 
     #[cfg(feature = "redis")]

@@ -38,6 +38,11 @@ pub struct Http {
     pub max_body_bytes: usize,
     /// Worker threads of the HTTP server (0 = one per core).
     pub workers: usize,
+    /// Reverse proxies (IP addresses) whose `X-Forwarded-For` is believed:
+    /// a request from one of them is attributed to the last address that
+    /// header names. Empty (the default): the connection's own address,
+    /// whatever the headers say.
+    pub trusted_proxies: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -104,6 +109,19 @@ pub struct Auth {
     /// How often its JWKS is fetched again (keys rotate without downtime:
     /// a token with a new `kid` also triggers an early fetch).
     pub jwks_refresh_secs: u64,
+    /// Password sign-in throttling (ADR 0025): failed sign-ins are counted
+    /// per username and per client address in windows of this many seconds …
+    pub signin_window_secs: u64,
+    /// … and once a username has this many failures in a window, its
+    /// sign-ins answer 429 (with `Retry-After`) until the window ends …
+    pub signin_max_failures_per_user: u64,
+    /// … as do every sign-in from an address with this many.
+    pub signin_max_failures_per_address: u64,
+    /// Password hashes (Argon2, about 19 MiB each) verified at once; more
+    /// sign-ins wait for a turn.
+    pub signin_concurrency: usize,
+    /// How long a sign-in waits for a turn before answering 503 (ms).
+    pub signin_wait_ms: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -220,7 +238,7 @@ impl Default for Config {
 
 impl Default for Http {
     fn default() -> Self {
-        Http { listen: "127.0.0.1:8080".into(), max_body_bytes: 256 * 1024, workers: 0 }
+        Http { listen: "127.0.0.1:8080".into(), max_body_bytes: 256 * 1024, workers: 0, trusted_proxies: Vec::new() }
     }
 }
 impl Default for Database {
@@ -259,6 +277,11 @@ impl Default for Auth {
             external_audience: String::new(),
             external_algorithm: "RS256".into(),
             jwks_refresh_secs: 300,
+            signin_window_secs: 900,
+            signin_max_failures_per_user: 5,
+            signin_max_failures_per_address: 50,
+            signin_concurrency: 4,
+            signin_wait_ms: 5_000,
         }
     }
 }
@@ -447,6 +470,24 @@ impl Config {
         if self.auth.token_ttl_secs < 60 {
             return Err(invalid("auth.token_ttl_secs", "must be at least 60"));
         }
+        if !(10..=86_400).contains(&self.auth.signin_window_secs) {
+            return Err(invalid("auth.signin_window_secs", "must be between 10 and 86400"));
+        }
+        if !(1..=100_000).contains(&self.auth.signin_max_failures_per_user) {
+            return Err(invalid("auth.signin_max_failures_per_user", "must be between 1 and 100000"));
+        }
+        if !(1..=1_000_000).contains(&self.auth.signin_max_failures_per_address) {
+            return Err(invalid("auth.signin_max_failures_per_address", "must be between 1 and 1000000"));
+        }
+        if !(1..=256).contains(&self.auth.signin_concurrency) {
+            return Err(invalid("auth.signin_concurrency", "must be between 1 and 256"));
+        }
+        if !(10..=60_000).contains(&self.auth.signin_wait_ms) {
+            return Err(invalid("auth.signin_wait_ms", "must be between 10 and 60000"));
+        }
+        if let Some(bad) = self.http.trusted_proxies.iter().find(|p| p.parse::<std::net::IpAddr>().is_err()) {
+            return Err(invalid("http.trusted_proxies", format!("{bad:?} is not an IP address")));
+        }
         if self.intake.batch_max > 10_000 {
             return Err(invalid("intake.batch_max", "must be between 0 (no group commit) and 10000"));
         }
@@ -523,5 +564,14 @@ mod tests {
         c.bus.url = "nats://x".into();
         assert!(c.resolve().unwrap_err().to_string().contains("bus.url"));
         assert!(Config::load(Some(Path::new("/no/such/file.toml"))).is_err());
+        let mut c = Config::default();
+        c.auth.signin_concurrency = 0;
+        assert!(c.resolve().unwrap_err().to_string().contains("auth.signin_concurrency"));
+        let mut c = Config::default();
+        c.auth.signin_max_failures_per_user = 0;
+        assert!(c.resolve().unwrap_err().to_string().contains("auth.signin_max_failures_per_user"));
+        let mut c = Config::default();
+        c.http.trusted_proxies = vec!["10.0.0.1".into(), "proxy.local".into()];
+        assert!(c.resolve().unwrap_err().to_string().contains("http.trusted_proxies"));
     }
 }

@@ -135,6 +135,9 @@ pub mod user {
         pub display_name: String,
         /// A mediator's channel.
         pub channel: Option<String>,
+        /// Set when an admin deactivated the account: it cannot sign in or
+        /// refresh, and its tokens were revoked then.
+        pub deactivated_at: Option<DateTimeUtc>,
     }
     no_relations!();
 }
@@ -260,6 +263,13 @@ pub mod case {
         pub search: String,
     }
     no_relations!();
+
+    impl Model {
+        /// The case's channels: its lead, then those assisting.
+        pub fn channels(&self) -> impl Iterator<Item = &str> {
+            std::iter::once(self.channel.as_str()).chain(self.joint.split(',').filter(|c| !c.is_empty()))
+        }
+    }
 }
 
 pub mod case_event {
@@ -378,6 +388,51 @@ pub mod media {
         pub size: i64,
         pub uploaded_by: String,
         pub uploaded_at: DateTimeUtc,
+    }
+    no_relations!();
+}
+
+pub mod media_upload {
+    //! Everyone who uploaded a medium's bytes (the first is also
+    //! `media.uploaded_by`): each may see it (ADR 0024).
+    use sea_orm::entity::prelude::*;
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "media_uploads")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub media_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub user_id: String,
+        pub uploaded_at: DateTimeUtc,
+    }
+    no_relations!();
+}
+
+pub mod report_media {
+    //! Which reports name which media (intake writes it with the report).
+    use sea_orm::entity::prelude::*;
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "report_media")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub media_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub report_id: String,
+    }
+    no_relations!();
+}
+
+pub mod task_media {
+    //! Which tasks' results name which media (mediation writes it with the
+    //! completion).
+    use sea_orm::entity::prelude::*;
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "task_media")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub media_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub task_id: String,
     }
     no_relations!();
 }

@@ -19,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000009_media::Migration),
             Box::new(m20261122_000010_api_keys::Migration),
             Box::new(m20261122_000011_tasks::Migration),
+            Box::new(m20261122_000012_media_access_users::Migration),
         ]
     }
 }
@@ -882,6 +883,104 @@ mod m20261122_000011_tasks {
 
         async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
             m.drop_table(Table::drop().table(a("tasks")).if_exists().to_owned()).await
+        }
+    }
+}
+
+/// Who may see a medium (ADR 0024): every uploader of its bytes, and which
+/// reports and tasks name it (indexed, where the JSON columns are not); a
+/// user can be deactivated (ADR 0025), and a refresh token is found by the
+/// access token issued with it (log-out revokes the family).
+mod m20261122_000012_media_access_users {
+    use sea_orm::{ConnectionTrait, Statement};
+
+    use super::*;
+
+    pub struct Migration;
+
+    impl MigrationName for Migration {
+        fn name(&self) -> &str {
+            "m20261122_000012_media_access_users"
+        }
+    }
+
+    /// A table of two text columns keyed on both, with an index on the second.
+    async fn pair(
+        m: &SchemaManager<'_>,
+        name: &str,
+        first: &str,
+        second: &str,
+        extra: Vec<ColumnDef>,
+    ) -> Result<(), DbErr> {
+        let mut t = table(name, [text(first), text(second)].into_iter().chain(extra).collect());
+        t.primary_key(Index::create().col(a(first)).col(a(second)));
+        m.create_table(t).await?;
+        m.create_index(index(name, &format!("ix_{name}_{second}"), &[second], false)).await
+    }
+
+    /// `(owner id, JSON array of media ids)` rows of `sql`, as (media, owner) pairs.
+    async fn named(m: &SchemaManager<'_>, sql: &str) -> Result<Vec<(String, String)>, DbErr> {
+        let db = m.get_connection();
+        let rows = db.query_all(Statement::from_string(db.get_database_backend(), sql.to_owned())).await?;
+        let mut out = Vec::new();
+        for row in rows {
+            let owner: String = row.try_get_by_index(0)?;
+            let media: Option<String> = row.try_get_by_index(1)?;
+            let ids: Vec<String> = media.as_deref().and_then(|m| serde_json::from_str(m).ok()).unwrap_or_default();
+            out.extend(ids.into_iter().map(|id| (id, owner.clone())));
+        }
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+
+    async fn fill(
+        m: &SchemaManager<'_>,
+        table: &str,
+        cols: [&str; 2],
+        rows: Vec<(String, String)>,
+    ) -> Result<(), DbErr> {
+        for chunk in rows.chunks(500) {
+            let mut q = Query::insert();
+            q.into_table(a(table)).columns([a(cols[0]), a(cols[1])]);
+            for (media, owner) in chunk {
+                q.values([media.clone().into(), owner.clone().into()]).map_err(|e| DbErr::Custom(e.to_string()))?;
+            }
+            q.on_conflict(OnConflict::columns([a(cols[0]), a(cols[1])]).do_nothing().to_owned());
+            m.exec_stmt(q.to_owned()).await?;
+        }
+        Ok(())
+    }
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for Migration {
+        async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+            pair(m, "media_uploads", "media_id", "user_id", vec![ts("uploaded_at")]).await?;
+            pair(m, "report_media", "media_id", "report_id", Vec::new()).await?;
+            pair(m, "task_media", "media_id", "task_id", Vec::new()).await?;
+            let db = m.get_connection();
+            db.execute_unprepared(
+                "INSERT INTO media_uploads (media_id, user_id, uploaded_at) SELECT id, uploaded_by, uploaded_at FROM media",
+            )
+            .await?;
+            let reports = named(m, "SELECT id, media FROM reports WHERE media IS NOT NULL").await?;
+            fill(m, "report_media", ["media_id", "report_id"], reports).await?;
+            let tasks = named(m, "SELECT id, media FROM tasks WHERE media IS NOT NULL").await?;
+            fill(m, "task_media", ["media_id", "task_id"], tasks).await?;
+            let mut c = ColumnDef::new(a("deactivated_at"));
+            c.timestamp_with_time_zone().null();
+            m.alter_table(Table::alter().table(a("users")).add_column(&mut c).to_owned()).await?;
+            m.create_index(index("refresh_tokens", "ix_refresh_access_jti", &["access_jti"], false)).await?;
+            m.create_index(index("refresh_tokens", "ix_refresh_user", &["user_id"], false)).await
+        }
+
+        async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+            for t in ["media_uploads", "report_media", "task_media"] {
+                m.drop_table(Table::drop().table(a(t)).if_exists().to_owned()).await?;
+            }
+            m.drop_index(Index::drop().name("ix_refresh_access_jti").table(a("refresh_tokens")).to_owned()).await?;
+            m.drop_index(Index::drop().name("ix_refresh_user").table(a("refresh_tokens")).to_owned()).await?;
+            m.alter_table(Table::alter().table(a("users")).drop_column(a("deactivated_at")).to_owned()).await
         }
     }
 }

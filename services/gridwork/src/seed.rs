@@ -193,6 +193,7 @@ pub async fn seed_if_empty(db: &DatabaseConnection) -> anyhow::Result<Demo> {
             scope: scope.clone(),
             display_name: username.clone(),
             channel: channel.clone(),
+            deactivated_at: None,
         }
         .into_active_model()
         .reset_all()

@@ -11,6 +11,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use chrono::Utc;
 use common::{eventually, TestApp};
+use gridwork_domain::auth::Role;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use ring::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
 use serde_json::{json, Value};
@@ -248,5 +249,249 @@ async fn refresh_tokens_rotate_and_reuse_revokes_the_family() {
     let ttl = other["refresh_expires_in"].as_i64().unwrap();
     let later = now + chrono::Duration::seconds(ttl + 60);
     assert_eq!(gridwork_intake::tokens::prune_expired(&app.ctx.db, later).await.unwrap(), rows);
+    app.shutdown().await;
+}
+
+async fn sign_in(app: &TestApp, user: &str, password: &str) -> (u16, Value) {
+    app.post("", "/v1/auth/token", &json!({"username": user, "password": password})).await
+}
+
+fn refresh_with(r: &Value) -> Value {
+    json!({"grant_type": "refresh_token", "refresh_token": r["refresh_token"].as_str().unwrap()})
+}
+
+async fn patch(app: &TestApp, token: &str, path: &str, body: &Value) -> (u16, Value) {
+    let r = app.http.patch(format!("{}{path}", app.base)).bearer_auth(token).json(body).send().await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+/// Issue 14, item 2: logging out ends the session — the refresh token of
+/// that sign-in no longer renews it — and the database holds the
+/// revocation when the cache forgets it.
+#[actix_web::test]
+async fn logging_out_revokes_the_refresh_family() {
+    let dir = tempfile::tempdir().unwrap();
+    logging_out(common::spawn(dir.path()).await).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (cfg, _pg) = common::on_postgres_and_redis(dir.path()).await;
+    logging_out(common::spawn_with(cfg).await).await;
+}
+
+async fn logging_out(app: TestApp) {
+    let (s, first) = sign_in(&app, "worker-1", "gridwork-demo").await;
+    assert_eq!(s, 200, "{first}");
+    // Renewed once: the family has two generations.
+    let (s, second) = app.post("", "/v1/auth/token", &refresh_with(&first)).await;
+    assert_eq!(s, 200, "{second}");
+    let access = second["access_token"].as_str().unwrap().to_owned();
+    let (s, other) = sign_in(&app, "worker-1", "gridwork-demo").await;
+    assert_eq!(s, 200, "{other}");
+
+    let (s, out) = app.post(&access, "/v1/auth/revoke", &json!({})).await;
+    assert_eq!(s, 200, "{out}");
+    let (s, e) = app.post("", "/v1/auth/token", &refresh_with(&second)).await;
+    assert_eq!((s, e["code"].as_str()), (401, Some("refresh_token_revoked")), "the refresh token still renews: {e}");
+    assert_eq!(status_of(&app, &access).await, (401, "token_revoked".into()));
+    // The first generation's access token went with its family.
+    assert_eq!(status_of(&app, first["access_token"].as_str().unwrap()).await, (401, "token_revoked".into()));
+    // Another sign-in of the same user is another session: untouched.
+    assert_eq!(status_of(&app, other["access_token"].as_str().unwrap()).await.0, 200);
+    let (s, _) = app.post("", "/v1/auth/token", &refresh_with(&other)).await;
+    assert_eq!(s, 200);
+
+    // The cache forgets (a flushed Redis): the database still refuses.
+    let jti = |t: &str| -> String {
+        let claims: Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(t.split('.').nth(1).unwrap()).unwrap()).unwrap();
+        claims["jti"].as_str().unwrap().to_owned()
+    };
+    for t in [&access, first["access_token"].as_str().unwrap()] {
+        app.ctx.cache.del(&format!("auth:revoked:{}", jti(t))).await.unwrap();
+        app.ctx.cache.del(&format!("auth:ok:{}", jti(t))).await.unwrap();
+        assert_eq!(status_of(&app, t).await, (401, "token_revoked".into()), "revoked with the cache flushed");
+    }
+    app.shutdown().await;
+}
+
+/// Issue 14, item 2: an admin changes a user's role, scope or channel, or
+/// deactivates them, within the admin's jurisdiction; each change revokes
+/// the user's sessions at once, and a deactivated user can neither sign in
+/// nor renew.
+#[actix_web::test]
+async fn changing_or_deactivating_a_user_revokes_their_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    user_changes(common::spawn(dir.path()).await).await;
+    // PostgreSQL: sign-in and renewal hold the user row the change locks.
+    let dir = tempfile::tempdir().unwrap();
+    let (cfg, _pg) = common::on_postgres_and_redis(dir.path()).await;
+    user_changes(common::spawn_with(cfg).await).await;
+}
+
+async fn user_changes(app: TestApp) {
+    let admin = app.token("admin", Role::Admin, "");
+    let centre = app.demo.demo_centre.clone();
+    let county = centre[..6].to_owned();
+
+    // A mediator moves to another channel: the old session ends.
+    let (s, m) = sign_in(&app, "mediator-1", "gridwork-demo").await;
+    assert_eq!(s, 200, "{m}");
+    let m_access = m["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(app.get(&m_access, "/v1/cases").await.0, 200);
+    let (s, v) = patch(&app, &admin, "/v1/users/mediator-1", &json!({"channel": "legal_aid"})).await;
+    assert_eq!(s, 200, "the admin's user endpoint: {v}");
+    assert_eq!((v["channel"].as_str(), v["revoked_access_tokens"].as_u64()), (Some("legal_aid"), Some(1)), "{v}");
+    assert_eq!(app.get(&m_access, "/v1/cases").await.0, 401, "the old channel's token is revoked");
+    let (s, e) = app.post("", "/v1/auth/token", &refresh_with(&m)).await;
+    assert_eq!((s, e["code"].as_str()), (401, Some("refresh_token_revoked")), "{e}");
+    let (s, m2) = sign_in(&app, "mediator-1", "gridwork-demo").await;
+    assert_eq!(s, 200, "{m2}");
+    let claims: Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD.decode(m2["access_token"].as_str().unwrap().split('.').nth(1).unwrap()).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(claims["channel"], "legal_aid", "a new sign-in carries the new channel");
+
+    // A dispatcher's scope changes: revoked too.
+    let (s, d) = sign_in(&app, "dispatcher-1", "gridwork-demo").await;
+    assert_eq!(s, 200, "{d}");
+    let (s, v) = patch(&app, &admin, "/v1/users/dispatcher-1", &json!({"scope": county})).await;
+    assert_eq!((s, v["scope"].as_str()), (200, Some(county.as_str())), "{v}");
+    assert_eq!(status_of(&app, d["access_token"].as_str().unwrap()).await, (401, "token_revoked".into()));
+    // Nothing changes: nothing is revoked.
+    let (s, d2) = sign_in(&app, "dispatcher-1", "gridwork-demo").await;
+    assert_eq!(s, 200);
+    let (s, v) = patch(&app, &admin, "/v1/users/dispatcher-1", &json!({"scope": county})).await;
+    assert_eq!((s, v["revoked_access_tokens"].as_u64()), (200, Some(0)), "{v}");
+    assert_eq!(status_of(&app, d2["access_token"].as_str().unwrap()).await.0, 200);
+
+    // A grid worker is deactivated: every session ends, no sign-in, no renewal.
+    let (_, w1) = sign_in(&app, "worker-1", "gridwork-demo").await;
+    let (_, w2) = sign_in(&app, "worker-1", "gridwork-demo").await;
+    let (s, v) = patch(&app, &admin, "/v1/users/worker-1", &json!({"active": false})).await;
+    assert_eq!((s, v["active"].as_bool(), v["revoked_access_tokens"].as_u64()), (200, Some(false), Some(2)), "{v}");
+    for w in [&w1, &w2] {
+        assert_eq!(status_of(&app, w["access_token"].as_str().unwrap()).await, (401, "token_revoked".into()));
+        let (s, e) = app.post("", "/v1/auth/token", &refresh_with(w)).await;
+        assert_eq!((s, e["code"].as_str()), (401, Some("refresh_token_revoked")), "{e}");
+    }
+    let (s, e) = sign_in(&app, "worker-1", "gridwork-demo").await;
+    assert_eq!((s, e["code"].as_str()), (401, Some("account_deactivated")), "{e}");
+    let (s, _) = patch(&app, &admin, "/v1/users/worker-1", &json!({"active": true})).await;
+    assert_eq!(s, 200);
+    assert_eq!(sign_in(&app, "worker-1", "gridwork-demo").await.0, 200, "reactivated");
+
+    // Within the admin's jurisdiction only.
+    let rongcheng_admin = app.token("rc-admin", Role::Admin, "371082");
+    let (s, e) = patch(&app, &rongcheng_admin, "/v1/users/analyst-1", &json!({"active": false})).await;
+    assert_eq!(s, 404, "a user outside the admin's jurisdiction does not exist for them: {e}");
+    let (s, e) = patch(&app, &rongcheng_admin, "/v1/users/dispatcher-1", &json!({"active": false})).await;
+    assert_eq!(s, 404, "{e}");
+    let county_admin = app.token("hc-admin", Role::Admin, &county);
+    let (s, e) = patch(&app, &county_admin, "/v1/users/dispatcher-1", &json!({"scope": "371082001"})).await;
+    assert_eq!(s, 403, "not into another jurisdiction: {e}");
+    let (s, e) = patch(&app, &county_admin, "/v1/users/admin", &json!({"active": false})).await;
+    assert_eq!(s, 404, "a scoped admin does not see the admin without scope: {e}");
+    let (s, e) = patch(&app, &app.dispatcher(), "/v1/users/worker-1", &json!({"active": false})).await;
+    assert_eq!(s, 403, "only admins: {e}");
+    // Bad changes say what is wrong, and change nothing.
+    for (body, code, field) in [
+        (json!({"role": "boss"}), "invalid_role", "role"),
+        (json!({"scope": "nowhere"}), "invalid_scope", "scope"),
+        (json!({"scope": ""}), "invalid_scope", "scope"),
+        (json!({"channel": "legal_aid"}), "invalid_channel", "channel"),
+        (json!({"role": "mediator"}), "missing_field", "channel"),
+        (json!({"role": "mediator", "channel": "tea"}), "invalid_channel", "channel"),
+    ] {
+        let (s, e) = patch(&app, &admin, "/v1/users/dispatcher-1", &body).await;
+        assert_eq!((s, e["code"].as_str(), e["field"].as_str()), (400, Some(code), Some(field)), "{body}: {e}");
+        assert!(e["message_zh"].as_str().is_some_and(|m| !m.is_empty()), "{e}");
+    }
+    let (s, e) = patch(&app, &admin, "/v1/users/nobody", &json!({"active": false})).await;
+    assert_eq!((s, e["code"].as_str()), (404, Some("not_found")));
+    app.shutdown().await;
+}
+
+/// Issue 14, item 5: failed password sign-ins are throttled per username
+/// and per client address (429 with Retry-After, whatever the password),
+/// in Redis or, while Redis is down, in the process.
+#[actix_web::test]
+async fn failed_sign_ins_are_throttled_per_user_and_per_address() {
+    for redis in ["redis://127.0.0.1:6379", "redis://127.0.0.1:1"] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = common::config(dir.path());
+        cfg.cache.url = redis.into();
+        cfg.cache.key_prefix = format!("gridwork-test:{}:", uuid::Uuid::new_v4());
+        let app = common::spawn_with(cfg).await;
+        // The defaults: 5 failures per username, 50 per address, per 15 minutes.
+        for i in 0..5 {
+            let (s, e) = sign_in(&app, "worker-1", "wrong").await;
+            assert_eq!((s, e["code"].as_str()), (401, Some("invalid_credentials")), "{redis}: failure {i}");
+        }
+        let r = app
+            .http
+            .post(format!("{}/v1/auth/token", app.base))
+            .json(&json!({"username": "worker-1", "password": "gridwork-demo"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 429, "{redis}: the 6th sign-in after 5 failures, even with the right password");
+        let after: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+        assert!((1..=900).contains(&after), "Retry-After {after}");
+        let e: Value = r.json().await.unwrap();
+        assert_eq!(e["code"], "signin_throttled", "{e}");
+        assert!(e["message_zh"].as_str().is_some_and(|m| !m.is_empty()));
+        // Another user from the same address is not held up by worker-1's failures …
+        assert_eq!(sign_in(&app, "dispatcher-1", "gridwork-demo").await.0, 200, "{redis}");
+        // … until the address has failed 50 times (unknown names count too).
+        for i in 5..50 {
+            let (s, _) = sign_in(&app, &format!("guess-{i}"), "wrong").await;
+            assert_eq!(s, 401, "{redis}: failure {i}");
+        }
+        let (s, e) = sign_in(&app, "dispatcher-1", "gridwork-demo").await;
+        assert_eq!((s, e["code"].as_str()), (429, Some("signin_throttled")), "{redis}: the address is throttled");
+        // Tokens already issued keep working; refresh is not a password sign-in.
+        assert_eq!(status_of(&app, &app.worker()).await.0, 200);
+        app.shutdown().await;
+    }
+}
+
+/// Issue 14, item 5: Argon2 work is bounded — with one turn and a short
+/// wait, concurrent sign-ins beyond it get 503 `signin_busy` instead of
+/// each hashing at once.
+#[actix_web::test]
+async fn argon2_work_is_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = common::config(dir.path());
+    cfg.auth.signin_concurrency = 1;
+    cfg.auth.signin_wait_ms = 10;
+    cfg.auth.signin_max_failures_per_address = 1000;
+    let app = common::spawn_with(cfg).await;
+    let tries = (0..12).map(|i| {
+        let (http, base) = (app.http.clone(), app.base.clone());
+        async move {
+            let r = http
+                .post(format!("{base}/v1/auth/token"))
+                .json(&json!({"username": format!("someone-{i}"), "password": "wrong"}))
+                .send()
+                .await
+                .unwrap();
+            let s = r.status().as_u16();
+            let retry = r.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned());
+            let e: Value = r.json().await.unwrap();
+            (s, e["code"].as_str().unwrap_or_default().to_owned(), retry)
+        }
+    });
+    let answers = futures::future::join_all(tries).await;
+    assert!(
+        answers
+            .iter()
+            .all(|(s, c, _)| (*s, c.as_str()) == (401, "invalid_credentials")
+                || (*s, c.as_str()) == (503, "signin_busy")),
+        "{answers:?}"
+    );
+    let busy: Vec<_> = answers.iter().filter(|(s, _, _)| *s == 503).collect();
+    assert!(!busy.is_empty(), "12 sign-ins at once with one Argon2 turn: {answers:?}");
+    assert!(busy.iter().all(|(_, _, r)| r.as_deref() == Some("1")), "{busy:?}");
     app.shutdown().await;
 }

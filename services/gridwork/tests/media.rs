@@ -6,7 +6,7 @@
 mod common;
 
 use common::{report, TestApp};
-use gridwork_domain::auth::Role;
+use gridwork_domain::auth::{Actor, Role};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -53,7 +53,7 @@ async fn media_are_typed_limited_deduplicated_and_linked_either_way() {
     assert_eq!((s, first["id"].as_str(), first["content_type"].as_str()), (201, Some(id.as_str()), Some("image/jpeg")));
     assert_eq!(first["size"], photo.len());
     let (s, again) = upload(&app, &worker, photo.clone()).await;
-    assert_eq!((s, again["id"].as_str()), (200, Some(id.as_str())), "de-duplicated by content");
+    assert_eq!((s, again["id"].as_str()), (201, Some(id.as_str())), "de-duplicated by content, answered alike");
     let media_dir = dir.path().join("media");
     let stored: Vec<_> =
         common::walk(&media_dir).into_iter().filter(|p| !p.starts_with(media_dir.join("tmp"))).collect();
@@ -124,8 +124,124 @@ async fn media_are_typed_limited_deduplicated_and_linked_either_way() {
     };
     let (s, bytes) = get(worker.clone()).await;
     assert_eq!((s, bytes == photo), (200, true), "the uploader gets the bytes back");
-    assert_eq!(get(app.dispatcher()).await.0, 200);
     assert_eq!(get(app.analyst()).await.0, 404);
     assert_eq!(get(app.token("worker-2", Role::GridWorker, &app.demo.demo_grid)).await.0, 404);
+    app.shutdown().await;
+}
+
+fn mediator(app: &TestApp, id: &str, scope: &str, channel: &str) -> String {
+    let actor = Actor { id: id.into(), role: Role::Mediator, scope: scope.into(), channel: Some(channel.into()) };
+    app.ctx.issuer.issue(&actor).unwrap().0
+}
+
+async fn fetch(app: &TestApp, token: &str, id: &str) -> u16 {
+    let r = app.http.get(format!("{}/v1/media/{id}", app.base)).bearer_auth(token).send().await.unwrap();
+    r.status().as_u16()
+}
+
+/// Issue 14, item 1: a medium is seen by its uploaders, the reporter of a
+/// report naming it, and those who may see a case naming it (its report's
+/// or a task's) — scoped like the case; everyone else gets 404. Uploading
+/// bytes someone else stored answers as for new bytes.
+#[actix_web::test]
+async fn media_are_scoped_like_the_cases_that_name_them() {
+    let dir = tempfile::tempdir().unwrap();
+    scoped_like_cases(common::spawn(dir.path()).await).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (cfg, _pg) = common::on_postgres_and_redis(dir.path()).await;
+    scoped_like_cases(common::spawn_with(cfg).await).await;
+}
+
+async fn scoped_like_cases(app: TestApp) {
+    let worker = app.worker();
+    let grid = app.demo.demo_grid.clone();
+    let huancui = &grid[..6];
+    assert_eq!(huancui, "371002", "the demo grid lies in Huancui");
+    let rongcheng_dispatcher = app.token("rc-dispatcher", Role::Dispatcher, "371082001");
+
+    // Huancui's grid worker reports with a photo; the case lands in the
+    // demo centre's people's mediation queue.
+    let photo = jpeg(21, 3_000);
+    let pid = hex::encode(Sha256::digest(&photo));
+    assert_eq!(upload(&app, &worker, photo.clone()).await.0, 201);
+    let (lat, lon) = app.demo.demo_point;
+    let rid = Uuid::new_v4().to_string();
+    let mut body = report(&rid, lat, lon, "dispute.neighbourhood");
+    body["media"] = json!([pid]);
+    let (s, r) = app.post(&worker, "/v1/reports", &body).await;
+    assert_eq!(s, 201, "{r}");
+    let d = app.dispatcher();
+    let case = common::eventually("the report's case", || async {
+        let (_, l) = app.get(&d, "/v1/cases?limit=200").await;
+        l["items"].as_array()?.iter().find(|c| c["report_id"] == rid.as_str()).cloned()
+    })
+    .await;
+    let (centre, channel) = (case["centre"].as_str().unwrap().to_owned(), case["channel"].as_str().unwrap().to_owned());
+    assert_eq!(channel, "people_mediation");
+
+    let county = app.token("county-dispatcher-1", Role::Dispatcher, huancui);
+    let admin = app.token("admin", Role::Admin, "");
+    for (who, token, status) in [
+        ("the uploader", worker.clone(), 200),
+        ("the case's centre's dispatcher", d.clone(), 200),
+        ("the county's dispatcher", county.clone(), 200),
+        ("a mediator of the case's channel", mediator(&app, "m-1", &centre, &channel), 200),
+        ("an admin", admin.clone(), 200),
+        ("a Rongcheng street's dispatcher", rongcheng_dispatcher.clone(), 404),
+        ("a Rongcheng mediator", mediator(&app, "m-2", "371082001", &channel), 404),
+        ("a mediator of another channel", mediator(&app, "m-3", &centre, "legal_aid"), 404),
+        ("an analyst of the city", app.analyst(), 404),
+        ("another grid worker of the grid", app.token("worker-2", Role::GridWorker, &grid), 404),
+    ] {
+        assert_eq!(fetch(&app, &token, &pid).await, status, "{who}");
+    }
+
+    // A photo no report or task names: its uploader only, even for the
+    // dispatcher of the uploader's own centre.
+    let loose = jpeg(22, 2_000);
+    let loose_id = hex::encode(Sha256::digest(&loose));
+    assert_eq!(upload(&app, &worker, loose.clone()).await.0, 201);
+    assert_eq!(fetch(&app, &worker, &loose_id).await, 200);
+    assert_eq!(fetch(&app, &d, &loose_id).await, 404, "named by nothing: not the dispatcher's");
+    assert_eq!(fetch(&app, &rongcheng_dispatcher, &loose_id).await, 404);
+
+    // Someone else uploads the same bytes: the same answer as for new bytes
+    // (201 both times), and they may then see what they uploaded.
+    let other = app.token("worker-3", Role::GridWorker, &grid);
+    assert_eq!(fetch(&app, &other, &loose_id).await, 404);
+    let (s, again) = upload(&app, &other, loose.clone()).await;
+    assert_eq!((s, again["id"].as_str()), (201, Some(loose_id.as_str())), "no hint that the bytes were known");
+    assert_eq!(fetch(&app, &other, &loose_id).await, 200, "an uploader sees what they uploaded");
+
+    // A task's completion photo: seen by whoever may see the task's case.
+    let due = (chrono::Utc::now() + chrono::Duration::hours(24)).to_rfc3339();
+    let tasks = format!("/v1/cases/{}/tasks", case["id"].as_str().unwrap());
+    let (s, t) = app
+        .post(
+            &d,
+            &tasks,
+            &json!({"kind": "verification", "instructions": "核实现场", "due_at": due, "assignee": "worker-1"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{t}");
+    let done = jpeg(23, 2_500);
+    let done_id = hex::encode(Sha256::digest(&done));
+    assert_eq!(upload(&app, &worker, done).await.0, 201);
+    assert_eq!(fetch(&app, &d, &done_id).await, 404, "not yet named by the task");
+    let (s, t) = app
+        .post(
+            &worker,
+            &format!("/v1/me/tasks/{}/complete", t["id"].as_str().unwrap()),
+            &json!({"note": "已核实", "media": [done_id]}),
+        )
+        .await;
+    assert_eq!(s, 200, "{t}");
+    assert_eq!(fetch(&app, &d, &done_id).await, 200, "the case's dispatcher sees the task's photo");
+    assert_eq!(fetch(&app, &county, &done_id).await, 200);
+    assert_eq!(fetch(&app, &rongcheng_dispatcher, &done_id).await, 404, "out of scope");
+    assert_eq!(fetch(&app, &mediator(&app, "m-3", &centre, "legal_aid"), &done_id).await, 404);
+    // An id never uploaded, or not an id at all: 404 alike.
+    assert_eq!(fetch(&app, &admin, &"0".repeat(64)).await, 404);
+    assert_eq!(fetch(&app, &admin, "not-an-id").await, 404);
     app.shutdown().await;
 }

@@ -56,6 +56,7 @@ async fn add_grid_worker(app: &TestApp, id: &str, scope: &str) {
         scope: scope.into(),
         display_name: id.into(),
         channel: None,
+        deactivated_at: None,
     }
     .into_active_model()
     .reset_all()

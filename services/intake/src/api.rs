@@ -282,11 +282,10 @@ pub(crate) async fn rate_limit_subject(state: &State, subject: &str) -> Result<(
     if state.rate_limit == 0 {
         return Ok(());
     }
-    let now = Utc::now().timestamp();
-    let minute = now / 60;
+    let (minute, left) = crate::signin::window(Utc::now().timestamp(), 60);
     let key = format!("intake:rate:{subject}:{minute}");
     match state.cache.incr(&key, std::time::Duration::from_secs(61)).await {
-        Ok(n) if n > state.rate_limit => Err(IntakeError::RateLimited((60 - now % 60).max(1) as u64)),
+        Ok(n) if n > state.rate_limit => Err(IntakeError::RateLimited(left)),
         Ok(_) => Ok(()),
         Err(e) => {
             tracing::debug!(error = %e, "rate limit not checked: cache unavailable");
@@ -441,6 +440,7 @@ pub async fn submit_one(state: &State, actor: &Actor, body: ReportIn) -> Result<
             .to_owned(),
         key: id.clone(),
         payload: event.encode(),
+        media: report.media.clone(),
     };
     // One commit shared with concurrent submissions; durable before we answer.
     let stored = state.batcher.store(prepared).await.map_err(IntakeError::Unavailable)?;
@@ -695,8 +695,9 @@ pub struct Revoked {
     pub jti: String,
 }
 
-/// Revokes the token this request presents (log out). Other replicas refuse
-/// it at once.
+/// Revokes the token this request presents (log out) and, when a password
+/// sign-in issued it, the refresh tokens of that sign-in with every access
+/// token issued from them. Other replicas refuse them at once.
 #[utoipa::path(post, path = "/v1/auth/revoke", tag = "auth",
     security(("bearer" = [])),
     responses(
@@ -704,8 +705,13 @@ pub struct Revoked {
         (status = 401, description = "No or bad token", body = ApiError),
         (status = 503, description = "Revocation list unavailable; retry", body = ApiError),
     ))]
-pub async fn revoke(ctx: web::Data<gridwork_platform::Context>, caller: Caller) -> Result<HttpResponse, IntakeError> {
-    gridwork_platform::revocation::revoke(&ctx, &caller.1.jti, caller.1.expires_at, &caller.0.id).await?;
+pub async fn revoke(
+    state: web::Data<State>,
+    ctx: web::Data<gridwork_platform::Context>,
+    caller: Caller,
+) -> Result<HttpResponse, IntakeError> {
+    let families = crate::tokens::end_session(&state, &ctx, &caller.1.jti, caller.1.expires_at, &caller.0.id).await?;
+    tracing::info!(user = %caller.0.id, families, "signed out");
     Ok(HttpResponse::Ok().json(Revoked { revoked: true, jti: caller.1.jti.clone() }))
 }
 

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use gridwork_storage::entity::{report, report_event};
+use gridwork_storage::entity::{report, report_event, report_media};
 use gridwork_storage::outbox;
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{DatabaseConnection, DbErr, EntityTrait, TransactionTrait};
@@ -22,6 +22,8 @@ pub struct Prepared {
     pub topic: String,
     pub key: String,
     pub payload: Vec<u8>,
+    /// The media the report names (rows of `report_media`, ADR 0024).
+    pub media: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -161,6 +163,21 @@ async fn commit(db: &DatabaseConnection, producer: &str, items: &[&Prepared]) ->
         }
         report_event::Entity::insert(p.event.clone()).exec_without_returning(&txn).await?;
         outbox::enqueue(&txn, producer, &p.topic, p.key.as_bytes(), p.payload.clone()).await?;
+        if !p.media.is_empty() {
+            let rows = p.media.iter().map(|m| report_media::ActiveModel {
+                media_id: sea_orm::Set(m.clone()),
+                // The outbox key of a report-submitted event is the report id.
+                report_id: sea_orm::Set(p.key.clone()),
+            });
+            report_media::Entity::insert_many(rows)
+                .on_conflict(
+                    OnConflict::columns([report_media::Column::MediaId, report_media::Column::ReportId])
+                        .do_nothing()
+                        .to_owned(),
+                )
+                .exec_without_returning(&txn)
+                .await?;
+        }
         out.push(Stored::Created);
     }
     txn.commit().await?;

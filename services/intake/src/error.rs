@@ -25,6 +25,10 @@ pub enum IntakeError {
     Unavailable(String),
     #[error("too many requests; retry in {0} s")]
     RateLimited(u64),
+    #[error("too many failed sign-ins; retry in {0} s")]
+    SigninThrottled(u64),
+    #[error("too many sign-ins at once")]
+    SigninBusy,
     #[error("{0}")]
     Internal(String),
 }
@@ -56,6 +60,8 @@ impl IntakeError {
                 format!("too many requests from this token; retry in {secs} s"),
                 format!("请求过于频繁，请 {secs} 秒后重试"),
             ),
+            IntakeError::SigninThrottled(secs) => crate::signin::throttled(*secs),
+            IntakeError::SigninBusy => crate::signin::busy(),
             IntakeError::Internal(e) => ApiError::internal(e),
         }
     }
@@ -67,7 +73,12 @@ impl ResponseError for IntakeError {
     }
     fn error_response(&self) -> HttpResponse {
         let mut res = self.api().error_response();
-        if let IntakeError::RateLimited(secs) = self {
+        let retry = match self {
+            IntakeError::RateLimited(secs) | IntakeError::SigninThrottled(secs) => Some(*secs),
+            IntakeError::SigninBusy => Some(1),
+            _ => None,
+        };
+        if let Some(secs) = retry {
             if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&secs.to_string()) {
                 res.headers_mut().insert(actix_web::http::header::RETRY_AFTER, v);
             }

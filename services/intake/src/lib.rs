@@ -26,7 +26,9 @@ pub mod error;
 pub mod media;
 pub mod open311;
 pub mod openapi;
+pub mod signin;
 pub mod tokens;
+pub mod users;
 
 pub const PRODUCER: &str = "intake";
 
@@ -50,6 +52,8 @@ pub struct State {
     pub media: media::MediaStore,
     pub accepted: prometheus::IntCounterVec,
     pub dummy_hash: String,
+    /// Password sign-in's throttle and its bound on Argon2 work.
+    pub signin: signin::Signin,
 }
 
 pub fn routes(state: web::Data<State>) -> Routes {
@@ -63,6 +67,7 @@ pub fn routes(state: web::Data<State>) -> Routes {
             .route("/v1/me/reports", web::get().to(api::my_reports))
             .route("/v1/auth/token", web::post().to(tokens::token))
             .route("/v1/auth/revoke", web::post().to(api::revoke))
+            .route("/v1/users/{id}", web::patch().to(users::patch))
             .route("/.well-known/jwks.json", web::get().to(api::jwks))
             .configure(open311::routes);
     })
@@ -113,6 +118,7 @@ pub async fn start(ctx: &Context, shutdown: CancellationToken) -> anyhow::Result
         )?,
         accepted: ctx.metrics.counter("reports_accepted_total", "Reports accepted by intake", &["urgency"])?,
         dummy_hash,
+        signin: signin::Signin::new(&ctx.config, ctx.cache.clone()),
     });
     let mut tasks = vec![
         batch_task,

@@ -12,13 +12,16 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
 use futures::StreamExt;
-use gridwork_domain::auth::Role;
+use gridwork_domain::auth::{Actor, Role};
 use gridwork_platform::auth::Caller;
 use gridwork_platform::ApiError;
-use gridwork_storage::entity::media;
+use gridwork_storage::entity::{case, case_report, media, media_upload, report, report_media, task, task_media};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, WriteMultipart};
-use sea_orm::{ActiveModelTrait, EntityTrait, IntoActiveModel};
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, DatabaseConnection, DbErr, EntityTrait, IntoActiveModel, QueryFilter, Set,
+};
 use sha2::{Digest, Sha256};
 
 use crate::error::IntakeError;
@@ -110,13 +113,13 @@ pub struct Medium {
 }
 
 /// Uploads a photo (JPEG, PNG, HEIC, WebP) or short video (MP4); the type
-/// comes from the bytes. The same bytes again are stored once (200).
+/// comes from the bytes. The same bytes again are stored once; the answer is
+/// 201 either way, so it never tells whether someone else uploaded them.
 #[utoipa::path(post, path = "/v1/media", tag = "media",
     request_body(content = FileBytes, content_type = "application/octet-stream"),
     security(("bearer" = [])),
     responses(
-        (status = 201, description = "Stored", body = Medium),
-        (status = 200, description = "Already stored (same bytes)", body = Medium),
+        (status = 201, description = "Stored (or already stored: the same answer either way)", body = Medium),
         (status = 400, description = "Empty or unreadable body", body = ApiError),
         (status = 401, description = "No or bad token", body = ApiError),
         (status = 403, description = "Not a grid worker", body = ApiError),
@@ -220,6 +223,7 @@ pub async fn upload(
     } else {
         m.store.rename(&tmp, &path).await.map_err(storage)?;
     }
+    let now = Utc::now();
     let known = media::Entity::find_by_id(id.clone()).one(&state.db).await?;
     if known.is_none() {
         let row = media::Model {
@@ -227,7 +231,7 @@ pub async fn upload(
             content_type: content_type.to_owned(),
             size: size as i64,
             uploaded_by: actor.id.clone(),
-            uploaded_at: Utc::now(),
+            uploaded_at: now,
         };
         // Two uploads of the same file at once: the second insert fails on
         // the key, and the file is the same either way.
@@ -237,13 +241,98 @@ pub async fn upload(
             }
         }
     }
+    // Every uploader of these bytes may see them, whoever was first.
+    media_upload::Entity::insert(media_upload::ActiveModel {
+        media_id: Set(id.clone()),
+        user_id: Set(actor.id.clone()),
+        uploaded_at: Set(now),
+    })
+    .on_conflict(
+        OnConflict::columns([media_upload::Column::MediaId, media_upload::Column::UserId]).do_nothing().to_owned(),
+    )
+    .exec_without_returning(&state.db)
+    .await?;
     tracing::info!(media = %id, content_type, size, deduplicated = known.is_some(), "media stored");
     let body = Medium { url: format!("/v1/media/{id}"), id, content_type: content_type.to_owned(), size: size as i64 };
-    Ok(if known.is_some() { HttpResponse::Ok().json(body) } else { HttpResponse::Created().json(body) })
+    // 201 whether or not someone stored these bytes before: the answer must
+    // not tell a caller what others uploaded (ADR 0024).
+    Ok(HttpResponse::Created().json(body))
 }
 
-/// `GET /v1/media/{id}`: the file, to its uploader and to those who work
-/// cases (dispatchers, mediators, admins).
+/// Whether `actor` may see medium `id`: they uploaded its bytes, reported
+/// a report that names it, or may see a case that names it — the case of a
+/// report naming it (first or linked) or of a task whose result names it —
+/// by the domain's one rule for cases (ADR 0024). Admins see what any report
+/// names, as they see every report.
+pub async fn may_see(db: &DatabaseConnection, actor: &Actor, id: &str) -> Result<bool, DbErr> {
+    let uploaded = media_upload::Entity::find_by_id((id.to_owned(), actor.id.clone())).one(db).await?.is_some();
+    if uploaded {
+        return Ok(true);
+    }
+    let report_ids: Vec<String> = report_media::Entity::find()
+        .filter(report_media::Column::MediaId.eq(id))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|r| r.report_id)
+        .collect();
+    if !report_ids.is_empty() {
+        if actor.role == Role::Admin {
+            return Ok(true);
+        }
+        let reporter = report::Entity::find()
+            .filter(report::Column::Id.is_in(report_ids.clone()))
+            .filter(report::Column::Reporter.eq(actor.id.as_str()))
+            .one(db)
+            .await?;
+        if reporter.is_some() {
+            return Ok(true);
+        }
+    }
+    if !actor.works_queues() {
+        return Ok(false);
+    }
+    // The cases that name it: of its reports (the first report of a case,
+    // or one linked to it) and of the tasks whose results show it.
+    let mut case_ids: Vec<String> = Vec::new();
+    if !report_ids.is_empty() {
+        case_ids.extend(
+            case_report::Entity::find()
+                .filter(case_report::Column::ReportId.is_in(report_ids.clone()))
+                .all(db)
+                .await?
+                .into_iter()
+                .map(|l| l.case_id),
+        );
+    }
+    let task_ids: Vec<String> = task_media::Entity::find()
+        .filter(task_media::Column::MediaId.eq(id))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|t| t.task_id)
+        .collect();
+    if !task_ids.is_empty() {
+        case_ids.extend(
+            task::Entity::find().filter(task::Column::Id.is_in(task_ids)).all(db).await?.into_iter().map(|t| t.case_id),
+        );
+    }
+    if report_ids.is_empty() && case_ids.is_empty() {
+        return Ok(false);
+    }
+    let mut cond = Condition::any();
+    if !report_ids.is_empty() {
+        cond = cond.add(case::Column::ReportId.is_in(report_ids));
+    }
+    if !case_ids.is_empty() {
+        cond = cond.add(case::Column::Id.is_in(case_ids));
+    }
+    let cases = case::Entity::find().filter(cond).all(db).await?;
+    Ok(cases.iter().any(|c| actor.may_see_case(&c.centre, c.channels())))
+}
+
+/// `GET /v1/media/{id}`: the file, to those who may see it ([`may_see`]);
+/// 404 to everyone else, as for an id never uploaded.
 #[utoipa::path(get, path = "/v1/media/{id}", tag = "media",
     params(("id" = String, Path, description = "The medium's SHA-256, hex")),
     security(("bearer" = [])),
@@ -262,9 +351,12 @@ pub async fn download(
 ) -> Result<HttpResponse, IntakeError> {
     let id = path.into_inner();
     let actor = caller.0;
+    if !is_media_id(&id) {
+        return Err(IntakeError::NotFound("media"));
+    }
     let row = media::Entity::find_by_id(id.clone()).one(&state.db).await?.ok_or(IntakeError::NotFound("media"))?;
-    let allowed = row.uploaded_by == actor.id || matches!(actor.role, Role::Dispatcher | Role::Mediator | Role::Admin);
-    if !allowed {
+    if !may_see(&state.db, &actor, &id).await? {
+        // 404, not 403: do not reveal that the medium exists.
         return Err(IntakeError::NotFound("media"));
     }
     let got = state.media.store.get(&object_path(&id)).await.map_err(storage)?;

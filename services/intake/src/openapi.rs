@@ -4,7 +4,7 @@
 
 use utoipa::OpenApi;
 
-use crate::{api, media, tokens};
+use crate::{api, media, tokens, users};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -18,6 +18,7 @@ use crate::{api, media, tokens};
         tokens::token,
         api::revoke,
         api::jwks,
+        users::patch,
     ),
     components(schemas(gridwork_platform::ApiError)),
     tags(
@@ -25,6 +26,7 @@ use crate::{api, media, tokens};
         (name = "phone", description = "What a grid worker's phone shows"),
         (name = "media", description = "Photos and short videos"),
         (name = "auth", description = "Tokens"),
+        (name = "users", description = "User administration (admins, within their jurisdiction)"),
     )
 )]
 pub struct IntakeApi;

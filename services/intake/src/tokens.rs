@@ -5,18 +5,17 @@
 //! access tokens issued with them — since one of the two users is a thief.
 
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpResponse};
-use argon2::{Argon2, PasswordHash, PasswordVerifier};
+use actix_web::{web, HttpRequest, HttpResponse};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono::{Duration, Utc};
 use gridwork_domain::auth::{Actor, Role};
-use gridwork_platform::{ApiError, Context};
+use gridwork_platform::{revocation, ApiError, Context};
 use gridwork_storage::entity::{refresh_token, user};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, IntoActiveModel, QueryFilter, QuerySelect,
-    TransactionTrait,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait, IntoActiveModel, QueryFilter,
+    QuerySelect, TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -76,19 +75,27 @@ pub struct TokenOut {
     responses(
         (status = 200, description = "Tokens issued", body = TokenOut),
         (status = 400, description = "Missing field, unknown field or grant type", body = ApiError),
-        (status = 401, description = "Wrong credentials, or a refresh token unknown, expired, revoked or reused",
-            body = ApiError),
+        (status = 401, description = "Wrong credentials, a deactivated account, or a refresh token unknown, \
+            expired, revoked or reused", body = ApiError),
         (status = 413, description = "Body too large", body = ApiError),
         (status = 415, description = "Not JSON", body = ApiError),
-        (status = 503, description = "Storage unavailable; retry", body = ApiError),
+        (status = 429, description = "Too many failed sign-ins for this username or from this address; \
+            see Retry-After", body = ApiError,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "Storage unavailable, or too many sign-ins at once (Retry-After); retry",
+            body = ApiError),
     ))]
 pub async fn token(
     state: web::Data<State>,
     ctx: web::Data<Context>,
+    req: HttpRequest,
     body: web::Json<TokenIn>,
 ) -> Result<HttpResponse, IntakeError> {
     match body.grant_type.as_deref().unwrap_or("password") {
-        "password" => password(&state, &ctx, &body).await,
+        "password" => {
+            let client = state.signin.client_address(&req);
+            password(&state, &ctx, &body, &client).await
+        }
         "refresh_token" => refresh(&state, &ctx, &body).await,
         other => Err(IntakeError::Api(
             ApiError::bad_request(
@@ -101,7 +108,7 @@ pub async fn token(
     }
 }
 
-async fn password(state: &State, ctx: &Context, body: &TokenIn) -> Result<HttpResponse, IntakeError> {
+async fn password(state: &State, ctx: &Context, body: &TokenIn, client: &str) -> Result<HttpResponse, IntakeError> {
     let username = body.username.as_deref().ok_or_else(|| missing("username"))?;
     let password = body.password.clone().ok_or_else(|| missing("password"))?;
     // No account has a control character in its name (a NUL could not even be
@@ -109,24 +116,52 @@ async fn password(state: &State, ctx: &Context, body: &TokenIn) -> Result<HttpRe
     if username.chars().any(char::is_control) || username.len() > 256 {
         return Err(IntakeError::BadCredentials);
     }
+    // Too many failures for this name or from this address: refused before
+    // any hashing, whatever the password (ADR 0025).
+    state.signin.check(username, client).await?;
     let u = user::Entity::find().filter(user::Column::Username.eq(username)).one(&state.db).await?;
     // Verify even for unknown users, so timing does not reveal which exist.
     let stored = u.as_ref().map(|u| u.password_hash.clone()).unwrap_or_else(|| state.dummy_hash.clone());
-    let ok = web::block(move || {
-        PasswordHash::new(&stored)
-            .map(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
-            .unwrap_or(false)
-    })
-    .await
-    .map_err(|e| IntakeError::Internal(e.to_string()))?;
+    let ok = state.signin.verify(stored, password).await?;
     let u = match (u, ok) {
         (Some(u), true) => u,
-        _ => return Err(IntakeError::BadCredentials),
+        _ => {
+            state.signin.failed(username, client).await;
+            return Err(IntakeError::BadCredentials);
+        }
     };
+    state.signin.succeeded(username).await;
     let txn = state.db.begin().await?;
+    // The user as they are now, held against a concurrent change (which
+    // revokes every token of theirs, this one included, after it).
+    let u = lock_user(&txn, &u.id).await?.ok_or(IntakeError::BadCredentials)?;
+    if u.deactivated_at.is_some() {
+        return Err(deactivated());
+    }
     let out = issue_pair(state, ctx, &txn, &u, &uuid::Uuid::new_v4().to_string()).await?;
     txn.commit().await?;
     Ok(out)
+}
+
+fn deactivated() -> IntakeError {
+    IntakeError::Api(ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "account_deactivated",
+        "this account has been deactivated; ask your administrator",
+        "该账号已停用，请联系管理员",
+    ))
+}
+
+/// Reads user `id` in `txn`, holding it (PostgreSQL: `FOR SHARE`) until
+/// the transaction ends: a change of the user (role, scope, deactivation)
+/// waits for a sign-in or renewal in flight, and revokes what it issued.
+/// Users are locked before refresh tokens, by every path.
+pub(crate) async fn lock_user<C: ConnectionTrait>(txn: &C, id: &str) -> Result<Option<user::Model>, IntakeError> {
+    let mut q = user::Entity::find_by_id(id.to_owned());
+    if txn.get_database_backend() == DbBackend::Postgres {
+        q = q.lock_shared();
+    }
+    Ok(q.one(txn).await?)
 }
 
 /// Issues an access token and a refresh token of `family` for `u`.
@@ -178,55 +213,40 @@ async fn issue_pair<C: ConnectionTrait>(
 
 enum Outcome {
     Issued(HttpResponse),
-    /// A spent token used again: these access tokens are revoked after the
-    /// family's rows are committed.
-    Reused {
-        user: String,
-        access: Vec<(String, chrono::DateTime<Utc>)>,
-    },
+    /// A spent token used again: its family and their access tokens are
+    /// revoked in the database; these go to the cache after the commit.
+    Reused(Vec<(String, chrono::DateTime<Utc>)>),
 }
 
 async fn refresh(state: &State, ctx: &Context, body: &TokenIn) -> Result<HttpResponse, IntakeError> {
     let presented = body.refresh_token.as_deref().ok_or_else(|| missing("refresh_token"))?;
     let txn = state.db.begin().await?;
+    let unknown = || unauthorized("invalid_grant", "unknown refresh token");
+    // The user first, then the token: the order a change of the user takes.
+    let owner = refresh_token::Entity::find_by_id(hash(presented)).one(&txn).await?.ok_or_else(unknown)?.user_id;
+    let u = lock_user(&txn, &owner).await?;
     let mut q = refresh_token::Entity::find_by_id(hash(presented));
     if txn.get_database_backend() == DbBackend::Postgres {
         q = q.lock_exclusive();
     }
-    let row = q.one(&txn).await?.ok_or_else(|| unauthorized("invalid_grant", "unknown refresh token"))?;
+    let row = q.one(&txn).await?.ok_or_else(unknown)?;
     let now = Utc::now();
     if row.revoked_at.is_some() {
         return Err(unauthorized("refresh_token_revoked", "the refresh token has been revoked; sign in again"));
     }
     let outcome = if row.used_at.is_some() {
         // Reuse: revoke the whole family.
-        let family = refresh_token::Entity::find()
-            .filter(refresh_token::Column::Family.eq(row.family.as_str()))
-            .all(&txn)
-            .await?;
-        refresh_token::Entity::update_many()
-            .col_expr(refresh_token::Column::RevokedAt, Expr::value(now))
-            .filter(refresh_token::Column::Family.eq(row.family.as_str()))
-            .filter(refresh_token::Column::RevokedAt.is_null())
-            .exec(&txn)
-            .await?;
         tracing::warn!(user = %row.user_id, family = %row.family, "a spent refresh token was used again; its family is revoked");
-        Outcome::Reused {
-            user: row.user_id.clone(),
-            access: family
-                .into_iter()
-                .filter(|r| r.access_expires_at > now)
-                .map(|r| (r.access_jti, r.access_expires_at))
-                .collect(),
-        }
+        let family = Condition::all().add(refresh_token::Column::Family.eq(row.family.as_str()));
+        Outcome::Reused(revoke_where(&txn, family, &format!("refresh-reuse:{}", row.user_id)).await?)
     } else if row.expires_at <= now {
         return Err(unauthorized("refresh_token_expired", "the refresh token has expired; sign in again"));
     } else {
         // The user as they are now: a changed role or scope applies at once.
-        let u = user::Entity::find_by_id(row.user_id.clone())
-            .one(&txn)
-            .await?
-            .ok_or_else(|| unauthorized("invalid_grant", "the user no longer exists"))?;
+        let u = u.ok_or_else(|| unauthorized("invalid_grant", "the user no longer exists"))?;
+        if u.deactivated_at.is_some() {
+            return Err(deactivated());
+        }
         let spent = refresh_token::Entity::update_many()
             .col_expr(refresh_token::Column::UsedAt, Expr::value(now))
             .filter(refresh_token::Column::TokenHash.eq(row.token_hash.as_str()))
@@ -241,10 +261,8 @@ async fn refresh(state: &State, ctx: &Context, body: &TokenIn) -> Result<HttpRes
     txn.commit().await?;
     match outcome {
         Outcome::Issued(r) => Ok(r),
-        Outcome::Reused { user, access } => {
-            for (jti, until) in access {
-                gridwork_platform::revocation::revoke(ctx, &jti, until, &format!("refresh-reuse:{user}")).await?;
-            }
+        Outcome::Reused(access) => {
+            mark(ctx, &access).await;
             Err(IntakeError::Api(ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "refresh_token_reused",
@@ -253,6 +271,76 @@ async fn refresh(state: &State, ctx: &Context, body: &TokenIn) -> Result<HttpRes
             )))
         }
     }
+}
+
+/// Revokes the refresh tokens `filter` selects (not yet revoked) and the
+/// unexpired access tokens issued with them, in `txn`; returns the access
+/// tokens to [`mark`] once `txn` committed.
+async fn revoke_where<C: ConnectionTrait>(
+    txn: &C,
+    filter: Condition,
+    by: &str,
+) -> Result<Vec<(String, chrono::DateTime<Utc>)>, IntakeError> {
+    let now = Utc::now();
+    let rows = refresh_token::Entity::find().filter(filter.clone()).all(txn).await?;
+    refresh_token::Entity::update_many()
+        .col_expr(refresh_token::Column::RevokedAt, Expr::value(now))
+        .filter(filter)
+        .filter(refresh_token::Column::RevokedAt.is_null())
+        .exec(txn)
+        .await?;
+    let mut access = Vec::new();
+    for r in rows.into_iter().filter(|r| r.access_expires_at > now) {
+        revocation::record(txn, &r.access_jti, r.access_expires_at, by).await?;
+        access.push((r.access_jti, r.access_expires_at));
+    }
+    Ok(access)
+}
+
+/// Tells every replica's cache about access tokens revoked in a committed
+/// transaction (the database already refuses them).
+pub async fn mark(ctx: &Context, access: &[(String, chrono::DateTime<Utc>)]) {
+    for (jti, until) in access {
+        revocation::mark(ctx, jti, *until).await;
+    }
+}
+
+/// Log-out: revokes access token `jti` and, when a sign-in issued it, its
+/// whole refresh family (every refresh token descended from that sign-in
+/// and the access tokens issued with them), in one transaction.
+pub async fn end_session(
+    state: &State,
+    ctx: &Context,
+    jti: &str,
+    expires_at: chrono::DateTime<Utc>,
+    by: &str,
+) -> Result<usize, IntakeError> {
+    let txn = state.db.begin().await?;
+    revocation::record(&txn, jti, expires_at, by).await?;
+    let family = refresh_token::Entity::find()
+        .filter(refresh_token::Column::AccessJti.eq(jti))
+        .one(&txn)
+        .await?
+        .map(|r| r.family);
+    let access = match &family {
+        Some(f) => revoke_where(&txn, Condition::all().add(refresh_token::Column::Family.eq(f.as_str())), by).await?,
+        None => Vec::new(),
+    };
+    txn.commit().await?;
+    revocation::mark(ctx, jti, expires_at).await;
+    mark(ctx, &access).await;
+    Ok(usize::from(family.is_some()))
+}
+
+/// Revokes every refresh family of user `id` and the access tokens issued
+/// with them, in `txn` (a change of the user's role or scope, or a
+/// deactivation); returns the access tokens to [`mark`] after the commit.
+pub async fn revoke_user<C: ConnectionTrait>(
+    txn: &C,
+    id: &str,
+    by: &str,
+) -> Result<Vec<(String, chrono::DateTime<Utc>)>, IntakeError> {
+    revoke_where(txn, Condition::all().add(refresh_token::Column::UserId.eq(id)), by).await
 }
 
 /// Deletes refresh tokens past their expiry, at start-up and then hourly. An

@@ -135,12 +135,12 @@ pub(crate) fn require_queue_worker(a: &Actor) -> Result<(), MediationError> {
 
 /// The channels of a stored case: its lead and the assisting ones.
 fn channels_of(m: &case::Model) -> impl Iterator<Item = &str> {
-    std::iter::once(m.channel.as_str()).chain(m.joint.split(',').filter(|c| !c.is_empty()))
+    m.channels()
 }
 
-/// Whether `actor` may see the case.
+/// Whether `actor` may see the case (the domain's one rule).
 pub(crate) fn may_see(actor: &Actor, m: &case::Model) -> bool {
-    actor.covers(&m.centre) && actor.covers_channel(channels_of(m))
+    actor.may_see_case(&m.centre, channels_of(m))
 }
 
 #[derive(Debug, Serialize)]

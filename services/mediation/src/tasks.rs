@@ -21,11 +21,11 @@ use gridwork_domain::codes::{self, Level};
 use gridwork_domain::CaseStatus;
 use gridwork_platform::auth::Caller;
 use gridwork_platform::{ApiError, Context};
-use gridwork_storage::entity::{case, media, task, user};
-use sea_orm::sea_query::{Expr, Query};
+use gridwork_storage::entity::{case, media, task, task_media, user};
+use sea_orm::sea_query::{Expr, OnConflict, Query};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel, QueryFilter,
-    QueryOrder, QuerySelect,
+    QueryOrder, QuerySelect, Set, TransactionTrait,
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -960,6 +960,9 @@ pub async fn complete(
     } else {
         Some(serde_json::to_string(&input.media).map_err(|e| MediationError::Internal(e.to_string()))?)
     };
+    // The result and the index of the media it names (who may see them,
+    // ADR 0024) commit together.
+    let txn = state.db.begin().await?;
     let res = task::Entity::update_many()
         .col_expr(task::Column::Status, Expr::value(DONE))
         .col_expr(task::Column::DoneAt, Expr::value(now))
@@ -968,8 +971,19 @@ pub async fn complete(
         .col_expr(task::Column::Media, Expr::value(media))
         .col_expr(task::Column::UpdatedAt, Expr::value(now))
         .filter(still_theirs(&actor, &id))
-        .exec(&state.db)
+        .exec(&txn)
         .await?;
+    if res.rows_affected > 0 && !input.media.is_empty() {
+        let rows =
+            input.media.iter().map(|m| task_media::ActiveModel { media_id: Set(m.clone()), task_id: Set(id.clone()) });
+        task_media::Entity::insert_many(rows)
+            .on_conflict(
+                OnConflict::columns([task_media::Column::MediaId, task_media::Column::TaskId]).do_nothing().to_owned(),
+            )
+            .exec_without_returning(&txn)
+            .await?;
+    }
+    txn.commit().await?;
     let t = load(&state, &id).await?;
     if res.rows_affected == 0 {
         may_work(&actor, &t)?;
