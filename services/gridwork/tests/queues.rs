@@ -704,3 +704,105 @@ async fn listing(app: &TestApp) {
     let (_, v) = app.get(&judicial, "/v1/cases").await;
     assert_eq!(count(&v), 2, "{v}");
 }
+
+/// A case action judges the caller's scope and lead channel on the row it
+/// read under the lock: a transfer that commits between the action's first
+/// look and its lock leaves the old centre (or channel) out — 404.
+#[actix_web::test]
+async fn an_action_rechecks_scope_under_the_row_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn(dir.path()).await;
+    scope_under_lock(&app).await;
+    app.shutdown().await;
+}
+
+#[actix_web::test]
+async fn an_action_rechecks_scope_under_the_row_lock_on_postgres_and_redis() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cfg, pg) = common::on_postgres_and_redis(dir.path()).await;
+    let app = common::spawn_with(cfg).await;
+    scope_under_lock(&app).await;
+    app.shutdown().await;
+    drop(pg);
+}
+
+/// Moves case `id` the way a transfer on another replica does, inside a
+/// transaction that holds the case's row lock while `during` runs; commits
+/// after it.
+async fn moved_while_locked<F: std::future::Future<Output = (u16, Value)> + Send + 'static>(
+    app: &TestApp,
+    id: &str,
+    set: &str,
+    during: F,
+) -> (u16, Value) {
+    use sea_orm::{ConnectionTrait, Statement, TransactionTrait};
+    let txn = app.ctx.db.begin().await.unwrap();
+    gridwork_mediation::repo::lock_case(&txn, id).await.unwrap();
+    let backend = txn.get_database_backend();
+    let sql = match backend {
+        sea_orm::DbBackend::Postgres => format!(
+            "UPDATE cases SET {set}, status = 'created', claimed_by = NULL, lease_until = NULL, \
+             version = version + 1 WHERE id = $1"
+        ),
+        _ => format!(
+            "UPDATE cases SET {set}, status = 'created', claimed_by = NULL, lease_until = NULL, \
+             version = version + 1 WHERE id = ?"
+        ),
+    };
+    txn.execute(Statement::from_sql_and_values(backend, sql, [id.into()])).await.unwrap();
+    // The action looks at the case (still where it was: the move is not
+    // committed), then waits for the lock.
+    let action = tokio::spawn(during);
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(!action.is_finished(), "the action waits for the row lock");
+    txn.commit().await.unwrap();
+    action.await.unwrap()
+}
+
+async fn scope_under_lock(app: &TestApp) {
+    let d = app.dispatcher();
+    let (lat, lon) = app.demo.demo_point;
+    let county = app.demo.demo_centre[..6].to_owned();
+    // Three categories: reports of one category at one spot would be linked to one case.
+
+    // Transferred, then acted on by the old centre: out of view.
+    let c = open_case(app, &report(&Uuid::new_v4().to_string(), lat, lon, "dispute.neighbourhood")).await;
+    let id = c["id"].as_str().unwrap().to_owned();
+    let (s, v) = act(app, &d, &id, "transfer", json!({"centre": county, "reason": "跨街道纠纷"})).await;
+    assert_eq!((s, v["centre"].as_str()), (200, Some(county.as_str())), "{v}");
+    let (s, e) = act(app, &d, &id, "accept", json!({})).await;
+    assert_eq!(s, 404, "the old centre no longer acts: {e}");
+
+    // Transferred to the county centre while the old centre's action waits
+    // for the lock.
+    let c = open_case(app, &report(&Uuid::new_v4().to_string(), lat, lon, "dispute.consumer")).await;
+    let id = c["id"].as_str().unwrap().to_owned();
+    let http = app.http.clone();
+    let url = format!("{}/v1/cases/{id}/accept", app.base);
+    let token = d.clone();
+    let during = async move {
+        let r = http.post(url).bearer_auth(token).json(&json!({})).send().await.unwrap();
+        (r.status().as_u16(), r.json::<Value>().await.unwrap_or(Value::Null))
+    };
+    let (s, e) = moved_while_locked(app, &id, &format!("centre = '{county}'"), during).await;
+    assert_eq!(s, 404, "a case moved to another centre under the action's feet is out of the old centre's view: {e}");
+    let cd = app.token("county-d", Role::Dispatcher, &county);
+    let (_, now) = app.get(&cd, &format!("/v1/cases/{id}")).await;
+    assert_eq!((now["status"].as_str(), now["centre"].as_str()), (Some("created"), Some(county.as_str())), "{now}");
+
+    // Moved to another channel while the lead channel's mediator waits.
+    let c = open_case(app, &report(&Uuid::new_v4().to_string(), lat, lon, "dispute.property_management")).await;
+    let id = c["id"].as_str().unwrap().to_owned();
+    assert_eq!(c["channel"], "people_mediation");
+    let people = mediator(app, "m-people", "people_mediation");
+    let http = app.http.clone();
+    let url = format!("{}/v1/cases/{id}/claim", app.base);
+    let during = async move {
+        let r = http.post(url).bearer_auth(people).json(&json!({})).send().await.unwrap();
+        (r.status().as_u16(), r.json::<Value>().await.unwrap_or(Value::Null))
+    };
+    let (s, e) = moved_while_locked(app, &id, "channel = 'legal_aid'", during).await;
+    assert_eq!(s, 404, "a case moved to another channel is out of the old channel's view: {e}");
+    let (_, now) = app.get(&d, &format!("/v1/cases/{id}")).await;
+    assert_eq!((now["status"].as_str(), &now["claimed_by"]), (Some("created"), &Value::Null), "{now}");
+}

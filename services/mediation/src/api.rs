@@ -143,6 +143,20 @@ pub(crate) fn may_see(actor: &Actor, m: &case::Model) -> bool {
     actor.covers(&m.centre) && actor.covers_channel(channels_of(m))
 }
 
+/// Whether `actor` may act on the case as stored in `m`: they see it
+/// (else 404, as if it did not exist) and, a mediator, their channel leads
+/// it. Judged on the row read under the case's lock, so a transfer that
+/// commits in between cannot leave the old centre or channel acting.
+pub(crate) fn may_act(actor: &Actor, m: &case::Model) -> Result<(), MediationError> {
+    if !may_see(actor, m) {
+        return Err(MediationError::NotFound("case"));
+    }
+    if actor.role == Role::Mediator && actor.channel.as_deref() != Some(m.channel.as_str()) {
+        return Err(MediationError::Forbidden("an assisting channel sees the case; only its lead channel acts on it"));
+    }
+    Ok(())
+}
+
 #[derive(Debug, Serialize)]
 pub struct CaseView {
     pub id: String,
@@ -738,11 +752,10 @@ pub async fn act(
             "未知的操作",
         )));
     }
-    // Scope check before taking any lock.
+    // A first look, to turn strangers away before any lock or lease; the
+    // judgement that counts is made again under the row lock.
     let seen = load_visible(&state, &actor, &id).await?;
-    if actor.role == Role::Mediator && actor.channel.as_deref() != Some(seen.channel.as_str()) {
-        return Err(MediationError::Forbidden("an assisting channel sees the case; only its lead channel acts on it"));
-    }
+    may_act(&actor, &seen)?;
     if action_name == "split" {
         let (m, now) = split(&state, &actor, &id, &input).await?;
         return Ok(HttpResponse::Ok().json(view(m, now)));
@@ -826,6 +839,7 @@ async fn transition(
     let txn = state.db.begin().await?;
     repo::lock_case(&txn, id).await?;
     let row = case::Entity::find_by_id(id.to_owned()).one(&txn).await?.ok_or(MediationError::NotFound("case"))?;
+    may_act(actor, &row)?;
     if let Some(expected) = input.version {
         if expected != row.version {
             return Err(MediationError::StaleVersion { expected, actual: row.version });
@@ -904,6 +918,7 @@ async fn split(
     let txn = state.db.begin().await?;
     repo::lock_case(&txn, id).await?;
     let row = case::Entity::find_by_id(id.to_owned()).one(&txn).await?.ok_or(MediationError::NotFound("case"))?;
+    may_act(actor, &row)?;
     if let Some(expected) = input.version {
         if expected != row.version {
             return Err(MediationError::StaleVersion { expected, actual: row.version });
