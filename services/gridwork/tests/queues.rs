@@ -951,3 +951,51 @@ async fn scope_under_lock(app: &TestApp) {
     let (_, now) = app.get(&d, &format!("/v1/cases/{id}")).await;
     assert_eq!((now["status"].as_str(), &now["claimed_by"]), (Some("created"), &Value::Null), "{now}");
 }
+
+/// Every free-text field of every action passes the same checks as a
+/// report's text: no control characters (PostgreSQL cannot store a NUL),
+/// bounded length.
+#[actix_web::test]
+async fn action_text_is_checked_like_report_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn(dir.path()).await;
+    action_text(&app).await;
+    app.shutdown().await;
+}
+
+#[actix_web::test]
+async fn action_text_is_checked_like_report_text_on_postgres_and_redis() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cfg, pg) = common::on_postgres_and_redis(dir.path()).await;
+    let app = common::spawn_with(cfg).await;
+    action_text(&app).await;
+    app.shutdown().await;
+    drop(pg);
+}
+
+async fn action_text(app: &TestApp) {
+    let d = app.dispatcher();
+    let (lat, lon) = app.demo.demo_point;
+    let c = open_case(app, &report(&Uuid::new_v4().to_string(), lat, lon, "dispute.neighbourhood")).await;
+    let id = c["id"].as_str().unwrap().to_owned();
+    let code = |e: &Value| (e["code"].as_str().map(str::to_owned), e["field"].as_str().map(str::to_owned));
+    let bad = |c: &str, f: &str| (Some(c.to_owned()), Some(f.to_owned()));
+
+    let (s, e) = act(app, &d, &id, "reject", json!({"reason": "不予受理\u{0}"})).await;
+    assert_eq!((s, code(&e)), (400, bad("invalid_characters", "reason")), "a NUL in a reject's reason: {e}");
+    assert!(e["message_zh"].as_str().is_some_and(|m| !m.is_empty()), "{e}");
+    let (s, e) = act(app, &d, &id, "transfer", json!({"channel": "legal_aid", "reason": "转\u{7}办"})).await;
+    assert_eq!((s, code(&e)), (400, bad("invalid_characters", "reason")), "{e}");
+    let (s, e) = act(app, &d, &id, "transfer", json!({"channel": "legal_aid", "reason": "理".repeat(2001)})).await;
+    assert_eq!((s, code(&e)), (400, bad("too_long", "reason")), "{e}");
+    assert_eq!(act(app, &d, &id, "claim", json!({})).await.0, 200);
+    let (s, e) = act(app, &d, &id, "suspend", json!({"reason": "\u{0}"})).await;
+    assert_eq!((s, code(&e)), (400, bad("invalid_characters", "reason")), "{e}");
+    let (s, e) = act(app, &d, &id, "resolve", json!({"outcome": "handled", "note": "记".repeat(2001)})).await;
+    assert_eq!((s, code(&e)), (400, bad("too_long", "note")), "an overlong note: {e}");
+    let (s, e) = act(app, &d, &id, "resolve", json!({"outcome": "handled", "note": "a\u{0}b"})).await;
+    assert_eq!((s, code(&e)), (400, bad("invalid_characters", "note")), "{e}");
+    // Nothing of it was recorded; tabs and line breaks are fine.
+    let (s, v) = act(app, &d, &id, "resolve", json!({"outcome": "handled", "note": "第一行\n第二行\t完"})).await;
+    assert_eq!((s, v["status"].as_str(), v["version"].as_i64()), (200, Some("resolved"), Some(4)), "{v}");
+}
