@@ -106,7 +106,7 @@ CONFIG = {
     "intake": {"batch_max": int, "batch_wait_ms": int, "rate_limit_per_minute": int, "batch_max_items": int,
                "media_url": str, "max_image_bytes": int, "max_video_bytes": int},
     "assigner": {"tolerance_m": float, "refresh_ms": int, "version_lead_ms": int, "max_epochs": int, "cells_per_grid": float},
-    "mediation": {"lease_minutes": int, "link_distance_m": (int, float), "link_window_minutes": int, "near_due_share": float, "supervise_interval_ms": int, "holidays_file": str},
+    "mediation": {"lease_minutes": int, "link_distance_m": (int, float), "link_window_minutes": int, "near_due_share": float, "supervise_interval_ms": int, "holidays_file": str, "stream_recheck_ms": int, "stream_replay_max": int},
     "kpi": {"fcr_window_days": int, "public_min_cell": int, "gauge_refresh_ms": int},
     "petition": {"key_file": str, "keyring_file": str},
     "log": {"format": str},

@@ -11,7 +11,18 @@ use uuid::Uuid;
 use crate::auth::{Actor, Role};
 use crate::codes::Hierarchy;
 use crate::petition::PetitionInfo;
-use crate::report::Urgency;
+use crate::report::{check_text, Urgency, ValidationError, MAX_NOTE_CHARS};
+
+/// Longest reason of an action (a rejection's, a transfer's, …), in
+/// characters; a resolve note is at most [`MAX_NOTE_CHARS`].
+pub const MAX_REASON_CHARS: usize = 2000;
+
+/// A reason given with an action, checked like a report's free text: no
+/// control characters but tab and line breaks, at most
+/// [`MAX_REASON_CHARS`] characters.
+pub fn check_reason(reason: &str) -> Result<(), ValidationError> {
+    check_text("reason", reason, MAX_REASON_CHARS)
+}
 
 /// A queue of the one-stop platform (一站式矛盾纠纷调解).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -299,6 +310,16 @@ impl CaseAction {
         }
     }
 
+    /// Checks the action's free text (its reason, or a resolve's note) with
+    /// the report's text rules ([`check_text`]).
+    pub fn check_text(&self) -> Result<(), ValidationError> {
+        match self {
+            CaseAction::Resolve { note: Some(note), .. } => check_text("note", note, MAX_NOTE_CHARS),
+            CaseAction::Resolve { note: None, .. } => Ok(()),
+            other => other.reason().map_or(Ok(()), check_reason),
+        }
+    }
+
     /// The reason given with the action, if it takes one.
     pub fn reason(&self) -> Option<&str> {
         match self {
@@ -429,6 +450,9 @@ pub enum TransitionError {
     /// The action's arguments do not make sense for this case.
     #[error("{0}")]
     Invalid(String),
+    /// Its free text breaks the rules every free text follows.
+    #[error(transparent)]
+    Text(#[from] ValidationError),
 }
 
 /// A case: one or more reports in one channel queue of one centre.
@@ -523,6 +547,7 @@ impl Case {
         lease: Duration,
     ) -> Result<Vec<Step>, TransitionError> {
         use CaseStatus as S;
+        action.check_text()?;
         let illegal = || TransitionError::IllegalTransition { state: self.status.as_str(), action: action.name() };
         // A live lease held by someone else stops the action.
         let holder_ok = |c: &Case| match (&c.claimed_by, c.lease_until) {
@@ -920,6 +945,27 @@ mod tests {
 
     fn reason(s: &str) -> String {
         s.to_owned()
+    }
+
+    #[test]
+    fn free_text_follows_the_report_rules() {
+        let now = Utc::now();
+        let d = actor("d1");
+        let mut c = case();
+        let before = c.clone();
+        let text = |r: Result<Vec<Step>, TransitionError>| match r {
+            Err(TransitionError::Text(e)) => (e.code, e.field),
+            other => panic!("{other:?}"),
+        };
+        let nul = CaseAction::Reject { reason: "不予受理\u{0}".into() };
+        assert_eq!(text(c.apply(&nul, &d, now, LEASE)), ("invalid_characters", "reason".to_owned()));
+        let long = CaseAction::Transfer { channel: Some(Channel::LegalAid), centre: None, reason: "理".repeat(2001) };
+        assert_eq!(text(c.apply(&long, &d, now, LEASE)), ("too_long", "reason".to_owned()));
+        let note = CaseAction::Resolve { outcome: Outcome::Handled, note: Some("记".repeat(MAX_NOTE_CHARS + 1)) };
+        assert_eq!(text(c.apply(&note, &d, now, LEASE)), ("too_long", "note".to_owned()), "before the state is judged");
+        assert_eq!(c, before, "nothing changed");
+        let lines = CaseAction::Reject { reason: "第一行\n第二行\t完".into() };
+        assert!(c.apply(&lines, &d, now, LEASE).is_ok());
     }
 
     #[test]

@@ -56,10 +56,55 @@ pub enum Cause<'a> {
     Actor(&'a Actor),
 }
 
+/// Why the pipeline (not a person) explains an event: the codes of
+/// `CaseEvent.reason_code`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ReasonCode {
+    /// Opened by the routing rules.
+    Routing,
+    /// A report of the same incident linked to the case.
+    ReportLinked,
+    /// Opened from a report split off another case.
+    Split,
+    /// Resolved on the spot by the reporting grid worker (就地化解).
+    OnTheSpot,
+    /// A supervision notice (督办).
+    Supervision,
+}
+
+impl ReasonCode {
+    pub const ALL: [ReasonCode; 5] = [
+        ReasonCode::Routing,
+        ReasonCode::ReportLinked,
+        ReasonCode::Split,
+        ReasonCode::OnTheSpot,
+        ReasonCode::Supervision,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReasonCode::Routing => "routing",
+            ReasonCode::ReportLinked => "report_linked",
+            ReasonCode::Split => "split",
+            ReasonCode::OnTheSpot => "on_the_spot",
+            ReasonCode::Supervision => "supervision",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        ReasonCode::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+}
+
 /// Details of one transition beyond the case itself.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TransitionDetail {
+    /// A machine-written explanation (no personal data): published.
     pub reason: String,
+    /// What `reason` explains.
+    pub reason_code: Option<ReasonCode>,
+    /// The words a person gave with the action (a reason or a note). They
+    /// can name people: kept, sealed, in the database; the topic carries
+    /// only their length.
+    pub stated: String,
     pub routing_rule: String,
     pub routing_version: u32,
     pub from_centre: String,
@@ -88,6 +133,8 @@ pub fn case_event(
         actor_id,
         actor_role,
         reason: detail.reason.clone(),
+        reason_code: detail.reason_code.map(|c| c.as_str().to_owned()).unwrap_or_default(),
+        stated_chars: u32::try_from(detail.stated.chars().count()).unwrap_or(u32::MAX),
         outcome: case.outcome.map(|o| o.as_str().to_owned()).unwrap_or_default(),
         satisfaction: case.satisfaction.map(|s| s.as_str().to_owned()).unwrap_or_default(),
         centre: case.centre.clone(),
@@ -124,7 +171,12 @@ pub struct CaseEventView {
     pub kind: CaseEventKind,
     pub status: CaseStatus,
     pub actor_id: String,
+    /// The machine-written explanation, if any (never a person's words).
     pub reason: String,
+    pub reason_code: Option<ReasonCode>,
+    /// How long the words the actor gave were (0: none); the words stay
+    /// with mediation.
+    pub stated_chars: u32,
     pub outcome: Option<Outcome>,
     pub satisfaction: Option<Satisfaction>,
     pub centre: String,
@@ -167,6 +219,9 @@ impl TryFrom<&pb::case::CaseEvent> for CaseEventView {
             status: parse("status", &e.status, CaseStatus::parse)?,
             actor_id: e.actor_id.clone(),
             reason: e.reason.clone(),
+            // An unknown code (a newer producer) is no reason to refuse the event.
+            reason_code: ReasonCode::parse(&e.reason_code),
+            stated_chars: e.stated_chars,
             outcome: optional("outcome", &e.outcome, Outcome::parse)?,
             satisfaction: optional("satisfaction", &e.satisfaction, Satisfaction::parse)?,
             centre: e.centre.clone(),

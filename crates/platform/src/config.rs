@@ -184,6 +184,14 @@ pub struct Mediation {
     /// Holiday calendar (JSON, `data/holidays.json` format). Empty: the
     /// calendar shipped in the binary.
     pub holidays_file: String,
+    /// How often an open live stream (`GET /v1/centres/{code}/stream`)
+    /// checks its token again (revocation); it also ends when the token
+    /// expires.
+    pub stream_recheck_ms: u64,
+    /// At most this many missed events are replayed to a stream resumed
+    /// with `Last-Event-ID`; a client that missed more is told to reload
+    /// (`event: reset`).
+    pub stream_replay_max: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -312,6 +320,8 @@ impl Default for Mediation {
             near_due_share: 0.8,
             supervise_interval_ms: 5000,
             holidays_file: String::new(),
+            stream_recheck_ms: 15_000,
+            stream_replay_max: 1000,
         }
     }
 }
@@ -523,6 +533,12 @@ impl Config {
         }
         if self.mediation.supervise_interval_ms < 10 {
             return Err(invalid("mediation.supervise_interval_ms", "must be at least 10"));
+        }
+        if self.mediation.stream_recheck_ms < 10 {
+            return Err(invalid("mediation.stream_recheck_ms", "must be at least 10"));
+        }
+        if !(1..=10_000).contains(&self.mediation.stream_replay_max) {
+            return Err(invalid("mediation.stream_replay_max", "must be between 1 and 10000"));
         }
         if self.kpi.fcr_window_days < 1 {
             return Err(invalid("kpi.fcr_window_days", "must be at least 1"));

@@ -97,6 +97,10 @@ impl Context {
             if matters > 0 {
                 tracing::info!(reports = matters, "petition matters of older reports encrypted");
             }
+            let statements = crate::pii::seal_legacy_statements(&db, &keyring).await?;
+            if statements > 0 {
+                tracing::info!(events = statements, "reasons and notes of older case events encrypted");
+            }
         }
         let issuer = Issuer::load_or_create(
             Path::new(&config.auth.signing_key_file),

@@ -13,22 +13,54 @@ use tokio_util::sync::CancellationToken;
 
 const BUFFER: usize = 1024;
 
-/// Per-process hub of channels.
+/// Per-process hub of channels. A channel exists only while someone
+/// listens: subscribing makes it, the last [`Subscription`] dropped removes
+/// it, and delivering to a channel nobody listens to makes nothing. So the
+/// map holds the codes being watched, not every code ever published to.
 #[derive(Clone, Default)]
 struct Hub {
     channels: Arc<Mutex<HashMap<String, broadcast::Sender<String>>>>,
 }
 
 impl Hub {
-    fn sender(&self, channel: &str) -> Option<broadcast::Sender<String>> {
+    fn subscribe(&self, channel: &str) -> Option<Subscription> {
         let mut map = self.channels.lock().ok()?;
-        Some(map.entry(channel.to_owned()).or_insert_with(|| broadcast::channel(BUFFER).0).clone())
+        let rx = map.entry(channel.to_owned()).or_insert_with(|| broadcast::channel(BUFFER).0).subscribe();
+        Some(Subscription { rx, channel: channel.to_owned(), hub: self.clone() })
     }
 
     fn deliver(&self, channel: &str, payload: String) {
-        if let Some(tx) = self.sender(channel) {
-            // No receivers is fine.
+        let tx = self.channels.lock().ok().and_then(|map| map.get(channel).cloned());
+        if let Some(tx) = tx {
+            // A listener may have just gone: fine.
             let _ = tx.send(payload);
+        }
+    }
+}
+
+/// A listener on one channel; dropping the last one removes the channel.
+pub struct Subscription {
+    rx: broadcast::Receiver<String>,
+    channel: String,
+    hub: Hub,
+}
+
+impl Subscription {
+    /// The next payload; `Lagged` if this listener fell behind the buffer.
+    pub async fn recv(&mut self) -> Result<String, broadcast::error::RecvError> {
+        self.rx.recv().await
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        // Subscribing happens under the same lock, so nobody can join
+        // between the count and the removal.
+        if let Ok(mut map) = self.hub.channels.lock() {
+            // This listener's receiver is still alive here: it is the last if it is the only one.
+            if map.get(&self.channel).is_some_and(|tx| tx.receiver_count() <= 1) {
+                map.remove(&self.channel);
+            }
         }
     }
 }
@@ -80,8 +112,14 @@ impl Fanout {
         Fanout::local()
     }
 
-    pub fn subscribe(&self, channel: &str) -> Option<broadcast::Receiver<String>> {
-        self.hub.sender(channel).map(|tx| tx.subscribe())
+    /// How many channels this process holds: those someone listens to.
+    pub fn channel_count(&self) -> usize {
+        self.hub.channels.lock().map(|m| m.len()).unwrap_or(0)
+    }
+
+    /// Listens on `channel` until the subscription is dropped.
+    pub fn subscribe(&self, channel: &str) -> Option<Subscription> {
+        self.hub.subscribe(channel)
     }
 
     /// Publishes `payload` on `channel` to every replica (this one included).
@@ -155,5 +193,33 @@ async fn listen(client: redis::Client, prefix: String, hub: Hub, shutdown: Cance
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(std::time::Duration::from_secs(2)) => {}
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_channel_lives_as_long_as_its_listeners() {
+        let f = Fanout::local();
+        f.publish("queue:371002", "nobody listens".into()).await;
+        assert_eq!(f.channel_count(), 0, "publishing to a code nobody listens to keeps nothing");
+        let mut a = f.subscribe("queue:371002").unwrap();
+        let b = f.subscribe("queue:371002").unwrap();
+        let c = f.subscribe("queue:371002001").unwrap();
+        assert_eq!(f.channel_count(), 2);
+        f.publish("queue:371002", "x".into()).await;
+        assert_eq!(a.recv().await.unwrap(), "x");
+        drop(b);
+        assert_eq!(f.channel_count(), 2, "one listener left");
+        drop(a);
+        assert_eq!(f.channel_count(), 1, "the last listener took its channel with it");
+        drop(c);
+        assert_eq!(f.channel_count(), 0);
+        let mut again = f.subscribe("queue:371002").unwrap();
+        f.publish("queue:371002", "y".into()).await;
+        assert_eq!(again.recv().await.unwrap(), "y", "a channel made again works");
     }
 }

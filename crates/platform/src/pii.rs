@@ -235,8 +235,9 @@ pub async fn seal_legacy_matters(db: &sea_orm::DatabaseConnection, ring: &Keyrin
     seal_legacy(db, ring, report::Column::Matter, |_| None).await
 }
 
-/// Re-wraps the data key of every sealed value of `reports` (parties and
-/// matter) that is not under the keyring's current key; the ciphertext is
+/// Re-wraps the data key of every sealed value (reports' parties, matter
+/// and on-the-spot note; case events' statements) that is not under the
+/// keyring's current key; the ciphertext is
 /// untouched. Calls `progress` with the count so far after each page.
 pub async fn rewrap_all(
     db: &sea_orm::DatabaseConnection,
@@ -248,7 +249,7 @@ pub async fn rewrap_all(
     use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
     let current = format!("{PREFIX}:{}:%", ring.current());
     let mut moved = 0usize;
-    for column in [report::Column::Parties, report::Column::Matter] {
+    for column in [report::Column::Parties, report::Column::Matter, report::Column::OnSpotNote] {
         let mut after = String::new();
         loop {
             let rows: Vec<(String, Option<String>)> = report::Entity::find()
@@ -276,7 +277,72 @@ pub async fn rewrap_all(
             progress(moved);
         }
     }
+    // The words given with case actions, sealed per event.
+    use gridwork_storage::entity::case_event;
+    let mut after = 0i64;
+    loop {
+        let rows: Vec<(i64, Option<String>)> = case_event::Entity::find()
+            .select_only()
+            .column(case_event::Column::Id)
+            .column(case_event::Column::Statement)
+            .filter(case_event::Column::Id.gt(after))
+            .filter(case_event::Column::Statement.like(format!("{PREFIX}:%")))
+            .filter(case_event::Column::Statement.not_like(current.as_str()))
+            .order_by_asc(case_event::Column::Id)
+            .limit(1000)
+            .into_tuple()
+            .all(db)
+            .await?;
+        let Some((last, _)) = rows.last() else { break };
+        after = *last;
+        for (id, sealed) in rows {
+            case_event::Entity::update_many()
+                .col_expr(case_event::Column::Statement, Expr::value(ring.rewrap(&sealed.unwrap_or_default())?))
+                .filter(case_event::Column::Id.eq(id))
+                .exec(db)
+                .await?;
+            moved += 1;
+        }
+        progress(moved);
+    }
     Ok(moved)
+}
+
+/// Seals the words people gave with case actions stored in plaintext in
+/// `case_events.reason` before they were sealed (ADR 0028): every reason
+/// of an event a person caused moves, sealed, to `statement`. Returns how
+/// many.
+pub async fn seal_legacy_statements(db: &sea_orm::DatabaseConnection, ring: &Keyring) -> anyhow::Result<usize> {
+    use gridwork_storage::entity::case_event;
+    use sea_orm::sea_query::Expr;
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
+    let mut sealed = 0;
+    loop {
+        let rows: Vec<(i64, String, String)> = case_event::Entity::find()
+            .select_only()
+            .column(case_event::Column::Id)
+            .column(case_event::Column::EventId)
+            .column(case_event::Column::Reason)
+            .filter(case_event::Column::ActorRole.ne("system"))
+            .filter(case_event::Column::Statement.is_null())
+            .filter(case_event::Column::Reason.ne(""))
+            .limit(500)
+            .into_tuple()
+            .all(db)
+            .await?;
+        if rows.is_empty() {
+            return Ok(sealed);
+        }
+        for (id, event_id, words) in rows {
+            case_event::Entity::update_many()
+                .col_expr(case_event::Column::Statement, Expr::value(ring.seal(&event_id, words.as_bytes())?))
+                .col_expr(case_event::Column::Reason, Expr::value(""))
+                .filter(case_event::Column::Id.eq(id))
+                .exec(db)
+                .await?;
+            sealed += 1;
+        }
+    }
 }
 
 /// Seals every plaintext value of a `reports` column, bound to its report,

@@ -185,6 +185,10 @@ pub mod report {
         /// (uploaded before or after the report).
         #[sea_orm(column_type = "Text", nullable)]
         pub media: Option<String>,
+        /// The grid worker's on-the-spot note (就地化解), sealed like the
+        /// matter (it can name people); never on topics.
+        #[sea_orm(column_type = "Text", nullable)]
+        pub on_spot_note: Option<String>,
     }
     no_relations!();
 
@@ -292,6 +296,9 @@ pub mod case_event {
         /// The case's queue after the event (live-stream resume reads these).
         pub centre: String,
         pub channel: String,
+        /// The words the actor gave (a reason or a note), sealed with the
+        /// keyring for this event's `event_id`; never published.
+        pub statement: Option<String>,
     }
     no_relations!();
 }

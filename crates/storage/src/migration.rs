@@ -20,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000010_api_keys::Migration),
             Box::new(m20261122_000011_tasks::Migration),
             Box::new(m20261122_000012_media_access_users::Migration),
+            Box::new(m20261206_000001_sealed_statements::Migration),
         ]
     }
 }
@@ -981,6 +982,40 @@ mod m20261122_000012_media_access_users {
             m.drop_index(Index::drop().name("ix_refresh_access_jti").table(a("refresh_tokens")).to_owned()).await?;
             m.drop_index(Index::drop().name("ix_refresh_user").table(a("refresh_tokens")).to_owned()).await?;
             m.alter_table(Table::alter().table(a("users")).drop_column(a("deactivated_at")).to_owned()).await
+        }
+    }
+}
+
+/// People's words given with case actions and on-the-spot resolutions can
+/// name people: kept sealed (like parties and matters) beside the event or
+/// report, and never published (ADR 0028).
+mod m20261206_000001_sealed_statements {
+    use super::*;
+
+    pub struct Migration;
+
+    impl MigrationName for Migration {
+        fn name(&self) -> &str {
+            "m20261206_000001_sealed_statements"
+        }
+    }
+
+    fn sealed(name: &str) -> ColumnDef {
+        let mut c = ColumnDef::new(a(name));
+        c.text().null();
+        c
+    }
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for Migration {
+        async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+            m.alter_table(Table::alter().table(a("case_events")).add_column(sealed("statement")).to_owned()).await?;
+            m.alter_table(Table::alter().table(a("reports")).add_column(sealed("on_spot_note")).to_owned()).await
+        }
+
+        async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+            m.alter_table(Table::alter().table(a("case_events")).drop_column(a("statement")).to_owned()).await?;
+            m.alter_table(Table::alter().table(a("reports")).drop_column(a("on_spot_note")).to_owned()).await
         }
     }
 }

@@ -219,7 +219,13 @@ impl Handler for Assigner {
                 petitioner_key: r.petitioner_key.clone(),
                 matter_key: r.matter_key.clone(),
                 on_spot_outcome: r.on_spot_outcome.clone(),
-                on_spot_note: r.on_spot_note.clone(),
+                // Never the note's text (an older intake sent it): only its length.
+                on_spot_note: String::new(),
+                on_spot_note_chars: if r.on_spot_note_chars > 0 {
+                    r.on_spot_note_chars
+                } else {
+                    u32::try_from(r.on_spot_note.chars().count()).unwrap_or(u32::MAX)
+                },
             }),
         );
         let txn = self.db.begin().await.map_err(retryable)?;

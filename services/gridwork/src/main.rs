@@ -627,7 +627,7 @@ async fn pii_command(cli: &Cli, command: &PiiCommand) -> anyhow::Result<()> {
                 eprintln!("pii: {n} values re-wrapped so far");
             })
             .await?;
-            println!("pii: {moved} values (parties and matters) re-wrapped to key {}", ring.current());
+            println!("pii: {moved} values (parties, matters, notes and reasons) re-wrapped to key {}", ring.current());
         }
     }
     Ok(())

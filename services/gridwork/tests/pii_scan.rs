@@ -22,6 +22,16 @@ const PHONE: &str = "13912345678";
 const ID_NUMBER: &str = "37100219900101567X";
 /// The matter names nobody; it is sealed at rest all the same.
 const MATTER: &str = "村集体土地征收补偿款分配不公";
+/// Free text of the case workers and the grid worker (a resolve note, a
+/// review request's grounds, an on-the-spot note): it can name people, so it
+/// is kept sealed in the database and never travels on a topic.
+const WORDS: [&str; 3] =
+    ["已向信访人书面答复并约定周三回访", "信访人对答复意见不服要求复查", "双方在网格员见证下当场签字和解"];
+
+fn words_in(haystack: &[u8]) -> Vec<&'static str> {
+    let text = String::from_utf8_lossy(haystack);
+    WORDS.into_iter().filter(|w| text.contains(w)).collect()
+}
 
 fn needles() -> [&'static str; 4] {
     // The phone and ID number also as they would look re-formatted.
@@ -146,16 +156,32 @@ async fn a_petitioners_identity_appears_only_where_the_role_permits() {
     for (action, b) in [
         ("claim", json!({})),
         ("start", json!({})),
-        ("resolve", json!({"outcome": "handled", "note": "已向信访人书面答复"})),
+        ("resolve", json!({"outcome": "handled", "note": WORDS[0]})),
         ("close", json!({})),
         ("callback", json!({"satisfaction": "unanswered"})),
         ("callback", json!({"satisfaction": "basically_satisfied"})),
-        ("request_review", json!({"reason": "信访人对答复意见不服"})),
+        ("request_review", json!({"reason": WORDS[1]})),
     ] {
         let (s, text) = seen.call(&app, "mediator", "POST", &m, &format!("{case}/{action}"), Some(&b)).await;
         assert_eq!(s, 200, "{action}: {text}");
     }
-    seen.call(&app, "mediator", "GET", &m, &case, None).await;
+    let (_, text) = seen.call(&app, "mediator", "GET", &m, &case, None).await;
+    assert_eq!(words_in(text.as_bytes()), WORDS[..2], "the case's workers read the notes in its timeline: {text}");
+
+    // A matter the grid worker settled on the spot, with a note.
+    let spot_id = Uuid::new_v4().to_string();
+    let mut spot = report(&spot_id, lat, lon, "dispute.neighbourhood");
+    spot["parties"] = json!([]);
+    spot["resolved_on_spot"] = json!({"outcome": "mediated_agreement", "note": WORDS[2]});
+    let (s, text) = seen.call(&app, "worker", "POST", &worker, "/v1/reports", Some(&spot)).await;
+    assert_eq!(s, 201, "{text}");
+    let spot_case = eventually("the on-the-spot case closed", || async {
+        let (_, v) = app.get(&worker, &format!("/v1/reports/{spot_id}")).await;
+        (v["status"] == "closed").then(|| v["case_id"].as_str().map(str::to_owned)).flatten()
+    })
+    .await;
+    let (_, spot_detail) =
+        seen.call(&app, "dispatcher", "GET", &dispatcher, &format!("/v1/cases/{spot_case}"), None).await;
 
     // Refused reads of the identity answer without it.
     for (who, token) in [("worker", &worker), ("analyst", &analyst)] {
@@ -221,9 +247,16 @@ async fn a_petitioners_identity_appears_only_where_the_role_permits() {
             let hits = found_in(&payload);
             assert!(hits.is_empty(), "{hits:?} in a message on {topic}");
             assert!(!String::from_utf8_lossy(&payload).contains(MATTER), "the matter on {topic}");
+            let words = words_in(&payload);
+            assert!(words.is_empty(), "free text {words:?} in plain on {topic}");
         }
     }
     assert!(messages >= 10, "the scan read the petition's messages ({messages})");
+    assert_eq!(
+        words_in(spot_detail.as_bytes()),
+        WORDS[2..],
+        "the on-the-spot note is kept with the case: {spot_detail}"
+    );
     app.shutdown().await;
 
     // 3. Every file of the data directory: the database at rest (with its
@@ -243,6 +276,8 @@ async fn a_petitioners_identity_appears_only_where_the_role_permits() {
             let hits = found_in(&bytes);
             assert!(hits.is_empty(), "{hits:?} at rest in {}", path.display());
             assert!(!String::from_utf8_lossy(&bytes).contains(MATTER), "the matter at rest in {}", path.display());
+            let words = words_in(&bytes);
+            assert!(words.is_empty(), "free text {words:?} in plain at rest in {}", path.display());
         }
         break;
     }

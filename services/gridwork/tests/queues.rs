@@ -512,6 +512,16 @@ async fn live_stream_resumes_from_the_last_event_id() {
     let r = app.http.get(&url).bearer_auth(&d).header("Last-Event-ID", "yesterday").send().await.unwrap();
     assert_eq!(r.status(), 400);
     drop(s2);
+    // A fresh stream starts with the open emergencies, each with its latest event.
+    let mut s3 = app.http.get(&url).bearer_auth(&d).send().await.unwrap();
+    let got = read_events(&mut s3, |e| !e.is_empty()).await;
+    let (_, ev, first) = &got[0];
+    assert_eq!(
+        (ev.as_str(), first["kind"].as_str(), first["case"]["id"].as_str()),
+        ("emergency", Some("created"), em_case["id"].as_str()),
+        "{got:?}"
+    );
+    drop(s3);
     app.shutdown().await;
 }
 
@@ -703,4 +713,289 @@ async fn listing(app: &TestApp) {
     );
     let (_, v) = app.get(&judicial, "/v1/cases").await;
     assert_eq!(count(&v), 2, "{v}");
+}
+
+/// Reads `resp` to its end: what it sent, or `None` if it is still open
+/// after `within`.
+async fn read_to_end(resp: &mut reqwest::Response, within: Duration) -> Option<String> {
+    let deadline = tokio::time::Instant::now() + within;
+    let mut text = String::new();
+    loop {
+        match tokio::time::timeout_at(deadline, resp.chunk()).await {
+            Err(_) => return None,
+            Ok(Ok(Some(c))) => text.push_str(&String::from_utf8_lossy(&c)),
+            Ok(Ok(None)) | Ok(Err(_)) => return Some(text),
+        }
+    }
+}
+
+/// An open live stream checks its token again every
+/// `mediation.stream_recheck_ms`: revoked, it ends within that period; an
+/// expiring token's stream ends when the token does. A valid one stays.
+#[actix_web::test]
+async fn live_stream_ends_when_its_token_is_revoked_or_expires() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = common::config(dir.path());
+    cfg.mediation.stream_recheck_ms = 200;
+    cfg.auth.leeway_secs = 0;
+    let app = common::spawn_with(cfg).await;
+    let url = format!("{}/v1/centres/{}/stream", app.base, app.demo.demo_centre);
+    let actor =
+        |id: &str| Actor { id: id.into(), role: Role::Dispatcher, scope: app.demo.demo_centre.clone(), channel: None };
+
+    // Revoked while the stream is open.
+    let (revoked, _) = app.ctx.issuer.issue(&actor("d-revoked")).unwrap();
+    let (valid, _) = app.ctx.issuer.issue(&actor("d-valid")).unwrap();
+    let mut s = app.http.get(&url).bearer_auth(&revoked).send().await.unwrap();
+    assert_eq!(s.status(), 200);
+    let mut kept = app.http.get(&url).bearer_auth(&valid).send().await.unwrap();
+    assert_eq!(kept.status(), 200);
+    assert!(s.chunk().await.unwrap().is_some(), "the stream says hello");
+    let (st, v) = app.post(&revoked, "/v1/auth/revoke", &json!({})).await;
+    assert_eq!(st, 200, "{v}");
+    let ended = read_to_end(&mut s, Duration::from_secs(3))
+        .await
+        .expect("the stream of a revoked token ends within the re-check period (200 ms; waited 3 s)");
+    assert!(ended.contains("event: token_revoked"), "the stream says why it ends: {ended:?}");
+    assert_eq!(app.http.get(&url).bearer_auth(&revoked).send().await.unwrap().status(), 401);
+
+    // A token that expires while the stream is open.
+    let (short, _) = app.ctx.issuer.issue_with(&actor("d-short"), 2).unwrap();
+    let opened = std::time::Instant::now();
+    let mut s = app.http.get(&url).bearer_auth(&short).send().await.unwrap();
+    assert_eq!(s.status(), 200);
+    let ended = read_to_end(&mut s, Duration::from_secs(6))
+        .await
+        .expect("the stream of an expired token ends once it expires (2 s; waited 6 s)");
+    assert!(ended.contains("event: token_expired"), "the stream says why it ends: {ended:?}");
+    assert!(opened.elapsed() >= Duration::from_millis(900), "not before the token expired: {:?}", opened.elapsed());
+
+    // The valid token's stream is still open, many re-checks later.
+    assert!(read_to_end(&mut kept, Duration::from_millis(500)).await.is_none(), "a valid token's stream stays open");
+    drop(kept);
+    app.shutdown().await;
+}
+
+/// Fan-out channels exist only while someone listens: changes published
+/// for codes nobody listens to leave nothing behind, and a stream's
+/// channel goes with its last listener.
+#[actix_web::test]
+async fn live_fan_out_keeps_no_channel_nobody_listens_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn(dir.path()).await;
+    let (lat, lon) = app.demo.demo_point;
+    let c = open_case(&app, &report(&Uuid::new_v4().to_string(), lat, lon, "dispute.neighbourhood")).await;
+    let id = c["id"].as_str().unwrap().to_owned();
+    assert_eq!(act(&app, &app.dispatcher(), &id, "claim", json!({})).await.0, 200);
+    assert_eq!(
+        app.ctx.fanout.channel_count(),
+        0,
+        "changes were published to the centre, county, city and province; nobody listens, so no channel is kept"
+    );
+    let url = format!("{}/v1/centres/{}/stream", app.base, app.demo.demo_centre);
+    let mut s = app.http.get(&url).bearer_auth(app.dispatcher()).send().await.unwrap();
+    assert_eq!(s.status(), 200);
+    assert!(s.chunk().await.unwrap().is_some(), "the stream says hello");
+    assert_eq!(app.ctx.fanout.channel_count(), 1, "the listened-to channel exists");
+    drop(s);
+    eventually("the channel dropped with its last listener", || async {
+        (app.ctx.fanout.channel_count() == 0).then_some(())
+    })
+    .await;
+    app.shutdown().await;
+}
+
+/// A resumed stream replays at most `mediation.stream_replay_max` missed
+/// events; a client that missed more is told to reload (`event: reset`,
+/// whose id is the newest event, so the next resume starts there).
+#[actix_web::test]
+async fn live_stream_replay_is_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = common::config(dir.path());
+    cfg.mediation.stream_replay_max = 3;
+    let app = common::spawn_with(cfg).await;
+    let d = app.dispatcher();
+    let (lat, lon) = app.demo.demo_point;
+    let c = open_case(&app, &report(&Uuid::new_v4().to_string(), lat, lon, "dispute.neighbourhood")).await;
+    let id = c["id"].as_str().unwrap().to_owned();
+    assert_eq!(act(&app, &d, &id, "claim", json!({})).await.0, 200);
+    assert_eq!(act(&app, &d, &id, "start", json!({})).await.0, 200);
+    let (_, detail) = app.get(&d, &format!("/v1/cases/{id}")).await;
+    let seqs: Vec<i64> = detail["timeline"].as_array().unwrap().iter().map(|e| e["seq"].as_i64().unwrap()).collect();
+    assert_eq!(seqs.len(), 4, "created, accepted, claimed, started: {detail}");
+    let url = format!("{}/v1/centres/{}/stream", app.base, app.demo.demo_centre);
+
+    // Three missed: all three, in order.
+    let mut s = app.http.get(&url).bearer_auth(&d).header("Last-Event-ID", seqs[0].to_string()).send().await.unwrap();
+    let got = read_events(&mut s, |e| e.len() >= 3).await;
+    let kinds: Vec<&str> = got.iter().map(|(_, _, v)| v["kind"].as_str().unwrap_or("")).collect();
+    assert_eq!(kinds, ["accepted", "claimed", "started"]);
+    drop(s);
+
+    // Four missed, more than three: reload.
+    let mut s = app.http.get(&url).bearer_auth(&d).header("Last-Event-ID", "0").send().await.unwrap();
+    let got = read_events(&mut s, |e| !e.is_empty()).await;
+    let (first_id, first_event, first) = &got[0];
+    assert_eq!(
+        (first_event.as_str(), first_id.as_str()),
+        ("reset", seqs[3].to_string().as_str()),
+        "more missed than stream_replay_max (3): told to reload, not replayed: {first}"
+    );
+    assert_eq!(first["missed_more_than"], 3, "{first}");
+    // Live again after the reset.
+    assert_eq!(act(&app, &d, &id, "release", json!({})).await.0, 200);
+    let more = read_events(&mut s, |e| !e.is_empty()).await;
+    assert_eq!(more[0].2["kind"], "released", "{more:?}");
+    drop(s);
+    app.shutdown().await;
+}
+
+/// A case action judges the caller's scope and lead channel on the row it
+/// read under the lock: a transfer that commits between the action's first
+/// look and its lock leaves the old centre (or channel) out — 404.
+#[actix_web::test]
+async fn an_action_rechecks_scope_under_the_row_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn(dir.path()).await;
+    scope_under_lock(&app).await;
+    app.shutdown().await;
+}
+
+#[actix_web::test]
+async fn an_action_rechecks_scope_under_the_row_lock_on_postgres_and_redis() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cfg, pg) = common::on_postgres_and_redis(dir.path()).await;
+    let app = common::spawn_with(cfg).await;
+    scope_under_lock(&app).await;
+    app.shutdown().await;
+    drop(pg);
+}
+
+/// Moves case `id` the way a transfer on another replica does, inside a
+/// transaction that holds the case's row lock while `during` runs; commits
+/// after it.
+async fn moved_while_locked<F: std::future::Future<Output = (u16, Value)> + Send + 'static>(
+    app: &TestApp,
+    id: &str,
+    set: &str,
+    during: F,
+) -> (u16, Value) {
+    use sea_orm::{ConnectionTrait, Statement, TransactionTrait};
+    let txn = app.ctx.db.begin().await.unwrap();
+    gridwork_mediation::repo::lock_case(&txn, id).await.unwrap();
+    let backend = txn.get_database_backend();
+    let sql = match backend {
+        sea_orm::DbBackend::Postgres => format!(
+            "UPDATE cases SET {set}, status = 'created', claimed_by = NULL, lease_until = NULL, \
+             version = version + 1 WHERE id = $1"
+        ),
+        _ => format!(
+            "UPDATE cases SET {set}, status = 'created', claimed_by = NULL, lease_until = NULL, \
+             version = version + 1 WHERE id = ?"
+        ),
+    };
+    txn.execute(Statement::from_sql_and_values(backend, sql, [id.into()])).await.unwrap();
+    // The action looks at the case (still where it was: the move is not
+    // committed), then waits for the lock.
+    let action = tokio::spawn(during);
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(!action.is_finished(), "the action waits for the row lock");
+    txn.commit().await.unwrap();
+    action.await.unwrap()
+}
+
+async fn scope_under_lock(app: &TestApp) {
+    let d = app.dispatcher();
+    let (lat, lon) = app.demo.demo_point;
+    let county = app.demo.demo_centre[..6].to_owned();
+    // Three categories: reports of one category at one spot would be linked to one case.
+
+    // Transferred, then acted on by the old centre: out of view.
+    let c = open_case(app, &report(&Uuid::new_v4().to_string(), lat, lon, "dispute.neighbourhood")).await;
+    let id = c["id"].as_str().unwrap().to_owned();
+    let (s, v) = act(app, &d, &id, "transfer", json!({"centre": county, "reason": "跨街道纠纷"})).await;
+    assert_eq!((s, v["centre"].as_str()), (200, Some(county.as_str())), "{v}");
+    let (s, e) = act(app, &d, &id, "accept", json!({})).await;
+    assert_eq!(s, 404, "the old centre no longer acts: {e}");
+
+    // Transferred to the county centre while the old centre's action waits
+    // for the lock.
+    let c = open_case(app, &report(&Uuid::new_v4().to_string(), lat, lon, "dispute.consumer")).await;
+    let id = c["id"].as_str().unwrap().to_owned();
+    let http = app.http.clone();
+    let url = format!("{}/v1/cases/{id}/accept", app.base);
+    let token = d.clone();
+    let during = async move {
+        let r = http.post(url).bearer_auth(token).json(&json!({})).send().await.unwrap();
+        (r.status().as_u16(), r.json::<Value>().await.unwrap_or(Value::Null))
+    };
+    let (s, e) = moved_while_locked(app, &id, &format!("centre = '{county}'"), during).await;
+    assert_eq!(s, 404, "a case moved to another centre under the action's feet is out of the old centre's view: {e}");
+    let cd = app.token("county-d", Role::Dispatcher, &county);
+    let (_, now) = app.get(&cd, &format!("/v1/cases/{id}")).await;
+    assert_eq!((now["status"].as_str(), now["centre"].as_str()), (Some("created"), Some(county.as_str())), "{now}");
+
+    // Moved to another channel while the lead channel's mediator waits.
+    let c = open_case(app, &report(&Uuid::new_v4().to_string(), lat, lon, "dispute.property_management")).await;
+    let id = c["id"].as_str().unwrap().to_owned();
+    assert_eq!(c["channel"], "people_mediation");
+    let people = mediator(app, "m-people", "people_mediation");
+    let http = app.http.clone();
+    let url = format!("{}/v1/cases/{id}/claim", app.base);
+    let during = async move {
+        let r = http.post(url).bearer_auth(people).json(&json!({})).send().await.unwrap();
+        (r.status().as_u16(), r.json::<Value>().await.unwrap_or(Value::Null))
+    };
+    let (s, e) = moved_while_locked(app, &id, "channel = 'legal_aid'", during).await;
+    assert_eq!(s, 404, "a case moved to another channel is out of the old channel's view: {e}");
+    let (_, now) = app.get(&d, &format!("/v1/cases/{id}")).await;
+    assert_eq!((now["status"].as_str(), &now["claimed_by"]), (Some("created"), &Value::Null), "{now}");
+}
+
+/// Every free-text field of every action passes the same checks as a
+/// report's text: no control characters (PostgreSQL cannot store a NUL),
+/// bounded length.
+#[actix_web::test]
+async fn action_text_is_checked_like_report_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn(dir.path()).await;
+    action_text(&app).await;
+    app.shutdown().await;
+}
+
+#[actix_web::test]
+async fn action_text_is_checked_like_report_text_on_postgres_and_redis() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cfg, pg) = common::on_postgres_and_redis(dir.path()).await;
+    let app = common::spawn_with(cfg).await;
+    action_text(&app).await;
+    app.shutdown().await;
+    drop(pg);
+}
+
+async fn action_text(app: &TestApp) {
+    let d = app.dispatcher();
+    let (lat, lon) = app.demo.demo_point;
+    let c = open_case(app, &report(&Uuid::new_v4().to_string(), lat, lon, "dispute.neighbourhood")).await;
+    let id = c["id"].as_str().unwrap().to_owned();
+    let code = |e: &Value| (e["code"].as_str().map(str::to_owned), e["field"].as_str().map(str::to_owned));
+    let bad = |c: &str, f: &str| (Some(c.to_owned()), Some(f.to_owned()));
+
+    let (s, e) = act(app, &d, &id, "reject", json!({"reason": "不予受理\u{0}"})).await;
+    assert_eq!((s, code(&e)), (400, bad("invalid_characters", "reason")), "a NUL in a reject's reason: {e}");
+    assert!(e["message_zh"].as_str().is_some_and(|m| !m.is_empty()), "{e}");
+    let (s, e) = act(app, &d, &id, "transfer", json!({"channel": "legal_aid", "reason": "转\u{7}办"})).await;
+    assert_eq!((s, code(&e)), (400, bad("invalid_characters", "reason")), "{e}");
+    let (s, e) = act(app, &d, &id, "transfer", json!({"channel": "legal_aid", "reason": "理".repeat(2001)})).await;
+    assert_eq!((s, code(&e)), (400, bad("too_long", "reason")), "{e}");
+    assert_eq!(act(app, &d, &id, "claim", json!({})).await.0, 200);
+    let (s, e) = act(app, &d, &id, "suspend", json!({"reason": "\u{0}"})).await;
+    assert_eq!((s, code(&e)), (400, bad("invalid_characters", "reason")), "{e}");
+    let (s, e) = act(app, &d, &id, "resolve", json!({"outcome": "handled", "note": "记".repeat(2001)})).await;
+    assert_eq!((s, code(&e)), (400, bad("too_long", "note")), "an overlong note: {e}");
+    let (s, e) = act(app, &d, &id, "resolve", json!({"outcome": "handled", "note": "a\u{0}b"})).await;
+    assert_eq!((s, code(&e)), (400, bad("invalid_characters", "note")), "{e}");
+    // Nothing of it was recorded; tabs and line breaks are fine.
+    let (s, v) = act(app, &d, &id, "resolve", json!({"outcome": "handled", "note": "第一行\n第二行\t完"})).await;
+    assert_eq!((s, v["status"].as_str(), v["version"].as_i64()), (200, Some("resolved"), Some(4)), "{v}");
 }

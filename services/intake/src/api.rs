@@ -375,6 +375,14 @@ pub async fn submit_one(state: &State, actor: &Actor, body: ReportIn) -> Result<
         Some(m) => Some(state.keyring.seal(&id, m.as_bytes()).map_err(|e| IntakeError::Internal(e.to_string()))?),
         None => None,
     };
+    // So can the grid worker's on-the-spot note: sealed here, and only its
+    // length goes on the topic (mediation reads it from the report).
+    let on_spot_note = report.on_spot.as_ref().and_then(|o| o.note.as_deref()).filter(|n| !n.is_empty());
+    let on_spot_note_chars = on_spot_note.map_or(0, |n| u32::try_from(n.chars().count()).unwrap_or(u32::MAX));
+    let on_spot_note = match on_spot_note {
+        Some(n) => Some(state.keyring.seal(&id, n.as_bytes()).map_err(|e| IntakeError::Internal(e.to_string()))?),
+        None => None,
+    };
     let row = report::ActiveModel {
         id: Set(id.clone()),
         reporter: Set(report.reporter.clone()),
@@ -400,6 +408,7 @@ pub async fn submit_one(state: &State, actor: &Actor, body: ReportIn) -> Result<
         party_count: Set(report.parties.len() as i32),
         device_time: Set(device_time),
         media: Set((!report.media.is_empty()).then(|| serde_json::json!(report.media).to_string())),
+        on_spot_note: Set(on_spot_note),
     };
     let first_entry = report_event::ActiveModel {
         report_id: Set(id.clone()),
@@ -428,7 +437,8 @@ pub async fn submit_one(state: &State, actor: &Actor, body: ReportIn) -> Result<
             matter_key: matter_key.unwrap_or_default(),
             received_by: report.received_by.clone().unwrap_or_default(),
             on_spot_outcome: report.on_spot.as_ref().map(|o| o.outcome.clone()).unwrap_or_default(),
-            on_spot_note: report.on_spot.as_ref().and_then(|o| o.note.clone()).unwrap_or_default(),
+            on_spot_note: String::new(),
+            on_spot_note_chars,
         }),
     );
     let prepared = Prepared {

@@ -70,11 +70,16 @@ impl Handler for StatusFollower {
             }
             Payload::CaseLifecycle(c) => {
                 let v = CaseEventView::try_from(c).map_err(|e| HandlerError::Poison(e.to_string()))?;
-                let note = format!(
-                    "case {}: {}",
-                    v.kind.as_str(),
-                    if v.reason.is_empty() { v.channel.name_zh() } else { &v.reason }
-                );
+                // The grid worker sees the pipeline's own explanations; the
+                // words a case worker gave never travel (they can name
+                // people), only that there were some. A reason without a
+                // code (an older producer) may be such words: not shown.
+                let why = match (v.reason_code, v.stated_chars) {
+                    (Some(_), _) if !v.reason.is_empty() => v.reason.clone(),
+                    (_, n) if n > 0 => "a reason is on record at the centre (理由已由综治中心记录)".to_owned(),
+                    _ => v.channel.name_zh().to_owned(),
+                };
+                let note = format!("case {}: {why}", v.kind.as_str());
                 let case_id = v.case_id.to_string();
                 // Reports linked to the case as the same incident follow it.
                 let status = report_status(v.status).as_str().to_owned();

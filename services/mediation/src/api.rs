@@ -18,7 +18,7 @@ use gridwork_domain::calendar::{ClockError, Span};
 use gridwork_domain::{
     codes, Case, CaseAction, CaseEventKind, CaseStatus, Channel, NewCase, Outcome, Satisfaction, Step, TransitionError,
 };
-use gridwork_events::convert::{Cause, TransitionDetail};
+use gridwork_events::convert::{Cause, ReasonCode, TransitionDetail};
 use gridwork_platform::auth::Caller;
 use gridwork_platform::ApiError;
 use gridwork_storage::entity::{
@@ -84,6 +84,7 @@ impl MediationError {
                     e.to_string(),
                     "该操作的参数不适用于此案件",
                 ),
+                TransitionError::Text(v) => v.clone().into(),
             },
             MediationError::Clock(e) => {
                 ApiError::bad_request("invalid_extension", e.to_string(), "延期时长无效").with_field("extension")
@@ -141,6 +142,20 @@ fn channels_of(m: &case::Model) -> impl Iterator<Item = &str> {
 /// Whether `actor` may see the case (the domain's one rule).
 pub(crate) fn may_see(actor: &Actor, m: &case::Model) -> bool {
     actor.may_see_case(&m.centre, channels_of(m))
+}
+
+/// Whether `actor` may act on the case as stored in `m`: they see it
+/// (else 404, as if it did not exist) and, a mediator, their channel leads
+/// it. Judged on the row read under the case's lock, so a transfer that
+/// commits in between cannot leave the old centre or channel acting.
+pub(crate) fn may_act(actor: &Actor, m: &case::Model) -> Result<(), MediationError> {
+    if !may_see(actor, m) {
+        return Err(MediationError::NotFound("case"));
+    }
+    if actor.role == Role::Mediator && actor.channel.as_deref() != Some(m.channel.as_str()) {
+        return Err(MediationError::Forbidden("an assisting channel sees the case; only its lead channel acts on it"));
+    }
+    Ok(())
 }
 
 #[derive(Debug, Serialize)]
@@ -564,7 +579,8 @@ pub async fn detail(
         .map(|e| {
             serde_json::json!({
                 "seq": e.id, "event_id": e.event_id, "kind": e.kind, "status": e.status, "actor": e.actor_id,
-                "actor_role": e.actor_role, "reason": e.reason, "at": e.at, "version": e.version,
+                "actor_role": e.actor_role, "reason": repo::timeline_reason(&state.keyring, &e), "at": e.at,
+                "version": e.version,
                 "centre": e.centre, "channel": e.channel,
             })
         })
@@ -738,11 +754,10 @@ pub async fn act(
             "未知的操作",
         )));
     }
-    // Scope check before taking any lock.
+    // A first look, to turn strangers away before any lock or lease; the
+    // judgement that counts is made again under the row lock.
     let seen = load_visible(&state, &actor, &id).await?;
-    if actor.role == Role::Mediator && actor.channel.as_deref() != Some(seen.channel.as_str()) {
-        return Err(MediationError::Forbidden("an assisting channel sees the case; only its lead channel acts on it"));
-    }
+    may_act(&actor, &seen)?;
     if action_name == "split" {
         let (m, now) = split(&state, &actor, &id, &input).await?;
         return Ok(HttpResponse::Ok().json(view(m, now)));
@@ -826,6 +841,7 @@ async fn transition(
     let txn = state.db.begin().await?;
     repo::lock_case(&txn, id).await?;
     let row = case::Entity::find_by_id(id.to_owned()).one(&txn).await?.ok_or(MediationError::NotFound("case"))?;
+    may_act(actor, &row)?;
     if let Some(expected) = input.version {
         if expected != row.version {
             return Err(MediationError::StaleVersion { expected, actual: row.version });
@@ -842,7 +858,8 @@ async fn transition(
     let updated = repo::to_model(&c, &extra, state.near_due_share, now);
     save(&txn, &updated, row.version).await?;
     let detail = TransitionDetail {
-        reason: action.reason().unwrap_or_default().to_owned(),
+        // The actor's words: kept sealed with the event, never published.
+        stated: action.reason().unwrap_or_default().to_owned(),
         routing_rule: row.routing_rule.clone(),
         from_centre: if row.centre != c.centre { row.centre.clone() } else { String::new() },
         from_channel: if row.channel != c.channel.as_str() { row.channel.clone() } else { String::new() },
@@ -898,12 +915,14 @@ async fn split(
         bad("missing_field", "report_id", "split needs the linked report_id".into(), "请填写报告编号")
     })?;
     let reason = input.reason.clone().unwrap_or_default();
+    gridwork_domain::case::check_reason(&reason).map_err(TransitionError::from)?;
     if reason.trim().is_empty() {
         return Err(TransitionError::MissingReason("a split needs a reason").into());
     }
     let txn = state.db.begin().await?;
     repo::lock_case(&txn, id).await?;
     let row = case::Entity::find_by_id(id.to_owned()).one(&txn).await?.ok_or(MediationError::NotFound("case"))?;
+    may_act(actor, &row)?;
     if let Some(expected) = input.version {
         if expected != row.version {
             return Err(MediationError::StaleVersion { expected, actual: row.version });
@@ -973,7 +992,7 @@ async fn split(
     let updated = repo::to_model(&old, &Extra::of(&row), state.near_due_share, now);
     save(&txn, &updated, row.version).await?;
     let split_detail = TransitionDetail {
-        reason: reason.clone(),
+        stated: reason.clone(),
         routing_rule: row.routing_rule.clone(),
         linked_report_id: report_id.to_string(),
         split_case_id: new.id.to_string(),
@@ -981,7 +1000,10 @@ async fn split(
     };
     let a = repo::record(&txn, state, &old, step, Cause::Actor(actor), &split_detail, now).await?;
     let created_detail = TransitionDetail {
-        reason: format!("split from case {id}: {reason}"),
+        // The dispatcher's reason stays with the split event of the old case.
+        reason: format!("split from case {id}"),
+        reason_code: Some(ReasonCode::Split),
+        stated: reason.clone(),
         routing_rule: route.rule_id.clone(),
         routing_version: route.rules_version,
         ..Default::default()

@@ -8,7 +8,7 @@ use gridwork_bus::{Handler, HandlerError, Message};
 use gridwork_domain::auth::{Actor, Role};
 use gridwork_domain::petition::{self, PetitionInfo};
 use gridwork_domain::{Case, CaseAction, CaseEventKind, CaseStatus, Hierarchy, NewCase, Outcome, Step, Urgency};
-use gridwork_events::convert::{Cause, TransitionDetail};
+use gridwork_events::convert::{Cause, ReasonCode, TransitionDetail};
 use gridwork_platform::pipeline::{decode, retryable};
 use gridwork_storage::dedup;
 use gridwork_storage::entity::{case, case_report, report};
@@ -154,6 +154,7 @@ impl CaseOpener {
                 "report {} of the same incident, {distance_m:.0} m away, linked instead of opening a case",
                 incoming.report_id
             ),
+            reason_code: Some(ReasonCode::ReportLinked),
             linked_report_id: incoming.report_id.to_string(),
             ..Default::default()
         };
@@ -213,11 +214,10 @@ impl CaseOpener {
             due_at: clocks.due_at,
             accept_due_at: clocks.accept_due_at,
         });
+        let rep = report::Entity::find_by_id(incoming.report_id.to_string()).one(txn).await.map_err(retryable)?;
         // What the text filter searches: the report's own words.
-        let words = report::Entity::find_by_id(incoming.report_id.to_string())
-            .one(txn)
-            .await
-            .map_err(retryable)?
+        let words = rep
+            .as_ref()
             .map(|r| format!("{} {}", r.address.as_deref().unwrap_or(""), r.description))
             .unwrap_or_default();
         let extra = Extra {
@@ -234,6 +234,7 @@ impl CaseOpener {
                 "routed by rule {} (rules v{}); close-out within {} ({})",
                 route.rule_id, route.rules_version, clocks.within, route.sla_source
             ),
+            reason_code: Some(ReasonCode::Routing),
             routing_rule: route.rule_id.clone(),
             routing_version: route.rules_version,
             ..Default::default()
@@ -243,7 +244,20 @@ impl CaseOpener {
         let mut model = model;
         // 就地化解: the reporting grid worker resolved it on the spot; the
         // case is claimed, resolved and closed in their name at once.
-        if let Some((outcome, note)) = &incoming.on_spot {
+        if let Some((outcome, sent_note)) = &incoming.on_spot {
+            // The note is kept, sealed, with the report (the topic carries
+            // only its length); an older intake sent it on the topic.
+            let note = match rep.as_ref().and_then(|r| r.on_spot_note.as_ref().map(|n| (r.id.as_str(), n))) {
+                Some((id, sealed)) => match self.state.keyring.open(id, sealed) {
+                    Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+                    Err(e) => {
+                        // It stays with the report; the case goes on without it.
+                        tracing::warn!(report = %id, error = %e, "the on-the-spot note does not open");
+                        String::new()
+                    }
+                },
+                None => sent_note.clone(),
+            };
             let worker = Actor {
                 id: incoming.reporter.clone(),
                 role: Role::GridWorker,
@@ -263,11 +277,14 @@ impl CaseOpener {
             }
             model = repo::to_model(&c, &extra, self.state.near_due_share, now);
             model.clone().into_active_model().reset_all().update(txn).await.map_err(retryable)?;
-            let detail = TransitionDetail {
-                reason: "resolved on the spot by the reporting grid worker (就地化解)".into(),
-                ..Default::default()
-            };
             for s in steps {
+                let detail = TransitionDetail {
+                    reason: "resolved on the spot by the reporting grid worker (就地化解)".into(),
+                    reason_code: Some(ReasonCode::OnTheSpot),
+                    // The worker's note, with the resolution.
+                    stated: if s.kind == CaseEventKind::Resolved { note.clone() } else { String::new() },
+                    ..Default::default()
+                };
                 rec = repo::record(txn, &self.state, &c, s, Cause::Actor(&worker), &detail, now)
                     .await
                     .map_err(retryable)?;

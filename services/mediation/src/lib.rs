@@ -57,6 +57,12 @@ pub struct State {
     pub supervise_every_ms: u64,
     /// Opens parties' personal information (audited reads only).
     pub keyring: Arc<gridwork_platform::pii::Keyring>,
+    /// How often an open live stream checks its token again.
+    pub stream_recheck: std::time::Duration,
+    /// At most this many missed events are replayed to a resumed stream.
+    pub stream_replay_max: u64,
+    /// The tolerance of token expiry (`auth.leeway_secs`), as requests have it.
+    pub token_leeway: chrono::Duration,
 }
 
 impl State {
@@ -138,6 +144,9 @@ pub async fn start(ctx: &Context, shutdown: CancellationToken) -> anyhow::Result
         link_window_minutes: m.link_window_minutes,
         supervise_every_ms: m.supervise_interval_ms,
         keyring: ctx.keyring.clone(),
+        stream_recheck: std::time::Duration::from_millis(m.stream_recheck_ms),
+        stream_replay_max: m.stream_replay_max,
+        token_leeway: chrono::Duration::seconds(i64::try_from(ctx.config.auth.leeway_secs.min(86_400)).unwrap_or(0)),
     });
     let handler: Arc<dyn gridwork_bus::Handler> = Arc::new(consumer::CaseOpener { state: state.clone() });
     let tasks = vec![

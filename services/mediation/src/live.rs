@@ -6,10 +6,17 @@
 //!
 //! Each event's id is its position in the timeline table. A client that
 //! reconnects with `Last-Event-ID` first gets what it missed, read from the
-//! database (so any replica can resume it), emergencies first, then the
-//! live feed. A fresh connection first gets the open emergency cases.
+//! database in one query (so any replica can resume it), emergencies first,
+//! then the live feed; at most `mediation.stream_replay_max` events — a
+//! client that missed more gets `event: reset` (reload the queue) instead.
+//! A fresh connection first gets the open emergency cases.
+//!
+//! A stream outlives the request that opened it, so it keeps judging its
+//! token: it ends (with `event: token_expired`) when the token expires, and
+//! checks revocation every `mediation.stream_recheck_ms` (ending with
+//! `event: token_revoked`).
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
 use actix_web::web::{self, Bytes};
@@ -17,10 +24,12 @@ use actix_web::{HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use gridwork_domain::auth::{Actor, Role};
 use gridwork_domain::{codes, CaseStatus};
-use gridwork_platform::auth::Caller;
-use gridwork_platform::ApiError;
+use gridwork_platform::auth::{Caller, TokenInfo};
+use gridwork_platform::fanout::Subscription;
+use gridwork_platform::{ApiError, Context};
 use gridwork_storage::entity::{case, case_event};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::sea_query::{Expr, Query};
+use sea_orm::{ColumnTrait, EntityTrait, JoinType, QueryFilter, QueryOrder, QuerySelect, RelationDef};
 use tokio::sync::broadcast;
 
 use crate::repo::Recorded;
@@ -81,42 +90,63 @@ fn visible(actor: &Actor, case: &serde_json::Value) -> bool {
     actor.covers_channel(lead.chain(joint))
 }
 
+/// How case events join their case: one query reads both.
+fn event_case() -> RelationDef {
+    case_event::Entity::belongs_to(case::Entity).from(case_event::Column::CaseId).to(case::Column::Id).into()
+}
+
+/// What a resuming client gets before the live feed.
+enum Missed {
+    /// The events after its last one (as (id, SSE event name, payload)),
+    /// emergencies first.
+    Events(Vec<(i64, String, String)>),
+    /// More than `stream_replay_max`: it must reload; the newest event id
+    /// under the code, from where the next resume starts.
+    TooMany { newest: i64 },
+}
+
 /// What a reconnecting client missed: the events after `last` of the
-/// centres under `prefix`, emergencies first; as (id, SSE event name,
-/// payload).
-async fn missed(
-    state: &State,
-    prefix: &str,
-    last: i64,
-    now: DateTime<Utc>,
-) -> Result<Vec<(i64, String, String)>, ApiError> {
-    let rows = case_event::Entity::find()
+/// centres under `prefix`, each with its case as it is now, read in one
+/// query and at most `stream_replay_max` of them.
+async fn missed(state: &State, prefix: &str, last: i64, now: DateTime<Utc>) -> Result<Missed, ApiError> {
+    let max = state.stream_replay_max;
+    let rows: Vec<(case_event::Model, Option<case::Model>)> = case_event::Entity::find()
+        .join(JoinType::InnerJoin, event_case())
+        .select_also(case::Entity)
         .filter(case_event::Column::Id.gt(last))
         .filter(case_event::Column::Centre.starts_with(prefix))
         .order_by_asc(case_event::Column::Id)
-        .limit(1000)
+        .limit(max + 1)
         .all(&state.db)
         .await
         .map_err(|e| ApiError::unavailable(&e))?;
+    if rows.len() as u64 > max {
+        let newest: Option<Option<i64>> = case_event::Entity::find()
+            .select_only()
+            .expr(Expr::col(case_event::Column::Id).max())
+            .filter(case_event::Column::Centre.starts_with(prefix))
+            .into_tuple()
+            .one(&state.db)
+            .await
+            .map_err(|e| ApiError::unavailable(&e))?;
+        let newest = newest.flatten().unwrap_or(last);
+        return Ok(Missed::TooMany { newest });
+    }
     let mut out = Vec::with_capacity(rows.len());
-    for e in rows {
-        // The case as it is now: the stream tells what changed, the case
-        // what it is.
-        let Some(m) =
-            case::Entity::find_by_id(e.case_id.clone()).one(&state.db).await.map_err(|e| ApiError::unavailable(&e))?
-        else {
-            continue;
-        };
+    // The stream tells what changed, the case what it is now.
+    for (e, m) in rows {
+        let Some(m) = m else { continue };
         let emergency = m.channel == "emergency";
         let event = if emergency { "emergency" } else { "case" };
         out.push((emergency, e.id, event.to_owned(), payload(e.id, &e.event_id, &e.kind, &m, now)));
     }
     // Emergencies jump the line; the rest keep their order.
     out.sort_by_key(|(emergency, seq, ..)| (!emergency, *seq));
-    Ok(out.into_iter().map(|(_, seq, kind, p)| (seq, kind, p)).collect())
+    Ok(Missed::Events(out.into_iter().map(|(_, seq, kind, p)| (seq, kind, p)).collect()))
 }
 
-/// Open emergency cases of the centres under `prefix`, for a fresh client.
+/// Open emergency cases of the centres under `prefix`, for a fresh client,
+/// each with its latest event: two queries, whatever their number.
 async fn emergencies(state: &State, prefix: &str, now: DateTime<Utc>) -> Result<Vec<(i64, String, String)>, ApiError> {
     // Still to be handled: running or suspended.
     let open = CaseStatus::RUNNING.into_iter().chain([CaseStatus::Suspended]).map(CaseStatus::as_str);
@@ -129,38 +159,123 @@ async fn emergencies(state: &State, prefix: &str, now: DateTime<Utc>) -> Result<
         .all(&state.db)
         .await
         .map_err(|e| ApiError::unavailable(&e))?;
-    let mut out = Vec::with_capacity(rows.len());
-    for m in rows {
-        let last = case_event::Entity::find()
-            .filter(case_event::Column::CaseId.eq(m.id.as_str()))
-            .order_by_desc(case_event::Column::Id)
-            .one(&state.db)
-            .await
-            .map_err(|e| ApiError::unavailable(&e))?;
-        if let Some(e) = last {
-            out.push((e.id, "emergency".to_owned(), payload(e.id, &e.event_id, &e.kind, &m, now)));
-        }
+    if rows.is_empty() {
+        return Ok(Vec::new());
     }
-    Ok(out)
+    let latest = Query::select()
+        .expr(Expr::col(case_event::Column::Id).max())
+        .from(case_event::Entity)
+        .and_where(case_event::Column::CaseId.is_in(rows.iter().map(|m| m.id.clone())))
+        .group_by_col(case_event::Column::CaseId)
+        .to_owned();
+    let events: HashMap<String, case_event::Model> = case_event::Entity::find()
+        .filter(case_event::Column::Id.in_subquery(latest))
+        .all(&state.db)
+        .await
+        .map_err(|e| ApiError::unavailable(&e))?
+        .into_iter()
+        .map(|e| (e.case_id.clone(), e))
+        .collect();
+    Ok(rows
+        .into_iter()
+        .filter_map(|m| {
+            let e = events.get(&m.id)?;
+            Some((e.id, "emergency".to_owned(), payload(e.id, &e.event_id, &e.kind, &m, now)))
+        })
+        .collect())
 }
 
 struct Feed {
     actor: Actor,
+    token: TokenInfo,
+    ctx: web::Data<Context>,
     backlog: VecDeque<(i64, String, String)>,
     /// Ids sent from the backlog: the live feed may bring them again.
     replayed: HashSet<i64>,
-    rx: broadcast::Receiver<String>,
+    /// After a reset, live events up to this id were committed before it:
+    /// the reloading client has them.
+    floor: i64,
+    rx: Subscription,
+    /// When the token expires (with the leeway requests get).
+    expires: tokio::time::Instant,
+    recheck: tokio::time::Interval,
+    keep_alive: tokio::time::Interval,
+    ended: bool,
+}
+
+/// The last frame of a stream whose token no longer holds: the error's
+/// code as the event name, the error as data.
+fn closing(e: &ApiError) -> Bytes {
+    let data = serde_json::json!({"code": e.code, "message": e.message, "message_zh": e.message_zh});
+    Bytes::from(format!("event: {}\ndata: {data}\n\n", e.code))
+}
+
+impl Feed {
+    /// The next frame, or `None` when the stream is over.
+    async fn next(&mut self) -> Option<Bytes> {
+        if self.ended {
+            return None;
+        }
+        if let Some((seq, kind, p)) = self.backlog.pop_front() {
+            return Some(frame(seq, &kind, &p));
+        }
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep_until(self.expires) => {
+                    self.ended = true;
+                    return Some(closing(&ApiError::unauthorized("token_expired", "the token has expired")));
+                }
+                _ = self.recheck.tick() => {
+                    match gridwork_platform::revocation::is_revoked(&self.ctx, &self.token.jti).await {
+                        Ok(false) => continue,
+                        Ok(true) => {
+                            self.ended = true;
+                            return Some(closing(&ApiError::unauthorized("token_revoked", "the token has been revoked")));
+                        }
+                        // Cannot tell: the stream ends, like a request would
+                        // be refused; the client resumes with Last-Event-ID.
+                        Err(e) => {
+                            self.ended = true;
+                            return Some(closing(&e));
+                        }
+                    }
+                }
+                _ = self.keep_alive.tick() => {
+                    // Keep the connection (and proxies) awake.
+                    return Some(Bytes::from_static(b": keep-alive\n\n"));
+                }
+                got = self.rx.recv() => match got {
+                    Ok(p) => {
+                        let Ok(v) = serde_json::from_str::<serde_json::Value>(&p) else { continue };
+                        let seq = v["seq"].as_i64().unwrap_or(0);
+                        // Sent already in the backlog (of a resumed stream),
+                        // before a reset, or not for this mediator's channel.
+                        if seq <= self.floor || self.replayed.contains(&seq) || !visible(&self.actor, &v["case"]) {
+                            continue;
+                        }
+                        let kind = if v["case"]["channel"] == "emergency" { "emergency" } else { "case" };
+                        return Some(frame(seq, kind, &p));
+                    }
+                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                        return Some(Bytes::from(format!("event: lagged\ndata: {{\"missed\": {n}}}\n\n")));
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                },
+            }
+        }
+    }
 }
 
 /// `GET /v1/centres/{code}/stream`: every change of the queues of `code`
-/// (and the centres under it) as it happens.
+/// (and the centres under it) as it happens, while the caller's token holds.
 pub async fn stream(
     state: web::Data<State>,
+    ctx: web::Data<Context>,
     caller: Caller,
     path: web::Path<String>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let actor = caller.0;
+    let Caller(actor, token) = caller;
     crate::api::require_queue_worker(&actor).map_err(|e| ApiError::forbidden(e.to_string()))?;
     let code = path.into_inner();
     codes::level_of(&code)
@@ -192,42 +307,49 @@ pub async fn stream(
     let rx =
         state.fanout.subscribe(&format!("queue:{code}")).ok_or_else(|| ApiError::internal(&"fan-out unavailable"))?;
     let now = Utc::now();
-    let backlog: VecDeque<_> = match last {
-        Some(last) => missed(&state, &prefix, last, now).await?,
-        None => emergencies(&state, &prefix, now).await?,
-    }
-    .into_iter()
-    .filter(|(_, _, p)| serde_json::from_str::<serde_json::Value>(p).is_ok_and(|v| visible(&actor, &v["case"])))
-    .collect();
+    let (mut backlog, floor) = match last {
+        Some(last) => match missed(&state, &prefix, last, now).await? {
+            Missed::Events(events) => (events, 0),
+            Missed::TooMany { newest } => {
+                let reset = serde_json::json!({
+                    "missed_more_than": state.stream_replay_max,
+                    "reload": "GET /v1/cases",
+                })
+                .to_string();
+                let mut b = vec![(newest, "reset".to_owned(), reset)];
+                b.extend(emergencies(&state, &prefix, now).await?);
+                (b, newest)
+            }
+        },
+        None => (emergencies(&state, &prefix, now).await?, 0),
+    };
+    backlog.retain(|(_, kind, p)| {
+        kind == "reset" || serde_json::from_str::<serde_json::Value>(p).is_ok_and(|v| visible(&actor, &v["case"]))
+    });
     let replayed = backlog.iter().map(|(s, ..)| *s).collect();
-    let feed = Feed { actor, backlog, replayed, rx };
+    let left = (token.expires_at + state.token_leeway - now).to_std().unwrap_or(Duration::ZERO);
+    let start = tokio::time::Instant::now();
+    let mut recheck = tokio::time::interval_at(start + state.stream_recheck, state.stream_recheck);
+    recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut keep_alive = tokio::time::interval_at(start + KEEP_ALIVE, KEEP_ALIVE);
+    keep_alive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let feed = Feed {
+        actor,
+        token,
+        ctx,
+        backlog: backlog.into(),
+        replayed,
+        floor,
+        rx,
+        expires: start + left,
+        recheck,
+        keep_alive,
+        ended: false,
+    };
     let hello = futures::stream::once(async { Ok::<Bytes, actix_web::Error>(Bytes::from_static(b": connected\n\n")) });
     let events = futures::stream::unfold(feed, |mut f| async move {
-        if let Some((seq, kind, p)) = f.backlog.pop_front() {
-            return Some((Ok::<Bytes, actix_web::Error>(frame(seq, &kind, &p)), f));
-        }
-        loop {
-            let item = match tokio::time::timeout(Duration::from_secs(5), f.rx.recv()).await {
-                Ok(Ok(p)) => {
-                    let Ok(v) = serde_json::from_str::<serde_json::Value>(&p) else { continue };
-                    let seq = v["seq"].as_i64().unwrap_or(0);
-                    // Sent already in the backlog (of a resumed stream), or
-                    // not for this mediator's channel.
-                    if f.replayed.contains(&seq) || !visible(&f.actor, &v["case"]) {
-                        continue;
-                    }
-                    let kind = if v["case"]["channel"] == "emergency" { "emergency" } else { "case" };
-                    frame(seq, kind, &p)
-                }
-                Ok(Err(broadcast::error::RecvError::Lagged(n))) => {
-                    Bytes::from(format!("event: lagged\ndata: {{\"missed\": {n}}}\n\n"))
-                }
-                Ok(Err(broadcast::error::RecvError::Closed)) => return None,
-                // Keep the connection (and proxies) awake.
-                Err(_) => Bytes::from_static(b": keep-alive\n\n"),
-            };
-            return Some((Ok::<Bytes, actix_web::Error>(item), f));
-        }
+        let item = f.next().await?;
+        Some((Ok::<Bytes, actix_web::Error>(item), f))
     });
     use futures::StreamExt;
     Ok(HttpResponse::Ok()
@@ -236,3 +358,6 @@ pub async fn stream(
         .insert_header(("X-Accel-Buffering", "no"))
         .streaming(hello.chain(events)))
 }
+
+/// How often an idle stream sends a comment.
+const KEEP_ALIVE: Duration = Duration::from_secs(5);

@@ -162,6 +162,27 @@ pub struct Recorded {
     pub from_centre: Option<String>,
 }
 
+/// What a timeline row says about why, for the case's workers: the
+/// machine-written explanation and the words the actor gave (opened from
+/// their seal), either or both.
+pub fn timeline_reason(keyring: &gridwork_platform::pii::Keyring, e: &case_event_row::Model) -> String {
+    let words = match &e.statement {
+        Some(sealed) => match keyring.open(&e.event_id, sealed) {
+            Ok(words) => String::from_utf8_lossy(&words).into_owned(),
+            Err(err) => {
+                tracing::warn!(event = %e.event_id, error = %err, "a sealed statement does not open");
+                String::new()
+            }
+        },
+        None => String::new(),
+    };
+    match (e.reason.is_empty(), words.is_empty()) {
+        (_, true) => e.reason.clone(),
+        (true, false) => words,
+        (false, false) => format!("{}: {words}", e.reason),
+    }
+}
+
 /// Who caused an event, as stored.
 pub fn cause_names(cause: &Cause<'_>) -> (String, String) {
     match cause {
@@ -186,6 +207,17 @@ pub async fn record<C: ConnectionTrait>(
     snapshot.version = step.version;
     let (actor_id, actor_role) = cause_names(&cause);
     let out = Event::new(PRODUCER, at, Payload::CaseLifecycle(case_event(&snapshot, step.kind, cause, detail)));
+    // A person's words can name people: sealed, bound to this event, and
+    // kept here only (the message carries their length).
+    let statement = match detail.stated.as_str() {
+        "" => None,
+        words => Some(
+            state
+                .keyring
+                .seal(&out.id.to_string(), words.as_bytes())
+                .map_err(|e| DbErr::Custom(format!("sealing a statement: {e}")))?,
+        ),
+    };
     let res = case_event_row::Entity::insert(case_event_row::ActiveModel {
         event_id: Set(out.id.to_string()),
         case_id: Set(case.id.to_string()),
@@ -198,6 +230,7 @@ pub async fn record<C: ConnectionTrait>(
         version: Set(step.version),
         centre: Set(case.centre.clone()),
         channel: Set(case.channel.as_str().to_owned()),
+        statement: Set(statement),
         ..Default::default()
     })
     .exec(db)

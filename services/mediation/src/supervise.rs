@@ -8,7 +8,7 @@ use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Utc};
 use gridwork_domain::{CaseEventKind, CaseStatus};
-use gridwork_events::convert::{Cause, TransitionDetail};
+use gridwork_events::convert::{Cause, ReasonCode, TransitionDetail};
 use gridwork_storage::entity::{case, supervision};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
@@ -187,6 +187,7 @@ async fn raise(state: &State, id: &str, n: Notice, now: DateTime<Utc>) -> Result
     let step = c.note(n.kind);
     let what = if n.clock == "acceptance" { "acceptance" } else { "close-out" };
     let detail = TransitionDetail {
+        reason_code: Some(ReasonCode::Supervision),
         reason: match n.threshold {
             "overdue" => format!("督办: {what} deadline {} has passed", deadline.to_rfc3339()),
             _ => format!("督办: {what} deadline {} is near", deadline.to_rfc3339()),
