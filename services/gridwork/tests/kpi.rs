@@ -187,3 +187,132 @@ async fn current_month_kpis_are_prometheus_gauges() {
     .await;
     app.shutdown().await;
 }
+
+/// The day tallies that are not zero, by jurisdiction and day.
+async fn cells(db: &sea_orm::DatabaseConnection) -> BTreeMap<(String, String), (i64, Value)> {
+    use gridwork_storage::entity::kpi_cell;
+    kpi_cell::Entity::find()
+        .all(db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| ((c.jurisdiction, c.day), (c.net_open, serde_json::from_str::<Value>(&c.tally).unwrap())))
+        .filter(|(_, (n, t))| *n != 0 || t.as_object().is_some_and(|o| !o.is_empty()))
+        .collect()
+}
+
+/// Issue 14, item 14: the live fold and the maturity tick never both move
+/// the tallies by a difference computed from the same stale fact, also with
+/// two analytics replicas on one PostgreSQL database. The history (first-time
+/// petitions answered, closed and called back) comes over HTTP; then two
+/// replicas, each with its own connection pool, fold it afresh (each the
+/// cases of its partitions) while both run the maturity tick over and over,
+/// with pause points holding the window between reading a fact and writing
+/// it back open. The result must equal `kpi recompute` of the same history.
+#[actix_web::test]
+async fn fold_and_ticks_of_two_replicas_on_postgres_equal_recompute() {
+    use gridwork_bus::{Handler, HandlerError, Message};
+    use gridwork_storage::entity::{consumed_event, kpi_cell, outbox};
+    use sea_orm::{ColumnTrait, QueryFilter, QueryOrder};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+    std::env::set_var("GW_PAUSEPOINT", "analytics.fold.read=15,analytics.mature.read=40");
+    let dir = tempfile::tempdir().unwrap();
+    let pg = common::PgDatabase::create().await;
+    let mut cfg = common::config(dir.path());
+    cfg.database.url = pg.url.clone();
+    let app = common::spawn_with(cfg.clone()).await;
+    let d = app.dispatcher();
+    let (lat, lon) = app.demo.demo_point;
+    const N: usize = 16;
+    for i in 0..N {
+        let mut b = report(&Uuid::new_v4().to_string(), lat, lon, "petition.land_acquisition");
+        b["parties"] = json!([{"name": "李四", "phone": format!("1380000{i:04}")}]);
+        let id = open(&app, b).await;
+        common::claim_resolve_close(&app.http, &app.base, &d, &id, "handled").await;
+        let (s, e) = app.post(&d, &format!("/v1/cases/{id}/callback"), &json!({"satisfaction": "satisfied"})).await;
+        assert_eq!(s, 200, "{e}");
+    }
+    eventually("analytics caught up", || async {
+        let cases = case::Entity::find().all(&app.ctx.db).await.unwrap();
+        let f = facts(&app.ctx.db).await;
+        (cases.len() == N && cases.iter().all(|c| f.get(&c.id).is_some_and(|(v, _)| *v == c.version))).then_some(())
+    })
+    .await;
+    let topic = app.ctx.topics.case_lifecycle.clone();
+    app.shutdown().await;
+
+    let window = chrono::Duration::days(cfg.kpi.fcr_window_days);
+    // Every answer's observation window has ended by then.
+    let later = chrono::Utc::now() + window + chrono::Duration::days(1);
+    let db = gridwork_storage::connect(&pg.url, 4).await.unwrap();
+    // Analytics from scratch, as `kpi recompute` starts.
+    kpi_fact::Entity::delete_many().exec(&db).await.unwrap();
+    kpi_cell::Entity::delete_many().exec(&db).await.unwrap();
+    consumed_event::Entity::delete_many()
+        .filter(consumed_event::Column::Consumer.eq(gridwork_analytics::GROUP))
+        .exec(&db)
+        .await
+        .unwrap();
+    let messages: Vec<Message> = outbox::Entity::find()
+        .filter(outbox::Column::Topic.eq(topic.as_str()))
+        .order_by_asc(outbox::Column::Id)
+        .all(&db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|row| Message {
+            topic: row.topic,
+            partition: 0,
+            offset: row.id,
+            key: row.msg_key,
+            payload: row.payload,
+            headers: Vec::new(),
+            timestamp: row.created_at,
+        })
+        .collect();
+    assert!(messages.len() >= N * 5, "{} lifecycle events", messages.len());
+    let finished = AtomicUsize::new(0);
+    let replica = |r: usize| {
+        let (url, finished, messages) = (pg.url.clone(), &finished, &messages);
+        async move {
+            let db = gridwork_storage::connect(&url, 4).await.unwrap();
+            let folder = gridwork_analytics::fold::Folder { db: db.clone(), window };
+            let fold = async {
+                // Its partitions: per-case order, as the consumer group gives it.
+                for m in messages.iter().filter(|m| m.key.iter().map(|b| *b as usize).sum::<usize>() % 2 == r) {
+                    loop {
+                        match folder.handle(m).await {
+                            Ok(()) => break,
+                            Err(HandlerError::Retryable(_)) => tokio::time::sleep(Duration::from_millis(10)).await,
+                            Err(HandlerError::Poison(e)) => panic!("poison: {e}"),
+                        }
+                    }
+                }
+                finished.fetch_add(1, Ordering::SeqCst);
+            };
+            let tick = async {
+                while finished.load(Ordering::SeqCst) < 2 {
+                    let _ = gridwork_analytics::fold::mature(&db, later, window).await;
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            };
+            tokio::join!(fold, tick);
+        }
+    };
+    tokio::join!(replica(0), replica(1));
+    // The next tick, after every event was folded.
+    while gridwork_analytics::fold::mature(&db, later, window).await.is_err() {}
+    let live = (facts(&db).await, cells(&db).await);
+    gridwork_analytics::recompute(&db, &topic, window, later, |_| {}).await.unwrap();
+    let rebuilt = (facts(&db).await, cells(&db).await);
+    let lost: Vec<_> = live.0.iter().filter(|(id, f)| rebuilt.0.get(*id) != Some(*f)).map(|(id, _)| id).collect();
+    assert!(lost.is_empty(), "facts differ from the recompute for {} of {N} cases: {lost:?}", lost.len());
+    let wrong: Vec<_> = live.1.keys().chain(rebuilt.1.keys()).filter(|k| live.1.get(*k) != rebuilt.1.get(*k)).collect();
+    assert!(
+        wrong.is_empty(),
+        "day tallies differ from the recompute: {wrong:?}\nlive {:?}\nrebuilt {:?}",
+        live.1,
+        rebuilt.1
+    );
+}
