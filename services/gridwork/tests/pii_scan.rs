@@ -186,7 +186,7 @@ async fn a_petitioners_identity_appears_only_where_the_role_permits() {
         let (s, text) = seen.call(&app, who, "GET", token, &path, None).await;
         assert_eq!(s, 200, "{path}: {text}");
     }
-    let metrics = app.http.get(format!("{}/metrics", app.base)).send().await.unwrap().text().await.unwrap();
+    let metrics = app.http.get(format!("{}/metrics", app.admin)).send().await.unwrap().text().await.unwrap();
     seen.0.push(("GET /metrics".into(), metrics));
 
     // Wait for the KPI snapshots of this case to be on their topic.
