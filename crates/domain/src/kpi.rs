@@ -729,71 +729,91 @@ type Cell = (String, String);
 /// combination of several (a unit's categories against its neighbours'
 /// categories) is not audited.
 fn withheld(rows: &BTreeMap<String, KpiRow>, min_cell: u64) -> std::collections::BTreeSet<Cell> {
-    let mut values: BTreeMap<Cell, u64> = BTreeMap::new();
-    for (code, row) in rows {
-        for (f, n) in figures(row) {
-            values.insert((code.clone(), f), n);
+    // Cells by index: `cells[i]` has the value `values[i]`.
+    let mut of_unit: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    struct Cells {
+        index: BTreeMap<Cell, usize>,
+        cells: Vec<Cell>,
+        values: Vec<u64>,
+    }
+    impl Cells {
+        fn intern(&mut self, cell: Cell, n: u64) -> usize {
+            if let Some(i) = self.index.get(&cell) {
+                return *i;
+            }
+            self.cells.push(cell.clone());
+            self.values.push(n);
+            self.index.insert(cell, self.cells.len() - 1);
+            self.cells.len() - 1
         }
     }
-    let value = |c: &Cell| values.get(c).copied().unwrap_or(0);
-    let mut relations: Vec<(Cell, Vec<Cell>)> = Vec::new();
+    let mut t = Cells { index: BTreeMap::new(), cells: Vec::new(), values: Vec::new() };
+    for (code, row) in rows {
+        for (f, n) in figures(row) {
+            let i = t.intern((code.clone(), f), n);
+            of_unit.entry(code.as_str()).or_default().push(i);
+        }
+    }
     let mut children: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for code in rows.keys() {
         if let Some(parent) = published_parent(code).and_then(|p| rows.get_key_value(&p)).map(|(p, _)| p) {
             children.entry(parent.as_str()).or_default().push(code.as_str());
         }
     }
+    // (whole, parts): a part missing from a unit's figures is 0.
+    let mut relations: Vec<(usize, Vec<usize>)> = Vec::new();
     for (parent, kids) in &children {
         let mut names = std::collections::BTreeSet::new();
         for code in std::iter::once(parent).chain(kids.iter()) {
-            names.extend(
-                values
-                    .range((code.to_string(), String::new())..)
-                    .take_while(|(c, _)| c.0 == *code)
-                    .map(|(c, _)| c.1.clone()),
-            );
+            for i in of_unit.get(code).into_iter().flatten() {
+                names.insert(t.cells[*i].1.clone());
+            }
         }
         for f in names {
-            let parts = kids.iter().map(|k| (k.to_string(), f.clone())).collect();
-            relations.push(((parent.to_string(), f), parts));
+            let whole = t.intern((parent.to_string(), f.clone()), 0);
+            let parts = kids.iter().map(|k| t.intern((k.to_string(), f.clone()), 0)).collect();
+            relations.push((whole, parts));
         }
     }
     for (code, row) in rows {
-        let parts: Vec<Cell> = row.volume_by_category.keys().map(|c| (code.clone(), format!("category:{c}"))).collect();
+        let whole = t.intern((code.clone(), "volume".to_owned()), row.volume);
+        let parts: Vec<usize> =
+            row.volume_by_category.iter().map(|(c, n)| t.intern((code.clone(), format!("category:{c}")), *n)).collect();
         if !parts.is_empty() {
-            relations.push(((code.clone(), "volume".to_owned()), parts));
+            relations.push((whole, parts));
         }
     }
-    let mut hidden: std::collections::BTreeSet<Cell> =
-        values.iter().filter(|(_, n)| **n > 0 && **n < min_cell).map(|(c, _)| c.clone()).collect();
+    let Cells { cells, values, .. } = t;
+    let mut hidden: Vec<bool> = values.iter().map(|n| *n > 0 && *n < min_cell).collect();
     loop {
         let mut changed = false;
         for (whole, parts) in &relations {
             loop {
-                if hidden.contains(whole) {
+                if hidden[*whole] {
                     for p in parts {
-                        if value(p) > 0 && hidden.insert(p.clone()) {
+                        if values[*p] > 0 && !hidden[*p] {
+                            hidden[*p] = true;
                             changed = true;
                         }
                     }
                     break;
                 }
-                let shown: u64 = parts.iter().filter(|p| !hidden.contains(*p)).map(&value).sum();
-                let rest = value(whole).saturating_sub(shown);
+                let shown: u64 = parts.iter().filter(|p| !hidden[**p]).map(|p| values[*p]).sum();
+                let rest = values[*whole].saturating_sub(shown);
                 if rest == 0 || rest >= min_cell {
                     break;
                 }
                 let next = parts
                     .iter()
-                    .filter(|p| value(p) > 0 && !hidden.contains(*p))
-                    .min_by_key(|p| (value(p), (*p).clone()))
+                    .filter(|p| values[**p] > 0 && !hidden[**p])
+                    .min_by_key(|p| (values[**p], &cells[**p]))
                     .unwrap_or(whole);
-                hidden.insert(next.clone());
+                hidden[*next] = true;
                 changed = true;
             }
         }
         if !changed {
-            return hidden;
+            return cells.into_iter().zip(hidden).filter(|(_, h)| *h).map(|(c, _)| c).collect();
         }
     }
 }
