@@ -95,7 +95,7 @@ def bad(msg):
 # keys live under "". Mirrors crates/platform/src/config.rs (checked below).
 CONFIG = {
     "": {"data_dir": str},
-    "http": {"listen": str, "max_body_bytes": int, "workers": int},
+    "http": {"listen": str, "admin_listen": str, "max_body_bytes": int, "workers": int},
     "database": {"url": str, "pool_size": int},
     "bus": {"url": str, "topic_prefix": str, "partitions": int, "retention_ms": int},
     "cache": {"url": str, "key_prefix": str},

@@ -669,14 +669,158 @@ pub fn day_tallies<'a>(
     (days, opening)
 }
 
-/// A row for publication (评价结果公开): every count from 1 to
-/// `min_cell - 1` is withheld (`null`, named in `suppressed`), every rate
-/// whose denominator is that small is withheld, the median time to close
-/// is withheld when fewer cases closed, and categories that small are
-/// pooled as `other` (withheld too if the pool is small). Zero is shown: it
-/// singles nobody out.
-pub fn public_row(row: &KpiRow, min_cell: u64) -> serde_json::Value {
-    let small = |n: u64| n > 0 && n < min_cell;
+/// The unit directly above a published one: street → county → city →
+/// province (grids and communities are not published).
+pub fn published_parent(code: &str) -> Option<String> {
+    match crate::codes::level_of(code).ok()? {
+        Level::Street => Some(code[..6].to_owned()),
+        Level::County => Some(format!("{}00", &code[..4])),
+        Level::City => Some(format!("{}0000", &code[..2])),
+        _ => None,
+    }
+}
+
+/// The figures of a row that publication protects, each a count of cases
+/// that adds up over units and over a row's categories: every count, each
+/// rate's denominator (a rate is shown or withheld with it), and each
+/// category's volume (`category:<code>`).
+fn figures(row: &KpiRow) -> BTreeMap<String, u64> {
+    let mut out = BTreeMap::new();
+    if let Ok(serde_json::Value::Object(full)) = serde_json::to_value(row) {
+        for (name, value) in full {
+            let n = match (name.as_str(), &value) {
+                ("period_start" | "volume_by_category" | "median_hours_to_close", _) => None,
+                (_, serde_json::Value::Number(n)) => n.as_u64(),
+                (_, serde_json::Value::Object(o)) => o.get("denominator").and_then(|d| d.as_u64()),
+                _ => None,
+            };
+            if let Some(n) = n {
+                out.insert(name, n);
+            }
+        }
+    }
+    for (cat, n) in &row.volume_by_category {
+        out.insert(format!("category:{cat}"), *n);
+    }
+    out
+}
+
+/// A figure of a unit: (jurisdiction, figure).
+type Cell = (String, String);
+
+/// What publication withholds from a table of rows of one period, keyed by
+/// jurisdiction (every published unit with activity, streets and above).
+///
+/// 1. **Small cells**: a figure from 1 to `min_cell − 1` is withheld. Zero
+///    is shown: it singles nobody out.
+/// 2. **Complementary withholding.** A figure is the sum of its parts: a
+///    unit's figure of the figures of the units directly below it plus its
+///    own cases that no unit below publishes (a county's triage cases), and
+///    a row's volume of its categories. For every published whole, what its
+///    published parts leave over (the whole minus the parts shown) is 0 or
+///    at least `min_cell`; while it is not, the smallest part still shown is
+///    withheld too, or the whole if no part is left. So no withheld figure,
+///    and no sum of withheld figures, can be had by subtraction.
+/// 3. **Downward.** The parts of a withheld whole are withheld (except
+///    zeros), so a whole withheld to protect a neighbour cannot be rebuilt
+///    from its parts.
+///
+/// Repeated until nothing changes. Each relation is checked on its own: a
+/// combination of several (a unit's categories against its neighbours'
+/// categories) is not audited.
+fn withheld(rows: &BTreeMap<String, KpiRow>, min_cell: u64) -> std::collections::BTreeSet<Cell> {
+    // Cells by index: `cells[i]` has the value `values[i]`.
+    let mut of_unit: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    struct Cells {
+        index: BTreeMap<Cell, usize>,
+        cells: Vec<Cell>,
+        values: Vec<u64>,
+    }
+    impl Cells {
+        fn intern(&mut self, cell: Cell, n: u64) -> usize {
+            if let Some(i) = self.index.get(&cell) {
+                return *i;
+            }
+            self.cells.push(cell.clone());
+            self.values.push(n);
+            self.index.insert(cell, self.cells.len() - 1);
+            self.cells.len() - 1
+        }
+    }
+    let mut t = Cells { index: BTreeMap::new(), cells: Vec::new(), values: Vec::new() };
+    for (code, row) in rows {
+        for (f, n) in figures(row) {
+            let i = t.intern((code.clone(), f), n);
+            of_unit.entry(code.as_str()).or_default().push(i);
+        }
+    }
+    let mut children: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for code in rows.keys() {
+        if let Some(parent) = published_parent(code).and_then(|p| rows.get_key_value(&p)).map(|(p, _)| p) {
+            children.entry(parent.as_str()).or_default().push(code.as_str());
+        }
+    }
+    // (whole, parts): a part missing from a unit's figures is 0.
+    let mut relations: Vec<(usize, Vec<usize>)> = Vec::new();
+    for (parent, kids) in &children {
+        let mut names = std::collections::BTreeSet::new();
+        for code in std::iter::once(parent).chain(kids.iter()) {
+            for i in of_unit.get(code).into_iter().flatten() {
+                names.insert(t.cells[*i].1.clone());
+            }
+        }
+        for f in names {
+            let whole = t.intern((parent.to_string(), f.clone()), 0);
+            let parts = kids.iter().map(|k| t.intern((k.to_string(), f.clone()), 0)).collect();
+            relations.push((whole, parts));
+        }
+    }
+    for (code, row) in rows {
+        let whole = t.intern((code.clone(), "volume".to_owned()), row.volume);
+        let parts: Vec<usize> =
+            row.volume_by_category.iter().map(|(c, n)| t.intern((code.clone(), format!("category:{c}")), *n)).collect();
+        if !parts.is_empty() {
+            relations.push((whole, parts));
+        }
+    }
+    let Cells { cells, values, .. } = t;
+    let mut hidden: Vec<bool> = values.iter().map(|n| *n > 0 && *n < min_cell).collect();
+    loop {
+        let mut changed = false;
+        for (whole, parts) in &relations {
+            loop {
+                if hidden[*whole] {
+                    for p in parts {
+                        if values[*p] > 0 && !hidden[*p] {
+                            hidden[*p] = true;
+                            changed = true;
+                        }
+                    }
+                    break;
+                }
+                let shown: u64 = parts.iter().filter(|p| !hidden[**p]).map(|p| values[*p]).sum();
+                let rest = values[*whole].saturating_sub(shown);
+                if rest == 0 || rest >= min_cell {
+                    break;
+                }
+                let next = parts
+                    .iter()
+                    .filter(|p| values[**p] > 0 && !hidden[**p])
+                    .min_by_key(|p| (values[**p], &cells[**p]))
+                    .unwrap_or(whole);
+                hidden[*next] = true;
+                changed = true;
+            }
+        }
+        if !changed {
+            return cells.into_iter().zip(hidden).filter(|(_, h)| *h).map(|(c, _)| c).collect();
+        }
+    }
+}
+
+/// One row as published, given what is withheld.
+fn render(code: &str, row: &KpiRow, hidden: &std::collections::BTreeSet<Cell>) -> serde_json::Value {
+    let is_hidden = |f: &str| hidden.contains(&(code.to_owned(), f.to_owned()));
     let mut out = serde_json::Map::new();
     let mut suppressed = Vec::new();
     let full = match serde_json::to_value(row) {
@@ -684,12 +828,10 @@ pub fn public_row(row: &KpiRow, min_cell: u64) -> serde_json::Value {
         _ => serde_json::Map::new(),
     };
     for (name, value) in full {
-        let withhold = match (&value, name.as_str()) {
-            (_, "volume_by_category" | "period_start") => false,
-            (_, "median_hours_to_close") => small(row.closed),
-            (serde_json::Value::Number(n), _) => n.as_u64().is_some_and(small),
-            (serde_json::Value::Object(o), _) => o.get("denominator").and_then(|d| d.as_u64()).is_some_and(small),
-            _ => false,
+        let withhold = match name.as_str() {
+            "volume_by_category" | "period_start" => false,
+            "median_hours_to_close" => is_hidden("closed"),
+            n => is_hidden(n),
         };
         if withhold {
             suppressed.push(name.clone());
@@ -699,20 +841,42 @@ pub fn public_row(row: &KpiRow, min_cell: u64) -> serde_json::Value {
         }
     }
     let mut by_cat = serde_json::Map::new();
-    let mut other = 0;
+    let mut shown = 0;
+    let mut any_hidden = false;
     for (cat, n) in &row.volume_by_category {
-        if small(*n) {
-            other += n;
+        if is_hidden(&format!("category:{cat}")) {
+            any_hidden = true;
         } else {
+            shown += n;
             by_cat.insert(cat.clone(), serde_json::json!(n));
         }
     }
-    if other > 0 {
-        by_cat.insert("other".into(), if small(other) { serde_json::Value::Null } else { serde_json::json!(other) });
+    // What the categories shown leave of the volume: derivable anyway, and
+    // by the rule above 0 or at least min_cell.
+    if any_hidden {
+        let other = if is_hidden("volume") { serde_json::Value::Null } else { serde_json::json!(row.volume - shown) };
+        by_cat.insert("other".into(), other);
     }
     out.insert("volume_by_category".into(), serde_json::Value::Object(by_cat));
     out.insert("suppressed".into(), serde_json::json!(suppressed));
     serde_json::Value::Object(out)
+}
+
+/// A table for publication (评价结果公开): the rows of one period of every
+/// published unit with activity, keyed by jurisdiction, each with small
+/// cells and their complements withheld (`null`, named in `suppressed`; see
+/// [`withheld`]). Categories withheld are pooled as `other`, which is
+/// `null` when the volume is withheld.
+pub fn public_table(rows: &BTreeMap<String, KpiRow>, min_cell: u64) -> BTreeMap<String, serde_json::Value> {
+    let hidden = withheld(rows, min_cell);
+    rows.iter().map(|(code, row)| (code.clone(), render(code, row, &hidden))).collect()
+}
+
+/// One row published on its own (its categories against its volume; no
+/// other unit to protect).
+pub fn public_row(row: &KpiRow, min_cell: u64) -> serde_json::Value {
+    let rows = BTreeMap::from([(String::new(), row.clone())]);
+    public_table(&rows, min_cell).remove("").unwrap_or(serde_json::Value::Null)
 }
 
 #[cfg(test)]
@@ -1006,8 +1170,9 @@ mod tests {
         assert_eq!(p["satisfaction"], serde_json::Value::Null, "3 callbacks < 5");
         assert_eq!(p["first_contact_resolution"]["denominator"], 0);
         assert_eq!(p["first_contact_resolution_provisional"], serde_json::Value::Null);
-        // Small categories pooled; the pool (3) is itself withheld.
-        assert_eq!(p["volume_by_category"], serde_json::json!({"dispute.neighbourhood": 9, "other": null}));
+        // Small categories pooled; a pool of 3 would be the volume minus
+        // the categories shown, so the next smallest is withheld with them.
+        assert_eq!(p["volume_by_category"], serde_json::json!({"other": 12}));
         assert_eq!(
             p["suppressed"],
             serde_json::json!(["backlog", "first_contact_resolution_provisional", "satisfaction"])
@@ -1015,8 +1180,49 @@ mod tests {
         // With a lower threshold the same row shows more.
         let p = public_row(&row, 3);
         assert_eq!(
-            (p["backlog"].clone(), p["volume_by_category"]["other"].clone()),
-            (serde_json::json!(3), serde_json::json!(3))
+            (p["backlog"].clone(), p["volume_by_category"].clone()),
+            (serde_json::json!(3), serde_json::json!({"dispute.neighbourhood": 9, "other": 3}))
+        );
+    }
+
+    fn volume_row(volume: u64) -> KpiRow {
+        let t = Tally {
+            created: volume as i64,
+            by_category: BTreeMap::from([("dispute.neighbourhood".to_owned(), volume as i64)]),
+            ..Default::default()
+        };
+        row_of(NaiveDate::from_ymd_opt(2025, 3, 1).unwrap(), &t, 0)
+    }
+
+    #[test]
+    fn published_tables_cannot_be_differenced() {
+        // A county of three streets (2, 6, 7 cases) under a city and a
+        // province of that county alone.
+        let rows: BTreeMap<String, KpiRow> =
+            [("370000", 15), ("371000", 15), ("371002", 15), ("371002001", 2), ("371002002", 6), ("371002003", 7)]
+                .into_iter()
+                .map(|(c, n)| (c.to_owned(), volume_row(n)))
+                .collect();
+        let t = public_table(&rows, 5);
+        // The small street, and the smallest other street with it.
+        assert_eq!(t["371002001"]["volume"], serde_json::Value::Null);
+        assert_eq!(t["371002002"]["volume"], serde_json::Value::Null);
+        assert_eq!(t["371002003"]["volume"], 7);
+        assert_eq!(t["371002"]["volume"], 15);
+        assert_eq!(t["371002002"]["volume_by_category"], serde_json::json!({"other": null}));
+        // A county whose own (triage) cases are the small remainder: a
+        // street is withheld to cover them.
+        let mut rows = rows;
+        for c in ["370000", "371000", "371002"] {
+            rows.insert(c.into(), volume_row(21));
+        }
+        rows.insert("371002001".into(), volume_row(5));
+        let t = public_table(&rows, 5);
+        assert_eq!(t["371002"]["volume"], 21);
+        assert_eq!(t["371002001"]["volume"], serde_json::Value::Null, "21 - 6 - 7 = 8 covers the 3 triage cases");
+        assert_eq!(
+            (t["371002002"]["volume"].clone(), t["371002003"]["volume"].clone()),
+            (serde_json::json!(6), serde_json::json!(7))
         );
     }
 }

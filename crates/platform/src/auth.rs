@@ -59,27 +59,19 @@ impl std::fmt::Debug for Issuer {
 }
 
 impl Issuer {
-    /// Loads the key from `path`, creating it (mode 0600) if missing.
+    /// Loads the key from `path`, creating it (mode 0600 from the first
+    /// byte, [`crate::keyfile`]) if missing.
     pub fn load_or_create(path: &Path, issuer: &str, audience: &str, ttl_secs: u64) -> Result<Self, KeyError> {
         let ferr = |reason: String| KeyError::File { path: path.display().to_string(), reason };
-        let pkcs8 = if path.exists() {
-            let text = std::fs::read_to_string(path).map_err(|e| ferr(e.to_string()))?;
-            STANDARD.decode(text.trim()).map_err(|e| ferr(format!("not base64: {e}")))?
-        } else {
+        if !path.exists() {
             let doc = Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new())
                 .map_err(|_| KeyError::Invalid("key generation failed".into()))?;
-            if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir).map_err(|e| ferr(e.to_string()))?;
-            }
-            std::fs::write(path, STANDARD.encode(doc.as_ref())).map_err(|e| ferr(e.to_string()))?;
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::PermissionsExt;
-                std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-                    .map_err(|e| ferr(e.to_string()))?;
-            }
-            doc.as_ref().to_vec()
-        };
+            // Private from the first byte; if another process created the
+            // key meanwhile, that one is read below.
+            crate::keyfile::create(path, STANDARD.encode(doc.as_ref()).as_bytes()).map_err(|e| ferr(e.to_string()))?;
+        }
+        let text = std::fs::read_to_string(path).map_err(|e| ferr(e.to_string()))?;
+        let pkcs8 = STANDARD.decode(text.trim()).map_err(|e| ferr(format!("not base64: {e}")))?;
         Self::from_pkcs8(&pkcs8, issuer, audience, ttl_secs)
     }
 

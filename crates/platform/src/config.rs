@@ -34,6 +34,11 @@ pub struct Config {
 pub struct Http {
     /// Address to listen on; port 0 picks a free port.
     pub listen: String,
+    /// The admin listener: `/metrics` and the health checks, for
+    /// Prometheus and probes; the API listener does not serve `/metrics`.
+    /// Empty: the host of `listen`, port 9090 (port 0 when `listen` has
+    /// port 0). Keep it off the public network.
+    pub admin_listen: String,
     /// Largest accepted JSON body, in bytes (larger bodies get 413).
     pub max_body_bytes: usize,
     /// Worker threads of the HTTP server (0 = one per core).
@@ -246,7 +251,13 @@ impl Default for Config {
 
 impl Default for Http {
     fn default() -> Self {
-        Http { listen: "127.0.0.1:8080".into(), max_body_bytes: 256 * 1024, workers: 0, trusted_proxies: Vec::new() }
+        Http {
+            listen: "127.0.0.1:8080".into(),
+            admin_listen: String::new(),
+            max_body_bytes: 256 * 1024,
+            workers: 0,
+            trusted_proxies: Vec::new(),
+        }
     }
 }
 impl Default for Database {
@@ -375,6 +386,12 @@ impl Config {
     /// Fills derived defaults (paths under `data_dir`) and validates.
     pub fn resolve(mut self) -> Result<Config, ConfigError> {
         let dir = self.data_dir.display().to_string();
+        if self.http.admin_listen.is_empty() {
+            if let Ok(api) = self.http.listen.parse::<SocketAddr>() {
+                let port = if api.port() == 0 { 0 } else { 9090 };
+                self.http.admin_listen = SocketAddr::new(api.ip(), port).to_string();
+            }
+        }
         if self.database.url.is_empty() {
             self.database.url = format!("sqlite://{dir}/gridwork.db");
         }
@@ -402,6 +419,12 @@ impl Config {
             .listen
             .parse::<SocketAddr>()
             .map_err(|e| invalid("http.listen", format!("{:?} is not HOST:PORT ({e})", self.http.listen)))?;
+        let admin = self.http.admin_listen.parse::<SocketAddr>().map_err(|e| {
+            invalid("http.admin_listen", format!("{:?} is not HOST:PORT ({e})", self.http.admin_listen))
+        })?;
+        if admin.port() != 0 && self.http.listen.parse::<SocketAddr>().is_ok_and(|api| api.port() == admin.port()) {
+            return Err(invalid("http.admin_listen", "must not be the port of http.listen"));
+        }
         if self.http.max_body_bytes < 1024 {
             return Err(invalid("http.max_body_bytes", "must be at least 1024"));
         }
@@ -570,6 +593,11 @@ mod tests {
         assert_eq!(cfg.http.listen, "127.0.0.1:0");
         assert_eq!(cfg.bus.partitions, 8);
         assert_eq!(cfg.database.url, "sqlite:///tmp/x/gridwork.db");
+        assert_eq!(cfg.http.admin_listen, "127.0.0.1:0", "port 0 for the API: port 0 for admin");
+        assert_eq!(Config::default().resolve().unwrap().http.admin_listen, "127.0.0.1:9090");
+        let mut c = Config::default();
+        c.http.admin_listen = "127.0.0.1:8080".into();
+        assert!(c.resolve().unwrap_err().to_string().contains("http.admin_listen"));
         std::fs::write(&file, "[http]\nlisten = \"nonsense\"\n").unwrap();
         let err = Config::load(Some(&file)).unwrap_err().to_string();
         assert!(err.contains("http.listen"), "{err}");

@@ -144,7 +144,8 @@ impl Context {
         })
     }
 
-    /// Reads (or creates, on first start) a secret key file of 32 random bytes.
+    /// Reads (or creates, on first start, mode 0600 from the first byte:
+    /// [`crate::keyfile`]) a secret key file of 32 random bytes.
     pub fn secret(path: &Path) -> anyhow::Result<Vec<u8>> {
         use base64::Engine;
         let b64 = base64::engine::general_purpose::STANDARD;
@@ -155,14 +156,12 @@ impl Context {
         let mut key = [0u8; 32];
         ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut key)
             .map_err(|_| anyhow::anyhow!("no randomness for a new key"))?;
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        std::fs::write(path, b64.encode(key)).with_context(|| format!("writing {}", path.display()))?;
-        #[cfg(unix)]
+        // Private from the first byte; if another process created the
+        // secret meanwhile, that one is the secret.
+        if !crate::keyfile::create(path, b64.encode(key).as_bytes())
+            .with_context(|| format!("writing {}", path.display()))?
         {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+            return Self::secret(path);
         }
         Ok(key.to_vec())
     }

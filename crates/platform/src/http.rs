@@ -55,11 +55,18 @@ where
     let file = std::env::var_os("GRIDWORK_CONFIG").map(std::path::PathBuf::from);
     let config = Config::load(file.as_deref())?;
     crate::telemetry::init(&config.log.format);
-    let host = config.http.listen.rsplit_once(':').map(|(h, _)| h.to_owned()).unwrap_or_default();
+    let host = config_host(&config.http.listen);
     let app = build(config).await?;
+    let admin_host = config_host(&app.admin_host);
+    println!("gridwork-{name} admin listener (metrics, health) at http://{admin_host}:{}", app.admin_port());
     println!("gridwork-{name} listening on http://{host}:{}", app.port());
     app.run_until_stopped().await?;
     Ok(())
+}
+
+/// The host part of a `HOST:PORT` setting.
+pub fn config_host(listen: &str) -> String {
+    listen.rsplit_once(':').map(|(h, _)| h.to_owned()).unwrap_or_default()
 }
 
 async fn live() -> HttpResponse {
@@ -145,10 +152,15 @@ async fn not_found() -> Result<HttpResponse, ApiError> {
     Err(ApiError::not_found("route"))
 }
 
-/// A running service: HTTP server plus background tasks.
+/// A running service: HTTP server, admin server plus background tasks.
 pub struct Application {
     port: u16,
     server: Server,
+    admin_port: u16,
+    /// `http.admin_listen` as configured (its host, for messages).
+    pub admin_host: String,
+    admin: actix_web::dev::ServerHandle,
+    admin_task: JoinHandle<std::io::Result<()>>,
     shutdown: CancellationToken,
     background: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
@@ -158,6 +170,7 @@ pub struct Application {
 #[derive(Clone)]
 pub struct StopHandle {
     server: actix_web::dev::ServerHandle,
+    admin: actix_web::dev::ServerHandle,
 }
 
 impl StopHandle {
@@ -165,11 +178,13 @@ impl StopHandle {
     /// background tasks drain.
     pub async fn stop(&self) {
         self.server.stop(true).await;
+        self.admin.stop(true).await;
     }
 }
 
 impl Application {
-    /// Builds the server on `listener` with every service's routes.
+    /// Builds the server on `listener` with every service's routes, and the
+    /// admin server (`/metrics`, health) on `http.admin_listen`.
     pub fn new(
         ctx: Context,
         listener: TcpListener,
@@ -185,6 +200,7 @@ impl Application {
         let verifier = web::Data::new(ctx.verifier.clone());
         let metrics = web::Data::new(ctx.metrics.clone());
         let spec = openapi(apis);
+        let (admin_data, admin_metrics) = (data.clone(), metrics.clone());
         let mut server = HttpServer::new(move || {
             let mut app = App::new()
                 .app_data(data.clone())
@@ -197,7 +213,6 @@ impl Application {
                 .wrap(tracing_actix_web::TracingLogger::default())
                 .route("/health/live", web::get().to(live))
                 .route("/health/ready", web::get().to(ready))
-                .route("/metrics", web::get().to(crate::metrics::metrics_endpoint))
                 .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", spec.clone()))
                 .route("/docs", web::get().to(docs_redirect));
             for r in &routes {
@@ -211,15 +226,50 @@ impl Application {
         if workers > 0 {
             server = server.workers(workers);
         }
-        Ok(Application { port, server: server.run(), shutdown, background: ctx.background.clone(), tasks })
+        // Metrics and health for Prometheus and probes, on a listener of
+        // their own that stays off the public network. It stops after the
+        // API has drained (no signal handling of its own).
+        let admin_listener = TcpListener::bind(&ctx.config.http.admin_listen)?;
+        let admin_port = admin_listener.local_addr()?.port();
+        let admin = HttpServer::new(move || {
+            App::new()
+                .app_data(admin_data.clone())
+                .app_data(admin_metrics.clone())
+                .route("/health/live", web::get().to(live))
+                .route("/health/ready", web::get().to(ready))
+                .route("/metrics", web::get().to(crate::metrics::metrics_endpoint))
+                .default_service(web::to(not_found))
+        })
+        .listen(admin_listener)?
+        .workers(1)
+        .disable_signals()
+        .shutdown_timeout(5)
+        .run();
+        let admin_handle = admin.handle();
+        Ok(Application {
+            port,
+            server: server.run(),
+            admin_port,
+            admin_host: ctx.config.http.admin_listen.clone(),
+            admin: admin_handle,
+            admin_task: tokio::spawn(admin),
+            shutdown,
+            background: ctx.background.clone(),
+            tasks,
+        })
     }
 
     pub fn port(&self) -> u16 {
         self.port
     }
 
+    /// The port of the admin listener (`/metrics`, health).
+    pub fn admin_port(&self) -> u16 {
+        self.admin_port
+    }
+
     pub fn stop_handle(&self) -> StopHandle {
-        StopHandle { server: self.server.handle() }
+        StopHandle { server: self.server.handle(), admin: self.admin.clone() }
     }
 
     /// Serves until the server stops (SIGINT/SIGTERM or a [`StopHandle`]),
@@ -227,6 +277,8 @@ impl Application {
     /// and commit, outbox relays publish what is pending.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let served = self.server.await;
+        self.admin.stop(true).await;
+        let _ = self.admin_task.await;
         tracing::info!("HTTP server stopped; draining background work");
         self.shutdown.cancel();
         for t in self.tasks {

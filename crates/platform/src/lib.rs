@@ -12,6 +12,7 @@ pub mod error;
 pub mod failpoint;
 pub mod fanout;
 pub mod http;
+pub mod keyfile;
 pub mod metrics;
 pub mod pii;
 pub mod pipeline;

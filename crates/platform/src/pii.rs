@@ -97,9 +97,9 @@ impl Keyring {
     pub fn load_or_create(path: &Path) -> Result<Self, PiiError> {
         let ferr = |reason: String| PiiError::File { path: path.display().to_string(), reason };
         if !path.exists() {
-            let ring = Keyring::generate("k1")?;
-            ring.save(path)?;
-            return Ok(ring);
+            // If another process created the keyring meanwhile, its keys
+            // are the ones to use: read below.
+            Keyring::generate("k1")?.write(path, crate::keyfile::create)?;
         }
         let text = std::fs::read_to_string(path).map_err(|e| ferr(e.to_string()))?;
         let file: KeyringFile = serde_json::from_str(&text).map_err(|e| ferr(format!("not a keyring: {e}")))?;
@@ -115,24 +115,21 @@ impl Keyring {
         Ok(Keyring { current: file.current, keys })
     }
 
-    /// Writes the keyring to `path` (mode 0600).
+    /// Writes the keyring to `path`, replacing it atomically (mode 0600
+    /// from the first byte; a crash leaves the old keyring or the new one,
+    /// whole: [`crate::keyfile`]).
     pub fn save(&self, path: &Path) -> Result<(), PiiError> {
+        self.write(path, |p, b| crate::keyfile::replace(p, b).map(|()| true)).map(|_| ())
+    }
+
+    fn write(&self, path: &Path, put: impl FnOnce(&Path, &[u8]) -> std::io::Result<bool>) -> Result<bool, PiiError> {
         let ferr = |reason: String| PiiError::File { path: path.display().to_string(), reason };
         let file = KeyringFile {
             current: self.current.clone(),
             keys: self.keys.iter().map(|(k, v)| (k.clone(), STANDARD.encode(v))).collect(),
         };
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| ferr(e.to_string()))?;
-        }
         let text = serde_json::to_string_pretty(&file).map_err(|e| ferr(e.to_string()))?;
-        std::fs::write(path, text).map_err(|e| ferr(e.to_string()))?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(|e| ferr(e.to_string()))?;
-        }
-        Ok(())
+        put(path, text.as_bytes()).map_err(|e| ferr(e.to_string()))
     }
 
     /// Adds a fresh key and makes it current; returns its id.

@@ -39,31 +39,69 @@ pub fn row_of(f: &CaseFacts, version: i64, window: Duration) -> Result<kpi_fact:
     })
 }
 
-/// Writes a case's new facts and moves the day tallies by the difference
-/// from its old facts, in the caller's transaction.
+/// The tally changes of one transaction, merged by (jurisdiction, day).
+pub(crate) type Delta = std::collections::BTreeMap<(String, chrono::NaiveDate), Tally>;
+
+/// Reads a case's fact row to change it. On PostgreSQL the row stays locked
+/// (`SELECT … FOR UPDATE`) until the transaction ends, so the live fold and
+/// the maturity tick, of this replica or any other, take turns on a fact and
+/// each computes its difference from what the other wrote.
+async fn fact_for_update<C: ConnectionTrait>(txn: &C, case_id: &str) -> Result<Option<kpi_fact::Model>, DbErr> {
+    let mut q = kpi_fact::Entity::find_by_id(case_id.to_owned());
+    if txn.get_database_backend() == DbBackend::Postgres {
+        q = q.lock_exclusive();
+    }
+    q.one(txn).await
+}
+
+/// Writes a case's new facts in the caller's transaction and adds the
+/// difference from its old facts to `delta`. The old row is replaced only if
+/// it is still the one read (same version and facts): a write computed from
+/// a stale fact fails (retryable) instead of moving the tallies twice. With
+/// the row lock that never happens on PostgreSQL; SQLite has one writer.
 pub(crate) async fn store<C: ConnectionTrait>(
     txn: &C,
-    old: Option<&CaseFacts>,
+    old: Option<(&kpi_fact::Model, &CaseFacts)>,
     new: &CaseFacts,
     version: i64,
     window: Duration,
+    delta: &mut Delta,
 ) -> Result<(), HandlerError> {
-    let row = row_of(new, version, window)?.into_active_model().reset_all();
-    if old.is_some() {
-        row.update(txn).await.map_err(retryable)?;
-    } else {
-        row.insert(txn).await.map_err(retryable)?;
+    let row = row_of(new, version, window)?;
+    match old {
+        Some((was, _)) => {
+            let done = kpi_fact::Entity::update_many()
+                .set(row.into_active_model().reset_all())
+                .filter(kpi_fact::Column::CaseId.eq(was.case_id.as_str()))
+                .filter(kpi_fact::Column::Version.eq(was.version))
+                .filter(kpi_fact::Column::Facts.eq(was.facts.as_str()))
+                .exec(txn)
+                .await
+                .map_err(retryable)?;
+            if done.rows_affected != 1 {
+                return Err(HandlerError::Retryable(format!(
+                    "the facts of case {} changed while they were being folded",
+                    was.case_id
+                )));
+            }
+        }
+        None => {
+            row.into_active_model().reset_all().insert(txn).await.map_err(retryable)?;
+        }
     }
-    apply_cells(txn, kpi::delta(old, new)).await.map_err(retryable)
+    for (key, t) in kpi::delta(old.map(|(_, f)| f), new) {
+        delta.entry(key).or_default().add(&t, 1);
+    }
+    Ok(())
 }
 
 /// Adds each tally to its (jurisdiction, day) cell. Keys come in order, so
 /// concurrent folds lock cells in the same order.
-async fn apply_cells<C: ConnectionTrait>(
-    txn: &C,
-    delta: std::collections::BTreeMap<(String, chrono::NaiveDate), Tally>,
-) -> Result<(), DbErr> {
+async fn apply_cells<C: ConnectionTrait>(txn: &C, delta: Delta) -> Result<(), DbErr> {
     for ((code, day), t) in delta {
+        if t.is_zero() {
+            continue;
+        }
         let day = day.to_string();
         let mut q = kpi_cell::Entity::find_by_id((code.clone(), day.clone()));
         if txn.get_database_backend() == DbBackend::Postgres {
@@ -127,11 +165,12 @@ impl Handler for Folder {
         if !dedup::first_delivery(&txn, GROUP, &event.id.to_string()).await.map_err(retryable)? {
             return Ok(());
         }
-        let existing = kpi_fact::Entity::find_by_id(v.case_id.to_string()).one(&txn).await.map_err(retryable)?;
+        let existing = fact_for_update(&txn, &v.case_id.to_string()).await.map_err(retryable)?;
         let (old, stored_version) = match &existing {
             Some(row) => (Some(facts_of(row)?), row.version),
             None => (None, 0),
         };
+        gridwork_platform::failpoint::pause("analytics.fold.read").await;
         // Per-case order is guaranteed by the key; an older version seen
         // again (a redelivery) changes nothing.
         if v.version <= stored_version {
@@ -158,14 +197,15 @@ impl Handler for Folder {
         let mut others_changed = Vec::new();
         if v.kind == CaseEventKind::Created {
             if let Some(p) = v.petition.as_ref() {
-                let same = kpi_fact::Entity::find()
+                let mut q = kpi_fact::Entity::find()
                     .filter(kpi_fact::Column::PetitionerKey.eq(p.petitioner_key.as_str()))
                     .filter(kpi_fact::Column::MatterKey.eq(p.matter_key.as_str()))
                     .filter(kpi_fact::Column::CaseId.ne(v.case_id.to_string()))
-                    .order_by_asc(kpi_fact::Column::CaseId)
-                    .all(&txn)
-                    .await
-                    .map_err(retryable)?;
+                    .order_by_asc(kpi_fact::Column::CaseId);
+                if txn.get_database_backend() == DbBackend::Postgres {
+                    q = q.lock_exclusive();
+                }
+                let same = q.all(&txn).await.map_err(retryable)?;
                 for row in same {
                     let before = facts_of(&row)?;
                     if p.class == PetitionClass::FirstTime {
@@ -175,16 +215,21 @@ impl Handler for Folder {
                     } else {
                         let mut after = before.clone();
                         if after.note_later_petition(v.created_at, self.window) {
-                            others_changed.push((before, after, row.version));
+                            others_changed.push((row, before, after));
                         }
                     }
                 }
             }
         }
-        store(&txn, old.as_ref(), &facts, v.version, self.window).await?;
-        for (before, after, version) in others_changed {
-            store(&txn, Some(&before), &after, version, self.window).await?;
+        let mut delta = Delta::new();
+        let was = existing.as_ref().zip(old.as_ref());
+        store(&txn, was, &facts, v.version, self.window, &mut delta).await?;
+        for (row, before, after) in &others_changed {
+            store(&txn, Some((row, before)), after, row.version, self.window, &mut delta).await?;
         }
+        // Cells in key order, once per transaction: concurrent folds and
+        // ticks lock them in the same order.
+        apply_cells(&txn, delta).await.map_err(retryable)?;
         txn.commit().await.map_err(retryable)?;
         Ok(())
     }
@@ -192,29 +237,39 @@ impl Handler for Folder {
 
 /// Makes final every pending first-contact result whose observation window
 /// has ended by `now`. Returns how many changed.
+///
+/// On PostgreSQL the tick locks the facts it takes (`FOR UPDATE SKIP
+/// LOCKED`): a fact the live fold (or another replica's tick) holds is left
+/// for the next tick, and a fact taken is read as last committed, so the
+/// fold and the tick never both move the tallies from the same stale fact.
 pub async fn mature(db: &DatabaseConnection, now: DateTime<Utc>, window: Duration) -> Result<usize, HandlerError> {
+    use sea_orm::sea_query::{LockBehavior, LockType};
     let mut changed = 0;
     loop {
         let txn = db.begin().await.map_err(retryable)?;
-        let rows = kpi_fact::Entity::find()
+        let mut q = kpi_fact::Entity::find()
             .filter(kpi_fact::Column::MaturesAt.lte(now))
             .order_by_asc(kpi_fact::Column::MaturesAt)
-            .limit(200)
-            .all(&txn)
-            .await
-            .map_err(retryable)?;
+            .limit(200);
+        if txn.get_database_backend() == DbBackend::Postgres {
+            q = q.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
+        }
+        let rows = q.all(&txn).await.map_err(retryable)?;
         if rows.is_empty() {
             return Ok(changed);
         }
-        for row in rows {
-            let before = facts_of(&row)?;
+        gridwork_platform::failpoint::pause("analytics.mature.read").await;
+        let mut delta = Delta::new();
+        for row in &rows {
+            let before = facts_of(row)?;
             let mut after = before.clone();
             after.mature(now, window);
             // Written even if unchanged, so matures_at is cleared and the
             // row not picked again.
-            store(&txn, Some(&before), &after, row.version, window).await?;
+            store(&txn, Some((row, &before)), &after, row.version, window, &mut delta).await?;
             changed += usize::from(after != before);
         }
+        apply_cells(&txn, delta).await.map_err(retryable)?;
         txn.commit().await.map_err(retryable)?;
     }
 }

@@ -38,7 +38,16 @@ pub struct State {
     pub window: Duration,
     /// Public KPIs suppress counts and rates resting on fewer cases.
     pub min_cell: u64,
+    /// Published months by (province prefix, first day), for a minute.
+    pub published: std::sync::Mutex<std::collections::HashMap<(String, NaiveDate), (std::time::Instant, PublicTable)>>,
 }
+
+/// A month's published rows of every unit of a province, by jurisdiction.
+pub type PublicTable = Arc<std::collections::BTreeMap<String, serde_json::Value>>;
+
+/// How long a computed public month is served before it is computed again
+/// (the public response says `max-age=60` too).
+const PUBLISHED_FOR: std::time::Duration = std::time::Duration::from_secs(60);
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -58,32 +67,28 @@ pub struct KpiQuery {
 
 const MAX_DAYS: i64 = 3700;
 
-/// The gauges' KPI names and values of a row; rates without a denominator
-/// are left out.
-fn gauge_values(row: &kpi::KpiRow) -> Vec<(&'static str, f64)> {
-    let mut out = vec![
-        ("volume", row.volume as f64),
-        ("closed", row.closed as f64),
-        ("backlog", row.backlog as f64),
-        ("petitions", row.petitions as f64),
-        ("callbacks_unanswered", row.callbacks_unanswered as f64),
-    ];
-    if let Some(h) = row.median_hours_to_close {
-        out.push(("median_hours_to_close", f64::from(h)));
+/// The gauges' KPI names and values of a published row: what publication
+/// withheld and rates without a denominator are left out.
+fn gauge_values(row: &serde_json::Value) -> Vec<(&'static str, f64)> {
+    let mut out = Vec::new();
+    for name in ["volume", "closed", "backlog", "petitions", "callbacks_unanswered", "median_hours_to_close"] {
+        if let Some(v) = row[name].as_f64() {
+            out.push((name, v));
+        }
     }
-    for (name, r) in [
-        ("on_time_close_out", row.on_time_close_out),
-        ("on_the_spot_resolution", row.on_the_spot_resolution),
-        ("on_time_acceptance", row.on_time_acceptance),
-        ("satisfaction", row.satisfaction),
-        ("participation", row.participation),
-        ("repeat_petition_rate", row.repeat_petition_rate),
-        ("escalation_rate", row.escalation_rate),
-        ("transfer_up_rate", row.transfer_up_rate),
-        ("first_contact_resolution", row.first_contact_resolution),
-        ("first_contact_resolution_provisional", row.first_contact_resolution_provisional),
+    for name in [
+        "on_time_close_out",
+        "on_the_spot_resolution",
+        "on_time_acceptance",
+        "satisfaction",
+        "participation",
+        "repeat_petition_rate",
+        "escalation_rate",
+        "transfer_up_rate",
+        "first_contact_resolution",
+        "first_contact_resolution_provisional",
     ] {
-        if let Some(rate) = r.rate {
+        if let Some(rate) = row[name]["rate"].as_f64() {
             out.push((name, rate));
         }
     }
@@ -92,32 +97,23 @@ fn gauge_values(row: &kpi::KpiRow) -> Vec<(&'static str, f64)> {
 
 /// Prometheus gauges of the current month (China time) for every county,
 /// city and province with cases: `gridwork_kpi_current_month{jurisdiction,
-/// kpi}`.
+/// kpi}`, withheld by the rule of the public KPIs ([`kpi::public_table`]
+/// over the counties, cities and provinces), so small cells are not
+/// exported.
 pub async fn refresh_gauges(state: &State, gauges: &prometheus::GaugeVec) -> Result<usize, ApiError> {
-    use sea_orm::{ConnectionTrait, Statement};
     let today = kpi::china_day(Utc::now());
     let first = today.with_day(1).unwrap_or(today);
-    let backend = state.db.get_database_backend();
-    let codes: Vec<String> = state
-        .db
-        .query_all(Statement::from_string(
-            backend,
-            "SELECT DISTINCT jurisdiction FROM kpi_cells WHERE length(jurisdiction) = 6",
-        ))
-        .await
-        .map_err(|e| ApiError::unavailable(&e))?
-        .iter()
-        .filter_map(|r| r.try_get::<String>("", "jurisdiction").ok())
-        .collect();
-    for code in &codes {
-        let Some(row) = query::rows(&state.db, code, Period::Month, first, today).await?.into_iter().next() else {
-            continue;
-        };
-        for (name, v) in gauge_values(&row) {
+    let mut rows = query::unit_rows(&state.db, "", Period::Month, first, today).await?;
+    // Streets are not exported: the table is the units that are.
+    rows.retain(|code, _| code.len() == 6);
+    let table = kpi::public_table(&rows, state.min_cell);
+    gauges.reset();
+    for (code, row) in &table {
+        for (name, v) in gauge_values(row) {
             gauges.with_label_values(&[code.as_str(), name]).set(v);
         }
     }
-    Ok(codes.len())
+    Ok(table.len())
 }
 
 /// The KPI rows of `jurisdiction` for the query's period and range.
@@ -187,9 +183,12 @@ pub async fn kpis(state: web::Data<State>, caller: Caller, q: web::Query<KpiQuer
 }
 
 /// `GET /v1/public/kpis` (no token): the published evaluation results
-/// (评价结果公开) of a street, county, city or province. No personal data;
-/// counts and rates resting on fewer than `kpi.public_min_cell` cases are
-/// suppressed, so no person can be singled out.
+/// (评价结果公开) of a street, county, city or province, by whole completed
+/// calendar month. No personal data; small cells and the figures that would
+/// give them away by difference are withheld (`kpi.public_min_cell`,
+/// [`kpi::public_table`]). Only whole, completed months are published: the
+/// running month grows day by day, and ranges that nest (a month and its
+/// days, a year and its months) difference into each other.
 pub async fn public_kpis(state: web::Data<State>, q: web::Query<KpiQuery>) -> Result<HttpResponse, ApiError> {
     let jurisdiction = q.jurisdiction.clone().ok_or_else(|| {
         ApiError::bad_request("missing_field", "jurisdiction is required", "请填写辖区代码").with_field("jurisdiction")
@@ -205,11 +204,75 @@ pub async fn public_kpis(state: web::Data<State>, q: web::Query<KpiQuery>) -> Re
         )
         .with_field("jurisdiction"));
     }
-    let mut body = compute(&state, &jurisdiction, &q).await?;
-    let rows: Vec<kpi::KpiRow> = serde_json::from_value(body["rows"].take()).map_err(|e| ApiError::internal(&e))?;
-    body["rows"] = serde_json::Value::Array(rows.iter().map(|r| kpi::public_row(r, state.min_cell)).collect());
-    body["min_cell"] = serde_json::json!(state.min_cell);
+    if !matches!(q.period.as_deref(), None | Some("month")) {
+        return Err(ApiError::bad_request(
+            "invalid_period",
+            "public KPIs are published by calendar month only (period=month)",
+            "公开指标只按自然月发布",
+        )
+        .with_field("period"));
+    }
+    let this_month = kpi::china_day(Utc::now()).with_day(1).ok_or_else(|| ApiError::internal(&"no first day"))?;
+    let last = this_month.pred_opt().ok_or_else(|| ApiError::internal(&"no last month"))?;
+    let from = q.from.unwrap_or_else(|| last.with_day(1).unwrap_or(last));
+    let to = q.to.unwrap_or(last);
+    let whole_months = from.day() == 1 && to.succ_opt().is_some_and(|d| d.day() == 1);
+    if !whole_months || to < from || to >= this_month || (to - from).num_days() > MAX_DAYS {
+        return Err(ApiError::bad_request(
+            "invalid_range",
+            "public KPIs cover whole, completed calendar months: from the first day of a month to the last day \
+             of a month before the current one",
+            "公开指标只发布已结束的完整自然月：起始日须为月初，截止日须为上月或更早月份的月末",
+        )
+        .with_field("to"));
+    }
+    let mut rows = Vec::new();
+    let mut month = from;
+    while month <= to {
+        let next = month.checked_add_months(chrono::Months::new(1)).ok_or_else(|| ApiError::internal(&"month"))?;
+        let table = published_month(&state, &jurisdiction[..2], month, next.pred_opt().unwrap_or(month)).await?;
+        if let Some(row) = table.get(&jurisdiction) {
+            rows.push(row.clone());
+        }
+        month = next;
+    }
+    let body = serde_json::json!({
+        "jurisdiction": jurisdiction,
+        "level": level,
+        "period": Period::Month.as_str(),
+        "from": from,
+        "to": to,
+        "computed_at": Utc::now(),
+        "fcr_window_days": state.window.num_days(),
+        "rows": rows,
+        "min_cell": state.min_cell,
+    });
     Ok(HttpResponse::Ok().insert_header(("Cache-Control", "public, max-age=60")).json(body))
+}
+
+/// The published table of the month `[first, last]` of the province whose
+/// codes start with `province`: every unit's row, withheld as a whole.
+async fn published_month(
+    state: &State,
+    province: &str,
+    first: NaiveDate,
+    last: NaiveDate,
+) -> Result<PublicTable, ApiError> {
+    let key = (province.to_owned(), first);
+    if let Ok(cache) = state.published.lock() {
+        if let Some((at, table)) = cache.get(&key) {
+            if at.elapsed() < PUBLISHED_FOR {
+                return Ok(table.clone());
+            }
+        }
+    }
+    let rows = query::unit_rows(&state.db, province, Period::Month, first, last).await?;
+    let table: PublicTable = Arc::new(kpi::public_table(&rows, state.min_cell));
+    if let Ok(mut cache) = state.published.lock() {
+        cache.retain(|_, (at, _)| at.elapsed() < PUBLISHED_FOR);
+        cache.insert(key, (std::time::Instant::now(), table.clone()));
+    }
+    Ok(table)
 }
 
 pub async fn start(ctx: &Context, shutdown: CancellationToken) -> anyhow::Result<Service> {
@@ -217,6 +280,7 @@ pub async fn start(ctx: &Context, shutdown: CancellationToken) -> anyhow::Result
         db: ctx.db.clone(),
         window: Duration::days(ctx.config.kpi.fcr_window_days),
         min_cell: ctx.config.kpi.public_min_cell,
+        published: Default::default(),
     });
     let handler = Arc::new(fold::Folder { db: ctx.db.clone(), window: state.window });
     let gauges = prometheus::GaugeVec::new(

@@ -89,3 +89,68 @@ pub async fn rows<C: ConnectionTrait>(
     let (days, opening) = tallies(db, jurisdiction, from, to).await?;
     Ok(kpi::rows(&days, opening, period, from, to))
 }
+
+/// The KPI row of period `[from, to]` (one bucket of `period`) of every
+/// unit whose code starts with `prefix` and is published (street, county,
+/// city, province: 6 or 9 digits) and had activity in it, by code: the
+/// table that publication withholds from as a whole.
+pub async fn unit_rows<C: ConnectionTrait>(
+    db: &C,
+    prefix: &str,
+    period: Period,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<BTreeMap<String, KpiRow>, ApiError> {
+    let backend = db.get_database_backend();
+    let pg = backend == sea_orm::DbBackend::Postgres;
+    let like = format!("{prefix}%");
+    let cells = db
+        .query_all(Statement::from_sql_and_values(
+            backend,
+            if pg {
+                "SELECT jurisdiction, day, tally FROM kpi_cells WHERE jurisdiction LIKE $1 \
+                 AND length(jurisdiction) IN (6, 9) AND day >= $2 AND day <= $3"
+            } else {
+                "SELECT jurisdiction, day, tally FROM kpi_cells WHERE jurisdiction LIKE ? \
+                 AND length(jurisdiction) IN (6, 9) AND day >= ? AND day <= ?"
+            },
+            [like.clone().into(), from.to_string().into(), to.to_string().into()],
+        ))
+        .await
+        .map_err(|e| ApiError::unavailable(&e))?;
+    let mut days: BTreeMap<String, BTreeMap<NaiveDate, Tally>> = BTreeMap::new();
+    for c in cells {
+        let code: String = c.try_get("", "jurisdiction").map_err(|e| ApiError::internal(&e))?;
+        let day: String = c.try_get("", "day").map_err(|e| ApiError::internal(&e))?;
+        let tally: String = c.try_get("", "tally").map_err(|e| ApiError::internal(&e))?;
+        let day: NaiveDate = day.parse().map_err(|e| ApiError::internal(&e))?;
+        days.entry(code).or_default().insert(day, serde_json::from_str(&tally).map_err(|e| ApiError::internal(&e))?);
+    }
+    let openings = db
+        .query_all(Statement::from_sql_and_values(
+            backend,
+            if pg {
+                "SELECT jurisdiction, CAST(SUM(net_open) AS BIGINT) AS n FROM kpi_cells \
+                 WHERE jurisdiction LIKE $1 AND length(jurisdiction) IN (6, 9) AND day < $2 GROUP BY jurisdiction"
+            } else {
+                "SELECT jurisdiction, SUM(net_open) AS n FROM kpi_cells \
+                 WHERE jurisdiction LIKE ? AND length(jurisdiction) IN (6, 9) AND day < ? GROUP BY jurisdiction"
+            },
+            [like.into(), from.to_string().into()],
+        ))
+        .await
+        .map_err(|e| ApiError::unavailable(&e))?;
+    let mut opening: BTreeMap<String, i64> = BTreeMap::new();
+    for r in openings {
+        let code: String = r.try_get("", "jurisdiction").map_err(|e| ApiError::internal(&e))?;
+        opening.insert(code, r.try_get::<i64>("", "n").unwrap_or(0));
+    }
+    let mut out = BTreeMap::new();
+    for (code, d) in days {
+        let open = opening.get(&code).copied().unwrap_or(0);
+        if let Some(row) = kpi::rows(&d, open, period, from, to).into_iter().next() {
+            out.insert(code, row);
+        }
+    }
+    Ok(out)
+}

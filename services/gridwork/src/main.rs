@@ -779,7 +779,12 @@ fn banner(up: &gridwork::AllInOne) -> anyhow::Result<()> {
         "  demo point lat {} lon {} lies in grid {} (centre {})",
         d.demo_point.0, d.demo_point.1, d.demo_grid, d.demo_centre
     );
-    println!("  routes     {base}/v1/reports  /v1/me/reports  /v1/grids/locate  /v1/cases  /v1/kpis  /health/ready  /metrics");
+    println!("  routes     {base}/v1/reports  /v1/me/reports  /v1/grids/locate  /v1/cases  /v1/kpis  /health/ready");
+    let admin_host = gridwork_platform::http::config_host(&c.http.admin_listen);
+    println!(
+        "  admin      http://{admin_host}:{}/metrics  /health/ready  (Prometheus and probes; not on the API listener)",
+        up.app.admin_port()
+    );
     println!("  API        {base}/docs/  (OpenAPI 3: {base}/openapi.json; Open311: {base}/open311/v2/services.json)");
     println!(
         "  users      password {:?} for POST {base}/v1/auth/token; ready-made tokens (valid {} h):",

@@ -11,6 +11,8 @@ use uuid::Uuid;
 
 pub struct TestApp {
     pub base: String,
+    /// The admin listener (`/metrics`, health).
+    pub admin: String,
     pub ctx: gridwork_platform::Context,
     pub demo: gridwork::seed::Demo,
     pub stop: StopHandle,
@@ -33,9 +35,10 @@ pub async fn spawn_with(config: Config) -> TestApp {
     gridwork_platform::telemetry::init("text");
     let up = gridwork::build(config).await.expect("app builds");
     let base = format!("http://127.0.0.1:{}", up.app.port());
+    let admin = format!("http://127.0.0.1:{}", up.app.admin_port());
     let stop = up.app.stop_handle();
     let done = tokio::spawn(up.app.run_until_stopped());
-    TestApp { base, ctx: up.ctx, demo: up.demo, stop, done, http: reqwest::Client::new() }
+    TestApp { base, admin, ctx: up.ctx, demo: up.demo, stop, done, http: reqwest::Client::new() }
 }
 
 impl TestApp {
@@ -271,6 +274,8 @@ impl RealBackends {
 pub struct Svc {
     pub child: std::process::Child,
     pub base: String,
+    /// The admin listener (`/metrics`, health).
+    pub admin: String,
 }
 
 impl Drop for Svc {
@@ -302,15 +307,24 @@ pub fn start_process(name: &str, args: &[&str], env: &[(String, String)]) -> Svc
     }
     let mut child = cmd.spawn().unwrap();
     let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let base = loop {
+    // The API's URL (`… listening on URL`, `gridwork is up: URL`) and the
+    // admin listener's (a line naming `admin` and its URL).
+    let (mut base, mut admin) = (None, None);
+    while base.is_none() || admin.is_none() {
         let line = lines.next().unwrap_or_else(|| panic!("{name} exited before listening")).unwrap();
         if let Some((_, url)) = line.split_once(" listening on ").or_else(|| line.split_once("gridwork is up: ")) {
-            break url.trim().to_owned();
+            base = Some(url.trim().to_owned());
+        } else if line.contains("admin") {
+            if let Some(at) = line.find("http://") {
+                let url: String = line[at..].chars().take_while(|c| !c.is_whitespace()).collect();
+                admin = Some(url.trim_end_matches("/metrics").to_owned());
+            }
         }
-    };
+    }
+    let (base, admin) = (base.unwrap(), admin.unwrap());
     // Keep draining stdout so the process never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
-    Svc { child, base }
+    Svc { child, base, admin }
 }
 
 /// `gridwork migrate --demo` with `env`; returns the demo grid code.

@@ -51,10 +51,10 @@ async fn services_as_processes_on_kafka_postgres_redis() {
     // over both partitions. The second replica joins the group a few seconds
     // after the first takes every partition, so reports come in waves until
     // both replicas have done part of the work.
-    let cases_created = |base: String| {
+    let cases_created = |admin: String| {
         let http = http.clone();
         async move {
-            let text = http.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
+            let text = http.get(format!("{admin}/metrics")).send().await.unwrap().text().await.unwrap();
             text.lines()
                 .filter(|l| l.starts_with("gridwork_cases_created_total"))
                 .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
@@ -83,7 +83,7 @@ async fn services_as_processes_on_kafka_postgres_redis() {
         })
         .await;
         per_replica =
-            vec![cases_created(mediation_a.base.clone()).await, cases_created(mediation_b.base.clone()).await];
+            vec![cases_created(mediation_a.admin.clone()).await, cases_created(mediation_b.admin.clone()).await];
         if per_replica.iter().all(|n| *n > 0) {
             break;
         }
@@ -113,7 +113,7 @@ async fn services_as_processes_on_kafka_postgres_redis() {
     // Both replicas serve the same queues.
     let from_b = poll_json(&http, &format!("{}/v1/cases?limit=200", mediation_b.base), &admin, |_| true).await;
     assert_eq!(from_b["items"].as_array().unwrap().len(), ids.len());
-    let total = cases_created(mediation_a.base.clone()).await + cases_created(mediation_b.base.clone()).await;
+    let total = cases_created(mediation_a.admin.clone()).await + cases_created(mediation_b.admin.clone()).await;
     assert_eq!(total, ids.len() as u64, "every case was opened once, by one replica");
 
     // A dispatcher watches the live stream on replica A…

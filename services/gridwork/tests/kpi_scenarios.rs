@@ -305,7 +305,22 @@ async fn hand_computed_kpis_per_jurisdiction_snapshot_and_recompute() {
     assert_eq!(s, 200);
     let public: Value = public.json().await.unwrap();
     let p = &public["rows"][0];
-    assert_eq!((p["volume"].clone(), p["closed"].clone()), (json!(10), json!(7)));
+    // The street's 10 cases (7 closed) are withheld too: the county's 11 (8)
+    // minus them would give away the one case of street 371002002 (C4). The
+    // county is withheld in turn, since the city's 12 minus its 11 would give
+    // away the one case of county 371003 (C5); the city is published.
+    assert_eq!((p["volume"].clone(), p["closed"].clone()), (Value::Null, Value::Null), "{p}");
+    let public_volume = |j: &'static str| {
+        let (http, base) = (app.http.clone(), app.base.clone());
+        async move {
+            let url = format!("{base}/v1/public/kpis?jurisdiction={j}&period=month&from=2025-03-01&to=2025-03-31");
+            let v: Value = http.get(url).send().await.unwrap().json().await.unwrap();
+            v["rows"][0]["volume"].clone()
+        }
+    };
+    assert_eq!(public_volume("371002002").await, Value::Null, "C4 alone");
+    assert_eq!(public_volume("371002").await, Value::Null);
+    assert_eq!(public_volume("371000").await, json!(12));
     assert_eq!(p["backlog"], Value::Null, "3 cases are too few to publish");
     assert_eq!(ratio(&p["satisfaction"]), (4, 5));
 

@@ -155,3 +155,96 @@ async fn parties_are_sealed_masked_and_read_only_with_an_audited_reason() {
     assert_eq!((s, shown["reports"][0]["parties"][0]["phone"].as_str()), (200, Some(PHONE)));
     app.shutdown().await;
 }
+
+/// Runs `gridwork ARGS --data-dir DIR` with the failpoint `keyfile.write`
+/// armed: it stops dead while a key file is being written. Returns the
+/// stopped process once it got there.
+fn stopped_writing_a_key(dir: &std::path::Path, hits: &std::path::Path, args: &[&str]) -> std::process::Child {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_gridwork"))
+        .args(args)
+        .args(["--data-dir", dir.to_str().unwrap()])
+        .env("GW_FAILPOINT", "keyfile.write")
+        .env("GW_FAILPOINT_DIR", hits)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let hit = hits.join("keyfile.write.hit");
+    for _ in 0..300 {
+        if hit.exists() {
+            std::fs::remove_file(&hit).unwrap();
+            return child;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("gridwork {args:?} ended ({status}) without writing a key file");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("gridwork {args:?} never reached the failpoint");
+}
+
+/// Every key file in `dir` (the signing key, the keyring, the petition
+/// secret, and any file being written in their place) is private to its
+/// owner: no group or other bits.
+fn assert_private(dir: &std::path::Path, when: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_file() && entry.file_name().to_string_lossy().contains("key") {
+            let mode = entry.metadata().unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode & 0o077, 0, "{when}: {} has mode {mode:o}", entry.path().display());
+        }
+    }
+}
+
+/// Issue 14, item 12: key files are private from their first byte, and a
+/// crash in the middle of writing one (first start, or `gridwork pii
+/// rotate`) never leaves sealed data unreadable.
+#[actix_web::test]
+async fn key_files_are_private_from_the_first_byte_and_survive_a_crash_mid_rotation() {
+    let dir = tempfile::tempdir().unwrap();
+    let hits = tempfile::tempdir().unwrap();
+    // First start of the embedded issuer, stopped while it writes its key:
+    // nothing in the data directory is readable by others, even then.
+    let mut child = stopped_writing_a_key(dir.path(), hits.path(), &["token", "--role", "admin"]);
+    assert_private(dir.path(), "while the signing key is being created");
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    // The crash left no half-written key behind: the app starts and seals.
+    let cfg = common::config(dir.path());
+    let app = common::spawn_with(cfg.clone()).await;
+    assert_private(dir.path(), "after the first start");
+    let (_, cid) = petition_case(&app).await;
+    let path = format!("/v1/cases/{cid}/parties");
+    let why = json!({"reason": "电话联系信访人告知受理"});
+    let (s, shown) = app.post(&app.dispatcher(), &path, &why).await;
+    assert_eq!((s, shown["reports"][0]["parties"][0]["name"].as_str()), (200, Some(NAME)), "{shown}");
+    app.shutdown().await;
+
+    // `gridwork pii rotate`, killed in the middle of writing the keyring.
+    let mut child = stopped_writing_a_key(dir.path(), hits.path(), &["pii", "rotate"]);
+    assert_private(dir.path(), "while the keyring is being rewritten");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let keyring = std::fs::read_to_string(dir.path().join("pii-keyring.json")).unwrap();
+    assert!(keyring.contains("\"k1\""), "the keyring still holds the key the data is sealed with: {keyring:?}");
+    let app = common::spawn_with(cfg.clone()).await;
+    let (s, shown) = app.post(&app.dispatcher(), &path, &why).await;
+    assert_eq!((s, shown["reports"][0]["parties"][0]["name"].as_str()), (200, Some(NAME)), "{shown}");
+    app.shutdown().await;
+
+    // The rotation run again completes, and the data still reads.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gridwork"))
+        .args(["pii", "rotate", "--data-dir", dir.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "k2");
+    assert_private(dir.path(), "after the rotation");
+    let app = common::spawn_with(cfg).await;
+    let (s, shown) = app.post(&app.dispatcher(), &path, &why).await;
+    assert_eq!((s, shown["reports"][0]["parties"][0]["phone"].as_str()), (200, Some(PHONE)), "{shown}");
+    app.shutdown().await;
+}

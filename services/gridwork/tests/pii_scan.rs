@@ -203,16 +203,19 @@ async fn a_petitioners_identity_appears_only_where_the_role_permits() {
     // What analysts and the public see.
     let today = gridwork_domain::kpi::china_day(chrono::Utc::now());
     let range = format!("from={today}&to={today}");
+    // The public view publishes completed months only: last month's.
+    let last = chrono::Datelike::with_day(&today, 1).and_then(|d| d.pred_opt()).unwrap();
+    let public = format!("from={}&to={last}", chrono::Datelike::with_day(&last, 1).unwrap());
     for (who, token, path) in [
         ("analyst", analyst.as_str(), format!("/v1/kpis?jurisdiction=371000&period=month&{range}")),
-        ("public", "", format!("/v1/public/kpis?jurisdiction=371000&period=month&{range}")),
+        ("public", "", format!("/v1/public/kpis?jurisdiction=371000&period=month&{public}")),
         ("analyst", analyst.as_str(), format!("/v1/ledgers/cases?jurisdiction=371000&{range}")),
         ("analyst", analyst.as_str(), format!("/v1/ledgers/kpis?jurisdiction=371000&period=day&{range}")),
     ] {
         let (s, text) = seen.call(&app, who, "GET", token, &path, None).await;
         assert_eq!(s, 200, "{path}: {text}");
     }
-    let metrics = app.http.get(format!("{}/metrics", app.base)).send().await.unwrap().text().await.unwrap();
+    let metrics = app.http.get(format!("{}/metrics", app.admin)).send().await.unwrap().text().await.unwrap();
     seen.0.push(("GET /metrics".into(), metrics));
 
     // Wait for the KPI snapshots of this case to be on their topic.

@@ -401,7 +401,7 @@ async fn bad_input_gets_clear_4xx_never_500() {
     // Health and metrics.
     let r = app.http.get(format!("{}/health/ready", app.base)).send().await.unwrap();
     assert_eq!(r.status(), 200);
-    let m = app.http.get(format!("{}/metrics", app.base)).send().await.unwrap().text().await.unwrap();
+    let m = app.http.get(format!("{}/metrics", app.admin)).send().await.unwrap().text().await.unwrap();
     assert!(m.contains("gridwork_http_requests_total"), "{m}");
     app.shutdown().await;
 }
