@@ -88,3 +88,40 @@ async fn on_the_spot_resolution_and_the_grids_open_cases() {
     assert_eq!(other["items"], json!([]), "another grid sees none of it");
     app.shutdown().await;
 }
+
+/// A replay is its reporter's own: another grid worker sending the same
+/// report id and body gets 409, never the first worker's report — through
+/// the cache's fast path and the database's slow path alike, alone or in a
+/// batch — while the reporter's own replays still get 200.
+#[actix_web::test]
+async fn another_worker_replaying_a_report_gets_409_on_the_fast_and_the_slow_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = common::spawn(dir.path()).await;
+    let (lat, lon) = app.demo.demo_point;
+    let first = app.worker();
+    let second = app.token("worker-2", Role::GridWorker, &app.demo.demo_grid);
+    let rid = Uuid::new_v4().to_string();
+    let mut body = report(&rid, lat, lon, "dispute.neighbourhood");
+    body["description"] = json!("worker-1's own words about the dispute");
+    assert_eq!(app.post(&first, "/v1/reports", &body).await.0, 201);
+
+    // Fast path: the report's hash is in the cache.
+    let (s, v) = app.post(&first, "/v1/reports", &body).await;
+    assert_eq!((s, v["id"].as_str()), (200, Some(rid.as_str())), "the reporter's replay: {v}");
+    let (s, e) = app.post(&second, "/v1/reports", &body).await;
+    assert_eq!((s, e["code"].as_str()), (409, Some("report_id_conflict")), "fast path, another worker: {e}");
+    assert!(!e.to_string().contains("own words"), "another worker's replay must not show the report: {e}");
+    let (s, b) = app.post(&second, "/v1/reports/batch", &json!({"reports": [body.clone()]})).await;
+    assert_eq!((s, b["results"][0]["status"].as_u64()), (200, Some(409)), "fast path in a batch: {b}");
+    assert_eq!(b["accepted"], 0, "{b}");
+
+    // Slow path: the cache forgot; the database decides.
+    app.ctx.cache.del(&format!("intake:report:{rid}")).await.unwrap();
+    let (s, e) = app.post(&second, "/v1/reports", &body).await;
+    assert_eq!((s, e["code"].as_str()), (409, Some("report_id_conflict")), "slow path, another worker: {e}");
+    let (s, b) = app.post(&second, "/v1/reports/batch", &json!({"reports": [body.clone()]})).await;
+    assert_eq!((s, b["results"][0]["status"].as_u64()), (200, Some(409)), "slow path in a batch: {b}");
+    let (s, v) = app.post(&first, "/v1/reports", &body).await;
+    assert_eq!((s, v["reporter"].as_str()), (200, Some("worker-1")), "the reporter's replay, slow path: {v}");
+    app.shutdown().await;
+}

@@ -339,10 +339,16 @@ pub async fn submit_one(state: &State, actor: &Actor, body: ReportIn) -> Result<
     let report = body.into_domain(&actor.id);
     let id = report.id.to_string();
 
-    // Fast path for replays: the database stays the source of truth.
+    // Fast path for replays: the database stays the source of truth. The
+    // hash covers the body, not who sent it: a replay is the reporter's own,
+    // as on the slow path below (another worker's same body is a conflict,
+    // never a view of someone else's report).
     if let Ok(Some(cached)) = state.cache.get(&idem_key(&report.id)).await {
         if cached == hash.as_bytes() {
             if let Some(v) = load_view(state, &id).await? {
+                if v.reporter != actor.id {
+                    return Err(IntakeError::IdConflict(id));
+                }
                 return Ok((false, v));
             }
         }
