@@ -4,6 +4,7 @@
 //! shutdown.
 
 pub mod auth;
+pub mod body;
 pub mod cache;
 pub mod config;
 pub mod context;

@@ -11,7 +11,7 @@ use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, Utc};
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use async_trait::async_trait;
 use gridwork_bus::{Handler, HandlerError, Message};
 use gridwork_domain::codes;
@@ -360,15 +360,22 @@ fn import_error(e: import::ImportError) -> ApiError {
     }
 }
 
+/// The largest grid import: a province's grids are tens of megabytes of
+/// GeoJSON.
+pub const MAX_IMPORT_BYTES: usize = 512 << 20;
+
 /// `POST /v1/grids/versions?valid_from=&label=&counties=&dry_run=`, body:
 /// a grid FeatureCollection. 201 with the version; 422 with every problem.
+/// The body is read only after the caller proved to be an admin.
 pub async fn import_version(
     state: web::Data<State>,
     caller: Caller,
     q: web::Query<ImportQuery>,
-    body: web::Bytes,
+    req: HttpRequest,
+    body: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     admin(&caller)?;
+    let body = gridwork_platform::body::read(&req, body, MAX_IMPORT_BYTES).await?;
     let text = std::str::from_utf8(&body)
         .map_err(|_| ApiError::bad_request("invalid_geojson", "the body is not UTF-8", "文件不是 UTF-8 编码"))?;
     let q = q.into_inner();
@@ -471,13 +478,8 @@ pub async fn start(ctx: &Context, shutdown: CancellationToken) -> anyhow::Result
     let routes: Routes = Arc::new(move |cfg: &mut web::ServiceConfig| {
         cfg.app_data(state.clone())
             .route("/v1/grids/locate", web::get().to(locate))
-            .service(
-                web::resource("/v1/grids/versions")
-                    // A province's grids are tens of megabytes of GeoJSON.
-                    .app_data(web::PayloadConfig::new(512 << 20))
-                    .route(web::get().to(list_versions))
-                    .route(web::post().to(import_version)),
-            )
+            .route("/v1/grids/versions", web::get().to(list_versions))
+            .route("/v1/grids/versions", web::post().to(import_version))
             .route("/v1/grids/versions/{id}/geojson", web::get().to(export_version));
     });
     Ok(Service { routes, tasks, api: None })

@@ -1,6 +1,6 @@
 //! intake's HTTP API: reports from phones, the reporter's own view, tokens.
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Duration, SubsecRound, Utc};
 use gridwork_domain::auth::{Actor, Role};
 use gridwork_domain::report::{Crs, Location, NewReport, OnSpot, Party, ReportStatus, Urgency, ValidationError};
@@ -319,14 +319,17 @@ fn idem_key(id: &Uuid) -> String {
 pub async fn submit(
     state: web::Data<State>,
     caller: Caller,
-    body: web::Json<ReportIn>,
+    req: HttpRequest,
+    body: web::Payload,
 ) -> Result<HttpResponse, IntakeError> {
     let actor = caller.0;
     if !matches!(actor.role, Role::GridWorker | Role::Admin) {
         return Err(IntakeError::Forbidden("only grid workers submit reports"));
     }
     rate_limit(&state, &actor).await?;
-    let (created, v) = submit_one(&state, &actor, body.into_inner()).await?;
+    // Read only now that the caller may send it.
+    let body: ReportIn = gridwork_platform::body::json(&req, body).await?;
+    let (created, v) = submit_one(&state, &actor, body).await?;
     Ok(if created { HttpResponse::Created().json(v) } else { HttpResponse::Ok().json(v) })
 }
 
@@ -547,13 +550,15 @@ pub struct BatchOut {
 pub async fn submit_batch(
     state: web::Data<State>,
     caller: Caller,
-    body: web::Json<BatchIn>,
+    req: HttpRequest,
+    body: web::Payload,
 ) -> Result<HttpResponse, IntakeError> {
     let actor = caller.0;
     if !matches!(actor.role, Role::GridWorker | Role::Admin) {
         return Err(IntakeError::Forbidden("only grid workers submit reports"));
     }
-    let items = body.into_inner().reports;
+    // Read only now that the caller may send it.
+    let items = gridwork_platform::body::json::<BatchIn>(&req, body).await?.reports;
     if items.is_empty() || items.len() > state.batch_max_items {
         return Err(ValidationError::new(
             "reports",
