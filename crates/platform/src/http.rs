@@ -186,7 +186,7 @@ impl Application {
                 .app_data(web::QueryConfig::default().error_handler(|e, _| error::query_error(e).into()))
                 .app_data(web::PathConfig::default().error_handler(|e, _| error::path_error(e).into()))
                 .wrap(middleware::from_fn(crate::metrics::track))
-                .wrap(tracing_actix_web::TracingLogger::default())
+                .wrap(tracing_actix_web::TracingLogger::<crate::access_log::RedactingRootSpan>::new())
                 .route("/health/live", web::get().to(live))
                 .route("/health/ready", web::get().to(ready))
                 .route("/metrics", web::get().to(crate::metrics::metrics_endpoint))
