@@ -143,6 +143,14 @@ impl State {
         Ok(reloaded)
     }
 
+    /// The grids loaded for a report that occurred at `t`, without looking
+    /// for new versions (never waits for a reload): for checks on a
+    /// request's path, where the lead time (ADR 0009) makes the loaded
+    /// registry complete unless refreshing has been failing for that long.
+    pub fn loaded_at(&self, t: DateTime<Utc>) -> Result<Arc<Grids>, String> {
+        Ok(self.current()?.at(t.min(Utc::now())).clone())
+    }
+
     /// The grids for a report that occurred at `t` (looking for new
     /// versions first when the registry may not cover `t` yet).
     pub async fn grids_at(&self, t: DateTime<Utc>) -> anyhow::Result<Arc<Grids>> {
@@ -420,7 +428,7 @@ pub async fn export_version(
 }
 
 /// Looks for new grid versions every `assigner.refresh_ms`.
-fn spawn_refresher(state: web::Data<State>, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
+pub fn spawn_refresher(state: web::Data<State>, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let every = std::time::Duration::from_millis(state.cfg.refresh_ms);
         loop {
@@ -436,6 +444,13 @@ fn spawn_refresher(state: web::Data<State>, shutdown: CancellationToken) -> toki
 }
 
 pub async fn start(ctx: &Context, shutdown: CancellationToken) -> anyhow::Result<Service> {
+    Ok(start_sharing(ctx, shutdown).await?.0)
+}
+
+/// Starts the assigner and returns its grid registry too, for another
+/// service of the same process to share (intake checks where reports lie
+/// with it in the all-in-one runner, rather than load the grids twice).
+pub async fn start_sharing(ctx: &Context, shutdown: CancellationToken) -> anyhow::Result<(Service, web::Data<State>)> {
     let reloads =
         ctx.metrics.counter("grid_registry_reloads_total", "Grid registry reloads", &[])?.with_label_values(&[]);
     let state = State::load(ctx.db.clone(), ctx.config.assigner.clone(), reloads).await?;
@@ -475,6 +490,7 @@ pub async fn start(ctx: &Context, shutdown: CancellationToken) -> anyhow::Result
         )
         .await?,
     ];
+    let shared = state.clone();
     let routes: Routes = Arc::new(move |cfg: &mut web::ServiceConfig| {
         cfg.app_data(state.clone())
             .route("/v1/grids/locate", web::get().to(locate))
@@ -482,7 +498,7 @@ pub async fn start(ctx: &Context, shutdown: CancellationToken) -> anyhow::Result
             .route("/v1/grids/versions", web::post().to(import_version))
             .route("/v1/grids/versions/{id}/geojson", web::get().to(export_version));
     });
-    Ok(Service { routes, tasks, api: None })
+    Ok((Service { routes, tasks, api: None }, shared))
 }
 
 /// assigner on its own: connects, checks the schema, binds `http.listen`.

@@ -20,6 +20,8 @@ fn quick_versions(dir: &std::path::Path) -> gridwork_platform::Config {
     let mut cfg = common::config(dir);
     cfg.assigner.version_lead_ms = 1_500;
     cfg.assigner.refresh_ms = 200;
+    // The demo grid's worker reports all over the county here.
+    cfg.intake.report_area = gridwork_domain::auth::ReportArea::County;
     cfg
 }
 

@@ -870,7 +870,7 @@ async fn create(
         .await?;
     }
     let actor = Actor::new(key.reporter.clone(), Role::GridWorker, key.area.clone());
-    if let Err(e) = crate::api::submit_one(state, &actor, report).await {
+    if let Err(e) = crate::api::submit_one(state, &actor, report, crate::api::Origin::Open311).await {
         // The mark goes only when the report surely was not stored: a 4xx
         // refused it before anything was written. After a 5xx the commit may
         // have happened (an ambiguous commit), and a report without its mark
