@@ -17,7 +17,8 @@ run() { # name batch_max
   psql -q "$PG/test" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db" >/dev/null
   export GRIDWORK_DATA_DIR=$dir GRIDWORK_DATABASE__URL="$PG/$db" GRIDWORK_BUS__URL=memory:// \
     GRIDWORK_CACHE__URL=memory:// GRIDWORK_INTAKE__RATE_LIMIT_PER_MINUTE=0 GRIDWORK_INTAKE__BATCH_MAX=$batch \
-    GRIDWORK_DATABASE__POOL_SIZE=16 GRIDWORK_HTTP__LISTEN=127.0.0.1:0 RUST_LOG=warn
+    GRIDWORK_DATABASE__POOL_SIZE=16 GRIDWORK_HTTP__LISTEN=127.0.0.1:0 RUST_LOG=warn \
+    GRIDWORK_INTAKE__REPORT_AREA=county  # loadgen scatters reports over 2 km, across streets
   $BIN/gridwork migrate --demo >/dev/null
   local log="$dir/intake.log"
   $BIN/gridwork-intake >"$log" 2>&1 &

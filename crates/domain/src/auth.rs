@@ -59,6 +59,48 @@ impl FromStr for Role {
     }
 }
 
+/// How far from their own grid a grid worker may place a report
+/// (`intake.report_area`): the unit at this level above their grid.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReportArea {
+    /// The township/street (乡镇/街道) above the grid: the default.
+    #[default]
+    Street,
+    County,
+    City,
+}
+
+impl ReportArea {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReportArea::Street => "street",
+            ReportArea::County => "county",
+            ReportArea::City => "city",
+        }
+    }
+
+    /// The code of the unit at this level above `code` (itself when it is
+    /// that level or coarser); `None` when `code` is no administrative code.
+    pub fn above(self, code: &str) -> Option<String> {
+        let level = codes::level_of(code).ok()?;
+        let wanted = match self {
+            ReportArea::Street => codes::Level::Street,
+            ReportArea::County => codes::Level::County,
+            ReportArea::City => codes::Level::City,
+        };
+        // Levels order from the province (coarsest) down to the grid.
+        if level <= wanted {
+            return Some(code.to_owned());
+        }
+        Some(match self {
+            ReportArea::Street => code[..9].to_owned(),
+            ReportArea::County => code[..6].to_owned(),
+            ReportArea::City => format!("{}00", &code[..4]),
+        })
+    }
+}
+
 /// A verified caller.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Actor {
@@ -92,6 +134,19 @@ impl Actor {
     /// Whether this caller may see and act on things located at `code`.
     pub fn covers(&self, code: &str) -> bool {
         self.role == Role::Admin || (!self.scope.is_empty() && codes::covers(&self.scope, code))
+    }
+
+    /// Where this caller may place the reports they submit themselves: a
+    /// grid worker within `area` of their scope (the street above their
+    /// grid by default; their scope itself when it is coarser); `Some("")`,
+    /// nowhere, for a grid worker without a valid scope. `None`: no area
+    /// rule (admins report anywhere; other roles do not submit reports, and
+    /// an Open311 key's area is checked by Open311 itself).
+    pub fn report_area(&self, area: ReportArea) -> Option<String> {
+        match self.role {
+            Role::GridWorker => Some(area.above(&self.scope).unwrap_or_default()),
+            _ => None,
+        }
     }
 
     /// Whether this caller works case queues (dispatchers, mediators, admin).
@@ -165,5 +220,21 @@ mod tests {
         assert!(!county.administers("371082001"));
         assert!(!county.administers(""), "a scoped admin cannot touch a user without scope");
         assert!(!Actor::new("d", Role::Dispatcher, "371002").administers("371002001"));
+    }
+
+    #[test]
+    fn report_areas() {
+        let w = |scope: &str| Actor::new("w", Role::GridWorker, scope);
+        let grid = "371002001001001";
+        assert_eq!(w(grid).report_area(ReportArea::Street).as_deref(), Some("371002001"));
+        assert_eq!(w(grid).report_area(ReportArea::County).as_deref(), Some("371002"));
+        assert_eq!(w(grid).report_area(ReportArea::City).as_deref(), Some("371000"));
+        // A scope coarser than the level is the area itself.
+        assert_eq!(w("371002").report_area(ReportArea::Street).as_deref(), Some("371002"));
+        assert_eq!(w("371002001001").report_area(ReportArea::County).as_deref(), Some("371002"));
+        // No valid scope: an area that covers nothing.
+        assert_eq!(w("").report_area(ReportArea::Street).as_deref(), Some(""));
+        assert!(!codes::covers("", grid));
+        assert_eq!(Actor::new("a", Role::Admin, "").report_area(ReportArea::Street), None);
     }
 }

@@ -300,6 +300,37 @@ impl GridIndex {
         best.map(|(_, c)| c)
     }
 
+    /// The number of counties the index knows.
+    pub fn county_count(&self) -> usize {
+        self.county_codes.len()
+    }
+
+    /// Whether the WGS-84 point lies inside, or within `distance_m` of, an
+    /// area `wanted` accepts the code of: a grid, or a county (the point
+    /// may lie in a county outside every grid). Intake checks a report's
+    /// place against the reporter's area with it (`wanted` = "is this code
+    /// under the area?"), with the assignment tolerance as `distance_m`.
+    pub fn near(&self, lon: f64, lat: f64, distance_m: f64, wanted: impl Fn(&str) -> bool) -> bool {
+        let distance_m = distance_m.max(0.0);
+        let dlat = distance_m / (METRES_PER_DEGREE * 0.99);
+        let dlon = dlat / (lat.abs() + dlat).min(89.0).to_radians().cos();
+        let window = AABB::from_corners([lon - dlon, lat - dlat], [lon + dlon, lat + dlat]);
+        let grid_near = self.tree.locate_in_envelope_intersecting(&window).any(|e| {
+            let i = e.idx as usize;
+            wanted(&self.codes[i]) && self.grids.distance_m(i, lon, lat) <= distance_m
+        });
+        grid_near
+            || (0..self.counties.len()).any(|c| {
+                let b = self.counties.bboxes[c];
+                wanted(&self.county_codes[c])
+                    && lon >= b[0] - dlon
+                    && lon <= b[2] + dlon
+                    && lat >= b[1] - dlat
+                    && lat <= b[3] + dlat
+                    && self.counties.distance_m(c, lon, lat) <= distance_m
+            })
+    }
+
     /// A point inside the grid `code` (for demos and tests).
     pub fn interior_point(&self, code: &str) -> Option<(f64, f64)> {
         let i = self.codes.binary_search_by(|c| c.as_str().cmp(code)).ok()?;
@@ -346,6 +377,28 @@ mod tests {
     fn square(code: &str, x0: f64, y0: f64, size: f64) -> Area {
         let p = polygon![(x: x0, y: y0), (x: x0 + size, y: y0), (x: x0 + size, y: y0 + size), (x: x0, y: y0 + size)];
         Area { code: code.into(), geometry: MultiPolygon(vec![p]) }
+    }
+
+    #[test]
+    fn near_an_area_inside_or_within_a_distance() {
+        // Two streets' grids side by side, inside one county with room around.
+        let a = square("371002001001001", 122.00, 37.50, 0.01);
+        let b = square("371002002001001", 122.01, 37.50, 0.01);
+        let county = square("371002", 121.9, 37.4, 0.3);
+        let idx = GridIndex::new(vec![a, b], vec![county], 200.0).unwrap();
+        let street = |code: &str| code.starts_with("371002001");
+        assert!(idx.near(122.005, 37.505, 200.0, street), "inside");
+        // In the other street's grid, ~88 m (0.001° of longitude) from the edge.
+        assert!(idx.near(122.011, 37.505, 200.0, street));
+        assert!(!idx.near(122.011, 37.505, 50.0, street));
+        assert!(!idx.near(122.015, 37.505, 200.0, street), "~440 m away");
+        // A county-level area: anywhere in the county, grids or not.
+        let county_area = |code: &str| code.starts_with("371002");
+        assert!(idx.near(121.95, 37.45, 200.0, county_area));
+        assert!(!idx.near(121.95, 37.45, 200.0, street), "in the county, not near the street");
+        // ~111 m north of the county: within the tolerance; ~1.1 km: not.
+        assert!(idx.near(122.0, 37.701, 200.0, county_area));
+        assert!(!idx.near(122.0, 37.71, 200.0, county_area));
     }
 
     #[test]

@@ -148,6 +148,10 @@ pub struct Intake {
     /// The largest photo (JPEG, PNG, WebP, HEIC) and video (MP4, MOV) accepted.
     pub max_image_bytes: u64,
     pub max_video_bytes: u64,
+    /// Where a grid worker may place reports: `street` (the township/street
+    /// above their grid, the default), `county` or `city`, with
+    /// `assigner.tolerance_m` of GPS error at its edge.
+    pub report_area: gridwork_domain::auth::ReportArea,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -314,6 +318,7 @@ impl Default for Intake {
             media_url: String::new(),
             max_image_bytes: 10 * 1024 * 1024,
             max_video_bytes: 50 * 1024 * 1024,
+            report_area: gridwork_domain::auth::ReportArea::Street,
         }
     }
 }

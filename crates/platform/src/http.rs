@@ -210,7 +210,7 @@ impl Application {
                 .app_data(web::QueryConfig::default().error_handler(|e, _| error::query_error(e).into()))
                 .app_data(web::PathConfig::default().error_handler(|e, _| error::path_error(e).into()))
                 .wrap(middleware::from_fn(crate::metrics::track))
-                .wrap(tracing_actix_web::TracingLogger::default())
+                .wrap(tracing_actix_web::TracingLogger::<crate::access_log::RedactingRootSpan>::new())
                 .route("/health/live", web::get().to(live))
                 .route("/health/ready", web::get().to(ready))
                 .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", spec.clone()))

@@ -3,7 +3,9 @@
 //! telemetry, metrics, the cache seam and the HTTP application with graceful
 //! shutdown.
 
+pub mod access_log;
 pub mod auth;
+pub mod body;
 pub mod cache;
 pub mod config;
 pub mod consumers;

@@ -11,7 +11,7 @@ use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, Utc};
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use async_trait::async_trait;
 use gridwork_bus::{Handler, HandlerError, Message};
 use gridwork_domain::codes;
@@ -141,6 +141,14 @@ impl State {
         }
         self.checked_at_us.fetch_max(started.timestamp_micros(), Ordering::AcqRel);
         Ok(reloaded)
+    }
+
+    /// The grids loaded for a report that occurred at `t`, without looking
+    /// for new versions (never waits for a reload): for checks on a
+    /// request's path, where the lead time (ADR 0009) makes the loaded
+    /// registry complete unless refreshing has been failing for that long.
+    pub fn loaded_at(&self, t: DateTime<Utc>) -> Result<Arc<Grids>, String> {
+        Ok(self.current()?.at(t.min(Utc::now())).clone())
     }
 
     /// The grids for a report that occurred at `t` (looking for new
@@ -366,15 +374,22 @@ fn import_error(e: import::ImportError) -> ApiError {
     }
 }
 
+/// The largest grid import: a province's grids are tens of megabytes of
+/// GeoJSON.
+pub const MAX_IMPORT_BYTES: usize = 512 << 20;
+
 /// `POST /v1/grids/versions?valid_from=&label=&counties=&dry_run=`, body:
 /// a grid FeatureCollection. 201 with the version; 422 with every problem.
+/// The body is read only after the caller proved to be an admin.
 pub async fn import_version(
     state: web::Data<State>,
     caller: Caller,
     q: web::Query<ImportQuery>,
-    body: web::Bytes,
+    req: HttpRequest,
+    body: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     admin(&caller)?;
+    let body = gridwork_platform::body::read(&req, body, MAX_IMPORT_BYTES).await?;
     let text = std::str::from_utf8(&body)
         .map_err(|_| ApiError::bad_request("invalid_geojson", "the body is not UTF-8", "文件不是 UTF-8 编码"))?;
     let q = q.into_inner();
@@ -419,7 +434,7 @@ pub async fn export_version(
 }
 
 /// Looks for new grid versions every `assigner.refresh_ms`.
-fn spawn_refresher(state: web::Data<State>, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
+pub fn spawn_refresher(state: web::Data<State>, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let every = std::time::Duration::from_millis(state.cfg.refresh_ms);
         loop {
@@ -435,6 +450,13 @@ fn spawn_refresher(state: web::Data<State>, shutdown: CancellationToken) -> toki
 }
 
 pub async fn start(ctx: &Context, shutdown: CancellationToken) -> anyhow::Result<Service> {
+    Ok(start_sharing(ctx, shutdown).await?.0)
+}
+
+/// Starts the assigner and returns its grid registry too, for another
+/// service of the same process to share (intake checks where reports lie
+/// with it in the all-in-one runner, rather than load the grids twice).
+pub async fn start_sharing(ctx: &Context, shutdown: CancellationToken) -> anyhow::Result<(Service, web::Data<State>)> {
     let reloads =
         ctx.metrics.counter("grid_registry_reloads_total", "Grid registry reloads", &[])?.with_label_values(&[]);
     let state = State::load(ctx.db.clone(), ctx.config.assigner.clone(), reloads).await?;
@@ -474,19 +496,15 @@ pub async fn start(ctx: &Context, shutdown: CancellationToken) -> anyhow::Result
         )
         .await?,
     ];
+    let shared = state.clone();
     let routes: Routes = Arc::new(move |cfg: &mut web::ServiceConfig| {
         cfg.app_data(state.clone())
             .route("/v1/grids/locate", web::get().to(locate))
-            .service(
-                web::resource("/v1/grids/versions")
-                    // A province's grids are tens of megabytes of GeoJSON.
-                    .app_data(web::PayloadConfig::new(512 << 20))
-                    .route(web::get().to(list_versions))
-                    .route(web::post().to(import_version)),
-            )
+            .route("/v1/grids/versions", web::get().to(list_versions))
+            .route("/v1/grids/versions", web::post().to(import_version))
             .route("/v1/grids/versions/{id}/geojson", web::get().to(export_version));
     });
-    Ok(Service { routes, tasks, api: None })
+    Ok((Service { routes, tasks, api: None }, shared))
 }
 
 /// assigner on its own: connects, checks the schema, binds `http.listen`.

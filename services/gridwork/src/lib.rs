@@ -33,8 +33,9 @@ pub async fn build(config: Config) -> anyhow::Result<AllInOne> {
     // Downstream first, so each stage is consuming before its input flows.
     let analytics = gridwork_analytics::start(&ctx, shutdown.clone()).await?;
     let mediation = gridwork_mediation::start(&ctx, shutdown.clone()).await?;
-    let assigner = gridwork_assigner::start(&ctx, shutdown.clone()).await?;
-    let intake = gridwork_intake::start(&ctx, shutdown.clone()).await?;
+    let (assigner, grids) = gridwork_assigner::start_sharing(&ctx, shutdown.clone()).await?;
+    // One grid registry in memory: intake checks where reports lie with the assigner's.
+    let intake = gridwork_intake::start_with_grids(&ctx, shutdown.clone(), Some(grids)).await?;
     let services = [intake, assigner, mediation, analytics];
     let apis = services.iter().filter_map(|s| s.api.clone()).collect();
     let routes = services.iter().map(|s| s.routes.clone()).collect();

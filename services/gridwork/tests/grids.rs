@@ -20,6 +20,8 @@ fn quick_versions(dir: &std::path::Path) -> gridwork_platform::Config {
     let mut cfg = common::config(dir);
     cfg.assigner.version_lead_ms = 1_500;
     cfg.assigner.refresh_ms = 200;
+    // The demo grid's worker reports all over the county here.
+    cfg.intake.report_area = gridwork_domain::auth::ReportArea::County;
     cfg
 }
 
@@ -303,4 +305,88 @@ fn the_cli_synthesises_validates_imports_and_exports_grids() {
     std::fs::write(&file, r#"{"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {"code": "1"}, "geometry": null}]}"#).unwrap();
     let (ok, out, _) = run(&["grids", "validate", file.to_str().unwrap()]);
     assert!(!ok && out.contains("feature 0"), "{out}");
+}
+
+/// Sends only the head of a POST that announces a `length`-byte body and
+/// waits up to 5 s for an answer: `Some((status, body))` when the server
+/// answered without the body (it never gets a byte of it), `None` when it
+/// is still waiting for the body.
+async fn answer_before_body(
+    app: &common::TestApp,
+    path: &str,
+    token: &str,
+    ctype: &str,
+    length: u64,
+) -> Option<(u16, Value)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nContent-Type: {ctype}\r\nContent-Length: {length}\r\n\r\n"
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 8192];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let text = String::from_utf8_lossy(&got).into_owned();
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let status: u16 = head.split_whitespace().nth(1)?.parse().ok()?;
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap()))
+                .unwrap_or(0);
+            if body.len() >= len {
+                return Some((status, serde_json::from_str(body).unwrap_or(Value::Null)));
+            }
+        }
+        match tokio::time::timeout_at(deadline, s.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => got.extend_from_slice(&buf[..n]),
+            _ => return None,
+        }
+    }
+}
+
+/// Bodies are read only after the caller is authorised: a grid worker's (or
+/// a dispatcher's) token gets its 403 while a grid import's 100 MiB, a
+/// report's or a medium's body is still unsent, so nothing is buffered for
+/// a caller who may not send it. Admins keep the import's large limit.
+#[actix_web::test]
+async fn bodies_are_read_only_after_the_caller_is_authorised() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = common::spawn(dir.path()).await;
+    let (worker, dispatcher, admin) = (app.worker(), app.dispatcher(), app.token("admin", Role::Admin, ""));
+    let cases = [
+        ("/v1/grids/versions", &worker, "application/geo+json", 100u64 << 20, "a grid worker's grid import"),
+        ("/v1/grids/versions", &dispatcher, "application/geo+json", 100 << 20, "a dispatcher's grid import"),
+        ("/v1/reports", &dispatcher, "application/json", 200 << 10, "a dispatcher's report"),
+        ("/v1/reports/batch", &dispatcher, "application/json", 200 << 10, "a dispatcher's batch"),
+        ("/v1/media", &dispatcher, "application/octet-stream", 40 << 20, "a dispatcher's upload"),
+    ];
+    for (path, token, ctype, length, what) in cases {
+        let started = std::time::Instant::now();
+        let answer = answer_before_body(&app, path, token, ctype, length).await;
+        let Some((status, e)) = answer else {
+            panic!("{what}: no answer within 5 s while the body was unsent: the server waits for the body before authorising");
+        };
+        assert_eq!((status, e["code"].as_str()), (403, Some("forbidden")), "{what}: {e}");
+        assert!(started.elapsed() < Duration::from_secs(5), "{what}");
+    }
+    // Without a valid token at all: 401, at once.
+    let (s, e) = answer_before_body(&app, "/v1/grids/versions", "not-a-token", "application/geo+json", 100 << 20)
+        .await
+        .expect("a bad token is refused before the body");
+    assert_eq!(s, 401, "{e}");
+    // An admin's import may be large, but not over the limit: refused from
+    // its Content-Length, in the shared error shape, before a byte is read.
+    let (s, e) = answer_before_body(&app, "/v1/grids/versions", &admin, "application/geo+json", 600 << 20)
+        .await
+        .expect("an oversized import is refused from its Content-Length");
+    assert_eq!((s, e["code"].as_str()), (413, Some("payload_too_large")), "{e}");
+    // And an admin's import within the limit waits for its body.
+    assert!(
+        answer_before_body(&app, "/v1/grids/versions", &admin, "application/geo+json", 100 << 20).await.is_none(),
+        "an admin's import is read"
+    );
+    app.shutdown().await;
 }

@@ -31,7 +31,10 @@ async fn services_as_processes_on_kafka_postgres_redis() {
     let real = RealBackends::start().await;
     let env = real.env(dir.path());
     let grid = migrate_demo(&env);
-    let intake = start_process("gridwork-intake", &[], &env);
+    // The demo grid's worker reports all over 环翠区 and beyond its street.
+    let mut intake_env = env.clone();
+    intake_env.push(("GRIDWORK_INTAKE__REPORT_AREA".into(), "city".into()));
+    let intake = start_process("gridwork-intake", &[], &intake_env);
     let assigner = start_process("gridwork-assigner", &[], &env);
     let mediation_a = start_process("gridwork-mediation", &[], &env);
     let mediation_b = start_process("gridwork-mediation", &[], &env);

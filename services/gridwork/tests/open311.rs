@@ -378,3 +378,270 @@ async fn open311_clients_report_through_revocable_scoped_api_keys() {
     app.shutdown().await;
     drop(pg);
 }
+
+/// An API key issued straight into the app's database.
+async fn key_for(app: &common::TestApp, name: &str, user: &str) -> String {
+    let new = gridwork_intake::open311::NewKey {
+        name: name.into(),
+        user: user.into(),
+        area: String::new(),
+        categories: Vec::new(),
+        created_by: "test".into(),
+    };
+    gridwork_intake::open311::issue_key(&app.ctx.db, new).await.unwrap().1
+}
+
+/// A form POST to `requests.json`, with an `Idempotency-Key` header if given.
+async fn post_with(app: &common::TestApp, form: &[(&str, &str)], idempotency_key: Option<&str>) -> (u16, Value) {
+    let mut r = app.http.post(format!("{}/open311/v2/requests.json", app.base)).form(form);
+    if let Some(k) = idempotency_key {
+        r = r.header("Idempotency-Key", k);
+    }
+    let r = r.send().await.unwrap();
+    let s = r.status().as_u16();
+    (s, r.json().await.unwrap_or(Value::Null))
+}
+
+fn request_id(v: &Value) -> String {
+    v[0]["service_request_id"].as_str().unwrap_or_else(|| panic!("no service_request_id: {v}")).to_owned()
+}
+
+/// Clients retry: a POST sent again with the same `Idempotency-Key` header
+/// (or `client_request_id` parameter) is the same request, stored once, even
+/// when the retries race; the same key for different content is a 409; keys
+/// are per integration; without one, every POST is a request of its own.
+#[actix_web::test]
+async fn a_retried_post_with_an_idempotency_key_is_one_request() {
+    use gridwork_storage::entity::{api_key_report, report as report_row};
+    use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+    let dir = tempfile::tempdir().unwrap();
+    let app = common::spawn(dir.path()).await;
+    let hotline = key_for(&app, "hotline-12345", "integration:hotline").await;
+    let other = key_for(&app, "other-app", "integration:other").await;
+    let (lat, lon) = app.demo.demo_point;
+    let (lat_s, lon_s) = (lat.to_string(), lon.to_string());
+    let here = [("lat", lat_s.as_str()), ("long", lon_s.as_str())];
+    let f = form(&hotline, "dispute.neighbourhood", &here);
+
+    let (s, v) = post_with(&app, &f, Some("call-0001")).await;
+    assert_eq!(s, 200, "{v}");
+    let first = request_id(&v);
+    let (s, v) = post_with(&app, &f, Some("call-0001")).await;
+    assert_eq!((s, request_id(&v)), (200, first.clone()), "a retry with the same Idempotency-Key: {v}");
+    // Retries racing each other.
+    let racing = futures::future::join_all((0..6).map(|_| post_with(&app, &f, Some("call-0002")))).await;
+    let ids: std::collections::BTreeSet<String> = racing
+        .iter()
+        .map(|(s, v)| {
+            assert_eq!(*s, 200, "{v}");
+            request_id(v)
+        })
+        .collect();
+    assert_eq!(ids.len(), 1, "racing retries are one request: {ids:?}");
+    assert!(!ids.contains(&first));
+    // The same as a form parameter, for clients that cannot set headers.
+    let mut g = f.clone();
+    g.push(("client_request_id", "device-42-0001"));
+    let (s, a) = post_with(&app, &g, None).await;
+    let (s2, b) = post_with(&app, &g, None).await;
+    assert_eq!((s, s2, request_id(&a)), (200, 200, request_id(&b)), "{a} {b}");
+    // The key again for something else: refused, nothing overwritten.
+    let mut changed = f.clone();
+    changed[2] = ("description", "另一件事：楼道堆物");
+    let (s, v) = post_with(&app, &changed, Some("call-0001")).await;
+    assert_eq!((s, error_of(409, &v).contains("Idempotency-Key")), (409, true), "{v}");
+    let (s, v) = app.get(&app.token("admin", Role::Admin, ""), &format!("/v1/reports/{first}")).await;
+    assert_eq!((s, v["description"].as_str()), (200, Some("噪音扰民")), "{v}");
+    // Another integration's key of the same name is its own request.
+    let (s, v) = post_with(&app, &form(&other, "dispute.neighbourhood", &here), Some("call-0001")).await;
+    assert_eq!(s, 200, "{v}");
+    assert_ne!(request_id(&v), first);
+    // Without a key: two posts, two requests.
+    let (_, x) = post_with(&app, &f, None).await;
+    let (_, y) = post_with(&app, &f, None).await;
+    assert_ne!(request_id(&x), request_id(&y));
+
+    // Stored: one report per request, each marked as Open311's.
+    let hotline_reports = report_row::Entity::find()
+        .filter(report_row::Column::Reporter.eq("integration:hotline"))
+        .count(&app.ctx.db)
+        .await
+        .unwrap();
+    assert_eq!(hotline_reports, 5, "call-0001, call-0002, device-42-0001 and two without a key");
+    assert_eq!(api_key_report::Entity::find().count(&app.ctx.db).await.unwrap(), 6);
+    app.shutdown().await;
+}
+
+/// The ambiguous case: the server stored the request and died before it
+/// answered. The client retries with its key after the restart and gets the
+/// same request: one report, marked as Open311's (never an orphan the
+/// client cannot see, nor a second report).
+#[tokio::test]
+async fn a_post_a_crash_left_unanswered_is_the_same_request_when_retried() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir_s = dir.path().display().to_string();
+    let up = ["up", "--data-dir", dir_s.as_str(), "--listen", "127.0.0.1:0"];
+    let armed = [
+        ("GW_FAILPOINT".to_owned(), "open311.after_commit".to_owned()),
+        ("GRIDWORK_DATA_DIR".to_owned(), dir_s.clone()),
+    ];
+    let p = common::start_process("gridwork", &up, &armed);
+    let env = vec![("GRIDWORK_DATA_DIR".to_owned(), dir_s.clone())];
+    let (_, key) = issue(&env, &["--name", "hotline-12345", "--user", "integration:hotline"]).await;
+    let f = form(&key, "dispute.neighbourhood", &[("lat", "37.5095"), ("long", "122.115")]);
+    let url = |base: &str| format!("{base}/open311/v2/requests.json");
+    let impatient = reqwest::Client::builder().timeout(std::time::Duration::from_secs(3)).build().unwrap();
+    // Answered or not, the client does not know what became of it.
+    let _ = impatient.post(url(&p.base)).header("Idempotency-Key", "call-7781").form(&f).send().await;
+    drop(p); // SIGKILL
+
+    let p = common::start_process("gridwork", &up, &env);
+    let http = reqwest::Client::new();
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let r = http.post(url(&p.base)).header("Idempotency-Key", "call-7781").form(&f).send().await.unwrap();
+        let s = r.status().as_u16();
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(s, 200, "{v}");
+        ids.push(request_id(&v));
+    }
+    assert_eq!(ids[0], ids[1]);
+    let reporter = common::token_from(dir.path(), "integration:hotline", Role::GridWorker, "371002");
+    let mine: Value = http
+        .get(format!("{}/v1/me/reports", p.base))
+        .bearer_auth(&reporter)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let stored: Vec<&str> = mine["items"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap()).collect();
+    assert_eq!(stored, [ids[0].as_str()], "the retries stored exactly the one request: {mine}");
+    let r = http.get(format!("{}/open311/v2/requests/{}.json", p.base, ids[0])).send().await.unwrap();
+    assert_eq!(r.status(), 200, "Open311 shows the request: {}", r.text().await.unwrap());
+}
+
+/// Every log line of this test process (each test is its own process under
+/// nextest), spans with all their fields included.
+fn captured_logs() -> std::sync::Arc<std::sync::Mutex<Vec<u8>>> {
+    struct Sink(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Sink {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buf = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = buf.clone();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("debug,h2=info,hyper=info,hyper_util=info,reqwest=info"))
+        .with_span_events(
+            tracing_subscriber::fmt::format::FmtSpan::NEW | tracing_subscriber::fmt::format::FmtSpan::CLOSE,
+        )
+        .with_ansi(false)
+        .with_writer(move || Sink(sink.clone()))
+        .try_init()
+        .expect("the test's log capture is the first subscriber (run the test in its own process: nextest)");
+    buf
+}
+
+/// Access logs name the path and harmless parameters, never an `api_key`
+/// (nor `token`, `access_token`) or search text from a query string.
+#[actix_web::test]
+async fn access_logs_never_carry_api_keys_or_search_text() {
+    let logs = captured_logs();
+    let dir = tempfile::tempdir().unwrap();
+    let app = common::spawn(dir.path()).await;
+    let key = key_for(&app, "hotline-12345", "integration:hotline").await;
+    let (lat, lon) = app.demo.demo_point;
+    let base = format!("{}/open311/v2", app.base);
+    // The key in the URL: a post, a listing, a refusal.
+    let (lat_s, lon_s) = (lat.to_string(), lon.to_string());
+    let body = [
+        ("service_code", "dispute.neighbourhood"),
+        ("description", "噪音扰民"),
+        ("lat", lat_s.as_str()),
+        ("long", lon_s.as_str()),
+    ];
+    let r = app.http.post(format!("{base}/requests.json?api_key={key}")).form(&body).send().await.unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let r = app.http.get(format!("{base}/requests.json?status=open&api_key={key}")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let forged = "gw311_forgedSECRETforgedSECRET";
+    let r = app.http.get(format!("{base}/requests.json?API_KEY={forged}&api%5Fkey={forged}")).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    // Tokens and search text in other services' query strings.
+    let token = app.dispatcher();
+    let r = app
+        .http
+        .get(format!("{}/v1/cases?text=%E6%AC%A7%E9%98%B3%E6%98%8E%E8%BF%9C", app.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success() || r.status().is_client_error());
+    let _ =
+        app.http.get(format!("{}/v1/me/reports?access_token={token}&q=13912345678", app.base)).send().await.unwrap();
+    app.shutdown().await;
+
+    let text = String::from_utf8_lossy(&logs.lock().unwrap()).into_owned();
+    assert!(text.contains("/open311/v2/requests.json"), "the access log is captured: {}", text.len());
+    assert!(text.contains("status=open"), "harmless parameters stay in the log");
+    let secret = key.trim_start_matches("gw311_");
+    for (what, needle) in [
+        ("the api_key", secret),
+        ("a forged api_key", "forgedSECRET"),
+        ("a bearer token in access_token", token.as_str()),
+        ("search text", "%E6%AC%A7%E9%98%B3"),
+        ("search text", "欧阳"),
+        ("a phone number searched for", "13912345678"),
+    ] {
+        let line = text.lines().find(|l| l.contains(needle));
+        assert!(line.is_none(), "{what} is in the log: {}", line.unwrap_or_default());
+    }
+}
+
+/// XML cannot carry U+FFFE, U+FFFF or C0 controls, and non-characters have
+/// no business in a document: Open311's XML answers replace them with
+/// U+FFFD (JSON, which can carry them, keeps the text as stored).
+#[actix_web::test]
+async fn xml_answers_carry_no_character_xml_cannot() {
+    fn unfit(c: char) -> bool {
+        let n = c as u32;
+        (n < 0x20 && !matches!(c, '\t' | '\n' | '\r')) || (0xFDD0..=0xFDEF).contains(&n) || (n & 0xFFFE) == 0xFFFE
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let app = common::spawn(dir.path()).await;
+    let key = key_for(&app, "hotline-12345", "integration:hotline").await;
+    let (lat, lon) = app.demo.demo_point;
+    let (lat_s, lon_s) = (lat.to_string(), lon.to_string());
+    let description = "噪音\u{FFFE}扰民\u{FFFF}，\u{FDD0}\u{FDEF}\u{1FFFE}\u{10FFFF}";
+    let mut f = form(&key, "dispute.neighbourhood", &[("lat", &lat_s), ("long", &lon_s)]);
+    f[2] = ("description", description);
+    let (s, v) = post_json(&app, &f).await;
+    assert_eq!(s, 200, "{v}");
+    let id = request_id(&v);
+    let (s, json_form) = get(&app, &format!("requests/{id}.json")).await;
+    assert_eq!((s, json_form[0]["description"].as_str()), (200, Some(description)), "{json_form}");
+    let r = app.http.get(format!("{}/open311/v2/requests/{id}.xml", app.base)).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let xml = r.text().await.unwrap();
+    let bad: Vec<String> = xml.chars().filter(|c| unfit(*c)).map(|c| format!("U+{:04X}", c as u32)).collect();
+    assert!(bad.is_empty(), "the XML carries {bad:?}: {xml}");
+    assert!(
+        xml.contains("<description>噪音\u{FFFD}扰民\u{FFFD}，\u{FFFD}\u{FFFD}\u{FFFD}\u{FFFD}</description>"),
+        "{xml}"
+    );
+    // An error that echoes the caller's text, as XML.
+    let mut bad_code = f.clone();
+    bad_code[1] = ("service_code", "noise\u{FFFF}\u{1}");
+    let (s, xml) = post(&app, "xml", &bad_code).await;
+    assert_eq!(s, 400, "{xml}");
+    let bad: Vec<String> = xml.chars().filter(|c| unfit(*c)).map(|c| format!("U+{:04X}", c as u32)).collect();
+    assert!(bad.is_empty(), "the XML error carries {bad:?}: {xml}");
+    app.shutdown().await;
+}

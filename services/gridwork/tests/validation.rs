@@ -229,6 +229,22 @@ async fn every_validation_error_has_its_status_code_field_and_both_messages() {
     )
     .await;
     w.report(
+        "a place in Rongcheng, outside the reporter's street in Huancui",
+        with(&|b| b["location"] = json!({"lat": 37.165, "lon": 122.486})),
+        403,
+        "outside_report_area",
+        Some("location"),
+    )
+    .await;
+    w.report(
+        "received_by a county centre elsewhere",
+        with(&|b| b["received_by"] = json!("371082")),
+        400,
+        "received_by_not_above_place",
+        Some("received_by"),
+    )
+    .await;
+    w.report(
         "an unknown on-the-spot outcome",
         with(&|b| b["resolved_on_spot"] = json!({"outcome": "vanished"})),
         400,

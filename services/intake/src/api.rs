@@ -1,6 +1,6 @@
 //! intake's HTTP API: reports from phones, the reporter's own view, tokens.
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Duration, SubsecRound, Utc};
 use gridwork_domain::auth::{Actor, Role};
 use gridwork_domain::report::{Crs, Location, NewReport, OnSpot, Party, ReportStatus, Urgency, ValidationError};
@@ -307,7 +307,8 @@ fn idem_key(id: &Uuid) -> String {
         (status = 200, description = "A replay of a report already accepted", body = ReportView),
         (status = 400, description = "Invalid: `code` and `field` say what", body = ApiError),
         (status = 401, description = "No or bad token", body = ApiError),
-        (status = 403, description = "Not a grid worker", body = ApiError),
+        (status = 403, description = "Not a grid worker, or the place lies outside the area the reporter's \
+            scope allows (`outside_report_area`)", body = ApiError),
         (status = 409, description = "The id was used for a different report", body = ApiError),
         (status = 413, description = "Body too large", body = ApiError),
         (status = 415, description = "Not JSON", body = ApiError),
@@ -318,30 +319,101 @@ fn idem_key(id: &Uuid) -> String {
 pub async fn submit(
     state: web::Data<State>,
     caller: Caller,
-    body: web::Json<ReportIn>,
+    req: HttpRequest,
+    body: web::Payload,
 ) -> Result<HttpResponse, IntakeError> {
     let actor = caller.0;
     if !matches!(actor.role, Role::GridWorker | Role::Admin) {
         return Err(IntakeError::Forbidden("only grid workers submit reports"));
     }
     rate_limit(&state, &actor).await?;
-    let (created, v) = submit_one(&state, &actor, body.into_inner()).await?;
+    // Read only now that the caller may send it.
+    let body: ReportIn = gridwork_platform::body::json(&req, body).await?;
+    let (created, v) = submit_one(&state, &actor, body, Origin::Phone).await?;
     Ok(if created { HttpResponse::Created().json(v) } else { HttpResponse::Ok().json(v) })
+}
+
+/// Where a report comes from: the rules of its reporter's area differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// `POST /v1/reports` and its batch: the caller's own report, in the
+    /// area their scope allows (`intake.report_area`).
+    Phone,
+    /// Open311: the key's area and the served area were checked by Open311.
+    Open311,
+}
+
+/// Where the report lies, against who reports it and who received it:
+/// - a grid worker's point (in WGS-84) must lie in, or within
+///   `assigner.tolerance_m` of, a grid (or, for a county-wide or wider
+///   area, the county) of the area `intake.report_area` gives their scope;
+/// - `received_by` must be a centre whose code covers the grid (or county)
+///   the assigner will give the point: the same registry, version and rules.
+///
+/// When the registry knows no grid and no county at all, nothing can be
+/// placed and nothing is checked (the assigner triages by county later).
+async fn check_place(state: &State, actor: &Actor, report: &NewReport, origin: Origin) -> Result<(), IntakeError> {
+    let area = match origin {
+        Origin::Phone => actor.report_area(state.report_area),
+        Origin::Open311 => None,
+    };
+    if area.is_none() && report.received_by.is_none() {
+        return Ok(());
+    }
+    // The registry as loaded: a report never waits for a reload (which takes
+    // seconds for a province's grids). Versions are stored a lead time
+    // before they apply, so what is loaded covers the report.
+    let grids = state.grids.loaded_at(report.occurred_at).map_err(IntakeError::Internal)?;
+    if grids.index.is_empty() && grids.index.county_count() == 0 {
+        return Ok(());
+    }
+    let loc = &report.location;
+    let (lon, lat) = match loc.crs {
+        Crs::Wgs84 => (loc.lon, loc.lat),
+        Crs::Gcj02 => gridwork_geoindex::gcj02_to_wgs84(loc.lon, loc.lat),
+    };
+    if let Some(area) = area {
+        let tolerance_m = grids.index.tolerance_m();
+        if !grids.index.near(lon, lat, tolerance_m, |code| gridwork_domain::codes::covers(&area, code)) {
+            return Err(IntakeError::OutsideArea { area, level: state.report_area.as_str(), tolerance_m });
+        }
+    }
+    if let Some(received_by) = &report.received_by {
+        let place = grids.assign(loc.lat, loc.lon, loc.crs).map(|a| a.hierarchy.finest().to_owned());
+        let centre = gridwork_storage::entity::centre::Entity::find_by_id(received_by.clone()).one(&state.db).await?;
+        if let Some(place) = place {
+            if centre.is_none() || !gridwork_domain::codes::covers(received_by, &place) {
+                return Err(IntakeError::ReceivedByNotAbovePlace { received_by: received_by.clone(), place });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Stores one report (or recognises its replay): whether it was new, and
 /// the report as stored.
-pub async fn submit_one(state: &State, actor: &Actor, body: ReportIn) -> Result<(bool, ReportView), IntakeError> {
+pub async fn submit_one(
+    state: &State,
+    actor: &Actor,
+    body: ReportIn,
+    origin: Origin,
+) -> Result<(bool, ReportView), IntakeError> {
     let hash =
         hex::encode(Sha256::digest(serde_json::to_vec(&body).map_err(|e| IntakeError::Internal(e.to_string()))?));
     let device_time = body.device_time.map(|t| t.trunc_subsecs(6));
     let report = body.into_domain(&actor.id);
     let id = report.id.to_string();
 
-    // Fast path for replays: the database stays the source of truth.
+    // Fast path for replays: the database stays the source of truth. The
+    // hash covers the body, not who sent it: a replay is the reporter's own,
+    // as on the slow path below (another worker's same body is a conflict,
+    // never a view of someone else's report).
     if let Ok(Some(cached)) = state.cache.get(&idem_key(&report.id)).await {
         if cached == hash.as_bytes() {
             if let Some(v) = load_view(state, &id).await? {
+                if v.reporter != actor.id {
+                    return Err(IntakeError::IdConflict(id));
+                }
                 return Ok((false, v));
             }
         }
@@ -359,6 +431,7 @@ pub async fn submit_one(state: &State, actor: &Actor, body: ReportIn) -> Result<
         )
         .into());
     }
+    check_place(state, actor, &report, origin).await?;
     let is_petition = state.categories.get(&report.category).copied().unwrap_or(false);
     let (petitioner_key, matter_key) = if is_petition {
         let matter = report.matter.clone().unwrap_or_else(|| report.description.clone());
@@ -512,8 +585,10 @@ pub struct ItemResult {
     /// The item's client id.
     pub id: Uuid,
     /// `accepted` (stored now or before), `conflict` (the id was used for a
-    /// different report: nothing overwritten), `invalid`, or `unavailable`
-    /// (try again).
+    /// different report: nothing overwritten), `invalid` (refused as it is:
+    /// `status` and `error.code` say why — 400 for the content, 403
+    /// `outside_report_area` for a place outside the reporter's area), or
+    /// `unavailable` (try again).
     #[schema(value_type = String)]
     pub result: &'static str,
     /// The HTTP status the item alone would have got (accepted: 200).
@@ -551,13 +626,15 @@ pub struct BatchOut {
 pub async fn submit_batch(
     state: web::Data<State>,
     caller: Caller,
-    body: web::Json<BatchIn>,
+    req: HttpRequest,
+    body: web::Payload,
 ) -> Result<HttpResponse, IntakeError> {
     let actor = caller.0;
     if !matches!(actor.role, Role::GridWorker | Role::Admin) {
         return Err(IntakeError::Forbidden("only grid workers submit reports"));
     }
-    let items = body.into_inner().reports;
+    // Read only now that the caller may send it.
+    let items = gridwork_platform::body::json::<BatchIn>(&req, body).await?.reports;
     if items.is_empty() || items.len() > state.batch_max_items {
         return Err(ValidationError::new(
             "reports",
@@ -573,7 +650,7 @@ pub async fn submit_batch(
     // In order: the same id twice in one batch is judged like a replay.
     for item in items {
         let id = item.id;
-        results.push(match submit_one(&state, &actor, item).await {
+        results.push(match submit_one(&state, &actor, item, Origin::Phone).await {
             Ok((_, v)) => ItemResult {
                 id,
                 result: "accepted",

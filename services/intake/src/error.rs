@@ -15,6 +15,12 @@ pub enum IntakeError {
     NotFound(&'static str),
     #[error("{0}")]
     Forbidden(&'static str),
+    /// A grid worker's report lies outside the area their scope allows.
+    #[error("the report lies outside {area}")]
+    OutsideArea { area: String, level: &'static str, tolerance_m: f64 },
+    /// `received_by` names no centre above where the report lies.
+    #[error("received_by {received_by} is no centre above {place}")]
+    ReceivedByNotAbovePlace { received_by: String, place: String },
     #[error("wrong username or password")]
     BadCredentials,
     #[error(transparent)]
@@ -45,6 +51,26 @@ impl IntakeError {
             .with_field("id"),
             IntakeError::NotFound(what) => ApiError::not_found(what),
             IntakeError::Forbidden(why) => ApiError::forbidden(*why),
+            IntakeError::OutsideArea { area, level, tolerance_m } => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "outside_report_area",
+                format!(
+                    "the report's location lies outside {area}, the {level} you may report in \
+                     (with {tolerance_m} m of GPS tolerance at its edge); check the location, \
+                     or leave the report to that place's grid workers"
+                ),
+                format!("上报位置不在您可上报的区域 {area} 内（边界外 {tolerance_m} 米内视为定位误差），请核对位置"),
+            )
+            .with_field("location"),
+            IntakeError::ReceivedByNotAbovePlace { received_by, place } => ApiError::bad_request(
+                "received_by_not_above_place",
+                format!(
+                    "received_by {received_by} is no comprehensive-management centre above where the report \
+                     lies ({place}): name the street, county or city centre that covers the place"
+                ),
+                format!("受理单位 {received_by} 不是事件所在地（{place}）的上级综治中心"),
+            )
+            .with_field("received_by"),
             IntakeError::BadCredentials => ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "invalid_credentials",

@@ -54,6 +54,11 @@ pub struct State {
     pub dummy_hash: String,
     /// Password sign-in's throttle and its bound on Argon2 work.
     pub signin: signin::Signin,
+    /// The grid registry (the assigner's, shared in one process): where a
+    /// report lies, for the reporter's area and `received_by`.
+    pub grids: web::Data<gridwork_assigner::State>,
+    /// `intake.report_area`.
+    pub report_area: gridwork_domain::auth::ReportArea,
 }
 
 pub fn routes(state: web::Data<State>) -> Routes {
@@ -73,8 +78,33 @@ pub fn routes(state: web::Data<State>) -> Routes {
     })
 }
 
-/// Starts intake's consumer and outbox relay; returns its routes.
+/// Starts intake's consumer and outbox relay; returns its routes. Loads
+/// the grid registry of its own (and keeps it current).
 pub async fn start(ctx: &Context, shutdown: CancellationToken) -> anyhow::Result<Service> {
+    start_with_grids(ctx, shutdown, None).await
+}
+
+/// As [`start`], sharing the assigner's grid registry when one is given
+/// (the all-in-one runner).
+pub async fn start_with_grids(
+    ctx: &Context,
+    shutdown: CancellationToken,
+    grids: Option<web::Data<gridwork_assigner::State>>,
+) -> anyhow::Result<Service> {
+    let (grids, refresher) = match grids {
+        Some(g) => (g, None),
+        None => {
+            let reloads = ctx
+                .metrics
+                .counter("intake_grid_registry_reloads_total", "Grid registry reloads in intake", &[])?
+                .with_label_values(&[]);
+            let g = web::Data::new(
+                gridwork_assigner::State::load(ctx.db.clone(), ctx.config.assigner.clone(), reloads).await?,
+            );
+            let task = gridwork_assigner::spawn_refresher(g.clone(), shutdown.clone());
+            (g, Some(task))
+        }
+    };
     let categories: HashMap<String, bool> =
         category::Entity::find().all(&ctx.db).await?.into_iter().map(|c| (c.code, c.petition)).collect();
     let api = openapi::spec(&categories.keys().cloned().collect::<Vec<_>>());
@@ -119,12 +149,15 @@ pub async fn start(ctx: &Context, shutdown: CancellationToken) -> anyhow::Result
         accepted: ctx.metrics.counter("reports_accepted_total", "Reports accepted by intake", &["urgency"])?,
         dummy_hash,
         signin: signin::Signin::new(&ctx.config, ctx.cache.clone()),
+        grids,
+        report_area: ctx.config.intake.report_area,
     });
     let mut tasks = vec![
         batch_task,
         pipeline::spawn_relay(ctx, PRODUCER, wake, shutdown.clone()),
         tokens::spawn_pruner(ctx.db.clone(), shutdown.clone()),
     ];
+    tasks.extend(refresher);
     let handler = Arc::new(consumer::StatusFollower { db: ctx.db.clone() });
     tasks.push(
         pipeline::spawn_consumer(

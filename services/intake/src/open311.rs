@@ -203,12 +203,28 @@ fn el(out: &mut String, name: &str, value: Option<&str>) {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&apos;"),
-            // Not allowed in XML 1.0 at all.
-            c if (c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r') => {}
+            // No escape can carry these: replaced, visibly.
+            c if !xml_fit(c) => out.push(char::REPLACEMENT_CHARACTER),
             c => out.push(c),
         }
     }
     out.push_str(&format!("</{name}>"));
+}
+
+/// Whether an XML 1.0 document can carry `c`: its `Char` production
+/// excludes C0 controls other than tab and line breaks, U+FFFE and U+FFFF
+/// (not even `&#xFFFF;` may name them), and it tells documents to avoid the
+/// other non-characters (U+FDD0–U+FDEF, the last two code points of every
+/// plane). Text stored with them (JSON carries them) is shown in XML with
+/// U+FFFD in their place.
+fn xml_fit(c: char) -> bool {
+    let n = c as u32;
+    match c {
+        '\t' | '\n' | '\r' => true,
+        _ if n < 0x20 => false,
+        _ if (0xFDD0..=0xFDEF).contains(&n) => false,
+        _ => n & 0xFFFE != 0xFFFE,
+    }
 }
 
 /// `<root><item>…</item>…</root>`.
@@ -749,6 +765,7 @@ async fn create(
     let key = authenticate(state, presented_key(req, &p)).await?;
     let juris = jurisdiction(state, areas, &p).await?;
     rate_limit(state, &key).await?;
+    let idempotency = idempotency_key(req, &p)?;
 
     let code = p.get("service_code").ok_or_else(|| Open311Error::bad_request("service_code is required"))?;
     match category::Entity::find_by_id(code.to_owned()).one(&state.db).await? {
@@ -816,10 +833,19 @@ async fn create(
     // The requester's contact details (first_name, last_name, email, phone,
     // device_id, account_id) are not stored: the integration keeps its own
     // record of who called, and gridwork keeps no personal data it need not.
-    let id = Uuid::new_v4();
+    // A client's retry is the same request: the same id (from the
+    // integration and its key) and the first attempt's time, so the same
+    // content hashes the same and the report is stored once.
+    let (id, occurred_at) = match &idempotency {
+        Some(k) => {
+            let id = idempotent_id(&key.name, k);
+            (id, mark_idempotent(state, id, &key).await?)
+        }
+        None => (Uuid::new_v4(), Utc::now()),
+    };
     let report = ReportIn {
         id,
-        occurred_at: Utc::now(),
+        occurred_at,
         location: LocationIn { lat, lon, accuracy_m: None, crs: Crs::Wgs84 },
         address,
         category: code.to_owned(),
@@ -832,25 +858,118 @@ async fn create(
         media: Vec::new(),
         resolved_on_spot: None,
     };
-    // Marked as Open311's first, so the report is never visible without it.
-    api_key_report::Entity::insert(api_key_report::ActiveModel {
-        report_id: Set(id.to_string()),
-        key_id: Set(key.id.clone()),
-        created_at: Set(Utc::now()),
-    })
-    .exec_without_returning(&state.db)
-    .await?;
+    // Marked as Open311's first, so the report is never visible without it
+    // (an idempotent request was marked above).
+    if idempotency.is_none() {
+        api_key_report::Entity::insert(api_key_report::ActiveModel {
+            report_id: Set(id.to_string()),
+            key_id: Set(key.id.clone()),
+            created_at: Set(Utc::now()),
+        })
+        .exec_without_returning(&state.db)
+        .await?;
+    }
     let actor = Actor::new(key.reporter.clone(), Role::GridWorker, key.area.clone());
-    if let Err(e) = crate::api::submit_one(state, &actor, report).await {
-        let _ = api_key_report::Entity::delete_by_id(id.to_string()).exec(&state.db).await;
+    if let Err(e) = crate::api::submit_one(state, &actor, report, crate::api::Origin::Open311).await {
+        // The mark goes only when the report surely was not stored: a 4xx
+        // refused it before anything was written. After a 5xx the commit may
+        // have happened (an ambiguous commit), and a report without its mark
+        // would be an orphan no Open311 client sees; a mark without a report
+        // shows nothing, and the client's retry fills it in.
+        let refused = e.api().status.is_client_error() && !matches!(e, IntakeError::IdConflict(_));
+        if refused && report::Entity::find_by_id(id.to_string()).one(&state.db).await.is_ok_and(|r| r.is_none()) {
+            let _ = api_key_report::Entity::delete_by_id(id.to_string()).exec(&state.db).await;
+        }
+        if let (IntakeError::IdConflict(_), Some(k)) = (&e, &idempotency) {
+            return Err(Open311Error::new(
+                StatusCode::CONFLICT,
+                format!(
+                    "Idempotency-Key {k:?} was already used for a different request; use a new key for a new request"
+                ),
+            ));
+        }
         return Err(e.into());
     }
+    gridwork_platform::failpoint::hit("open311.after_commit").await;
     tracing::info!(report = %id, key = %key.id, integration = %key.name, "open311 request accepted");
     Ok(Doc::Posted(vec![PostedOut {
         service_request_id: id.to_string(),
         service_notice: SERVICE_NOTICE.to_owned(),
         account_id: None,
     }]))
+}
+
+/// The longest idempotency key accepted.
+const MAX_IDEMPOTENCY_KEY: usize = 255;
+
+/// The client's key for retries: the `Idempotency-Key` header or the
+/// `client_request_id` parameter (1 to 255 visible ASCII characters; when
+/// both are given they must agree).
+fn idempotency_key(req: &HttpRequest, p: &Params) -> Result<Option<String>, Open311Error> {
+    let header = match req.headers().get("idempotency-key") {
+        Some(v) => Some(
+            v.to_str()
+                .map_err(|_| Open311Error::bad_request("Idempotency-Key must be visible ASCII characters"))?
+                .trim(),
+        ),
+        None => None,
+    };
+    let param = p.get("client_request_id");
+    let k = match (header, param) {
+        (Some(h), Some(c)) if h != c => {
+            return Err(Open311Error::bad_request(
+                "Idempotency-Key and client_request_id differ: send one of them, or the same value in both",
+            ))
+        }
+        (Some(h), _) => h,
+        (None, Some(c)) => c,
+        (None, None) => return Ok(None),
+    };
+    if k.is_empty() || k.len() > MAX_IDEMPOTENCY_KEY || !k.bytes().all(|b| b.is_ascii_graphic() || b == b' ') {
+        return Err(Open311Error::bad_request(format!(
+            "Idempotency-Key (or client_request_id) must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"
+        )));
+    }
+    Ok(Some(k.to_owned()))
+}
+
+/// The report id of an integration's request with idempotency key `k`: the
+/// same for every retry, whichever of the integration's keys (rotated or
+/// not) sends it, and never another integration's (a UUID of the custom
+/// version 8 from SHA-256; ids without a key stay random, version 4).
+fn idempotent_id(integration: &str, k: &str) -> Uuid {
+    let digest = Sha256::digest(format!("gridwork open311 request\0{integration}\0{k}").as_bytes());
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Builder::from_custom_bytes(bytes).into_uuid()
+}
+
+/// Marks `id` as the integration's request (once, whichever retry comes
+/// first) and returns when it was first marked: the time the report is
+/// stored with, so every retry carries the same content.
+async fn mark_idempotent(state: &State, id: Uuid, key: &api_key::Model) -> Result<DateTime<Utc>, Open311Error> {
+    use sea_orm::sea_query::OnConflict;
+    let rid = id.to_string();
+    api_key_report::Entity::insert(api_key_report::ActiveModel {
+        report_id: Set(rid.clone()),
+        key_id: Set(key.id.clone()),
+        // What every database keeps, so the time reads back the same.
+        created_at: Set(chrono::SubsecRound::trunc_subsecs(Utc::now(), 6)),
+    })
+    .on_conflict(OnConflict::column(api_key_report::Column::ReportId).do_nothing().to_owned())
+    .exec_without_returning(&state.db)
+    .await?;
+    let mark = api_key_report::Entity::find_by_id(rid)
+        .one(&state.db)
+        .await?
+        .ok_or_else(|| Open311Error::new(StatusCode::SERVICE_UNAVAILABLE, "temporarily unavailable; try again"))?;
+    if mark.key_id != key.id {
+        let owner = api_key::Entity::find_by_id(mark.key_id.clone()).one(&state.db).await?;
+        if owner.is_none_or(|o| o.name != key.name) {
+            return Err(Open311Error::new(StatusCode::CONFLICT, "this Idempotency-Key cannot be used; use another"));
+        }
+    }
+    Ok(mark.created_at)
 }
 
 fn coordinate(name: &str, value: &str, limit: f64) -> Result<f64, Open311Error> {
@@ -1092,7 +1211,21 @@ mod tests {
         let mut x = String::new();
         el(&mut x, "d", Some("a<b & \"c\" 'd'\u{1}>"));
         el(&mut x, "n", None);
-        assert_eq!(x, "<d>a&lt;b &amp; &quot;c&quot; &apos;d&apos;&gt;</d><n/>");
+        assert_eq!(x, "<d>a&lt;b &amp; &quot;c&quot; &apos;d&apos;\u{FFFD}&gt;</d><n/>");
+    }
+
+    #[test]
+    fn xml_replaces_what_it_cannot_carry() {
+        let mut x = String::new();
+        el(
+            &mut x,
+            "d",
+            Some("a\u{FFFE}b\u{FFFF}c\u{FDD0}\u{FDEF}\u{1FFFE}\u{10FFFF}\u{0}\t\n\r\u{FDCF}\u{FFFD}\u{10FFFD}"),
+        );
+        assert_eq!(
+            x,
+            "<d>a\u{FFFD}b\u{FFFD}c\u{FFFD}\u{FFFD}\u{FFFD}\u{FFFD}\u{FFFD}\t\n\r\u{FDCF}\u{FFFD}\u{10FFFD}</d>"
+        );
     }
 
     #[test]
