@@ -4,7 +4,10 @@
 use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    // Read at run time, not `env!` (compile time): a build script compiled in
+    // one checkout and reused from a copied target directory must still read
+    // the proto files of the checkout being built.
+    let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?).join("../../proto");
     let files: Vec<PathBuf> =
         ["envelope", "report", "case", "kpi"].iter().map(|f| root.join(format!("gridwork/{f}/v1/{f}.proto"))).collect();
     for f in &files {
