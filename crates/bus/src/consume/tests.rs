@@ -90,7 +90,8 @@ fn looped(bus: &Arc<LogBus>, db: &Arc<Db>, policy: RetryPolicy) -> (Consume, Arc
 }
 
 async fn until(what: &str, mut f: impl FnMut() -> bool) {
-    for _ in 0..500 {
+    // Generous: the machines running the suite are shared and busy.
+    for _ in 0..3000 {
         if f() {
             return;
         }
