@@ -5,7 +5,6 @@
 #  - protoc from Debian's packages (for the Python classes of proto/);
 #  - Python's confluent-kafka and protobuf from PyPI (the independent consumer);
 #  - schemathesis from PyPI (tests/openapi.rs runs it against the service).
-# PostgreSQL (127.0.0.1:5432) and Redis (127.0.0.1:6379) are expected to run.
 set -euo pipefail
 
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -43,8 +42,5 @@ check tansu "$(command -v tansu)"
 check protoc "$(protoc --version)"
 check schemathesis "$(schemathesis --version)"
 check confluent-kafka "$(python3 -c 'import confluent_kafka; print(confluent_kafka.version()[0], "librdkafka", confluent_kafka.libversion()[0])')"
-for svc in "PostgreSQL 127.0.0.1 5432" "Redis 127.0.0.1 6379"; do
-  set -- $svc
-  if (exec 3<>"/dev/tcp/$2/$3") 2>/dev/null; then check "$1" "reachable on $2:$3"; else
-    echo "scripts/setup-test-deps.sh: $1 is not reachable on $2:$3; start it first" >&2; exit 1; fi
-done
+# PostgreSQL and Redis: scripts/test.sh uses the machine's or starts throwaway ones
+# (scripts/test-services.sh).

@@ -17,6 +17,10 @@ fi
 # servers need tansu, protoc and Python's confluent-kafka: installed here.
 scripts/setup-test-deps.sh
 export PATH="$HOME/.cargo/bin:$PATH"
+# PostgreSQL and Redis: the machine's, or throwaway ones removed on exit.
+source scripts/test-services.sh
+trap test_services_cleanup EXIT
+test_services_ensure
 
 echo "==> cargo nextest run --workspace"
 cargo nextest run --workspace --no-fail-fast "$@"

@@ -165,10 +165,12 @@ impl Consume {
                 Some(msg) if !m.consumer.owns(&msg.topic, msg.partition) => continue,
                 Some(msg) => msg,
                 None => {
-                    let polled = tokio::select! {
-                        _ = shutdown.cancelled() => return Ok(()),
-                        p = m.consumer.poll(self.policy.keepalive) => p,
-                    };
+                    if shutdown.is_cancelled() {
+                        return Ok(());
+                    }
+                    // Never cancelled half-way (a poll may be inside a query
+                    // of the embedded log): shutdown waits for it to time out.
+                    let polled = m.consumer.poll(self.policy.keepalive).await;
                     self.health.set_revocations(m.revoked_before + m.consumer.revocations());
                     match polled {
                         Ok(p) => {
@@ -351,10 +353,10 @@ impl Consume {
                 return Ok(());
             }
             let slice = (deadline - now).min(self.policy.keepalive);
-            let polled = tokio::select! {
-                _ = shutdown.cancelled() => return Err(Stopped),
-                p = m.consumer.poll(slice) => p,
-            };
+            if shutdown.is_cancelled() {
+                return Err(Stopped);
+            }
+            let polled = m.consumer.poll(slice).await;
             match polled {
                 Ok(Some(msg)) => {
                     if let Err(e) = m.consumer.pause_partition(&msg.topic, msg.partition).await {

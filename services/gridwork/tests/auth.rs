@@ -417,10 +417,10 @@ async fn user_changes(app: TestApp) {
 /// in Redis or, while Redis is down, in the process.
 #[actix_web::test]
 async fn failed_sign_ins_are_throttled_per_user_and_per_address() {
-    for redis in ["redis://127.0.0.1:6379", "redis://127.0.0.1:1"] {
+    for redis in [common::redis_url(), "redis://127.0.0.1:1".to_string()] {
         let dir = tempfile::tempdir().unwrap();
         let mut cfg = common::config(dir.path());
-        cfg.cache.url = redis.into();
+        cfg.cache.url = redis.clone();
         cfg.cache.key_prefix = format!("gridwork-test:{}:", uuid::Uuid::new_v4());
         let app = common::spawn_with(cfg).await;
         // The defaults: 5 failures per username, 50 per address, per 15 minutes.

@@ -123,7 +123,7 @@ pub async fn on_postgres_and_redis(data_dir: &std::path::Path) -> (Config, PgDat
     let pg = PgDatabase::create().await;
     let mut cfg = config(data_dir);
     cfg.database.url = pg.url.clone();
-    cfg.cache.url = "redis://127.0.0.1:6379".into();
+    cfg.cache.url = redis_url();
     cfg.cache.key_prefix = format!("gridwork-test:{}:", Uuid::new_v4());
     (cfg, pg)
 }
@@ -134,16 +134,34 @@ pub struct PgDatabase {
     name: String,
 }
 
-pub const PG_ADMIN: &str = "postgres://postgres@127.0.0.1:5432/test";
+/// The PostgreSQL server the tests use: `GRIDWORK_TEST_POSTGRES` (a server
+/// URL without a database; scripts/test.sh sets it when it starts a
+/// throwaway server), else the machine's on 127.0.0.1:5432.
+pub fn pg_server() -> String {
+    std::env::var("GRIDWORK_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+        .trim_end_matches('/')
+        .to_string()
+}
+
+/// The Redis the tests use: `GRIDWORK_TEST_REDIS`, else 127.0.0.1:6379.
+pub fn redis_url() -> String {
+    std::env::var("GRIDWORK_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// The server's maintenance database, for creating and dropping test databases.
+pub fn pg_admin() -> String {
+    format!("{}/test", pg_server())
+}
 
 impl PgDatabase {
     pub async fn create() -> Self {
         use sea_orm::ConnectionTrait;
         let name = format!("gw_test_{}", Uuid::new_v4().simple());
-        let admin = sea_orm::Database::connect(PG_ADMIN).await.expect("PostgreSQL on 127.0.0.1:5432");
+        let admin = sea_orm::Database::connect(pg_admin()).await.expect("PostgreSQL (GRIDWORK_TEST_POSTGRES)");
         admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.unwrap();
         admin.close().await.unwrap();
-        PgDatabase { url: format!("postgres://postgres@127.0.0.1:5432/{name}"), name }
+        PgDatabase { url: format!("{}/{name}", pg_server()), name }
     }
 }
 
@@ -152,7 +170,7 @@ impl Drop for PgDatabase {
     fn drop(&mut self) {
         let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
         let _ = std::process::Command::new("psql")
-            .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-qc", &sql])
+            .args([pg_admin().as_str(), "-qc", &sql])
             .stdout(std::process::Stdio::null())
             .status();
     }
@@ -245,7 +263,7 @@ impl RealBackends {
         cfg.bus.url = self.broker.url();
         cfg.bus.topic_prefix = self.prefix.clone();
         cfg.bus.partitions = 2;
-        cfg.cache.url = "redis://127.0.0.1:6379".into();
+        cfg.cache.url = redis_url();
         cfg.cache.key_prefix = format!("gridwork-test:{}:", self.prefix);
     }
 
@@ -259,7 +277,7 @@ impl RealBackends {
             ("GRIDWORK_BUS__URL".into(), self.broker.url()),
             ("GRIDWORK_BUS__TOPIC_PREFIX".into(), self.prefix.clone()),
             ("GRIDWORK_BUS__PARTITIONS".into(), "2".into()),
-            ("GRIDWORK_CACHE__URL".into(), "redis://127.0.0.1:6379".into()),
+            ("GRIDWORK_CACHE__URL".into(), redis_url()),
             ("GRIDWORK_CACHE__KEY_PREFIX".into(), format!("gridwork-test:{}:", self.prefix)),
         ]
     }
