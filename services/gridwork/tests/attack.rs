@@ -247,7 +247,15 @@ async fn call(app: &TestApp, method: Method, path: &str, token: Option<&str>) ->
 }
 
 fn leaked<'a>(o: &'a Owned, body: &str, path: &str) -> Vec<&'a str> {
-    o.secrets.iter().filter(|s| !path.contains(s.as_str()) && body.contains(s.as_str())).map(String::as_str).collect()
+    o.secrets
+        .iter()
+        // The case ledger (台账) lists the case ids of its reader's
+        // jurisdiction by design (a KPI reader's city covers Huancui); it
+        // must show nothing else of them.
+        .filter(|s| !(path.starts_with("/v1/ledgers/cases") && (**s == o.case || **s == o.petition)))
+        .filter(|s| !path.contains(s.as_str()) && body.contains(s.as_str()))
+        .map(String::as_str)
+        .collect()
 }
 
 #[actix_web::test]
