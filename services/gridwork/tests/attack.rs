@@ -321,6 +321,12 @@ async fn every_route_refuses_every_outsider_without_leaking() {
                         wrong.push(format!("existing {} {} vs random {} {}", a.status, a.code, b.status, b.code));
                     }
                 }
+                // An object of Huancui is out of every outsider's view: a
+                // valid token gets 403 or 404, never a 400 or 413 that says
+                // the body was read (or a 2xx).
+                if b.is_some() && route.access != Access::Public && who.valid_role.is_some() && !matches!(a.status, 403 | 404) {
+                    wrong.push("want 403 or 404 for another's object".into());
+                }
                 if a.status == 404 && a.body.contains("route not found") {
                     wrong.push("not registered".into());
                 }
