@@ -189,14 +189,20 @@ fn paths(app: &TestApp, route: &Route, o: &Owned) -> Vec<(String, String)> {
         }
         "/v1/users/{id}" => vec![fill(&[("{id}", "worker-1", format!("nobody-{}", rand()))])],
         "/v1/grids/versions/{id}/geojson" => vec![fill(&[("{id}", "1", "987654".into())])],
-        "/v1/cases/{id}/tasks/{task}/cancel" => vec![fill(&[("{id}", o.case.as_str(), rand()), ("{task}", o.task.as_str(), rand())])],
+        "/v1/cases/{id}/tasks/{task}/cancel" => {
+            vec![fill(&[("{id}", o.case.as_str(), rand()), ("{task}", o.task.as_str(), rand())])]
+        }
         "/v1/me/tasks/{id}/ack" | "/v1/me/tasks/{id}/complete" => vec![fill(&[("{id}", o.task.as_str(), rand())])],
         // A centre code is no secret object: the same code both times.
         "/v1/centres/{code}/stream" => {
             vec![fill(&[("{code}", app.demo.demo_centre.as_str(), app.demo.demo_centre.clone())])]
         }
-        "/open311/v2/requests/{file}" => vec![fill(&[("{file}", format!("{}.json", o.report).as_str(), format!("{}.json", rand()))])],
-        "/open311/v2/services/{file}" => vec![fill(&[("{file}", "dispute.neighbourhood.json", "dispute.neighbourhood.json".into())])],
+        "/open311/v2/requests/{file}" => {
+            vec![fill(&[("{file}", format!("{}.json", o.report).as_str(), format!("{}.json", rand()))])]
+        }
+        "/open311/v2/services/{file}" => {
+            vec![fill(&[("{file}", "dispute.neighbourhood.json", "dispute.neighbourhood.json".into())])]
+        }
         "/docs/{_:.*}" => vec![fill(&[("{_:.*}", "index.html", "index.html".into())])],
         _ if t.starts_with("/v1/cases/{id}") => [o.case.as_str(), o.petition.as_str()]
             .into_iter()
@@ -324,7 +330,11 @@ async fn every_route_refuses_every_outsider_without_leaking() {
                 // An object of Huancui is out of every outsider's view: a
                 // valid token gets 403 or 404, never a 400 or 413 that says
                 // the body was read (or a 2xx).
-                if b.is_some() && route.access != Access::Public && who.valid_role.is_some() && !matches!(a.status, 403 | 404) {
+                if b.is_some()
+                    && route.access != Access::Public
+                    && who.valid_role.is_some()
+                    && !matches!(a.status, 403 | 404)
+                {
                     wrong.push("want 403 or 404 for another's object".into());
                 }
                 if a.status == 404 && a.body.contains("route not found") {
@@ -420,8 +430,7 @@ fn normalise(template: &str) -> String {
 async fn the_route_table_is_what_the_app_serves() {
     let dir = tempfile::tempdir().unwrap();
     let app = spawn(dir.path()).await;
-    let table: BTreeSet<(String, &str)> =
-        app.table.iter().map(|r| (normalise(r.path), r.method.as_str())).collect();
+    let table: BTreeSet<(String, &str)> = app.table.iter().map(|r| (normalise(r.path), r.method.as_str())).collect();
     assert_eq!(table.len(), app.table.len(), "no row twice: {:?}", app.table);
 
     let spec: Value = app.http.get(format!("{}/openapi.json", app.base)).send().await.unwrap().json().await.unwrap();

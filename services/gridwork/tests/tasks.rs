@@ -370,7 +370,8 @@ async fn task_under_lock(app: &TestApp) {
     // A stranger's body is never read: another street's dispatcher gets 404
     // for a malformed body and for one over http.max_body_bytes, as for a
     // case that does not exist.
-    let other_street = format!("{}{}", &app.demo.demo_centre[..6], if app.demo.demo_centre.ends_with("999") { "998" } else { "999" });
+    let other_street =
+        format!("{}{}", &app.demo.demo_centre[..6], if app.demo.demo_centre.ends_with("999") { "998" } else { "999" });
     let stranger = app.token("other-d", Role::Dispatcher, &other_street);
     for (what, body) in [("malformed", "{".to_owned()), ("too large", format!("\"{}\"", "x".repeat(300 * 1024)))] {
         for id in [case.as_str(), &Uuid::new_v4().to_string()] {

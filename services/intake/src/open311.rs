@@ -34,8 +34,8 @@ use geo::{BoundingRect, Closest, ClosestPoint, Distance, Haversine, Intersects};
 use gridwork_domain::auth::{Actor, Role};
 use gridwork_domain::codes::{self, Level};
 use gridwork_domain::report::{Crs, ReportStatus, Urgency};
-use gridwork_platform::Context;
 use gridwork_platform::routes::{Access, Method, Route};
+use gridwork_platform::Context;
 use gridwork_storage::entity::{api_key, api_key_report, category, centre, grid_version, report, unit, user};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder,

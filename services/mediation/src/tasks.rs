@@ -1021,7 +1021,6 @@ pub async fn complete(
     Ok(HttpResponse::Ok().json(one_view(&state, &t).await?))
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
