@@ -23,7 +23,12 @@ pub type Routes = Arc<dyn Fn(&mut web::ServiceConfig) + Send + Sync>;
 /// What a started service contributes to a process: its routes and its
 /// background tasks (consumers, relays), which stop on the shutdown token.
 pub struct Service {
+    /// Registers the service's routes: only through
+    /// [`crate::routes::register`] from the service's route table.
     pub routes: Routes,
+    /// The service's route table (ADR 0033): the same rows `routes`
+    /// registers, with who may call each.
+    pub table: Vec<crate::routes::Route>,
     pub tasks: Vec<JoinHandle<()>>,
     /// The service's OpenAPI description, merged into `/openapi.json`.
     pub api: Option<utoipa::openapi::OpenApi>,
@@ -69,11 +74,11 @@ pub fn config_host(listen: &str) -> String {
     listen.rsplit_once(':').map(|(h, _)| h.to_owned()).unwrap_or_default()
 }
 
-async fn live() -> HttpResponse {
+pub(crate) async fn live() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "live"}))
 }
 
-async fn ready(ctx: web::Data<Context>) -> HttpResponse {
+pub(crate) async fn ready(ctx: web::Data<Context>) -> HttpResponse {
     let db = ctx.db.ping().await.map_err(|e| e.to_string());
     let bus = ctx.bus.check().await.map_err(|e| e.to_string());
     // The cache only saves work: when it is down the service is slower, not
@@ -144,7 +149,7 @@ pub fn openapi(apis: Vec<utoipa::openapi::OpenApi>) -> utoipa::openapi::OpenApi 
     spec
 }
 
-async fn docs_redirect() -> HttpResponse {
+pub(crate) async fn docs_redirect() -> HttpResponse {
     HttpResponse::PermanentRedirect().insert_header(("Location", "/docs/")).finish()
 }
 
@@ -202,7 +207,7 @@ impl Application {
         let spec = openapi(apis);
         let (admin_data, admin_metrics) = (data.clone(), metrics.clone());
         let mut server = HttpServer::new(move || {
-            let mut app = App::new()
+            let app = App::new()
                 .app_data(data.clone())
                 .app_data(verifier.clone())
                 .app_data(metrics.clone())
@@ -210,11 +215,12 @@ impl Application {
                 .app_data(web::QueryConfig::default().error_handler(|e, _| error::query_error(e).into()))
                 .app_data(web::PathConfig::default().error_handler(|e, _| error::path_error(e).into()))
                 .wrap(middleware::from_fn(crate::metrics::track))
-                .wrap(tracing_actix_web::TracingLogger::<crate::access_log::RedactingRootSpan>::new())
-                .route("/health/live", web::get().to(live))
-                .route("/health/ready", web::get().to(ready))
-                .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", spec.clone()))
-                .route("/docs", web::get().to(docs_redirect));
+                .wrap(tracing_actix_web::TracingLogger::<crate::access_log::RedactingRootSpan>::new());
+            // The OpenAPI document and Swagger UI: rows without a handler in
+            // `routes::PLATFORM`.
+            #[allow(clippy::disallowed_methods)]
+            let mut app = app.service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", spec.clone()));
+            app = crate::routes::register_app(app, crate::routes::PLATFORM);
             for r in &routes {
                 let r = r.clone();
                 app = app.configure(move |cfg| r(cfg));
@@ -232,13 +238,8 @@ impl Application {
         let admin_listener = TcpListener::bind(&ctx.config.http.admin_listen)?;
         let admin_port = admin_listener.local_addr()?.port();
         let admin = HttpServer::new(move || {
-            App::new()
-                .app_data(admin_data.clone())
-                .app_data(admin_metrics.clone())
-                .route("/health/live", web::get().to(live))
-                .route("/health/ready", web::get().to(ready))
-                .route("/metrics", web::get().to(crate::metrics::metrics_endpoint))
-                .default_service(web::to(not_found))
+            let app = App::new().app_data(admin_data.clone()).app_data(admin_metrics.clone());
+            crate::routes::register_app(app, crate::routes::ADMIN_LISTENER).default_service(web::to(not_found))
         })
         .listen(admin_listener)?
         .workers(1)

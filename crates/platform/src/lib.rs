@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod pii;
 pub mod pipeline;
 pub mod revocation;
+pub mod routes;
 pub mod telemetry;
 
 pub use config::Config;

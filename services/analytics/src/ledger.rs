@@ -745,11 +745,6 @@ fn write_xlsx(
     Ok(Some((file, len, u64::from(row))))
 }
 
-/// Registers the ledger routes.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/v1/ledgers/cases", web::get().to(case_ledger)).route("/v1/ledgers/kpis", web::get().to(kpi_ledger));
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]

@@ -17,6 +17,7 @@ use gridwork_domain::codes;
 use gridwork_domain::kpi::{self, Period};
 use gridwork_platform::auth::Caller;
 use gridwork_platform::pipeline;
+use gridwork_platform::routes::{Access, Method, Route, KPI_READERS};
 use gridwork_platform::{ApiError, Application, Config, Context, Routes, Service};
 use sea_orm::DatabaseConnection;
 use serde::Deserialize;
@@ -327,13 +328,19 @@ pub async fn start(ctx: &Context, shutdown: CancellationToken) -> anyhow::Result
         tick_task,
     ];
     let routes: Routes = Arc::new(move |cfg: &mut web::ServiceConfig| {
-        cfg.app_data(state.clone())
-            .route("/v1/kpis", web::get().to(kpis))
-            .route("/v1/public/kpis", web::get().to(public_kpis))
-            .configure(ledger::configure);
+        cfg.app_data(state.clone());
+        gridwork_platform::routes::register(cfg, ROUTES);
     });
-    Ok(Service { routes, tasks, api: None })
+    Ok(Service { routes, table: ROUTES.to_vec(), tasks, api: None })
 }
+
+/// analytics' route table (ADR 0033). Public KPIs obey the small-cell rule.
+pub static ROUTES: &[Route] = &[
+    Route::new(Method::Get, "/v1/kpis", Access::Roles(KPI_READERS), |r| r.to(kpis)),
+    Route::new(Method::Get, "/v1/public/kpis", Access::Public, |r| r.to(public_kpis)),
+    Route::new(Method::Get, "/v1/ledgers/cases", Access::Roles(KPI_READERS), |r| r.to(ledger::case_ledger)),
+    Route::new(Method::Get, "/v1/ledgers/kpis", Access::Roles(KPI_READERS), |r| r.to(ledger::kpi_ledger)),
+];
 
 /// analytics on its own: connects, checks the schema, binds `http.listen`.
 pub async fn build(config: Config) -> anyhow::Result<Application> {

@@ -22,6 +22,7 @@ use gridwork_events::{pb, Event, Payload, Topics};
 use gridwork_geoindex::{gcj02_to_wgs84, GridIndex, Located};
 use gridwork_platform::auth::Caller;
 use gridwork_platform::pipeline::{self, decode, emit, retryable};
+use gridwork_platform::routes::{Access, Method, Route, ADMINS};
 use gridwork_platform::{ApiError, Application, Config, Context, Routes, Service};
 use gridwork_storage::dedup;
 use sea_orm::{DatabaseConnection, TransactionTrait};
@@ -498,14 +499,19 @@ pub async fn start_sharing(ctx: &Context, shutdown: CancellationToken) -> anyhow
     ];
     let shared = state.clone();
     let routes: Routes = Arc::new(move |cfg: &mut web::ServiceConfig| {
-        cfg.app_data(state.clone())
-            .route("/v1/grids/locate", web::get().to(locate))
-            .route("/v1/grids/versions", web::get().to(list_versions))
-            .route("/v1/grids/versions", web::post().to(import_version))
-            .route("/v1/grids/versions/{id}/geojson", web::get().to(export_version));
+        cfg.app_data(state.clone());
+        gridwork_platform::routes::register(cfg, ROUTES);
     });
-    Ok((Service { routes, tasks, api: None }, shared))
+    Ok((Service { routes, table: ROUTES.to_vec(), tasks, api: None }, shared))
 }
+
+/// The assigner's route table (ADR 0033).
+pub static ROUTES: &[Route] = &[
+    Route::new(Method::Get, "/v1/grids/locate", Access::SignedIn, |r| r.to(locate)),
+    Route::new(Method::Get, "/v1/grids/versions", Access::Roles(ADMINS), |r| r.to(list_versions)),
+    Route::new(Method::Post, "/v1/grids/versions", Access::Roles(ADMINS), |r| r.to(import_version)),
+    Route::new(Method::Get, "/v1/grids/versions/{id}/geojson", Access::Roles(ADMINS), |r| r.to(export_version)),
+];
 
 /// assigner on its own: connects, checks the schema, binds `http.listen`.
 pub async fn build(config: Config) -> anyhow::Result<Application> {

@@ -21,6 +21,9 @@ pub struct AllInOne {
     pub app: Application,
     pub ctx: Context,
     pub demo: seed::Demo,
+    /// Every route the API listener serves, with who may call it (ADR
+    /// 0033): the platform's rows, then each service's, as registered.
+    pub table: Vec<gridwork_platform::routes::Route>,
 }
 
 /// Migrates, seeds the demo city on first start, starts every service and
@@ -39,7 +42,12 @@ pub async fn build(config: Config) -> anyhow::Result<AllInOne> {
     let services = [intake, assigner, mediation, analytics];
     let apis = services.iter().filter_map(|s| s.api.clone()).collect();
     let routes = services.iter().map(|s| s.routes.clone()).collect();
+    let table = gridwork_platform::routes::PLATFORM
+        .iter()
+        .copied()
+        .chain(services.iter().flat_map(|s| s.table.iter().copied()))
+        .collect();
     let tasks = services.into_iter().flat_map(|s| s.tasks).collect();
     let app = Application::new(ctx.clone(), listener, routes, apis, shutdown, tasks)?;
-    Ok(AllInOne { app, ctx, demo })
+    Ok(AllInOne { app, ctx, demo, table })
 }

@@ -105,7 +105,9 @@ async fn every_token_attack_is_refused() {
     app.shutdown().await;
 }
 
-/// A stand-in identity provider: serves whatever JWKS it is given.
+/// A stand-in identity provider: serves whatever JWKS it is given (not
+/// gridwork's, so not from a route table).
+#[allow(clippy::disallowed_methods)]
 async fn idp(jwks: Arc<Mutex<Value>>) -> (String, actix_web::dev::ServerHandle) {
     let data = actix_web::web::Data::new(jwks);
     let server = actix_web::HttpServer::new(move || {

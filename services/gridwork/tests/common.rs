@@ -18,6 +18,8 @@ pub struct TestApp {
     pub stop: StopHandle,
     pub done: tokio::task::JoinHandle<std::io::Result<()>>,
     pub http: reqwest::Client,
+    /// Every route the API listener serves, with who may call it (ADR 0033).
+    pub table: Vec<gridwork_platform::routes::Route>,
 }
 
 pub fn config(data_dir: &std::path::Path) -> Config {
@@ -38,7 +40,7 @@ pub async fn spawn_with(config: Config) -> TestApp {
     let admin = format!("http://127.0.0.1:{}", up.app.admin_port());
     let stop = up.app.stop_handle();
     let done = tokio::spawn(up.app.run_until_stopped());
-    TestApp { base, admin, ctx: up.ctx, demo: up.demo, stop, done, http: reqwest::Client::new() }
+    TestApp { base, admin, ctx: up.ctx, demo: up.demo, stop, done, http: reqwest::Client::new(), table: up.table }
 }
 
 impl TestApp {
@@ -512,4 +514,30 @@ impl Drop for OwnPostgres {
         let data = self.data().display().to_string();
         let _ = self.run("pg_ctl", &["-D", &data, "-m", "immediate", "-w", "stop"]);
     }
+}
+
+/// Changes case `id` (`set`: SQL assignments, e.g. `centre = '371002'`) the
+/// way a transfer or close on another replica does: inside a transaction
+/// that holds the case's row lock while `during` runs, committed after it.
+/// Asserts `during` waited for the lock; returns what it answered.
+pub async fn locked_update<F: Future<Output = (u16, Value)> + Send + 'static>(
+    app: &TestApp,
+    id: &str,
+    set: &str,
+    during: F,
+) -> (u16, Value) {
+    use sea_orm::{ConnectionTrait, Statement, TransactionTrait};
+    let txn = app.ctx.db.begin().await.unwrap();
+    gridwork_mediation::repo::lock_case(&txn, id).await.unwrap();
+    let backend = txn.get_database_backend();
+    let sql = match backend {
+        sea_orm::DbBackend::Postgres => format!("UPDATE cases SET {set}, version = version + 1 WHERE id = $1"),
+        _ => format!("UPDATE cases SET {set}, version = version + 1 WHERE id = ?"),
+    };
+    txn.execute(Statement::from_sql_and_values(backend, sql, [id.into()])).await.unwrap();
+    let request = tokio::spawn(during);
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(!request.is_finished(), "the request waits for the row lock");
+    txn.commit().await.unwrap();
+    request.await.unwrap()
 }

@@ -34,9 +34,15 @@ async fn grid_worker_tasks_on_postgres_and_redis() {
 
 /// Posts a report and waits for the case it opens (as the dispatcher sees it).
 async fn open_case(app: &TestApp) -> String {
+    open_case_of(app, "dispute.neighbourhood").await
+}
+
+/// The same, of a category: reports of one category at one spot would be
+/// linked to one case.
+async fn open_case_of(app: &TestApp, category: &str) -> String {
     let (lat, lon) = app.demo.demo_point;
     let rid = Uuid::new_v4().to_string();
-    let (s, r) = app.post(&app.worker(), "/v1/reports", &report(&rid, lat, lon, "dispute.neighbourhood")).await;
+    let (s, r) = app.post(&app.worker(), "/v1/reports", &report(&rid, lat, lon, category)).await;
     assert_eq!(s, 201, "{r}");
     let d = app.dispatcher();
     let case = eventually("the case of the report", || async {
@@ -170,12 +176,20 @@ async fn flow(app: &TestApp) {
     let (s, t) = app.post(&w1, &format!("/v1/me/tasks/{verify_id}/ack"), &json!({})).await;
     assert_eq!((s, t["status"].as_str(), t["assignee"].as_str()), (200, Some("acknowledged"), Some("worker-1")), "{t}");
     let done = json!({"note": "已到现场核实，噪音属实，已劝导", "media": []});
-    for (who, token) in [("a fellow worker", &w3), ("another grid's worker", &elsewhere), ("the dispatcher", &d)] {
+    // Another worker's task is out of view: 404 as for a task that does
+    // not exist (ADR 0033); a case worker is no grid worker: 403.
+    for (who, token, status, code) in [
+        ("a fellow worker", &w3, 404, "not_found"),
+        ("another grid's worker", &elsewhere, 404, "not_found"),
+        ("the dispatcher", &d, 403, "forbidden"),
+    ] {
         let (s, e) = app.post(token, &format!("/v1/me/tasks/{verify_id}/complete"), &done).await;
-        assert_eq!((s, e["code"].as_str()), (403, Some("forbidden")), "{who}: {e}");
+        assert_eq!((s, e["code"].as_str()), (status, Some(code)), "{who}: {e}");
         assert!(e["message"].is_string() && e["message_zh"].is_string(), "{e}");
+        let random = app.post(token, &format!("/v1/me/tasks/{}/complete", Uuid::new_v4()), &done).await;
+        assert_eq!((random.0, random.1["code"].as_str()), (status, Some(code)), "{who}: a random id {}", random.1);
     }
-    assert_eq!(app.post(&w3, &format!("/v1/me/tasks/{deliver_id}/ack"), &json!({})).await.0, 403);
+    assert_eq!(app.post(&w3, &format!("/v1/me/tasks/{deliver_id}/ack"), &json!({})).await.0, 404);
     let (_, theirs) = app.get(&w3, "/v1/me/tasks").await;
     assert_eq!(theirs["items"], json!([]), "taken by worker-1: {theirs}");
 
@@ -277,4 +291,92 @@ async fn flow(app: &TestApp) {
         .iter()
         .all(|t| t["status"] != "assigned" && t["status"] != "acknowledged"));
     assert_eq!(app.post(&w1, &format!("/v1/me/tasks/{}/ack", Uuid::new_v4()), &json!({})).await.0, 404);
+}
+
+/// Giving a task judges the caller's scope and lead channel and the case's
+/// state on the row read under the case's lock (as case actions do): a
+/// transfer that commits between the first look and the lock leaves the
+/// old centre out (404), a channel move leaves the old channel out (403),
+/// and a close leaves no open task behind (409). A stranger's malformed or
+/// oversized body gets the stranger's 404, never a 400 or 413.
+#[actix_web::test]
+async fn giving_a_task_rechecks_the_case_under_the_row_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn(dir.path()).await;
+    task_under_lock(&app).await;
+    app.shutdown().await;
+}
+
+#[actix_web::test]
+async fn giving_a_task_rechecks_the_case_under_the_row_lock_on_postgres_and_redis() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cfg, pg) = common::on_postgres_and_redis(dir.path()).await;
+    let app = common::spawn_with(cfg).await;
+    task_under_lock(&app).await;
+    app.shutdown().await;
+    drop(pg);
+}
+
+fn give(app: &TestApp, token: String, case: &str) -> impl std::future::Future<Output = (u16, Value)> + Send + 'static {
+    let http = app.http.clone();
+    let url = format!("{}/v1/cases/{case}/tasks", app.base);
+    let body = json!({"kind": "verification", "instructions": "请到现场核实", "due_at": in_hours(24)});
+    async move {
+        let r = http.post(url).bearer_auth(token).json(&body).send().await.unwrap();
+        (r.status().as_u16(), r.json::<Value>().await.unwrap_or(Value::Null))
+    }
+}
+
+async fn task_count(app: &TestApp, case: &str) -> usize {
+    let (s, v) = app.get(&app.token("admin", Role::Admin, ""), &format!("/v1/cases/{case}/tasks")).await;
+    assert_eq!(s, 200, "{v}");
+    v["items"].as_array().unwrap().iter().filter(|t| t["status"] != "cancelled").count()
+}
+
+async fn task_under_lock(app: &TestApp) {
+    let d = app.dispatcher();
+    let county = app.demo.demo_centre[..6].to_owned();
+
+    // Moved to the county centre while the old centre's request waits for
+    // the lock: 404, and no task was given.
+    let case = open_case_of(app, "dispute.neighbourhood").await;
+    let (s, e) = common::locked_update(app, &case, &format!("centre = '{county}'"), give(app, d.clone(), &case)).await;
+    assert_eq!((s, e["code"].as_str()), (404, Some("not_found")), "the old centre gives no task: {e}");
+    assert_eq!(task_count(app, &case).await, 0);
+
+    // Moved to another channel while the lead channel's mediator waits: 403.
+    let case = open_case_of(app, "dispute.property_management").await;
+    let people = app
+        .ctx
+        .issuer
+        .issue(&Actor {
+            id: "m-people".into(),
+            role: Role::Mediator,
+            scope: app.demo.demo_centre.clone(),
+            channel: Some("people_mediation".into()),
+        })
+        .unwrap()
+        .0;
+    let (s, e) = common::locked_update(app, &case, "channel = 'legal_aid'", give(app, people, &case)).await;
+    assert!(matches!(s, 403 | 404), "the old channel gives no task: {s} {e}");
+    assert_eq!(task_count(app, &case).await, 0);
+
+    // Closed while the request waits: 409 case_closed, no open task left.
+    let case = open_case_of(app, "dispute.consumer").await;
+    let (s, e) = common::locked_update(app, &case, "status = 'closed'", give(app, d.clone(), &case)).await;
+    assert_eq!((s, e["code"].as_str()), (409, Some("case_closed")), "{e}");
+    assert_eq!(task_count(app, &case).await, 0);
+
+    // A stranger's body is never read: another street's dispatcher gets 404
+    // for a malformed body and for one over http.max_body_bytes, as for a
+    // case that does not exist.
+    let other_street =
+        format!("{}{}", &app.demo.demo_centre[..6], if app.demo.demo_centre.ends_with("999") { "998" } else { "999" });
+    let stranger = app.token("other-d", Role::Dispatcher, &other_street);
+    for (what, body) in [("malformed", "{".to_owned()), ("too large", format!("\"{}\"", "x".repeat(300 * 1024)))] {
+        for id in [case.as_str(), &Uuid::new_v4().to_string()] {
+            let (s, e) = app.post_raw(&stranger, &format!("/v1/cases/{id}/tasks"), &body).await;
+            assert_eq!((s, e["code"].as_str()), (404, Some("not_found")), "{what} body for {id}: {e}");
+        }
+    }
 }

@@ -684,7 +684,27 @@ pub async fn submit_batch(
     Ok(HttpResponse::Ok().json(BatchOut { accepted, results }))
 }
 
-/// One report: its reporter, and anyone whose scope covers its grid.
+/// Whether a case that names report `id` (its first report, or linked to
+/// it) is in `actor`'s view by the domain's one rule for cases.
+async fn case_visible(state: &State, actor: &Actor, id: &str) -> Result<bool, sea_orm::DbErr> {
+    use gridwork_storage::entity::{case, case_report};
+    let linked: Vec<String> = case_report::Entity::find()
+        .filter(case_report::Column::ReportId.eq(id))
+        .all(&state.db)
+        .await?
+        .into_iter()
+        .map(|l| l.case_id)
+        .collect();
+    let cases = case::Entity::find()
+        .filter(sea_orm::Condition::any().add(case::Column::ReportId.eq(id)).add(case::Column::Id.is_in(linked)))
+        .all(&state.db)
+        .await?;
+    Ok(cases.iter().any(|c| actor.may_see_case(&c.centre, c.channels())))
+}
+
+/// One report: its reporter, an admin, a dispatcher whose scope covers its
+/// grid, and a mediator who may see its case (by the case's channels).
+/// Analysts and other grid workers get 404, as for an unknown id (ADR 0033).
 #[utoipa::path(get, path = "/v1/reports/{id}", tag = "reports",
     params(("id" = Uuid, Path, description = "The report's client id")),
     security(("bearer" = [])),
@@ -703,10 +723,11 @@ pub async fn get_report(
     let id = path.into_inner().to_string();
     let v = load_view(&state, &id).await?.ok_or(IntakeError::NotFound("report"))?;
     let actor: &Actor = &caller.0;
+    let place = v.grid.as_deref().or(v.centre.as_deref());
     let visible = v.reporter == actor.id
         || actor.role == Role::Admin
-        || (actor.role != Role::GridWorker
-            && v.grid.as_deref().or(v.centre.as_deref()).is_some_and(|g| actor.covers(g)));
+        || (actor.role == Role::Dispatcher && place.is_some_and(|g| actor.covers(g)))
+        || (actor.role == Role::Mediator && case_visible(&state, actor, &id).await?);
     if !visible {
         // Not 403: do not reveal that the id exists.
         return Err(IntakeError::NotFound("report"));

@@ -13,6 +13,7 @@ use gridwork_domain::petition::Keyer;
 use gridwork_events::Topics;
 use gridwork_platform::auth::Issuer;
 use gridwork_platform::cache::Cache;
+use gridwork_platform::routes::{Access, Method, Route, ADMINS, REPORTERS};
 use gridwork_platform::{pipeline, Application, Config, Context, Routes, Service};
 use gridwork_storage::entity::category;
 use sea_orm::{DatabaseConnection, EntityTrait};
@@ -61,20 +62,31 @@ pub struct State {
     pub report_area: gridwork_domain::auth::ReportArea,
 }
 
+/// intake's route table (ADR 0033): registered by [`routes`], walked by the
+/// attack matrix. Open311's is [`open311::ROUTES`].
+pub static ROUTES: &[Route] = &[
+    Route::new(Method::Post, "/v1/reports", Access::Roles(REPORTERS), |r| r.to(api::submit)),
+    Route::new(Method::Post, "/v1/reports/batch", Access::Roles(REPORTERS), |r| r.to(api::submit_batch)),
+    Route::new(Method::Post, "/v1/media", Access::Roles(REPORTERS), |r| r.to(media::upload)),
+    Route::new(Method::Get, "/v1/media/{id}", Access::SignedIn, |r| r.to(media::download)),
+    Route::new(Method::Get, "/v1/reports/{id}", Access::SignedIn, |r| r.to(api::get_report)),
+    Route::new(Method::Get, "/v1/me/reports", Access::SignedIn, |r| r.to(api::my_reports)),
+    Route::new(Method::Post, "/v1/auth/token", Access::Public, |r| r.to(tokens::token)),
+    Route::new(Method::Post, "/v1/auth/revoke", Access::SignedIn, |r| r.to(api::revoke)),
+    Route::new(Method::Patch, "/v1/users/{id}", Access::Roles(ADMINS), |r| r.to(users::patch)),
+    Route::new(Method::Get, "/.well-known/jwks.json", Access::Public, |r| r.to(api::jwks)),
+];
+
+/// intake's rows and Open311's, in registration order.
+pub fn table() -> Vec<Route> {
+    ROUTES.iter().chain(open311::ROUTES).copied().collect()
+}
+
 pub fn routes(state: web::Data<State>) -> Routes {
     Arc::new(move |cfg: &mut web::ServiceConfig| {
-        cfg.app_data(state.clone())
-            .route("/v1/reports", web::post().to(api::submit))
-            .route("/v1/reports/batch", web::post().to(api::submit_batch))
-            .route("/v1/media", web::post().to(media::upload))
-            .route("/v1/media/{id}", web::get().to(media::download))
-            .route("/v1/reports/{id}", web::get().to(api::get_report))
-            .route("/v1/me/reports", web::get().to(api::my_reports))
-            .route("/v1/auth/token", web::post().to(tokens::token))
-            .route("/v1/auth/revoke", web::post().to(api::revoke))
-            .route("/v1/users/{id}", web::patch().to(users::patch))
-            .route("/.well-known/jwks.json", web::get().to(api::jwks))
-            .configure(open311::routes);
+        cfg.app_data(state.clone());
+        gridwork_platform::routes::register(cfg, ROUTES);
+        open311::routes(cfg);
     })
 }
 
@@ -173,7 +185,7 @@ pub async fn start_with_grids(
         )
         .await?,
     );
-    Ok(Service { routes: routes(state), tasks, api: Some(api) })
+    Ok(Service { routes: routes(state), table: table(), tasks, api: Some(api) })
 }
 
 /// intake on its own: connects, checks the schema, binds `http.listen`.

@@ -34,6 +34,7 @@ use geo::{BoundingRect, Closest, ClosestPoint, Distance, Haversine, Intersects};
 use gridwork_domain::auth::{Actor, Role};
 use gridwork_domain::codes::{self, Level};
 use gridwork_domain::report::{Crs, ReportStatus, Urgency};
+use gridwork_platform::routes::{Access, Method, Route};
 use gridwork_platform::Context;
 use gridwork_storage::entity::{api_key, api_key_report, category, centre, grid_version, report, unit, user};
 use sea_orm::{
@@ -63,17 +64,24 @@ const SERVICE_NOTICE: &str = "received: gridwork places it in its grid and the c
 
 /// The routes, for `routes()` in lib.rs: `.configure(open311::routes)`.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::scope("/open311/v2")
-            .app_data(web::Data::new(Areas::default()))
-            .route("/services.{format}", web::get().to(services))
-            .route("/services/{file}", web::get().to(service_definition))
-            .route("/requests.{format}", web::get().to(list_requests))
-            .route("/requests.{format}", web::post().to(create_request))
-            .route("/requests/{file}", web::get().to(one_request))
-            .default_service(web::to(unknown)),
-    );
+    let scope = web::scope(PREFIX).app_data(web::Data::new(Areas::default()));
+    let scope = gridwork_platform::routes::register_scope(scope, PREFIX, ROUTES).default_service(web::to(unknown));
+    // The scope's routes are registered from ROUTES just above.
+    #[allow(clippy::disallowed_methods)]
+    cfg.service(scope);
 }
+
+const PREFIX: &str = "/open311/v2";
+
+/// Open311's route table (ADR 0033): discovery and look-up by id are public
+/// (GeoReport v2); listing and posting need an integration's `api_key`.
+pub static ROUTES: &[Route] = &[
+    Route::new(Method::Get, "/open311/v2/services.{format}", Access::Public, |r| r.to(services)),
+    Route::new(Method::Get, "/open311/v2/services/{file}", Access::Public, |r| r.to(service_definition)),
+    Route::new(Method::Get, "/open311/v2/requests.{format}", Access::ApiKey, |r| r.to(list_requests)),
+    Route::new(Method::Post, "/open311/v2/requests.{format}", Access::ApiKey, |r| r.to(create_request)),
+    Route::new(Method::Get, "/open311/v2/requests/{file}", Access::Public, |r| r.to(one_request)),
+];
 
 // ---------------------------------------------------------------- errors
 

@@ -4,7 +4,7 @@
 //! families and the access tokens issued with them) in the same
 //! transaction, so a token never outlives the rights it was issued for.
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use gridwork_domain::auth::{Actor, Role};
 use gridwork_domain::{codes, Channel};
@@ -137,7 +137,8 @@ pub async fn patch(
     ctx: web::Data<Context>,
     caller: Caller,
     path: web::Path<String>,
-    body: web::Json<UserPatch>,
+    req: HttpRequest,
+    payload: web::Payload,
 ) -> Result<HttpResponse, IntakeError> {
     let admin = caller.0;
     if admin.role != Role::Admin {
@@ -147,6 +148,9 @@ pub async fn patch(
     if id.chars().any(char::is_control) || id.len() > 256 {
         return Err(IntakeError::NotFound("user"));
     }
+    // Read only once the caller is known to be an admin (ADR 0033), and
+    // before the user's row is locked.
+    let body: UserPatch = gridwork_platform::body::json(&req, payload).await?;
     let txn = state.db.begin().await?;
     // Held until the commit: a sign-in or renewal in flight finishes first
     // (and what it issued is revoked below), later ones see the change.

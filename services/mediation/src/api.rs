@@ -9,7 +9,7 @@
 //! revealed.
 
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpResponse, ResponseError};
+use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono::{DateTime, Utc};
@@ -739,12 +739,12 @@ pub async fn act(
     state: web::Data<State>,
     caller: Caller,
     path: web::Path<(Uuid, String)>,
-    body: web::Bytes,
+    req: HttpRequest,
+    body: web::Payload,
 ) -> Result<HttpResponse, MediationError> {
     let actor = caller.0;
     require_queue_worker(&actor)?;
     let (id, action_name) = path.into_inner();
-    let input = parse_body(&body)?;
     let id = id.to_string();
     if !ACTIONS.split([',', ' ']).any(|a| a == action_name) {
         return Err(MediationError::BadRequest(ApiError::new(
@@ -758,6 +758,9 @@ pub async fn act(
     // judgement that counts is made again under the row lock.
     let seen = load_visible(&state, &actor, &id).await?;
     may_act(&actor, &seen)?;
+    // Only now is the body read: a stranger gets 401/403/404 whatever it
+    // sends, never a 400 or 413 that would tell the case exists (ADR 0033).
+    let input = parse_body(&crate::tasks::read_body(&req, body).await?)?;
     if action_name == "split" {
         let (m, now) = split(&state, &actor, &id, &input).await?;
         return Ok(HttpResponse::Ok().json(view(m, now)));

@@ -16,6 +16,7 @@ use actix_web::web;
 use chrono::Duration;
 use gridwork_domain::routing::RoutingTable;
 use gridwork_events::Topics;
+use gridwork_platform::routes::{Access, Method, Route, ADMINS, GRID_WORKERS, QUEUE_WORKERS};
 use gridwork_platform::{pipeline, Application, Config, Context, Routes, Service};
 use gridwork_storage::entity::{category, routing_table};
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder};
@@ -172,22 +173,36 @@ pub async fn start(ctx: &Context, shutdown: CancellationToken) -> anyhow::Result
         .await?,
     ];
     let routes: Routes = Arc::new(move |cfg: &mut web::ServiceConfig| {
-        cfg.app_data(state.clone())
-            .route("/v1/routing/rules", web::get().to(routing::current))
-            .route("/v1/routing/rules", web::put().to(routing::replace))
-            .route("/v1/routing/versions", web::get().to(routing::versions))
-            .route("/v1/routing/dry-run", web::post().to(routing::dry_run))
-            .route("/v1/cases", web::get().to(api::list))
-            .route("/v1/me/cases", web::get().to(api::my_grid_cases))
-            .route("/v1/cases/{id}", web::get().to(api::detail))
-            .configure(tasks::routes)
-            .route("/v1/cases/{id}/parties", web::post().to(pii::reveal))
-            .route("/v1/cases/{id}/{action}", web::post().to(api::act))
-            .route("/v1/audit/pii-reads", web::get().to(pii::audit))
-            .route("/v1/centres/{code}/stream", web::get().to(live::stream));
+        cfg.app_data(state.clone());
+        gridwork_platform::routes::register(cfg, ROUTES);
     });
-    Ok(Service { routes, tasks, api: Some(openapi::spec()) })
+    Ok(Service { routes, table: ROUTES.to_vec(), tasks, api: Some(openapi::spec()) })
 }
+
+/// mediation's route table (ADR 0033), in registration order: the task
+/// and parties routes come before `/v1/cases/{id}/{action}`, which would
+/// match them too.
+pub static ROUTES: &[Route] = &[
+    Route::new(Method::Get, "/v1/routing/rules", Access::Roles(QUEUE_WORKERS), |r| r.to(routing::current)),
+    Route::new(Method::Put, "/v1/routing/rules", Access::Roles(ADMINS), |r| r.to(routing::replace)),
+    Route::new(Method::Get, "/v1/routing/versions", Access::Roles(QUEUE_WORKERS), |r| r.to(routing::versions)),
+    Route::new(Method::Post, "/v1/routing/dry-run", Access::Roles(QUEUE_WORKERS), |r| r.to(routing::dry_run)),
+    Route::new(Method::Get, "/v1/cases", Access::Roles(QUEUE_WORKERS), |r| r.to(api::list)),
+    Route::new(Method::Get, "/v1/me/cases", Access::Roles(GRID_WORKERS), |r| r.to(api::my_grid_cases)),
+    Route::new(Method::Get, "/v1/cases/{id}", Access::Roles(QUEUE_WORKERS), |r| r.to(api::detail)),
+    Route::new(Method::Get, "/v1/me/tasks", Access::Roles(GRID_WORKERS), |r| r.to(tasks::mine)),
+    Route::new(Method::Post, "/v1/me/tasks/{id}/ack", Access::Roles(GRID_WORKERS), |r| r.to(tasks::ack)),
+    Route::new(Method::Post, "/v1/me/tasks/{id}/complete", Access::Roles(GRID_WORKERS), |r| r.to(tasks::complete)),
+    Route::new(Method::Get, "/v1/cases/{id}/tasks", Access::Roles(QUEUE_WORKERS), |r| r.to(tasks::of_case)),
+    Route::new(Method::Post, "/v1/cases/{id}/tasks", Access::Roles(QUEUE_WORKERS), |r| r.to(tasks::create)),
+    Route::new(Method::Post, "/v1/cases/{id}/tasks/{task}/cancel", Access::Roles(QUEUE_WORKERS), |r| {
+        r.to(tasks::cancel)
+    }),
+    Route::new(Method::Post, "/v1/cases/{id}/parties", Access::Roles(QUEUE_WORKERS), |r| r.to(pii::reveal)),
+    Route::new(Method::Post, "/v1/cases/{id}/{action}", Access::Roles(QUEUE_WORKERS), |r| r.to(api::act)),
+    Route::new(Method::Get, "/v1/audit/pii-reads", Access::Roles(ADMINS), |r| r.to(pii::audit)),
+    Route::new(Method::Get, "/v1/centres/{code}/stream", Access::Roles(QUEUE_WORKERS), |r| r.to(live::stream)),
+];
 
 /// mediation on its own: connects, checks the schema, binds `http.listen`.
 pub async fn build(config: Config) -> anyhow::Result<Application> {

@@ -3,7 +3,7 @@
 //! to those working the case, and every such read is audited
 //! (`GET /v1/audit/pii-reads`, admin).
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
 use gridwork_domain::auth::Role;
 use gridwork_platform::auth::Caller;
@@ -61,10 +61,21 @@ pub async fn reveal(
     state: web::Data<State>,
     caller: Caller,
     path: web::Path<Uuid>,
-    body: web::Bytes,
+    req: HttpRequest,
+    body: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let actor = caller.0;
     crate::api::require_queue_worker(&actor).map_err(|e| ApiError::forbidden(e.to_string()))?;
+    let id = path.into_inner().to_string();
+    let db = |e: sea_orm::DbErr| ApiError::unavailable(&e);
+    let m = case::Entity::find_by_id(id.clone()).one(&state.db).await.map_err(db)?;
+    let m = m.filter(|m| crate::api::may_see(&actor, m)).ok_or_else(|| ApiError::not_found("case"))?;
+    if actor.role == Role::Mediator && actor.channel.as_deref() != Some(m.channel.as_str()) {
+        return Err(ApiError::forbidden("only the lead channel's mediators see the parties' identity"));
+    }
+    // The body is read only once the case is known to be in the caller's
+    // view (ADR 0033).
+    let body = gridwork_platform::body::read(&req, body, crate::tasks::body_limit(&req)).await?;
     let input: RevealIn = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request("invalid_body", format!("invalid request body: {e}"), "请求体格式错误"))?;
     if input.reason.trim().chars().count() < 4 {
@@ -74,13 +85,6 @@ pub async fn reveal(
             "请说明查看当事人身份信息的理由（至少 4 个字），该理由将记入审计日志",
         )
         .with_field("reason"));
-    }
-    let id = path.into_inner().to_string();
-    let db = |e: sea_orm::DbErr| ApiError::unavailable(&e);
-    let m = case::Entity::find_by_id(id.clone()).one(&state.db).await.map_err(db)?;
-    let m = m.filter(|m| crate::api::may_see(&actor, m)).ok_or_else(|| ApiError::not_found("case"))?;
-    if actor.role == Role::Mediator && actor.channel.as_deref() != Some(m.channel.as_str()) {
-        return Err(ApiError::forbidden("only the lead channel's mediators see the parties' identity"));
     }
     let mut report_ids = vec![m.report_id.clone()];
     let linked: Vec<String> = case_report::Entity::find()

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use gridwork_domain::auth::Role;
 use gridwork_domain::routing::{RoutingTable, SlaClock};
@@ -65,10 +65,16 @@ pub struct NewTable {
 
 /// `PUT /v1/routing/rules` (admin): stores the table as the next version and
 /// puts it in force.
-pub async fn replace(state: web::Data<State>, caller: Caller, body: web::Bytes) -> Result<HttpResponse, ApiError> {
+pub async fn replace(
+    state: web::Data<State>,
+    caller: Caller,
+    req: HttpRequest,
+    body: web::Payload,
+) -> Result<HttpResponse, ApiError> {
     if caller.0.role != Role::Admin {
         return Err(ApiError::forbidden("only an admin edits the routing rules"));
     }
+    let body = gridwork_platform::body::read(&req, body, crate::tasks::body_limit(&req)).await?;
     let new: NewTable = serde_json::from_slice(&body).map_err(|e| {
         ApiError::bad_request("invalid_body", format!("invalid routing table: {e}"), "路由规则格式错误")
     })?;
@@ -158,8 +164,14 @@ pub struct DryRun {
 
 /// `POST /v1/routing/dry-run`: where a report would go and why, with the
 /// deadline it would get. Changes nothing.
-pub async fn dry_run(state: web::Data<State>, caller: Caller, body: web::Bytes) -> Result<HttpResponse, ApiError> {
+pub async fn dry_run(
+    state: web::Data<State>,
+    caller: Caller,
+    req: HttpRequest,
+    body: web::Payload,
+) -> Result<HttpResponse, ApiError> {
     workers_only(&caller)?;
+    let body = gridwork_platform::body::read(&req, body, crate::tasks::body_limit(&req)).await?;
     let q: DryRun = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request("invalid_body", format!("invalid request body: {e}"), "请求体格式错误"))?;
     let urgency = match q.urgency.as_deref() {

@@ -103,12 +103,22 @@ fn forbidden(en: impl Into<String>) -> MediationError {
     MediationError::BadRequest(ApiError::forbidden(en))
 }
 
+/// The process's `http.max_body_bytes`.
+pub(crate) fn body_limit(req: &HttpRequest) -> usize {
+    req.app_data::<web::Data<Context>>()
+        .map_or_else(|| gridwork_platform::config::Http::default().max_body_bytes, |c| c.config.http.max_body_bytes)
+}
+
 /// The request body, at most the process's `http.max_body_bytes` (413
-/// beyond, in the shared error shape).
-async fn read_body(req: &HttpRequest, payload: web::Payload) -> Result<web::Bytes, MediationError> {
-    let limit = req
-        .app_data::<web::Data<Context>>()
-        .map_or_else(|| gridwork_platform::config::Http::default().max_body_bytes, |c| c.config.http.max_body_bytes);
+/// beyond, in the shared error shape; from `Content-Length` before a byte
+/// is read). Every handler calls it only once the caller is authorised and
+/// the object is known to be in the caller's view, so a stranger gets its
+/// 401/403/404 whatever it sends (ADR 0033).
+pub(crate) async fn read_body(req: &HttpRequest, payload: web::Payload) -> Result<web::Bytes, MediationError> {
+    let limit = body_limit(req);
+    if gridwork_platform::body::declared_length(req).is_some_and(|n| n > limit as u64) {
+        return Err(MediationError::BadRequest(gridwork_platform::body::too_large()));
+    }
     match payload.to_bytes_limited(limit).await {
         Ok(Ok(body)) => Ok(body),
         Ok(Err(e)) => Err(MediationError::BadRequest(ApiError::bad_request(
@@ -126,7 +136,7 @@ async fn read_body(req: &HttpRequest, payload: web::Payload) -> Result<web::Byte
 }
 
 /// A JSON body (empty = `{}`); an unknown field is named in `field`.
-fn parse_body<T: DeserializeOwned + Default>(body: &web::Bytes) -> Result<T, MediationError> {
+pub(crate) fn parse_body<T: DeserializeOwned + Default>(body: &web::Bytes) -> Result<T, MediationError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
@@ -191,9 +201,11 @@ fn visible_to(actor: &Actor) -> Condition {
 fn may_work(actor: &Actor, t: &task::Model) -> Result<(), MediationError> {
     match &t.assignee {
         Some(a) if *a == actor.id => Ok(()),
-        Some(_) => Err(forbidden("this task is assigned to another grid worker")),
+        // Out of the caller's view: 404 as for an id that does not exist,
+        // so a grid worker cannot probe for other workers' tasks (ADR 0033).
+        Some(_) => Err(MediationError::NotFound("task")),
         None if works_grid(actor, &t.grid) => Ok(()),
-        None => Err(forbidden(format!("this task is for the grid workers of grid {}", t.grid))),
+        None => Err(MediationError::NotFound("task")),
     }
 }
 
@@ -427,12 +439,12 @@ pub struct CreateIn {
 /// A named assignee must be a grid worker bound to the case's place: their
 /// grid or community is the case's grid (or lies in the county of a case
 /// that fell in no grid).
-async fn check_assignee(state: &State, name: &str, m: &case::Model) -> Result<String, MediationError> {
+async fn check_assignee<C: ConnectionTrait>(db: &C, name: &str, m: &case::Model) -> Result<String, MediationError> {
     let name = name.trim();
     // Before it reaches the database: PostgreSQL refuses a NUL byte in text.
     gridwork_domain::report::check_text("assignee", name, MAX_USER_ID)
         .map_err(|e| MediationError::BadRequest(e.into()))?;
-    let found = user::Entity::find_by_id(name.to_owned()).one(&state.db).await?.filter(|u| u.role == "grid_worker");
+    let found = user::Entity::find_by_id(name.to_owned()).one(db).await?.filter(|u| u.role == "grid_worker");
     let Some(u) = found else {
         return Err(bad("unknown_assignee", "assignee", format!("{name:?} is not a grid worker"), "该网格员不存在"));
     };
@@ -477,9 +489,11 @@ pub async fn create(
     body: web::Payload,
 ) -> Result<HttpResponse, MediationError> {
     let actor = caller.0;
+    // A first look turns strangers away before the body is read; the
+    // judgement that counts is made again under the case's row lock.
+    let seen = visible_case(&state, &actor, &path.into_inner().to_string()).await?;
+    require_lead(&actor, &seen)?;
     let input: CreateIn = parse_body(&read_body(&req, body).await?)?;
-    let m = visible_case(&state, &actor, &path.into_inner().to_string()).await?;
-    require_lead(&actor, &m)?;
     let kinds = TaskKind::ALL.map(TaskKind::as_str).join(", ");
     let kind = match input.kind.as_deref() {
         None => return Err(bad("missing_field", "kind", format!("a task needs a kind: {kinds}"), "请选择任务类型")),
@@ -508,6 +522,16 @@ pub async fn create(
             "完成时限早于当前时间",
         ));
     }
+    // Under the case's row lock (the lock every case action takes): a
+    // transfer, a channel change or a close that commits meanwhile is seen
+    // here, and a close's sweep of open tasks cannot miss this one.
+    let txn = state.db.begin().await?;
+    crate::repo::lock_case(&txn, &seen.id).await?;
+    let m = case::Entity::find_by_id(seen.id.clone()).one(&txn).await?.ok_or(MediationError::NotFound("case"))?;
+    if !may_see(&actor, &m) {
+        return Err(MediationError::NotFound("case"));
+    }
+    require_lead(&actor, &m)?;
     let status = CaseStatus::parse(&m.status);
     if !status.is_some_and(CaseStatus::is_open) {
         return Err(conflict(
@@ -517,7 +541,7 @@ pub async fn create(
         ));
     }
     let assignee = match input.assignee.as_deref() {
-        Some(name) => Some(check_assignee(&state, name, &m).await?),
+        Some(name) => Some(check_assignee(&txn, name, &m).await?),
         None if m.grid.is_empty() => {
             return Err(bad(
                 "missing_field",
@@ -548,7 +572,8 @@ pub async fn create(
         cancel_reason: None,
         updated_at: now,
     };
-    let saved = row.into_active_model().reset_all().insert(&state.db).await?;
+    let saved = row.into_active_model().reset_all().insert(&txn).await?;
+    txn.commit().await?;
     tracing::info!(task = %saved.id, case = %m.id, kind = kind.as_str(), actor = %actor.id, "task given");
     Ok(HttpResponse::Created().json(view(&saved, &HashMap::new(), now)))
 }
@@ -628,7 +653,6 @@ pub async fn cancel(
     body: web::Payload,
 ) -> Result<HttpResponse, MediationError> {
     let actor = caller.0;
-    let input: CancelIn = parse_body(&read_body(&req, body).await?)?;
     let (case_id, task_id) = path.into_inner();
     let m = visible_case(&state, &actor, &case_id.to_string()).await?;
     require_lead(&actor, &m)?;
@@ -637,6 +661,7 @@ pub async fn cancel(
     if t.case_id != m.id {
         return Err(MediationError::NotFound("task"));
     }
+    let input: CancelIn = parse_body(&read_body(&req, body).await?)?;
     if input.reason.as_deref().is_none_or(|r| r.trim().is_empty()) {
         return Err(bad("missing_reason", "reason", "cancelling a task needs a reason", "请填写原因"));
     }
@@ -835,9 +860,8 @@ fn raced() -> MediationError {
         )),
         (status = 400, description = "Bad path or body", body = ApiError),
         (status = 401, description = "No or bad token", body = ApiError),
-        (status = 403, description = "Not a grid worker, or the task is another grid worker's or grid's",
-            body = ApiError),
-        (status = 404, description = "No such task", body = ApiError),
+        (status = 403, description = "Not a grid worker", body = ApiError),
+        (status = 404, description = "No such task, or another grid worker's or grid's (alike)", body = ApiError),
         (status = 409, description = "The task is done or cancelled, or was changed concurrently", body = ApiError),
         (status = 413, description = "Body too large", body = ApiError),
         (status = 503, description = "Storage unavailable; retry", body = ApiError),
@@ -850,11 +874,11 @@ pub async fn ack(
     body: web::Payload,
 ) -> Result<HttpResponse, MediationError> {
     let actor = caller.0;
-    let AckIn {} = parse_body(&read_body(&req, body).await?)?;
     require_grid_worker(&actor)?;
     let id = path.into_inner().to_string();
     let now = Utc::now();
     let t = workable(&state, &actor, &id, now).await?;
+    let AckIn {} = parse_body(&read_body(&req, body).await?)?;
     match t.status.as_str() {
         CANCELLED => return Err(cancelled_error(&t)),
         DONE => return Err(conflict("task_done", "the task is already done", "任务已完成")),
@@ -910,9 +934,8 @@ pub struct CompleteIn {
         (status = 200, description = "Done (now, or the same result before)", body = TaskView),
         (status = 400, description = "Bad path or body: `code` and `field` say what", body = ApiError),
         (status = 401, description = "No or bad token", body = ApiError),
-        (status = 403, description = "Not a grid worker, or the task is another grid worker's or grid's",
-            body = ApiError),
-        (status = 404, description = "No such task", body = ApiError),
+        (status = 403, description = "Not a grid worker", body = ApiError),
+        (status = 404, description = "No such task, or another grid worker's or grid's (alike)", body = ApiError),
         (status = 409, description = "The task is cancelled, done with another result, or changed concurrently",
             body = ApiError),
         (status = 413, description = "Body too large", body = ApiError),
@@ -926,11 +949,11 @@ pub async fn complete(
     body: web::Payload,
 ) -> Result<HttpResponse, MediationError> {
     let actor = caller.0;
-    let input: CompleteIn = parse_body(&read_body(&req, body).await?)?;
     require_grid_worker(&actor)?;
     let id = path.into_inner().to_string();
     let now = Utc::now();
     let t = workable(&state, &actor, &id, now).await?;
+    let input: CompleteIn = parse_body(&read_body(&req, body).await?)?;
     let note = required_text("note", input.note.as_deref(), "the result note", "办理结果")?;
     if input.media.len() > MAX_MEDIA {
         return Err(bad(
@@ -996,16 +1019,6 @@ pub async fn complete(
         tracing::info!(task = %id, case = %t.case_id, actor = %actor.id, media = input.media.len(), "task done");
     }
     Ok(HttpResponse::Ok().json(one_view(&state, &t).await?))
-}
-
-/// The routes, registered before mediation's `/v1/cases/{id}/{action}`.
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/v1/me/tasks", web::get().to(mine))
-        .route("/v1/me/tasks/{id}/ack", web::post().to(ack))
-        .route("/v1/me/tasks/{id}/complete", web::post().to(complete))
-        .route("/v1/cases/{id}/tasks", web::get().to(of_case))
-        .route("/v1/cases/{id}/tasks", web::post().to(create))
-        .route("/v1/cases/{id}/tasks/{task}/cancel", web::post().to(cancel));
 }
 
 #[cfg(test)]
