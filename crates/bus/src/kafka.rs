@@ -296,6 +296,14 @@ fn owned<M: rdkafka::message::Message>(m: &M) -> Message {
 
 /// Commits the offsets stored so far before partitions are taken away, so
 /// the next owner starts right after the last message whose work is done.
+///
+/// It also clears the pause of partitions that come and go: librdkafka keeps
+/// a partition's pause across a rebalance, so a partition paused while its
+/// consumer waited out an outage, taken away, and given back after the
+/// consumer had resumed what it then owned would stay paused for good (the
+/// fault suite saw a partition stall after a PostgreSQL restart). Here, as in
+/// the embedded log, a new assignment starts unpaused; a consumer still
+/// waiting pauses a partition again when its first message arrives.
 pub struct DrainOnRevoke {
     revocations: Arc<AtomicU64>,
 }
@@ -311,6 +319,23 @@ impl ConsumerContext for DrainOnRevoke {
             if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
                 // "No offset stored" is not a problem.
                 tracing::debug!(error = %e, "commit on revoke");
+            }
+            Self::unpause(consumer, tpl);
+        }
+    }
+
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(tpl) = rebalance {
+            Self::unpause(consumer, tpl);
+        }
+    }
+}
+
+impl DrainOnRevoke {
+    fn unpause(consumer: &BaseConsumer<Self>, tpl: &TopicPartitionList) {
+        if tpl.count() > 0 {
+            if let Err(e) = consumer.resume(tpl) {
+                tracing::warn!(error = %e, "could not clear the pause of partitions changing hands");
             }
         }
     }

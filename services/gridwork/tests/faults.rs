@@ -248,6 +248,82 @@ async fn a_kafka_consumer_waiting_on_a_dependency_keeps_its_group_membership() {
     .await;
 }
 
+/// The fault suite's finding: after a PostgreSQL restart a partition of
+/// mediation's stayed paused for good. librdkafka keeps a partition's pause
+/// across a rebalance: a partition paused while its consumer waited, taken
+/// away by a rebalance, and given back after the consumer had resumed what
+/// it then owned, was never fetched again. A new assignment starts unpaused.
+#[actix_web::test]
+async fn a_partition_paused_during_an_outage_and_handed_back_by_a_rebalance_is_consumed() {
+    let broker = common::Broker::start();
+    let url = format!("{}?session.timeout.ms=6000&max.poll.interval.ms=7000", broker.url());
+    let bus = gridwork_bus::connect(&url, "faults-test").await.unwrap();
+    let prefix = format!("t{}.", Uuid::new_v4().simple());
+    let topic = format!("{prefix}in");
+    bus.create_topic(&TopicSpec::new(topic.clone(), 2)).await.unwrap();
+    let group = format!("{prefix}g");
+    let topics = vec![topic.clone()];
+    let publish = |tag: &'static str| {
+        let bus = bus.clone();
+        let topic = topic.clone();
+        async move {
+            for i in 0..20 {
+                let body = format!("{tag}-{i}");
+                let out = OutMessage { key: format!("k{i}").into_bytes(), payload: body.into_bytes(), headers: vec![] };
+                bus.publish(&topic, out).await.unwrap();
+            }
+        }
+    };
+    // A owns both partitions and has read the first batch.
+    let mut a = bus.subscribe(&group, &topics).await.unwrap();
+    publish("before").await;
+    let mut got = 0;
+    for _ in 0..600 {
+        if got == 20 {
+            break;
+        }
+        if let Some(m) = a.poll(Duration::from_millis(100)).await.unwrap() {
+            a.commit(&m).await.unwrap();
+            got += 1;
+        }
+    }
+    assert_eq!(got, 20, "A reads the first batch");
+    // A's dependency is down: it pauses everything and keeps polling.
+    a.pause_all().await.unwrap();
+    // B joins: the partitions are shared out while A is paused.
+    let mut b = bus.subscribe(&group, &topics).await.unwrap();
+    for _ in 0..300 {
+        let _ = a.poll(Duration::from_millis(50)).await;
+        let _ = b.poll(Duration::from_millis(50)).await;
+        let mine = (0..2).filter(|p| a.owns(&topic, *p)).count();
+        let theirs = (0..2).filter(|p| b.owns(&topic, *p)).count();
+        if mine == 1 && theirs == 1 {
+            break;
+        }
+    }
+    assert_eq!((0..2).filter(|p| a.owns(&topic, *p)).count(), 1, "the group shares the partitions");
+    // The dependency is back: A resumes what it owns now.
+    a.resume_all().await.unwrap();
+    // B leaves: its partition goes back to A.
+    b.close().await.unwrap();
+    publish("after").await;
+    let mut after = std::collections::BTreeSet::new();
+    for _ in 0..900 {
+        if after.len() == 20 {
+            break;
+        }
+        if let Some(m) = a.poll(Duration::from_millis(100)).await.unwrap() {
+            let body = String::from_utf8_lossy(&m.payload).into_owned();
+            if body.starts_with("after-") {
+                after.insert(body);
+            }
+            a.commit(&m).await.unwrap();
+        }
+    }
+    assert_eq!(after.len(), 20, "every message of both partitions reaches A: {after:?}");
+    a.close().await.unwrap();
+}
+
 /// Poison: a dead letter is listed, shown and replayed once the handler is
 /// fixed; replaying again changes nothing (consumers de-duplicate by event id).
 struct Picky {
