@@ -210,7 +210,8 @@ pub async fn verify(input: VerifyInput<'_>) -> anyhow::Result<Verdict> {
     v.cases = cases_of.values().map(|c| c.len() as i64).sum();
     v.linked = links_of.values().map(|c| c.len() as i64).sum();
 
-    let accepted: BTreeSet<String> = input.accepted.into_iter().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect();
+    let accepted: BTreeSet<String> =
+        input.accepted.into_iter().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect();
     v.reports_accepted = accepted.len();
     for id in &accepted {
         let Some((status, case_id)) = reports.get(id) else {
@@ -241,7 +242,8 @@ pub async fn verify(input: VerifyInput<'_>) -> anyhow::Result<Verdict> {
     // KPIs: every case folded, and the live tallies equal a recount.
     v.kpi_facts = count(db, "SELECT count(*) FROM kpi_case_facts").await?;
     if v.kpi_facts != v.cases {
-        note(&mut v, format!("KPI: analytics holds facts for {} cases, the database has {}", v.kpi_facts, v.cases));
+        let what = format!("KPI: analytics holds facts for {} cases, the database has {}", v.kpi_facts, v.cases);
+        note(&mut v, what);
     }
     if input.recompute {
         let live = kpi_cells(db).await?;
@@ -256,7 +258,10 @@ pub async fn verify(input: VerifyInput<'_>) -> anyhow::Result<Verdict> {
                 v.kpi_mismatches += 1;
                 note(
                     &mut v,
-                    format!("KPI MISMATCH {} {}: live net_open {} {} / recount net_open {} {}", k.0, k.1, a.0, a.1, b.0, b.1),
+                    format!(
+                        "KPI MISMATCH {} {}: live net_open {} {} / recount net_open {} {}",
+                        k.0, k.1, a.0, a.1, b.0, b.1
+                    ),
                 );
             }
         }
@@ -286,7 +291,8 @@ pub async fn verify(input: VerifyInput<'_>) -> anyhow::Result<Verdict> {
     v.dead_letters = dead.len();
     let mut seen: BTreeMap<(String, String, i32, i64), usize> = BTreeMap::new();
     for d in &dead {
-        let k = (d.group.clone(), d.source_topic.clone(), d.source_partition.unwrap_or(-1), d.source_offset.unwrap_or(-1));
+        let k =
+            (d.group.clone(), d.source_topic.clone(), d.source_partition.unwrap_or(-1), d.source_offset.unwrap_or(-1));
         if expected.contains(&k) {
             *seen.entry(k).or_default() += 1;
         } else {
@@ -343,9 +349,9 @@ fn same_tally(a: &serde_json::Value, b: &serde_json::Value) -> bool {
     }
     fn norm(v: &serde_json::Value) -> serde_json::Value {
         match v {
-            serde_json::Value::Object(o) => {
-                serde_json::Value::Object(o.iter().filter(|(_, x)| !zero(x)).map(|(k, x)| (k.clone(), norm(x))).collect())
-            }
+            serde_json::Value::Object(o) => serde_json::Value::Object(
+                o.iter().filter(|(_, x)| !zero(x)).map(|(k, x)| (k.clone(), norm(x))).collect(),
+            ),
             serde_json::Value::Array(a) => serde_json::Value::Array(a.iter().map(norm).collect()),
             serde_json::Value::Null => serde_json::Value::Object(Default::default()),
             other => other.clone(),

@@ -321,14 +321,7 @@ async fn post_until_answered(sh: &Shared, token: &str, path: &str, body: &serde_
     let started = Instant::now();
     let mut backoff = Duration::from_millis(200);
     loop {
-        let why = match sh
-            .client
-            .post(format!("{}{path}", sh.spec.url))
-            .bearer_auth(token)
-            .json(body)
-            .send()
-            .await
-        {
+        let why = match sh.client.post(format!("{}{path}", sh.spec.url)).bearer_auth(token).json(body).send().await {
             Ok(r) => {
                 let status = r.status().as_u16();
                 if (200..300).contains(&status) {

@@ -679,9 +679,15 @@ async fn faults_command(cli: &Cli, command: &FaultsCommand) -> anyhow::Result<()
             let started = std::time::Instant::now();
             let (done, b) =
                 gridwork::faults::drain(&db, bus.as_ref(), &prefix, std::time::Duration::from_secs(*wait)).await;
-            println!("{}", serde_json::json!({"drained": done, "seconds": started.elapsed().as_secs_f64(), "backlog": b}));
+            println!(
+                "{}",
+                serde_json::json!({"drained": done, "seconds": started.elapsed().as_secs_f64(), "backlog": b})
+            );
             if !done {
-                eprintln!("faults drain: not drained after {wait} s: lag {}, {} reports not in a queue", b.lag, b.unqueued);
+                eprintln!(
+                    "faults drain: not drained after {wait} s: lag {}, {} reports not in a queue",
+                    b.lag, b.unqueued
+                );
                 std::process::exit(1);
             }
             eprintln!("faults drain: drained in {:.1} s", started.elapsed().as_secs_f64());
