@@ -287,7 +287,7 @@ const CATEGORIES: [&str; 5] = [
 
 fn new_report(spec: &OpenSpec, mix: &mut Mix, petition: bool) -> serde_json::Value {
     let (dy, dx) = ((mix.unit() - 0.5) * spec.spread, (mix.unit() - 0.5) * spec.spread);
-    let ago = chrono::Duration::seconds((mix.unit() * 3600.0) as i64);
+    let ago = chrono::Duration::seconds((mix.unit() * 72.0 * 3600.0) as i64);
     let mut body = serde_json::json!({
         "id": uuid::Uuid::new_v4(),
         "occurred_at": (chrono::Utc::now() - ago).to_rfc3339(),

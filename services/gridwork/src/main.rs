@@ -94,7 +94,7 @@ enum Command {
         #[arg(long, default_value_t = 0.03)]
         petition_share: f64,
         /// Open loop: reports scattered this many degrees around lat/lon.
-        #[arg(long, default_value_t = 0.004)]
+        #[arg(long, default_value_t = 0.02)]
         spread: f64,
         /// Open loop: operations in flight at most (retrying ones included).
         #[arg(long, default_value_t = 4000)]
