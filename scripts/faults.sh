@@ -29,7 +29,7 @@ case "${1:-}" in
 esac
 
 if [ "$MODE" = full ]; then
-  ROUNDS=3; GAP=20; PG_DOWN=90; REDIS_DOWN=30; POISON=4
+  ROUNDS=3; GAP=15; PG_DOWN=90; REDIS_DOWN=30; POISON=4
 else
   ROUNDS=1; GAP=8; PG_DOWN=20; REDIS_DOWN=10; POISON=4
 fi
@@ -217,13 +217,13 @@ poison() {
 }
 
 # One round: every fault once, GAP seconds apart.
-round_seconds=$(( GAP * 10 + PG_DOWN + REDIS_DOWN + 30 ))
+round_seconds=$(( GAP * 10 + PG_DOWN + REDIS_DOWN + 130 ))  # restarts take ~10 s each
 LOAD_SECONDS=$(( ROUNDS * round_seconds + 15 ))
 rm -f "$OUT/poisoned.jsonl" "$OUT/accepted.txt"
 touch "$OUT/poisoned.jsonl"
 log "load: $RATE reports/s from $PHONES phones for about $LOAD_SECONDS s ($MODE: $ROUNDS round(s) of faults)"
 "$BIN/gridwork" loadgen --url "http://127.0.0.1:${PORT[intake]}" --token "$TOKENS" --rate "$RATE" \
-  --seconds "$LOAD_SECONDS" --accepted-out "$OUT/accepted.txt" --retry-for 300 --progress-every 10 \
+  --seconds "$LOAD_SECONDS" --spread 0.006 --accepted-out "$OUT/accepted.txt" --retry-for 300 --progress-every 10 \
   >"$OUT/loadgen.json" 2> >(tee -a "$OUT/logs/loadgen.log" | grep --line-buffered -E '^loadgen' >&2) &
 LOADGEN_PID=$!
 
