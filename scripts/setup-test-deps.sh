@@ -1,16 +1,23 @@
 #!/usr/bin/env bash
 # Installs what the tests against real servers need, idempotently:
 #  - tansu, a Kafka-protocol broker, from crates.io (about 12 minutes the first
-#    time, then cached in ~/.cargo/bin);
+#    time, then cached in ~/.cargo/bin), with in-memory and SQLite storage;
 #  - protoc from Debian's packages (for the Python classes of proto/);
 #  - Python's confluent-kafka and protobuf from PyPI (the independent consumer);
 #  - schemathesis from PyPI (tests/openapi.rs runs it against the service).
 set -euo pipefail
 
 export PATH="$HOME/.cargo/bin:$PATH"
-if ! command -v tansu >/dev/null 2>&1; then
+# Features: dynostore (in-memory storage, the tests) and libsql (a SQLite
+# file, durable: scripts/faults.sh restarts the broker and keeps its log).
+tansu_has_libsql() {
+  python3 -c 'import json, os, sys
+d = json.load(open(os.path.expanduser("~/.cargo/.crates2.json")))["installs"]
+sys.exit(0 if any(k.startswith("tansu ") and "libsql" in v.get("features", []) for k, v in d.items()) else 1)' 2>/dev/null
+}
+if ! command -v tansu >/dev/null 2>&1 || ! tansu_has_libsql; then
   echo "==> installing tansu (Kafka-protocol broker) from crates.io; this takes a while the first time"
-  cargo install tansu --locked --features dynostore
+  cargo install tansu --locked --features dynostore,libsql
 fi
 
 if ! command -v protoc >/dev/null 2>&1; then

@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 pub mod bench;
 pub mod dlq;
+pub mod faults;
 pub mod grids;
 pub mod kpibench;
 pub mod loadgen;

@@ -1,0 +1,315 @@
+#!/usr/bin/env bash
+# The fault suite (ADR 0032): gridwork's production shape on this machine —
+# intake, assigner, two mediation replicas and analytics as separate
+# processes on PostgreSQL, Redis and tansu (Kafka protocol), all of them the
+# suite's own, on free loopback ports — under ~200 reports/s of open-loop
+# load (`gridwork loadgen --rate`), while it kills and restarts each
+# service, restarts the broker, stops PostgreSQL, restarts it with
+# `-m immediate`, flushes and stops Redis and publishes deliberate bad
+# messages. Then it waits for the pipeline to drain and checks that every
+# report a phone saw accepted is in exactly one case (or linked to one),
+# none twice, none stuck; KPIs equal a recount; every consumer group's lag
+# is 0; the dead-letter topic holds exactly the deliberate bad messages.
+#
+# Usage: scripts/faults.sh [--short|--full]
+#   --short  every fault once, under 5 minutes (runs in .ci/run)
+#   --full   every fault three times, PostgreSQL down 90 s, Redis 30 s (15+ minutes)
+# Writes target/faults/summary.json (and logs under target/faults/); exits
+# non-zero on any loss, duplicate or mismatch. Never touches the shared
+# PostgreSQL or Redis other tests use.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+
+MODE=short
+case "${1:-}" in
+  --short | "") MODE=short ;;
+  --full) MODE=full ;;
+  *) echo "usage: scripts/faults.sh [--short|--full]" >&2; exit 2 ;;
+esac
+
+if [ "$MODE" = full ]; then
+  ROUNDS=3; GAP=15; PG_DOWN=90; REDIS_DOWN=30; POISON=4
+else
+  ROUNDS=1; GAP=8; PG_DOWN=20; REDIS_DOWN=10; POISON=4
+fi
+RATE=${FAULTS_RATE:-200}
+PHONES=${FAULTS_PHONES:-40}
+export PATH="$HOME/.cargo/bin:$PATH"
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+BIN=$CARGO_TARGET_DIR/debug
+OUT=$ROOT/target/faults
+mkdir -p "$OUT"
+rm -f "$OUT"/summary.json "$OUT"/verify.json "$OUT"/loadgen.json "$OUT"/timeline.txt
+rm -rf "$OUT"/logs
+mkdir -p "$OUT"/logs
+STARTED=$(date +%s)
+
+log() { printf '%s faults: %s\n' "$(date -u +%H:%M:%S)" "$*" | tee -a "$OUT/timeline.txt"; }
+FAULTS_DONE=()
+fault() { FAULTS_DONE+=("$(date -u +%H:%M:%S) $*"); log "FAULT $*"; }
+
+command -v tansu >/dev/null || { echo "faults.sh: tansu is not installed: run scripts/setup-test-deps.sh" >&2; exit 1; }
+PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+[ -x "$PGBIN/initdb" ] || { echo "faults.sh: PostgreSQL's server binaries are missing (apt-get install postgresql)" >&2; exit 1; }
+command -v redis-server >/dev/null || { echo "faults.sh: redis-server is missing (apt-get install redis-server)" >&2; exit 1; }
+
+log "building the service binaries (debug)"
+cargo build -q -p gridwork -p gridwork-intake -p gridwork-assigner -p gridwork-mediation -p gridwork-analytics --bins
+
+WORK=$(mktemp -d /tmp/gridwork-faults.XXXXXX)
+chmod 755 "$WORK"
+declare -A PID=()
+declare -A PORT=()
+declare -A ADMIN=()
+LOADGEN_PID=""
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+
+cleanup() {
+  local rc=$?
+  set +e
+  [ -n "$LOADGEN_PID" ] && kill "$LOADGEN_PID" 2>/dev/null
+  for name in "${!PID[@]}"; do
+    kill -9 "${PID[$name]}" 2>/dev/null
+    wait "${PID[$name]}" 2>/dev/null
+  done
+  [ -d "$WORK/pg" ] && as_pg "$PGBIN/pg_ctl" -D "$WORK/pg" -m immediate -w stop >/dev/null 2>&1
+  cp "$WORK"/pg.log "$OUT"/logs/postgresql.log 2>/dev/null
+  rm -rf "$WORK"
+  exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# --- PostgreSQL of our own --------------------------------------------------
+PG_PORT=$(free_port)
+mkdir -p "$WORK/pg"
+[ "$(id -u)" = 0 ] && chown -R postgres:postgres "$WORK"
+as_pg "$PGBIN/initdb" -D "$WORK/pg" -A trust -U postgres -E UTF8 --no-sync >/dev/null
+pg_start() {
+  as_pg "$PGBIN/pg_ctl" -D "$WORK/pg" -l "$WORK/pg.log" -w -t 60 \
+    -o "-p $PG_PORT -k $WORK -c listen_addresses=127.0.0.1 -c max_connections=300" start >/dev/null
+}
+pg_start
+as_pg "$PGBIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -qc 'CREATE DATABASE gridwork' postgres
+DB_URL="postgres://postgres@127.0.0.1:$PG_PORT/gridwork"
+log "PostgreSQL of our own on 127.0.0.1:$PG_PORT ($WORK/pg)"
+
+# --- Redis of our own -------------------------------------------------------
+REDIS_PORT=$(free_port)
+redis_start() {
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
+    --dir "$WORK" >>"$OUT/logs/redis.log" 2>&1 &
+  PID[redis]=$!
+  for _ in $(seq 100); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && return; sleep 0.1; done
+  echo "redis did not start" >&2; exit 1
+}
+redis_start
+log "Redis of our own on 127.0.0.1:$REDIS_PORT"
+
+# --- tansu: durable storage (SQLite file), so a restart keeps the log --------
+BROKER_PORT=$(free_port)
+mkdir -p "$WORK/tansu"
+broker_start() {
+  (cd "$WORK/tansu" && STORAGE_ENGINE="sqlite://tansu.db" RUST_LOG=warn exec tansu broker \
+    --listener-url "tcp://127.0.0.1:$BROKER_PORT" --advertised-listener-url "tcp://127.0.0.1:$BROKER_PORT") \
+    >>"$OUT/logs/tansu.log" 2>&1 &
+  PID[tansu]=$!
+  for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$BROKER_PORT") 2>/dev/null && return; sleep 0.1; done
+  echo "tansu did not listen" >&2; exit 1
+}
+broker_start
+log "tansu on 127.0.0.1:$BROKER_PORT (storage sqlite://tansu.db in $WORK/tansu)"
+
+# --- gridwork -----------------------------------------------------------------
+export GRIDWORK_DATA_DIR=$WORK/data
+export GRIDWORK_DATABASE__URL=$DB_URL
+export GRIDWORK_DATABASE__POOL_SIZE=8
+export GRIDWORK_BUS__URL="kafka://127.0.0.1:$BROKER_PORT"
+export GRIDWORK_BUS__TOPIC_PREFIX="faults."
+export GRIDWORK_BUS__PARTITIONS=2
+export GRIDWORK_CACHE__URL="redis://127.0.0.1:$REDIS_PORT"
+export GRIDWORK_CACHE__KEY_PREFIX="faults:"
+# The phones scatter reports over a few hundred metres: allow the county.
+export GRIDWORK_INTAKE__REPORT_AREA=county
+export RUST_LOG=${RUST_LOG:-warn}
+mkdir -p "$GRIDWORK_DATA_DIR"
+
+GRID=$("$BIN/gridwork" migrate --demo | sed -n 's/.*demo point in grid \([0-9]*\).*/\1/p')
+[ -n "$GRID" ] || { echo "faults.sh: gridwork migrate --demo named no grid" >&2; exit 1; }
+log "migrated; demo grid $GRID"
+
+SERVICES=(intake assigner mediation-1 mediation-2 analytics)
+for s in "${SERVICES[@]}"; do PORT[$s]=$(free_port); ADMIN[$s]=$(free_port); done
+
+svc_start() {
+  local name=$1 bin=gridwork-${1%-[0-9]}
+  GRIDWORK_HTTP__LISTEN="127.0.0.1:${PORT[$name]}" GRIDWORK_HTTP__ADMIN_LISTEN="127.0.0.1:${ADMIN[$name]}" \
+    "$BIN/$bin" >>"$OUT/logs/$name.log" 2>&1 &
+  PID[$name]=$!
+}
+svc_wait() {
+  local name=$1
+  for _ in $(seq 600); do
+    curl -sf -o /dev/null "http://127.0.0.1:${ADMIN[$name]}/health/live" && return 0
+    kill -0 "${PID[$name]}" 2>/dev/null || { echo "faults.sh: $name exited; see $OUT/logs/$name.log" >&2; tail -5 "$OUT/logs/$name.log" >&2; return 1; }
+    sleep 0.1
+  done
+  echo "faults.sh: $name did not come up" >&2
+  return 1
+}
+# Downstream first, so each stage consumes before its input flows.
+for s in analytics mediation-1 mediation-2 assigner intake; do svc_start "$s"; svc_wait "$s"; done
+log "services up: $(for s in "${SERVICES[@]}"; do printf '%s=:%s ' "$s" "${PORT[$s]}"; done)"
+
+TOKENS=""
+for i in $(seq "$PHONES"); do
+  t=$("$BIN/gridwork" token --role grid_worker --scope "$GRID" --user "phone-$i")
+  TOKENS="${TOKENS:+$TOKENS,}$t"
+done
+
+# --- load and faults ------------------------------------------------------------
+kill9_restart() {
+  local name=$1
+  fault "SIGKILL $name (pid ${PID[$name]}), restart"
+  kill -9 "${PID[$name]}"
+  wait "${PID[$name]}" 2>/dev/null || true
+  svc_start "$name"
+  svc_wait "$name"
+  log "$name back (pid ${PID[$name]})"
+}
+broker_restart() {
+  fault "broker restart (SIGKILL tansu, start it again on the same storage)"
+  kill -9 "${PID[tansu]}"
+  wait "${PID[tansu]}" 2>/dev/null || true
+  sleep 2
+  broker_start
+  log "broker back"
+}
+pg_outage() {
+  fault "PostgreSQL stopped (-m immediate) for ${PG_DOWN} s"
+  as_pg "$PGBIN/pg_ctl" -D "$WORK/pg" -m immediate -w stop >/dev/null
+  sleep "$PG_DOWN"
+  pg_start
+  log "PostgreSQL started again"
+}
+pg_restart_immediate() {
+  fault "pg_ctl restart -m immediate"
+  as_pg "$PGBIN/pg_ctl" -D "$WORK/pg" -l "$WORK/pg.log" -m immediate -w -t 60 \
+    -o "-p $PG_PORT -k $WORK -c listen_addresses=127.0.0.1 -c max_connections=300" restart >/dev/null
+  log "PostgreSQL restarted"
+}
+redis_outage() {
+  fault "Redis FLUSHALL, then stopped for ${REDIS_DOWN} s"
+  redis-cli -p "$REDIS_PORT" flushall >/dev/null
+  kill -9 "${PID[redis]}"
+  wait "${PID[redis]}" 2>/dev/null || true
+  sleep "$REDIS_DOWN"
+  redis_start
+  log "Redis started again (empty)"
+}
+poison() {
+  fault "publish $POISON deliberate bad messages"
+  "$BIN/gridwork" faults poison --count "$POISON" --out "$OUT/poisoned.jsonl" | while read -r l; do log "  poisoned $l"; done
+}
+
+# One round: every fault once, GAP seconds apart.
+round_seconds=$(( GAP * 10 + PG_DOWN + REDIS_DOWN + 130 ))  # restarts take ~10 s each
+LOAD_SECONDS=$(( ROUNDS * round_seconds + 15 ))
+rm -f "$OUT/poisoned.jsonl" "$OUT/accepted.txt"
+touch "$OUT/poisoned.jsonl"
+log "load: $RATE reports/s from $PHONES phones for about $LOAD_SECONDS s ($MODE: $ROUNDS round(s) of faults)"
+"$BIN/gridwork" loadgen --url "http://127.0.0.1:${PORT[intake]}" --token "$TOKENS" --rate "$RATE" \
+  --seconds "$LOAD_SECONDS" --spread 0.006 --accepted-out "$OUT/accepted.txt" --retry-for 300 --progress-every 10 \
+  >"$OUT/loadgen.json" 2> >(tee -a "$OUT/logs/loadgen.log" | grep --line-buffered -E '^loadgen' >&2) &
+LOADGEN_PID=$!
+
+sleep "$GAP"
+for r in $(seq "$ROUNDS"); do
+  log "round $r of $ROUNDS"
+  for s in intake assigner mediation-1 mediation-2 analytics; do kill9_restart "$s"; sleep "$GAP"; done
+  broker_restart; sleep "$GAP"
+  pg_outage; sleep "$GAP"
+  pg_restart_immediate; sleep "$GAP"
+  redis_outage; sleep "$GAP"
+  poison; sleep "$GAP"
+done
+log "faults done; waiting for the load to end"
+wait "$LOADGEN_PID" || { echo "faults.sh: loadgen failed" >&2; exit 1; }
+LOADGEN_PID=""
+log "load ended: $(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(r["reports_accepted"], "accepted of", r["reports_sent"], "sent;", r["retries"], "retries,", r["gave_up"], "given up,", r["replays_ok"], "replays ok,", r["replays_wrong"], "wrong")' "$OUT/loadgen.json")"
+
+# --- drain, stop, verify ------------------------------------------------------
+log "waiting for the pipeline to drain (at most 300 s)"
+DRAINED=true
+"$BIN/gridwork" faults drain --wait 300 >"$OUT/drain.json" || DRAINED=false
+log "drained: $DRAINED"
+for s in "${SERVICES[@]}"; do kill -TERM "${PID[$s]}" 2>/dev/null || true; done
+for s in "${SERVICES[@]}"; do wait "${PID[$s]}" 2>/dev/null || true; unset "PID[$s]"; done
+log "services stopped; verifying"
+VERIFIED=true
+"$BIN/gridwork" faults verify --accepted "$OUT/accepted.txt" --poisoned "$OUT/poisoned.jsonl" \
+  --out "$OUT/verify.json" | tee "$OUT/verify.txt" | tail -30 || VERIFIED=false
+[ -s "$OUT/verify.json" ] || VERIFIED=false
+
+FAULT_LINES=$(printf '%s\n' "${FAULTS_DONE[@]}")
+export FAULT_LINES MODE DRAINED VERIFIED STARTED OUT
+python3 - <<'EOF'
+import json, os, time
+out = os.environ["OUT"]
+load = json.load(open(f"{out}/loadgen.json"))
+try:
+    v = json.load(open(f"{out}/verify.json"))
+except Exception:
+    v = {"ok": False, "findings": ["verify wrote no summary"]}
+drain = {}
+try:
+    drain = json.load(open(f"{out}/drain.json"))
+except Exception:
+    pass
+faults = [l for l in os.environ["FAULT_LINES"].splitlines() if l.strip()]
+ok = v.get("ok", False) and os.environ["DRAINED"] == "true" and load.get("replays_wrong", 1) == 0
+s = {
+    "mode": os.environ["MODE"],
+    "passed": ok,
+    "seconds": round(time.time() - int(os.environ["STARTED"])),
+    "faults_injected": len(faults),
+    "faults": faults,
+    "reports_accepted": v.get("reports_accepted"),
+    "lost": v.get("lost"),
+    "without_case": v.get("without_case"),
+    "duplicated": v.get("duplicated"),
+    "stuck": v.get("stuck"),
+    "kpi_mismatches": v.get("kpi_mismatches"),
+    "lag": v.get("lag"),
+    "dead_letters": v.get("dead_letters"),
+    "dead_letters_expected": v.get("dead_letters_expected"),
+    "deliberate_bad_messages": v.get("deliberate"),
+    "dead_letters_unexpected": v.get("dead_letters_unexpected"),
+    "drained": os.environ["DRAINED"] == "true",
+    "drain_seconds": drain.get("seconds"),
+    "load": {k: load.get(k) for k in ["target_rate", "seconds", "reports_sent", "reports_accepted", "reports_per_second",
+             "batches", "petitions", "replays", "replays_ok", "replays_wrong", "retries", "gave_up", "rejected",
+             "p50_ms", "p99_ms", "max_ms"]},
+    "verify": v,
+}
+json.dump(s, open(f"{out}/summary.json", "w"), indent=2, ensure_ascii=False)
+print()
+print(f"fault suite ({s['mode']}): {'PASSED' if ok else 'FAILED'} in {s['seconds']} s")
+print(f"  faults injected      {s['faults_injected']}")
+for f in faults:
+    print(f"    {f}")
+print(f"  reports accepted     {s['reports_accepted']}  (sent {load.get('reports_sent')}, "
+      f"{load.get('retries')} retries, {load.get('gave_up')} given up, replays {load.get('replays_ok')} ok / {load.get('replays_wrong')} wrong)")
+print(f"  lost                 {s['lost']}   without case {s['without_case']}   stuck {s['stuck']}")
+print(f"  duplicated           {s['duplicated']}")
+print(f"  KPI cells differing  {s['kpi_mismatches']}")
+print(f"  consumer lag         {s['lag']}   (drained: {s['drained']}, {drain.get('seconds')} s)")
+print(f"  dead letters         {s['dead_letters']} (expected {s['dead_letters_expected']} from {s['deliberate_bad_messages']} deliberate; "
+      f"{s['dead_letters_unexpected']} unexpected)")
+print(f"  summary              {out}/summary.json")
+EOF
+python3 -c 'import json,sys; sys.exit(0 if json.load(open(sys.argv[1]))["passed"] else 1)' "$OUT/summary.json"
