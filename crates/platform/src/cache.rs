@@ -261,10 +261,39 @@ mod redis_cache {
     /// Bounds every command, so a hung Redis costs at most this much per call.
     const CALL: Duration = Duration::from_millis(500);
 
-    async fn bounded<T>(f: impl std::future::Future<Output = Result<T, redis::RedisError>>) -> Result<T, CacheError> {
-        match tokio::time::timeout(CALL, f).await {
-            Ok(r) => r.map_err(backend),
-            Err(_) => Err(CacheError::Backend("redis call timed out".into())),
+    /// After a connection broke, calls fail at once for this long before a
+    /// fresh connection is tried.
+    const BROKEN_BACKOFF: Duration = Duration::from_millis(500);
+
+    impl RedisCache {
+        /// Runs one command within `CALL`. A connection that broke (the
+        /// server went away, refused, or did not answer in time) is dropped,
+        /// and the next call after a short back-off makes a fresh one: the
+        /// connection manager's own reconnection gave up for good when Redis
+        /// stayed down longer than its retries, and every call then waited
+        /// out its bound (the fault suite's Redis restart).
+        async fn bounded<T>(
+            &self,
+            f: impl std::future::Future<Output = Result<T, redis::RedisError>>,
+        ) -> Result<T, CacheError> {
+            match tokio::time::timeout(CALL, f).await {
+                Ok(Ok(v)) => Ok(v),
+                Ok(Err(e)) => {
+                    if e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() || e.is_timeout() {
+                        self.broken().await;
+                    }
+                    Err(backend(e))
+                }
+                Err(_) => {
+                    self.broken().await;
+                    Err(CacheError::Backend("redis call timed out".into()))
+                }
+            }
+        }
+
+        async fn broken(&self) {
+            *self.conn.lock().await = None;
+            *self.backoff_until.lock().await = Some(Instant::now() + BROKEN_BACKOFF);
         }
     }
 
@@ -272,37 +301,39 @@ mod redis_cache {
     impl Cache for RedisCache {
         async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, CacheError> {
             let mut c = self.conn().await?;
-            bounded(c.get::<_, Option<Vec<u8>>>(self.key(key))).await
+            self.bounded(c.get::<_, Option<Vec<u8>>>(self.key(key))).await
         }
 
         async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), CacheError> {
             let mut c = self.conn().await?;
             let secs = ttl.as_secs().max(1);
-            bounded(c.set_ex::<_, _, ()>(self.key(key), value, secs)).await
+            self.bounded(c.set_ex::<_, _, ()>(self.key(key), value, secs)).await
         }
 
         async fn del(&self, key: &str) -> Result<(), CacheError> {
             let mut c = self.conn().await?;
-            bounded(c.del::<_, ()>(self.key(key))).await
+            self.bounded(c.del::<_, ()>(self.key(key))).await
         }
 
         async fn set_nx(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, CacheError> {
             let mut c = self.conn().await?;
             let ms = ttl.as_millis().max(1) as u64;
-            let set: Option<String> = bounded(
-                redis::cmd("SET").arg(self.key(key)).arg(value).arg("NX").arg("PX").arg(ms).query_async(&mut c),
-            )
-            .await?;
+            let set: Option<String> = self
+                .bounded(
+                    redis::cmd("SET").arg(self.key(key)).arg(value).arg("NX").arg("PX").arg(ms).query_async(&mut c),
+                )
+                .await?;
             Ok(set.is_some())
         }
 
         async fn incr(&self, key: &str, ttl: Duration) -> Result<u64, CacheError> {
             let mut c = self.conn().await?;
             let k = self.key(key);
-            let (n, _): (u64, bool) = bounded(
-                redis::pipe().atomic().incr(&k, 1u64).expire(&k, ttl.as_secs().max(1) as i64).query_async(&mut c),
-            )
-            .await?;
+            let (n, _): (u64, bool) = self
+                .bounded(
+                    redis::pipe().atomic().incr(&k, 1u64).expire(&k, ttl.as_secs().max(1) as i64).query_async(&mut c),
+                )
+                .await?;
             Ok(n)
         }
 
@@ -335,6 +366,62 @@ mod tests {
         assert_eq!(m.incr("n", Duration::from_secs(60)).await.unwrap(), 2);
         assert!(connect("mongodb://127.0.0.1", "x").is_err());
         assert_eq!(m.get("n").await.unwrap().map(|v| count_of(&v)), Some(2), "a counter reads as its value");
+    }
+
+    /// A Redis of the test's own on a free port (never the shared one).
+    #[cfg(feature = "redis")]
+    fn own_redis(port: u16) -> std::process::Child {
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        child
+    }
+
+    /// The fault suite's second finding: after Redis was stopped and started
+    /// again, every request of intake took seconds for good — the cached
+    /// connection never came back and each call waited out its bound. A
+    /// broken connection is dropped; calls are answered quickly while Redis
+    /// is down and succeed again soon after it is back.
+    #[cfg(feature = "redis")]
+    #[tokio::test]
+    async fn a_restarted_redis_is_used_again_and_calls_stay_quick_meanwhile() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut server = own_redis(port);
+        let c = connect(&format!("redis://127.0.0.1:{port}"), "t:").unwrap();
+        c.set("k", b"v", Duration::from_secs(60)).await.unwrap();
+        server.kill().unwrap();
+        server.wait().unwrap();
+        // Down: errors, each quickly.
+        for _ in 0..20 {
+            let t = std::time::Instant::now();
+            assert!(c.get("k").await.is_err());
+            assert!(t.elapsed() < Duration::from_millis(900), "a call while Redis is down took {:?}", t.elapsed());
+        }
+        let mut server = own_redis(port);
+        // Back (empty): within a few seconds calls succeed again, and then
+        // every call does.
+        let mut ok = false;
+        for _ in 0..100 {
+            if c.set("k2", b"w", Duration::from_secs(60)).await.is_ok() {
+                ok = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(ok, "Redis is used again after it came back");
+        for i in 0..50 {
+            assert_eq!(c.get("k2").await.unwrap(), Some(b"w".to_vec()), "call {i} after the restart");
+        }
+        server.kill().unwrap();
+        server.wait().unwrap();
     }
 
     #[cfg(feature = "redis")]
