@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
-# Sourced by scripts/test.sh. Makes sure the tests have a PostgreSQL server and
-# a Redis to talk to: the ones named by GRIDWORK_TEST_POSTGRES (a server URL
-# without a database) and GRIDWORK_TEST_REDIS, by default the machine's on
+# Sourced by scripts/test.sh. (Not GRIDWORK_…: every GRIDWORK_ variable is a
+# configuration key to gridwork, and an unknown key is refused at start-up.) Makes sure the tests have a PostgreSQL server and
+# a Redis to talk to: the ones named by GW_TEST_POSTGRES (a server URL
+# without a database) and GW_TEST_REDIS, by default the machine's on
 # 127.0.0.1:5432 and 127.0.0.1:6379. When one is not reachable, a throwaway
 # server is started (Debian's postgresql / redis-server packages, installed if
 # missing) on a free loopback port, exported for the tests, and removed when
 # the calling script exits (test_services_cleanup, from its EXIT trap).
 
-: "${GRIDWORK_TEST_POSTGRES:=postgres://postgres@127.0.0.1:5432}"
-: "${GRIDWORK_TEST_REDIS:=redis://127.0.0.1:6379}"
-export GRIDWORK_TEST_POSTGRES GRIDWORK_TEST_REDIS
+: "${GW_TEST_POSTGRES:=postgres://postgres@127.0.0.1:5432}"
+: "${GW_TEST_REDIS:=redis://127.0.0.1:6379}"
+export GW_TEST_POSTGRES GW_TEST_REDIS
 _throwaway_dir=""
 
 _sudo() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -39,7 +40,7 @@ _start_postgres() {
   "${run[@]}" "$bin/pg_ctl" -D "$data" -l "$data/server.log" -w -t 60 \
     -o "-p $port -k $data -c listen_addresses=127.0.0.1 -c max_connections=300" start >/dev/null
   "${run[@]}" "$bin/createdb" -h 127.0.0.1 -p "$port" -U postgres test
-  GRIDWORK_TEST_POSTGRES="postgres://postgres@127.0.0.1:$port"
+  GW_TEST_POSTGRES="postgres://postgres@127.0.0.1:$port"
   _pg_stop=("${run[@]}" "$bin/pg_ctl" -D "$data" -m immediate -w stop)
   echo "  started a throwaway PostgreSQL on 127.0.0.1:$port"
 }
@@ -50,7 +51,7 @@ _start_redis() {
   redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --daemonize yes \
     --pidfile "$_throwaway_dir/redis.pid" --logfile "$_throwaway_dir/redis.log" --dir "$_throwaway_dir"
   for _ in $(seq 1 50); do _reachable 127.0.0.1 "$port" && break; sleep 0.1; done
-  GRIDWORK_TEST_REDIS="redis://127.0.0.1:$port"
+  GW_TEST_REDIS="redis://127.0.0.1:$port"
   echo "  started a throwaway Redis on 127.0.0.1:$port"
 }
 
@@ -64,16 +65,16 @@ test_services_cleanup() {
 
 test_services_ensure() {
   # shellcheck disable=SC2046
-  if _reachable $(_hostport "$GRIDWORK_TEST_POSTGRES" 5432); then
-    echo "  PostgreSQL       reachable at $GRIDWORK_TEST_POSTGRES"
+  if _reachable $(_hostport "$GW_TEST_POSTGRES" 5432); then
+    echo "  PostgreSQL       reachable at $GW_TEST_POSTGRES"
   else
     _start_postgres
   fi
   # shellcheck disable=SC2046
-  if _reachable $(_hostport "$GRIDWORK_TEST_REDIS" 6379); then
-    echo "  Redis            reachable at $GRIDWORK_TEST_REDIS"
+  if _reachable $(_hostport "$GW_TEST_REDIS" 6379); then
+    echo "  Redis            reachable at $GW_TEST_REDIS"
   else
     _start_redis
   fi
-  export GRIDWORK_TEST_POSTGRES GRIDWORK_TEST_REDIS
+  export GW_TEST_POSTGRES GW_TEST_REDIS
 }

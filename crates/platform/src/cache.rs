@@ -440,7 +440,7 @@ mod tests {
         let prefix = format!("gridwork-test:{}:", uuid::Uuid::new_v4());
         // The machine's Redis (127.0.0.1:6379), as on CI, or the throwaway
         // one scripts/test.sh started.
-        let url = std::env::var("GRIDWORK_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+        let url = std::env::var("GW_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
         let c = connect(&url, &prefix).unwrap();
         c.set("k", b"v", Duration::from_secs(30)).await.unwrap();
         assert_eq!(c.get("k").await.unwrap(), Some(b"v".to_vec()));

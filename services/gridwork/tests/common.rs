@@ -136,19 +136,19 @@ pub struct PgDatabase {
     name: String,
 }
 
-/// The PostgreSQL server the tests use: `GRIDWORK_TEST_POSTGRES` (a server
+/// The PostgreSQL server the tests use: `GW_TEST_POSTGRES` (a server
 /// URL without a database; scripts/test.sh sets it when it starts a
 /// throwaway server), else the machine's on 127.0.0.1:5432.
 pub fn pg_server() -> String {
-    std::env::var("GRIDWORK_TEST_POSTGRES")
+    std::env::var("GW_TEST_POSTGRES")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
         .trim_end_matches('/')
         .to_string()
 }
 
-/// The Redis the tests use: `GRIDWORK_TEST_REDIS`, else 127.0.0.1:6379.
+/// The Redis the tests use: `GW_TEST_REDIS`, else 127.0.0.1:6379.
 pub fn redis_url() -> String {
-    std::env::var("GRIDWORK_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+    std::env::var("GW_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
 
 /// The server's maintenance database, for creating and dropping test databases.
@@ -160,7 +160,7 @@ impl PgDatabase {
     pub async fn create() -> Self {
         use sea_orm::ConnectionTrait;
         let name = format!("gw_test_{}", Uuid::new_v4().simple());
-        let admin = sea_orm::Database::connect(pg_admin()).await.expect("PostgreSQL (GRIDWORK_TEST_POSTGRES)");
+        let admin = sea_orm::Database::connect(pg_admin()).await.expect("PostgreSQL (GW_TEST_POSTGRES)");
         admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.unwrap();
         admin.close().await.unwrap();
         PgDatabase { url: format!("{}/{name}", pg_server()), name }
