@@ -880,28 +880,8 @@ async fn moved_while_locked<F: std::future::Future<Output = (u16, Value)> + Send
     set: &str,
     during: F,
 ) -> (u16, Value) {
-    use sea_orm::{ConnectionTrait, Statement, TransactionTrait};
-    let txn = app.ctx.db.begin().await.unwrap();
-    gridwork_mediation::repo::lock_case(&txn, id).await.unwrap();
-    let backend = txn.get_database_backend();
-    let sql = match backend {
-        sea_orm::DbBackend::Postgres => format!(
-            "UPDATE cases SET {set}, status = 'created', claimed_by = NULL, lease_until = NULL, \
-             version = version + 1 WHERE id = $1"
-        ),
-        _ => format!(
-            "UPDATE cases SET {set}, status = 'created', claimed_by = NULL, lease_until = NULL, \
-             version = version + 1 WHERE id = ?"
-        ),
-    };
-    txn.execute(Statement::from_sql_and_values(backend, sql, [id.into()])).await.unwrap();
-    // The action looks at the case (still where it was: the move is not
-    // committed), then waits for the lock.
-    let action = tokio::spawn(during);
-    tokio::time::sleep(Duration::from_millis(700)).await;
-    assert!(!action.is_finished(), "the action waits for the row lock");
-    txn.commit().await.unwrap();
-    action.await.unwrap()
+    let set = format!("{set}, status = 'created', claimed_by = NULL, lease_until = NULL");
+    common::locked_update(app, id, &set, during).await
 }
 
 async fn scope_under_lock(app: &TestApp) {
