@@ -14,6 +14,8 @@
 # Usage: scripts/faults.sh [--short|--full]
 #   --short  every fault once, under 5 minutes (runs in .ci/run)
 #   --full   every fault three times, PostgreSQL down 90 s, Redis 30 s (15+ minutes)
+# Environment: FAULTS_PROFILE=debug|release (binaries; default debug),
+#   FAULTS_RATE (reports/s), FAULTS_PHONES (simulated phones).
 # Writes target/faults/summary.json (and logs under target/faults/); exits
 # non-zero on any loss, duplicate or mismatch. Never touches the shared
 # PostgreSQL or Redis other tests use.
@@ -42,7 +44,15 @@ RATE=${FAULTS_RATE:-$DEFAULT_RATE}
 PHONES=${FAULTS_PHONES:-40}
 export PATH="$HOME/.cargo/bin:$PATH"
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-BIN=$CARGO_TARGET_DIR/debug
+# FAULTS_PROFILE=release runs release binaries: the full run's ~200 reports/s
+# is more than debug builds of five services keep up with on two cores.
+PROFILE=${FAULTS_PROFILE:-debug}
+case "$PROFILE" in
+  debug) CARGO_PROFILE_FLAG=() ;;
+  release) CARGO_PROFILE_FLAG=(--release) ;;
+  *) echo "faults.sh: FAULTS_PROFILE must be debug or release, not '$PROFILE'" >&2; exit 2 ;;
+esac
+BIN=$CARGO_TARGET_DIR/$PROFILE
 OUT=$ROOT/target/faults
 mkdir -p "$OUT"
 rm -f "$OUT"/summary.json "$OUT"/verify.json "$OUT"/loadgen.json "$OUT"/timeline.txt
@@ -59,8 +69,8 @@ PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
 [ -x "$PGBIN/initdb" ] || { echo "faults.sh: PostgreSQL's server binaries are missing (apt-get install postgresql)" >&2; exit 1; }
 command -v redis-server >/dev/null || { echo "faults.sh: redis-server is missing (apt-get install redis-server)" >&2; exit 1; }
 
-log "building the service binaries (debug)"
-cargo build -q -p gridwork -p gridwork-intake -p gridwork-assigner -p gridwork-mediation -p gridwork-analytics --bins
+log "building the service binaries ($PROFILE)"
+cargo build -q "${CARGO_PROFILE_FLAG[@]}" -p gridwork -p gridwork-intake -p gridwork-assigner -p gridwork-mediation -p gridwork-analytics --bins
 
 WORK=$(mktemp -d /tmp/gridwork-faults.XXXXXX)
 chmod 755 "$WORK"
