@@ -130,6 +130,8 @@ struct Member {
     poll_failing_since: Option<Instant>,
     /// Revocations of members this loop closed.
     revoked_before: u64,
+    /// When the partitions held were last reported to the health.
+    owned_at: Option<Instant>,
 }
 
 impl Consume {
@@ -149,6 +151,7 @@ impl Consume {
             expected: HashMap::new(),
             poll_failing_since: None,
             revoked_before: 0,
+            owned_at: None,
         };
         self.health.running();
         let result = self.run_member(&mut m, &shutdown).await;
@@ -172,6 +175,10 @@ impl Consume {
                     // of the embedded log): shutdown waits for it to time out.
                     let polled = m.consumer.poll(self.policy.keepalive).await;
                     self.health.set_revocations(m.revoked_before + m.consumer.revocations());
+                    if m.owned_at.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+                        self.health.set_owned(m.consumer.assigned());
+                        m.owned_at = Some(Instant::now());
+                    }
                     match polled {
                         Ok(p) => {
                             self.poll_recovered(m);

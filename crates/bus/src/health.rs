@@ -2,6 +2,12 @@
 //! blocked on a dependency (and why, since when), rejoining its group; how
 //! long it has been blocked in all, what it dead-lettered, what it found
 //! missing from the log, and its lag. Read by readiness and metrics.
+//!
+//! A consumer can also stall without knowing it (a partition that is never
+//! fetched again, a handler that hangs): a partition this member holds
+//! whose lag stays above zero while the group's committed offset stands
+//! still for [`ConsumerHealth::set_stuck_after`] (60 s unless set) counts as
+//! stalled too.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -43,7 +49,17 @@ struct Inner {
     revocations: u64,
     gaps: BTreeMap<(String, i32), u64>,
     lag: BTreeMap<(String, i32), i64>,
+    /// Per partition: the committed offset last measured and since when the
+    /// partition has had lag without that offset moving.
+    progress: BTreeMap<(String, i32), (Option<i64>, Instant)>,
+    /// The partitions this member holds, as last seen by its loop.
+    owned: Vec<(String, i32)>,
+    stuck_after: Duration,
 }
+
+/// How long a partition may lag with its committed offset standing still
+/// before the member holding it counts as stalled.
+pub const STUCK_AFTER: Duration = Duration::from_secs(60);
 
 /// A copy of a consumer's health at one moment.
 #[derive(Debug, Clone, PartialEq)]
@@ -80,6 +96,9 @@ impl ConsumerHealth {
                 revocations: 0,
                 gaps: BTreeMap::new(),
                 lag: BTreeMap::new(),
+                progress: BTreeMap::new(),
+                owned: Vec::new(),
+                stuck_after: STUCK_AFTER,
             }),
         })
     }
@@ -106,13 +125,41 @@ impl ConsumerHealth {
         })
     }
 
-    /// Why the consumer cannot make progress now, if it cannot.
+    /// Why the consumer cannot make progress now, if it cannot: blocked on
+    /// a dependency, rejoining its group, or holding a partition that lags
+    /// and has not moved for the stuck-after time.
     pub fn stalled(&self) -> Option<String> {
         self.with(|i| match &i.state {
             ConsumerState::Blocked { reason, since } => Some(format!("blocked since {since}: {reason}")),
             ConsumerState::Rejoining { reason, since } => Some(format!("rejoining its group since {since}: {reason}")),
-            ConsumerState::Running | ConsumerState::Stopped => None,
+            ConsumerState::Stopped => None,
+            ConsumerState::Running => {
+                let stuck: Vec<String> = i
+                    .owned
+                    .iter()
+                    .filter_map(|tp| {
+                        let lag = *i.lag.get(tp)?;
+                        let (_, since) = i.progress.get(tp)?;
+                        let still = since.elapsed();
+                        (lag > 0 && still >= i.stuck_after)
+                            .then(|| format!("{}/{}: {lag} waiting, no progress for {} s", tp.0, tp.1, still.as_secs()))
+                    })
+                    .collect();
+                (!stuck.is_empty()).then(|| format!("partitions not moving: {}", stuck.join(", ")))
+            }
         })
+    }
+
+    /// How long a held partition may lag without progress before the
+    /// consumer counts as stalled.
+    pub fn set_stuck_after(&self, d: Duration) {
+        self.with(|i| i.stuck_after = d)
+    }
+
+    /// Records the partitions this member holds now.
+    pub fn set_owned(&self, mut owned: Vec<(String, i32)>) {
+        owned.sort();
+        self.with(|i| i.owned = owned)
     }
 
     pub(crate) fn blocked(&self, reason: &str) {
@@ -169,10 +216,21 @@ impl ConsumerHealth {
         self.with(|i| *i.gaps.entry((topic.to_owned(), partition)).or_default() += lost)
     }
 
-    /// Records the group's lag on one partition (measured by the process).
-    pub fn set_lag(&self, topic: &str, partition: i32, lag: i64) {
+    /// Records the group's lag and committed offset on one partition
+    /// (measured by the process every few seconds).
+    pub fn set_lag(&self, topic: &str, partition: i32, committed: Option<i64>, lag: i64) {
         self.with(|i| {
-            i.lag.insert((topic.to_owned(), partition), lag);
+            let tp = (topic.to_owned(), partition);
+            let lag_before = i.lag.insert(tp.clone(), lag).unwrap_or(0);
+            // The clock runs from the first measurement with lag after the
+            // committed offset last moved (or the lag was last zero).
+            let moved = match i.progress.get(&tp) {
+                Some((before, _)) => *before != committed || lag == 0 || lag_before == 0,
+                None => true,
+            };
+            if moved {
+                i.progress.insert(tp, (committed, Instant::now()));
+            }
         })
     }
 }
@@ -202,5 +260,31 @@ mod tests {
         h.gap("t", 1, 5);
         h.gap("t", 1, 2);
         assert_eq!(h.snapshot().gaps.get(&("t".to_owned(), 1)), Some(&7));
+    }
+
+    #[test]
+    fn a_held_partition_that_lags_without_moving_is_a_stall() {
+        let h = ConsumerHealth::new("g", vec!["t".into()]);
+        h.set_stuck_after(Duration::from_millis(30));
+        h.set_owned(vec![("t".into(), 0)]);
+        h.set_lag("t", 0, Some(10), 5);
+        h.set_lag("t", 1, Some(3), 7);
+        assert_eq!(h.stalled(), None, "lagging, but not for long yet");
+        std::thread::sleep(Duration::from_millis(40));
+        h.set_lag("t", 0, Some(10), 6);
+        h.set_lag("t", 1, Some(3), 7);
+        let why = h.stalled().unwrap_or_default();
+        assert!(why.contains("t/0: 6 waiting"), "{why}");
+        assert!(!why.contains("t/1"), "another member holds t/1: {why}");
+        h.set_lag("t", 0, Some(11), 6);
+        assert_eq!(h.stalled(), None, "the committed offset moved");
+        std::thread::sleep(Duration::from_millis(40));
+        h.set_lag("t", 0, Some(11), 0);
+        assert_eq!(h.stalled(), None, "no lag is no stall");
+        std::thread::sleep(Duration::from_millis(40));
+        h.set_lag("t", 0, Some(11), 2);
+        assert_eq!(h.stalled(), None, "the clock starts when lag appears");
+        h.blocked("database down");
+        assert!(h.stalled().is_some_and(|w| w.contains("database down")));
     }
 }

@@ -415,6 +415,13 @@ impl Consumer for KafkaConsumer {
         self.consumer.assignment().map(|a| a.find_partition(topic, partition).is_some()).unwrap_or(false)
     }
 
+    fn assigned(&self) -> Vec<(String, i32)> {
+        self.consumer
+            .assignment()
+            .map(|a| a.elements().iter().map(|e| (e.topic().to_owned(), e.partition())).collect())
+            .unwrap_or_default()
+    }
+
     async fn committed(&mut self, topic: &str, partition: i32) -> Result<Option<i64>, BusError> {
         let consumer = self.consumer.clone();
         let tpl = Self::one(topic, partition);

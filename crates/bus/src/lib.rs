@@ -211,6 +211,9 @@ pub trait Consumer: Send {
     /// Whether `topic`/`partition` is assigned to this member now.
     fn owns(&self, topic: &str, partition: i32) -> bool;
 
+    /// The partitions assigned to this member now.
+    fn assigned(&self) -> Vec<(String, i32)>;
+
     /// The group's committed offset on `topic`/`partition`.
     async fn committed(&mut self, topic: &str, partition: i32) -> Result<Option<i64>, BusError>;
 

@@ -478,6 +478,10 @@ impl Consumer for LogConsumer {
         self.assigned.iter().any(|(t, p)| t == topic && *p == partition)
     }
 
+    fn assigned(&self) -> Vec<(String, i32)> {
+        self.assigned.clone()
+    }
+
     async fn committed(&mut self, topic: &str, partition: i32) -> Result<Option<i64>, BusError> {
         self.bus.committed_offset(&self.group, topic, partition).await
     }

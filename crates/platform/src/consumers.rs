@@ -77,7 +77,7 @@ impl Consumers {
             match bus.group_offsets(&h.group, &h.topics).await {
                 Ok(parts) => {
                     for p in parts {
-                        h.set_lag(&p.topic, p.partition, p.lag());
+                        h.set_lag(&p.topic, p.partition, p.committed, p.lag());
                     }
                 }
                 Err(e) => tracing::debug!(group = %h.group, error = %e, "lag not measured"),

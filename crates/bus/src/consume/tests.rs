@@ -278,6 +278,9 @@ impl Consumer for DroppedMember {
     fn owns(&self, _: &str, _: i32) -> bool {
         false
     }
+    fn assigned(&self) -> Vec<(String, i32)> {
+        Vec::new()
+    }
     async fn committed(&mut self, _: &str, _: i32) -> Result<Option<i64>, BusError> {
         Ok(None)
     }
@@ -362,4 +365,85 @@ async fn the_embedded_log_pauses_and_resumes_without_losing_or_reordering() {
     assert_eq!(rest, ["1", "2", "3", "4"]);
     assert!(c.owns("in", 0));
     assert!(!c.owns("in", 1));
+}
+
+/// A handler that hangs on the message "hangs" until released, as a handler
+/// stuck on a call with no timeout would.
+struct Hangs {
+    release: tokio::sync::Notify,
+    handled: Mutex<Vec<String>>,
+}
+
+#[async_trait]
+impl Handler for Hangs {
+    async fn handle(&self, msg: &Message) -> Result<(), HandlerError> {
+        let body = String::from_utf8_lossy(&msg.payload).into_owned();
+        if body == "hangs" {
+            self.release.notified().await;
+        }
+        self.handled.lock().unwrap().push(body);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Probe for Hangs {
+    async fn check(&self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+async fn measure(bus: &LogBus, health: &ConsumerHealth) {
+    for p in bus.group_offsets("g", &["in".to_owned()]).await.unwrap() {
+        health.set_lag(&p.topic, p.partition, p.committed, p.lag());
+    }
+}
+
+#[tokio::test]
+async fn a_partition_that_lags_and_does_not_move_makes_the_consumer_stalled_until_it_moves() {
+    let bus = bus(1).await;
+    for body in ["first", "hangs", "after"] {
+        publish(&bus, "k", body).await;
+    }
+    let hangs = Arc::new(Hangs { release: tokio::sync::Notify::new(), handled: Mutex::new(vec![]) });
+    let health = ConsumerHealth::new("g", vec!["in".into()]);
+    health.set_stuck_after(Duration::from_millis(300));
+    let c = Consume {
+        bus: bus.clone(),
+        group: "g".into(),
+        topics: vec!["in".into()],
+        dead_letter_topic: "dlq".into(),
+        policy: fast(),
+        handler: hangs.clone(),
+        probe: hangs.clone(),
+        health: health.clone(),
+    };
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(c.run(stop.clone()));
+    until("the first message", || hangs.handled.lock().unwrap().len() == 1).await;
+    measure(&bus, &health).await;
+    assert_eq!(health.stalled(), None, "lagging for a moment is not a stall");
+    for _ in 0..3000 {
+        measure(&bus, &health).await;
+        if health.stalled().is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let why = health.stalled().unwrap_or_default();
+    assert!(why.contains("in/0: 2 waiting"), "{why:?}");
+    assert_eq!(health.snapshot().state, ConsumerState::Running, "the loop itself does not know it is stuck");
+
+    hangs.release.notify_one();
+    until("the rest", || hangs.handled.lock().unwrap().len() == 3).await;
+    for _ in 0..3000 {
+        measure(&bus, &health).await;
+        if health.stalled().is_none() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(health.stalled(), None);
+    stop.cancel();
+    task.await.unwrap().unwrap();
 }
