@@ -15,7 +15,8 @@
 #   --short  every fault once, under 5 minutes (runs in .ci/run)
 #   --full   every fault three times, PostgreSQL down 90 s, Redis 30 s (15+ minutes)
 # Environment: FAULTS_PROFILE=debug|release (binaries; default debug),
-#   FAULTS_RATE (reports/s), FAULTS_PHONES (simulated phones).
+#   FAULTS_RATE (reports/s), FAULTS_PHONES (simulated phones),
+#   FAULTS_DRAIN_WAIT (seconds the pipeline may take to drain; default 300).
 # Writes target/faults/summary.json (and logs under target/faults/); exits
 # non-zero on any loss, duplicate or mismatch. Never touches the shared
 # PostgreSQL or Redis other tests use.
@@ -41,6 +42,9 @@ fi
 # full run keeps ~200/s (FAULTS_RATE overrides both).
 if [ "$MODE" = full ]; then DEFAULT_RATE=200; else DEFAULT_RATE=30; fi
 RATE=${FAULTS_RATE:-$DEFAULT_RATE}
+# How long the pipeline may take to catch up after the load (a rate above
+# what the machine's pipeline sustains leaves a backlog to work off).
+DRAIN_WAIT=${FAULTS_DRAIN_WAIT:-300}
 PHONES=${FAULTS_PHONES:-40}
 export PATH="$HOME/.cargo/bin:$PATH"
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
@@ -258,9 +262,9 @@ LOADGEN_PID=""
 log "load ended: $(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(r["reports_accepted"], "accepted of", r["reports_sent"], "sent;", r["retries"], "retries,", r["gave_up"], "given up,", r["replays_ok"], "replays ok,", r["replays_wrong"], "wrong")' "$OUT/loadgen.json")"
 
 # --- drain, stop, verify ------------------------------------------------------
-log "waiting for the pipeline to drain (at most 300 s)"
+log "waiting for the pipeline to drain (at most $DRAIN_WAIT s)"
 DRAINED=true
-"$BIN/gridwork" faults drain --wait 300 >"$OUT/drain.json" || DRAINED=false
+"$BIN/gridwork" faults drain --wait "$DRAIN_WAIT" >"$OUT/drain.json" || DRAINED=false
 log "drained: $DRAINED"
 for s in "${SERVICES[@]}"; do kill -TERM "${PID[$s]}" 2>/dev/null || true; done
 for s in "${SERVICES[@]}"; do wait "${PID[$s]}" 2>/dev/null || true; unset "PID[$s]"; done
