@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 SECONDS_PER_RUN=${1:-10}
 CONCURRENCY=${2:-64}
 PG=postgres://postgres@127.0.0.1:5432
-cargo build --release -q -p gridwork -p gridwork-intake
+cargo build --release -q -p gridwork -p gridwork-bench -p gridwork-intake
 BIN=target/release
 
 run() { # name batch_max
@@ -26,7 +26,7 @@ run() { # name batch_max
   for _ in $(seq 1 100); do grep -q "listening on" "$log" && break; sleep 0.1; done
   local url; url=$(grep -o "http://[0-9.:]*" "$log" | head -1)
   local token; token=$($BIN/gridwork token --role grid_worker --scope 371002003003004 --user bench)
-  local out; out=$($BIN/gridwork loadgen --url "$url" --token "$token" --concurrency "$CONCURRENCY" --seconds "$SECONDS_PER_RUN" 2>/dev/null)
+  local out; out=$($BIN/gridwork-bench loadgen --url "$url" --token "$token" --concurrency "$CONCURRENCY" --seconds "$SECONDS_PER_RUN" 2>/dev/null)
   local stored; stored=$(psql -qtA "$PG/$db" -c "SELECT count(*) FROM reports")
   kill "$pid"; wait "$pid" 2>/dev/null || true
   psql -q "$PG/test" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null

@@ -3,7 +3,7 @@
 # intake, assigner, two mediation replicas and analytics as separate
 # processes on PostgreSQL, Redis and tansu (Kafka protocol), all of them the
 # suite's own, on free loopback ports — under ~200 reports/s of open-loop
-# load (`gridwork loadgen --rate`), while it kills and restarts each
+# load (`gridwork-bench loadgen --rate`), while it kills and restarts each
 # service, restarts the broker, stops PostgreSQL, restarts it with
 # `-m immediate`, flushes and stops Redis and publishes deliberate bad
 # messages. Then it waits for the pipeline to drain and checks that every
@@ -82,7 +82,7 @@ PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
 command -v redis-server >/dev/null || { echo "faults.sh: redis-server is missing (apt-get install redis-server)" >&2; exit 1; }
 
 log "building the service binaries ($PROFILE)"
-cargo build -q "${CARGO_PROFILE_FLAG[@]}" -p gridwork -p gridwork-intake -p gridwork-assigner -p gridwork-mediation -p gridwork-analytics --bins
+cargo build -q "${CARGO_PROFILE_FLAG[@]}" -p gridwork -p gridwork-bench -p gridwork-intake -p gridwork-assigner -p gridwork-mediation -p gridwork-analytics --bins
 
 WORK=$(mktemp -d /tmp/gridwork-faults.XXXXXX)
 chmod 755 "$WORK"
@@ -240,7 +240,7 @@ redis_outage() {
 }
 poison() {
   fault "publish $POISON deliberate bad messages"
-  "$BIN/gridwork" faults poison --count "$POISON" --out "$OUT/poisoned.jsonl" | while read -r l; do log "  poisoned $l"; done
+  "$BIN/gridwork-bench" faults poison --count "$POISON" --out "$OUT/poisoned.jsonl" | while read -r l; do log "  poisoned $l"; done
 }
 
 # One round: every fault once, GAP seconds apart.
@@ -249,7 +249,7 @@ LOAD_SECONDS=$(( ROUNDS * round_seconds + 15 ))
 rm -f "$OUT/poisoned.jsonl" "$OUT/accepted.txt"
 touch "$OUT/poisoned.jsonl"
 log "load: $RATE reports/s from $PHONES phones for about $LOAD_SECONDS s ($MODE: $ROUNDS round(s) of faults)"
-"$BIN/gridwork" loadgen --url "http://127.0.0.1:${PORT[intake]}" --token "$TOKENS" --rate "$RATE" \
+"$BIN/gridwork-bench" loadgen --url "http://127.0.0.1:${PORT[intake]}" --token "$TOKENS" --rate "$RATE" \
   --seconds "$LOAD_SECONDS" --spread 0.006 --accepted-out "$OUT/accepted.txt" --retry-for 300 --progress-every 10 \
   >"$OUT/loadgen.json" 2> >(tee -a "$OUT/logs/loadgen.log" | grep --line-buffered -E '^loadgen' >&2) &
 LOADGEN_PID=$!
@@ -272,13 +272,13 @@ log "load ended: $(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); 
 # --- drain, stop, verify ------------------------------------------------------
 log "waiting for the pipeline to drain (at most $DRAIN_WAIT s)"
 DRAINED=true
-"$BIN/gridwork" faults drain --wait "$DRAIN_WAIT" >"$OUT/drain.json" || DRAINED=false
+"$BIN/gridwork-bench" faults drain --wait "$DRAIN_WAIT" >"$OUT/drain.json" || DRAINED=false
 log "drained: $DRAINED"
 for s in "${SERVICES[@]}"; do kill -TERM "${PID[$s]}" 2>/dev/null || true; done
 for s in "${SERVICES[@]}"; do wait "${PID[$s]}" 2>/dev/null || true; unset "PID[$s]"; done
 log "services stopped; verifying"
 VERIFIED=true
-"$BIN/gridwork" faults verify --accepted "$OUT/accepted.txt" --poisoned "$OUT/poisoned.jsonl" \
+"$BIN/gridwork-bench" faults verify --accepted "$OUT/accepted.txt" --poisoned "$OUT/poisoned.jsonl" \
   --out "$OUT/verify.json" | tee "$OUT/verify.txt" | tail -30 || VERIFIED=false
 [ -s "$OUT/verify.json" ] || VERIFIED=false
 

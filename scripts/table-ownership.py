@@ -66,7 +66,7 @@ CHECKED = ["intake", "assigner", "mediation", "analytics"]
 
 
 def entities():
-    text = (ROOT / "crates/storage/src/entity.rs").read_text()
+    text = "".join(p.read_text() for p in sorted((ROOT / "crates/storage/src/entity").glob("*.rs")))
     out = {}
     for m in re.finditer(r"pub mod (\w+) \{.*?table_name = \"(\w+)\"", text, re.S):
         out[m.group(1)] = m.group(2)
@@ -118,10 +118,22 @@ def uses(service, ent):
     return found
 
 
+def homes():
+    """table -> the owner module of crates/storage/src/entity/ it is declared in."""
+    out = {}
+    for p in sorted((ROOT / "crates/storage/src/entity").glob("*.rs")):
+        for t in re.findall(r'table_name = "(\w+)"', p.read_text()):
+            out[t] = p.stem
+    return out
+
+
 def main():
     ent = entities()
     missing = set(ent.values()) - set(OWNER)
     problems = [f"table {t} has no owner in scripts/table-ownership.py" for t in sorted(missing)]
+    for t, home in sorted(homes().items()):
+        if OWNER.get(t) not in (None, home):
+            problems.append(f"table {t} is declared in entity/{home}.rs but owned by {OWNER[t]}")
     needed = set()
     for service in SERVICES:
         for (table, kind), files in sorted(uses(service, ent).items()):

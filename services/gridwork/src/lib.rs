@@ -2,20 +2,35 @@
 //!
 //! `gridwork up` runs every service (intake → assigner → mediation →
 //! analytics) in one process on the embedded default, seeded with the demo
-//! city, behind one listener that serves every route.
+//! city, behind one listener that serves every route. The load generator,
+//! benchmarks and fault-suite tools live in `tools/bench` (`gridwork-bench`).
 
 use std::net::TcpListener;
 
 use gridwork_platform::{Application, Config, Context, Schema};
 use tokio_util::sync::CancellationToken;
 
-pub mod bench;
 pub mod dlq;
-pub mod faults;
 pub mod grids;
-pub mod kpibench;
-pub mod loadgen;
 pub mod seed;
+
+/// The configuration as the CLI loads it: the file (or `GRIDWORK_CONFIG`),
+/// `GRIDWORK_…` variables, then the command's own `--data-dir` and
+/// `--listen`.
+pub fn load_config(
+    file: Option<&std::path::PathBuf>,
+    data_dir: Option<&std::path::PathBuf>,
+    listen: Option<&String>,
+) -> anyhow::Result<Config> {
+    let mut overrides = Vec::new();
+    if let Some(d) = data_dir {
+        overrides.push(("data_dir", d.display().to_string()));
+    }
+    if let Some(l) = listen {
+        overrides.push(("http.listen", l.clone()));
+    }
+    Ok(Config::load_with(file.map(std::path::PathBuf::as_path), &overrides)?)
+}
 
 /// The running all-in-one process.
 pub struct AllInOne {

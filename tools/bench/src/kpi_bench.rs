@@ -1,4 +1,4 @@
-//! `gridwork kpi bench`: KPI queries at 10 million cases.
+//! `gridwork-bench kpi`: KPI queries at 10 million cases.
 //!
 //! 1. Synthesise cases deterministically (seeded) over a synthetic
 //!    Shandong-like hierarchy — 16 cities × 9 counties × 12 streets × 20

@@ -1,4 +1,4 @@
-//! `gridwork grids bench`: the grid index at province scale, against
+//! `gridwork-bench grids`: the grid index at province scale, against
 //! PostgreSQL + PostGIS on the same polygons and points, in one run.
 //!
 //! 1. Synthesise the area's grids (default: all of Shandong, 100,000).
@@ -90,14 +90,14 @@ fn near_edges(grids: &[GridFeature], n: usize, rng: &mut ChaCha8Rng) -> Vec<(f64
 
 pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
     let started = Instant::now();
-    let all = crate::grids::boundaries(None)?;
-    let counties = crate::grids::select_counties(&all, &a.area)?;
+    let all = gridwork::grids::boundaries(None)?;
+    let counties = gridwork::grids::select_counties(&all, &a.area)?;
     say(&format!("synthesising {} grids in {} counties of area {} …", a.grids, counties.len(), a.area));
     let t = Instant::now();
     let params = SynthParams { grids_per_community: 8, communities_per_street: 12, seed: a.seed };
     let synth = synth::partition_counties(&counties, a.grids, params)?;
     let synth_s = t.elapsed().as_secs_f64();
-    let features = crate::grids::features(synth);
+    let features = gridwork::grids::features(synth);
     let text = geojson_io::grids_to_geojson(&features);
     let vertices: usize = features.iter().map(|g| geo::CoordsIter::coords_count(&g.geometry)).sum();
     say(&format!(
@@ -302,7 +302,7 @@ async fn postgis(
     let import_s = async {
         let db = gridwork_storage::connect(&db_url, 4).await?;
         gridwork_storage::migrate(&db).await?;
-        crate::seed::admin_units(&db).await?;
+        gridwork::seed::admin_units(&db).await?;
         say("importing through the real import (parse, validate, store) into PostgreSQL …");
         let t = Instant::now();
         let opts = gridwork_assigner::import::ImportOptions {

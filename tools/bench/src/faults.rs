@@ -1,4 +1,4 @@
-//! `gridwork faults poison|drain|verify`: the fault suite's own tools
+//! `gridwork-bench faults poison|drain|verify`: the fault suite's own tools
 //! (scripts/faults.sh, ADR 0032).
 //!
 //! - `poison` publishes deliberately bad messages (undecodable bytes, an
@@ -78,7 +78,7 @@ pub struct Backlog {
 
 pub async fn backlog(db: &DatabaseConnection, bus: &dyn EventBus, prefix: &str) -> anyhow::Result<Backlog> {
     let topics = Topics::new(prefix);
-    let rows = crate::dlq::lag(bus, prefix, &topics).await?;
+    let rows = gridwork::dlq::lag(bus, prefix, &topics).await?;
     let lagging = rows
         .iter()
         .filter(|r| r.lag != 0)
@@ -268,7 +268,7 @@ pub async fn verify(input: VerifyInput<'_>) -> anyhow::Result<Verdict> {
     }
 
     // Every consumer group caught up.
-    let lag = crate::dlq::lag(input.bus, input.prefix, &topics).await?;
+    let lag = gridwork::dlq::lag(input.bus, input.prefix, &topics).await?;
     v.lag = lag.iter().map(|r| r.lag).sum();
     for r in lag.iter().filter(|r| r.lag != 0) {
         note(&mut v, format!("LAG: group {} on {}[{}] is {} behind", r.group, r.topic, r.partition, r.lag));
@@ -287,7 +287,7 @@ pub async fn verify(input: VerifyInput<'_>) -> anyhow::Result<Verdict> {
     }
     v.deliberate = input.poisoned.len();
     v.dead_letters_expected = expected.len();
-    let dead = crate::dlq::select(input.bus, &topics, &crate::dlq::Selection::default()).await?;
+    let dead = gridwork::dlq::select(input.bus, &topics, &gridwork::dlq::Selection::default()).await?;
     v.dead_letters = dead.len();
     let mut seen: BTreeMap<(String, String, i32, i64), usize> = BTreeMap::new();
     for d in &dead {
