@@ -165,6 +165,16 @@ impl CaseStatus {
     pub fn clock_runs(self) -> bool {
         CaseStatus::RUNNING.contains(&self)
     }
+
+    /// The overdue rule, the one every view, filter and sort follows: a case
+    /// is overdue at `now` when its clocks run (see [`CaseStatus::RUNNING`])
+    /// and its close-out deadline has come (`due_at <= now`), or, still
+    /// unaccepted ([`CaseStatus::Created`]), its acceptance deadline has
+    /// come (`accept_due_at <= now`, a petition's 15 days). A query that
+    /// selects overdue cases states these same conditions.
+    pub fn overdue(self, due_at: DateTime<Utc>, accept_due_at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> bool {
+        self.clock_runs() && (due_at <= now || (self == CaseStatus::Created && accept_due_at.is_some_and(|d| d <= now)))
+    }
 }
 
 /// How a case was resolved.
@@ -823,6 +833,12 @@ impl Case {
     pub fn queue(&self) -> (&str, Channel) {
         (&self.centre, self.channel)
     }
+
+    /// Whether the case is overdue at `now` (the rule is
+    /// [`CaseStatus::overdue`]).
+    pub fn is_overdue(&self, now: DateTime<Utc>) -> bool {
+        self.status.overdue(self.due_at, self.accept_due_at, now)
+    }
 }
 
 #[cfg(test)]
@@ -852,6 +868,36 @@ mod tests {
 
     fn actor(id: &str) -> Actor {
         Actor { id: id.into(), role: Role::Dispatcher, scope: "371002001".into(), channel: None }
+    }
+
+    #[test]
+    fn overdue_is_one_rule() {
+        let now = Utc::now();
+        let (past, future) = (now - Duration::hours(1), now + Duration::hours(1));
+        // (status, due_at, accept_due_at) -> overdue
+        let table = [
+            (CaseStatus::Created, future, None, false),
+            (CaseStatus::Created, past, None, true),
+            (CaseStatus::Created, now, None, true),
+            (CaseStatus::Created, future, Some(past), true),
+            (CaseStatus::Created, future, Some(future), false),
+            (CaseStatus::Accepted, future, Some(past), false),
+            (CaseStatus::Accepted, past, None, true),
+            (CaseStatus::Claimed, past, None, true),
+            (CaseStatus::InProgress, past, Some(past), true),
+            (CaseStatus::Suspended, past, None, false),
+            (CaseStatus::Resolved, past, None, false),
+            (CaseStatus::Verified, past, None, false),
+            (CaseStatus::Closed, past, Some(past), false),
+            (CaseStatus::Rejected, past, None, false),
+        ];
+        for (status, due_at, accept_due_at, want) in table {
+            let mut c = case();
+            c.status = status;
+            c.due_at = due_at;
+            c.accept_due_at = accept_due_at;
+            assert_eq!(c.is_overdue(now), want, "{status:?} due {due_at} accept {accept_due_at:?}");
+        }
     }
 
     #[test]

@@ -112,7 +112,7 @@ impl Handler for CaseOpener {
         gridwork_platform::failpoint::hit("mediation.after_db_commit").await;
         self.state.wake.notify_one();
         let (model, rec) = recorded;
-        crate::live::publish(&self.state, &rec, &model, now).await;
+        crate::cases::publish::publish(&self.state, &rec, &model, now).await;
         Ok(())
     }
 }

@@ -4,10 +4,13 @@
 //! incident ([`link`]) or applies the routing rules (data, [`routing`]) and
 //! opens a case in the right channel queue of the centre that owns the grid,
 //! with its clocks ([`clocks`]); dispatchers and mediators then work the
-//! queues over HTTP ([`api`]) and watch them live ([`live`]); the
-//! supervision scheduler ([`supervise`]) raises near-due and overdue
-//! notices. Every change is a case-lifecycle event, published through the
-//! outbox in the same transaction as the change.
+//! queues over HTTP ([`cases`], [`tasks`], [`pii`]) and watch them live
+//! ([`live`]); the supervision scheduler ([`supervise`]) raises near-due
+//! and overdue notices. Every change is a case-lifecycle event, published
+//! through the outbox in the same transaction as the change.
+//!
+//! Who may see and do what is [`access`]'s, once; every error is a
+//! [`error::MediationError`]; the SQL is the repository's ([`repo`]).
 
 use std::collections::HashSet;
 use std::sync::{Arc, RwLock};
@@ -18,20 +21,24 @@ use gridwork_domain::routing::RoutingTable;
 use gridwork_events::Topics;
 use gridwork_platform::routes::{Access, Method, Route, ADMINS, GRID_WORKERS, QUEUE_WORKERS};
 use gridwork_platform::{pipeline, Application, Config, Context, Routes, Service};
-use gridwork_storage::entity::{category, routing_table};
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder};
+use gridwork_storage::entity::category;
+use sea_orm::{DatabaseConnection, EntityTrait};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-pub mod api;
+pub mod access;
+pub mod body;
+pub mod cases;
 pub mod clocks;
 mod consumer;
+pub mod error;
 pub mod link;
 pub mod live;
 pub mod openapi;
 pub mod pii;
 pub mod repo;
 pub mod routing;
+pub mod schema;
 pub mod supervise;
 pub mod tasks;
 
@@ -75,12 +82,7 @@ impl State {
 /// The newest routing table in the database, if newer than `after`;
 /// validated.
 pub async fn newer_routing(db: &DatabaseConnection, after: u32) -> anyhow::Result<Option<RoutingTable>> {
-    let Some(row) = routing_table::Entity::find()
-        .filter(routing_table::Column::Version.gt(after as i32))
-        .order_by_desc(routing_table::Column::Version)
-        .one(db)
-        .await?
-    else {
+    let Some(row) = repo::routing::newest_after(db, after).await? else {
         return Ok(None);
     };
     let table: RoutingTable = serde_json::from_str(&row.body)?;
@@ -187,19 +189,25 @@ pub static ROUTES: &[Route] = &[
     Route::new(Method::Put, "/v1/routing/rules", Access::Roles(ADMINS), |r| r.to(routing::replace)),
     Route::new(Method::Get, "/v1/routing/versions", Access::Roles(QUEUE_WORKERS), |r| r.to(routing::versions)),
     Route::new(Method::Post, "/v1/routing/dry-run", Access::Roles(QUEUE_WORKERS), |r| r.to(routing::dry_run)),
-    Route::new(Method::Get, "/v1/cases", Access::Roles(QUEUE_WORKERS), |r| r.to(api::list)),
-    Route::new(Method::Get, "/v1/me/cases", Access::Roles(GRID_WORKERS), |r| r.to(api::my_grid_cases)),
-    Route::new(Method::Get, "/v1/cases/{id}", Access::Roles(QUEUE_WORKERS), |r| r.to(api::detail)),
-    Route::new(Method::Get, "/v1/me/tasks", Access::Roles(GRID_WORKERS), |r| r.to(tasks::mine)),
-    Route::new(Method::Post, "/v1/me/tasks/{id}/ack", Access::Roles(GRID_WORKERS), |r| r.to(tasks::ack)),
-    Route::new(Method::Post, "/v1/me/tasks/{id}/complete", Access::Roles(GRID_WORKERS), |r| r.to(tasks::complete)),
-    Route::new(Method::Get, "/v1/cases/{id}/tasks", Access::Roles(QUEUE_WORKERS), |r| r.to(tasks::of_case)),
-    Route::new(Method::Post, "/v1/cases/{id}/tasks", Access::Roles(QUEUE_WORKERS), |r| r.to(tasks::create)),
+    Route::new(Method::Get, "/v1/cases", Access::Roles(QUEUE_WORKERS), |r| r.to(cases::list::list)),
+    Route::new(Method::Get, "/v1/me/cases", Access::Roles(GRID_WORKERS), |r| r.to(cases::mine::my_grid_cases)),
+    Route::new(Method::Get, "/v1/cases/{id}", Access::Roles(QUEUE_WORKERS), |r| r.to(cases::detail::detail)),
+    Route::new(Method::Get, "/v1/me/tasks", Access::Roles(GRID_WORKERS), |r| r.to(tasks::phone::mine)),
+    Route::new(Method::Post, "/v1/me/tasks/{id}/ack", Access::Roles(GRID_WORKERS), |r| r.to(tasks::phone::ack)),
+    Route::new(Method::Post, "/v1/me/tasks/{id}/complete", Access::Roles(GRID_WORKERS), |r| {
+        r.to(tasks::phone::complete)
+    }),
+    Route::new(Method::Get, "/v1/cases/{id}/tasks", Access::Roles(QUEUE_WORKERS), |r| {
+        r.to(tasks::case_worker::of_case)
+    }),
+    Route::new(Method::Post, "/v1/cases/{id}/tasks", Access::Roles(QUEUE_WORKERS), |r| {
+        r.to(tasks::case_worker::create)
+    }),
     Route::new(Method::Post, "/v1/cases/{id}/tasks/{task}/cancel", Access::Roles(QUEUE_WORKERS), |r| {
-        r.to(tasks::cancel)
+        r.to(tasks::case_worker::cancel)
     }),
     Route::new(Method::Post, "/v1/cases/{id}/parties", Access::Roles(QUEUE_WORKERS), |r| r.to(pii::reveal)),
-    Route::new(Method::Post, "/v1/cases/{id}/{action}", Access::Roles(QUEUE_WORKERS), |r| r.to(api::act)),
+    Route::new(Method::Post, "/v1/cases/{id}/{action}", Access::Roles(QUEUE_WORKERS), |r| r.to(cases::act::act)),
     Route::new(Method::Get, "/v1/audit/pii-reads", Access::Roles(ADMINS), |r| r.to(pii::audit)),
     Route::new(Method::Get, "/v1/centres/{code}/stream", Access::Roles(QUEUE_WORKERS), |r| r.to(live::stream)),
 ];

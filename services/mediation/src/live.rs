@@ -16,83 +16,35 @@
 //! checks revocation every `mediation.stream_recheck_ms` (ending with
 //! `event: token_revoked`).
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashSet, VecDeque};
 use std::time::Duration;
 
 use actix_web::web::{self, Bytes};
 use actix_web::{HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
-use gridwork_domain::auth::{Actor, Role};
-use gridwork_domain::{codes, CaseStatus};
+use gridwork_domain::auth::Actor;
+use gridwork_domain::codes;
 use gridwork_platform::auth::{Caller, TokenInfo};
 use gridwork_platform::fanout::Subscription;
 use gridwork_platform::{ApiError, Context};
-use gridwork_storage::entity::{case, case_event};
-use sea_orm::sea_query::{Expr, Query};
-use sea_orm::{ColumnTrait, EntityTrait, JoinType, QueryFilter, QueryOrder, QuerySelect, RelationDef};
 use tokio::sync::broadcast;
 
-use crate::repo::Recorded;
+use crate::access;
+use crate::cases::publish::{payload, topic};
+use crate::error::{bad, bad_request, MediationError};
+use crate::repo::stream as repo;
 use crate::State;
-
-/// The channels a change of a case in `centre` goes to: the centre and every
-/// unit above it (a county centre sees its streets' queues).
-fn channels(centre: &str) -> Vec<String> {
-    let mut out = vec![centre.to_owned()];
-    if centre.len() > 6 {
-        out.push(centre[..6].to_owned());
-    }
-    if centre.len() >= 6 {
-        out.push(format!("{}00", &centre[..4]));
-        out.push(format!("{}0000", &centre[..2]));
-    }
-    out.dedup();
-    out
-}
-
-fn payload(seq: i64, event_id: &str, kind: &str, m: &case::Model, now: DateTime<Utc>) -> String {
-    serde_json::json!({
-        "seq": seq,
-        "event_id": event_id,
-        "kind": kind,
-        "case": crate::api::view(m.clone(), now),
-    })
-    .to_string()
-}
-
-/// Publishes one committed lifecycle change to every replica's subscribers:
-/// the case's centre and those above it, and the centre it left if it moved.
-pub async fn publish(state: &State, rec: &Recorded, m: &case::Model, now: DateTime<Utc>) {
-    let body = payload(rec.seq, &rec.event_id.to_string(), rec.kind.as_str(), m, now);
-    let mut targets = channels(&m.centre);
-    if let Some(from) = &rec.from_centre {
-        targets.extend(channels(from));
-    }
-    targets.sort();
-    targets.dedup();
-    for ch in targets {
-        state.fanout.publish(&format!("queue:{ch}"), body.clone()).await;
-    }
-}
 
 fn frame(seq: i64, kind: &str, payload: &str) -> Bytes {
     Bytes::from(format!("id: {seq}\nevent: {kind}\ndata: {payload}\n\n"))
 }
 
-/// Whether a mediator may see the case in `payload` (lead or assisting
-/// channel); everyone else who may open the stream sees all of it.
+/// Whether the case in `payload` is for `actor` (a mediator sees only their
+/// channels' cases, lead or assisting).
 fn visible(actor: &Actor, case: &serde_json::Value) -> bool {
-    if actor.role != Role::Mediator {
-        return true;
-    }
     let lead = case["channel"].as_str().into_iter();
     let joint = case["joint"].as_array().into_iter().flatten().filter_map(|v| v.as_str());
-    actor.covers_channel(lead.chain(joint))
-}
-
-/// How case events join their case: one query reads both.
-fn event_case() -> RelationDef {
-    case_event::Entity::belongs_to(case::Entity).from(case_event::Column::CaseId).to(case::Column::Id).into()
+    access::sees_channels(actor, lead.chain(joint))
 }
 
 /// What a resuming client gets before the live feed.
@@ -108,28 +60,11 @@ enum Missed {
 /// What a reconnecting client missed: the events after `last` of the
 /// centres under `prefix`, each with its case as it is now, read in one
 /// query and at most `stream_replay_max` of them.
-async fn missed(state: &State, prefix: &str, last: i64, now: DateTime<Utc>) -> Result<Missed, ApiError> {
+async fn missed(state: &State, prefix: &str, last: i64, now: DateTime<Utc>) -> Result<Missed, MediationError> {
     let max = state.stream_replay_max;
-    let rows: Vec<(case_event::Model, Option<case::Model>)> = case_event::Entity::find()
-        .join(JoinType::InnerJoin, event_case())
-        .select_also(case::Entity)
-        .filter(case_event::Column::Id.gt(last))
-        .filter(case_event::Column::Centre.starts_with(prefix))
-        .order_by_asc(case_event::Column::Id)
-        .limit(max + 1)
-        .all(&state.db)
-        .await
-        .map_err(|e| ApiError::unavailable(&e))?;
+    let rows = repo::events_after(&state.db, prefix, last, max + 1).await?;
     if rows.len() as u64 > max {
-        let newest: Option<Option<i64>> = case_event::Entity::find()
-            .select_only()
-            .expr(Expr::col(case_event::Column::Id).max())
-            .filter(case_event::Column::Centre.starts_with(prefix))
-            .into_tuple()
-            .one(&state.db)
-            .await
-            .map_err(|e| ApiError::unavailable(&e))?;
-        let newest = newest.flatten().unwrap_or(last);
+        let newest = repo::newest(&state.db, prefix).await?.unwrap_or(last);
         return Ok(Missed::TooMany { newest });
     }
     let mut out = Vec::with_capacity(rows.len());
@@ -146,42 +81,16 @@ async fn missed(state: &State, prefix: &str, last: i64, now: DateTime<Utc>) -> R
 }
 
 /// Open emergency cases of the centres under `prefix`, for a fresh client,
-/// each with its latest event: two queries, whatever their number.
-async fn emergencies(state: &State, prefix: &str, now: DateTime<Utc>) -> Result<Vec<(i64, String, String)>, ApiError> {
-    // Still to be handled: running or suspended.
-    let open = CaseStatus::RUNNING.into_iter().chain([CaseStatus::Suspended]).map(CaseStatus::as_str);
-    let rows = case::Entity::find()
-        .filter(case::Column::Centre.starts_with(prefix))
-        .filter(case::Column::Status.is_in(open))
-        .filter(case::Column::Channel.eq("emergency"))
-        .order_by_asc(case::Column::CreatedAt)
-        .limit(200)
-        .all(&state.db)
-        .await
-        .map_err(|e| ApiError::unavailable(&e))?;
-    if rows.is_empty() {
-        return Ok(Vec::new());
-    }
-    let latest = Query::select()
-        .expr(Expr::col(case_event::Column::Id).max())
-        .from(case_event::Entity)
-        .and_where(case_event::Column::CaseId.is_in(rows.iter().map(|m| m.id.clone())))
-        .group_by_col(case_event::Column::CaseId)
-        .to_owned();
-    let events: HashMap<String, case_event::Model> = case_event::Entity::find()
-        .filter(case_event::Column::Id.in_subquery(latest))
-        .all(&state.db)
-        .await
-        .map_err(|e| ApiError::unavailable(&e))?
+/// each with its latest event.
+async fn emergencies(
+    state: &State,
+    prefix: &str,
+    now: DateTime<Utc>,
+) -> Result<Vec<(i64, String, String)>, MediationError> {
+    Ok(repo::open_emergencies(&state.db, prefix, 200)
+        .await?
         .into_iter()
-        .map(|e| (e.case_id.clone(), e))
-        .collect();
-    Ok(rows
-        .into_iter()
-        .filter_map(|m| {
-            let e = events.get(&m.id)?;
-            Some((e.id, "emergency".to_owned(), payload(e.id, &e.event_id, &e.kind, &m, now)))
-        })
+        .map(|(m, e)| (e.id, "emergency".to_owned(), payload(e.id, &e.event_id, &e.kind, &m, now)))
         .collect())
 }
 
@@ -274,38 +183,28 @@ pub async fn stream(
     caller: Caller,
     path: web::Path<String>,
     req: HttpRequest,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, MediationError> {
     let Caller(actor, token) = caller;
-    crate::api::require_queue_worker(&actor).map_err(|e| ApiError::forbidden(e.to_string()))?;
+    access::require_queue_worker(&actor)?;
     let code = path.into_inner();
-    codes::level_of(&code)
-        .map_err(|e| ApiError::bad_request("invalid_code", e.to_string(), "代码无效").with_field("code"))?;
-    if !actor.covers(&code) {
-        return Err(ApiError::forbidden("that centre is outside your scope"));
-    }
+    codes::level_of(&code).map_err(|e| bad("invalid_code", "code", e.to_string(), "代码无效"))?;
+    access::require_covers(&actor, &code, "that centre is outside your scope")?;
     let prefix = codes::significant_prefix(&code)
-        .map_err(|e| ApiError::bad_request("invalid_code", e.to_string(), "代码无效").with_field("code"))?
+        .map_err(|e| bad("invalid_code", "code", e.to_string(), "代码无效"))?
         .to_owned();
+    let invalid_last = || {
+        bad_request("invalid_last_event_id", "Last-Event-ID must be an event id of this stream", "Last-Event-ID 无效")
+    };
     let last = match req.headers().get("Last-Event-ID").map(|v| v.to_str().map(str::trim)) {
         None => None,
-        Some(Ok(v)) => Some(v.parse::<i64>().map_err(|_| {
-            ApiError::bad_request(
-                "invalid_last_event_id",
-                "Last-Event-ID must be an event id of this stream",
-                "Last-Event-ID 无效",
-            )
-        })?),
-        Some(Err(_)) => {
-            return Err(ApiError::bad_request(
-                "invalid_last_event_id",
-                "Last-Event-ID must be an event id of this stream",
-                "Last-Event-ID 无效",
-            ))
-        }
+        Some(Ok(v)) => Some(v.parse::<i64>().map_err(|_| invalid_last())?),
+        Some(Err(_)) => return Err(invalid_last()),
     };
     // Subscribe before reading the backlog, so nothing falls between.
-    let rx =
-        state.fanout.subscribe(&format!("queue:{code}")).ok_or_else(|| ApiError::internal(&"fan-out unavailable"))?;
+    let rx = state
+        .fanout
+        .subscribe(&topic(&code))
+        .ok_or_else(|| MediationError::Internal("fan-out unavailable".to_owned()))?;
     let now = Utc::now();
     let (mut backlog, floor) = match last {
         Some(last) => match missed(&state, &prefix, last, now).await? {

@@ -3,25 +3,21 @@
 //! worker's task endpoints. The process serves it, merged with the other
 //! services', at `/openapi.json`, with a browsable UI at `/docs/`.
 
-use gridwork_domain::report::Urgency;
-use gridwork_domain::{CaseStatus, Channel};
-use utoipa::openapi::schema::Type;
-use utoipa::openapi::{Array, ArrayBuilder, Object, ObjectBuilder};
 use utoipa::OpenApi;
 
-use crate::api;
-use crate::tasks::{self, TaskKind};
+use crate::cases::mine;
+use crate::tasks::{case_worker, phone};
 
 #[derive(OpenApi)]
 #[openapi(
     paths(
-        api::my_grid_cases,
-        tasks::mine,
-        tasks::ack,
-        tasks::complete,
-        tasks::create,
-        tasks::of_case,
-        tasks::cancel,
+        mine::my_grid_cases,
+        phone::mine,
+        phone::ack,
+        phone::complete,
+        case_worker::create,
+        case_worker::of_case,
+        case_worker::cancel,
     ),
     components(schemas(gridwork_platform::ApiError)),
     tags(
@@ -46,48 +42,6 @@ pub fn spec() -> utoipa::openapi::OpenApi {
         }
     }
     api
-}
-
-/// A string that is one of `values`.
-fn one_of<'a>(values: impl IntoIterator<Item = &'a str>) -> Object {
-    ObjectBuilder::new().schema_type(Type::String).enum_values(Some(values)).build()
-}
-
-/// A case's status.
-pub(crate) fn case_status() -> Object {
-    one_of(CaseStatus::ALL.map(CaseStatus::as_str))
-}
-
-/// The status of a case that is still open (neither closed nor rejected).
-pub(crate) fn open_case_status() -> Object {
-    one_of(CaseStatus::ALL.into_iter().filter(|s| s.is_open()).map(CaseStatus::as_str))
-}
-
-/// A case's (lead) channel.
-pub(crate) fn channel() -> Object {
-    one_of(Channel::ALL.map(Channel::as_str))
-}
-
-/// A case's urgency.
-pub(crate) fn urgency() -> Object {
-    one_of([Urgency::Normal, Urgency::Urgent, Urgency::Emergency].map(Urgency::as_str))
-}
-
-/// What a task asks for.
-pub(crate) fn task_kind() -> Object {
-    one_of(TaskKind::ALL.map(TaskKind::as_str))
-}
-
-/// A task's status, and the events of its history.
-pub(crate) fn task_status() -> Object {
-    one_of([tasks::ASSIGNED, tasks::ACKNOWLEDGED, tasks::DONE, tasks::CANCELLED])
-}
-
-/// Media ids as intake names them (the file's SHA-256, lowercase hex), at
-/// most [`tasks::MAX_MEDIA`].
-pub(crate) fn media_ids() -> Array {
-    let id = ObjectBuilder::new().schema_type(Type::String).pattern(Some("^[0-9a-f]{64}$")).build();
-    ArrayBuilder::new().items(id).max_items(Some(tasks::MAX_MEDIA)).build()
 }
 
 #[cfg(test)]

@@ -5,27 +5,29 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
-use gridwork_domain::auth::Role;
 use gridwork_platform::auth::Caller;
 use gridwork_platform::pii::{mask_digits, mask_name};
-use gridwork_platform::ApiError;
-use gridwork_storage::entity::{case, case_report, pii_read, report};
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait};
+use gridwork_storage::entity::report;
+use sea_orm::TransactionTrait;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+use crate::access;
+use crate::error::{bad, MediationError};
+use crate::repo::{audit as audit_log, cases as repo_cases};
 use crate::State;
 
 /// The parties of a report, opened (legacy plaintext is read as is).
-fn open(state: &State, r: &report::Model) -> Result<Vec<Value>, ApiError> {
+fn open(state: &State, r: &report::Model) -> Result<Vec<Value>, MediationError> {
+    let internal = |e: &dyn std::fmt::Display| MediationError::Internal(e.to_string());
     let text = if gridwork_platform::pii::Keyring::is_sealed(&r.parties) {
-        let raw = state.keyring.open(&r.id, &r.parties).map_err(|e| ApiError::internal(&e))?;
-        String::from_utf8(raw).map_err(|e| ApiError::internal(&e))?
+        let raw = state.keyring.open(&r.id, &r.parties).map_err(|e| internal(&e))?;
+        String::from_utf8(raw).map_err(|e| internal(&e))?
     } else {
         r.parties.clone()
     };
-    serde_json::from_str(&text).map_err(|e| ApiError::internal(&e))
+    serde_json::from_str(&text).map_err(|e| internal(&e))
 }
 
 /// The parties of a report, masked: `张*`, `138****1234`, `371002********1234`.
@@ -47,7 +49,7 @@ pub fn masked(state: &State, r: &report::Model) -> Value {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RevealIn {
     /// Why the caller needs the parties' identity (kept in the audit log).
@@ -63,68 +65,56 @@ pub async fn reveal(
     path: web::Path<Uuid>,
     req: HttpRequest,
     body: web::Payload,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, MediationError> {
     let actor = caller.0;
-    crate::api::require_queue_worker(&actor).map_err(|e| ApiError::forbidden(e.to_string()))?;
+    access::require_queue_worker(&actor)?;
     let id = path.into_inner().to_string();
-    let db = |e: sea_orm::DbErr| ApiError::unavailable(&e);
-    let m = case::Entity::find_by_id(id.clone()).one(&state.db).await.map_err(db)?;
-    let m = m.filter(|m| crate::api::may_see(&actor, m)).ok_or_else(|| ApiError::not_found("case"))?;
-    if actor.role == Role::Mediator && actor.channel.as_deref() != Some(m.channel.as_str()) {
-        return Err(ApiError::forbidden("only the lead channel's mediators see the parties' identity"));
-    }
+    let m = access::visible(&actor, repo_cases::find(&state.db, &id).await?)?;
+    access::require_lead(&actor, &m, "only the lead channel's mediators see the parties' identity")?;
     // The body is read only once the case is known to be in the caller's
     // view (ADR 0033).
-    let body = gridwork_platform::body::read(&req, body, crate::tasks::body_limit(&req)).await?;
-    let input: RevealIn = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request("invalid_body", format!("invalid request body: {e}"), "请求体格式错误"))?;
+    let body = crate::body::read(&req, body).await?;
+    let input: RevealIn = crate::body::json_or_invalid(&body, "request body", "请求体格式错误", false)?;
     if input.reason.trim().chars().count() < 4 {
-        return Err(ApiError::bad_request(
+        return Err(bad(
             "missing_reason",
+            "reason",
             "say why you need the parties' identity (at least 4 characters); it is kept in the audit log",
             "请说明查看当事人身份信息的理由（至少 4 个字），该理由将记入审计日志",
-        )
-        .with_field("reason"));
+        ));
     }
     let mut report_ids = vec![m.report_id.clone()];
-    let linked: Vec<String> = case_report::Entity::find()
-        .select_only()
-        .column(case_report::Column::ReportId)
-        .filter(case_report::Column::CaseId.eq(id.as_str()))
-        .filter(case_report::Column::SplitCaseId.is_null())
-        .into_tuple()
-        .all(&state.db)
-        .await
-        .map_err(db)?;
-    report_ids.extend(linked);
-    let txn = state.db.begin().await.map_err(db)?;
+    report_ids.extend(repo_cases::linked_report_ids(&state.db, &id).await?);
+    let txn = state.db.begin().await?;
     // The audit record commits before anything is shown.
-    pii_read::ActiveModel {
-        actor_id: sea_orm::Set(actor.id.clone()),
-        actor_role: sea_orm::Set(actor.role.as_str().to_owned()),
-        case_id: sea_orm::Set(id.clone()),
-        report_ids: sea_orm::Set(report_ids.join(",")),
-        reason: sea_orm::Set(input.reason.trim().to_owned()),
-        at: sea_orm::Set(Utc::now()),
-        ..Default::default()
-    }
-    .insert(&txn)
-    .await
-    .map_err(db)?;
+    audit_log::record(
+        &txn,
+        audit_log::Read {
+            actor_id: &actor.id,
+            actor_role: actor.role.as_str(),
+            case_id: &id,
+            report_ids: &report_ids,
+            reason: input.reason.trim(),
+            at: Utc::now(),
+        },
+    )
+    .await?;
     let mut out = Vec::new();
     for rid in &report_ids {
-        if let Some(r) = report::Entity::find_by_id(rid.clone()).one(&txn).await.map_err(db)? {
+        if let Some(r) = repo_cases::report(&txn, rid).await? {
             let matter = match r.matter.as_deref() {
                 Some(m) if gridwork_platform::pii::Keyring::is_sealed(m) => Some(
-                    String::from_utf8_lossy(&state.keyring.open(&r.id, m).map_err(|e| ApiError::internal(&e))?)
-                        .into_owned(),
+                    String::from_utf8_lossy(
+                        &state.keyring.open(&r.id, m).map_err(|e| MediationError::Internal(e.to_string()))?,
+                    )
+                    .into_owned(),
                 ),
                 other => other.map(str::to_owned),
             };
             out.push(json!({"report_id": rid, "parties": open(&state, &r)?, "matter": matter}));
         }
     }
-    txn.commit().await.map_err(db)?;
+    txn.commit().await?;
     tracing::info!(case = %id, actor = %actor.id, "parties' personal information shown (audited)");
     Ok(HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(json!({"case_id": id, "reports": out})))
 }
@@ -143,20 +133,9 @@ pub async fn audit(
     state: web::Data<State>,
     caller: Caller,
     q: web::Query<AuditQuery>,
-) -> Result<HttpResponse, ApiError> {
-    if caller.0.role != Role::Admin {
-        return Err(ApiError::forbidden("only an admin reads the audit log"));
-    }
-    let mut query = pii_read::Entity::find();
-    if let Some(c) = &q.case_id {
-        query = query.filter(pii_read::Column::CaseId.eq(c.as_str()));
-    }
-    let rows = query
-        .order_by_desc(pii_read::Column::Id)
-        .limit(q.limit.unwrap_or(100).clamp(1, 1000))
-        .all(&state.db)
-        .await
-        .map_err(|e| ApiError::unavailable(&e))?;
+) -> Result<HttpResponse, MediationError> {
+    access::require_admin(&caller.0, "only an admin reads the audit log")?;
+    let rows = audit_log::reads(&state.db, q.case_id.as_deref(), q.limit.unwrap_or(100).clamp(1, 1000)).await?;
     let items: Vec<Value> = rows
         .into_iter()
         .map(|r| {

@@ -7,40 +7,34 @@
 
 use std::sync::Arc;
 
-use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
-use gridwork_domain::auth::Role;
 use gridwork_domain::routing::{RoutingTable, SlaClock};
 use gridwork_domain::{Hierarchy, Urgency};
 use gridwork_platform::auth::Caller;
-use gridwork_platform::ApiError;
-use gridwork_storage::entity::{category, grid_shape, routing_table};
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, TransactionTrait};
+use sea_orm::TransactionTrait;
 use serde::Deserialize;
 
+use crate::access;
+use crate::error::{bad, MediationError};
+use crate::repo::routing as repo;
 use crate::State;
 
-fn db(e: sea_orm::DbErr) -> ApiError {
-    ApiError::unavailable(&e)
-}
-
-fn workers_only(caller: &Caller) -> Result<(), ApiError> {
-    crate::api::require_queue_worker(&caller.0).map_err(|e| ApiError::forbidden(e.to_string()))
+fn internal(e: impl std::fmt::Display) -> MediationError {
+    MediationError::Internal(e.to_string())
 }
 
 /// `GET /v1/routing/rules`: the table in force.
-pub async fn current(state: web::Data<State>, caller: Caller) -> Result<HttpResponse, ApiError> {
-    workers_only(&caller)?;
-    let t = state.routing().map_err(|e| ApiError::internal(&e))?;
+pub async fn current(state: web::Data<State>, caller: Caller) -> Result<HttpResponse, MediationError> {
+    access::require_queue_worker(&caller.0)?;
+    let t = state.routing().map_err(internal)?;
     Ok(HttpResponse::Ok().json(&*t))
 }
 
 /// `GET /v1/routing/versions`: every version stored, newest first.
-pub async fn versions(state: web::Data<State>, caller: Caller) -> Result<HttpResponse, ApiError> {
-    workers_only(&caller)?;
-    let rows =
-        routing_table::Entity::find().order_by_desc(routing_table::Column::Version).all(&state.db).await.map_err(db)?;
+pub async fn versions(state: web::Data<State>, caller: Caller) -> Result<HttpResponse, MediationError> {
+    access::require_queue_worker(&caller.0)?;
+    let rows = repo::versions(&state.db).await?;
     let items: Vec<_> = rows
         .into_iter()
         .map(|r| {
@@ -52,7 +46,7 @@ pub async fn versions(state: web::Data<State>, caller: Caller) -> Result<HttpRes
 }
 
 /// Body of `PUT /v1/routing/rules`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewTable {
     /// The version this edit was based on; another admin's newer version
@@ -70,17 +64,12 @@ pub async fn replace(
     caller: Caller,
     req: HttpRequest,
     body: web::Payload,
-) -> Result<HttpResponse, ApiError> {
-    if caller.0.role != Role::Admin {
-        return Err(ApiError::forbidden("only an admin edits the routing rules"));
-    }
-    let body = gridwork_platform::body::read(&req, body, crate::tasks::body_limit(&req)).await?;
-    let new: NewTable = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::bad_request("invalid_body", format!("invalid routing table: {e}"), "路由规则格式错误")
-    })?;
+) -> Result<HttpResponse, MediationError> {
+    access::require_admin(&caller.0, "only an admin edits the routing rules")?;
+    let body = crate::body::read(&req, body).await?;
+    let new: NewTable = crate::body::json_or_invalid(&body, "routing table", "路由规则格式错误", false)?;
     // Every rule's category must name part of the taxonomy.
-    let cats: Vec<String> =
-        category::Entity::find().all(&state.db).await.map_err(db)?.into_iter().map(|c| c.code).collect();
+    let cats = repo::category_codes(&state.db).await?;
     let unknown: Vec<String> = new
         .rules
         .iter()
@@ -90,21 +79,10 @@ pub async fn replace(
         })
         .map(|r| format!("rule {:?}: no category {:?} in the taxonomy", r.id, r.category))
         .collect();
-    let txn = state.db.begin().await.map_err(db)?;
-    let latest = routing_table::Entity::find()
-        .order_by_desc(routing_table::Column::Version)
-        .one(&txn)
-        .await
-        .map_err(db)?
-        .map(|r| r.version as u32)
-        .unwrap_or(0);
+    let txn = state.db.begin().await?;
+    let latest = repo::latest_version(&txn).await?;
     if new.base_version != latest {
-        return Err(ApiError::conflict(
-            "stale_version",
-            format!("the rules are at version {latest}, not {}: reload and edit again", new.base_version),
-            "路由规则已被他人更新，请刷新后重试",
-        )
-        .with_field("base_version"));
+        return Err(MediationError::StaleRules { latest, base: new.base_version });
     }
     let table = RoutingTable { version: latest + 1, rules: new.rules, sla: new.sla };
     let mut problems = unknown;
@@ -112,22 +90,11 @@ pub async fn replace(
         problems.insert(0, e.to_string());
     }
     if !problems.is_empty() {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_routing",
-            format!("the routing table is not usable: {}", problems.join("; ")),
-            "路由规则无效",
-        )
-        .with_details(problems));
+        return Err(MediationError::InvalidRouting(problems));
     }
-    let body = serde_json::to_string(&table).map_err(|e| ApiError::internal(&e))?;
-    routing_table::Model { version: table.version as i32, body, created_at: Utc::now() }
-        .into_active_model()
-        .reset_all()
-        .insert(&txn)
-        .await
-        .map_err(db)?;
-    txn.commit().await.map_err(db)?;
+    let body = serde_json::to_string(&table).map_err(internal)?;
+    repo::insert(&txn, table.version, body).await?;
+    txn.commit().await?;
     tracing::info!(version = table.version, admin = %caller.0.id, rules = table.rules.len(), "routing rules replaced");
     let version = table.version;
     if let Ok(mut w) = state.routing.write() {
@@ -149,7 +116,7 @@ pub async fn refresh(state: &State) -> anyhow::Result<()> {
 }
 
 /// Body of `POST /v1/routing/dry-run`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DryRun {
     pub category: String,
@@ -169,52 +136,42 @@ pub async fn dry_run(
     caller: Caller,
     req: HttpRequest,
     body: web::Payload,
-) -> Result<HttpResponse, ApiError> {
-    workers_only(&caller)?;
-    let body = gridwork_platform::body::read(&req, body, crate::tasks::body_limit(&req)).await?;
-    let q: DryRun = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request("invalid_body", format!("invalid request body: {e}"), "请求体格式错误"))?;
+) -> Result<HttpResponse, MediationError> {
+    access::require_queue_worker(&caller.0)?;
+    let body = crate::body::read(&req, body).await?;
+    let q: DryRun = crate::body::json_or_invalid(&body, "request body", "请求体格式错误", false)?;
     let urgency = match q.urgency.as_deref() {
         None => Urgency::Normal,
         Some(u) => Urgency::parse(u).ok_or_else(|| {
-            ApiError::bad_request(
+            bad(
                 "invalid_field",
+                "urgency",
                 format!("unknown urgency {u:?}: normal, urgent or emergency"),
                 "未知的紧急程度",
             )
-            .with_field("urgency")
         })?,
     };
     let bad_place = || {
-        ApiError::bad_request(
+        bad(
             "invalid_field",
+            "place",
             format!("place {:?} must be a 15-digit grid code or a 6-digit county code", q.place),
             "地点须为网格编码或县级代码",
         )
-        .with_field("place")
     };
     let (hierarchy, centre) = match q.place.len() {
         15 => {
             let h = Hierarchy::from_grid_code(&q.place).map_err(|_| bad_place())?;
-            let centre = grid_shape::Entity::find()
-                .filter(grid_shape::Column::Code.eq(q.place.as_str()))
-                .order_by_desc(grid_shape::Column::VersionId)
-                .one(&state.db)
-                .await
-                .map_err(db)?
-                .map(|g| g.centre)
-                .ok_or_else(|| ApiError::not_found("grid"))?;
+            let centre = repo::grid_centre(&state.db, &q.place).await?.ok_or(MediationError::NotFound("grid"))?;
             (h, centre)
         }
         6 => (Hierarchy::county_only(&q.place).map_err(|_| bad_place())?, q.place.clone()),
         _ => return Err(bad_place()),
     };
-    if !caller.0.covers(&centre) {
-        return Err(ApiError::forbidden("that place is outside your scope"));
-    }
-    let table = state.routing().map_err(|e| ApiError::internal(&e))?;
+    access::require_covers(&caller.0, &centre, "that place is outside your scope")?;
+    let table = state.routing().map_err(internal)?;
     let checks = table.explain(&q.category, urgency, &hierarchy);
-    let route = table.route(&q.category, urgency, &hierarchy).ok_or_else(|| ApiError::internal(&"no rule matched"))?;
+    let route = table.route(&q.category, urgency, &hierarchy).ok_or_else(|| internal("no rule matched"))?;
     let now = q.at.unwrap_or_else(Utc::now);
     let petition = state.petition_categories.contains(&q.category);
     let clocks = state.clocks.open(&route, petition, now);

@@ -222,7 +222,7 @@ async fn raise(state: &State, id: &str, n: Notice, now: DateTime<Utc>) -> Result
     txn.commit().await?;
     state.supervisions.with_label_values(&[n.clock, n.threshold]).inc();
     let model = repo::to_model(&c, &Extra::of(&row), state.near_due_share, now);
-    crate::live::publish(state, &rec, &model, now).await;
+    crate::cases::publish::publish(state, &rec, &model, now).await;
     tracing::info!(case = %row.id, clock = n.clock, threshold = n.threshold, "supervision notice");
     Ok(true)
 }

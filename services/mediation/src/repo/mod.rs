@@ -1,5 +1,7 @@
-//! Cases in the database, converted to and from the domain at this edge, and
-//! the one place lifecycle events are written (timeline row + outbox).
+//! The repository: every read and write of mediation's tables. Cases are
+//! converted to and from the domain at this edge, and lifecycle events are
+//! written in one place ([`record`]: timeline row + outbox); the submodules
+//! hold the queries of each part of the service, so handlers build no SQL.
 
 use chrono::{DateTime, Utc};
 use gridwork_domain::calendar::near_due_at;
@@ -13,6 +15,12 @@ use sea_orm::{ConnectionTrait, DbBackend, DbErr, EntityTrait, Set, Statement};
 use uuid::Uuid;
 
 use crate::{State, PRODUCER};
+
+pub mod audit;
+pub mod cases;
+pub mod routing;
+pub mod stream;
+pub mod tasks;
 
 pub fn parse_joint(s: &str) -> Option<Vec<Channel>> {
     s.split(',').filter(|c| !c.is_empty()).map(Channel::parse).collect()
@@ -240,4 +248,89 @@ pub async fn record<C: ConnectionTrait>(
     let from_centre =
         (!detail.from_centre.is_empty() && detail.from_centre != case.centre).then(|| detail.from_centre.clone());
     Ok(Recorded { seq: res.last_insert_id, event_id: out.id, kind: step.kind, from_centre })
+}
+
+/// Fixtures for unit tests that run queries: an in-memory SQLite database
+/// with the schema, and rows to put in it.
+#[cfg(test)]
+pub(crate) mod testing {
+    use chrono::{Duration, Utc};
+    use gridwork_storage::entity::{case, task};
+    use sea_orm::DatabaseConnection;
+
+    pub async fn memory_db() -> DatabaseConnection {
+        let db = gridwork_storage::connect("sqlite::memory:", 1).await.unwrap();
+        gridwork_storage::migrate(&db).await.unwrap();
+        db
+    }
+
+    /// An open case queued at `centre` in `channel`, assisted by `joint`
+    /// (comma-separated), due in a day.
+    pub fn case_row(id: &str, centre: &str, channel: &str, joint: &str) -> case::Model {
+        let now = Utc::now();
+        case::Model {
+            id: id.to_owned(),
+            report_id: format!("report-{id}"),
+            centre: centre.to_owned(),
+            channel: channel.to_owned(),
+            priority: 3,
+            category: "dispute.neighbourhood".to_owned(),
+            urgency: "normal".to_owned(),
+            grid: String::new(),
+            community: String::new(),
+            street: String::new(),
+            county: centre.get(..6).unwrap_or_default().to_owned(),
+            city: String::new(),
+            province: String::new(),
+            status: "created".to_owned(),
+            claimed_by: None,
+            lease_until: None,
+            outcome: None,
+            satisfaction: None,
+            petitioner_key: None,
+            matter_key: None,
+            petition_class: None,
+            routing_rule: "r".to_owned(),
+            created_at: now,
+            due_at: now + Duration::days(1),
+            updated_at: now,
+            version: 1,
+            joint: joint.to_owned(),
+            suspended_from: None,
+            suspended_at: None,
+            accept_due_at: None,
+            near_due_at: None,
+            accept_near_due_at: None,
+            extended: false,
+            lat: None,
+            lon: None,
+            occurred_at: None,
+            search: String::new(),
+        }
+    }
+
+    /// An assigned task at `grid`, given to `assignee` (or to the grid).
+    pub fn task_row(id: &str, assignee: Option<&str>, grid: &str) -> task::Model {
+        let now = Utc::now();
+        task::Model {
+            id: id.to_owned(),
+            case_id: "c".to_owned(),
+            grid: grid.to_owned(),
+            kind: "verification".to_owned(),
+            instructions: "go".to_owned(),
+            due_at: now + Duration::days(1),
+            assignee: assignee.map(str::to_owned),
+            status: "assigned".to_owned(),
+            created_by: "d".to_owned(),
+            created_at: now,
+            acked_at: None,
+            done_at: None,
+            note: None,
+            media: None,
+            cancelled_at: None,
+            cancelled_by: None,
+            cancel_reason: None,
+            updated_at: now,
+        }
+    }
 }
