@@ -184,7 +184,6 @@ enum FaultsCommand {
     },
 }
 
-
 async fn faults_command(cli: &Cli, command: &FaultsCommand) -> anyhow::Result<()> {
     let b = match command {
         FaultsCommand::Poison { backends, .. }

@@ -12,16 +12,18 @@ macro_rules! no_relations {
     };
 }
 
-pub mod intake;
-pub mod assigner;
-pub mod mediation;
 pub mod analytics;
+pub mod assigner;
+pub mod intake;
+pub mod mediation;
 pub mod platform;
 pub mod shared;
 
-pub use intake::{user, report, report_event, media, media_upload, report_media, refresh_token, api_key, api_key_report};
-pub use assigner::{unit, grid_version, grid_shape, centre, category};
-pub use mediation::{routing_table, case, case_event, task_media, case_report, supervision, pii_read, task};
-pub use analytics::{kpi_fact, kpi_cell};
-pub use platform::{revoked_token};
-pub use shared::{outbox, consumed_event};
+pub use analytics::{kpi_cell, kpi_fact};
+pub use assigner::{category, centre, grid_shape, grid_version, unit};
+pub use intake::{
+    api_key, api_key_report, media, media_upload, refresh_token, report, report_event, report_media, user,
+};
+pub use mediation::{case, case_event, case_report, pii_read, routing_table, supervision, task, task_media};
+pub use platform::revoked_token;
+pub use shared::{consumed_event, outbox};
