@@ -578,7 +578,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Pii { command } => pii_command(&cli, command).await?,
         Command::Apikey { command } => apikey_command(&cli, command).await?,
         Command::Dlq { command } => dlq_command(&cli, command).await?,
-        Command::Faults { command } => faults_command(&cli, command).await?,
         Command::Lag { json, data_dir } => {
             let config = load(cli.config.as_ref(), data_dir.as_ref(), None)?;
             let bus = gridwork_bus::connect(&config.bus.url, "gridwork-lag").await?;
