@@ -10,8 +10,9 @@ use uuid::Uuid;
 
 use crate::auth::{Actor, Role};
 use crate::codes::Hierarchy;
-use crate::petition::PetitionInfo;
-use crate::report::{check_text, Urgency, ValidationError, MAX_NOTE_CHARS};
+use crate::petition_info::PetitionInfo;
+use crate::text::{check_text, ValidationError, MAX_NOTE_CHARS};
+use crate::urgency::Urgency;
 
 /// Longest reason of an action (a rejection's, a transfer's, …), in
 /// characters; a resolve note is at most [`MAX_NOTE_CHARS`].

@@ -12,8 +12,11 @@ pub mod case;
 pub mod codes;
 pub mod kpi;
 pub mod petition;
+pub mod petition_info;
 pub mod report;
 pub mod routing;
+pub mod text;
+pub mod urgency;
 
 pub use case::{
     Case, CaseAction, CaseEventKind, CaseStatus, Channel, NewCase, Outcome, Priority, Satisfaction, Step,

@@ -4,6 +4,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+pub use crate::text::{check_text, ValidationError, MAX_NOTE_CHARS};
+pub use crate::urgency::{is_emergency, Urgency};
+
 /// The coordinate reference system a phone reported in.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -31,39 +34,6 @@ pub struct Location {
     /// Horizontal accuracy in metres, as the phone estimates it.
     pub accuracy_m: Option<f64>,
     pub crs: Crs,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Urgency {
-    #[default]
-    Normal,
-    Urgent,
-    Emergency,
-}
-
-/// Whether a report travels the emergency lane (应急): marked an emergency,
-/// or of an emergency category.
-pub fn is_emergency(urgency: Urgency, category: &str) -> bool {
-    urgency == Urgency::Emergency || category == "emergency" || category.starts_with("emergency.")
-}
-
-impl Urgency {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Urgency::Normal => "normal",
-            Urgency::Urgent => "urgent",
-            Urgency::Emergency => "emergency",
-        }
-    }
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "normal" => Some(Urgency::Normal),
-            "urgent" => Some(Urgency::Urgent),
-            "emergency" => Some(Urgency::Emergency),
-            _ => None,
-        }
-    }
 }
 
 /// A person involved. Personal information under PIPL: never on topics,
@@ -160,23 +130,6 @@ impl ReportStatus {
     }
 }
 
-/// A rule a report broke, with the field at fault and a message in Chinese
-/// and English.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{field}: {en}")]
-pub struct ValidationError {
-    pub field: String,
-    pub code: &'static str,
-    pub en: String,
-    pub zh: String,
-}
-
-impl ValidationError {
-    pub fn new(field: &str, code: &'static str, en: impl Into<String>, zh: impl Into<String>) -> Self {
-        ValidationError { field: field.to_owned(), code, en: en.into(), zh: zh.into() }
-    }
-}
-
 pub const MAX_DESCRIPTION_CHARS: usize = 4000;
 pub const MAX_PARTIES: usize = 50;
 pub const MAX_ADDRESS_CHARS: usize = 500;
@@ -185,30 +138,6 @@ pub const MAX_NAME_CHARS: usize = 100;
 pub const MAX_PHONE_CHARS: usize = 40;
 pub const MAX_CODE_CHARS: usize = 64;
 pub const MAX_MEDIA: usize = 20;
-pub const MAX_NOTE_CHARS: usize = 2000;
-
-/// Free text from a phone: at most `max` characters, and no control
-/// characters other than tab and line breaks (a NUL byte, for one, cannot be
-/// stored in PostgreSQL text and means the client sent garbage).
-pub fn check_text(field: &str, value: &str, max: usize) -> Result<(), ValidationError> {
-    if let Some(c) = value.chars().find(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r')) {
-        return Err(ValidationError::new(
-            field,
-            "invalid_characters",
-            format!("{field} contains the control character U+{:04X}", c as u32),
-            format!("{field} 含有控制字符 U+{:04X}", c as u32),
-        ));
-    }
-    if value.chars().count() > max {
-        return Err(ValidationError::new(
-            field,
-            "too_long",
-            format!("{field} is longer than {max} characters"),
-            format!("{field} 超过 {max} 个字符"),
-        ));
-    }
-    Ok(())
-}
 
 impl Location {
     pub fn validate(&self) -> Result<(), ValidationError> {

@@ -1,6 +1,10 @@
 //! Tokens: JWTs signed with Ed25519 (algorithm pinned to EdDSA), with
 //! issuer, audience, expiry and not-before checked, keys chosen by `kid`.
 //! The embedded issuer keeps its key in a file created on first start.
+//!
+//! Verifying a caller needs only the [`Verifier`]: the trusted keys and,
+//! once connected, the revocation list ([`Revocations`]); never the whole
+//! `Context`.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -17,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::ApiError;
+use crate::revocation::Revocations;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claims {
@@ -189,13 +194,15 @@ impl Trust {
 
 /// Checks tokens: gridwork's own (EdDSA) and, if configured, an external
 /// identity provider's, each with its own issuer, audience and pinned
-/// algorithm; the key is chosen by `kid`.
+/// algorithm; the key is chosen by `kid`. With a revocation list
+/// ([`Verifier::with_revocations`]), [`Caller`] also refuses revoked tokens.
 #[derive(Clone)]
 pub struct Verifier {
     trusts: Arc<Vec<Trust>>,
     /// Woken by a token whose `kid` no trusted issuer has (yet): the JWKS
     /// refresher fetches early, so a rotated key is picked up at once.
     unknown_kid: Arc<tokio::sync::Notify>,
+    revocations: Option<Revocations>,
 }
 
 impl Verifier {
@@ -204,7 +211,19 @@ impl Verifier {
         Verifier {
             trusts: Arc::new(vec![Trust::new(keys, Algorithm::EdDSA, issuer, audience, leeway_secs)]),
             unknown_kid: Arc::new(tokio::sync::Notify::new()),
+            revocations: None,
         }
+    }
+
+    /// Also refuses tokens on the revocation list (checked by [`Caller`]).
+    pub fn with_revocations(mut self, revocations: Revocations) -> Self {
+        self.revocations = Some(revocations);
+        self
+    }
+
+    /// The revocation list the verifier checks, if any.
+    pub fn revocations(&self) -> Option<&Revocations> {
+        self.revocations.as_ref()
     }
 
     /// Also accepts an external provider's tokens, with the keys `external`
@@ -386,8 +405,8 @@ pub struct TokenInfo {
     pub expires_at: chrono::DateTime<Utc>,
 }
 
-/// Extracts the verified caller from `Authorization: Bearer …`, refusing
-/// revoked tokens.
+/// Extracts the verified caller from `Authorization: Bearer …` with the
+/// app's [`Verifier`], refusing revoked tokens.
 #[derive(Debug, Clone)]
 pub struct Caller(pub Actor, pub TokenInfo);
 
@@ -396,12 +415,16 @@ impl FromRequest for Caller {
     type Future = futures::future::LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
-        let verified = caller(req);
-        let ctx = req.app_data::<web::Data<crate::Context>>().cloned();
+        let verifier = req.app_data::<web::Data<Verifier>>().cloned();
+        let verified = verifier
+            .as_ref()
+            .ok_or_else(|| ApiError::internal(&"no token verifier configured"))
+            .and_then(|v| caller(req, v));
+        let revocations = verifier.and_then(|v| v.revocations().cloned());
         Box::pin(async move {
             let caller = verified?;
-            if let Some(ctx) = ctx {
-                if crate::revocation::is_revoked(&ctx, &caller.1.jti).await? {
+            if let Some(list) = revocations {
+                if list.is_revoked(&caller.1.jti).await? {
                     return Err(ApiError::unauthorized("token_revoked", "the token has been revoked"));
                 }
             }
@@ -410,9 +433,7 @@ impl FromRequest for Caller {
     }
 }
 
-fn caller(req: &HttpRequest) -> Result<Caller, ApiError> {
-    let verifier =
-        req.app_data::<web::Data<Verifier>>().ok_or_else(|| ApiError::internal(&"no token verifier configured"))?;
+fn caller(req: &HttpRequest, verifier: &Verifier) -> Result<Caller, ApiError> {
     let header = req
         .headers()
         .get(actix_web::http::header::AUTHORIZATION)

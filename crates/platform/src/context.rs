@@ -13,6 +13,7 @@ use crate::auth::{Issuer, Verifier};
 use crate::cache::{self, Cache};
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::revocation::Revocations;
 
 #[derive(Clone)]
 pub struct Context {
@@ -22,7 +23,10 @@ pub struct Context {
     pub cache: Arc<dyn Cache>,
     pub topics: Topics,
     pub issuer: Arc<Issuer>,
+    /// Checks callers' tokens: the trusted keys and the revocation list.
     pub verifier: Verifier,
+    /// Revoked tokens (the database's list, marked in the cache).
+    pub revocations: Revocations,
     pub metrics: Metrics,
     /// Live fan-out of changes to every replica (Redis pub/sub when the
     /// cache is Redis, in-process otherwise).
@@ -35,6 +39,12 @@ pub struct Context {
     pub background: tokio_util::sync::CancellationToken,
     /// The consumers this process runs, for readiness and metrics.
     pub consumers: crate::consumers::Consumers,
+}
+
+impl AsRef<Revocations> for Context {
+    fn as_ref(&self) -> &Revocations {
+        &self.revocations
+    }
 }
 
 /// Whether start-up may change the schema.
@@ -109,7 +119,8 @@ impl Context {
             config.auth.token_ttl_secs,
         )?;
         let background = tokio_util::sync::CancellationToken::new();
-        let mut verifier = issuer.verifier(config.auth.leeway_secs);
+        let revocations = Revocations::new(db.clone(), cache.clone());
+        let mut verifier = issuer.verifier(config.auth.leeway_secs).with_revocations(revocations.clone());
         if !config.auth.external_jwks_url.is_empty() {
             let alg = crate::auth::pinned_algorithm(&config.auth.external_algorithm)
                 .ok_or_else(|| anyhow::anyhow!("auth.external_algorithm must be RS256, ES256 or EdDSA"))?;
@@ -136,6 +147,7 @@ impl Context {
             topics,
             issuer: Arc::new(issuer),
             verifier,
+            revocations,
             metrics,
             fanout,
             keyring: Arc::new(keyring),

@@ -8,7 +8,7 @@ use gridwork_domain::kpi::{self, CaseFacts, Tally};
 use gridwork_domain::petition::PetitionClass;
 use gridwork_domain::CaseEventKind;
 use gridwork_events::convert::CaseEventView;
-use gridwork_events::Payload;
+use gridwork_events::{Event, Payload};
 use gridwork_platform::pipeline::{decode, retryable};
 use gridwork_storage::dedup;
 use gridwork_storage::entity::{kpi_cell, kpi_fact};
@@ -16,6 +16,7 @@ use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, IntoActiveModel,
     QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
 };
+use tracing::Instrument;
 
 use crate::GROUP;
 
@@ -160,7 +161,17 @@ impl Handler for Folder {
         };
         let v = CaseEventView::try_from(pb).map_err(|e| HandlerError::Poison(e.to_string()))?;
         let span = tracing::info_span!("kpi_fold", case = %v.case_id, kind = v.kind.as_str(), version = v.version);
-        let _guard = span.enter();
+        // Entered only while the fold is polled: a guard held across its
+        // awaits would stay entered on the thread when the fold yields, and
+        // whatever ran there next (another consumer's message) would nest in it.
+        self.fold(&event, v).instrument(span).await
+    }
+}
+
+impl Folder {
+    /// Folds one case-lifecycle event into its case's facts and the day
+    /// tallies, in one transaction.
+    async fn fold(&self, event: &Event, v: CaseEventView) -> Result<(), HandlerError> {
         let txn = self.db.begin().await.map_err(retryable)?;
         if !dedup::first_delivery(&txn, GROUP, &event.id.to_string()).await.map_err(retryable)? {
             return Ok(());

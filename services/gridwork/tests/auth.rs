@@ -247,10 +247,10 @@ async fn refresh_tokens_rotate_and_reuse_revokes_the_family() {
     let rows = refresh_token::Entity::find().count(&app.ctx.db).await.unwrap();
     assert_eq!(rows, 4, "three of the first family, one of the second sign-in");
     let now = chrono::Utc::now();
-    assert_eq!(gridwork_intake::tokens::prune_expired(&app.ctx.db, now).await.unwrap(), 0);
+    assert_eq!(gridwork_intake::auth::session::prune_expired(&app.ctx.db, now).await.unwrap(), 0);
     let ttl = other["refresh_expires_in"].as_i64().unwrap();
     let later = now + chrono::Duration::seconds(ttl + 60);
-    assert_eq!(gridwork_intake::tokens::prune_expired(&app.ctx.db, later).await.unwrap(), rows);
+    assert_eq!(gridwork_intake::auth::session::prune_expired(&app.ctx.db, later).await.unwrap(), rows);
     app.shutdown().await;
 }
 

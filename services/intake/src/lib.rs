@@ -20,15 +20,15 @@ use sea_orm::{DatabaseConnection, EntityTrait};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-pub mod api;
-pub mod batch;
+pub mod auth;
 mod consumer;
 pub mod error;
+pub mod group_commit;
+mod limits;
 pub mod media;
 pub mod open311;
 pub mod openapi;
-pub mod signin;
-pub mod tokens;
+pub mod reports;
 pub mod users;
 
 pub const PRODUCER: &str = "intake";
@@ -44,7 +44,7 @@ pub struct State {
     pub keyring: Arc<gridwork_platform::pii::Keyring>,
     /// Category code → is it a petition category.
     pub categories: HashMap<String, bool>,
-    pub batcher: batch::Batcher,
+    pub batcher: group_commit::Batcher,
     /// Reports per token per minute (0 = unlimited).
     pub rate_limit: u64,
     /// The most reports one `POST /v1/reports/batch` may carry.
@@ -54,7 +54,7 @@ pub struct State {
     pub accepted: prometheus::IntCounterVec,
     pub dummy_hash: String,
     /// Password sign-in's throttle and its bound on Argon2 work.
-    pub signin: signin::Signin,
+    pub signin: auth::signin::Signin,
     /// The grid registry (the assigner's, shared in one process): where a
     /// report lies, for the reporter's area and `received_by`.
     pub grids: web::Data<gridwork_assigner::State>,
@@ -65,16 +65,16 @@ pub struct State {
 /// intake's route table (ADR 0033): registered by [`routes`], walked by the
 /// attack matrix. Open311's is [`open311::ROUTES`].
 pub static ROUTES: &[Route] = &[
-    Route::new(Method::Post, "/v1/reports", Access::Roles(REPORTERS), |r| r.to(api::submit)),
-    Route::new(Method::Post, "/v1/reports/batch", Access::Roles(REPORTERS), |r| r.to(api::submit_batch)),
+    Route::new(Method::Post, "/v1/reports", Access::Roles(REPORTERS), |r| r.to(reports::submit::submit)),
+    Route::new(Method::Post, "/v1/reports/batch", Access::Roles(REPORTERS), |r| r.to(reports::batch::submit_batch)),
     Route::new(Method::Post, "/v1/media", Access::Roles(REPORTERS), |r| r.to(media::upload)),
     Route::new(Method::Get, "/v1/media/{id}", Access::SignedIn, |r| r.to(media::download)),
-    Route::new(Method::Get, "/v1/reports/{id}", Access::SignedIn, |r| r.to(api::get_report)),
-    Route::new(Method::Get, "/v1/me/reports", Access::SignedIn, |r| r.to(api::my_reports)),
-    Route::new(Method::Post, "/v1/auth/token", Access::Public, |r| r.to(tokens::token)),
-    Route::new(Method::Post, "/v1/auth/revoke", Access::SignedIn, |r| r.to(api::revoke)),
+    Route::new(Method::Get, "/v1/reports/{id}", Access::SignedIn, |r| r.to(reports::read::get_report)),
+    Route::new(Method::Get, "/v1/me/reports", Access::SignedIn, |r| r.to(reports::read::my_reports)),
+    Route::new(Method::Post, "/v1/auth/token", Access::Public, |r| r.to(auth::token::token)),
+    Route::new(Method::Post, "/v1/auth/revoke", Access::SignedIn, |r| r.to(auth::session::revoke)),
     Route::new(Method::Patch, "/v1/users/{id}", Access::Roles(ADMINS), |r| r.to(users::patch)),
-    Route::new(Method::Get, "/.well-known/jwks.json", Access::Public, |r| r.to(api::jwks)),
+    Route::new(Method::Get, "/.well-known/jwks.json", Access::Public, |r| r.to(auth::jwks)),
 ];
 
 /// intake's rows and Open311's, in registration order.
@@ -127,11 +127,11 @@ pub async fn start_with_grids(
         let salt = SaltString::encode_b64(b"gridwork-dummy-salt").map_err(|e| anyhow::anyhow!("{e}"))?;
         argon2::Argon2::default().hash_password(b"no such user", &salt).map_err(|e| anyhow::anyhow!("{e}"))?.to_string()
     };
-    let (batcher, batch_task) = batch::Batcher::start(
+    let (batcher, batch_task) = group_commit::Batcher::start(
         ctx.db.clone(),
         PRODUCER,
         wake.clone(),
-        batch::BatchSettings {
+        group_commit::BatchSettings {
             max: ctx.config.intake.batch_max,
             wait: std::time::Duration::from_millis(ctx.config.intake.batch_wait_ms),
         },
@@ -160,14 +160,14 @@ pub async fn start_with_grids(
         )?,
         accepted: ctx.metrics.counter("reports_accepted_total", "Reports accepted by intake", &["urgency"])?,
         dummy_hash,
-        signin: signin::Signin::new(&ctx.config, ctx.cache.clone()),
+        signin: auth::signin::Signin::new(&ctx.config, ctx.cache.clone()),
         grids,
         report_area: ctx.config.intake.report_area,
     });
     let mut tasks = vec![
         batch_task,
         pipeline::spawn_relay(ctx, PRODUCER, wake, shutdown.clone()),
-        tokens::spawn_pruner(ctx.db.clone(), shutdown.clone()),
+        auth::session::spawn_pruner(ctx.db.clone(), shutdown.clone()),
     ];
     tasks.extend(refresher);
     let handler = Arc::new(consumer::StatusFollower { db: ctx.db.clone() });

@@ -8,7 +8,6 @@
 
 use std::sync::Arc;
 
-use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
 use futures::StreamExt;
@@ -77,12 +76,7 @@ pub fn sniff(head: &[u8]) -> Option<&'static str> {
 }
 
 fn too_large(limit: u64) -> IntakeError {
-    IntakeError::Api(ApiError::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "media_too_large",
-        format!("the file is larger than {limit} bytes"),
-        format!("文件超过 {limit} 字节"),
-    ))
+    IntakeError::MediaTooLarge(limit)
 }
 
 fn storage(e: impl std::fmt::Display) -> IntakeError {
@@ -153,9 +147,7 @@ pub async fn upload(
     while head.len() < 16 {
         match body.next().await {
             Some(chunk) => {
-                let chunk = chunk.map_err(|e| {
-                    IntakeError::Api(ApiError::bad_request("bad_body", e.to_string(), "请求体读取失败"))
-                })?;
+                let chunk = chunk.map_err(|e| IntakeError::BadBody(e.to_string()))?;
                 head.extend_from_slice(&chunk);
                 rest.push(chunk);
             }
@@ -163,16 +155,9 @@ pub async fn upload(
         }
     }
     if head.is_empty() {
-        return Err(IntakeError::Api(ApiError::bad_request("empty_body", "the file is empty", "文件为空")));
+        return Err(IntakeError::EmptyBody);
     }
-    let content_type = sniff(&head).ok_or_else(|| {
-        IntakeError::Api(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "photos must be JPEG, PNG, WebP or HEIC; videos MP4 or MOV",
-            "照片须为 JPEG、PNG、WebP 或 HEIC，视频须为 MP4 或 MOV",
-        ))
-    })?;
+    let content_type = sniff(&head).ok_or(IntakeError::UnsupportedMediaType)?;
     let limit = if content_type.starts_with("video/") { m.max_video_bytes } else { m.max_image_bytes };
     if declared.is_some_and(|n| n > limit) {
         return Err(too_large(limit));
@@ -192,7 +177,7 @@ pub async fn upload(
                 Some(Ok(c)) => c,
                 Some(Err(e)) => {
                     let _ = writer.abort().await;
-                    return Err(IntakeError::Api(ApiError::bad_request("bad_body", e.to_string(), "请求体读取失败")));
+                    return Err(IntakeError::BadBody(e.to_string()));
                 }
                 None => break,
             },
@@ -208,7 +193,7 @@ pub async fn upload(
     }
     if size == 0 {
         let _ = writer.abort().await;
-        return Err(IntakeError::Api(ApiError::bad_request("empty_body", "the file is empty", "文件为空")));
+        return Err(IntakeError::EmptyBody);
     }
     writer.finish().await.map_err(storage)?;
     let id = hex::encode(hasher.finalize());

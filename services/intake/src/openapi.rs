@@ -4,20 +4,20 @@
 
 use utoipa::OpenApi;
 
-use crate::{api, media, tokens, users};
+use crate::{auth, media, reports, users};
 
 #[derive(OpenApi)]
 #[openapi(
     paths(
-        api::submit,
-        api::submit_batch,
-        api::get_report,
-        api::my_reports,
+        reports::submit::submit,
+        reports::batch::submit_batch,
+        reports::read::get_report,
+        reports::read::my_reports,
         media::upload,
         media::download,
-        tokens::token,
-        api::revoke,
-        api::jwks,
+        auth::token::token,
+        auth::session::revoke,
+        auth::jwks,
         users::patch,
     ),
     components(schemas(gridwork_platform::ApiError)),

@@ -7,6 +7,7 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use gridwork_domain::auth::{Actor, Role};
+use gridwork_domain::report::ValidationError;
 use gridwork_domain::{codes, Channel};
 use gridwork_platform::auth::Caller;
 use gridwork_platform::{ApiError, Context};
@@ -54,7 +55,7 @@ pub struct UserView {
 }
 
 fn bad(code: &'static str, field: &'static str, en: String, zh: &str) -> IntakeError {
-    IntakeError::Api(ApiError::bad_request(code, en, zh.to_owned()).with_field(field))
+    IntakeError::Validation(ValidationError::new(field, code, en, zh))
 }
 
 /// What `patch` makes of `u`, checked: a known role, a scope the admin
@@ -172,11 +173,11 @@ pub async fn patch(
         row.deactivated_at = Set(next.deactivated_at);
         row.update(&txn).await?;
         if access_changed || deactivated {
-            revoked = crate::tokens::revoke_user(&txn, &u.id, &format!("admin:{}", admin.id)).await?;
+            revoked = crate::auth::session::revoke_user(&txn, &u.id, &format!("admin:{}", admin.id)).await?;
         }
     }
     txn.commit().await?;
-    crate::tokens::mark(&ctx, &revoked).await;
+    crate::auth::session::mark(&ctx, &revoked).await;
     if next != u {
         tracing::info!(
             user = %u.id, admin = %admin.id, role = %next.role, scope = %next.scope,

@@ -4,13 +4,12 @@
 //! whole family — every refresh token descended from that sign-in and the
 //! access tokens issued with them — since one of the two users is a thief.
 
-use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono::{Duration, Utc};
 use gridwork_domain::auth::{Actor, Role};
-use gridwork_platform::{revocation, ApiError, Context};
+use gridwork_platform::{ApiError, Context};
 use gridwork_storage::entity::{refresh_token, user};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
@@ -20,6 +19,7 @@ use sea_orm::{
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::session::{mark, revoke_where};
 use crate::error::IntakeError;
 use crate::State;
 
@@ -38,15 +38,8 @@ pub struct TokenIn {
     pub refresh_token: Option<String>,
 }
 
-fn unauthorized(code: &'static str, msg: &str) -> IntakeError {
-    IntakeError::Api(ApiError::unauthorized(code, msg))
-}
-
-fn missing(field: &'static str) -> IntakeError {
-    IntakeError::Api(
-        ApiError::bad_request("missing_field", format!("{field} is required"), format!("请填写 {field}"))
-            .with_field(field),
-    )
+fn refused(code: &'static str, message: &'static str) -> IntakeError {
+    IntakeError::RefreshRefused { code, message }
 }
 
 fn hash(token: &str) -> String {
@@ -97,20 +90,13 @@ pub async fn token(
             password(&state, &ctx, &body, &client).await
         }
         "refresh_token" => refresh(&state, &ctx, &body).await,
-        other => Err(IntakeError::Api(
-            ApiError::bad_request(
-                "unsupported_grant_type",
-                format!("grant_type {other:?}: use password or refresh_token"),
-                "不支持的授权方式",
-            )
-            .with_field("grant_type"),
-        )),
+        other => Err(IntakeError::UnsupportedGrantType(other.to_owned())),
     }
 }
 
 async fn password(state: &State, ctx: &Context, body: &TokenIn, client: &str) -> Result<HttpResponse, IntakeError> {
-    let username = body.username.as_deref().ok_or_else(|| missing("username"))?;
-    let password = body.password.clone().ok_or_else(|| missing("password"))?;
+    let username = body.username.as_deref().ok_or(IntakeError::MissingField("username"))?;
+    let password = body.password.clone().ok_or(IntakeError::MissingField("password"))?;
     // No account has a control character in its name (a NUL could not even be
     // looked up in PostgreSQL): wrong credentials, without asking the database.
     if username.chars().any(char::is_control) || username.len() > 256 {
@@ -136,20 +122,11 @@ async fn password(state: &State, ctx: &Context, body: &TokenIn, client: &str) ->
     // revokes every token of theirs, this one included, after it).
     let u = lock_user(&txn, &u.id).await?.ok_or(IntakeError::BadCredentials)?;
     if u.deactivated_at.is_some() {
-        return Err(deactivated());
+        return Err(IntakeError::AccountDeactivated);
     }
     let out = issue_pair(state, ctx, &txn, &u, &uuid::Uuid::new_v4().to_string()).await?;
     txn.commit().await?;
     Ok(out)
-}
-
-fn deactivated() -> IntakeError {
-    IntakeError::Api(ApiError::new(
-        StatusCode::UNAUTHORIZED,
-        "account_deactivated",
-        "this account has been deactivated; ask your administrator",
-        "该账号已停用，请联系管理员",
-    ))
 }
 
 /// Reads user `id` in `txn`, holding it (PostgreSQL: `FOR SHARE`) until
@@ -219,9 +196,9 @@ enum Outcome {
 }
 
 async fn refresh(state: &State, ctx: &Context, body: &TokenIn) -> Result<HttpResponse, IntakeError> {
-    let presented = body.refresh_token.as_deref().ok_or_else(|| missing("refresh_token"))?;
+    let presented = body.refresh_token.as_deref().ok_or(IntakeError::MissingField("refresh_token"))?;
     let txn = state.db.begin().await?;
-    let unknown = || unauthorized("invalid_grant", "unknown refresh token");
+    let unknown = || refused("invalid_grant", "unknown refresh token");
     // The user first, then the token: the order a change of the user takes.
     let owner = refresh_token::Entity::find_by_id(hash(presented)).one(&txn).await?.ok_or_else(unknown)?.user_id;
     let u = lock_user(&txn, &owner).await?;
@@ -232,7 +209,7 @@ async fn refresh(state: &State, ctx: &Context, body: &TokenIn) -> Result<HttpRes
     let row = q.one(&txn).await?.ok_or_else(unknown)?;
     let now = Utc::now();
     if row.revoked_at.is_some() {
-        return Err(unauthorized("refresh_token_revoked", "the refresh token has been revoked; sign in again"));
+        return Err(refused("refresh_token_revoked", "the refresh token has been revoked; sign in again"));
     }
     let outcome = if row.used_at.is_some() {
         // Reuse: revoke the whole family.
@@ -240,12 +217,12 @@ async fn refresh(state: &State, ctx: &Context, body: &TokenIn) -> Result<HttpRes
         let family = Condition::all().add(refresh_token::Column::Family.eq(row.family.as_str()));
         Outcome::Reused(revoke_where(&txn, family, &format!("refresh-reuse:{}", row.user_id)).await?)
     } else if row.expires_at <= now {
-        return Err(unauthorized("refresh_token_expired", "the refresh token has expired; sign in again"));
+        return Err(refused("refresh_token_expired", "the refresh token has expired; sign in again"));
     } else {
         // The user as they are now: a changed role or scope applies at once.
-        let u = u.ok_or_else(|| unauthorized("invalid_grant", "the user no longer exists"))?;
+        let u = u.ok_or_else(|| refused("invalid_grant", "the user no longer exists"))?;
         if u.deactivated_at.is_some() {
-            return Err(deactivated());
+            return Err(IntakeError::AccountDeactivated);
         }
         let spent = refresh_token::Entity::update_many()
             .col_expr(refresh_token::Column::UsedAt, Expr::value(now))
@@ -254,7 +231,7 @@ async fn refresh(state: &State, ctx: &Context, body: &TokenIn) -> Result<HttpRes
             .exec(&txn)
             .await?;
         if spent.rows_affected != 1 {
-            return Err(unauthorized("refresh_token_reused", "the refresh token was already used"));
+            return Err(refused("refresh_token_reused", "the refresh token was already used"));
         }
         Outcome::Issued(issue_pair(state, ctx, &txn, &u, &row.family).await?)
     };
@@ -263,113 +240,7 @@ async fn refresh(state: &State, ctx: &Context, body: &TokenIn) -> Result<HttpRes
         Outcome::Issued(r) => Ok(r),
         Outcome::Reused(access) => {
             mark(ctx, &access).await;
-            Err(IntakeError::Api(ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "refresh_token_reused",
-                "this refresh token was already used; every session of this sign-in is revoked — sign in again",
-                "刷新令牌已被使用，本次登录的所有会话已失效，请重新登录",
-            )))
+            Err(IntakeError::RefreshReused)
         }
     }
-}
-
-/// Revokes the refresh tokens `filter` selects (not yet revoked) and the
-/// unexpired access tokens issued with them, in `txn`; returns the access
-/// tokens to [`mark`] once `txn` committed.
-async fn revoke_where<C: ConnectionTrait>(
-    txn: &C,
-    filter: Condition,
-    by: &str,
-) -> Result<Vec<(String, chrono::DateTime<Utc>)>, IntakeError> {
-    let now = Utc::now();
-    let rows = refresh_token::Entity::find().filter(filter.clone()).all(txn).await?;
-    refresh_token::Entity::update_many()
-        .col_expr(refresh_token::Column::RevokedAt, Expr::value(now))
-        .filter(filter)
-        .filter(refresh_token::Column::RevokedAt.is_null())
-        .exec(txn)
-        .await?;
-    let mut access = Vec::new();
-    for r in rows.into_iter().filter(|r| r.access_expires_at > now) {
-        revocation::record(txn, &r.access_jti, r.access_expires_at, by).await?;
-        access.push((r.access_jti, r.access_expires_at));
-    }
-    Ok(access)
-}
-
-/// Tells every replica's cache about access tokens revoked in a committed
-/// transaction (the database already refuses them).
-pub async fn mark(ctx: &Context, access: &[(String, chrono::DateTime<Utc>)]) {
-    for (jti, until) in access {
-        revocation::mark(ctx, jti, *until).await;
-    }
-}
-
-/// Log-out: revokes access token `jti` and, when a sign-in issued it, its
-/// whole refresh family (every refresh token descended from that sign-in
-/// and the access tokens issued with them), in one transaction.
-pub async fn end_session(
-    state: &State,
-    ctx: &Context,
-    jti: &str,
-    expires_at: chrono::DateTime<Utc>,
-    by: &str,
-) -> Result<usize, IntakeError> {
-    let txn = state.db.begin().await?;
-    revocation::record(&txn, jti, expires_at, by).await?;
-    let family = refresh_token::Entity::find()
-        .filter(refresh_token::Column::AccessJti.eq(jti))
-        .one(&txn)
-        .await?
-        .map(|r| r.family);
-    let access = match &family {
-        Some(f) => revoke_where(&txn, Condition::all().add(refresh_token::Column::Family.eq(f.as_str())), by).await?,
-        None => Vec::new(),
-    };
-    txn.commit().await?;
-    revocation::mark(ctx, jti, expires_at).await;
-    mark(ctx, &access).await;
-    Ok(usize::from(family.is_some()))
-}
-
-/// Revokes every refresh family of user `id` and the access tokens issued
-/// with them, in `txn` (a change of the user's role or scope, or a
-/// deactivation); returns the access tokens to [`mark`] after the commit.
-pub async fn revoke_user<C: ConnectionTrait>(
-    txn: &C,
-    id: &str,
-    by: &str,
-) -> Result<Vec<(String, chrono::DateTime<Utc>)>, IntakeError> {
-    revoke_where(txn, Condition::all().add(refresh_token::Column::UserId.eq(id)), by).await
-}
-
-/// Deletes refresh tokens past their expiry, at start-up and then hourly. An
-/// expired token is refused whether its row is there or not; reuse of a spent
-/// token is caught while it is unexpired, which is as long as it could be used.
-pub fn spawn_pruner(
-    db: sea_orm::DatabaseConnection,
-    shutdown: tokio_util::sync::CancellationToken,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        loop {
-            match prune_expired(&db, Utc::now()).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(deleted = n, "expired refresh tokens pruned"),
-                Err(e) => tracing::warn!(error = %e, "pruning expired refresh tokens failed; will retry"),
-            }
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(std::time::Duration::from_secs(3600)) => {}
-            }
-        }
-    })
-}
-
-/// Deletes the refresh tokens that expired before `now`; how many.
-pub async fn prune_expired<C: ConnectionTrait>(db: &C, now: chrono::DateTime<Utc>) -> Result<u64, sea_orm::DbErr> {
-    Ok(refresh_token::Entity::delete_many()
-        .filter(refresh_token::Column::ExpiresAt.lt(now))
-        .exec(db)
-        .await?
-        .rows_affected)
 }

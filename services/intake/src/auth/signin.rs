@@ -13,18 +13,11 @@ use actix_web::HttpRequest;
 use argon2::{Argon2, PasswordHash, PasswordVerifier};
 use gridwork_platform::cache::{count_of, Cache, Fallback};
 use gridwork_platform::config::Config;
-use gridwork_platform::ApiError;
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 
 use crate::error::IntakeError;
-
-/// The fixed window of `secs` seconds that `now` (Unix seconds) falls in,
-/// and the seconds left in it (at least 1).
-pub(crate) fn window(now: i64, secs: i64) -> (i64, u64) {
-    let secs = secs.max(1);
-    (now.div_euclid(secs), (secs - now.rem_euclid(secs)).max(1) as u64)
-}
+use crate::limits::window;
 
 pub struct Signin {
     counters: Fallback,
@@ -125,26 +118,6 @@ impl Signin {
     }
 }
 
-/// The 429 of a throttled sign-in.
-pub(crate) fn throttled(secs: u64) -> ApiError {
-    ApiError::new(
-        actix_web::http::StatusCode::TOO_MANY_REQUESTS,
-        "signin_throttled",
-        format!("too many failed sign-ins for this account or from this address; retry in {secs} s"),
-        format!("登录失败次数过多，请 {secs} 秒后重试"),
-    )
-}
-
-/// The 503 of a sign-in that found no free turn.
-pub(crate) fn busy() -> ApiError {
-    ApiError::new(
-        actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
-        "signin_busy",
-        "too many sign-ins at once; retry in a moment",
-        "登录请求过多，请稍后重试",
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -159,12 +132,5 @@ mod tests {
         assert!(matches!(s.verify("x".into(), "y".into()).await, Err(IntakeError::SigninBusy)));
         drop(held);
         assert!(!s.verify("not a hash".into(), "y".into()).await.unwrap(), "a turn once one is free");
-    }
-
-    #[test]
-    fn windows() {
-        assert_eq!(window(1000, 60), (16, 20));
-        assert_eq!(window(960, 60), (16, 60));
-        assert_eq!(window(1019, 60), (16, 1));
     }
 }
