@@ -52,7 +52,7 @@ use serde::Deserialize;
 use tokio::sync::mpsc;
 use utoipa::IntoParams;
 
-use crate::openapi::{FormatName, LedgerFile, PeriodName};
+use crate::schema::{FormatName, LedgerFile, PeriodName};
 use crate::State;
 
 /// Rows read from the database at a time; one CSV chunk each.

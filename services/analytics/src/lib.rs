@@ -29,6 +29,7 @@ pub mod fold;
 pub mod ledger;
 pub mod openapi;
 pub mod query;
+pub mod schema;
 pub mod snapshot;
 
 pub use fold::recompute;
@@ -65,7 +66,7 @@ pub struct KpiQuery {
     pub jurisdiction: Option<String>,
     /// The bucket rows are summed by (default day).
     #[serde(default)]
-    #[param(value_type = Option<openapi::PeriodName>, inline)]
+    #[param(value_type = Option<schema::PeriodName>, inline)]
     pub period: Option<String>,
     /// First day (China time), YYYY-MM-DD; default today. At most 3,700
     /// days before `to`, and not after it.
@@ -88,7 +89,7 @@ pub struct PublicKpiQuery {
     pub jurisdiction: Option<String>,
     /// `month`, the only period published (the default).
     #[serde(default)]
-    #[param(value_type = Option<openapi::MonthOnly>, inline)]
+    #[param(value_type = Option<schema::MonthOnly>, inline)]
     pub period: Option<String>,
     /// The first day of a month (default: the first day of last month).
     #[serde(default)]
@@ -112,16 +113,16 @@ impl From<PublicKpiQuery> for KpiQuery {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct KpisOut {
     pub jurisdiction: String,
-    #[schema(value_type = openapi::LevelName)]
+    #[schema(value_type = schema::LevelName)]
     pub level: codes::Level,
-    #[schema(value_type = openapi::PeriodName)]
+    #[schema(value_type = schema::PeriodName)]
     pub period: &'static str,
     pub from: NaiveDate,
     pub to: NaiveDate,
     pub computed_at: chrono::DateTime<Utc>,
     /// The observation window of first-contact resolution (days).
     pub fcr_window_days: i64,
-    #[schema(value_type = Vec<openapi::KpiRowSchema>)]
+    #[schema(value_type = Vec<schema::KpiRowSchema>)]
     pub rows: Vec<KpiRow>,
 }
 
@@ -130,16 +131,16 @@ pub struct KpisOut {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PublicKpisOut {
     pub jurisdiction: String,
-    #[schema(value_type = openapi::LevelName)]
+    #[schema(value_type = schema::LevelName)]
     pub level: codes::Level,
-    #[schema(value_type = openapi::MonthOnly)]
+    #[schema(value_type = schema::MonthOnly)]
     pub period: &'static str,
     pub from: NaiveDate,
     pub to: NaiveDate,
     pub computed_at: chrono::DateTime<Utc>,
     /// The observation window of first-contact resolution (days).
     pub fcr_window_days: i64,
-    #[schema(value_type = Vec<openapi::PublicKpiRowSchema>)]
+    #[schema(value_type = Vec<schema::PublicKpiRowSchema>)]
     pub rows: Vec<serde_json::Value>,
     /// Counts below this are withheld, with what would give them away.
     pub min_cell: u64,
