@@ -180,3 +180,42 @@ pub fn path_error(err: actix_web::error::PathError) -> ApiError {
 }
 
 impl std::error::Error for ApiError {}
+
+/// The error answers operations share, each one status in the shared shape
+/// ([`ApiError`]), for `#[utoipa::path(responses(...))]`: an operation
+/// lists the ones it can give (`responses((status = 200, body = X),
+/// BadRequest, Unauthorized, Forbidden, Unavailable)`) rather than
+/// repeating their descriptions. What is particular to one operation (a
+/// 404 for its object, a 409, a 422) stays a tuple of its own.
+pub mod responses {
+    use super::ApiError;
+
+    /// 400.
+    #[derive(utoipa::IntoResponses)]
+    #[response(status = 400, description = "Invalid request (query, path or body): `code` says what, `field` where")]
+    pub struct BadRequest(pub ApiError);
+
+    /// 401.
+    #[derive(utoipa::IntoResponses)]
+    #[response(status = 401, description = "No token, or one that is malformed, expired, revoked or not ours")]
+    pub struct Unauthorized(pub ApiError);
+
+    /// 403.
+    #[derive(utoipa::IntoResponses)]
+    #[response(
+        status = 403,
+        description = "The token's role may not do this, or the jurisdiction asked for \
+        is outside the token's scope"
+    )]
+    pub struct Forbidden(pub ApiError);
+
+    /// 413.
+    #[derive(utoipa::IntoResponses)]
+    #[response(status = 413, description = "The request body is too large")]
+    pub struct PayloadTooLarge(pub ApiError);
+
+    /// 503.
+    #[derive(utoipa::IntoResponses)]
+    #[response(status = 503, description = "A dependency (database, event log, cache) is unavailable; retry later")]
+    pub struct Unavailable(pub ApiError);
+}

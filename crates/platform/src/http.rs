@@ -7,8 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::Server;
-use actix_web::{middleware, web, App, HttpResponse, HttpServer};
-use serde_json::json;
+use actix_web::{middleware, web, App, HttpServer};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use utoipa_swagger_ui::SwaggerUi;
@@ -16,6 +15,7 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::config::Config;
 use crate::context::{Context, Schema};
 use crate::error::{self, ApiError};
+use crate::routes::{Fallback, Route};
 
 /// A service's routes.
 pub type Routes = Arc<dyn Fn(&mut web::ServiceConfig) + Send + Sync>;
@@ -46,7 +46,8 @@ where
     let shutdown = CancellationToken::new();
     let svc = start(ctx.clone(), shutdown.clone()).await?;
     let apis = svc.api.into_iter().collect();
-    Ok(Application::new(ctx, listener, vec![svc.routes], apis, shutdown, svc.tasks)?)
+    let table = crate::routes::PLATFORM.iter().copied().chain(svc.table.iter().copied()).collect();
+    Ok(Application::new(ctx, listener, vec![svc.routes], table, apis, shutdown, svc.tasks)?)
 }
 
 /// The `main` of a service binary: configuration from `GRIDWORK_CONFIG` and
@@ -74,49 +75,9 @@ pub fn config_host(listen: &str) -> String {
     listen.rsplit_once(':').map(|(h, _)| h.to_owned()).unwrap_or_default()
 }
 
-pub(crate) async fn live() -> HttpResponse {
-    HttpResponse::Ok().json(json!({"status": "live"}))
-}
-
-pub(crate) async fn ready(ctx: web::Data<Context>) -> HttpResponse {
-    let db = ctx.db.ping().await.map_err(|e| e.to_string());
-    let bus = ctx.bus.check().await.map_err(|e| e.to_string());
-    // The cache only saves work: when it is down the service is slower, not
-    // wrong, so it is reported but does not make the service unready.
-    let cache = ctx.cache.get("health:ready").await.map(|_| ()).map_err(|e| e.to_string());
-    // A consumer holding a message while a dependency is down, or
-    // rejoining its group, is not doing its job: say which and why.
-    let stalled = ctx.consumers.stalled();
-    let ok = db.is_ok() && bus.is_ok() && stalled.is_empty();
-    let show = |what: &str, r: &Result<(), String>, down: &str| match r {
-        Ok(()) => "ok".to_owned(),
-        Err(e) => {
-            tracing::warn!(check = what, error = %e, "readiness check failed");
-            down.to_owned()
-        }
-    };
-    let body = json!({
-        "status": if ok { "ready" } else { "not_ready" },
-        "checks": {
-            "database": show("database", &db, "unavailable"),
-            "bus": show("bus", &bus, "unavailable"),
-            "cache": format!("{}: {}", ctx.cache.describe(), show("cache", &cache, "unavailable (degraded: slower, not wrong)")),
-            "consumers": if stalled.is_empty() {
-                json!("ok")
-            } else {
-                serde_json::Value::Object(stalled.into_iter().map(|(g, why)| (g, json!(why))).collect())
-            },
-        },
-    });
-    if ok {
-        HttpResponse::Ok().json(body)
-    } else {
-        HttpResponse::ServiceUnavailable().json(body)
-    }
-}
-
-/// The process's OpenAPI 3 description: every service it runs, merged, with
-/// bearer-token security (`Authorization: Bearer <jwt>`).
+/// The process's OpenAPI 3 description: the platform's health endpoints and
+/// every service it runs, merged, with bearer-token security
+/// (`Authorization: Bearer <jwt>`) and the shared error shape (`ApiError`).
 pub fn openapi(apis: Vec<utoipa::openapi::OpenApi>) -> utoipa::openapi::OpenApi {
     use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
     use utoipa::openapi::{ComponentsBuilder, InfoBuilder, OpenApiBuilder};
@@ -140,21 +101,15 @@ pub fn openapi(apis: Vec<utoipa::openapi::OpenApi>) -> utoipa::openapi::OpenApi 
                         HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build(),
                     ),
                 )
+                .schema("ApiError", <ApiError as utoipa::PartialSchema>::schema())
                 .build(),
         ))
         .build();
+    spec.merge(<crate::health::HealthApi as utoipa::OpenApi>::openapi());
     for api in apis {
         spec.merge(api);
     }
     spec
-}
-
-pub(crate) async fn docs_redirect() -> HttpResponse {
-    HttpResponse::PermanentRedirect().insert_header(("Location", "/docs/")).finish()
-}
-
-async fn not_found() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::not_found("route"))
 }
 
 /// A running service: HTTP server, admin server plus background tasks.
@@ -189,11 +144,15 @@ impl StopHandle {
 
 impl Application {
     /// Builds the server on `listener` with every service's routes, and the
-    /// admin server (`/metrics`, health) on `http.admin_listen`.
+    /// admin server (`/metrics`, health) on `http.admin_listen`. `table` is
+    /// every row the API listener serves ([`crate::routes::PLATFORM`] and
+    /// each service's): a request on one of its paths with a method it does
+    /// not list is answered 405 with `Allow` ([`Fallback`]).
     pub fn new(
         ctx: Context,
         listener: TcpListener,
         routes: Vec<Routes>,
+        table: Vec<Route>,
         apis: Vec<utoipa::openapi::OpenApi>,
         shutdown: CancellationToken,
         tasks: Vec<JoinHandle<()>>,
@@ -205,6 +164,8 @@ impl Application {
         let verifier = web::Data::new(ctx.verifier.clone());
         let metrics = web::Data::new(ctx.metrics.clone());
         let spec = openapi(apis);
+        let fallback = Fallback::new(&table);
+        let admin_fallback = Fallback::new(crate::routes::ADMIN_LISTENER);
         let (admin_data, admin_metrics) = (data.clone(), metrics.clone());
         let mut server = HttpServer::new(move || {
             let app = App::new()
@@ -225,7 +186,7 @@ impl Application {
                 let r = r.clone();
                 app = app.configure(move |cfg| r(cfg));
             }
-            app.default_service(web::to(not_found))
+            app.default_service(fallback.service())
         })
         .listen(listener)?
         .shutdown_timeout(20);
@@ -239,7 +200,7 @@ impl Application {
         let admin_port = admin_listener.local_addr()?.port();
         let admin = HttpServer::new(move || {
             let app = App::new().app_data(admin_data.clone()).app_data(admin_metrics.clone());
-            crate::routes::register_app(app, crate::routes::ADMIN_LISTENER).default_service(web::to(not_found))
+            crate::routes::register_app(app, crate::routes::ADMIN_LISTENER).default_service(admin_fallback.service())
         })
         .listen(admin_listener)?
         .workers(1)

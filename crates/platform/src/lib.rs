@@ -13,6 +13,7 @@ pub mod context;
 pub mod error;
 pub mod failpoint;
 pub mod fanout;
+pub mod health;
 pub mod http;
 pub mod keyfile;
 pub mod metrics;

@@ -10,8 +10,14 @@
 //! place allowed to call them. `services/gridwork/tests/attack.rs` walks the
 //! whole table (and `/openapi.json`) with every outsider token.
 
-use actix_web::web;
+use std::sync::Arc;
+
+use actix_web::dev::ResourceDef;
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use gridwork_domain::auth::Role;
+
+use crate::error::ApiError;
 
 /// An HTTP method a route answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -150,18 +156,155 @@ where
     app
 }
 
+/// What a listener answers for a request no route took: 405 Method Not
+/// Allowed, with an `Allow` header naming the methods the table has for
+/// that path, when the path is one of the table's; 404 otherwise. Both in
+/// the shared error shape. (A row's method guard sits on its resource, so
+/// without this a known path with another method would fall through to
+/// 404.)
+#[derive(Clone)]
+pub struct Fallback {
+    paths: Arc<Vec<(ResourceDef, Vec<Method>)>>,
+}
+
+impl Fallback {
+    /// The fallback of a listener serving `table`.
+    pub fn new(table: &[Route]) -> Self {
+        let mut paths: Vec<(&'static str, Vec<Method>)> = Vec::new();
+        for r in table {
+            match paths.iter_mut().find(|(p, _)| *p == r.path) {
+                Some((_, methods)) if !methods.contains(&r.method) => methods.push(r.method),
+                Some(_) => {}
+                None => paths.push((r.path, vec![r.method])),
+            }
+        }
+        Fallback { paths: Arc::new(paths.into_iter().map(|(p, m)| (ResourceDef::new(p), m)).collect()) }
+    }
+
+    /// The methods the table has for `path` (a concrete path), in
+    /// [`Method::ALL`] order; empty when no row's template matches it.
+    pub fn allowed(&self, path: &str) -> Vec<Method> {
+        let matching: Vec<Method> =
+            self.paths.iter().filter(|(def, _)| def.is_match(path)).flat_map(|(_, m)| m.iter().copied()).collect();
+        Method::ALL.into_iter().filter(|m| matching.contains(m)).collect()
+    }
+
+    /// The answer to `req`, which no route took.
+    pub fn respond(&self, req: &HttpRequest) -> HttpResponse {
+        let allowed = self.allowed(req.path());
+        if allowed.is_empty() {
+            return ApiError::not_found("route").error_response();
+        }
+        let allow = allowed.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(", ");
+        let mut res = ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            format!("{} is not allowed here; allowed: {allow}", req.method()),
+            format!("不支持 {} 请求方法；可用：{allow}", req.method()),
+        )
+        .error_response();
+        if let Ok(v) = header::HeaderValue::from_str(&allow) {
+            res.headers_mut().insert(header::ALLOW, v);
+        }
+        res
+    }
+
+    /// The default service of a listener: [`Fallback::respond`].
+    pub fn service(&self) -> actix_web::Route {
+        let this = self.clone();
+        web::to(move |req: HttpRequest| {
+            let this = this.clone();
+            async move { this.respond(&req) }
+        })
+    }
+}
+
 /// The table a process's API listener serves besides its services' routes.
 pub static PLATFORM: &[Route] = &[
-    Route::new(Method::Get, "/health/live", Access::Public, |r| r.to(crate::http::live)),
-    Route::new(Method::Get, "/health/ready", Access::Public, |r| r.to(crate::http::ready)),
+    Route::new(Method::Get, "/health/live", Access::Public, |r| r.to(crate::health::live)),
+    Route::new(Method::Get, "/health/ready", Access::Public, |r| r.to(crate::health::ready)),
     Route { method: Method::Get, path: "/openapi.json", access: Access::Public, to: None },
     Route { method: Method::Get, path: "/docs/{_:.*}", access: Access::Public, to: None },
-    Route::new(Method::Get, "/docs", Access::Public, |r| r.to(crate::http::docs_redirect)),
+    Route::new(Method::Get, "/docs", Access::Public, |r| r.to(crate::health::docs_redirect)),
 ];
 
 /// The admin listener's routes (`http.admin_listen`).
 pub static ADMIN_LISTENER: &[Route] = &[
-    Route::new(Method::Get, "/health/live", Access::AdminListener, |r| r.to(crate::http::live)),
-    Route::new(Method::Get, "/health/ready", Access::AdminListener, |r| r.to(crate::http::ready)),
+    Route::new(Method::Get, "/health/live", Access::AdminListener, |r| r.to(crate::health::live)),
+    Route::new(Method::Get, "/health/ready", Access::AdminListener, |r| r.to(crate::health::ready)),
     Route::new(Method::Get, "/metrics", Access::AdminListener, |r| r.to(crate::metrics::metrics_endpoint)),
 ];
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)] // tests
+    use super::*;
+
+    async fn ok() -> HttpResponse {
+        HttpResponse::Ok().finish()
+    }
+
+    static TABLE: &[Route] = &[
+        Route::new(Method::Get, "/v1/things/{id}", Access::Public, |r| r.to(ok)),
+        Route::new(Method::Post, "/v1/things/batch", Access::Public, |r| r.to(ok)),
+        Route::new(Method::Delete, "/v1/things/{id}", Access::Public, |r| r.to(ok)),
+        Route::new(Method::Get, "/files/{_:.*}", Access::Public, |r| r.to(ok)),
+    ];
+
+    #[test]
+    fn allowed_methods_are_every_matching_rows() {
+        let f = Fallback::new(TABLE);
+        assert_eq!(f.allowed("/v1/things/x"), [Method::Get, Method::Delete]);
+        assert_eq!(f.allowed("/v1/things/batch"), [Method::Get, Method::Post, Method::Delete]);
+        assert_eq!(f.allowed("/files/a/b.txt"), [Method::Get]);
+        assert!(f.allowed("/v1/things").is_empty());
+        assert!(f.allowed("/v1/things/x/y").is_empty());
+    }
+
+    /// Over HTTP: a known path with a method no row has is 405 with
+    /// `Allow` in the shared error shape; an unknown path stays 404.
+    #[actix_web::test]
+    async fn a_known_path_with_another_method_is_405_with_allow() {
+        let fallback = Fallback::new(TABLE);
+        let server = actix_web::HttpServer::new(move || {
+            actix_web::App::new().configure(|cfg| register(cfg, TABLE)).default_service(fallback.service())
+        })
+        .workers(1)
+        .disable_signals()
+        .bind(("127.0.0.1", 0))
+        .unwrap();
+        let addr = server.addrs()[0];
+        let server = server.run();
+        let handle = server.handle();
+        let task = tokio::spawn(server);
+        let http = reqwest::Client::new();
+        let base = format!("http://{addr}");
+        let call = |m: reqwest::Method, path: &str| http.request(m, format!("{base}{path}")).send();
+
+        let r = call(reqwest::Method::PUT, "/v1/things/abc").await.unwrap();
+        assert_eq!(r.status().as_u16(), 405);
+        assert_eq!(r.headers()["allow"], "GET, DELETE");
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(body["code"], "method_not_allowed", "{body}");
+        assert!(body["message"].as_str().unwrap().contains("PUT"), "{body}");
+        assert!(body["message_zh"].is_string(), "{body}");
+
+        // Served by the `{id}` row, not refused.
+        assert_eq!(call(reqwest::Method::GET, "/v1/things/batch").await.unwrap().status().as_u16(), 200);
+        let r = call(reqwest::Method::PATCH, "/v1/things/batch").await.unwrap();
+        assert_eq!((r.status().as_u16(), r.headers()["allow"].to_str().unwrap()), (405, "GET, POST, DELETE"));
+        let r = call(reqwest::Method::POST, "/files/a/b.txt").await.unwrap();
+        assert_eq!((r.status().as_u16(), r.headers()["allow"].to_str().unwrap()), (405, "GET"));
+        let r = call(reqwest::Method::OPTIONS, "/v1/things/abc").await.unwrap();
+        assert_eq!((r.status().as_u16(), r.headers()["allow"].to_str().unwrap()), (405, "GET, DELETE"));
+
+        let r = call(reqwest::Method::GET, "/v1/nothing").await.unwrap();
+        assert_eq!(r.status().as_u16(), 404);
+        assert!(r.headers().get("allow").is_none());
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(body["code"], "not_found", "{body}");
+
+        handle.stop(true).await;
+        task.await.unwrap().unwrap();
+    }
+}

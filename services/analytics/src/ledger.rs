@@ -43,13 +43,16 @@ use gridwork_domain::codes;
 use gridwork_domain::kpi::{self, CaseFacts, Fcr, KpiRow, Ratio};
 use gridwork_domain::petition::PetitionClass;
 use gridwork_platform::auth::Caller;
+use gridwork_platform::error::responses::{BadRequest, Forbidden, Unauthorized, Unavailable};
 use gridwork_platform::ApiError;
 use gridwork_storage::entity::{category, kpi_fact};
 use rust_xlsxwriter::{Workbook, XlsxError};
 use sea_orm::{ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde::Deserialize;
 use tokio::sync::mpsc;
+use utoipa::IntoParams;
 
+use crate::schema::{FormatName, LedgerFile, PeriodName};
 use crate::State;
 
 /// Rows read from the database at a time; one CSV chunk each.
@@ -64,36 +67,52 @@ const XLSX_MAX_ROWS: u32 = 1_048_575;
 const XLSX_CHUNK: usize = 64 * 1024;
 
 /// `GET /v1/ledgers/cases`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct CasesQuery {
-    /// Administrative code (grid … province); default: the caller's scope.
+    /// Administrative code (grid … province; 6, 9, 12 or 15 digits);
+    /// default: the caller's scope.
     #[serde(default)]
+    #[param(pattern = "^([0-9]{6}|[0-9]{9}|[0-9]{12}|[0-9]{15})$")]
     pub jurisdiction: Option<String>,
-    /// First and last day of creation (China time), YYYY-MM-DD; default today.
+    /// First day of creation (China time), YYYY-MM-DD; default today. At
+    /// most 3,700 days before `to`, and not after it.
     #[serde(default)]
     pub from: Option<NaiveDate>,
+    /// Last day of creation (China time), YYYY-MM-DD; default today.
     #[serde(default)]
     pub to: Option<NaiveDate>,
-    /// csv (default) or xlsx.
+    /// The file's format (default csv).
     #[serde(default)]
+    #[param(value_type = Option<FormatName>, inline)]
     pub format: Option<String>,
 }
 
 /// `GET /v1/ledgers/kpis`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct KpisQuery {
+    /// Administrative code (grid … province; 6, 9, 12 or 15 digits);
+    /// default: the caller's scope.
     #[serde(default)]
+    #[param(pattern = "^([0-9]{6}|[0-9]{9}|[0-9]{12}|[0-9]{15})$")]
     pub jurisdiction: Option<String>,
-    /// day, week, month, quarter or year (default day).
+    /// The bucket rows are summed by (default day).
     #[serde(default)]
+    #[param(value_type = Option<PeriodName>, inline)]
     pub period: Option<String>,
+    /// First day (China time), YYYY-MM-DD; default today. At most 3,700
+    /// days before `to`, and not after it.
     #[serde(default)]
     pub from: Option<NaiveDate>,
+    /// Last day (China time), YYYY-MM-DD; default today.
     #[serde(default)]
     pub to: Option<NaiveDate>,
+    /// The file's format (default csv).
     #[serde(default)]
+    #[param(value_type = Option<FormatName>, inline)]
     pub format: Option<String>,
 }
 
@@ -478,7 +497,18 @@ fn authorize(actor: &Actor, jurisdiction: Option<&str>) -> Result<String, ApiErr
     Ok(jurisdiction)
 }
 
-/// `GET /v1/ledgers/cases`.
+/// The case ledger (案件台账): one row per case created in the range under
+/// the jurisdiction, streamed as CSV (with a byte-order mark) or XLSX.
+#[utoipa::path(get, path = "/v1/ledgers/cases", tag = "ledgers", operation_id = "case_ledger", params(CasesQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The ledger, as an attachment (`Content-Disposition`)",
+            content(
+                (LedgerFile = "text/csv"),
+                (LedgerFile = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+            )),
+        BadRequest, Unauthorized, Forbidden, Unavailable,
+    ))]
 pub async fn case_ledger(
     state: web::Data<State>,
     caller: Caller,
@@ -510,7 +540,18 @@ pub async fn case_ledger(
     respond(export, format, pages).await
 }
 
-/// `GET /v1/ledgers/kpis`.
+/// The KPI ledger (指标台账): one row per period bucket, the figures of
+/// `GET /v1/kpis`, as CSV (with a byte-order mark) or XLSX.
+#[utoipa::path(get, path = "/v1/ledgers/kpis", tag = "ledgers", operation_id = "kpi_ledger", params(KpisQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The ledger, as an attachment (`Content-Disposition`)",
+            content(
+                (LedgerFile = "text/csv"),
+                (LedgerFile = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+            )),
+        BadRequest, Unauthorized, Forbidden, Unavailable,
+    ))]
 pub async fn kpi_ledger(
     state: web::Data<State>,
     caller: Caller,

@@ -14,18 +14,22 @@ use actix_web::{web, HttpResponse};
 use chrono::{Datelike, Duration, NaiveDate, Utc};
 use gridwork_domain::auth::Role;
 use gridwork_domain::codes;
-use gridwork_domain::kpi::{self, Period};
+use gridwork_domain::kpi::{self, KpiRow, Period};
 use gridwork_platform::auth::Caller;
+use gridwork_platform::error::responses::{BadRequest, Forbidden, Unauthorized, Unavailable};
 use gridwork_platform::pipeline;
 use gridwork_platform::routes::{Access, Method, Route, KPI_READERS};
 use gridwork_platform::{ApiError, Application, Config, Context, Routes, Service};
 use sea_orm::DatabaseConnection;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
+use utoipa::{IntoParams, ToSchema};
 
 pub mod fold;
 pub mod ledger;
+pub mod openapi;
 pub mod query;
+pub mod schema;
 pub mod snapshot;
 
 pub use fold::recompute;
@@ -50,20 +54,96 @@ pub type PublicTable = Arc<std::collections::BTreeMap<String, serde_json::Value>
 /// (the public response says `max-age=60` too).
 const PUBLISHED_FOR: std::time::Duration = std::time::Duration::from_secs(60);
 
-#[derive(Debug, Deserialize)]
+/// `GET /v1/kpis`.
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct KpiQuery {
-    /// Administrative code (grid … province); default: the caller's scope.
+    /// Administrative code (grid … province; 6, 9, 12 or 15 digits);
+    /// default: the caller's scope.
     #[serde(default)]
+    #[param(pattern = "^([0-9]{6}|[0-9]{9}|[0-9]{12}|[0-9]{15})$")]
     pub jurisdiction: Option<String>,
-    /// day, week, month, quarter or year (default day).
+    /// The bucket rows are summed by (default day).
     #[serde(default)]
+    #[param(value_type = Option<schema::PeriodName>, inline)]
     pub period: Option<String>,
-    /// First and last day (China time), YYYY-MM-DD; default today.
+    /// First day (China time), YYYY-MM-DD; default today. At most 3,700
+    /// days before `to`, and not after it.
     #[serde(default)]
     pub from: Option<NaiveDate>,
+    /// Last day (China time), YYYY-MM-DD; default today.
     #[serde(default)]
     pub to: Option<NaiveDate>,
+}
+
+/// `GET /v1/public/kpis`: the same query as [`KpiQuery`], narrowed to what
+/// is published.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct PublicKpiQuery {
+    /// A street (9 digits), county, city or province (6 digits).
+    #[serde(default)]
+    #[param(required, pattern = "^([0-9]{6}|[0-9]{9})$")]
+    pub jurisdiction: Option<String>,
+    /// `month`, the only period published (the default).
+    #[serde(default)]
+    #[param(value_type = Option<schema::MonthOnly>, inline)]
+    pub period: Option<String>,
+    /// The first day of a month (default: the first day of last month).
+    #[serde(default)]
+    #[param(pattern = "^[0-9]{4}-(0[1-9]|1[0-2])-01$")]
+    pub from: Option<NaiveDate>,
+    /// The last day of a month before the current one (China time), not
+    /// before `from`, at most 3,700 days after it (default: the last day
+    /// of last month).
+    #[serde(default)]
+    #[param(pattern = "^[0-9]{4}-((0[13578]|1[02])-31|(0[469]|11)-30|02-2[89])$")]
+    pub to: Option<NaiveDate>,
+}
+
+impl From<PublicKpiQuery> for KpiQuery {
+    fn from(q: PublicKpiQuery) -> Self {
+        KpiQuery { jurisdiction: q.jurisdiction, period: q.period, from: q.from, to: q.to }
+    }
+}
+
+/// The KPIs of a jurisdiction: one row per period bucket with activity.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KpisOut {
+    pub jurisdiction: String,
+    #[schema(value_type = schema::LevelName)]
+    pub level: codes::Level,
+    #[schema(value_type = schema::PeriodName)]
+    pub period: &'static str,
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    pub computed_at: chrono::DateTime<Utc>,
+    /// The observation window of first-contact resolution (days).
+    pub fcr_window_days: i64,
+    #[schema(value_type = Vec<schema::KpiRowSchema>)]
+    pub rows: Vec<KpiRow>,
+}
+
+/// The published KPIs of a jurisdiction (评价结果公开): one row per whole,
+/// completed calendar month with activity, small cells withheld.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PublicKpisOut {
+    pub jurisdiction: String,
+    #[schema(value_type = schema::LevelName)]
+    pub level: codes::Level,
+    #[schema(value_type = schema::MonthOnly)]
+    pub period: &'static str,
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    pub computed_at: chrono::DateTime<Utc>,
+    /// The observation window of first-contact resolution (days).
+    pub fcr_window_days: i64,
+    #[schema(value_type = Vec<schema::PublicKpiRowSchema>)]
+    pub rows: Vec<serde_json::Value>,
+    /// Counts below this are withheld, with what would give them away.
+    pub min_cell: u64,
 }
 
 const MAX_DAYS: i64 = 3700;
@@ -149,25 +229,32 @@ pub fn period_and_range(
 }
 
 /// The KPI rows of `jurisdiction` for the query's period and range.
-async fn compute(state: &State, jurisdiction: &str, q: &KpiQuery) -> Result<serde_json::Value, ApiError> {
+async fn compute(state: &State, jurisdiction: &str, q: &KpiQuery) -> Result<KpisOut, ApiError> {
     let level = codes::level_of(jurisdiction).map_err(|e| {
         ApiError::bad_request("invalid_jurisdiction", e.to_string(), "辖区代码无效").with_field("jurisdiction")
     })?;
     let (period, from, to) = period_and_range(q.period.as_deref(), q.from, q.to)?;
-    let out = query::rows(&state.db, jurisdiction, period, from, to).await?;
-    Ok(serde_json::json!({
-        "jurisdiction": jurisdiction,
-        "level": level,
-        "period": period.as_str(),
-        "from": from,
-        "to": to,
-        "computed_at": Utc::now(),
-        "fcr_window_days": state.window.num_days(),
-        "rows": out,
-    }))
+    let rows = query::rows(&state.db, jurisdiction, period, from, to).await?;
+    Ok(KpisOut {
+        jurisdiction: jurisdiction.to_owned(),
+        level,
+        period: period.as_str(),
+        from,
+        to,
+        computed_at: Utc::now(),
+        fcr_window_days: state.window.num_days(),
+        rows,
+    })
 }
 
-/// `GET /v1/kpis`.
+/// The KPIs of a jurisdiction in the caller's scope, by period, from the
+/// day tallies (communities and above) or the cases' facts (a grid).
+#[utoipa::path(get, path = "/v1/kpis", tag = "kpis", operation_id = "kpis", params(KpiQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "One row per period bucket with activity", body = KpisOut),
+        BadRequest, Unauthorized, Forbidden, Unavailable,
+    ))]
 pub async fn kpis(state: web::Data<State>, caller: Caller, q: web::Query<KpiQuery>) -> Result<HttpResponse, ApiError> {
     let actor = caller.0;
     if !matches!(actor.role, Role::Analyst | Role::Dispatcher | Role::Admin) {
@@ -190,7 +277,18 @@ pub async fn kpis(state: web::Data<State>, caller: Caller, q: web::Query<KpiQuer
 /// [`kpi::public_table`]). Only whole, completed months are published: the
 /// running month grows day by day, and ranges that nest (a month and its
 /// days, a year and its months) difference into each other.
-pub async fn public_kpis(state: web::Data<State>, q: web::Query<KpiQuery>) -> Result<HttpResponse, ApiError> {
+#[utoipa::path(get, path = "/v1/public/kpis", tag = "public", operation_id = "public_kpis", params(PublicKpiQuery),
+    responses(
+        (status = 200, description = "The published months (served for up to a minute: `Cache-Control: public, \
+            max-age=60`)", body = PublicKpisOut,
+            headers(("Cache-Control" = String, description = "public, max-age=60"))),
+        (status = 400, description = "Invalid request: a jurisdiction below a street (`jurisdiction_too_fine`), \
+            a period other than month, or a range that is not whole, completed months (`invalid_range`)",
+            body = ApiError),
+        Unavailable,
+    ))]
+pub async fn public_kpis(state: web::Data<State>, q: web::Query<PublicKpiQuery>) -> Result<HttpResponse, ApiError> {
+    let q: KpiQuery = q.into_inner().into();
     let jurisdiction = q.jurisdiction.clone().ok_or_else(|| {
         ApiError::bad_request("missing_field", "jurisdiction is required", "请填写辖区代码").with_field("jurisdiction")
     })?;
@@ -237,17 +335,17 @@ pub async fn public_kpis(state: web::Data<State>, q: web::Query<KpiQuery>) -> Re
         }
         month = next;
     }
-    let body = serde_json::json!({
-        "jurisdiction": jurisdiction,
-        "level": level,
-        "period": Period::Month.as_str(),
-        "from": from,
-        "to": to,
-        "computed_at": Utc::now(),
-        "fcr_window_days": state.window.num_days(),
-        "rows": rows,
-        "min_cell": state.min_cell,
-    });
+    let body = PublicKpisOut {
+        jurisdiction,
+        level,
+        period: Period::Month.as_str(),
+        from,
+        to,
+        computed_at: Utc::now(),
+        fcr_window_days: state.window.num_days(),
+        rows,
+        min_cell: state.min_cell,
+    };
     Ok(HttpResponse::Ok().insert_header(("Cache-Control", "public, max-age=60")).json(body))
 }
 
@@ -331,7 +429,7 @@ pub async fn start(ctx: &Context, shutdown: CancellationToken) -> anyhow::Result
         cfg.app_data(state.clone());
         gridwork_platform::routes::register(cfg, ROUTES);
     });
-    Ok(Service { routes, table: ROUTES.to_vec(), tasks, api: None })
+    Ok(Service { routes, table: ROUTES.to_vec(), tasks, api: Some(openapi::spec()) })
 }
 
 /// analytics' route table (ADR 0033). Public KPIs obey the small-cell rule.

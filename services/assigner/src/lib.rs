@@ -21,6 +21,7 @@ use gridwork_domain::Urgency;
 use gridwork_events::{pb, Event, Payload, Topics};
 use gridwork_geoindex::{gcj02_to_wgs84, GridIndex, Located};
 use gridwork_platform::auth::Caller;
+use gridwork_platform::error::responses::{BadRequest, Forbidden, PayloadTooLarge, Unauthorized};
 use gridwork_platform::pipeline::{self, decode, emit, retryable};
 use gridwork_platform::routes::{Access, Method, Route, ADMINS};
 use gridwork_platform::{ApiError, Application, Config, Context, Routes, Service};
@@ -29,8 +30,10 @@ use sea_orm::{DatabaseConnection, TransactionTrait};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+use utoipa::{IntoParams, ToSchema};
 
 pub mod import;
+pub mod openapi;
 pub mod registry;
 
 pub use registry::Registry;
@@ -260,18 +263,63 @@ impl Handler for Assigner {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct LocateQuery {
+    /// Latitude, degrees.
+    #[param(minimum = -90.0, maximum = 90.0)]
     pub lat: f64,
+    /// Longitude, degrees.
+    #[param(minimum = -180.0, maximum = 180.0)]
     pub lon: f64,
+    /// The point's coordinate reference system (default wgs84).
     #[serde(default)]
+    #[param(value_type = Option<openapi::CrsName>, inline)]
     pub crs: Crs,
     /// Locate with the grids valid at this time (RFC 3339); default now.
     pub at: Option<DateTime<Utc>>,
 }
 
-/// `GET /v1/grids/locate?lat=&lon=&crs=&at=`
+/// A WGS-84 point.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Point {
+    pub lat: f64,
+    pub lon: f64,
+}
+
+/// Where a point goes: its grid (or, outside every grid and beyond the
+/// tolerance, its county's triage), the hierarchy above it and the centre
+/// whose queues get its reports.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LocateOut {
+    /// Whether the point is in (or within the tolerance of) a grid.
+    pub assigned: bool,
+    /// The grid's code; `null` when the point goes to its county's triage.
+    pub grid: Option<String>,
+    #[schema(value_type = openapi::HierarchySchema)]
+    pub hierarchy: Hierarchy,
+    /// The centre that owns the grid (or the county's).
+    pub centre: String,
+    /// In no grid, but within the tolerance of the nearest one.
+    pub approximate: bool,
+    /// Metres to that grid (0 inside one).
+    pub distance_m: f64,
+    /// The point used, in WGS-84 (converted from GCJ-02 when asked).
+    pub wgs84: Point,
+    /// The time whose grids were used.
+    pub as_of: DateTime<Utc>,
+}
+
+/// The grid (or county triage) a point belongs to, with the same engine
+/// that assigns reports.
+#[utoipa::path(get, path = "/v1/grids/locate", tag = "grids", operation_id = "locate", params(LocateQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Where the point goes", body = LocateOut),
+        BadRequest, Unauthorized,
+        (status = 404, description = "No grid registry at all: no county is known", body = ApiError),
+    ))]
 pub async fn locate(
     state: web::Data<State>,
     _caller: Caller,
@@ -282,16 +330,16 @@ pub async fn locate(
     let at = q.at.unwrap_or_else(Utc::now);
     let grids = state.grids_at(at).await.map_err(|e| ApiError::internal(&e.to_string()))?;
     match grids.assign(q.lat, q.lon, q.crs) {
-        Some(a) => Ok(HttpResponse::Ok().json(serde_json::json!({
-            "assigned": !a.hierarchy.grid.is_empty(),
-            "grid": (!a.hierarchy.grid.is_empty()).then_some(&a.hierarchy.grid),
-            "hierarchy": a.hierarchy,
-            "centre": a.centre,
-            "approximate": a.approximate,
-            "distance_m": a.distance_m,
-            "wgs84": {"lat": a.lat, "lon": a.lon},
-            "as_of": at,
-        }))),
+        Some(a) => Ok(HttpResponse::Ok().json(LocateOut {
+            assigned: !a.hierarchy.grid.is_empty(),
+            grid: (!a.hierarchy.grid.is_empty()).then(|| a.hierarchy.grid.clone()),
+            hierarchy: a.hierarchy,
+            centre: a.centre,
+            approximate: a.approximate,
+            distance_m: a.distance_m,
+            wgs84: Point { lat: a.lat, lon: a.lon },
+            as_of: at,
+        })),
         None => Err(ApiError::not_found("grid registry")),
     }
 }
@@ -304,36 +352,91 @@ fn admin(caller: &Caller) -> Result<(), ApiError> {
     }
 }
 
-/// `GET /v1/grids/versions`: every version, oldest first, and which one
-/// each county uses now.
+/// A stored grid version.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VersionView {
+    pub id: i64,
+    pub label: String,
+    /// From when its grids apply (to reports that occurred from then on).
+    pub valid_from: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    /// The counties it covers: from `valid_from` on, their grids are this
+    /// version's.
+    pub counties: Vec<String>,
+    /// How many grids it holds.
+    pub grids: i64,
+    /// Where it came from (`api`, `cli`, `seed` …).
+    pub source: String,
+    pub created_by: String,
+}
+
+/// Every grid version, and which one each county uses now.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VersionsOut {
+    /// Oldest first.
+    pub versions: Vec<VersionView>,
+    /// County code → the id of the version in force now.
+    pub active: std::collections::BTreeMap<String, i64>,
+}
+
+/// Every grid version, oldest first, and which one each county uses now.
+#[utoipa::path(get, path = "/v1/grids/versions", tag = "grids", operation_id = "grid_versions",
+    security(("bearer" = [])),
+    responses((status = 200, description = "The versions", body = VersionsOut), Unauthorized, Forbidden))]
 pub async fn list_versions(state: web::Data<State>, caller: Caller) -> Result<HttpResponse, ApiError> {
     admin(&caller)?;
     let versions = gridwork_storage::grids::versions(&state.db).await.map_err(|e| ApiError::internal(&e))?;
     let registry = state.current().map_err(|e| ApiError::internal(&e))?;
     let now = Utc::now();
     let active = registry.epochs.iter().rev().find(|e| e.start <= now).map(|e| e.versions.clone()).unwrap_or_default();
-    let list: Vec<_> = versions
+    let list: Vec<VersionView> = versions
         .iter()
-        .map(|v| {
-            serde_json::json!({
-                "id": v.id, "label": v.label, "valid_from": v.valid_from, "created_at": v.created_at,
-                "counties": v.county_list(), "grids": v.grids, "source": v.source, "created_by": v.created_by,
-            })
+        .map(|v| VersionView {
+            id: v.id,
+            label: v.label.clone(),
+            valid_from: v.valid_from,
+            created_at: v.created_at,
+            counties: v.county_list(),
+            grids: v.grids,
+            source: v.source.clone(),
+            created_by: v.created_by.clone(),
         })
         .collect();
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "versions": list, "active": active })))
+    Ok(HttpResponse::Ok().json(VersionsOut { versions: list, active }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ImportQuery {
+    /// From when the version applies (RFC 3339): at least the lead time
+    /// (`assigner.version_lead_ms`) from now; default: as soon as that
+    /// allows.
     pub valid_from: Option<DateTime<Utc>>,
+    /// A name for the version (default: `import of N grids`).
     #[serde(default)]
+    #[param(required = false)]
     pub label: String,
     /// Comma-separated county codes the version covers besides its grids'.
     pub counties: Option<String>,
+    /// Validate only; store nothing (default false).
     #[serde(default)]
+    #[param(required = false)]
     pub dry_run: bool,
+}
+
+/// What an import stored (or, for a dry run, would store).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ImportOut {
+    /// The new version's id; `null` for a dry run.
+    pub version: Option<i64>,
+    pub grids: usize,
+    /// The counties the version covers.
+    pub counties: Vec<String>,
+    pub valid_from: DateTime<Utc>,
+    pub dry_run: bool,
+    /// What validation found that does not stop an import.
+    pub warnings: Vec<String>,
 }
 
 fn import_error(e: import::ImportError) -> ApiError {
@@ -382,6 +485,26 @@ pub const MAX_IMPORT_BYTES: usize = 512 << 20;
 /// `POST /v1/grids/versions?valid_from=&label=&counties=&dry_run=`, body:
 /// a grid FeatureCollection. 201 with the version; 422 with every problem.
 /// The body is read only after the caller proved to be an admin.
+#[utoipa::path(post, path = "/v1/grids/versions", tag = "grids", operation_id = "import_grid_version",
+    params(ImportQuery),
+    request_body(content = openapi::GridCollection, description = "A grid FeatureCollection (up to 512 MiB)",
+        content_type = "application/geo+json"),
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Stored as a new version", body = ImportOut, links(
+            ("export" = (operation_id = "export_grid_version", parameters(("id" = "$response.body#/version")),
+                description = "The version's grids, as stored")),
+        )),
+        (status = 200, description = "A dry run: valid, nothing stored", body = ImportOut),
+        (status = 400, description = "Not a grid FeatureCollection (`invalid_geojson`, every problem in `details`), \
+            no grids (`no_grids`), an unknown county (`unknown_county`), `valid_from` within the lead time \
+            (`valid_from_too_soon`), or a bad query", body = ApiError),
+        Unauthorized, Forbidden, PayloadTooLarge,
+        (status = 422, description = "The grids did not validate (`invalid_grids`): every problem in `details`",
+            body = ApiError),
+        (status = 503, description = "Writing took longer than the lead time allows (`import_too_slow`): nothing \
+            stored, retry with a later `valid_from`", body = ApiError),
+    ))]
 pub async fn import_version(
     state: web::Data<State>,
     caller: Caller,
@@ -405,11 +528,14 @@ pub async fn import_version(
     let out = import::import(&state.db, text, opts, state.cfg.version_lead_ms, |line| tracing::info!("{line}"))
         .await
         .map_err(import_error)?;
-    let body = serde_json::json!({
-        "version": out.version, "grids": out.grids, "counties": out.counties, "valid_from": out.valid_from,
-        "dry_run": out.version.is_none(),
-        "warnings": out.report.warnings().map(|p| p.to_string()).collect::<Vec<_>>(),
-    });
+    let body = ImportOut {
+        version: out.version,
+        grids: out.grids,
+        counties: out.counties,
+        valid_from: out.valid_from,
+        dry_run: out.version.is_none(),
+        warnings: out.report.warnings().map(|p| p.to_string()).collect(),
+    };
     if out.version.is_some() {
         // Load it now rather than at the next periodic look.
         if let Err(e) = state.refresh().await {
@@ -421,7 +547,16 @@ pub async fn import_version(
     }
 }
 
-/// `GET /v1/grids/versions/{id}/geojson`: a version in the import format.
+/// A version's grids in the import format.
+#[utoipa::path(get, path = "/v1/grids/versions/{id}/geojson", tag = "grids", operation_id = "export_grid_version",
+    params(("id" = i64, Path, description = "The version's id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A grid FeatureCollection",
+            content((openapi::GridCollection = "application/geo+json"))),
+        BadRequest, Unauthorized, Forbidden,
+        (status = 404, description = "No such version", body = ApiError),
+    ))]
 pub async fn export_version(
     state: web::Data<State>,
     caller: Caller,
@@ -502,7 +637,7 @@ pub async fn start_sharing(ctx: &Context, shutdown: CancellationToken) -> anyhow
         cfg.app_data(state.clone());
         gridwork_platform::routes::register(cfg, ROUTES);
     });
-    Ok((Service { routes, table: ROUTES.to_vec(), tasks, api: None }, shared))
+    Ok((Service { routes, table: ROUTES.to_vec(), tasks, api: Some(openapi::spec()) }, shared))
 }
 
 /// The assigner's route table (ADR 0033).

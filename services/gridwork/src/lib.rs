@@ -58,12 +58,12 @@ pub async fn build(config: Config) -> anyhow::Result<AllInOne> {
     let services = [intake, assigner, mediation, analytics];
     let apis = services.iter().filter_map(|s| s.api.clone()).collect();
     let routes = services.iter().map(|s| s.routes.clone()).collect();
-    let table = gridwork_platform::routes::PLATFORM
+    let table: Vec<gridwork_platform::routes::Route> = gridwork_platform::routes::PLATFORM
         .iter()
         .copied()
         .chain(services.iter().flat_map(|s| s.table.iter().copied()))
         .collect();
     let tasks = services.into_iter().flat_map(|s| s.tasks).collect();
-    let app = Application::new(ctx.clone(), listener, routes, apis, shutdown, tasks)?;
+    let app = Application::new(ctx.clone(), listener, routes, table.clone(), apis, shutdown, tasks)?;
     Ok(AllInOne { app, ctx, demo, table })
 }

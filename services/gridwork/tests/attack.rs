@@ -7,8 +7,9 @@
 //! let in, otherwise 404 or an answer without the objects), and gets the
 //! same status and code for an existing object as for a random id. Public
 //! routes show none of the objects. The table is also checked against
-//! `/openapi.json` and against the router (no method answers on a table
-//! path that the table does not list).
+//! `/openapi.json` both ways (every operation is a route; every route is an
+//! operation, but for two exact lists) and against the router (a method a
+//! table path does not list is answered 405 with `Allow`).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests
 
 mod common;
@@ -459,18 +460,133 @@ async fn the_route_table_is_what_the_app_serves() {
             .replace("{action}", "claim")
             .replace("{task}", &Uuid::new_v4().to_string())
             .replace("{id}", &Uuid::new_v4().to_string());
+        // The methods of every row whose template takes the path.
+        let allowed: Vec<&str> = Method::ALL
+            .into_iter()
+            .filter(|m| app.table.iter().any(|r| r.method == *m && matches(r.path, &concrete)))
+            .map(Method::as_str)
+            .collect();
         for m in Method::ALL {
             // Listed, or another row's template takes it (`GET
             // /v1/reports/batch` is `GET /v1/reports/{id}`).
-            if app.table.iter().any(|r| r.method == m && matches(r.path, &concrete)) {
+            if allowed.contains(&m.as_str()) {
                 continue;
             }
-            let a = call(&app, m, &concrete, None).await;
-            if !matches!(a.status, 404 | 405) {
-                extra.push(format!("{} {concrete}: {} {}", m.as_str(), a.status, a.body));
+            // Open311 keeps GeoReport v2's own answers (its scope's 404 in
+            // its error shape): nothing but the table's methods answer.
+            if concrete.starts_with("/open311/") {
+                let a = call(&app, m, &concrete, None).await;
+                if !matches!(a.status, 404 | 405) {
+                    extra.push(format!("{} {concrete}: {} {}", m.as_str(), a.status, a.body));
+                }
+                continue;
+            }
+            // A known path with a method it does not have: 405 with
+            // `Allow` naming the methods it has, in the shared error shape.
+            let r = app
+                .http
+                .request(reqwest::Method::from_bytes(m.as_str().as_bytes()).unwrap(), format!("{}{concrete}", app.base))
+                .timeout(Duration::from_secs(3))
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            let allow = r.headers().get("allow").map(|v| v.to_str().unwrap().to_owned());
+            let body = r.text().await.unwrap();
+            let code = serde_json::from_str::<Value>(&body).map(|v| v["code"].clone()).unwrap_or(Value::Null);
+            if (status, allow.as_deref(), code.as_str())
+                != (405, Some(allowed.join(", ").as_str()), Some("method_not_allowed"))
+            {
+                extra.push(format!("{} {concrete}: {status} (Allow: {allow:?}, want {allowed:?}) {body}", m.as_str()));
             }
         }
     }
-    assert!(extra.is_empty(), "answered but not in the route table: {extra:#?}");
+    assert!(extra.is_empty(), "answered but not in the route table, or not 405 with Allow: {extra:#?}");
+    app.shutdown().await;
+}
+
+/// Routes not in `/openapi.json` yet: mediation's dispatcher API, which
+/// another change of issue 15 annotates. Empty this list when it lands.
+/// Exact: an entry that is documented, or no longer a route, fails the
+/// test, so the list cannot go stale.
+const NOT_YET_DOCUMENTED: &[(&str, &str)] = &[
+    ("GET", "/v1/routing/rules"),
+    ("PUT", "/v1/routing/rules"),
+    ("GET", "/v1/routing/versions"),
+    ("POST", "/v1/routing/dry-run"),
+    ("GET", "/v1/cases"),
+    ("GET", "/v1/cases/{id}"),
+    ("POST", "/v1/cases/{id}/parties"),
+    ("POST", "/v1/cases/{id}/{action}"),
+    ("GET", "/v1/audit/pii-reads"),
+    ("GET", "/v1/centres/{code}/stream"),
+];
+
+/// Routes left out of `/openapi.json` on purpose, each with its reason.
+/// Exact, like [`NOT_YET_DOCUMENTED`].
+const OUTSIDE_THE_DOCUMENT: &[(&str, &str, &str)] = &[
+    ("GET", "/openapi.json", "the document itself"),
+    ("GET", "/docs/{_:.*}", "Swagger UI, the document's browsable view"),
+    ("GET", "/docs", "the redirect to Swagger UI"),
+    // Open311 GeoReport v2 is a published standard (open311.org) with its
+    // own contract: form-encoded posts, XML or JSON chosen by the path's
+    // `.{format}`, its own error list. Integrations build against that
+    // standard; tests/open311.rs checks it with two third-party clients.
+    ("GET", "/open311/v2/services.{format}", "Open311 GeoReport v2 (its own standard)"),
+    ("GET", "/open311/v2/services/{file}", "Open311 GeoReport v2 (its own standard)"),
+    ("GET", "/open311/v2/requests.{format}", "Open311 GeoReport v2 (its own standard)"),
+    ("POST", "/open311/v2/requests.{format}", "Open311 GeoReport v2 (its own standard)"),
+    ("GET", "/open311/v2/requests/{file}", "Open311 GeoReport v2 (its own standard)"),
+];
+
+/// One contract (issue 15): every route of every service's route table is
+/// an operation of `/openapi.json` (and, in the test above, every
+/// operation a route), but for the two lists above, which must be exact.
+#[actix_web::test]
+async fn every_route_is_in_the_document() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn(dir.path()).await;
+    let spec: Value = app.http.get(format!("{}/openapi.json", app.base)).send().await.unwrap().json().await.unwrap();
+    let mut documented: BTreeSet<(String, String)> = BTreeSet::new();
+    for (path, ops) in spec["paths"].as_object().unwrap() {
+        for method in ops.as_object().unwrap().keys() {
+            documented.insert((method.to_uppercase(), normalise(path)));
+        }
+    }
+    let rows: BTreeSet<(String, String)> =
+        app.table.iter().map(|r| (r.method.as_str().to_owned(), normalise(r.path))).collect();
+    let listed = |m: &str, p: &str, list: &[(&str, &str)]| list.iter().any(|(lm, lp)| *lm == m && normalise(lp) == p);
+    let outside: Vec<(&str, &str)> = OUTSIDE_THE_DOCUMENT.iter().map(|(m, p, _)| (*m, *p)).collect();
+
+    let mut absent = Vec::new();
+    for (m, p) in &rows {
+        if !documented.contains(&(m.clone(), p.clone())) && !listed(m, p, NOT_YET_DOCUMENTED) && !listed(m, p, &outside)
+        {
+            absent.push(format!("{m} {p}"));
+        }
+    }
+    assert!(
+        absent.is_empty(),
+        "routes missing from /openapi.json (annotate the handler with #[utoipa::path] and add it to its \
+         service's OpenApi): {absent:#?}"
+    );
+
+    let mut stale = Vec::new();
+    for (m, p) in NOT_YET_DOCUMENTED.iter().chain(outside.iter()) {
+        let key = (m.to_string(), normalise(p));
+        if !rows.contains(&key) {
+            stale.push(format!("{m} {p}: not a route"));
+        } else if documented.contains(&key) {
+            stale.push(format!("{m} {p}: documented now, take it off the list"));
+        }
+    }
+    assert!(stale.is_empty(), "stale entries in NOT_YET_DOCUMENTED / OUTSIDE_THE_DOCUMENT: {stale:#?}");
+    eprintln!(
+        "{} routes: {} documented, {} not yet, {} outside the document",
+        rows.len(),
+        rows.len() - NOT_YET_DOCUMENTED.len() - OUTSIDE_THE_DOCUMENT.len(),
+        NOT_YET_DOCUMENTED.len(),
+        OUTSIDE_THE_DOCUMENT.len()
+    );
     app.shutdown().await;
 }
