@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 
+use crate::PartitionOffsets;
+
 /// The state of a consumer loop.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConsumerState {
@@ -216,8 +218,15 @@ impl ConsumerHealth {
         self.with(|i| *i.gaps.entry((topic.to_owned(), partition)).or_default() += lost)
     }
 
-    /// Records the group's lag and committed offset on one partition
-    /// (measured by the process every few seconds).
+    /// Records where the group stands on each partition (measured by the
+    /// process every few seconds from `EventBus::group_offsets`).
+    pub fn record_offsets(&self, parts: &[PartitionOffsets]) {
+        for p in parts {
+            self.set_lag(&p.topic, p.partition, p.committed, p.lag());
+        }
+    }
+
+    /// Records the group's lag and committed offset on one partition.
     pub fn set_lag(&self, topic: &str, partition: i32, committed: Option<i64>, lag: i64) {
         self.with(|i| {
             let tp = (topic.to_owned(), partition);

@@ -75,11 +75,7 @@ impl Consumers {
     pub async fn measure_lag(&self, bus: &dyn EventBus) {
         for h in self.list() {
             match bus.group_offsets(&h.group, &h.topics).await {
-                Ok(parts) => {
-                    for p in parts {
-                        h.set_lag(&p.topic, p.partition, p.committed, p.lag());
-                    }
-                }
+                Ok(parts) => h.record_offsets(&parts),
                 Err(e) => tracing::debug!(group = %h.group, error = %e, "lag not measured"),
             }
         }

@@ -394,9 +394,7 @@ impl Probe for Hangs {
 }
 
 async fn measure(bus: &LogBus, health: &ConsumerHealth) {
-    for p in bus.group_offsets("g", &["in".to_owned()]).await.unwrap() {
-        health.set_lag(&p.topic, p.partition, p.committed, p.lag());
-    }
+    health.record_offsets(&bus.group_offsets("g", &["in".to_owned()]).await.unwrap());
 }
 
 #[tokio::test]
