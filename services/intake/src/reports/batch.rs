@@ -3,7 +3,6 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
-use gridwork_domain::auth::Role;
 use gridwork_domain::report::ValidationError;
 use gridwork_platform::auth::Caller;
 use gridwork_platform::ApiError;
@@ -11,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::submit::{rate_limit, submit_one, Origin};
+use super::submit::{rate_limit, require_reporter, submit_one, Origin};
 use super::ReportIn;
 use crate::error::IntakeError;
 use crate::State;
@@ -75,9 +74,7 @@ pub async fn submit_batch(
     body: web::Payload,
 ) -> Result<HttpResponse, IntakeError> {
     let actor = caller.0;
-    if !matches!(actor.role, Role::GridWorker | Role::Admin) {
-        return Err(IntakeError::Forbidden("only grid workers submit reports"));
-    }
+    require_reporter(&actor)?;
     // Read only now that the caller may send it.
     let items = gridwork_platform::body::json::<BatchIn>(&req, body).await?.reports;
     if items.is_empty() || items.len() > state.batch_max_items {

@@ -23,6 +23,15 @@ use crate::State;
 /// How far in the future a device clock may be before a report is refused.
 const MAX_CLOCK_SKEW: Duration = Duration::minutes(10);
 
+/// Only grid workers (and admins) submit reports, one at a time or in a batch.
+pub(super) fn require_reporter(actor: &Actor) -> Result<(), IntakeError> {
+    if matches!(actor.role, Role::GridWorker | Role::Admin) {
+        Ok(())
+    } else {
+        Err(IntakeError::Forbidden("only grid workers submit reports"))
+    }
+}
+
 /// Counts the caller's reports per minute in the cache. The cache only
 /// protects: when it is down, reports are accepted.
 pub(super) async fn rate_limit(state: &State, actor: &Actor) -> Result<(), IntakeError> {
@@ -58,9 +67,7 @@ pub async fn submit(
     body: web::Payload,
 ) -> Result<HttpResponse, IntakeError> {
     let actor = caller.0;
-    if !matches!(actor.role, Role::GridWorker | Role::Admin) {
-        return Err(IntakeError::Forbidden("only grid workers submit reports"));
-    }
+    require_reporter(&actor)?;
     rate_limit(&state, &actor).await?;
     // Read only now that the caller may send it.
     let body: ReportIn = gridwork_platform::body::json(&req, body).await?;
