@@ -4,7 +4,7 @@
 #    time, then cached in ~/.cargo/bin), with in-memory and SQLite storage;
 #  - protoc from Debian's packages (for the Python classes of proto/);
 #  - Python's confluent-kafka and protobuf from PyPI (the independent consumer);
-#  - schemathesis from PyPI (tests/openapi.rs runs it against the service).
+#  - schemathesis from PyPI (tests/api/openapi.rs runs it against the service).
 set -euo pipefail
 
 export PATH="$HOME/.cargo/bin:$PATH"

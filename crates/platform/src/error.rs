@@ -209,10 +209,29 @@ pub mod responses {
     )]
     pub struct Forbidden(pub ApiError);
 
+    /// 404.
+    #[derive(utoipa::IntoResponses)]
+    #[response(status = 404, description = "No such object, or none the caller may see (it is not revealed which)")]
+    pub struct NotFound(pub ApiError);
+
+    /// 409.
+    #[derive(utoipa::IntoResponses)]
+    #[response(
+        status = 409,
+        description = "The object's state does not allow this (`code` says why), or the caller's view of it \
+        is stale: reload and try again"
+    )]
+    pub struct Conflict(pub ApiError);
+
     /// 413.
     #[derive(utoipa::IntoResponses)]
     #[response(status = 413, description = "The request body is too large")]
     pub struct PayloadTooLarge(pub ApiError);
+
+    /// 422.
+    #[derive(utoipa::IntoResponses)]
+    #[response(status = 422, description = "Well-formed, but not applicable here (`code` and `details` say why)")]
+    pub struct Unprocessable(pub ApiError);
 
     /// 503.
     #[derive(utoipa::IntoResponses)]

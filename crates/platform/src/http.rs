@@ -107,9 +107,67 @@ pub fn openapi(apis: Vec<utoipa::openapi::OpenApi>) -> utoipa::openapi::OpenApi 
         .build();
     spec.merge(<crate::health::HealthApi as utoipa::OpenApi>::openapi());
     for api in apis {
+        let clashes = clashing_schemas(&spec, &api);
+        // Merging keeps the first of two schemas of one name: the other
+        // service's bodies would be described wrongly.
+        if !clashes.is_empty() {
+            tracing::error!(?clashes, "two services describe different schemas under one name");
+        }
+        debug_assert!(clashes.is_empty(), "two services describe different schemas under one name: {clashes:?}");
         spec.merge(api);
     }
-    spec
+    without_dangling_links(spec)
+}
+
+/// The component schemas `api` names like `spec` but describes differently.
+fn clashing_schemas(spec: &utoipa::openapi::OpenApi, api: &utoipa::openapi::OpenApi) -> Vec<String> {
+    let (Some(have), Some(new)) = (spec.components.as_ref(), api.components.as_ref()) else {
+        return Vec::new();
+    };
+    new.schemas
+        .iter()
+        .filter(|(name, schema)| {
+            have.schemas
+                .get(*name)
+                .is_some_and(|old| serde_json::to_value(old).ok() != serde_json::to_value(schema).ok())
+        })
+        .map(|(name, _)| name.clone())
+        .collect()
+}
+
+/// `spec` without the links to operations it does not hold: a service's
+/// links may lead into another service's operations (a report to its case),
+/// which a process serving that service alone does not describe.
+fn without_dangling_links(spec: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+    let Ok(mut json) = serde_json::to_value(&spec) else {
+        return spec;
+    };
+    let ids: std::collections::BTreeSet<String> = json["paths"]
+        .as_object()
+        .into_iter()
+        .flat_map(|paths| paths.values())
+        .filter_map(|item| item.as_object())
+        .flat_map(|methods| methods.values())
+        .filter_map(|op| op["operationId"].as_str().map(str::to_owned))
+        .collect();
+    let Some(paths) = json.get_mut("paths").and_then(|p| p.as_object_mut()) else {
+        return spec;
+    };
+    for item in paths.values_mut().filter_map(|i| i.as_object_mut()) {
+        for op in item.values_mut() {
+            let Some(responses) = op.get_mut("responses").and_then(|r| r.as_object_mut()) else { continue };
+            for response in responses.values_mut() {
+                let Some(links) = response.get_mut("links").and_then(|l| l.as_object_mut()) else { continue };
+                links.retain(|_, link| link["operationId"].as_str().is_none_or(|id| ids.contains(id)));
+                if links.is_empty() {
+                    if let Some(r) = response.as_object_mut() {
+                        r.remove("links");
+                    }
+                }
+            }
+        }
+    }
+    serde_json::from_value(json).unwrap_or(spec)
 }
 
 /// A running service: HTTP server, admin server plus background tasks.

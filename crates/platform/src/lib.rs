@@ -17,6 +17,7 @@ pub mod health;
 pub mod http;
 pub mod keyfile;
 pub mod metrics;
+pub mod openapi;
 pub mod pii;
 pub mod pipeline;
 pub mod revocation;

@@ -7,7 +7,7 @@
 //! may call it. Registering a route any other way (`App::route`,
 //! `ServiceConfig::route`, `Scope::route`, `web::resource`) is refused by
 //! clippy (`disallowed-methods` in `clippy.toml`); this module is the one
-//! place allowed to call them. `services/gridwork/tests/attack.rs` walks the
+//! place allowed to call them. `services/gridwork/tests/api/attack.rs` walks the
 //! whole table (and `/openapi.json`) with every outsider token.
 
 use std::sync::Arc;
@@ -113,14 +113,42 @@ impl Route {
     }
 }
 
-/// Registers every row of `table` that has a handler, in table order (the
-/// order matters where templates overlap: `/v1/cases/{id}/tasks` before
-/// `/v1/cases/{id}/{action}`).
+/// How many dynamic segments a template has: of two templates matching a
+/// path, the one with fewer is the more specific (`/v1/reports/batch` over
+/// `/v1/reports/{id}`).
+fn dynamic_segments(path: &str) -> usize {
+    path.matches('{').count()
+}
+
+/// The actix route of row `r`: its method, its handler, and a guard that
+/// leaves to the table's more specific templates the paths they match (so
+/// `GET /v1/reports/batch` is not `GET /v1/reports/{id}` with the id
+/// "batch", but 405 from the fallback: only POST is `/v1/reports/batch`).
+fn route_of(table: &[Route], r: &Route, to: fn(actix_web::Route) -> actix_web::Route) -> actix_web::Route {
+    let mine = dynamic_segments(r.path);
+    let mut specific: Vec<&'static str> =
+        table.iter().filter(|o| o.path != r.path && dynamic_segments(o.path) < mine).map(|o| o.path).collect();
+    specific.sort_unstable();
+    specific.dedup();
+    let route = to(r.method.route());
+    if specific.is_empty() {
+        return route;
+    }
+    let defs: Arc<Vec<ResourceDef>> = Arc::new(specific.into_iter().map(ResourceDef::new).collect());
+    route.guard(actix_web::guard::fn_guard(move |ctx| {
+        let path = ctx.head().uri.path();
+        !defs.iter().any(|d| d.is_match(path))
+    }))
+}
+
+/// Registers every row of `table` that has a handler, in table order; where
+/// templates overlap, the more specific one takes the path
+/// (`/v1/cases/{id}/tasks` over `/v1/cases/{id}/{action}`).
 #[allow(clippy::disallowed_methods)] // the one place routes are registered
 pub fn register(cfg: &mut web::ServiceConfig, table: &'static [Route]) {
     for r in table {
         if let Some(to) = r.to {
-            cfg.route(r.path, to(r.method.route()));
+            cfg.route(r.path, route_of(table, r, to));
         }
     }
 }
@@ -131,7 +159,7 @@ pub fn register(cfg: &mut web::ServiceConfig, table: &'static [Route]) {
 pub fn register_scope(mut scope: actix_web::Scope, prefix: &str, table: &'static [Route]) -> actix_web::Scope {
     for r in table {
         if let (Some(to), Some(rest)) = (r.to, r.path.strip_prefix(prefix)) {
-            scope = scope.route(rest, to(r.method.route()));
+            scope = scope.route(rest, route_of(table, r, to));
         }
     }
     scope
@@ -150,7 +178,7 @@ where
 {
     for r in table {
         if let Some(to) = r.to {
-            app = app.route(r.path, to(r.method.route()));
+            app = app.route(r.path, route_of(table, r, to));
         }
     }
     app
@@ -164,7 +192,8 @@ where
 /// 404.)
 #[derive(Clone)]
 pub struct Fallback {
-    paths: Arc<Vec<(ResourceDef, Vec<Method>)>>,
+    /// Each template, its methods and its number of dynamic segments.
+    paths: Arc<Vec<(ResourceDef, Vec<Method>, usize)>>,
 }
 
 impl Fallback {
@@ -178,15 +207,22 @@ impl Fallback {
                 None => paths.push((r.path, vec![r.method])),
             }
         }
-        Fallback { paths: Arc::new(paths.into_iter().map(|(p, m)| (ResourceDef::new(p), m)).collect()) }
+        Fallback {
+            paths: Arc::new(paths.into_iter().map(|(p, m)| (ResourceDef::new(p), m, dynamic_segments(p))).collect()),
+        }
     }
 
-    /// The methods the table has for `path` (a concrete path), in
-    /// [`Method::ALL`] order; empty when no row's template matches it.
+    /// The methods the table has for `path` (a concrete path): those of
+    /// the most specific templates that match it (fewest dynamic segments),
+    /// in [`Method::ALL`] order; empty when no row's template matches it.
     pub fn allowed(&self, path: &str) -> Vec<Method> {
-        let matching: Vec<Method> =
-            self.paths.iter().filter(|(def, _)| def.is_match(path)).flat_map(|(_, m)| m.iter().copied()).collect();
-        Method::ALL.into_iter().filter(|m| matching.contains(m)).collect()
+        let matching: Vec<_> = self.paths.iter().filter(|(def, ..)| def.is_match(path)).collect();
+        let Some(best) = matching.iter().map(|(.., n)| *n).min() else {
+            return Vec::new();
+        };
+        let methods: Vec<Method> =
+            matching.iter().filter(|(.., n)| *n == best).flat_map(|(_, m, _)| m.iter().copied()).collect();
+        Method::ALL.into_iter().filter(|m| methods.contains(m)).collect()
     }
 
     /// The answer to `req`, which no route took.
@@ -252,10 +288,10 @@ mod tests {
     ];
 
     #[test]
-    fn allowed_methods_are_every_matching_rows() {
+    fn allowed_methods_are_those_of_the_most_specific_matching_rows() {
         let f = Fallback::new(TABLE);
         assert_eq!(f.allowed("/v1/things/x"), [Method::Get, Method::Delete]);
-        assert_eq!(f.allowed("/v1/things/batch"), [Method::Get, Method::Post, Method::Delete]);
+        assert_eq!(f.allowed("/v1/things/batch"), [Method::Post]);
         assert_eq!(f.allowed("/files/a/b.txt"), [Method::Get]);
         assert!(f.allowed("/v1/things").is_empty());
         assert!(f.allowed("/v1/things/x/y").is_empty());
@@ -289,10 +325,14 @@ mod tests {
         assert!(body["message"].as_str().unwrap().contains("PUT"), "{body}");
         assert!(body["message_zh"].is_string(), "{body}");
 
-        // Served by the `{id}` row, not refused.
-        assert_eq!(call(reqwest::Method::GET, "/v1/things/batch").await.unwrap().status().as_u16(), 200);
-        let r = call(reqwest::Method::PATCH, "/v1/things/batch").await.unwrap();
-        assert_eq!((r.status().as_u16(), r.headers()["allow"].to_str().unwrap()), (405, "GET, POST, DELETE"));
+        // `/v1/things/batch` is its own row's, not the `{id}` row's with the
+        // id "batch": only POST is served there.
+        assert_eq!(call(reqwest::Method::POST, "/v1/things/batch").await.unwrap().status().as_u16(), 200);
+        for m in [reqwest::Method::GET, reqwest::Method::PATCH, reqwest::Method::DELETE] {
+            let r = call(m.clone(), "/v1/things/batch").await.unwrap();
+            assert_eq!((r.status().as_u16(), r.headers()["allow"].to_str().unwrap()), (405, "POST"), "{m}");
+        }
+        assert_eq!(call(reqwest::Method::GET, "/v1/things/x").await.unwrap().status().as_u16(), 200);
         let r = call(reqwest::Method::POST, "/files/a/b.txt").await.unwrap();
         assert_eq!((r.status().as_u16(), r.headers()["allow"].to_str().unwrap()), (405, "GET"));
         let r = call(reqwest::Method::OPTIONS, "/v1/things/abc").await.unwrap();

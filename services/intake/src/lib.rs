@@ -119,7 +119,7 @@ pub async fn start_with_grids(
     };
     let categories: HashMap<String, bool> =
         category::Entity::find().all(&ctx.db).await?.into_iter().map(|c| (c.code, c.petition)).collect();
-    let api = openapi::spec(&categories.keys().cloned().collect::<Vec<_>>());
+    let api = openapi::spec(&categories.keys().cloned().collect::<Vec<_>>(), ctx.config.intake.batch_max_items);
     let secret = Context::secret(std::path::Path::new(&ctx.config.petition.key_file))?;
     let wake = Arc::new(Notify::new());
     let dummy_hash = {

@@ -13,6 +13,7 @@ use chrono::Utc;
 use futures::StreamExt;
 use gridwork_domain::auth::{Actor, Role};
 use gridwork_platform::auth::Caller;
+use gridwork_platform::error::responses::{Unauthorized, Unavailable};
 use gridwork_platform::ApiError;
 use gridwork_storage::entity::{case, case_report, media, media_upload, report, report_media, task, task_media};
 use object_store::path::Path;
@@ -115,11 +116,11 @@ pub struct Medium {
     responses(
         (status = 201, description = "Stored (or already stored: the same answer either way)", body = Medium),
         (status = 400, description = "Empty or unreadable body", body = ApiError),
-        (status = 401, description = "No or bad token", body = ApiError),
+        Unauthorized,
         (status = 403, description = "Not a grid worker", body = ApiError),
         (status = 413, description = "Larger than the limit for its type", body = ApiError),
         (status = 415, description = "Not a supported photo or video", body = ApiError),
-        (status = 503, description = "Storage unavailable; retry", body = ApiError),
+        Unavailable,
     ))]
 pub async fn upload(
     state: web::Data<State>,
@@ -325,9 +326,9 @@ pub async fn may_see(db: &DatabaseConnection, actor: &Actor, id: &str) -> Result
         (status = 200, description = "The file", content(
             (FileBytes = "image/jpeg"), (FileBytes = "image/png"), (FileBytes = "image/heic"),
             (FileBytes = "image/webp"), (FileBytes = "video/mp4"), (FileBytes = "video/quicktime"))),
-        (status = 401, description = "No or bad token", body = ApiError),
+        Unauthorized,
         (status = 404, description = "No such medium visible to the caller", body = ApiError),
-        (status = 503, description = "Storage unavailable; retry", body = ApiError),
+        Unavailable,
     ))]
 pub async fn download(
     state: web::Data<State>,

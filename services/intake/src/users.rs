@@ -10,6 +10,7 @@ use gridwork_domain::auth::{Actor, Role};
 use gridwork_domain::report::ValidationError;
 use gridwork_domain::{codes, Channel};
 use gridwork_platform::auth::Caller;
+use gridwork_platform::error::responses::{PayloadTooLarge, Unauthorized, Unavailable};
 use gridwork_platform::{ApiError, Context};
 use gridwork_storage::entity::user;
 use sea_orm::{ActiveModelTrait, ConnectionTrait, EntityTrait, IntoActiveModel, Set, TransactionTrait};
@@ -126,12 +127,12 @@ fn apply(admin: &Actor, u: &user::Model, patch: &UserPatch) -> Result<user::Mode
     responses(
         (status = 200, description = "Changed (or unchanged); sessions revoked if access changed", body = UserView),
         (status = 400, description = "Invalid body: `code` and `field` say what", body = ApiError),
-        (status = 401, description = "No or bad token", body = ApiError),
+        Unauthorized,
         (status = 403, description = "Not an admin, or the new scope is outside the admin's", body = ApiError),
         (status = 404, description = "No such user in the admin's jurisdiction", body = ApiError),
-        (status = 413, description = "Body too large", body = ApiError),
+        PayloadTooLarge,
         (status = 415, description = "Not JSON", body = ApiError),
-        (status = 503, description = "Storage unavailable; retry", body = ApiError),
+        Unavailable,
     ))]
 pub async fn patch(
     state: web::Data<State>,

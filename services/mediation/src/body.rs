@@ -6,6 +6,7 @@
 use actix_web::{web, HttpRequest};
 use gridwork_platform::Context;
 use serde::de::DeserializeOwned;
+use serde::Deserialize;
 
 use crate::error::{bad_request, MediationError};
 
@@ -25,12 +26,22 @@ fn blank(body: &[u8]) -> bool {
     body.iter().all(u8::is_ascii_whitespace)
 }
 
+/// Every body of this API is a JSON object (serde would also read a
+/// struct from an array of its fields in order: `[null, null]`).
+fn require_object(body: &[u8], what: &str, zh: &str) -> Result<(), MediationError> {
+    match body.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') | None => Ok(()),
+        Some(_) => Err(bad_request("invalid_body", format!("{what} must be a JSON object"), zh)),
+    }
+}
+
 /// A JSON body (empty = `{}`) with the shared codes: `malformed_json`,
 /// `unknown_field` and `missing_field` naming the field, `invalid_body`.
 pub fn json<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, MediationError> {
     if blank(body) {
         return Ok(T::default());
     }
+    require_object(body, "the request body", "请求体须为 JSON 对象")?;
     serde_json::from_slice(body).map_err(|e| MediationError::request(gridwork_platform::error::body_error(&e)))
 }
 
@@ -46,7 +57,38 @@ pub fn json_or_invalid<T: DeserializeOwned + Default>(
     if empty_is_default && blank(body) {
         return Ok(T::default());
     }
+    require_object(body, what, zh)?;
     serde_json::from_slice(body).map_err(|e| bad_request("invalid_body", format!("invalid {what}: {e}"), zh))
+}
+
+/// An integer field that also takes the integral floats JSON allows for
+/// an integer (`1.0`, which JSON Schema's `integer` includes).
+pub fn integral<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<u64>,
+{
+    use serde::de::Error;
+    let n = serde_json::Number::deserialize(d)?;
+    let whole = match (n.as_u64(), n.as_f64()) {
+        (Some(u), _) => Some(u),
+        (None, Some(f)) if f >= 0.0 && f.fract() == 0.0 && f <= u64::MAX as f64 => Some(f as u64),
+        _ => None,
+    };
+    whole
+        .and_then(|u| T::try_from(u).ok())
+        .ok_or_else(|| D::Error::custom(format!("invalid value: {n}, expected a whole number in range")))
+}
+
+/// [`integral`], optional (`null` or absent is `None`).
+pub fn integral_opt<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<u64>,
+{
+    #[derive(serde::Deserialize)]
+    struct Whole<T: TryFrom<u64>>(#[serde(deserialize_with = "integral")] T);
+    Ok(Option::<Whole<T>>::deserialize(d)?.map(|w| w.0))
 }
 
 #[cfg(test)]
@@ -76,6 +118,26 @@ mod tests {
         assert_eq!(code(json::<In>(br#"{"kind":"x","colour":"red"}"#)), ("unknown_field", Some("colour".into())));
         assert_eq!(code(json::<In>(b"{")), ("malformed_json", None));
         assert_eq!(code(json::<In>(b"  ")), ("ok", None));
+        // A struct is not read from an array of its fields.
+        assert_eq!(code(json::<In>(br#"["x"]"#)), ("invalid_body", None));
+    }
+
+    #[test]
+    fn whole_numbers_may_be_written_as_floats() {
+        #[derive(Debug, serde::Deserialize)]
+        struct N {
+            #[serde(deserialize_with = "integral")]
+            n: u8,
+            #[serde(default, deserialize_with = "integral_opt")]
+            m: Option<u32>,
+        }
+        let n: N = serde_json::from_str(r#"{"n": 3.0, "m": 7}"#).unwrap();
+        assert_eq!((n.n, n.m), (3, Some(7)));
+        let n: N = serde_json::from_str(r#"{"n": 3, "m": null}"#).unwrap();
+        assert_eq!((n.n, n.m), (3, None));
+        assert!(serde_json::from_str::<N>(r#"{"n": 3.5}"#).is_err());
+        assert!(serde_json::from_str::<N>(r#"{"n": 256}"#).is_err());
+        assert!(serde_json::from_str::<N>(r#"{"n": -1}"#).is_err());
     }
 
     #[test]
@@ -83,5 +145,9 @@ mod tests {
         assert_eq!(code(json_or_invalid::<In>(b"{", "request body", "请求体格式错误", true)), ("invalid_body", None));
         assert_eq!(code(json_or_invalid::<In>(b"", "request body", "请求体格式错误", true)), ("ok", None));
         assert_eq!(code(json_or_invalid::<In>(b"", "request body", "请求体格式错误", false)), ("invalid_body", None));
+        assert_eq!(
+            code(json_or_invalid::<In>(b" [null]", "request body", "请求体格式错误", true)),
+            ("invalid_body", None)
+        );
     }
 }

@@ -25,6 +25,7 @@ use chrono::{DateTime, Utc};
 use gridwork_domain::auth::Actor;
 use gridwork_domain::codes;
 use gridwork_platform::auth::{Caller, TokenInfo};
+use gridwork_platform::error::responses::{BadRequest, Forbidden, Unauthorized, Unavailable};
 use gridwork_platform::fanout::Subscription;
 use gridwork_platform::{ApiError, Context};
 use tokio::sync::broadcast;
@@ -112,10 +113,28 @@ struct Feed {
     ended: bool,
 }
 
+/// The data of `event: reset`: the client missed too much to be told it;
+/// it reloads the queue.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct StreamReset {
+    pub missed_more_than: u64,
+    /// What to reload.
+    pub reload: &'static str,
+}
+
+/// The data of the last frame of a stream whose token no longer holds.
+#[derive(Debug, serde::Serialize)]
+struct Closing<'a> {
+    code: &'a str,
+    message: &'a str,
+    message_zh: &'a str,
+}
+
 /// The last frame of a stream whose token no longer holds: the error's
 /// code as the event name, the error as data.
 fn closing(e: &ApiError) -> Bytes {
-    let data = serde_json::json!({"code": e.code, "message": e.message, "message_zh": e.message_zh});
+    let data = serde_json::to_string(&Closing { code: e.code, message: &e.message, message_zh: &e.message_zh })
+        .unwrap_or_default();
     Bytes::from(format!("event: {}\ndata: {data}\n\n", e.code))
 }
 
@@ -177,6 +196,29 @@ impl Feed {
 
 /// `GET /v1/centres/{code}/stream`: every change of the queues of `code`
 /// (and the centres under it) as it happens, while the caller's token holds.
+///
+/// Server-sent events. `event: case` (or `emergency`) carries
+/// `{"seq", "event_id", "kind", "case": CaseView}` with `id:` the event's
+/// position; a reconnect with `Last-Event-ID` first gets what it missed
+/// (emergencies first), or `event: reset` (reload the queue) when it missed
+/// more than `mediation.stream_replay_max`. A fresh connection first gets
+/// the open emergency cases. The stream ends with `event: token_expired` or
+/// `event: token_revoked`; `event: lagged` tells a slow reader it missed
+/// events. The bearer token goes in the `Authorization` header (use a
+/// fetch-based reader: `EventSource` cannot send it).
+#[utoipa::path(get, path = "/v1/centres/{code}/stream", tag = "cases", operation_id = "centre_stream",
+    params(
+        ("code" = String, Path, description = "A centre's code, or any unit's: its centres' queues",
+            pattern = r"^([0-9]{6}|[0-9]{9}|[0-9]{12}|[0-9]{15})$"),
+        ("Last-Event-ID" = Option<String>, Header, description = "The last event id the client has (resume)",
+            pattern = r"^\s*-?[0-9]{1,18}\s*$"),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The stream (never ends while the token holds)",
+            content_type = "text/event-stream", body = String),
+        BadRequest, Unauthorized, Forbidden, Unavailable,
+    ))]
 pub async fn stream(
     state: web::Data<State>,
     ctx: web::Data<Context>,
@@ -210,11 +252,11 @@ pub async fn stream(
         Some(last) => match missed(&state, &prefix, last, now).await? {
             Missed::Events(events) => (events, 0),
             Missed::TooMany { newest } => {
-                let reset = serde_json::json!({
-                    "missed_more_than": state.stream_replay_max,
-                    "reload": "GET /v1/cases",
+                let reset = serde_json::to_string(&StreamReset {
+                    missed_more_than: state.stream_replay_max,
+                    reload: "GET /v1/cases",
                 })
-                .to_string();
+                .unwrap_or_default();
                 let mut b = vec![(newest, "reset".to_owned(), reset)];
                 b.extend(emergencies(&state, &prefix, now).await?);
                 (b, newest)

@@ -7,6 +7,7 @@
 use actix_web::{web, HttpResponse};
 use chrono::Utc;
 use gridwork_platform::auth::Caller;
+use gridwork_platform::error::responses::Unauthorized;
 use gridwork_platform::{revocation, ApiError, Context};
 use gridwork_storage::entity::refresh_token;
 use sea_orm::sea_query::Expr;
@@ -31,7 +32,7 @@ pub struct Revoked {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Revoked", body = Revoked),
-        (status = 401, description = "No or bad token", body = ApiError),
+        Unauthorized,
         (status = 503, description = "Revocation list unavailable; retry", body = ApiError),
     ))]
 pub async fn revoke(

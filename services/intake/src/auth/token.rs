@@ -9,6 +9,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono::{Duration, Utc};
 use gridwork_domain::auth::{Actor, Role};
+use gridwork_platform::error::responses::PayloadTooLarge;
 use gridwork_platform::{ApiError, Context};
 use gridwork_storage::entity::{refresh_token, user};
 use sea_orm::sea_query::Expr;
@@ -38,6 +39,53 @@ pub struct TokenIn {
     pub refresh_token: Option<String>,
 }
 
+/// The grants of `POST /v1/auth/token`, as the document describes them
+/// (the server reads them as one [`TokenIn`]).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)] // a schema only
+pub enum TokenGrant {
+    Password(PasswordGrant),
+    Refresh(RefreshGrant),
+}
+
+/// Sign in with a username and password.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // a schema only
+pub struct PasswordGrant {
+    /// `password` (the default).
+    #[serde(default)]
+    #[schema(schema_with = password_grant_type)]
+    grant_type: Option<String>,
+    username: String,
+    password: String,
+}
+
+/// Renew with a refresh token (single use).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // a schema only
+pub struct RefreshGrant {
+    #[schema(schema_with = refresh_grant_type)]
+    grant_type: String,
+    refresh_token: String,
+}
+
+fn password_grant_type() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(["password"]))
+        .build()
+}
+
+fn refresh_grant_type() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(["refresh_token"]))
+        .build()
+}
+
 fn refused(code: &'static str, message: &'static str) -> IntakeError {
     IntakeError::RefreshRefused { code, message }
 }
@@ -64,13 +112,13 @@ pub struct TokenOut {
 }
 
 /// Signs in (`grant_type=password`) or renews (`grant_type=refresh_token`).
-#[utoipa::path(post, path = "/v1/auth/token", tag = "auth", request_body = TokenIn,
+#[utoipa::path(post, path = "/v1/auth/token", tag = "auth", request_body = TokenGrant,
     responses(
         (status = 200, description = "Tokens issued", body = TokenOut),
         (status = 400, description = "Missing field, unknown field or grant type", body = ApiError),
         (status = 401, description = "Wrong credentials, a deactivated account, or a refresh token unknown, \
             expired, revoked or reused", body = ApiError),
-        (status = 413, description = "Body too large", body = ApiError),
+        PayloadTooLarge,
         (status = 415, description = "Not JSON", body = ApiError),
         (status = 429, description = "Too many failed sign-ins for this username or from this address; \
             see Retry-After", body = ApiError,

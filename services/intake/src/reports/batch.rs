@@ -5,6 +5,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use gridwork_domain::report::ValidationError;
 use gridwork_platform::auth::Caller;
+use gridwork_platform::error::responses::{PayloadTooLarge, Unauthorized, Unavailable};
 use gridwork_platform::ApiError;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -60,12 +61,12 @@ pub struct BatchOut {
     responses(
         (status = 200, description = "Per-item results", body = BatchOut),
         (status = 400, description = "Malformed body, unknown field or bad batch size", body = ApiError),
-        (status = 401, description = "No or bad token", body = ApiError),
+        Unauthorized,
         (status = 403, description = "Not a grid worker", body = ApiError),
-        (status = 413, description = "Body too large", body = ApiError),
+        PayloadTooLarge,
         (status = 415, description = "Not JSON", body = ApiError),
         (status = 429, description = "Too many requests from this token", body = ApiError),
-        (status = 503, description = "Storage unavailable; retry", body = ApiError),
+        Unavailable,
     ))]
 pub async fn submit_batch(
     state: web::Data<State>,

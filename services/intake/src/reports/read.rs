@@ -5,6 +5,7 @@ use actix_web::{web, HttpResponse};
 use chrono::{DateTime, Utc};
 use gridwork_domain::auth::{Actor, Role};
 use gridwork_platform::auth::Caller;
+use gridwork_platform::error::responses::{Unauthorized, Unavailable};
 use gridwork_platform::ApiError;
 use gridwork_storage::entity::{report, report_event};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
@@ -37,15 +38,18 @@ async fn case_visible(state: &State, actor: &Actor, id: &str) -> Result<bool, se
 /// One report: its reporter, an admin, a dispatcher whose scope covers its
 /// grid, and a mediator who may see its case (by the case's channels).
 /// Analysts and other grid workers get 404, as for an unknown id (ADR 0033).
-#[utoipa::path(get, path = "/v1/reports/{id}", tag = "reports",
+#[utoipa::path(get, path = "/v1/reports/{id}", tag = "reports", operation_id = "get_report",
     params(("id" = Uuid, Path, description = "The report's client id")),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The report, its status and timeline", body = ReportView),
+        (status = 200, description = "The report, its status and timeline", body = ReportView, links(
+            ("case" = (operation_id = "case_detail", parameters(("id" = "$response.body#/case_id")),
+                description = "The report's case (a dispatcher's view), once it has one")),
+        )),
         (status = 400, description = "The id is not a UUID", body = ApiError),
-        (status = 401, description = "No or bad token", body = ApiError),
+        Unauthorized,
         (status = 404, description = "No such report visible to the caller", body = ApiError),
-        (status = 503, description = "Storage unavailable; retry", body = ApiError),
+        Unavailable,
     ))]
 pub async fn get_report(
     state: web::Data<State>,
@@ -94,8 +98,8 @@ pub struct MyReports {
     responses(
         (status = 200, description = "The caller's reports", body = MyReports),
         (status = 400, description = "Bad query", body = ApiError),
-        (status = 401, description = "No or bad token", body = ApiError),
-        (status = 503, description = "Storage unavailable; retry", body = ApiError),
+        Unauthorized,
+        Unavailable,
     ))]
 pub async fn my_reports(
     state: web::Data<State>,

@@ -9,6 +9,7 @@ use gridwork_domain::auth::{Actor, Role};
 use gridwork_domain::report::{Crs, NewReport, ReportStatus, ValidationError};
 use gridwork_events::{pb, Event, Payload};
 use gridwork_platform::auth::Caller;
+use gridwork_platform::error::responses::{PayloadTooLarge, Unauthorized, Unavailable};
 use gridwork_platform::ApiError;
 use gridwork_storage::entity::{report, report_event};
 use sea_orm::{EntityTrait, Set};
@@ -47,18 +48,21 @@ fn idem_key(id: &Uuid) -> String {
 #[utoipa::path(post, path = "/v1/reports", tag = "reports", request_body = ReportIn,
     security(("bearer" = [])),
     responses(
-        (status = 201, description = "Accepted: stored, on its way to a grid", body = ReportView),
+        (status = 201, description = "Accepted: stored, on its way to a grid", body = ReportView, links(
+            ("report" = (operation_id = "get_report", parameters(("id" = "$response.body#/id")),
+                description = "The report, its status and, once routed, its case")),
+        )),
         (status = 200, description = "A replay of a report already accepted", body = ReportView),
         (status = 400, description = "Invalid: `code` and `field` say what", body = ApiError),
-        (status = 401, description = "No or bad token", body = ApiError),
+        Unauthorized,
         (status = 403, description = "Not a grid worker, or the place lies outside the area the reporter's \
             scope allows (`outside_report_area`)", body = ApiError),
         (status = 409, description = "The id was used for a different report", body = ApiError),
-        (status = 413, description = "Body too large", body = ApiError),
+        PayloadTooLarge,
         (status = 415, description = "Not JSON", body = ApiError),
         (status = 429, description = "Too many requests from this token; see Retry-After", body = ApiError,
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
-        (status = 503, description = "Storage unavailable; retry", body = ApiError),
+        Unavailable,
     ))]
 pub async fn submit(
     state: web::Data<State>,

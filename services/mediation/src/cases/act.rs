@@ -9,49 +9,114 @@ use gridwork_domain::calendar::Span;
 use gridwork_domain::{codes, Case, CaseAction, CaseEventKind, CaseStatus, Channel, Outcome, Satisfaction};
 use gridwork_events::convert::{Cause, TransitionDetail};
 use gridwork_platform::auth::Caller;
+use gridwork_platform::error::responses::{
+    BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, Unauthorized, Unavailable, Unprocessable,
+};
 use gridwork_storage::entity::case;
 use sea_orm::TransactionTrait;
 use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::publish::publish;
-use super::view::view;
+use super::view::{view, CaseView};
 use crate::access;
 use crate::clocks::Clocks;
 use crate::error::{bad, MediationError, ACTIONS};
 use crate::repo::{self, cases as repo_cases, Extra};
 use crate::State;
 
-/// Body of `POST /v1/cases/{id}/{action}` (all optional; which are needed
-/// depends on the action).
-#[derive(Debug, Default, Deserialize)]
+/// Body of `POST /v1/cases/{id}/{action}`: every field is optional; which
+/// an action needs depends on the action (empty body = `{}`).
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ActionIn {
+    /// Why (reject, transfer, joint, escalate, suspend, reopen,
+    /// request_review, extend; split needs one). Kept sealed with the
+    /// event, never published.
     #[serde(default)]
     pub reason: Option<String>,
+    /// resolve: `mediated_agreement`, `not_agreed`,
+    /// `referred_to_litigation`, `withdrawn` or `handled`.
     #[serde(default)]
     pub outcome: Option<String>,
+    /// resolve: a note on the resolution.
     #[serde(default)]
     pub note: Option<String>,
+    /// callback (回访): `satisfied`, `basically_satisfied`, `unsatisfied`
+    /// or `unanswered`.
     #[serde(default)]
     pub satisfaction: Option<String>,
-    /// transfer: the channel and/or centre to move to.
+    /// transfer: the channel to move to.
     #[serde(default)]
+    #[schema(schema_with = crate::schema::channel_or_null)]
     pub channel: Option<String>,
+    /// transfer: the centre to move to (in the case's county).
     #[serde(default)]
     pub centre: Option<String>,
-    /// joint: the assisting channels.
+    /// joint (联合调处): the assisting channels.
     #[serde(default)]
+    #[schema(schema_with = crate::schema::channels_or_null)]
     pub channels: Option<Vec<String>>,
-    /// extend: e.g. "30 days".
+    /// extend (延期): how much longer, e.g. `30 days`.
     #[serde(default)]
     pub extension: Option<String>,
-    /// split: the linked report to split off.
+    /// split: the linked report to split off into a case of its own.
     #[serde(default)]
     pub report_id: Option<Uuid>,
     /// The version the caller last saw; a stale one gets 409.
     #[serde(default)]
     pub version: Option<i64>,
+}
+
+impl ActionIn {
+    /// Every field that is present is well-formed, whichever action it
+    /// comes with (the body's schema holds for every action): text without
+    /// control characters and within its length, known outcomes,
+    /// satisfactions and channels, a centre that is an administrative code,
+    /// an extension that is a span.
+    pub fn check(&self) -> Result<(), MediationError> {
+        if let Some(r) = &self.reason {
+            gridwork_domain::case::check_reason(r)?;
+        }
+        if let Some(n) = &self.note {
+            gridwork_domain::text::check_text("note", n, gridwork_domain::text::MAX_NOTE_CHARS)?;
+        }
+        if let Some(o) = &self.outcome {
+            Outcome::parse(o)
+                .ok_or_else(|| bad("invalid_field", "outcome", format!("unknown outcome {o:?}"), "未知的办理结果"))?;
+        }
+        if let Some(s) = &self.satisfaction {
+            Satisfaction::parse(s).ok_or_else(|| {
+                bad("invalid_field", "satisfaction", format!("unknown satisfaction {s:?}"), "未知的满意度")
+            })?;
+        }
+        if let Some(c) = &self.channel {
+            channel_field("channel", c)?;
+        }
+        for c in self.channels.iter().flatten() {
+            channel_field("channels", c)?;
+        }
+        if let Some(c) = &self.centre {
+            codes::level_of(c)
+                .map_err(|_| bad("unknown_centre", "centre", format!("no centre {c:?}"), "综治中心不存在"))?;
+        }
+        if let Some(x) = &self.extension {
+            x.parse::<Span>()?;
+        }
+        Ok(())
+    }
+}
+
+/// The path of `POST /v1/cases/{id}/{action}`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct ActionPath {
+    /// The case.
+    pub id: Uuid,
+    /// The action.
+    #[param(schema_with = crate::schema::action)]
+    pub action: String,
 }
 
 /// Whether `name` is an action of this endpoint.
@@ -142,17 +207,33 @@ pub fn parse_action(clocks: &Clocks, name: &str, body: &ActionIn, case: &Case) -
     })
 }
 
-/// `POST /v1/cases/{id}/{action}`.
+/// `POST /v1/cases/{id}/{action}`: one step of the case's life, on the
+/// state machine of docs/architecture.md — claim (签收), release, accept or
+/// reject, start, transfer, joint handling (联合调处), escalate (上行),
+/// suspend and resume, resolve, verify (核查), close (结案), reopen,
+/// callback (回访), extend (延期), request_review, split. Answers the case
+/// as it is after the step.
+#[utoipa::path(post, path = "/v1/cases/{id}/{action}", tag = "cases", operation_id = "case_action",
+    params(ActionPath),
+    request_body(content = Option<ActionIn>, description = "What the action needs (none or empty = `{}`)"),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The case after the action", body = CaseView, links(
+            ("detail" = (operation_id = "case_detail", parameters(("id" = "$response.body#/id")),
+                description = "The case's detail, with the new timeline entry")),
+        )),
+        BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PayloadTooLarge, Unprocessable, Unavailable,
+    ))]
 pub async fn act(
     state: web::Data<State>,
     caller: Caller,
-    path: web::Path<(Uuid, String)>,
+    path: web::Path<ActionPath>,
     req: HttpRequest,
     body: web::Payload,
 ) -> Result<HttpResponse, MediationError> {
     let actor = caller.0;
     access::require_queue_worker(&actor)?;
-    let (id, action_name) = path.into_inner();
+    let ActionPath { id, action: action_name } = path.into_inner();
     let id = id.to_string();
     if !is_action(&action_name) {
         return Err(MediationError::UnknownAction(action_name));
@@ -165,6 +246,7 @@ pub async fn act(
     // sends, never a 400 or 413 that would tell the case exists (ADR 0033).
     let bytes = crate::body::read(&req, body).await?;
     let input: ActionIn = crate::body::json_or_invalid(&bytes, "request body", "请求体格式错误", true)?;
+    input.check()?;
     if action_name == "split" {
         let (m, now) = super::split::split(&state, &actor, &id, &input).await?;
         return Ok(HttpResponse::Ok().json(view(m, now)));

@@ -2,16 +2,105 @@
 //! notices and its timeline.
 
 use actix_web::{web, HttpResponse};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use gridwork_platform::auth::Caller;
+use gridwork_platform::error::responses::{BadRequest, Forbidden, NotFound, Unauthorized, Unavailable};
+use serde::Serialize;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::view::{report_json, view};
+use super::view::{case_report, view, CaseReport, CaseView};
 use crate::access;
 use crate::error::MediationError;
 use crate::repo::{self, cases as repo_cases};
 use crate::State;
 
+/// A further report of the same incident, linked to the case.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LinkedReport {
+    #[schema(format = Uuid)]
+    pub report_id: String,
+    pub linked_at: DateTime<Utc>,
+    /// Who linked it: `system` (same place and category within the window).
+    pub linked_by: String,
+    /// Metres from the case's first report.
+    pub distance_m: f64,
+    /// The case it was split off into, if a dispatcher split it.
+    pub split_case_id: Option<String>,
+    /// `null` if the report is gone.
+    #[schema(required)]
+    pub report: Option<CaseReport>,
+}
+
+/// A supervision notice (督办) raised on the case.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SupervisionNotice {
+    /// The clock it watches: `close_out` or `acceptance`.
+    pub clock: String,
+    /// `near_due` or `overdue`.
+    pub threshold: String,
+    pub due_at: DateTime<Utc>,
+    pub raised_at: DateTime<Utc>,
+}
+
+/// One step of the case's life.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CaseTimelineEntry {
+    /// Its position in the timeline table: the live stream's event id.
+    pub seq: i64,
+    /// The case-lifecycle event's id on the topic.
+    pub event_id: String,
+    /// What happened (`created`, `claimed`, `transferred`, …).
+    pub kind: String,
+    /// The case's status after it.
+    #[schema(schema_with = crate::schema::case_status)]
+    pub status: String,
+    /// Who did it (`system` for the pipeline and the scheduler).
+    pub actor: String,
+    pub actor_role: String,
+    /// Why, in the actor's words or the system's.
+    pub reason: String,
+    pub at: DateTime<Utc>,
+    /// The case's version after it.
+    pub version: i64,
+    /// The case's queue after it.
+    pub centre: String,
+    #[schema(schema_with = crate::schema::channel)]
+    pub channel: String,
+}
+
+/// Body of `GET /v1/cases/{id}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CaseDetail {
+    #[serde(flatten)]
+    pub case: CaseView,
+    /// The report that opened the case (`null` if it is gone).
+    #[schema(required)]
+    pub report: Option<CaseReport>,
+    pub linked_reports: Vec<LinkedReport>,
+    pub supervision: Vec<SupervisionNotice>,
+    /// Oldest first.
+    pub timeline: Vec<CaseTimelineEntry>,
+}
+
+/// `GET /v1/cases/{id}`: the case with its report (parties masked), linked
+/// reports, supervision notices and timeline. A case outside the caller's
+/// view is 404, like one that does not exist.
+#[utoipa::path(get, path = "/v1/cases/{id}", tag = "cases", operation_id = "case_detail",
+    params(("id" = Uuid, Path, description = "The case")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The case", body = CaseDetail, links(
+            ("claim" = (operation_id = "case_action",
+                parameters(("id" = "$response.body#/id"), ("action" = "claim")),
+                description = "Claim the case (签收)")),
+            ("parties" = (operation_id = "reveal_parties", parameters(("id" = "$response.body#/id")),
+                description = "See the parties in full, with a reason (audited)")),
+            ("tasks" = (operation_id = "case_tasks", parameters(("id" = "$response.body#/id")),
+                description = "The case's tasks for grid workers")),
+        )),
+        BadRequest, Unauthorized, Forbidden, NotFound, Unavailable,
+    ))]
 pub async fn detail(
     state: web::Data<State>,
     caller: Caller,
@@ -25,35 +114,44 @@ pub async fn detail(
     let timeline = repo_cases::timeline(&state.db, &id).await?;
     let rep = repo_cases::report(&state.db, &m.report_id).await?;
     let links = repo_cases::links(&state.db, &id).await?;
-    let mut linked = Vec::with_capacity(links.len());
+    let mut linked_reports = Vec::with_capacity(links.len());
     for l in links {
         let r = repo_cases::report(&state.db, &l.report_id).await?;
-        linked.push(serde_json::json!({
-            "report_id": l.report_id, "linked_at": l.linked_at, "linked_by": l.linked_by,
-            "distance_m": l.distance_m, "split_case_id": l.split_case_id,
-            "report": r.map(|r| report_json(&state, r)),
-        }));
+        linked_reports.push(LinkedReport {
+            report: r.map(|r| case_report(&state, r)),
+            report_id: l.report_id,
+            linked_at: l.linked_at,
+            linked_by: l.linked_by,
+            distance_m: l.distance_m,
+            split_case_id: l.split_case_id,
+        });
     }
-    let notices: Vec<serde_json::Value> = repo_cases::notices(&state.db, &id)
+    let supervision = repo_cases::notices(&state.db, &id)
         .await?
         .into_iter()
-        .map(|s| serde_json::json!({"clock": s.clock, "threshold": s.threshold, "due_at": s.due_at, "raised_at": s.raised_at}))
+        .map(|s| SupervisionNotice { clock: s.clock, threshold: s.threshold, due_at: s.due_at, raised_at: s.raised_at })
         .collect();
-    let timeline: Vec<serde_json::Value> = timeline
+    let timeline = timeline
         .into_iter()
-        .map(|e| {
-            serde_json::json!({
-                "seq": e.id, "event_id": e.event_id, "kind": e.kind, "status": e.status, "actor": e.actor_id,
-                "actor_role": e.actor_role, "reason": repo::timeline_reason(&state.keyring, &e), "at": e.at,
-                "version": e.version,
-                "centre": e.centre, "channel": e.channel,
-            })
+        .map(|e| CaseTimelineEntry {
+            reason: repo::timeline_reason(&state.keyring, &e),
+            seq: e.id,
+            event_id: e.event_id,
+            kind: e.kind,
+            status: e.status,
+            actor: e.actor_id,
+            actor_role: e.actor_role,
+            at: e.at,
+            version: e.version,
+            centre: e.centre,
+            channel: e.channel,
         })
         .collect();
-    let mut body = serde_json::to_value(view(m, Utc::now())).map_err(|e| MediationError::Internal(e.to_string()))?;
-    body["report"] = rep.map(|r| report_json(&state, r)).unwrap_or(serde_json::Value::Null);
-    body["linked_reports"] = serde_json::Value::Array(linked);
-    body["supervision"] = serde_json::Value::Array(notices);
-    body["timeline"] = serde_json::Value::Array(timeline);
-    Ok(HttpResponse::Ok().json(body))
+    Ok(HttpResponse::Ok().json(CaseDetail {
+        case: view(m, Utc::now()),
+        report: rep.map(|r| case_report(&state, r)),
+        linked_reports,
+        supervision,
+        timeline,
+    }))
 }

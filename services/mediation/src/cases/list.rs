@@ -10,7 +10,9 @@ use chrono::{DateTime, Utc};
 use gridwork_domain::auth::Actor;
 use gridwork_domain::{codes, CaseStatus, Channel};
 use gridwork_platform::auth::Caller;
+use gridwork_platform::error::responses::{BadRequest, Forbidden, Unauthorized, Unavailable};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::view::{view, CaseView};
 use crate::access;
@@ -18,38 +20,56 @@ use crate::error::{bad, MediationError};
 use crate::repo::cases::{self as repo, Filter, Key, Sort};
 use crate::State;
 
-#[derive(Debug, Deserialize)]
+/// Query of `GET /v1/cases`: every filter is optional and they combine.
+#[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
-    /// A centre code (or any code under the caller's scope): cases of the
-    /// centres under it.
+    /// An administrative code under the caller's scope (a centre's, or any
+    /// unit's): cases of the centres under it. Default: the caller's scope.
     #[serde(default)]
+    #[param(pattern = r"^([0-9]{6}|[0-9]{9}|[0-9]{12}|[0-9]{15})$")]
     pub centre: Option<String>,
+    /// The lead channel.
     #[serde(default)]
+    #[param(schema_with = crate::schema::channel)]
     pub channel: Option<String>,
     /// One status or several, comma-separated; `open` for every open one.
     #[serde(default)]
+    #[param(schema_with = crate::schema::statuses)]
     pub status: Option<String>,
+    /// Cases of this priority (1 highest).
     #[serde(default)]
     pub priority: Option<i32>,
+    /// Only overdue cases (`true`), or only those that are not (`false`).
     #[serde(default)]
     pub overdue: Option<bool>,
-    /// A grid, community or street code: cases located under it.
+    /// A grid, community or street code (or any unit's): cases located
+    /// under it.
     #[serde(default)]
+    #[param(pattern = r"^([0-9]{6}|[0-9]{9}|[0-9]{12}|[0-9]{15})$")]
     pub grid: Option<String>,
     /// A category code or a dotted prefix (`dispute`).
     #[serde(default)]
+    #[param(max_length = 200, pattern = r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*$")]
     pub category: Option<String>,
-    /// Words of the report's address or description, or of the category.
+    /// Words of the report's address or description, or of the category;
+    /// every word must occur.
     #[serde(default)]
+    #[param(max_length = 200, pattern = r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*$")]
     pub text: Option<String>,
     /// `urgent` (default: overdue first, then priority, then deadline),
     /// `due`, `priority`, `created` (newest first), `updated` (latest first).
     #[serde(default)]
+    #[param(schema_with = crate::schema::sort)]
     pub sort: Option<String>,
+    /// Page size, 1–200 (default 50; larger is read as 200, 0 as 1).
     #[serde(default)]
     pub limit: Option<u64>,
+    /// The `next_cursor` of the previous page, with the same filters and
+    /// sort.
     #[serde(default)]
+    #[param(pattern = "^[A-Za-z0-9_-]+$")]
     pub cursor: Option<String>,
 }
 
@@ -107,6 +127,16 @@ fn code_prefix(code: &str, field: &str) -> Result<String, MediationError> {
     })
 }
 
+/// A free-text filter: at most 200 characters, none of them control
+/// characters (the database could not compare with a NUL byte).
+fn check_text(field: &str, value: &str) -> Result<(), MediationError> {
+    gridwork_domain::text::check_text(field, value, MAX_FILTER_CHARS)
+        .map_err(|e| bad("invalid_filter", field, e.en, e.zh))
+}
+
+/// The longest free-text filter.
+const MAX_FILTER_CHARS: usize = 200;
+
 /// The query's filters, checked, in stored form (the overdue one is
 /// judged when the page's instant is known).
 fn filter(actor: &Actor, q: &ListQuery) -> Result<Filter, MediationError> {
@@ -150,8 +180,12 @@ fn filter(actor: &Actor, q: &ListQuery) -> Result<Filter, MediationError> {
     if let Some(g) = &q.grid {
         f.grid_prefix = Some(code_prefix(g, "grid")?);
     }
-    f.category = q.category.clone();
+    if let Some(category) = &q.category {
+        check_text("category", category)?;
+        f.category = Some(category.clone());
+    }
     if let Some(text) = &q.text {
+        check_text("text", text)?;
         f.words = text.split_whitespace().map(str::to_lowercase).collect();
     }
     f.overdue = q.overdue;
@@ -159,15 +193,25 @@ fn filter(actor: &Actor, q: &ListQuery) -> Result<Filter, MediationError> {
 }
 
 /// Body of `GET /v1/cases`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct CasePage {
     pub items: Vec<CaseView>,
     /// The next page's cursor; `null` on the last page.
     pub next_cursor: Option<String>,
 }
 
-/// `GET /v1/cases`: the queues the caller may see, with filters, sort and
-/// keyset pagination.
+/// `GET /v1/cases`: the queues the caller may see (dispatchers their
+/// scope's, mediators their channels' cases), with filters, sort and keyset
+/// pagination.
+#[utoipa::path(get, path = "/v1/cases", tag = "cases", operation_id = "list_cases", params(ListQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of cases", body = CasePage, links(
+            ("detail" = (operation_id = "case_detail", parameters(("id" = "$response.body#/items/0/id")),
+                description = "The first case's detail")),
+        )),
+        BadRequest, Unauthorized, Forbidden, Unavailable,
+    ))]
 pub async fn list(
     state: web::Data<State>,
     caller: Caller,

@@ -4,6 +4,7 @@
 use actix_web::{web, HttpResponse};
 use chrono::{DateTime, Utc};
 use gridwork_platform::auth::Caller;
+use gridwork_platform::error::responses::{Unauthorized, Unavailable};
 use gridwork_platform::ApiError;
 use serde::Serialize;
 
@@ -51,9 +52,9 @@ pub struct MyGridCases {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The open cases of the caller's grid", body = MyGridCases),
-        (status = 401, description = "No or bad token", body = ApiError),
+        Unauthorized,
         (status = 403, description = "Not a grid worker", body = ApiError),
-        (status = 503, description = "Storage unavailable; retry", body = ApiError),
+        Unavailable,
     ))]
 pub async fn my_grid_cases(state: web::Data<State>, caller: Caller) -> Result<HttpResponse, MediationError> {
     let actor = caller.0;

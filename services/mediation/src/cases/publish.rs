@@ -5,7 +5,9 @@
 use chrono::{DateTime, Utc};
 use gridwork_storage::entity::case;
 
-use super::view::view;
+use serde::Serialize;
+
+use super::view::{view, CaseView};
 use crate::repo::Recorded;
 use crate::State;
 
@@ -31,13 +33,21 @@ pub fn channels(centre: &str) -> Vec<String> {
 
 /// A stream event's data: the event and the case as it is at `now`.
 pub fn payload(seq: i64, event_id: &str, kind: &str, m: &case::Model, now: DateTime<Utc>) -> String {
-    serde_json::json!({
-        "seq": seq,
-        "event_id": event_id,
-        "kind": kind,
-        "case": view(m.clone(), now),
-    })
-    .to_string()
+    let event = StreamEvent { seq, event_id: event_id.to_owned(), kind: kind.to_owned(), case: view(m.clone(), now) };
+    serde_json::to_string(&event).unwrap_or_default()
+}
+
+/// The data of a live stream's `case` and `emergency` events: what
+/// happened, and the case as it is now.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct StreamEvent {
+    /// The event's position (the SSE `id`; send it back as `Last-Event-ID`).
+    pub seq: i64,
+    /// The case-lifecycle event's id.
+    pub event_id: String,
+    /// What happened (`created`, `claimed`, …).
+    pub kind: String,
+    pub case: CaseView,
 }
 
 /// Publishes one committed lifecycle change to every replica's subscribers:

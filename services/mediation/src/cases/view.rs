@@ -5,40 +5,77 @@ use chrono::{DateTime, Utc};
 use gridwork_domain::Channel;
 use gridwork_storage::entity::{case, report};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::repo::cases::is_overdue;
 use crate::State;
 
-#[derive(Debug, Serialize)]
+/// Where a case is: its grid and the units above it (administrative codes;
+/// empty below the finest level known, e.g. a case outside every grid).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CasePlace {
+    pub grid: String,
+    pub community: String,
+    pub street: String,
+    pub county: String,
+    pub city: String,
+    pub province: String,
+}
+
+/// A case as those who work it see it: the queue's row, and the core of
+/// the detail.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct CaseView {
+    #[schema(format = Uuid)]
     pub id: String,
+    /// The report that opened the case.
+    #[schema(format = Uuid)]
     pub report_id: String,
+    /// The centre whose queue holds the case.
     pub centre: String,
+    /// The lead channel.
+    #[schema(schema_with = crate::schema::channel)]
     pub channel: String,
+    /// The lead channel's Chinese name.
     pub channel_zh: &'static str,
     /// Channels assisting in joint handling (联合调处).
+    #[schema(schema_with = crate::schema::channels)]
     pub joint: Vec<String>,
+    /// 1 (highest) to 5.
     pub priority: i32,
+    /// A category code of the taxonomy.
     pub category: String,
+    #[schema(schema_with = crate::schema::urgency)]
     pub urgency: String,
-    pub hierarchy: serde_json::Value,
+    pub hierarchy: CasePlace,
+    #[schema(schema_with = crate::schema::case_status)]
     pub status: String,
+    /// Who holds the case (签收), and until when.
     pub claimed_by: Option<String>,
     pub lease_until: Option<DateTime<Utc>>,
+    /// A suspended case's status before it was suspended.
     pub suspended_from: Option<String>,
+    /// How it was resolved (`mediated_agreement`, `not_agreed`,
+    /// `referred_to_litigation`, `withdrawn`, `handled`).
     pub outcome: Option<String>,
+    /// The callback's (回访) satisfaction.
     pub satisfaction: Option<String>,
+    /// A petition's class (初次信访 or repeat), for petitions only.
     pub petition_class: Option<String>,
+    /// The routing rule that put it in its queue.
     pub routing_rule: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub due_at: DateTime<Utc>,
     pub accept_due_at: Option<DateTime<Utc>>,
+    /// Whether a petition's deadline was extended (延期).
     pub extended: bool,
     /// The close-out (or, for an unaccepted petition, acceptance) deadline
     /// has passed while the case is still being worked
     /// ([`gridwork_domain::CaseStatus::overdue`]).
     pub overdue: bool,
+    /// The case's version: send it with an action to refuse a stale view
+    /// (409).
     pub version: i64,
 }
 
@@ -48,10 +85,14 @@ pub fn view(m: case::Model, now: DateTime<Utc>) -> CaseView {
         overdue: is_overdue(&m, now),
         channel_zh: Channel::parse(&m.channel).map(|c| c.name_zh()).unwrap_or(""),
         joint: m.joint.split(',').filter(|c| !c.is_empty()).map(str::to_owned).collect(),
-        hierarchy: serde_json::json!({
-            "grid": m.grid, "community": m.community, "street": m.street,
-            "county": m.county, "city": m.city, "province": m.province,
-        }),
+        hierarchy: CasePlace {
+            grid: m.grid,
+            community: m.community,
+            street: m.street,
+            county: m.county,
+            city: m.city,
+            province: m.province,
+        },
         id: m.id,
         report_id: m.report_id,
         centre: m.centre,
@@ -76,17 +117,56 @@ pub fn view(m: case::Model, now: DateTime<Utc>) -> CaseView {
     }
 }
 
+/// A party as the case detail shows them: masked (`张*`, `138****1234`,
+/// `371002********1234`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MaskedParty {
+    pub name: Option<String>,
+    pub phone: Option<String>,
+    pub id_number: Option<String>,
+}
+
+/// Where a report saw the incident, as the phone sent it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CaseReportLocation {
+    pub lat: f64,
+    pub lon: f64,
+    /// `wgs84` or `gcj02`.
+    pub crs: String,
+}
+
+/// A report of the case, as its detail shows it: its parties masked (see
+/// `POST /v1/cases/{id}/parties` for the audited full view).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CaseReport {
+    /// The parties, masked; `null` if they cannot be read.
+    #[schema(required)]
+    pub parties: Option<Vec<MaskedParty>>,
+    #[schema(format = Uuid)]
+    pub id: String,
+    /// The grid worker (or API key) who sent it.
+    pub reporter: String,
+    pub occurred_at: DateTime<Utc>,
+    pub received_at: DateTime<Utc>,
+    pub description: String,
+    pub address: Option<String>,
+    pub location: CaseReportLocation,
+    pub party_count: usize,
+}
+
 /// A report as the case detail shows it: its parties masked.
-pub fn report_json(state: &State, r: report::Model) -> serde_json::Value {
-    let party_count = r.party_count();
-    let parties = crate::pii::masked(state, &r);
-    serde_json::json!({
-        "parties": parties,
-        "id": r.id, "reporter": r.reporter, "occurred_at": r.occurred_at, "received_at": r.received_at,
-        "description": r.description, "address": r.address,
-        "location": {"lat": r.lat, "lon": r.lon, "crs": r.crs},
-        "party_count": party_count,
-    })
+pub fn case_report(state: &State, r: report::Model) -> CaseReport {
+    CaseReport {
+        party_count: r.party_count(),
+        parties: crate::pii::masked(state, &r),
+        location: CaseReportLocation { lat: r.lat, lon: r.lon, crs: r.crs },
+        id: r.id,
+        reporter: r.reporter,
+        occurred_at: r.occurred_at,
+        received_at: r.received_at,
+        description: r.description,
+        address: r.address,
+    }
 }
 
 #[cfg(test)]
@@ -103,7 +183,7 @@ mod tests {
         let v = view(m.clone(), now);
         assert_eq!(v.channel_zh, "人民调解");
         assert_eq!(v.joint, ["legal_aid", "counselling"]);
-        assert_eq!(v.hierarchy["grid"], "371002001001001");
+        assert_eq!(v.hierarchy.grid, "371002001001001");
         assert!(!v.overdue);
         // Overdue by the one rule: the deadline passed while the clock runs…
         m.due_at = now - Duration::minutes(1);

@@ -8,6 +8,7 @@ use gridwork_domain::auth::Actor;
 use gridwork_domain::codes;
 use gridwork_domain::CaseStatus;
 use gridwork_platform::auth::Caller;
+use gridwork_platform::error::responses::{PayloadTooLarge, Unauthorized, Unavailable};
 use gridwork_platform::ApiError;
 use gridwork_storage::entity::{case, task};
 use sea_orm::{ConnectionTrait, TransactionTrait};
@@ -88,13 +89,13 @@ async fn check_assignee<C: ConnectionTrait>(db: &C, name: &str, m: &case::Model)
                 description = "Withdraw the task")),
         )),
         (status = 400, description = "Bad path or body: `code` and `field` say what", body = ApiError),
-        (status = 401, description = "No or bad token", body = ApiError),
+        Unauthorized,
         (status = 403, description = "Not a dispatcher or mediator, or not of the case's lead channel",
             body = ApiError),
         (status = 404, description = "No such case visible to the caller", body = ApiError),
         (status = 409, description = "The case is closed or rejected", body = ApiError),
-        (status = 413, description = "Body too large", body = ApiError),
-        (status = 503, description = "Storage unavailable; retry", body = ApiError),
+        PayloadTooLarge,
+        Unavailable,
     ))]
 pub async fn create(
     state: web::Data<State>,
@@ -200,10 +201,10 @@ pub struct CaseTasks {
     responses(
         (status = 200, description = "The case's tasks", body = CaseTasks),
         (status = 400, description = "The id is not a UUID", body = ApiError),
-        (status = 401, description = "No or bad token", body = ApiError),
+        Unauthorized,
         (status = 403, description = "Not a dispatcher or mediator", body = ApiError),
         (status = 404, description = "No such case visible to the caller", body = ApiError),
-        (status = 503, description = "Storage unavailable; retry", body = ApiError),
+        Unavailable,
     ))]
 pub async fn of_case(
     state: web::Data<State>,
@@ -239,13 +240,13 @@ pub struct CancelIn {
     responses(
         (status = 200, description = "Cancelled (now or before)", body = TaskView),
         (status = 400, description = "Bad path or body, or no reason", body = ApiError),
-        (status = 401, description = "No or bad token", body = ApiError),
+        Unauthorized,
         (status = 403, description = "Not a dispatcher or mediator, or not of the case's lead channel",
             body = ApiError),
         (status = 404, description = "No such case visible to the caller, or no such task of it", body = ApiError),
         (status = 409, description = "The task is done", body = ApiError),
-        (status = 413, description = "Body too large", body = ApiError),
-        (status = 503, description = "Storage unavailable; retry", body = ApiError),
+        PayloadTooLarge,
+        Unavailable,
     ))]
 pub async fn cancel(
     state: web::Data<State>,

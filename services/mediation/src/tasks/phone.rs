@@ -4,6 +4,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Duration, Utc};
 use gridwork_domain::auth::Actor;
 use gridwork_platform::auth::Caller;
+use gridwork_platform::error::responses::{PayloadTooLarge, Unauthorized, Unavailable};
 use gridwork_platform::ApiError;
 use gridwork_storage::entity::task;
 use sea_orm::TransactionTrait;
@@ -78,9 +79,9 @@ pub struct MyTasks {
             ("complete" = (operation_id = "complete_task", parameters(("id" = "$response.body#/items/0/id")),
                 description = "Complete the newest task")),
         )),
-        (status = 401, description = "No or bad token", body = ApiError),
+        Unauthorized,
         (status = 403, description = "Not a grid worker", body = ApiError),
-        (status = 503, description = "Storage unavailable; retry", body = ApiError),
+        Unavailable,
     ))]
 pub async fn mine(state: web::Data<State>, caller: Caller) -> Result<HttpResponse, MediationError> {
     let actor = caller.0;
@@ -148,12 +149,12 @@ fn already_done() -> MediationError {
                 description = "Complete the task")),
         )),
         (status = 400, description = "Bad path or body", body = ApiError),
-        (status = 401, description = "No or bad token", body = ApiError),
+        Unauthorized,
         (status = 403, description = "Not a grid worker", body = ApiError),
         (status = 404, description = "No such task, or another grid worker's or grid's (alike)", body = ApiError),
         (status = 409, description = "The task is done or cancelled, or was changed concurrently", body = ApiError),
-        (status = 413, description = "Body too large", body = ApiError),
-        (status = 503, description = "Storage unavailable; retry", body = ApiError),
+        PayloadTooLarge,
+        Unavailable,
     ))]
 pub async fn ack(
     state: web::Data<State>,
@@ -214,13 +215,13 @@ pub struct CompleteIn {
     responses(
         (status = 200, description = "Done (now, or the same result before)", body = TaskView),
         (status = 400, description = "Bad path or body: `code` and `field` say what", body = ApiError),
-        (status = 401, description = "No or bad token", body = ApiError),
+        Unauthorized,
         (status = 403, description = "Not a grid worker", body = ApiError),
         (status = 404, description = "No such task, or another grid worker's or grid's (alike)", body = ApiError),
         (status = 409, description = "The task is cancelled, done with another result, or changed concurrently",
             body = ApiError),
-        (status = 413, description = "Body too large", body = ApiError),
-        (status = 503, description = "Storage unavailable; retry", body = ApiError),
+        PayloadTooLarge,
+        Unavailable,
     ))]
 pub async fn complete(
     state: web::Data<State>,

@@ -1,30 +1,17 @@
 //! `gridwork kpi recompute` rebuilds the KPIs from the event history alone,
 //! and the rebuild equals what analytics computed incrementally.
-#![allow(clippy::unwrap_used, clippy::expect_used)] // tests
 
-mod common;
-
+use crate::helpers;
 use std::collections::BTreeMap;
 
-use common::{eventually, report, TestApp};
+use crate::helpers::{eventually, report, TestApp};
 use gridwork_storage::entity::{case, kpi_fact};
 use sea_orm::EntityTrait;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
 async fn open(app: &TestApp, body: Value) -> String {
-    assert_eq!(app.post(&app.worker(), "/v1/reports", &body).await.0, 201);
-    let rid = body["id"].as_str().unwrap().to_owned();
-    let d = app.dispatcher();
-    eventually("the case", || async {
-        let (_, l) = app.get(&d, "/v1/cases?limit=200&sort=created").await;
-        l["items"]
-            .as_array()?
-            .iter()
-            .find(|c| c["report_id"] == rid.as_str())
-            .map(|c| c["id"].as_str().unwrap().to_owned())
-    })
-    .await
+    app.submit_and_wait_for_case(&body).await["id"].as_str().unwrap().to_owned()
 }
 
 async fn facts(db: &sea_orm::DatabaseConnection) -> BTreeMap<String, (i64, Value)> {
@@ -40,8 +27,8 @@ async fn facts(db: &sea_orm::DatabaseConnection) -> BTreeMap<String, (i64, Value
 #[actix_web::test]
 async fn recompute_from_the_event_history_equals_the_incremental_kpis() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = common::config(dir.path());
-    let app = common::spawn_with(cfg.clone()).await;
+    let cfg = helpers::config(dir.path());
+    let app = helpers::spawn_with(cfg.clone()).await;
     let d = app.dispatcher();
     let (lat, lon) = app.demo.demo_point;
     let act = |id: String, action: &'static str, body: Value| {
@@ -119,7 +106,7 @@ async fn recompute_from_the_event_history_equals_the_incremental_kpis() {
     let folded: usize = said.split_whitespace().nth(2).and_then(|n| n.parse().ok()).unwrap_or(0);
     assert_eq!(folded, events, "every lifecycle event of the five cases was folded again: {said}");
 
-    let app = common::spawn_with(cfg).await;
+    let app = helpers::spawn_with(cfg).await;
     let after = facts(&app.ctx.db).await;
     assert_eq!(after, before, "the rebuild equals the incremental facts exactly");
     assert_eq!(kpis(&app).await, rows_before);
@@ -133,7 +120,7 @@ async fn recompute_from_the_event_history_equals_the_incremental_kpis() {
 #[actix_web::test]
 async fn public_kpis_withhold_small_cells_and_carry_no_personal_data() {
     let dir = tempfile::tempdir().unwrap();
-    let app = common::spawn(dir.path()).await;
+    let app = helpers::spawn(dir.path()).await;
     let (lat, lon) = app.demo.demo_point;
     let mut body = report(&Uuid::new_v4().to_string(), lat, lon, "dispute.neighbourhood");
     body["parties"] = json!([{"name": "赵六", "phone": "13700000000"}]);
@@ -240,7 +227,7 @@ async fn seed_cases(db: &sea_orm::DatabaseConnection, cases: &[(&str, &str, usiz
 #[actix_web::test]
 async fn public_kpis_cannot_be_differenced_back_into_withheld_cells() {
     let dir = tempfile::tempdir().unwrap();
-    let app = common::spawn(dir.path()).await;
+    let app = helpers::spawn(dir.path()).await;
     let min = 5;
     // March 2024 in 环翠区: three streets with 2, 6 and 7 cases; one case of
     // the second street on the last day of the month.
@@ -317,9 +304,9 @@ async fn public_kpis_cannot_be_differenced_back_into_withheld_cells() {
 #[actix_web::test]
 async fn current_month_kpis_are_prometheus_gauges_on_the_admin_listener_without_small_cells() {
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = common::config(dir.path());
+    let mut cfg = helpers::config(dir.path());
     cfg.kpi.gauge_refresh_ms = 200;
-    let app = common::spawn_with(cfg).await;
+    let app = helpers::spawn_with(cfg).await;
     // Not on the API listener, with or without a token.
     for token in [None, Some(app.token("admin", gridwork_domain::auth::Role::Admin, ""))] {
         let mut req = app.http.get(format!("{}/metrics", app.base));
@@ -331,7 +318,7 @@ async fn current_month_kpis_are_prometheus_gauges_on_the_admin_listener_without_
     }
     let (lat, lon) = app.demo.demo_point;
     let id = open(&app, report(&Uuid::new_v4().to_string(), lat, lon, "dispute.neighbourhood")).await;
-    common::claim_resolve_close(&app.http, &app.base, &app.dispatcher(), &id, "mediated_agreement").await;
+    helpers::claim_resolve_close(&app.http, &app.base, &app.dispatcher(), &id, "mediated_agreement").await;
     let county = &app.demo.demo_centre[..6];
     // One case: every count of 1 is withheld, zero is shown.
     let text = eventually("the gauges", || async {
@@ -385,10 +372,10 @@ async fn fold_and_ticks_of_two_replicas_on_postgres_equal_recompute() {
     use std::time::Duration;
     std::env::set_var("GW_PAUSEPOINT", "analytics.fold.read=15,analytics.mature.read=40");
     let dir = tempfile::tempdir().unwrap();
-    let pg = common::PgDatabase::create().await;
-    let mut cfg = common::config(dir.path());
+    let pg = helpers::PgDatabase::create().await;
+    let mut cfg = helpers::config(dir.path());
     cfg.database.url = pg.url.clone();
-    let app = common::spawn_with(cfg.clone()).await;
+    let app = helpers::spawn_with(cfg.clone()).await;
     let d = app.dispatcher();
     let (lat, lon) = app.demo.demo_point;
     const N: usize = 16;
@@ -396,7 +383,7 @@ async fn fold_and_ticks_of_two_replicas_on_postgres_equal_recompute() {
         let mut b = report(&Uuid::new_v4().to_string(), lat, lon, "petition.land_acquisition");
         b["parties"] = json!([{"name": "李四", "phone": format!("1380000{i:04}")}]);
         let id = open(&app, b).await;
-        common::claim_resolve_close(&app.http, &app.base, &d, &id, "handled").await;
+        helpers::claim_resolve_close(&app.http, &app.base, &d, &id, "handled").await;
         let (s, e) = app.post(&d, &format!("/v1/cases/{id}/callback"), &json!({"satisfaction": "satisfied"})).await;
         assert_eq!(s, 200, "{e}");
     }

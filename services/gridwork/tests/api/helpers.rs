@@ -1,5 +1,4 @@
 //! Test helpers: the real all-in-one app on port 0 with a fresh data dir.
-#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)] // test helpers: failing loudly is the point
 
 use std::future::Future;
 use std::time::Duration;
@@ -60,6 +59,47 @@ impl TestApp {
         self.token("analyst-1", Role::Analyst, "371000")
     }
 
+    pub fn admin(&self) -> String {
+        self.token("admin", Role::Admin, "")
+    }
+
+    /// A token of `role` with the demo's usual scope for it: the demo grid
+    /// for a grid worker, the demo centre for its dispatchers and mediators,
+    /// the province's city for an analyst, everything for an admin.
+    pub fn as_role(&self, role: Role) -> String {
+        match role {
+            Role::GridWorker => self.worker(),
+            Role::Dispatcher => self.dispatcher(),
+            Role::Analyst => self.analyst(),
+            Role::Admin => self.admin(),
+            Role::Mediator => self.token("mediator-1", Role::Mediator, &self.demo.demo_centre),
+        }
+    }
+
+    /// The case of report `report_id`, as the dispatcher sees it in the
+    /// queue, once the pipeline has opened it (or linked the report to it).
+    pub async fn case_of(&self, report_id: &str) -> Value {
+        let d = self.dispatcher();
+        eventually("the case of the report", || async {
+            let (_, l) = self.get(&d, "/v1/cases?limit=200&sort=created").await;
+            l["items"].as_array()?.iter().find(|c| c["report_id"] == report_id).cloned()
+        })
+        .await
+    }
+
+    /// Submits `report` as the demo grid worker (201) and waits for the
+    /// case it opens, as the dispatcher sees it in the queue.
+    pub async fn submit_and_wait_for_case(&self, report: &Value) -> Value {
+        let (s, r) = self.post(&self.worker(), "/v1/reports", report).await;
+        assert_eq!(s, 201, "{r}");
+        self.case_of(report["id"].as_str().unwrap()).await
+    }
+
+    /// `POST /v1/cases/{case}/{action}` with `body`.
+    pub async fn act(&self, token: &str, case: &str, action: &str, body: Value) -> (u16, Value) {
+        self.post(token, &format!("/v1/cases/{case}/{action}"), &body).await
+    }
+
     pub async fn get(&self, token: &str, path: &str) -> (u16, Value) {
         let r = self.http.get(format!("{}{path}", self.base)).bearer_auth(token).send().await.unwrap();
         let status = r.status().as_u16();
@@ -117,6 +157,50 @@ pub fn report(id: &str, lat: f64, lon: f64, category: &str) -> Value {
         "description": "楼上装修噪音扰民，多次协商未果",
         "parties": [{"name": "张三", "phone": "13800000000"}]
     })
+}
+
+/// Where a test's app keeps its state.
+#[derive(Debug, Clone, Copy)]
+pub enum Backend {
+    /// The embedded default: SQLite, the in-process cache and event log.
+    Embedded,
+    /// PostgreSQL (a database of its own) and Redis (a key prefix of its own).
+    PostgresAndRedis,
+}
+
+/// Runs `scenario` against a fresh app on `backend`, then shuts it down and
+/// removes what it made.
+pub async fn on(backend: Backend, scenario: impl AsyncFnOnce(&TestApp)) {
+    let dir = tempfile::tempdir().unwrap();
+    let (cfg, pg) = match backend {
+        Backend::Embedded => (config(dir.path()), None),
+        Backend::PostgresAndRedis => {
+            let (cfg, pg) = on_postgres_and_redis(dir.path()).await;
+            (cfg, Some(pg))
+        }
+    };
+    let app = spawn_with(cfg).await;
+    scenario(&app).await;
+    app.shutdown().await;
+    drop(pg);
+}
+
+/// One scenario, two tests: `name::embedded` and `name::postgres_and_redis`
+/// run `scenario(&TestApp)` on each backend ([`on`]).
+macro_rules! on_both_backends {
+    ($name:ident, $scenario:ident) => {
+        mod $name {
+            #[actix_web::test]
+            async fn embedded() {
+                $crate::helpers::on($crate::helpers::Backend::Embedded, super::$scenario).await;
+            }
+
+            #[actix_web::test]
+            async fn postgres_and_redis() {
+                $crate::helpers::on($crate::helpers::Backend::PostgresAndRedis, super::$scenario).await;
+            }
+        }
+    };
 }
 
 /// A configuration with state in a PostgreSQL database of its own and the

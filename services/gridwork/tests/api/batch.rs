@@ -2,14 +2,12 @@
 //! repeated and with a conflicting item stores each report once, returns
 //! the same results every time, never overwrites, and keeps both the
 //! phone's and the server's time.
-#![allow(clippy::unwrap_used, clippy::expect_used)] // tests
 
-mod common;
-
+use crate::helpers;
 use std::collections::BTreeMap;
 
+use crate::helpers::{eventually, report};
 use chrono::{Duration, Utc};
-use common::{eventually, report};
 use gridwork_storage::entity::case;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -20,7 +18,7 @@ use uuid::Uuid;
 #[actix_web::test]
 async fn an_offline_queue_replayed_in_any_order_stores_each_report_once() {
     let dir = tempfile::tempdir().unwrap();
-    let app = common::spawn(dir.path()).await;
+    let app = helpers::spawn(dir.path()).await;
     let worker = app.worker();
     let (lat, lon) = app.demo.demo_point;
     let queued_at = (Utc::now() - Duration::hours(20)).trunc_subsecs_micros();

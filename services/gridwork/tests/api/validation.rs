@@ -3,13 +3,11 @@
 //! message. The list of codes is docs/errors.md's table, and the walk must
 //! cover exactly that list: a code added to the code without the docs, or to
 //! the docs without a walk, fails here.
-#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: failing loudly is the point
 
-mod common;
-
+use crate::helpers;
 use std::collections::{BTreeMap, BTreeSet};
 
-use common::{report, TestApp};
+use crate::helpers::{report, TestApp};
 use gridwork_domain::auth::Role;
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -76,11 +74,11 @@ impl Walk<'_> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_validation_error_has_its_status_code_field_and_both_messages() {
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = common::config(dir.path());
+    let mut cfg = helpers::config(dir.path());
     cfg.intake.rate_limit_per_minute = 5;
     cfg.intake.max_image_bytes = 4096;
     cfg.intake.batch_max_items = 3;
-    let app = common::spawn_with(cfg).await;
+    let app = helpers::spawn_with(cfg).await;
     let mut w = Walk { app: &app, seen: BTreeMap::new(), n: 0 };
     let (lat, lon) = app.demo.demo_point;
     let ok = report(&Uuid::new_v4().to_string(), lat, lon, "dispute.neighbourhood");

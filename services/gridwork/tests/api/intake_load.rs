@@ -1,11 +1,9 @@
 //! Intake under load: concurrent reports share commits (group commit) and
 //! every one is stored once; a token that posts too fast gets 429 with
 //! Retry-After while others go on.
-#![allow(clippy::unwrap_used, clippy::expect_used)] // tests
 
-mod common;
-
-use common::{config, report, spawn_with};
+use crate::helpers;
+use crate::helpers::{config, report, spawn_with};
 use gridwork_domain::auth::Role;
 use uuid::Uuid;
 
@@ -132,7 +130,7 @@ async fn ingest_goes_on_when_the_cache_is_down() {
     assert_eq!(app.post(&worker, "/v1/reports", &body).await.0, 201);
     assert_eq!(app.post(&worker, "/v1/reports", &body).await.0, 200, "idempotent without the cache too");
     assert!(started.elapsed() < std::time::Duration::from_secs(5), "a dead cache must not stall requests");
-    let case = common::eventually("the case", || async {
+    let case = helpers::eventually("the case", || async {
         let (_, v) = app.get(&app.dispatcher(), "/v1/cases").await;
         v["items"].as_array()?.iter().find(|c| c["report_id"] == id.as_str()).cloned()
     })

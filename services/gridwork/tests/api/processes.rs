@@ -2,11 +2,9 @@
 //! analytics on the embedded default (one SQLite database and one durable
 //! event log shared through the data directory) carry a report from a phone
 //! to a KPI, talking only through the event log.
-#![allow(clippy::unwrap_used, clippy::expect_used)] // tests
 
-mod common;
-
-use common::{migrate_demo, poll_json, start_process, token_from};
+use crate::helpers;
+use crate::helpers::{migrate_demo, poll_json, start_process, token_from};
 use gridwork_domain::auth::Role;
 use serde_json::json;
 use uuid::Uuid;
@@ -52,7 +50,7 @@ async fn four_services_as_four_processes() {
     let case = list["items"].as_array().unwrap().iter().find(|c| c["report_id"] == id.as_str()).unwrap().clone();
     assert_eq!(case["channel"], "people_mediation");
     let cid = case["id"].as_str().unwrap();
-    common::claim_resolve_close(&http, &mediation.base, &dispatcher, cid, "handled").await;
+    helpers::claim_resolve_close(&http, &mediation.base, &dispatcher, cid, "handled").await;
     let k = poll_json(&http, &format!("{}/v1/kpis?jurisdiction=371000", analytics.base), &analyst, |v| {
         v["rows"].as_array().and_then(|r| r.first()).is_some_and(|r| r["closed"] == 1)
     })

@@ -1,11 +1,9 @@
 //! Photos and videos: streamed to storage, typed by their bytes, limited in
 //! size, stored once per content, linked to reports uploaded before or
 //! after them, and shown only to those who may see them.
-#![allow(clippy::unwrap_used, clippy::expect_used)] // tests
 
-mod common;
-
-use common::{report, TestApp};
+use crate::helpers;
+use crate::helpers::{report, TestApp};
 use gridwork_domain::auth::{Actor, Role};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -40,10 +38,10 @@ async fn upload(app: &TestApp, token: &str, bytes: Vec<u8>) -> (u16, Value) {
 #[actix_web::test]
 async fn media_are_typed_limited_deduplicated_and_linked_either_way() {
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = common::config(dir.path());
+    let mut cfg = helpers::config(dir.path());
     cfg.intake.max_image_bytes = 64 * 1024;
     cfg.intake.max_video_bytes = 256 * 1024;
-    let app = common::spawn_with(cfg).await;
+    let app = helpers::spawn_with(cfg).await;
     let worker = app.worker();
 
     // A photo, then the same photo again: one object, the same id.
@@ -56,7 +54,7 @@ async fn media_are_typed_limited_deduplicated_and_linked_either_way() {
     assert_eq!((s, again["id"].as_str()), (201, Some(id.as_str())), "de-duplicated by content, answered alike");
     let media_dir = dir.path().join("media");
     let stored: Vec<_> =
-        common::walk(&media_dir).into_iter().filter(|p| !p.starts_with(media_dir.join("tmp"))).collect();
+        helpers::walk(&media_dir).into_iter().filter(|p| !p.starts_with(media_dir.join("tmp"))).collect();
     assert_eq!(stored.len(), 1, "one object for one content: {stored:?}");
 
     // Types by their bytes; sizes per type.
@@ -72,7 +70,7 @@ async fn media_are_typed_limited_deduplicated_and_linked_either_way() {
 
     // Chunked, without Content-Length: cut off with 413 once the bytes pass
     // the limit, and nothing of it is kept.
-    let objects_before = common::walk(&media_dir).len();
+    let objects_before = helpers::walk(&media_dir).len();
     let head = jpeg(4, 1024);
     let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
         std::iter::once(Ok(head)).chain((0..80).map(|i| Ok(vec![i as u8; 1024]))).collect();
@@ -88,7 +86,7 @@ async fn media_are_typed_limited_deduplicated_and_linked_either_way() {
     let s = r.status().as_u16();
     let e: Value = r.json().await.unwrap();
     assert_eq!((s, e["code"].as_str()), (413, Some("media_too_large")), "81 KiB streamed over the 64 KiB limit");
-    assert_eq!(common::walk(&media_dir).len(), objects_before, "the cut-off upload left nothing behind");
+    assert_eq!(helpers::walk(&media_dir).len(), objects_before, "the cut-off upload left nothing behind");
     let (s, _) = upload(&app, &app.analyst(), jpeg(3, 100)).await;
     assert_eq!(s, 403, "only grid workers upload");
 
@@ -146,10 +144,10 @@ async fn fetch(app: &TestApp, token: &str, id: &str) -> u16 {
 #[actix_web::test]
 async fn media_are_scoped_like_the_cases_that_name_them() {
     let dir = tempfile::tempdir().unwrap();
-    scoped_like_cases(common::spawn(dir.path()).await).await;
+    scoped_like_cases(helpers::spawn(dir.path()).await).await;
     let dir = tempfile::tempdir().unwrap();
-    let (cfg, _pg) = common::on_postgres_and_redis(dir.path()).await;
-    scoped_like_cases(common::spawn_with(cfg).await).await;
+    let (cfg, _pg) = helpers::on_postgres_and_redis(dir.path()).await;
+    scoped_like_cases(helpers::spawn_with(cfg).await).await;
 }
 
 async fn scoped_like_cases(app: TestApp) {
@@ -171,7 +169,7 @@ async fn scoped_like_cases(app: TestApp) {
     let (s, r) = app.post(&worker, "/v1/reports", &body).await;
     assert_eq!(s, 201, "{r}");
     let d = app.dispatcher();
-    let case = common::eventually("the report's case", || async {
+    let case = helpers::eventually("the report's case", || async {
         let (_, l) = app.get(&d, "/v1/cases?limit=200").await;
         l["items"].as_array()?.iter().find(|c| c["report_id"] == rid.as_str()).cloned()
     })
@@ -180,7 +178,7 @@ async fn scoped_like_cases(app: TestApp) {
     assert_eq!(channel, "people_mediation");
 
     let county = app.token("county-dispatcher-1", Role::Dispatcher, huancui);
-    let admin = app.token("admin", Role::Admin, "");
+    let admin = app.as_role(Role::Admin);
     for (who, token, status) in [
         ("the uploader", worker.clone(), 200),
         ("the case's centre's dispatcher", d.clone(), 200),

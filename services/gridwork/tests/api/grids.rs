@@ -1,14 +1,12 @@
 //! The grid registry over HTTP and the CLI: versions that go live without a
 //! restart while reports flow, imports that name every problem, exports
 //! that give back what was imported.
-#![allow(clippy::unwrap_used, clippy::expect_used)] // tests
 
-mod common;
-
+use crate::helpers;
 use std::time::Duration;
 
+use crate::helpers::{eventually, report};
 use chrono::{DateTime, Utc};
-use common::{eventually, report};
 use gridwork_domain::auth::Role;
 use gridwork_geoindex::geojson_io::{self, GridFeature};
 use gridwork_geoindex::synth::{self, SynthParams};
@@ -17,7 +15,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 fn quick_versions(dir: &std::path::Path) -> gridwork_platform::Config {
-    let mut cfg = common::config(dir);
+    let mut cfg = helpers::config(dir);
     cfg.assigner.version_lead_ms = 1_500;
     cfg.assigner.refresh_ms = 200;
     // The demo grid's worker reports all over the county here.
@@ -46,14 +44,14 @@ fn redrawn_371002() -> Vec<GridFeature> {
     gridwork::grids::features(synth::partition_counties(&county, 150, params).unwrap())
 }
 
-async fn export(app: &common::TestApp, admin: &str, id: i64) -> Vec<GridFeature> {
+async fn export(app: &helpers::TestApp, admin: &str, id: i64) -> Vec<GridFeature> {
     let r =
         app.http.get(format!("{}/v1/grids/versions/{id}/geojson", app.base)).bearer_auth(admin).send().await.unwrap();
     assert_eq!(r.status(), 200);
     geojson_io::parse_grids(&r.text().await.unwrap()).unwrap()
 }
 
-async fn import(app: &common::TestApp, admin: &str, query: &str, body: String) -> (u16, Value) {
+async fn import(app: &helpers::TestApp, admin: &str, query: &str, body: String) -> (u16, Value) {
     let r = app
         .http
         .post(format!("{}/v1/grids/versions?{query}", app.base))
@@ -69,8 +67,8 @@ async fn import(app: &common::TestApp, admin: &str, query: &str, body: String) -
 #[actix_web::test]
 async fn a_new_version_goes_live_without_restart_and_each_report_gets_the_grids_of_its_time() {
     let dir = tempfile::tempdir().unwrap();
-    let app = common::spawn_with(quick_versions(dir.path())).await;
-    let admin = app.token("admin", Role::Admin, "");
+    let app = helpers::spawn_with(quick_versions(dir.path())).await;
+    let admin = app.as_role(Role::Admin);
     let worker = app.worker();
 
     // The demo's version and a redrawing of county 371002.
@@ -206,8 +204,8 @@ fn square(code: &str, x: f64, y: f64, size: f64) -> Value {
 #[actix_web::test]
 async fn an_import_names_every_problem_and_stores_nothing_until_it_is_clean() {
     let dir = tempfile::tempdir().unwrap();
-    let app = common::spawn_with(quick_versions(dir.path())).await;
-    let admin = app.token("admin", Role::Admin, "");
+    let app = helpers::spawn_with(quick_versions(dir.path())).await;
+    let admin = app.as_role(Role::Admin);
     let bad = json!({"type": "FeatureCollection", "features": [
         // Two overlapping grids in 环翠区.
         square("371002001001001", 122.10, 37.50, 0.01),
@@ -267,7 +265,7 @@ fn the_cli_synthesises_validates_imports_and_exports_grids() {
     let data = dir.path().join("data");
     let file = dir.path().join("weihai.geojson");
     let run = |args: &[&str]| {
-        let out = std::process::Command::new(common::binary("gridwork"))
+        let out = std::process::Command::new(helpers::binary("gridwork"))
             .args(args)
             .env("GRIDWORK_DATA_DIR", &data)
             .env("GRIDWORK_ASSIGNER__VERSION_LEAD_MS", "1000")
@@ -312,7 +310,7 @@ fn the_cli_synthesises_validates_imports_and_exports_grids() {
 /// answered without the body (it never gets a byte of it), `None` when it
 /// is still waiting for the body.
 async fn answer_before_body(
-    app: &common::TestApp,
+    app: &helpers::TestApp,
     path: &str,
     token: &str,
     ctype: &str,
@@ -354,8 +352,8 @@ async fn answer_before_body(
 #[actix_web::test]
 async fn bodies_are_read_only_after_the_caller_is_authorised() {
     let dir = tempfile::tempdir().unwrap();
-    let app = common::spawn(dir.path()).await;
-    let (worker, dispatcher, admin) = (app.worker(), app.dispatcher(), app.token("admin", Role::Admin, ""));
+    let app = helpers::spawn(dir.path()).await;
+    let (worker, dispatcher, admin) = (app.worker(), app.dispatcher(), app.as_role(Role::Admin));
     let cases = [
         ("/v1/grids/versions", &worker, "application/geo+json", 100u64 << 20, "a grid worker's grid import"),
         ("/v1/grids/versions", &dispatcher, "application/geo+json", 100 << 20, "a dispatcher's grid import"),

@@ -1,13 +1,11 @@
 //! The production shape against real servers on loopback: Kafka (tansu),
 //! PostgreSQL and Redis, with every service its own process.
-#![allow(clippy::unwrap_used, clippy::expect_used)] // tests
 
-mod common;
-
+use crate::helpers;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::{migrate_demo, poll_json, start_process, token_from, RealBackends};
+use crate::helpers::{migrate_demo, poll_json, start_process, token_from, RealBackends};
 use gridwork_bus::OutMessage;
 use gridwork_domain::auth::Role;
 use serde_json::{json, Value};
@@ -131,7 +129,7 @@ async fn services_as_processes_on_kafka_postgres_redis() {
     // …while the demo case is worked through replica B.
     let case = all["items"].as_array().unwrap().iter().find(|c| c["report_id"] == demo.as_str()).unwrap().clone();
     let cid = case["id"].as_str().unwrap();
-    common::claim_resolve_close(&http, &mediation_b.base, &dispatcher, cid, "mediated_agreement").await;
+    helpers::claim_resolve_close(&http, &mediation_b.base, &dispatcher, cid, "mediated_agreement").await;
     // Replica A's stream carried every change made on replica B (Redis pub/sub).
     let mut seen = String::new();
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
@@ -297,7 +295,7 @@ async fn sigkill_of_mediation_between_commit_and_offset_opens_no_second_case() {
 
 /// Garbage on every consumed topic goes to the dead-letter topic with its
 /// origin, while the next good message is processed.
-async fn garbage_goes_to_dead_letter(app: &common::TestApp) {
+async fn garbage_goes_to_dead_letter(app: &helpers::TestApp) {
     let t = &app.ctx.topics;
     for topic in [&t.report_submitted, &t.report_assigned, &t.case_lifecycle] {
         app.ctx
@@ -312,9 +310,9 @@ async fn garbage_goes_to_dead_letter(app: &common::TestApp) {
     let worker = app.worker();
     let id = Uuid::new_v4().to_string();
     let (lat, lon) = app.demo.demo_point;
-    let (s, _) = app.post(&worker, "/v1/reports", &common::report(&id, lat, lon, "dispute.neighbourhood")).await;
+    let (s, _) = app.post(&worker, "/v1/reports", &helpers::report(&id, lat, lon, "dispute.neighbourhood")).await;
     assert_eq!(s, 201);
-    common::eventually("the good report's case", || async {
+    helpers::eventually("the good report's case", || async {
         let (_, v) = app.get(&app.dispatcher(), "/v1/cases").await;
         v["items"].as_array()?.iter().find(|c| c["report_id"] == id.as_str()).cloned()
     })
@@ -356,7 +354,7 @@ async fn garbage_goes_to_dead_letter(app: &common::TestApp) {
 #[actix_web::test]
 async fn garbage_goes_to_dead_letter_on_the_embedded_log() {
     let dir = tempfile::tempdir().unwrap();
-    let app = common::spawn(dir.path()).await;
+    let app = helpers::spawn(dir.path()).await;
     garbage_goes_to_dead_letter(&app).await;
     app.shutdown().await;
 }
@@ -365,9 +363,9 @@ async fn garbage_goes_to_dead_letter_on_the_embedded_log() {
 async fn garbage_goes_to_dead_letter_on_kafka() {
     let dir = tempfile::tempdir().unwrap();
     let real = RealBackends::start().await;
-    let mut cfg = common::config(dir.path());
+    let mut cfg = helpers::config(dir.path());
     real.apply(&mut cfg);
-    let app = common::spawn_with(cfg).await;
+    let app = helpers::spawn_with(cfg).await;
     garbage_goes_to_dead_letter(&app).await;
     app.shutdown().await;
     real.stop().await;

@@ -3,13 +3,11 @@
 //! clocks, the working-day calendar, routing administration and dry runs,
 //! duplicate reports linked and split, supervision notices exactly once
 //! across restarts, the live stream with resume, and who may see what.
-#![allow(clippy::unwrap_used, clippy::expect_used)] // tests
 
-mod common;
-
+use crate::helpers;
 use std::time::Duration;
 
-use common::{eventually, report, spawn, TestApp};
+use crate::helpers::{eventually, report, spawn, TestApp};
 use gridwork_domain::auth::{Actor, Role};
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -24,55 +22,18 @@ fn mediator(app: &TestApp, user: &str, channel: &str) -> String {
     app.ctx.issuer.issue(&actor).unwrap().0
 }
 
-fn admin(app: &TestApp) -> String {
-    app.token("admin", Role::Admin, "")
-}
-
-/// Posts a report and waits for the case it opens (as the dispatcher sees it).
-async fn open_case(app: &TestApp, body: &Value) -> Value {
-    let (s, r) = app.post(&app.worker(), "/v1/reports", body).await;
-    assert_eq!(s, 201, "{r}");
-    let rid = body["id"].as_str().unwrap().to_owned();
-    let d = app.dispatcher();
-    eventually("the case of the report", || async {
-        let (_, l) = app.get(&d, "/v1/cases?limit=200&sort=created").await;
-        l["items"].as_array()?.iter().find(|c| c["report_id"] == rid.as_str()).cloned()
-    })
-    .await
-}
-
-async fn act(app: &TestApp, token: &str, case: &str, action: &str, body: Value) -> (u16, Value) {
-    app.post(token, &format!("/v1/cases/{case}/{action}"), &body).await
-}
-
 fn kinds(detail: &Value) -> Vec<String> {
     detail["timeline"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap().to_owned()).collect()
 }
 
-/// A dispatcher's day: every action of the lifecycle, each refusal with the
-/// state and action named, stale versions refused, and the full timeline.
-#[actix_web::test]
-async fn every_transition_and_refusal() {
-    let dir = tempfile::tempdir().unwrap();
-    let app = spawn(dir.path()).await;
-    transitions(&app).await;
-    app.shutdown().await;
-}
-
-#[actix_web::test]
-async fn every_transition_and_refusal_on_postgres_and_redis() {
-    let dir = tempfile::tempdir().unwrap();
-    let (cfg, pg) = common::on_postgres_and_redis(dir.path()).await;
-    let app = common::spawn_with(cfg).await;
-    transitions(&app).await;
-    app.shutdown().await;
-    drop(pg);
-}
+// A dispatcher's day: every action of the lifecycle, each refusal with the
+// state and action named, stale versions refused, and the full timeline.
+on_both_backends!(every_transition_and_refusal, transitions);
 
 async fn transitions(app: &TestApp) {
     let d = app.dispatcher();
     let (lat, lon) = app.demo.demo_point;
-    let c = open_case(app, &report(&Uuid::new_v4().to_string(), lat, lon, "dispute.neighbourhood")).await;
+    let c = app.submit_and_wait_for_case(&report(&Uuid::new_v4().to_string(), lat, lon, "dispute.neighbourhood")).await;
     let id = c["id"].as_str().unwrap().to_owned();
     assert_eq!(
         (c["status"].as_str(), c["channel"].as_str(), c["version"].as_i64()),
@@ -80,28 +41,28 @@ async fn transitions(app: &TestApp) {
     );
 
     // Refusals name the state and the action.
-    let (s, e) = act(app, &d, &id, "close", json!({})).await;
+    let (s, e) = app.act(&d, &id, "close", json!({})).await;
     assert_eq!((s, e["code"].as_str()), (409, Some("illegal_transition")), "{e}");
     assert_eq!(e["message"], "cannot close a case that is created");
-    let (s, e) = act(app, &d, &id, "dance", json!({})).await;
+    let (s, e) = app.act(&d, &id, "dance", json!({})).await;
     assert_eq!((s, e["code"].as_str()), (404, Some("unknown_action")), "{e}");
-    let (s, e) = act(app, &d, &id, "reject", json!({"reason": "  "})).await;
+    let (s, e) = app.act(&d, &id, "reject", json!({"reason": "  "})).await;
     assert_eq!((s, e["code"].as_str(), e["field"].as_str()), (400, Some("missing_reason"), Some("reason")), "{e}");
 
     // 签收 accepts and claims; a stale version is refused, not overwritten.
-    let (s, v) = act(app, &d, &id, "claim", json!({"version": 1})).await;
+    let (s, v) = app.act(&d, &id, "claim", json!({"version": 1})).await;
     assert_eq!((s, v["status"].as_str(), v["version"].as_i64()), (200, Some("claimed"), Some(3)), "{v}");
-    let (s, e) = act(app, &d, &id, "start", json!({"version": 1})).await;
+    let (s, e) = app.act(&d, &id, "start", json!({"version": 1})).await;
     assert_eq!((s, e["code"].as_str()), (409, Some("stale_version")), "{e}");
 
     // Transfer to another channel, with a reason: back to unclaimed there.
-    let (s, e) = act(app, &d, &id, "transfer", json!({"channel": "legal_aid"})).await;
+    let (s, e) = app.act(&d, &id, "transfer", json!({"channel": "legal_aid"})).await;
     assert_eq!((s, e["code"].as_str()), (400, Some("missing_reason")), "{e}");
-    let (s, e) = act(app, &d, &id, "transfer", json!({"channel": "people_mediation", "reason": "x"})).await;
+    let (s, e) = app.act(&d, &id, "transfer", json!({"channel": "people_mediation", "reason": "x"})).await;
     assert_eq!((s, e["code"].as_str()), (422, Some("invalid_action")), "{e}");
-    let (s, e) = act(app, &d, &id, "transfer", json!({"centre": "371099001", "reason": "x"})).await;
+    let (s, e) = app.act(&d, &id, "transfer", json!({"centre": "371099001", "reason": "x"})).await;
     assert_eq!((s, e["code"].as_str()), (400, Some("unknown_centre")), "{e}");
-    let (s, v) = act(app, &d, &id, "transfer", json!({"channel": "legal_aid", "reason": "工资纠纷需要法律援助"})).await;
+    let (s, v) = app.act(&d, &id, "transfer", json!({"channel": "legal_aid", "reason": "工资纠纷需要法律援助"})).await;
     assert_eq!(
         (s, v["channel"].as_str(), v["status"].as_str(), &v["claimed_by"]),
         (200, Some("legal_aid"), Some("created"), &Value::Null),
@@ -109,48 +70,48 @@ async fn transitions(app: &TestApp) {
     );
 
     // Joint handling: legal aid leads, people's mediation and counselling assist.
-    assert_eq!(act(app, &d, &id, "claim", json!({})).await.0, 200);
-    assert_eq!(act(app, &d, &id, "start", json!({})).await.0, 200);
-    let (s, e) = act(app, &d, &id, "joint", json!({"channels": ["legal_aid"], "reason": "x"})).await;
+    assert_eq!(app.act(&d, &id, "claim", json!({})).await.0, 200);
+    assert_eq!(app.act(&d, &id, "start", json!({})).await.0, 200);
+    let (s, e) = app.act(&d, &id, "joint", json!({"channels": ["legal_aid"], "reason": "x"})).await;
     assert_eq!((s, e["code"].as_str()), (422, Some("invalid_action")), "{e}");
-    let (s, v) =
-        act(app, &d, &id, "joint", json!({"channels": ["people_mediation", "counselling"], "reason": "多方联合调处"}))
-            .await;
+    let (s, v) = app
+        .act(&d, &id, "joint", json!({"channels": ["people_mediation", "counselling"], "reason": "多方联合调处"}))
+        .await;
     assert_eq!((s, v["joint"].clone()), (200, json!(["people_mediation", "counselling"])), "{v}");
 
     // Suspend (the clock stops), refuse work while suspended, resume.
     let time = |v: &Value, f: &str| chrono::DateTime::parse_from_rfc3339(v[f].as_str().unwrap()).unwrap();
     let due_before = time(&v, "due_at");
-    let (s, v) = act(app, &d, &id, "suspend", json!({"reason": "当事人外出务工"})).await;
+    let (s, v) = app.act(&d, &id, "suspend", json!({"reason": "当事人外出务工"})).await;
     assert_eq!((s, v["status"].as_str()), (200, Some("suspended")), "{v}");
-    let (s, e) = act(app, &d, &id, "resolve", json!({"outcome": "handled"})).await;
+    let (s, e) = app.act(&d, &id, "resolve", json!({"outcome": "handled"})).await;
     assert_eq!((s, e["message"].as_str()), (409, Some("cannot resolve a case that is suspended")), "{e}");
     tokio::time::sleep(Duration::from_millis(50)).await;
-    let (s, v) = act(app, &d, &id, "resume", json!({})).await;
+    let (s, v) = app.act(&d, &id, "resume", json!({})).await;
     assert_eq!((s, v["status"].as_str()), (200, Some("in_progress")), "{v}");
     assert!(time(&v, "due_at") > due_before, "the deadline moved by the pause: {v}");
 
     // Resolve, verify, close, callback; a second callback is refused.
-    let (s, e) = act(app, &d, &id, "resolve", json!({})).await;
+    let (s, e) = app.act(&d, &id, "resolve", json!({})).await;
     assert_eq!((s, e["field"].as_str()), (400, Some("outcome")), "{e}");
-    let (s, v) = act(app, &d, &id, "resolve", json!({"outcome": "mediated_agreement", "note": "达成协议"})).await;
+    let (s, v) = app.act(&d, &id, "resolve", json!({"outcome": "mediated_agreement", "note": "达成协议"})).await;
     assert_eq!((s, v["outcome"].as_str()), (200, Some("mediated_agreement")), "{v}");
-    assert_eq!(act(app, &d, &id, "verify", json!({})).await.0, 200);
-    assert_eq!(act(app, &d, &id, "close", json!({})).await.0, 200);
-    let (s, v) = act(app, &d, &id, "callback", json!({"satisfaction": "basically_satisfied"})).await;
+    assert_eq!(app.act(&d, &id, "verify", json!({})).await.0, 200);
+    assert_eq!(app.act(&d, &id, "close", json!({})).await.0, 200);
+    let (s, v) = app.act(&d, &id, "callback", json!({"satisfaction": "basically_satisfied"})).await;
     assert_eq!((s, v["satisfaction"].as_str()), (200, Some("basically_satisfied")), "{v}");
-    let (s, e) = act(app, &d, &id, "callback", json!({"satisfaction": "satisfied"})).await;
+    let (s, e) = app.act(&d, &id, "callback", json!({"satisfaction": "satisfied"})).await;
     assert_eq!((s, e["code"].as_str()), (409, Some("callback_already_recorded")), "{e}");
 
     // Reopen, then escalate to the county centre: the street no longer sees it.
-    let (s, v) = act(app, &d, &id, "reopen", json!({"reason": "协议未履行"})).await;
+    let (s, v) = app.act(&d, &id, "reopen", json!({"reason": "协议未履行"})).await;
     assert_eq!((s, v["status"].as_str(), &v["outcome"]), (200, Some("accepted"), &Value::Null), "{v}");
     let county = &app.demo.demo_centre[..6];
-    let (s, v) = act(app, &d, &id, "escalate", json!({"reason": "涉及多个街道"})).await;
+    let (s, v) = app.act(&d, &id, "escalate", json!({"reason": "涉及多个街道"})).await;
     assert_eq!((s, v["centre"].as_str(), v["status"].as_str()), (200, Some(county), Some("created")), "{v}");
     assert_eq!(app.get(&d, &format!("/v1/cases/{id}")).await.0, 404);
     let cd = app.token("county-d", Role::Dispatcher, county);
-    let (s, e) = act(app, &cd, &id, "escalate", json!({"reason": "again"})).await;
+    let (s, e) = app.act(&cd, &id, "escalate", json!({"reason": "again"})).await;
     assert_eq!((s, e["code"].as_str()), (422, Some("invalid_action")), "{e}");
     let (s, detail) = app.get(&cd, &format!("/v1/cases/{id}")).await;
     assert_eq!(s, 200);
@@ -192,7 +153,7 @@ async fn petition_clocks_and_extension() {
     let (lat, lon) = app.demo.demo_point;
     let mut body = report(&Uuid::new_v4().to_string(), lat, lon, "petition.land_acquisition");
     body["parties"] = json!([{"name": "李四", "phone": "13900000000", "id_number": "371002198001011234"}]);
-    let c = open_case(&app, &body).await;
+    let c = app.submit_and_wait_for_case(&body).await;
     let id = c["id"].as_str().unwrap().to_owned();
     assert_eq!(c["channel"], "petition");
     let accept_due = chrono::DateTime::parse_from_rfc3339(c["accept_due_at"].as_str().unwrap()).unwrap();
@@ -204,19 +165,19 @@ async fn petition_clocks_and_extension() {
         chrono::NaiveTime::MIN,
         "ends at midnight, Beijing time"
     );
-    let (s, v) = act(&app, &d, &id, "accept", json!({})).await;
+    let (s, v) = app.act(&d, &id, "accept", json!({})).await;
     assert_eq!(s, 200, "{v}");
     let due = chrono::DateTime::parse_from_rfc3339(v["due_at"].as_str().unwrap()).unwrap();
     assert!((due - created).num_days() >= 60, "{v}");
-    let (s, e) = act(&app, &d, &id, "extend", json!({"extension": "31 days", "reason": "经批准"})).await;
+    let (s, e) = app.act(&d, &id, "extend", json!({"extension": "31 days", "reason": "经批准"})).await;
     assert_eq!((s, e["code"].as_str()), (400, Some("invalid_extension")), "{e}");
-    let (s, e) = act(&app, &d, &id, "extend", json!({"extension": "3 fortnights", "reason": "经批准"})).await;
+    let (s, e) = app.act(&d, &id, "extend", json!({"extension": "3 fortnights", "reason": "经批准"})).await;
     assert_eq!((s, e["code"].as_str()), (400, Some("invalid_extension")), "{e}");
-    let (s, v) = act(&app, &d, &id, "extend", json!({"extension": "30 days", "reason": "经机关负责人批准延期"})).await;
+    let (s, v) = app.act(&d, &id, "extend", json!({"extension": "30 days", "reason": "经机关负责人批准延期"})).await;
     assert_eq!((s, v["extended"].as_bool()), (200, Some(true)), "{v}");
     let extended = chrono::DateTime::parse_from_rfc3339(v["due_at"].as_str().unwrap()).unwrap();
     assert!((extended - due).num_days() >= 30, "{v}");
-    let (s, e) = act(&app, &d, &id, "extend", json!({"extension": "10 days", "reason": "again"})).await;
+    let (s, e) = app.act(&d, &id, "extend", json!({"extension": "10 days", "reason": "again"})).await;
     assert_eq!((s, e["code"].as_str()), (422, Some("invalid_action")), "{e}");
     app.shutdown().await;
 }
@@ -269,7 +230,7 @@ async fn routing_rules_are_edited_as_versioned_data() {
     let dir = tempfile::tempdir().unwrap();
     let app = spawn(dir.path()).await;
     let d = app.dispatcher();
-    let a = admin(&app);
+    let a = app.admin();
     let (s, current) = app.get(&d, "/v1/routing/rules").await;
     assert_eq!((s, current["version"].as_i64()), (200, Some(1)));
     assert_eq!(app.get(&app.worker(), "/v1/routing/rules").await.0, 403);
@@ -300,7 +261,7 @@ async fn routing_rules_are_edited_as_versioned_data() {
     assert_eq!(versions["items"].as_array().unwrap().len(), 2);
     // New reports follow the new version at once.
     let (lat, lon) = app.demo.demo_point;
-    let c = open_case(&app, &report(&Uuid::new_v4().to_string(), lat, lon, "dispute.neighbourhood")).await;
+    let c = app.submit_and_wait_for_case(&report(&Uuid::new_v4().to_string(), lat, lon, "dispute.neighbourhood")).await;
     assert_eq!((c["channel"].as_str(), c["routing_rule"].as_str()), (Some("counselling"), Some("noise-counselling")));
     app.shutdown().await;
 }
@@ -314,7 +275,7 @@ async fn duplicate_reports_are_linked_and_can_be_split() {
     let d = app.dispatcher();
     let (lat, lon) = app.demo.demo_point;
     let first = report(&Uuid::new_v4().to_string(), lat, lon, "environment.sanitation");
-    let c = open_case(&app, &first).await;
+    let c = app.submit_and_wait_for_case(&first).await;
     let id = c["id"].as_str().unwrap().to_owned();
     // 40 m away, a minute later: the same incident.
     let mut second = report(&Uuid::new_v4().to_string(), lat + 0.00036, lon, "environment.sanitation");
@@ -334,21 +295,22 @@ async fn duplicate_reports_are_linked_and_can_be_split() {
     assert!(kinds(&detail).contains(&"report_linked".to_owned()));
     // A different category at the same spot, and the same category hours
     // earlier, are different incidents.
-    let other = open_case(&app, &report(&Uuid::new_v4().to_string(), lat, lon, "environment.facilities")).await;
+    let other =
+        app.submit_and_wait_for_case(&report(&Uuid::new_v4().to_string(), lat, lon, "environment.facilities")).await;
     assert_ne!(other["id"], id.as_str());
     let mut earlier = report(&Uuid::new_v4().to_string(), lat, lon, "environment.sanitation");
     earlier["occurred_at"] = json!((chrono::Utc::now() - chrono::Duration::hours(5)).to_rfc3339());
-    let old = open_case(&app, &earlier).await;
+    let old = app.submit_and_wait_for_case(&earlier).await;
     assert_ne!(old["id"], id.as_str());
     // The grid worker who sent the linked report sees it in the case's hands.
     let (_, mine) = app.get(&app.worker(), &format!("/v1/reports/{second_id}")).await;
     assert_eq!(mine["case_id"], id.as_str(), "{mine}");
     // Split the wrong link off.
-    let (s, e) = act(&app, &d, &id, "split", json!({"report_id": Uuid::new_v4(), "reason": "x"})).await;
+    let (s, e) = app.act(&d, &id, "split", json!({"report_id": Uuid::new_v4(), "reason": "x"})).await;
     assert_eq!((s, e["code"].as_str()), (400, Some("not_linked")), "{e}");
-    let (s, e) = act(&app, &d, &id, "split", json!({"report_id": second_id})).await;
+    let (s, e) = app.act(&d, &id, "split", json!({"report_id": second_id})).await;
     assert_eq!((s, e["code"].as_str()), (400, Some("missing_reason")), "{e}");
-    let (s, v) = act(&app, &d, &id, "split", json!({"report_id": second_id, "reason": "不是同一处垃圾点"})).await;
+    let (s, v) = app.act(&d, &id, "split", json!({"report_id": second_id, "reason": "不是同一处垃圾点"})).await;
     assert_eq!(s, 200, "{v}");
     let (_, detail) = app.get(&d, &format!("/v1/cases/{id}")).await;
     let new_case = detail["linked_reports"][0]["split_case_id"].as_str().unwrap().to_owned();
@@ -368,13 +330,13 @@ async fn duplicate_reports_are_linked_and_can_be_split() {
 #[actix_web::test]
 async fn supervision_once_per_case_and_threshold_across_restarts() {
     let dir = tempfile::tempdir().unwrap();
-    supervision(common::config(dir.path())).await;
+    supervision(helpers::config(dir.path())).await;
 }
 
 #[actix_web::test]
 async fn supervision_once_across_restarts_on_postgres_and_redis() {
     let dir = tempfile::tempdir().unwrap();
-    let (cfg, pg) = common::on_postgres_and_redis(dir.path()).await;
+    let (cfg, pg) = helpers::on_postgres_and_redis(dir.path()).await;
     supervision(cfg).await;
     drop(pg);
 }
@@ -382,8 +344,8 @@ async fn supervision_once_across_restarts_on_postgres_and_redis() {
 async fn supervision(mut cfg: gridwork_platform::Config) {
     // The scheduler looks once at start, then not for an hour.
     cfg.mediation.supervise_interval_ms = 3_600_000;
-    let app = common::spawn_with(cfg.clone()).await;
-    let a = admin(&app);
+    let app = helpers::spawn_with(cfg.clone()).await;
+    let a = app.admin();
     let (_, current) = app.get(&a, "/v1/routing/rules").await;
     // Sanitation cases are due at once (a zero-hour clock), so they are near
     // due and overdue as soon as they open.
@@ -393,8 +355,10 @@ async fn supervision(mut cfg: gridwork_platform::Config) {
     let r = app.http.put(format!("{}/v1/routing/rules", app.base)).bearer_auth(&a).json(&edit).send().await.unwrap();
     assert_eq!(r.status(), 200);
     let (lat, lon) = app.demo.demo_point;
-    let late = open_case(&app, &report(&Uuid::new_v4().to_string(), lat, lon, "environment.sanitation")).await;
-    let fine = open_case(&app, &report(&Uuid::new_v4().to_string(), lat, lon, "dispute.neighbourhood")).await;
+    let late =
+        app.submit_and_wait_for_case(&report(&Uuid::new_v4().to_string(), lat, lon, "environment.sanitation")).await;
+    let fine =
+        app.submit_and_wait_for_case(&report(&Uuid::new_v4().to_string(), lat, lon, "dispute.neighbourhood")).await;
     let id = late["id"].as_str().unwrap().to_owned();
     assert_eq!(late["overdue"], true);
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -407,7 +371,7 @@ async fn supervision(mut cfg: gridwork_platform::Config) {
     cfg.mediation.supervise_interval_ms = 50;
     let count = |detail: &Value, kind: &str| kinds(detail).iter().filter(|k| k.as_str() == kind).count();
     for round in 0..2 {
-        let app = common::spawn_with(cfg.clone()).await;
+        let app = helpers::spawn_with(cfg.clone()).await;
         let d = app.dispatcher();
         let detail = eventually("both supervision notices", || async {
             let (_, v) = app.get(&d, &format!("/v1/cases/{id}")).await;
@@ -489,11 +453,11 @@ async fn live_stream_resumes_from_the_last_event_id() {
     drop(s1);
 
     // While disconnected: the case is claimed, and an emergency comes in.
-    assert_eq!(act(&app, &d, &case_id, "claim", json!({})).await.0, 200);
+    assert_eq!(app.act(&d, &case_id, "claim", json!({})).await.0, 200);
     let eid = Uuid::new_v4().to_string();
     let mut em = report(&eid, lat, lon, "emergency.accident");
     em["urgency"] = json!("emergency");
-    let em_case = open_case(&app, &em).await;
+    let em_case = app.submit_and_wait_for_case(&em).await;
     assert_eq!((em_case["channel"].as_str(), em_case["priority"].as_i64()), (Some("emergency"), Some(1)));
 
     let mut s2 = app.http.get(&url).bearer_auth(&d).header("Last-Event-ID", &last_id).send().await.unwrap();
@@ -506,7 +470,7 @@ async fn live_stream_resumes_from_the_last_event_id() {
     let ids: Vec<i64> = got.iter().map(|(i, ..)| i.parse().unwrap()).collect();
     assert!(ids.iter().all(|i| *i > last_id.parse::<i64>().unwrap()), "nothing from before the resume point");
     // And then live again, without repeats.
-    assert_eq!(act(&app, &d, &case_id, "start", json!({})).await.0, 200);
+    assert_eq!(app.act(&d, &case_id, "start", json!({})).await.0, 200);
     let more = read_events(&mut s2, |e| !e.is_empty()).await;
     assert_eq!(more[0].2["kind"], "started");
     let r = app.http.get(&url).bearer_auth(&d).header("Last-Event-ID", "yesterday").send().await.unwrap();
@@ -533,7 +497,7 @@ async fn authorisation_matrix() {
     let app = spawn(dir.path()).await;
     let d = app.dispatcher();
     let (lat, lon) = app.demo.demo_point;
-    let c = open_case(&app, &report(&Uuid::new_v4().to_string(), lat, lon, "dispute.neighbourhood")).await;
+    let c = app.submit_and_wait_for_case(&report(&Uuid::new_v4().to_string(), lat, lon, "dispute.neighbourhood")).await;
     let id = c["id"].as_str().unwrap().to_owned();
     let centre = app.demo.demo_centre.clone();
     let other_centre = app.token("d-other", Role::Dispatcher, "371082001");
@@ -556,7 +520,7 @@ async fn authorisation_matrix() {
         assert!(matches!(s, 403 | 404), "{who}: detail {s}");
         assert!(!v.to_string().contains(&id), "{who}: {v}");
         for action in ["claim", "accept", "reject", "transfer", "split", "escalate"] {
-            let (s, v) = act(&app, t, &id, action, json!({"reason": "x"})).await;
+            let (s, v) = app.act(t, &id, action, json!({"reason": "x"})).await;
             assert!(matches!(s, 403 | 404), "{who}: {action} {s} {v}");
         }
         let (s, v) = app.get(t, "/v1/cases").await;
@@ -589,44 +553,28 @@ async fn authorisation_matrix() {
     }
     // The counselling mediator sees the case once counselling assists, but
     // only the lead channel acts on it.
-    assert_eq!(act(&app, &d, &id, "claim", json!({})).await.0, 200);
-    assert_eq!(act(&app, &d, &id, "joint", json!({"channels": ["counselling"], "reason": "心理疏导"})).await.0, 200);
+    assert_eq!(app.act(&d, &id, "claim", json!({})).await.0, 200);
+    assert_eq!(app.act(&d, &id, "joint", json!({"channels": ["counselling"], "reason": "心理疏导"})).await.0, 200);
     assert_eq!(app.get(&counselling, &format!("/v1/cases/{id}")).await.0, 200);
     let (_, l) = app.get(&counselling, "/v1/cases").await;
     assert!(l.to_string().contains(&id));
-    let (s, e) = act(&app, &counselling, &id, "release", json!({})).await;
+    let (s, e) = app.act(&counselling, &id, "release", json!({})).await;
     assert_eq!(s, 403, "{e}");
     // The people's-mediation mediator works it, but cannot take a case a
     // dispatcher holds.
-    let (s, e) = act(&app, &people, &id, "start", json!({})).await;
+    let (s, e) = app.act(&people, &id, "start", json!({})).await;
     assert_eq!((s, e["code"].as_str()), (409, Some("claimed_by_another")), "{e}");
-    assert_eq!(act(&app, &d, &id, "release", json!({})).await.0, 200);
-    assert_eq!(act(&app, &people, &id, "claim", json!({})).await.0, 200);
+    assert_eq!(app.act(&d, &id, "release", json!({})).await.0, 200);
+    assert_eq!(app.act(&people, &id, "claim", json!({})).await.0, 200);
     // A county dispatcher sees its streets' cases; an admin sees everything.
     let county = app.token("county-d", Role::Dispatcher, &centre[..6]);
     assert_eq!(app.get(&county, &format!("/v1/cases/{id}")).await.0, 200);
-    assert_eq!(app.get(&admin(&app), &format!("/v1/cases/{id}")).await.0, 200);
+    assert_eq!(app.get(&app.admin(), &format!("/v1/cases/{id}")).await.0, 200);
     app.shutdown().await;
 }
 
-/// Filters, sorts and cursor pagination of `GET /v1/cases`.
-#[actix_web::test]
-async fn list_filters_sorts_and_pages() {
-    let dir = tempfile::tempdir().unwrap();
-    let app = spawn(dir.path()).await;
-    listing(&app).await;
-    app.shutdown().await;
-}
-
-#[actix_web::test]
-async fn list_filters_sorts_and_pages_on_postgres_and_redis() {
-    let dir = tempfile::tempdir().unwrap();
-    let (cfg, pg) = common::on_postgres_and_redis(dir.path()).await;
-    let app = common::spawn_with(cfg).await;
-    listing(&app).await;
-    app.shutdown().await;
-    drop(pg);
-}
+// Filters, sorts and cursor pagination of `GET /v1/cases`.
+on_both_backends!(list_filters_sorts_and_pages, listing);
 
 async fn listing(app: &TestApp) {
     let d = app.dispatcher();
@@ -644,7 +592,7 @@ async fn listing(app: &TestApp) {
     for cat in cats {
         let mut b = report(&Uuid::new_v4().to_string(), lat, lon, cat);
         b["description"] = json!(format!("{cat} 描述"));
-        ids.push(open_case(app, &b).await["id"].as_str().unwrap().to_owned());
+        ids.push(app.submit_and_wait_for_case(&b).await["id"].as_str().unwrap().to_owned());
     }
     // Pages of 2 by every sort: each case exactly once, in order.
     for sort in ["urgent", "due", "priority", "created", "updated"] {
@@ -686,7 +634,7 @@ async fn listing(app: &TestApp) {
     assert_eq!(count(&v), 1);
     let (_, v) = app.get(&d, "/v1/cases?text=描述%20legal").await;
     assert_eq!(count(&v), 1);
-    assert_eq!(act(app, &d, &ids[0], "claim", json!({})).await.0, 200);
+    assert_eq!(app.act(&d, &ids[0], "claim", json!({})).await.0, 200);
     let (_, v) = app.get(&d, "/v1/cases?status=claimed,in_progress").await;
     assert_eq!(count(&v), 1);
     let (_, v) = app.get(&d, "/v1/cases?status=open").await;
@@ -708,7 +656,7 @@ async fn listing(app: &TestApp) {
     let (_, v) = app.get(&judicial, "/v1/cases").await;
     assert_eq!(count(&v), 1, "{v}");
     assert_eq!(
-        act(app, &d, &ids[0], "joint", json!({"channels": ["judicial_mediation"], "reason": "诉调对接"})).await.0,
+        app.act(&d, &ids[0], "joint", json!({"channels": ["judicial_mediation"], "reason": "诉调对接"})).await.0,
         200
     );
     let (_, v) = app.get(&judicial, "/v1/cases").await;
@@ -735,10 +683,10 @@ async fn read_to_end(resp: &mut reqwest::Response, within: Duration) -> Option<S
 #[actix_web::test]
 async fn live_stream_ends_when_its_token_is_revoked_or_expires() {
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = common::config(dir.path());
+    let mut cfg = helpers::config(dir.path());
     cfg.mediation.stream_recheck_ms = 200;
     cfg.auth.leeway_secs = 0;
-    let app = common::spawn_with(cfg).await;
+    let app = helpers::spawn_with(cfg).await;
     let url = format!("{}/v1/centres/{}/stream", app.base, app.demo.demo_centre);
     let actor =
         |id: &str| Actor { id: id.into(), role: Role::Dispatcher, scope: app.demo.demo_centre.clone(), channel: None };
@@ -784,9 +732,9 @@ async fn live_fan_out_keeps_no_channel_nobody_listens_to() {
     let dir = tempfile::tempdir().unwrap();
     let app = spawn(dir.path()).await;
     let (lat, lon) = app.demo.demo_point;
-    let c = open_case(&app, &report(&Uuid::new_v4().to_string(), lat, lon, "dispute.neighbourhood")).await;
+    let c = app.submit_and_wait_for_case(&report(&Uuid::new_v4().to_string(), lat, lon, "dispute.neighbourhood")).await;
     let id = c["id"].as_str().unwrap().to_owned();
-    assert_eq!(act(&app, &app.dispatcher(), &id, "claim", json!({})).await.0, 200);
+    assert_eq!(app.act(&app.dispatcher(), &id, "claim", json!({})).await.0, 200);
     assert_eq!(
         app.ctx.fanout.channel_count(),
         0,
@@ -811,15 +759,15 @@ async fn live_fan_out_keeps_no_channel_nobody_listens_to() {
 #[actix_web::test]
 async fn live_stream_replay_is_bounded() {
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = common::config(dir.path());
+    let mut cfg = helpers::config(dir.path());
     cfg.mediation.stream_replay_max = 3;
-    let app = common::spawn_with(cfg).await;
+    let app = helpers::spawn_with(cfg).await;
     let d = app.dispatcher();
     let (lat, lon) = app.demo.demo_point;
-    let c = open_case(&app, &report(&Uuid::new_v4().to_string(), lat, lon, "dispute.neighbourhood")).await;
+    let c = app.submit_and_wait_for_case(&report(&Uuid::new_v4().to_string(), lat, lon, "dispute.neighbourhood")).await;
     let id = c["id"].as_str().unwrap().to_owned();
-    assert_eq!(act(&app, &d, &id, "claim", json!({})).await.0, 200);
-    assert_eq!(act(&app, &d, &id, "start", json!({})).await.0, 200);
+    assert_eq!(app.act(&d, &id, "claim", json!({})).await.0, 200);
+    assert_eq!(app.act(&d, &id, "start", json!({})).await.0, 200);
     let (_, detail) = app.get(&d, &format!("/v1/cases/{id}")).await;
     let seqs: Vec<i64> = detail["timeline"].as_array().unwrap().iter().map(|e| e["seq"].as_i64().unwrap()).collect();
     assert_eq!(seqs.len(), 4, "created, accepted, claimed, started: {detail}");
@@ -843,33 +791,17 @@ async fn live_stream_replay_is_bounded() {
     );
     assert_eq!(first["missed_more_than"], 3, "{first}");
     // Live again after the reset.
-    assert_eq!(act(&app, &d, &id, "release", json!({})).await.0, 200);
+    assert_eq!(app.act(&d, &id, "release", json!({})).await.0, 200);
     let more = read_events(&mut s, |e| !e.is_empty()).await;
     assert_eq!(more[0].2["kind"], "released", "{more:?}");
     drop(s);
     app.shutdown().await;
 }
 
-/// A case action judges the caller's scope and lead channel on the row it
-/// read under the lock: a transfer that commits between the action's first
-/// look and its lock leaves the old centre (or channel) out — 404.
-#[actix_web::test]
-async fn an_action_rechecks_scope_under_the_row_lock() {
-    let dir = tempfile::tempdir().unwrap();
-    let app = spawn(dir.path()).await;
-    scope_under_lock(&app).await;
-    app.shutdown().await;
-}
-
-#[actix_web::test]
-async fn an_action_rechecks_scope_under_the_row_lock_on_postgres_and_redis() {
-    let dir = tempfile::tempdir().unwrap();
-    let (cfg, pg) = common::on_postgres_and_redis(dir.path()).await;
-    let app = common::spawn_with(cfg).await;
-    scope_under_lock(&app).await;
-    app.shutdown().await;
-    drop(pg);
-}
+// A case action judges the caller's scope and lead channel on the row it
+// read under the lock: a transfer that commits between the action's first
+// look and its lock leaves the old centre (or channel) out — 404.
+on_both_backends!(an_action_rechecks_scope_under_the_row_lock, scope_under_lock);
 
 /// Moves case `id` the way a transfer on another replica does, inside a
 /// transaction that holds the case's row lock while `during` runs; commits
@@ -881,7 +813,7 @@ async fn moved_while_locked<F: std::future::Future<Output = (u16, Value)> + Send
     during: F,
 ) -> (u16, Value) {
     let set = format!("{set}, status = 'created', claimed_by = NULL, lease_until = NULL");
-    common::locked_update(app, id, &set, during).await
+    helpers::locked_update(app, id, &set, during).await
 }
 
 async fn scope_under_lock(app: &TestApp) {
@@ -891,16 +823,16 @@ async fn scope_under_lock(app: &TestApp) {
     // Three categories: reports of one category at one spot would be linked to one case.
 
     // Transferred, then acted on by the old centre: out of view.
-    let c = open_case(app, &report(&Uuid::new_v4().to_string(), lat, lon, "dispute.neighbourhood")).await;
+    let c = app.submit_and_wait_for_case(&report(&Uuid::new_v4().to_string(), lat, lon, "dispute.neighbourhood")).await;
     let id = c["id"].as_str().unwrap().to_owned();
-    let (s, v) = act(app, &d, &id, "transfer", json!({"centre": county, "reason": "跨街道纠纷"})).await;
+    let (s, v) = app.act(&d, &id, "transfer", json!({"centre": county, "reason": "跨街道纠纷"})).await;
     assert_eq!((s, v["centre"].as_str()), (200, Some(county.as_str())), "{v}");
-    let (s, e) = act(app, &d, &id, "accept", json!({})).await;
+    let (s, e) = app.act(&d, &id, "accept", json!({})).await;
     assert_eq!(s, 404, "the old centre no longer acts: {e}");
 
     // Transferred to the county centre while the old centre's action waits
     // for the lock.
-    let c = open_case(app, &report(&Uuid::new_v4().to_string(), lat, lon, "dispute.consumer")).await;
+    let c = app.submit_and_wait_for_case(&report(&Uuid::new_v4().to_string(), lat, lon, "dispute.consumer")).await;
     let id = c["id"].as_str().unwrap().to_owned();
     let http = app.http.clone();
     let url = format!("{}/v1/cases/{id}/accept", app.base);
@@ -916,7 +848,9 @@ async fn scope_under_lock(app: &TestApp) {
     assert_eq!((now["status"].as_str(), now["centre"].as_str()), (Some("created"), Some(county.as_str())), "{now}");
 
     // Moved to another channel while the lead channel's mediator waits.
-    let c = open_case(app, &report(&Uuid::new_v4().to_string(), lat, lon, "dispute.property_management")).await;
+    let c = app
+        .submit_and_wait_for_case(&report(&Uuid::new_v4().to_string(), lat, lon, "dispute.property_management"))
+        .await;
     let id = c["id"].as_str().unwrap().to_owned();
     assert_eq!(c["channel"], "people_mediation");
     let people = mediator(app, "m-people", "people_mediation");
@@ -932,50 +866,34 @@ async fn scope_under_lock(app: &TestApp) {
     assert_eq!((now["status"].as_str(), &now["claimed_by"]), (Some("created"), &Value::Null), "{now}");
 }
 
-/// Every free-text field of every action passes the same checks as a
-/// report's text: no control characters (PostgreSQL cannot store a NUL),
-/// bounded length.
-#[actix_web::test]
-async fn action_text_is_checked_like_report_text() {
-    let dir = tempfile::tempdir().unwrap();
-    let app = spawn(dir.path()).await;
-    action_text(&app).await;
-    app.shutdown().await;
-}
-
-#[actix_web::test]
-async fn action_text_is_checked_like_report_text_on_postgres_and_redis() {
-    let dir = tempfile::tempdir().unwrap();
-    let (cfg, pg) = common::on_postgres_and_redis(dir.path()).await;
-    let app = common::spawn_with(cfg).await;
-    action_text(&app).await;
-    app.shutdown().await;
-    drop(pg);
-}
+// Every free-text field of every action passes the same checks as a
+// report's text: no control characters (PostgreSQL cannot store a NUL),
+// bounded length.
+on_both_backends!(action_text_is_checked_like_report_text, action_text);
 
 async fn action_text(app: &TestApp) {
     let d = app.dispatcher();
     let (lat, lon) = app.demo.demo_point;
-    let c = open_case(app, &report(&Uuid::new_v4().to_string(), lat, lon, "dispute.neighbourhood")).await;
+    let c = app.submit_and_wait_for_case(&report(&Uuid::new_v4().to_string(), lat, lon, "dispute.neighbourhood")).await;
     let id = c["id"].as_str().unwrap().to_owned();
     let code = |e: &Value| (e["code"].as_str().map(str::to_owned), e["field"].as_str().map(str::to_owned));
     let bad = |c: &str, f: &str| (Some(c.to_owned()), Some(f.to_owned()));
 
-    let (s, e) = act(app, &d, &id, "reject", json!({"reason": "不予受理\u{0}"})).await;
+    let (s, e) = app.act(&d, &id, "reject", json!({"reason": "不予受理\u{0}"})).await;
     assert_eq!((s, code(&e)), (400, bad("invalid_characters", "reason")), "a NUL in a reject's reason: {e}");
     assert!(e["message_zh"].as_str().is_some_and(|m| !m.is_empty()), "{e}");
-    let (s, e) = act(app, &d, &id, "transfer", json!({"channel": "legal_aid", "reason": "转\u{7}办"})).await;
+    let (s, e) = app.act(&d, &id, "transfer", json!({"channel": "legal_aid", "reason": "转\u{7}办"})).await;
     assert_eq!((s, code(&e)), (400, bad("invalid_characters", "reason")), "{e}");
-    let (s, e) = act(app, &d, &id, "transfer", json!({"channel": "legal_aid", "reason": "理".repeat(2001)})).await;
+    let (s, e) = app.act(&d, &id, "transfer", json!({"channel": "legal_aid", "reason": "理".repeat(2001)})).await;
     assert_eq!((s, code(&e)), (400, bad("too_long", "reason")), "{e}");
-    assert_eq!(act(app, &d, &id, "claim", json!({})).await.0, 200);
-    let (s, e) = act(app, &d, &id, "suspend", json!({"reason": "\u{0}"})).await;
+    assert_eq!(app.act(&d, &id, "claim", json!({})).await.0, 200);
+    let (s, e) = app.act(&d, &id, "suspend", json!({"reason": "\u{0}"})).await;
     assert_eq!((s, code(&e)), (400, bad("invalid_characters", "reason")), "{e}");
-    let (s, e) = act(app, &d, &id, "resolve", json!({"outcome": "handled", "note": "记".repeat(2001)})).await;
+    let (s, e) = app.act(&d, &id, "resolve", json!({"outcome": "handled", "note": "记".repeat(2001)})).await;
     assert_eq!((s, code(&e)), (400, bad("too_long", "note")), "an overlong note: {e}");
-    let (s, e) = act(app, &d, &id, "resolve", json!({"outcome": "handled", "note": "a\u{0}b"})).await;
+    let (s, e) = app.act(&d, &id, "resolve", json!({"outcome": "handled", "note": "a\u{0}b"})).await;
     assert_eq!((s, code(&e)), (400, bad("invalid_characters", "note")), "{e}");
     // Nothing of it was recorded; tabs and line breaks are fine.
-    let (s, v) = act(app, &d, &id, "resolve", json!({"outcome": "handled", "note": "第一行\n第二行\t完"})).await;
+    let (s, v) = app.act(&d, &id, "resolve", json!({"outcome": "handled", "note": "第一行\n第二行\t完"})).await;
     assert_eq!((s, v["status"].as_str(), v["version"].as_i64()), (200, Some("resolved"), Some(4)), "{v}");
 }

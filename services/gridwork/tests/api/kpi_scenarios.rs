@@ -6,15 +6,13 @@
 //! writes them. Analytics folds them; `GET /v1/kpis` must give the rates
 //! computed by hand below, per jurisdiction; the KPI snapshot topic and
 //! `gridwork kpi recompute` must agree.
-#![allow(clippy::unwrap_used, clippy::expect_used)] // tests
 
-mod common;
-
+use crate::helpers;
 use std::collections::BTreeMap;
 use std::time::Duration as StdDuration;
 
+use crate::helpers::{eventually, TestApp};
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use common::{eventually, TestApp};
 use gridwork_domain::auth::{Actor, Role};
 use gridwork_domain::petition::{PetitionClass, PetitionInfo};
 use gridwork_domain::{Case, CaseAction, Channel, Hierarchy, NewCase, Outcome, Satisfaction, Urgency};
@@ -251,9 +249,9 @@ async fn month_row(app: &TestApp, jurisdiction: &str, month: &str, last: &str) -
 #[actix_web::test]
 async fn hand_computed_kpis_per_jurisdiction_snapshot_and_recompute() {
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = common::config(dir.path());
+    let mut cfg = helpers::config(dir.path());
     cfg.kpi.gauge_refresh_ms = 200;
-    let app = common::spawn_with(cfg.clone()).await;
+    let app = helpers::spawn_with(cfg.clone()).await;
     let histories = scenario();
     let events = publish(&app, &histories).await;
 
@@ -360,7 +358,7 @@ async fn hand_computed_kpis_per_jurisdiction_snapshot_and_recompute() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(said.contains(&format!("{events} events folded")), "{said}");
-    let app = common::spawn_with(cfg).await;
+    let app = helpers::spawn_with(cfg).await;
     assert_eq!(facts(&app).await, facts_before);
     assert_eq!(cells(&app).await, cells_before);
     for (level, code, want) in &cases {
@@ -397,11 +395,11 @@ async fn cells(app: &TestApp) -> BTreeMap<(String, String), (i64, Value)> {
 #[actix_web::test]
 async fn petitions_are_classified_first_time_escalated_and_repeat() {
     let dir = tempfile::tempdir().unwrap();
-    let app = common::spawn(dir.path()).await;
+    let app = helpers::spawn(dir.path()).await;
     let (lat, lon) = app.demo.demo_point;
     let county = app.demo.demo_centre[..6].to_owned();
     let petition = |received_by: Option<&str>| {
-        let mut b = common::report(&Uuid::new_v4().to_string(), lat, lon, "petition.land_acquisition");
+        let mut b = helpers::report(&Uuid::new_v4().to_string(), lat, lon, "petition.land_acquisition");
         b["parties"] = json!([{"name": "赵六", "id_number": "371002197001011111"}]);
         b["matter"] = json!("宅基地确权纠纷");
         if let Some(c) = received_by {

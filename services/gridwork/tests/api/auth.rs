@@ -1,16 +1,14 @@
 //! Identity: every token attack refused over HTTP; an external identity
 //! provider's keys from its JWKS, rotated without downtime; refresh tokens
 //! rotated on use, and a spent one used again revokes its family.
-#![allow(clippy::unwrap_used, clippy::expect_used)] // tests
 
-mod common;
-
+use crate::helpers;
 use std::sync::{Arc, Mutex};
 
+use crate::helpers::{eventually, TestApp};
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use chrono::Utc;
-use common::{eventually, TestApp};
 use gridwork_domain::auth::Role;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use ring::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
@@ -39,8 +37,8 @@ async fn status_of(app: &TestApp, token: &str) -> (u16, String) {
 #[actix_web::test]
 async fn every_token_attack_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = common::config(dir.path());
-    let app = common::spawn_with(cfg.clone()).await;
+    let cfg = helpers::config(dir.path());
+    let app = helpers::spawn_with(cfg.clone()).await;
     let pkcs8 = STANDARD.decode(std::fs::read_to_string(&cfg.auth.signing_key_file).unwrap().trim()).unwrap();
     let real = EncodingKey::from_ed_der(&pkcs8);
     let kid = app.ctx.issuer.kid().to_owned();
@@ -152,13 +150,13 @@ async fn an_external_providers_keys_rotate_without_downtime() {
     let jwks = Arc::new(Mutex::new(json!({"keys": [a.jwk.clone()]})));
     let (url, idp_server) = idp(jwks.clone()).await;
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = common::config(dir.path());
+    let mut cfg = helpers::config(dir.path());
     cfg.auth.external_jwks_url = url;
     cfg.auth.external_issuer = "https://idp.example.gov.cn".into();
     cfg.auth.external_audience = "gridwork-mobile".into();
     cfg.auth.external_algorithm = "ES256".into();
     cfg.auth.jwks_refresh_secs = 10;
-    let app = common::spawn_with(cfg.clone()).await;
+    let app = helpers::spawn_with(cfg.clone()).await;
     let (iss, aud) = ("https://idp.example.gov.cn", "gridwork-mobile");
     let by = |k: &IdpKey| sign(Algorithm::ES256, &k.kid, &k.encoding, &claims(&app, iss, aud, 0, 600));
 
@@ -198,7 +196,7 @@ async fn an_external_providers_keys_rotate_without_downtime() {
 #[actix_web::test]
 async fn refresh_tokens_rotate_and_reuse_revokes_the_family() {
     let dir = tempfile::tempdir().unwrap();
-    let app = common::spawn(dir.path()).await;
+    let app = helpers::spawn(dir.path()).await;
     let login = json!({"username": "worker-1", "password": "gridwork-demo"});
     let (s, first) = app.post("", "/v1/auth/token", &login).await;
     assert_eq!(s, 200, "{first}");
@@ -274,10 +272,10 @@ async fn patch(app: &TestApp, token: &str, path: &str, body: &Value) -> (u16, Va
 #[actix_web::test]
 async fn logging_out_revokes_the_refresh_family() {
     let dir = tempfile::tempdir().unwrap();
-    logging_out(common::spawn(dir.path()).await).await;
+    logging_out(helpers::spawn(dir.path()).await).await;
     let dir = tempfile::tempdir().unwrap();
-    let (cfg, _pg) = common::on_postgres_and_redis(dir.path()).await;
-    logging_out(common::spawn_with(cfg).await).await;
+    let (cfg, _pg) = helpers::on_postgres_and_redis(dir.path()).await;
+    logging_out(helpers::spawn_with(cfg).await).await;
 }
 
 async fn logging_out(app: TestApp) {
@@ -323,15 +321,15 @@ async fn logging_out(app: TestApp) {
 #[actix_web::test]
 async fn changing_or_deactivating_a_user_revokes_their_tokens() {
     let dir = tempfile::tempdir().unwrap();
-    user_changes(common::spawn(dir.path()).await).await;
+    user_changes(helpers::spawn(dir.path()).await).await;
     // PostgreSQL: sign-in and renewal hold the user row the change locks.
     let dir = tempfile::tempdir().unwrap();
-    let (cfg, _pg) = common::on_postgres_and_redis(dir.path()).await;
-    user_changes(common::spawn_with(cfg).await).await;
+    let (cfg, _pg) = helpers::on_postgres_and_redis(dir.path()).await;
+    user_changes(helpers::spawn_with(cfg).await).await;
 }
 
 async fn user_changes(app: TestApp) {
-    let admin = app.token("admin", Role::Admin, "");
+    let admin = app.as_role(Role::Admin);
     let centre = app.demo.demo_centre.clone();
     let county = centre[..6].to_owned();
 
@@ -419,12 +417,12 @@ async fn user_changes(app: TestApp) {
 /// in Redis or, while Redis is down, in the process.
 #[actix_web::test]
 async fn failed_sign_ins_are_throttled_per_user_and_per_address() {
-    for redis in [common::redis_url(), "redis://127.0.0.1:1".to_string()] {
+    for redis in [helpers::redis_url(), "redis://127.0.0.1:1".to_string()] {
         let dir = tempfile::tempdir().unwrap();
-        let mut cfg = common::config(dir.path());
+        let mut cfg = helpers::config(dir.path());
         cfg.cache.url = redis.clone();
         cfg.cache.key_prefix = format!("gridwork-test:{}:", uuid::Uuid::new_v4());
-        let app = common::spawn_with(cfg).await;
+        let app = helpers::spawn_with(cfg).await;
         // The defaults: 5 failures per username, 50 per address, per 15 minutes.
         for i in 0..5 {
             let (s, e) = sign_in(&app, "worker-1", "wrong").await;
@@ -464,11 +462,11 @@ async fn failed_sign_ins_are_throttled_per_user_and_per_address() {
 #[actix_web::test]
 async fn argon2_work_is_bounded() {
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = common::config(dir.path());
+    let mut cfg = helpers::config(dir.path());
     cfg.auth.signin_concurrency = 1;
     cfg.auth.signin_wait_ms = 10;
     cfg.auth.signin_max_failures_per_address = 1000;
-    let app = common::spawn_with(cfg).await;
+    let app = helpers::spawn_with(cfg).await;
     let tries = (0..12).map(|i| {
         let (http, base) = (app.http.clone(), app.base.clone());
         async move {

@@ -4,15 +4,13 @@
 //! database at rest) and every API response. They may appear only in the
 //! answer to the audited `POST /v1/cases/{id}/parties` of a worker of the
 //! case — and must appear there, or the scan proves nothing.
-#![allow(clippy::unwrap_used, clippy::expect_used)] // tests
 
-mod common;
-
+use crate::helpers;
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use common::{eventually, report, TestApp};
+use crate::helpers::{eventually, report, TestApp};
 use gridwork_domain::auth::{Actor, Role};
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -122,9 +120,9 @@ fn mediator(app: &TestApp) -> String {
 async fn a_petitioners_identity_appears_only_where_the_role_permits() {
     let logs = logs();
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = common::config(dir.path());
+    let mut cfg = helpers::config(dir.path());
     cfg.kpi.gauge_refresh_ms = 200;
-    let app = common::spawn_with(cfg).await;
+    let app = helpers::spawn_with(cfg).await;
     let mut seen = Responses::default();
     let (worker, dispatcher, analyst, m) = (app.worker(), app.dispatcher(), app.analyst(), mediator(&app));
     let admin = app.token("admin-1", Role::Admin, "");
@@ -269,7 +267,7 @@ async fn a_petitioners_identity_appears_only_where_the_role_permits() {
     let mut files = 0;
     for _ in 0..20 {
         let read: Result<Vec<_>, _> =
-            common::walk(dir.path()).into_iter().map(|p| std::fs::read(&p).map(|b| (p, b))).collect();
+            helpers::walk(dir.path()).into_iter().map(|p| std::fs::read(&p).map(|b| (p, b))).collect();
         let Ok(read) = read else {
             tokio::time::sleep(Duration::from_millis(250)).await;
             continue;

@@ -2,16 +2,14 @@
 //! middle of the pipeline delays reports but loses none and dead-letters
 //! none; a Kafka consumer waiting on a dependency keeps its group
 //! membership; the dead-letter tools put poison back after a fix.
-#![allow(clippy::unwrap_used, clippy::expect_used)] // tests
 
-mod common;
-
+use crate::helpers;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::helpers::{eventually, report, OwnPostgres};
 use chrono::Utc;
-use common::{eventually, report, OwnPostgres};
 use gridwork_bus::{
     Consume, ConsumerHealth, ConsumerState, EventBus, Handler, HandlerError, Message, NoProbe, OutMessage, RetryPolicy,
     TopicSpec,
@@ -35,12 +33,12 @@ async fn count(db: &sea_orm::DatabaseConnection, sql: &str) -> i64 {
 async fn a_database_outage_mid_pipeline_delays_reports_but_loses_and_dead_letters_none() {
     let pg = OwnPostgres::start();
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = common::config(dir.path());
+    let mut cfg = helpers::config(dir.path());
     cfg.database.url = pg.url();
     // Each try gives up on the pool after 1 s: five tries used to end in the
     // dead-letter topic within ~8 s, so a 12 s outage shows the difference.
     cfg.database.acquire_timeout_ms = 1000;
-    let app = common::spawn_with(cfg).await;
+    let app = helpers::spawn_with(cfg).await;
     let worker = app.worker();
     let (lat, lon) = app.demo.demo_point;
     let categories = [
@@ -174,7 +172,7 @@ impl Handler for Outage {
 /// of order, nothing dead-lettered.
 #[actix_web::test]
 async fn a_kafka_consumer_waiting_on_a_dependency_keeps_its_group_membership() {
-    let broker = common::Broker::start();
+    let broker = helpers::Broker::start();
     // The smallest interval librdkafka allows beside a 6 s session timeout.
     let url = format!("{}?max.poll.interval.ms=7000&session.timeout.ms=6000", broker.url());
     let bus = gridwork_bus::connect(&url, "faults-test").await.unwrap();
@@ -255,7 +253,7 @@ async fn a_kafka_consumer_waiting_on_a_dependency_keeps_its_group_membership() {
 /// it then owned, was never fetched again. A new assignment starts unpaused.
 #[actix_web::test]
 async fn a_partition_paused_during_an_outage_and_handed_back_by_a_rebalance_is_consumed() {
-    let broker = common::Broker::start();
+    let broker = helpers::Broker::start();
     let url = format!("{}?session.timeout.ms=6000&max.poll.interval.ms=7000", broker.url());
     let bus = gridwork_bus::connect(&url, "faults-test").await.unwrap();
     let prefix = format!("t{}.", Uuid::new_v4().simple());
@@ -444,7 +442,7 @@ fn gridwork_cli(dir: &std::path::Path, args: &[&str]) -> (bool, String, String) 
 #[actix_web::test]
 async fn the_dlq_and_lag_commands_show_what_an_operator_needs() {
     let dir = tempfile::tempdir().unwrap();
-    let app = common::spawn(dir.path()).await;
+    let app = helpers::spawn(dir.path()).await;
     app.ctx
         .bus
         .publish(

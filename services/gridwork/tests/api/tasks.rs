@@ -3,34 +3,16 @@
 //! lists, acknowledges and completes it with a note and a photo, the case
 //! worker reads the result; who may complete, every validation refusal,
 //! cancelling, and what a closed case does to its open tasks.
-#![allow(clippy::unwrap_used, clippy::expect_used)] // tests
 
-mod common;
-
-use common::{eventually, report, spawn, TestApp};
+use crate::helpers;
+use crate::helpers::{report, TestApp};
 use gridwork_domain::auth::{Actor, Role};
 use gridwork_storage::entity::user;
 use gridwork_storage::sea_orm::{ActiveModelTrait, IntoActiveModel};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-#[actix_web::test]
-async fn grid_worker_tasks_from_assignment_to_result() {
-    let dir = tempfile::tempdir().unwrap();
-    let app = spawn(dir.path()).await;
-    flow(&app).await;
-    app.shutdown().await;
-}
-
-#[actix_web::test]
-async fn grid_worker_tasks_on_postgres_and_redis() {
-    let dir = tempfile::tempdir().unwrap();
-    let (cfg, pg) = common::on_postgres_and_redis(dir.path()).await;
-    let app = common::spawn_with(cfg).await;
-    flow(&app).await;
-    app.shutdown().await;
-    drop(pg);
-}
+on_both_backends!(grid_worker_tasks_from_assignment_to_result, flow);
 
 /// Posts a report and waits for the case it opens (as the dispatcher sees it).
 async fn open_case(app: &TestApp) -> String {
@@ -41,15 +23,7 @@ async fn open_case(app: &TestApp) -> String {
 /// linked to one case.
 async fn open_case_of(app: &TestApp, category: &str) -> String {
     let (lat, lon) = app.demo.demo_point;
-    let rid = Uuid::new_v4().to_string();
-    let (s, r) = app.post(&app.worker(), "/v1/reports", &report(&rid, lat, lon, category)).await;
-    assert_eq!(s, 201, "{r}");
-    let d = app.dispatcher();
-    let case = eventually("the case of the report", || async {
-        let (_, l) = app.get(&d, "/v1/cases?limit=200&sort=created").await;
-        l["items"].as_array()?.iter().find(|c| c["report_id"] == rid.as_str()).cloned()
-    })
-    .await;
+    let case = app.submit_and_wait_for_case(&report(&Uuid::new_v4().to_string(), lat, lon, category)).await;
     case["id"].as_str().unwrap().to_owned()
 }
 
@@ -266,7 +240,7 @@ async fn flow(app: &TestApp) {
         .await;
     assert_eq!(s, 201, "{t}");
     let follow_up = t["id"].as_str().unwrap().to_owned();
-    common::claim_resolve_close(&app.http, &app.base, &d, &case, "mediated_agreement").await;
+    helpers::claim_resolve_close(&app.http, &app.base, &d, &case, "mediated_agreement").await;
     // Cancelled by the close itself, before anyone looks.
     use sea_orm::EntityTrait;
     let row =
@@ -293,29 +267,13 @@ async fn flow(app: &TestApp) {
     assert_eq!(app.post(&w1, &format!("/v1/me/tasks/{}/ack", Uuid::new_v4()), &json!({})).await.0, 404);
 }
 
-/// Giving a task judges the caller's scope and lead channel and the case's
-/// state on the row read under the case's lock (as case actions do): a
-/// transfer that commits between the first look and the lock leaves the
-/// old centre out (404), a channel move leaves the old channel out (403),
-/// and a close leaves no open task behind (409). A stranger's malformed or
-/// oversized body gets the stranger's 404, never a 400 or 413.
-#[actix_web::test]
-async fn giving_a_task_rechecks_the_case_under_the_row_lock() {
-    let dir = tempfile::tempdir().unwrap();
-    let app = spawn(dir.path()).await;
-    task_under_lock(&app).await;
-    app.shutdown().await;
-}
-
-#[actix_web::test]
-async fn giving_a_task_rechecks_the_case_under_the_row_lock_on_postgres_and_redis() {
-    let dir = tempfile::tempdir().unwrap();
-    let (cfg, pg) = common::on_postgres_and_redis(dir.path()).await;
-    let app = common::spawn_with(cfg).await;
-    task_under_lock(&app).await;
-    app.shutdown().await;
-    drop(pg);
-}
+// Giving a task judges the caller's scope and lead channel and the case's
+// state on the row read under the case's lock (as case actions do): a
+// transfer that commits between the first look and the lock leaves the
+// old centre out (404), a channel move leaves the old channel out (403),
+// and a close leaves no open task behind (409). A stranger's malformed or
+// oversized body gets the stranger's 404, never a 400 or 413.
+on_both_backends!(giving_a_task_rechecks_the_case_under_the_row_lock, task_under_lock);
 
 fn give(app: &TestApp, token: String, case: &str) -> impl std::future::Future<Output = (u16, Value)> + Send + 'static {
     let http = app.http.clone();
@@ -328,7 +286,7 @@ fn give(app: &TestApp, token: String, case: &str) -> impl std::future::Future<Ou
 }
 
 async fn task_count(app: &TestApp, case: &str) -> usize {
-    let (s, v) = app.get(&app.token("admin", Role::Admin, ""), &format!("/v1/cases/{case}/tasks")).await;
+    let (s, v) = app.get(&app.as_role(Role::Admin), &format!("/v1/cases/{case}/tasks")).await;
     assert_eq!(s, 200, "{v}");
     v["items"].as_array().unwrap().iter().filter(|t| t["status"] != "cancelled").count()
 }
@@ -340,7 +298,7 @@ async fn task_under_lock(app: &TestApp) {
     // Moved to the county centre while the old centre's request waits for
     // the lock: 404, and no task was given.
     let case = open_case_of(app, "dispute.neighbourhood").await;
-    let (s, e) = common::locked_update(app, &case, &format!("centre = '{county}'"), give(app, d.clone(), &case)).await;
+    let (s, e) = helpers::locked_update(app, &case, &format!("centre = '{county}'"), give(app, d.clone(), &case)).await;
     assert_eq!((s, e["code"].as_str()), (404, Some("not_found")), "the old centre gives no task: {e}");
     assert_eq!(task_count(app, &case).await, 0);
 
@@ -357,13 +315,13 @@ async fn task_under_lock(app: &TestApp) {
         })
         .unwrap()
         .0;
-    let (s, e) = common::locked_update(app, &case, "channel = 'legal_aid'", give(app, people, &case)).await;
+    let (s, e) = helpers::locked_update(app, &case, "channel = 'legal_aid'", give(app, people, &case)).await;
     assert!(matches!(s, 403 | 404), "the old channel gives no task: {s} {e}");
     assert_eq!(task_count(app, &case).await, 0);
 
     // Closed while the request waits: 409 case_closed, no open task left.
     let case = open_case_of(app, "dispute.consumer").await;
-    let (s, e) = common::locked_update(app, &case, "status = 'closed'", give(app, d.clone(), &case)).await;
+    let (s, e) = helpers::locked_update(app, &case, "status = 'closed'", give(app, d.clone(), &case)).await;
     assert_eq!((s, e["code"].as_str()), (409, Some("case_closed")), "{e}");
     assert_eq!(task_count(app, &case).await, 0);
 

@@ -1,7 +1,6 @@
 //! A crash (SIGKILL) of `gridwork up` between accepting reports and queueing
 //! their cases loses nothing: after a restart every accepted report has
 //! exactly one case. And SIGTERM stops it cleanly.
-#![allow(clippy::unwrap_used, clippy::expect_used)] // tests
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;

@@ -4,11 +4,9 @@
 //! state in PostgreSQL, the rate-limit counters in Redis. (The event log is
 //! the embedded one: Open311 posts take `POST /v1/reports`'s path, which
 //! kafka.rs and pipeline.rs run on Kafka.)
-#![allow(clippy::unwrap_used, clippy::expect_used)] // tests
 
-mod common;
-
-use common::{claim_resolve_close, eventually, report};
+use crate::helpers;
+use crate::helpers::{claim_resolve_close, eventually, report};
 use gridwork_domain::auth::Role;
 use sea_orm::{ConnectionTrait, Statement};
 use serde_json::{json, Value};
@@ -49,7 +47,7 @@ async fn issue(env: &[(String, String)], args: &[&str]) -> (String, String) {
 }
 
 /// A form-encoded POST to `/open311/v2/requests.{format}`.
-async fn post(app: &common::TestApp, format: &str, form: &[(&str, &str)]) -> (u16, String) {
+async fn post(app: &helpers::TestApp, format: &str, form: &[(&str, &str)]) -> (u16, String) {
     let r = app.http.post(format!("{}/open311/v2/requests.{format}", app.base)).form(form).send().await.unwrap();
     (r.status().as_u16(), r.text().await.unwrap())
 }
@@ -63,12 +61,12 @@ fn form<'a>(key: &'a str, code: &'a str, rest: &[(&'a str, &'a str)]) -> Form<'a
     f
 }
 
-async fn post_json(app: &common::TestApp, form: &[(&str, &str)]) -> (u16, Value) {
+async fn post_json(app: &helpers::TestApp, form: &[(&str, &str)]) -> (u16, Value) {
     let (s, body) = post(app, "json", form).await;
     (s, serde_json::from_str(&body).unwrap_or_else(|_| panic!("not JSON: {body}")))
 }
 
-async fn get(app: &common::TestApp, path_and_query: &str) -> (u16, Value) {
+async fn get(app: &helpers::TestApp, path_and_query: &str) -> (u16, Value) {
     let r = app.http.get(format!("{}/open311/v2/{path_and_query}", app.base)).send().await.unwrap();
     let s = r.status().as_u16();
     (s, r.json().await.unwrap_or(Value::Null))
@@ -85,20 +83,20 @@ fn error_of(status: u16, v: &Value) -> String {
 #[actix_web::test]
 async fn open311_clients_report_through_revocable_scoped_api_keys() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut cfg, pg) = common::on_postgres_and_redis(dir.path()).await;
+    let (mut cfg, pg) = helpers::on_postgres_and_redis(dir.path()).await;
     cfg.intake.rate_limit_per_minute = 40;
     // The CLI works on the same database as the app.
     let env = vec![
         ("GRIDWORK_DATA_DIR".to_owned(), dir.path().display().to_string()),
         ("GRIDWORK_DATABASE__URL".to_owned(), pg.url.clone()),
     ];
-    let app = common::spawn_with(cfg).await;
+    let app = helpers::spawn_with(cfg).await;
     let (lat, lon) = app.demo.demo_point;
     let (lat_s, lon_s) = (lat.to_string(), lon.to_string());
     let grid = app.demo.demo_grid.clone();
     let county = grid[..6].to_owned();
     let centre = app.demo.demo_centre.clone();
-    let admin = app.token("admin", Role::Admin, "");
+    let admin = app.as_role(Role::Admin);
 
     // Keys, from the CLI: the hotline reports as worker-1 into its county;
     // the others are scoped to another county, or to sanitation only.
@@ -146,7 +144,7 @@ async fn open311_clients_report_through_revocable_scoped_api_keys() {
     // The independent clients: services, a definition, a post with the
     // key, the request read back (JSON and XML), and two refusals.
     let mut client = std::process::Command::new("python3");
-    client.arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/open311_client.py")).args([
+    client.arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/api/open311_client.py")).args([
         app.base.as_str(),
         hotline.as_str(),
         "371000",
@@ -380,7 +378,7 @@ async fn open311_clients_report_through_revocable_scoped_api_keys() {
 }
 
 /// An API key issued straight into the app's database.
-async fn key_for(app: &common::TestApp, name: &str, user: &str) -> String {
+async fn key_for(app: &helpers::TestApp, name: &str, user: &str) -> String {
     let new = gridwork_intake::open311::NewKey {
         name: name.into(),
         user: user.into(),
@@ -392,7 +390,7 @@ async fn key_for(app: &common::TestApp, name: &str, user: &str) -> String {
 }
 
 /// A form POST to `requests.json`, with an `Idempotency-Key` header if given.
-async fn post_with(app: &common::TestApp, form: &[(&str, &str)], idempotency_key: Option<&str>) -> (u16, Value) {
+async fn post_with(app: &helpers::TestApp, form: &[(&str, &str)], idempotency_key: Option<&str>) -> (u16, Value) {
     let mut r = app.http.post(format!("{}/open311/v2/requests.json", app.base)).form(form);
     if let Some(k) = idempotency_key {
         r = r.header("Idempotency-Key", k);
@@ -415,7 +413,7 @@ async fn a_retried_post_with_an_idempotency_key_is_one_request() {
     use gridwork_storage::entity::{api_key_report, report as report_row};
     use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
     let dir = tempfile::tempdir().unwrap();
-    let app = common::spawn(dir.path()).await;
+    let app = helpers::spawn(dir.path()).await;
     let hotline = key_for(&app, "hotline-12345", "integration:hotline").await;
     let other = key_for(&app, "other-app", "integration:other").await;
     let (lat, lon) = app.demo.demo_point;
@@ -450,7 +448,7 @@ async fn a_retried_post_with_an_idempotency_key_is_one_request() {
     changed[2] = ("description", "另一件事：楼道堆物");
     let (s, v) = post_with(&app, &changed, Some("call-0001")).await;
     assert_eq!((s, error_of(409, &v).contains("Idempotency-Key")), (409, true), "{v}");
-    let (s, v) = app.get(&app.token("admin", Role::Admin, ""), &format!("/v1/reports/{first}")).await;
+    let (s, v) = app.get(&app.as_role(Role::Admin), &format!("/v1/reports/{first}")).await;
     assert_eq!((s, v["description"].as_str()), (200, Some("噪音扰民")), "{v}");
     // Another integration's key of the same name is its own request.
     let (s, v) = post_with(&app, &form(&other, "dispute.neighbourhood", &here), Some("call-0001")).await;
@@ -485,7 +483,7 @@ async fn a_post_a_crash_left_unanswered_is_the_same_request_when_retried() {
         ("GW_FAILPOINT".to_owned(), "open311.after_commit".to_owned()),
         ("GRIDWORK_DATA_DIR".to_owned(), dir_s.clone()),
     ];
-    let p = common::start_process("gridwork", &up, &armed);
+    let p = helpers::start_process("gridwork", &up, &armed);
     let env = vec![("GRIDWORK_DATA_DIR".to_owned(), dir_s.clone())];
     let (_, key) = issue(&env, &["--name", "hotline-12345", "--user", "integration:hotline"]).await;
     let f = form(&key, "dispute.neighbourhood", &[("lat", "37.5095"), ("long", "122.115")]);
@@ -495,7 +493,7 @@ async fn a_post_a_crash_left_unanswered_is_the_same_request_when_retried() {
     let _ = impatient.post(url(&p.base)).header("Idempotency-Key", "call-7781").form(&f).send().await;
     drop(p); // SIGKILL
 
-    let p = common::start_process("gridwork", &up, &env);
+    let p = helpers::start_process("gridwork", &up, &env);
     let http = reqwest::Client::new();
     let mut ids = Vec::new();
     for _ in 0..2 {
@@ -506,7 +504,7 @@ async fn a_post_a_crash_left_unanswered_is_the_same_request_when_retried() {
         ids.push(request_id(&v));
     }
     assert_eq!(ids[0], ids[1]);
-    let reporter = common::token_from(dir.path(), "integration:hotline", Role::GridWorker, "371002");
+    let reporter = helpers::token_from(dir.path(), "integration:hotline", Role::GridWorker, "371002");
     let mine: Value = http
         .get(format!("{}/v1/me/reports", p.base))
         .bearer_auth(&reporter)
@@ -555,7 +553,7 @@ fn captured_logs() -> std::sync::Arc<std::sync::Mutex<Vec<u8>>> {
 async fn access_logs_never_carry_api_keys_or_search_text() {
     let logs = captured_logs();
     let dir = tempfile::tempdir().unwrap();
-    let app = common::spawn(dir.path()).await;
+    let app = helpers::spawn(dir.path()).await;
     let key = key_for(&app, "hotline-12345", "integration:hotline").await;
     let (lat, lon) = app.demo.demo_point;
     let base = format!("{}/open311/v2", app.base);
@@ -615,7 +613,7 @@ async fn xml_answers_carry_no_character_xml_cannot() {
         (n < 0x20 && !matches!(c, '\t' | '\n' | '\r')) || (0xFDD0..=0xFDEF).contains(&n) || (n & 0xFFFE) == 0xFFFE
     }
     let dir = tempfile::tempdir().unwrap();
-    let app = common::spawn(dir.path()).await;
+    let app = helpers::spawn(dir.path()).await;
     let key = key_for(&app, "hotline-12345", "integration:hotline").await;
     let (lat, lon) = app.demo.demo_point;
     let (lat_s, lon_s) = (lat.to_string(), lon.to_string());

@@ -8,10 +8,8 @@
 //! The test records, for every span created and every event logged, the
 //! chain of spans it sits in, while reports become cases and their
 //! lifecycle events are folded by analytics and followed by intake.
-#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: failing loudly is the point
 
-mod common;
-
+use crate::helpers;
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 
@@ -98,7 +96,7 @@ async fn a_message_runs_in_its_own_consumers_span_only() {
     tracing::subscriber::set_global_default(subscriber).expect("the only test of this binary installs the subscriber");
 
     let dir = tempfile::tempdir().unwrap();
-    let app = common::spawn(dir.path()).await;
+    let app = helpers::spawn(dir.path()).await;
     let (worker, dispatcher) = (app.worker(), app.dispatcher());
     let (lat, lon) = app.demo.demo_point;
     let mut ids = Vec::new();
@@ -107,29 +105,29 @@ async fn a_message_runs_in_its_own_consumers_span_only() {
         ["dispute.neighbourhood", "dispute.marriage_family", "dispute.property_management", "dispute.consumer"]
     {
         let id = uuid::Uuid::new_v4().to_string();
-        let (s, body) = app.post(&worker, "/v1/reports", &common::report(&id, lat, lon, category)).await;
+        let (s, body) = app.post(&worker, "/v1/reports", &helpers::report(&id, lat, lon, category)).await;
         assert_eq!(s, 201, "{body}");
         ids.push(id);
     }
     // Each case's lifecycle (created, claimed, resolved, closed) goes to
     // analytics' fold and to intake, which follows its reports.
     for id in &ids {
-        let case_id = common::eventually("the report's case", || async {
+        let case_id = helpers::eventually("the report's case", || async {
             let (_, r) = app.get(&worker, &format!("/v1/reports/{id}")).await;
             r["case_id"].as_str().map(str::to_owned)
         })
         .await;
-        common::claim_resolve_close(&app.http, &app.base, &dispatcher, &case_id, "mediated_agreement").await;
+        helpers::claim_resolve_close(&app.http, &app.base, &dispatcher, &case_id, "mediated_agreement").await;
     }
     for id in &ids {
-        common::eventually("intake saw the case closed", || async {
+        helpers::eventually("intake saw the case closed", || async {
             let (_, r) = app.get(&worker, &format!("/v1/reports/{id}")).await;
             (r["status"] == "closed").then_some(())
         })
         .await;
     }
     let expected_folds = ids.len() * 4;
-    common::eventually("analytics folded every lifecycle event", || async {
+    helpers::eventually("analytics folded every lifecycle event", || async {
         let folds = chains.all().iter().filter(|c| c.last().is_some_and(|l| l.starts_with("kpi_fold"))).count();
         (folds >= expected_folds).then_some(())
     })

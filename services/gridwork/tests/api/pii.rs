@@ -1,11 +1,9 @@
 //! Parties' personal information (PIPL): sealed at rest, masked in the case
 //! detail, shown in full only to a worker of the case who gives a reason,
 //! and every such read audited.
-#![allow(clippy::unwrap_used, clippy::expect_used)] // tests
 
-mod common;
-
-use common::{eventually, report, TestApp};
+use crate::helpers;
+use crate::helpers::{eventually, report, TestApp};
 use gridwork_domain::auth::{Actor, Role};
 use gridwork_storage::entity::report as report_row;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, Set};
@@ -41,8 +39,8 @@ fn has_identity(v: &Value) -> bool {
 #[actix_web::test]
 async fn parties_are_sealed_masked_and_read_only_with_an_audited_reason() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = common::config(dir.path());
-    let app = common::spawn_with(cfg.clone()).await;
+    let cfg = helpers::config(dir.path());
+    let app = helpers::spawn_with(cfg.clone()).await;
     let (rid, cid) = petition_case(&app).await;
 
     // At rest: sealed, bound to the report.
@@ -96,7 +94,7 @@ async fn parties_are_sealed_masked_and_read_only_with_an_audited_reason() {
 
     // Every read is in the audit log: who, which case, when, why.
     assert_eq!(app.get(&d, "/v1/audit/pii-reads").await.0, 403);
-    let admin = app.token("admin", Role::Admin, "");
+    let admin = app.as_role(Role::Admin);
     let (_, log) = app.get(&admin, &format!("/v1/audit/pii-reads?case_id={cid}")).await;
     let items = log["items"].as_array().unwrap();
     assert_eq!(items.len(), 2, "{log}");
@@ -124,7 +122,7 @@ async fn parties_are_sealed_masked_and_read_only_with_an_audited_reason() {
         .await
         .unwrap();
     drop(db);
-    let app = common::spawn_with(cfg.clone()).await;
+    let app = helpers::spawn_with(cfg.clone()).await;
     let row = report_row::Entity::find_by_id(rid.clone()).one(&app.ctx.db).await.unwrap().unwrap();
     assert!(row.parties.starts_with("gwpii1:") && !row.parties.contains(NAME));
     let (s, shown) = app.post(&app.dispatcher(), &path, &why).await;
@@ -147,7 +145,7 @@ async fn parties_are_sealed_masked_and_read_only_with_an_audited_reason() {
     assert_eq!(cli(&["pii", "rotate"]).trim(), "k2");
     let moved = cli(&["pii", "rewrap"]);
     assert!(moved.contains("re-wrapped to key k2"), "{moved}");
-    let app = common::spawn_with(cfg).await;
+    let app = helpers::spawn_with(cfg).await;
     let row = report_row::Entity::find_by_id(rid.clone()).one(&app.ctx.db).await.unwrap().unwrap();
     assert!(row.parties.starts_with("gwpii1:k2:"), "{}", row.parties);
     assert!(row.matter.as_deref().is_some_and(|m| m.starts_with("gwpii1:k2:")), "{:?}", row.matter);
@@ -213,8 +211,8 @@ async fn key_files_are_private_from_the_first_byte_and_survive_a_crash_mid_rotat
     child.wait().unwrap();
 
     // The crash left no half-written key behind: the app starts and seals.
-    let cfg = common::config(dir.path());
-    let app = common::spawn_with(cfg.clone()).await;
+    let cfg = helpers::config(dir.path());
+    let app = helpers::spawn_with(cfg.clone()).await;
     assert_private(dir.path(), "after the first start");
     let (_, cid) = petition_case(&app).await;
     let path = format!("/v1/cases/{cid}/parties");
@@ -230,7 +228,7 @@ async fn key_files_are_private_from_the_first_byte_and_survive_a_crash_mid_rotat
     child.wait().unwrap();
     let keyring = std::fs::read_to_string(dir.path().join("pii-keyring.json")).unwrap();
     assert!(keyring.contains("\"k1\""), "the keyring still holds the key the data is sealed with: {keyring:?}");
-    let app = common::spawn_with(cfg.clone()).await;
+    let app = helpers::spawn_with(cfg.clone()).await;
     let (s, shown) = app.post(&app.dispatcher(), &path, &why).await;
     assert_eq!((s, shown["reports"][0]["parties"][0]["name"].as_str()), (200, Some(NAME)), "{shown}");
     app.shutdown().await;
@@ -243,7 +241,7 @@ async fn key_files_are_private_from_the_first_byte_and_survive_a_crash_mid_rotat
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "k2");
     assert_private(dir.path(), "after the rotation");
-    let app = common::spawn_with(cfg).await;
+    let app = helpers::spawn_with(cfg).await;
     let (s, shown) = app.post(&app.dispatcher(), &path, &why).await;
     assert_eq!((s, shown["reports"][0]["parties"][0]["phone"].as_str()), (200, Some(PHONE)), "{shown}");
     app.shutdown().await;

@@ -1,12 +1,10 @@
 //! Electronic ledgers (台账电子化): the case and KPI ledgers of a
 //! jurisdiction as CSV and XLSX, with Chinese headers and no personal data.
-#![allow(clippy::unwrap_used, clippy::expect_used)] // tests
 
-mod common;
-
+use crate::helpers;
 use std::collections::HashMap;
 
-use common::{eventually, report, TestApp};
+use crate::helpers::{eventually, report, TestApp};
 use gridwork_domain::auth::Role;
 use gridwork_storage::entity::{case, kpi_fact};
 use sea_orm::EntityTrait;
@@ -59,18 +57,7 @@ const KPI_HEADERS: [&str; 19] = [
 const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
 
 async fn open(app: &TestApp, body: Value) -> String {
-    assert_eq!(app.post(&app.worker(), "/v1/reports", &body).await.0, 201);
-    let rid = body["id"].as_str().unwrap().to_owned();
-    let d = app.dispatcher();
-    eventually("the case", || async {
-        let (_, l) = app.get(&d, "/v1/cases?limit=200&sort=created").await;
-        l["items"]
-            .as_array()?
-            .iter()
-            .find(|c| c["report_id"] == rid.as_str())
-            .map(|c| c["id"].as_str().unwrap().to_owned())
-    })
-    .await
+    app.submit_and_wait_for_case(&body).await["id"].as_str().unwrap().to_owned()
 }
 
 struct Download {
@@ -113,7 +100,7 @@ async fn error(app: &TestApp, token: &str, path: &str) -> (u16, Value) {
 #[actix_web::test]
 async fn case_and_kpi_ledgers_as_csv_and_xlsx() {
     let dir = tempfile::tempdir().unwrap();
-    let app = common::spawn_with(common::config(dir.path())).await;
+    let app = helpers::spawn_with(helpers::config(dir.path())).await;
     let d = app.dispatcher();
     let (lat, lon) = app.demo.demo_point;
     let act = |id: String, action: &'static str, body: Value| {

@@ -1,18 +1,16 @@
 //! Steps 1–6 of the pipeline over real HTTP against the all-in-one app.
-#![allow(clippy::unwrap_used, clippy::expect_used)] // tests
 
-mod common;
-
+use crate::helpers;
 use std::time::Duration;
 
-use common::{eventually, report, spawn};
+use crate::helpers::{eventually, report, spawn};
 use gridwork_domain::auth::Role;
 use gridwork_events::{Event, Payload};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
 /// Reads every message of `topic` from the start, decoded.
-async fn read_topic(app: &common::TestApp, topic: &str) -> Vec<Event> {
+async fn read_topic(app: &helpers::TestApp, topic: &str) -> Vec<Event> {
     let group = format!("test-reader-{}", Uuid::new_v4());
     let mut c = app.ctx.bus.subscribe(&group, &[topic.to_owned()]).await.unwrap();
     let mut out = Vec::new();
@@ -26,36 +24,19 @@ async fn read_topic(app: &common::TestApp, topic: &str) -> Vec<Event> {
     out
 }
 
-#[actix_web::test]
-async fn report_to_case_to_kpi_end_to_end() {
-    let dir = tempfile::tempdir().unwrap();
-    let app = spawn(dir.path()).await;
-    end_to_end(&app).await;
-    app.shutdown().await;
-}
-
-/// The same scenario with state in PostgreSQL and the cache in Redis (the
-/// machine's servers, as on CI): a database and a key prefix of its own.
-#[actix_web::test]
-async fn report_to_case_to_kpi_on_postgres_and_redis() {
-    let dir = tempfile::tempdir().unwrap();
-    let (cfg, pg) = common::on_postgres_and_redis(dir.path()).await;
-    let app = common::spawn_with(cfg).await;
-    let ready: Value = app.http.get(format!("{}/health/ready", app.base)).send().await.unwrap().json().await.unwrap();
-    assert_eq!(ready["status"], "ready", "{ready}");
-    end_to_end(&app).await;
-    app.shutdown().await;
-    drop(pg);
-}
+// On the embedded default, and with state in PostgreSQL and the cache in
+// Redis (the machine's servers, as on CI): a database and a key prefix of
+// its own.
+on_both_backends!(report_to_case_to_kpi, end_to_end);
 
 /// The production shape in one process: Kafka (tansu), PostgreSQL, Redis.
 #[actix_web::test]
 async fn report_to_case_to_kpi_on_kafka_postgres_and_redis() {
     let dir = tempfile::tempdir().unwrap();
-    let real = common::RealBackends::start().await;
-    let mut cfg = common::config(dir.path());
+    let real = helpers::RealBackends::start().await;
+    let mut cfg = helpers::config(dir.path());
     real.apply(&mut cfg);
-    let app = common::spawn_with(cfg).await;
+    let app = helpers::spawn_with(cfg).await;
     let ready: Value = app.http.get(format!("{}/health/ready", app.base)).send().await.unwrap().json().await.unwrap();
     assert_eq!(ready["status"], "ready", "{ready}");
     assert!(ready["checks"]["cache"].as_str().unwrap().starts_with("redis"), "{ready}");
@@ -64,7 +45,9 @@ async fn report_to_case_to_kpi_on_kafka_postgres_and_redis() {
     real.stop().await;
 }
 
-async fn end_to_end(app: &common::TestApp) {
+async fn end_to_end(app: &helpers::TestApp) {
+    let ready: Value = app.http.get(format!("{}/health/ready", app.base)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(ready["status"], "ready", "{ready}");
     let (worker, dispatcher, analyst) = (app.worker(), app.dispatcher(), app.analyst());
     let (lat, lon) = app.demo.demo_point;
 
@@ -408,7 +391,7 @@ async fn bad_input_gets_clear_4xx_never_500() {
 
 /// Two dispatchers claim the same case at the same moment: exactly one wins,
 /// the other gets 409; the loser may take over only after a release.
-async fn claim_race(app: &common::TestApp) {
+async fn claim_race(app: &helpers::TestApp) {
     let worker = app.worker();
     let (lat, lon) = app.demo.demo_point;
     let a = app.token("dispatcher-a", Role::Dispatcher, &app.demo.demo_centre);
@@ -457,23 +440,7 @@ async fn claim_race(app: &common::TestApp) {
     }
 }
 
-#[actix_web::test]
-async fn concurrent_claims_exactly_one_wins() {
-    let dir = tempfile::tempdir().unwrap();
-    let app = spawn(dir.path()).await;
-    claim_race(&app).await;
-    app.shutdown().await;
-}
-
-#[actix_web::test]
-async fn concurrent_claims_exactly_one_wins_on_postgres_and_redis() {
-    let dir = tempfile::tempdir().unwrap();
-    let (cfg, pg) = common::on_postgres_and_redis(dir.path()).await;
-    let app = common::spawn_with(cfg).await;
-    claim_race(&app).await;
-    app.shutdown().await;
-    drop(pg);
-}
+on_both_backends!(concurrent_claims_exactly_one_wins, claim_race);
 
 /// The live stream of a centre shows a change as it happens; other centres
 /// and grid workers may not watch it.
@@ -509,7 +476,7 @@ async fn live_stream_of_a_centre() {
 
 /// A revoked token is refused by every request after it, and stays refused
 /// when the cache forgets (the database is the truth).
-async fn revocation(app: &common::TestApp) {
+async fn revocation(app: &helpers::TestApp) {
     let (s, t) =
         app.post("", "/v1/auth/token", &json!({"username": "dispatcher-1", "password": "gridwork-demo"})).await;
     assert_eq!(s, 200, "{t}");
@@ -529,20 +496,4 @@ async fn revocation(app: &common::TestApp) {
     assert_eq!(app.get(&app.dispatcher(), "/v1/cases").await.0, 200);
 }
 
-#[actix_web::test]
-async fn revoked_tokens_are_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let app = spawn(dir.path()).await;
-    revocation(&app).await;
-    app.shutdown().await;
-}
-
-#[actix_web::test]
-async fn revoked_tokens_are_refused_on_postgres_and_redis() {
-    let dir = tempfile::tempdir().unwrap();
-    let (cfg, pg) = common::on_postgres_and_redis(dir.path()).await;
-    let app = common::spawn_with(cfg).await;
-    revocation(&app).await;
-    app.shutdown().await;
-    drop(pg);
-}
+on_both_backends!(revoked_tokens_are_refused, revocation);

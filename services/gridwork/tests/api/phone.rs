@@ -1,11 +1,9 @@
 //! What a grid worker's phone needs beyond reporting: marking a small
 //! matter resolved on the spot (就地化解) with its outcome and photo, and the
 //! open cases of their own grid.
-#![allow(clippy::unwrap_used, clippy::expect_used)] // tests
 
-mod common;
-
-use common::{eventually, report};
+use crate::helpers;
+use crate::helpers::{eventually, report};
 use gridwork_domain::auth::Role;
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -13,7 +11,7 @@ use uuid::Uuid;
 #[actix_web::test]
 async fn on_the_spot_resolution_and_the_grids_open_cases() {
     let dir = tempfile::tempdir().unwrap();
-    let app = common::spawn(dir.path()).await;
+    let app = helpers::spawn(dir.path()).await;
     let worker = app.worker();
     let (lat, lon) = app.demo.demo_point;
 
@@ -96,7 +94,7 @@ async fn on_the_spot_resolution_and_the_grids_open_cases() {
 #[actix_web::test]
 async fn another_worker_replaying_a_report_gets_409_on_the_fast_and_the_slow_path() {
     let dir = tempfile::tempdir().unwrap();
-    let app = common::spawn(dir.path()).await;
+    let app = helpers::spawn(dir.path()).await;
     let (lat, lon) = app.demo.demo_point;
     let first = app.worker();
     let second = app.token("worker-2", Role::GridWorker, &app.demo.demo_grid);
@@ -127,8 +125,8 @@ async fn another_worker_replaying_a_report_gets_409_on_the_fast_and_the_slow_pat
 }
 
 /// The demo's grids, from the admin API, as (code, geometry) areas.
-async fn demo_grids(app: &common::TestApp) -> Vec<gridwork_geoindex::Area> {
-    let admin = app.token("admin", Role::Admin, "");
+async fn demo_grids(app: &helpers::TestApp) -> Vec<gridwork_geoindex::Area> {
+    let admin = app.as_role(Role::Admin);
     let (_, versions) = app.get(&admin, "/v1/grids/versions").await;
     let id = versions["versions"][0]["id"].as_i64().unwrap();
     let r =
@@ -168,7 +166,7 @@ async fn a_grid_workers_reports_lie_in_the_area_their_scope_allows() {
     use gridwork_geoindex::{GridIndex, Located};
     const RONGCHENG: (f64, f64) = (37.165, 122.486);
     let dir = tempfile::tempdir().unwrap();
-    let app = common::spawn(dir.path()).await;
+    let app = helpers::spawn(dir.path()).await;
     let worker = app.worker();
     let (lat, lon) = app.demo.demo_point;
     let street_code = app.demo.demo_grid[..9].to_owned();
@@ -212,7 +210,7 @@ async fn a_grid_workers_reports_lie_in_the_area_their_scope_allows() {
     assert_eq!((b["results"][0]["status"].as_u64(), b["results"][1]["status"].as_u64()), (Some(200), Some(403)), "{b}");
     assert_eq!(b["results"][1]["error"]["code"], "outside_report_area", "{b}");
     // An admin reports anywhere.
-    let admin = app.token("admin", Role::Admin, "");
+    let admin = app.as_role(Role::Admin);
     assert_eq!(app.post(&admin, "/v1/reports", &post(RONGCHENG, None)).await.0, 201);
 
     // received_by: a centre above the place, never one elsewhere.
