@@ -331,6 +331,19 @@ impl GridIndex {
             })
     }
 
+    /// The grids whose bounding boxes meet the box `[west, south, east,
+    /// north]` (degrees, WGS-84), by index number, in no particular order.
+    pub fn grids_in(&self, bbox: [f64; 4]) -> impl Iterator<Item = u32> + '_ {
+        let window = AABB::from_corners([bbox[0], bbox[1]], [bbox[2], bbox[3]]);
+        self.tree.locate_in_envelope_intersecting(&window).map(|e| e.idx)
+    }
+
+    /// The rings of grid `i` (closed: the last point repeats the first), as
+    /// stored: no hole is told from an outer ring (grids have none).
+    pub fn grid_rings(&self, i: u32) -> impl Iterator<Item = &[[f64; 2]]> + '_ {
+        self.grids.rings(i as usize)
+    }
+
     /// A point inside the grid `code` (for demos and tests).
     pub fn interior_point(&self, code: &str) -> Option<(f64, f64)> {
         let i = self.codes.binary_search_by(|c| c.as_str().cmp(code)).ok()?;

@@ -35,6 +35,7 @@ use utoipa::{IntoParams, ToSchema};
 pub mod import;
 pub mod openapi;
 pub mod registry;
+pub mod shapes;
 
 pub use registry::Registry;
 
@@ -643,6 +644,7 @@ pub async fn start_sharing(ctx: &Context, shutdown: CancellationToken) -> anyhow
 /// The assigner's route table (ADR 0033).
 pub static ROUTES: &[Route] = &[
     Route::new(Method::Get, "/v1/grids/locate", Access::SignedIn, |r| r.to(locate)),
+    Route::new(Method::Get, "/v1/grids/shapes", Access::SignedIn, |r| r.to(shapes::shapes)),
     Route::new(Method::Get, "/v1/grids/versions", Access::Roles(ADMINS), |r| r.to(list_versions)),
     Route::new(Method::Post, "/v1/grids/versions", Access::Roles(ADMINS), |r| r.to(import_version)),
     Route::new(Method::Get, "/v1/grids/versions/{id}/geojson", Access::Roles(ADMINS), |r| r.to(export_version)),

@@ -47,7 +47,7 @@ pub struct GridCollection(#[allow(dead_code)] serde_json::Value);
 
 #[derive(OpenApi)]
 #[openapi(
-    paths(crate::locate, crate::list_versions, crate::import_version, crate::export_version),
+    paths(crate::locate, crate::shapes::shapes, crate::list_versions, crate::import_version, crate::export_version),
     components(schemas(
         gridwork_platform::ApiError,
         crate::LocateOut,

@@ -30,6 +30,7 @@ pub mod access;
 pub mod body;
 pub mod cases;
 pub mod clocks;
+pub mod console;
 mod consumer;
 pub mod error;
 pub mod link;
@@ -190,6 +191,7 @@ pub static ROUTES: &[Route] = &[
     Route::new(Method::Get, "/v1/routing/versions", Access::Roles(QUEUE_WORKERS), |r| r.to(routing::versions)),
     Route::new(Method::Post, "/v1/routing/dry-run", Access::Roles(QUEUE_WORKERS), |r| r.to(routing::dry_run)),
     Route::new(Method::Get, "/v1/cases", Access::Roles(QUEUE_WORKERS), |r| r.to(cases::list::list)),
+    Route::new(Method::Get, "/v1/cases/counts", Access::Roles(QUEUE_WORKERS), |r| r.to(cases::counts::counts)),
     Route::new(Method::Get, "/v1/me/cases", Access::Roles(GRID_WORKERS), |r| r.to(cases::mine::my_grid_cases)),
     Route::new(Method::Get, "/v1/cases/{id}", Access::Roles(QUEUE_WORKERS), |r| r.to(cases::detail::detail)),
     Route::new(Method::Get, "/v1/me/tasks", Access::Roles(GRID_WORKERS), |r| r.to(tasks::phone::mine)),
@@ -210,6 +212,9 @@ pub static ROUTES: &[Route] = &[
     Route::new(Method::Post, "/v1/cases/{id}/{action}", Access::Roles(QUEUE_WORKERS), |r| r.to(cases::act::act)),
     Route::new(Method::Get, "/v1/audit/pii-reads", Access::Roles(ADMINS), |r| r.to(pii::audit)),
     Route::new(Method::Get, "/v1/centres/{code}/stream", Access::Roles(QUEUE_WORKERS), |r| r.to(live::stream)),
+    // The web console: a static page (its data come through the API above).
+    Route::new(Method::Get, "/console", Access::Public, |r| r.to(console::redirect)),
+    Route::new(Method::Get, "/console/{_:.*}", Access::Public, |r| r.to(console::file)),
 ];
 
 /// mediation on its own: connects, checks the schema, binds `http.listen`.

@@ -8,7 +8,7 @@
 use gridwork_platform::openapi::{at_least_trimmed, no_control, not_blank};
 use utoipa::OpenApi;
 
-use crate::cases::{act, detail, list, mine};
+use crate::cases::{act, counts, detail, list, mine};
 use crate::tasks::{case_worker, phone};
 use crate::{live, pii, routing};
 
@@ -16,6 +16,7 @@ use crate::{live, pii, routing};
 #[openapi(
     paths(
         list::list,
+        counts::counts,
         detail::detail,
         act::act,
         pii::reveal,
@@ -112,9 +113,20 @@ fn constraints() -> Vec<(&'static str, &'static str, serde_json::Value)> {
 }
 
 /// `api` with [`constraints`] applied; the lists' `limit`s take any u64
-/// (clamped).
+/// (clamped); `GET /v1/cases/counts` needs its `by` (read as optional, so
+/// that a caller without the role gets 403 before any 400 about the query).
 fn constrained(api: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
-    gridwork_platform::openapi::constrained(api, &constraints(), &["/v1/cases", "/v1/audit/pii-reads"])
+    let api = gridwork_platform::openapi::constrained(api, &constraints(), &["/v1/cases", "/v1/audit/pii-reads"]);
+    let Ok(mut json) = serde_json::to_value(&api) else {
+        return api;
+    };
+    if let Some(params) = json.pointer_mut("/paths/~1v1~1cases~1counts/get/parameters").and_then(|p| p.as_array_mut()) {
+        for p in params.iter_mut().filter(|p| p["name"] == "by") {
+            p["required"] = true.into();
+            p["description"] = "`channel` (each channel queue) or `grid` (each grid; empty key: in no grid).".into();
+        }
+    }
+    serde_json::from_value(json).unwrap_or(api)
 }
 
 #[cfg(test)]
@@ -152,6 +164,8 @@ mod tests {
                 "{method} {path}"
             );
         }
+        let by = &json["paths"]["/v1/cases/counts"]["get"]["parameters"][0];
+        assert_eq!((by["name"].as_str(), by["required"].as_bool()), (Some("by"), Some(true)), "{by}");
         // Acknowledging takes no body, or an empty object (never `null`).
         let ack = &json["paths"]["/v1/me/tasks/{id}/ack"]["post"]["requestBody"];
         assert_eq!(ack["content"]["application/json"]["schema"]["$ref"], "#/components/schemas/AckIn");

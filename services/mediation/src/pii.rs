@@ -17,8 +17,6 @@ use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::cases::view::MaskedParty;
-
 use crate::access;
 use crate::error::{bad, MediationError};
 use crate::repo::{audit as audit_log, cases as repo_cases};
@@ -34,6 +32,15 @@ fn open(state: &State, r: &report::Model) -> Result<Vec<Value>, MediationError> 
         r.parties.clone()
     };
     serde_json::from_str(&text).map_err(|e| internal(&e))
+}
+
+/// A party as the case detail shows them: masked (`张*`, `138****1234`,
+/// `371002********1234`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MaskedParty {
+    pub name: Option<String>,
+    pub phone: Option<String>,
+    pub id_number: Option<String>,
 }
 
 /// The parties of a report, masked: `张*`, `138****1234`, `371002********1234`;

@@ -192,7 +192,7 @@ fn paths(app: &TestApp, route: &Route, o: &Owned) -> Vec<(String, String)> {
         "/open311/v2/services/{file}" => {
             vec![fill(&[("{file}", "dispute.neighbourhood.json", "dispute.neighbourhood.json".into())])]
         }
-        "/docs/{_:.*}" => vec![fill(&[("{_:.*}", "index.html", "index.html".into())])],
+        "/docs/{_:.*}" | "/console/{_:.*}" => vec![fill(&[("{_:.*}", "index.html", "index.html".into())])],
         _ if t.starts_with("/v1/cases/{id}") => [o.case.as_str(), o.petition.as_str()]
             .into_iter()
             .map(|c| fill(&[("{id}", c, rand()), ("{action}", "claim", "claim".into())]))
@@ -503,6 +503,8 @@ const OUTSIDE_THE_DOCUMENT: &[(&str, &str, &str)] = &[
     ("GET", "/openapi.json", "the document itself"),
     ("GET", "/docs/{_:.*}", "Swagger UI, the document's browsable view"),
     ("GET", "/docs", "the redirect to Swagger UI"),
+    ("GET", "/console", "the redirect to the web console"),
+    ("GET", "/console/{_:.*}", "the web console's page and assets (it uses the API, it is not part of it)"),
     // Open311 GeoReport v2 is a published standard (open311.org) with its
     // own contract: form-encoded posts, XML or JSON chosen by the path's
     // `.{format}`, its own error list. Integrations build against that

@@ -495,3 +495,80 @@ async fn argon2_work_is_bounded() {
     assert!(busy.iter().all(|(_, _, r)| r.as_deref() == Some("1")), "{busy:?}");
     app.shutdown().await;
 }
+
+/// A browser page (the web console) asks for its refresh token in a cookie
+/// (`X-Refresh-Cookie: 1`): the body then has none, the cookie is HttpOnly,
+/// `SameSite=Strict` and sent to `/v1/auth` only; a renewal reads it from
+/// the cookie (only when asked to: a cookie alone renews nothing), rotates
+/// it, refuses the spent one, and signing out clears it.
+#[actix_web::test]
+async fn a_browser_keeps_its_refresh_token_in_an_httponly_cookie() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = helpers::spawn(dir.path()).await;
+    let url = format!("{}/v1/auth/token", app.base);
+    let sign_in = app
+        .http
+        .post(&url)
+        .header("X-Refresh-Cookie", "1")
+        .json(&json!({"grant_type": "password", "username": "dispatcher-1", "password": "gridwork-demo"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sign_in.status(), 200);
+    let cookie = sign_in.headers()["set-cookie"].to_str().unwrap().to_owned();
+    let body: Value = sign_in.json().await.unwrap();
+    assert!(body.get("refresh_token").is_none(), "the refresh token must not be readable by page scripts: {body}");
+    assert!(body["access_token"].is_string(), "{body}");
+    for part in ["gw_refresh=", "HttpOnly", "SameSite=Strict", "Path=/v1/auth", "Max-Age="] {
+        assert!(cookie.contains(part), "{part} missing from {cookie}");
+    }
+    assert!(!cookie.contains("Secure"), "plain HTTP on loopback: no Secure flag ({cookie})");
+    let value = cookie.split(';').next().unwrap().trim_start_matches("gw_refresh=").to_owned();
+
+    let renew = |value: String, header: bool| {
+        let mut r = app.http.post(&url).header("Cookie", format!("gw_refresh={value}"));
+        if header {
+            r = r.header("X-Refresh-Cookie", "1");
+        }
+        r.json(&json!({"grant_type": "refresh_token"})).send()
+    };
+    // The cookie alone (no header: a form another site made the browser
+    // send, say) renews nothing.
+    let r = renew(value.clone(), false).await.unwrap();
+    assert_eq!(r.status(), 400);
+    let r = renew(value.clone(), true).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let next = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+    let renewed: Value = r.json().await.unwrap();
+    assert!(renewed.get("refresh_token").is_none(), "{renewed}");
+    let next_value = next.split(';').next().unwrap().trim_start_matches("gw_refresh=").to_owned();
+    assert_ne!(next_value, value, "rotated");
+    // Spent: using it again revokes the family.
+    let r = renew(value, true).await.unwrap();
+    assert_eq!(r.status(), 401);
+
+    // Signing out clears the cookie.
+    let (s, _) = sign_in_and_out(&app).await;
+    assert_eq!(s, 200);
+    app.shutdown().await;
+}
+
+/// Signs in with a cookie and out again; the sign-out's `Set-Cookie`.
+async fn sign_in_and_out(app: &TestApp) -> (u16, String) {
+    let url = format!("{}/v1/auth/token", app.base);
+    let r = app
+        .http
+        .post(&url)
+        .header("X-Refresh-Cookie", "1")
+        .json(&json!({"username": "dispatcher-1", "password": "gridwork-demo"}))
+        .send()
+        .await
+        .unwrap();
+    let access = r.json::<Value>().await.unwrap()["access_token"].as_str().unwrap().to_owned();
+    let out = app.http.post(format!("{}/v1/auth/revoke", app.base)).bearer_auth(&access).send().await.unwrap();
+    let status = out.status().as_u16();
+    let cleared = out.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(cleared.starts_with("gw_refresh=;") && cleared.contains("Max-Age=0"), "{cleared}");
+    assert!(cleared.contains("Path=/v1/auth"), "{cleared}");
+    (status, cleared)
+}

@@ -388,3 +388,54 @@ async fn bodies_are_read_only_after_the_caller_is_authorised() {
     );
     app.shutdown().await;
 }
+
+/// The console's map: the grids of a view, of the caller's scope only,
+/// simplified for the zoom; a bad box is 400.
+#[actix_web::test]
+async fn a_map_view_gets_the_grids_of_its_box_and_scope() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = helpers::spawn(dir.path()).await;
+    let (lat, lon) = app.demo.demo_point;
+    let bbox = format!("{},{},{},{}", lon - 0.02, lat - 0.02, lon + 0.02, lat + 0.02);
+    let grid = "371002003003004";
+    let shapes = |token: String, zoom: u8| {
+        let url = format!("{}/v1/grids/shapes?bbox={bbox}&zoom={zoom}", app.base);
+        let http = app.http.clone();
+        async move {
+            let r = http.get(url).bearer_auth(token).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            assert_eq!(r.headers()["content-type"], "application/geo+json");
+            r.json::<Value>().await.unwrap()
+        }
+    };
+    let fine = shapes(app.dispatcher(), 18).await;
+    assert_eq!((fine["type"].as_str(), fine["truncated"].as_bool()), (Some("FeatureCollection"), Some(false)));
+    let features = fine["features"].as_array().unwrap();
+    let demo = features.iter().find(|f| f["id"] == grid).unwrap_or_else(|| panic!("{grid} not in view: {fine}"));
+    assert_eq!(demo["properties"]["centre"], app.demo.demo_centre.as_str());
+    assert_eq!(demo["geometry"]["type"], "MultiPolygon");
+    // Only the caller's scope: the dispatcher's centre's grids.
+    assert!(features.iter().all(|f| f["id"].as_str().unwrap().starts_with(&app.demo.demo_centre)), "{fine}");
+    let points = |v: &Value| -> usize {
+        v["features"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|f| f["geometry"]["coordinates"].as_array().unwrap())
+            .map(|p| p[0].as_array().unwrap().len())
+            .sum()
+    };
+    // A county dispatcher sees more grids; at a low zoom with fewer points.
+    let county = app.token("county-1", Role::Dispatcher, "371002");
+    let wide = shapes(county.clone(), 18).await;
+    assert!(wide["features"].as_array().unwrap().len() >= features.len());
+    let coarse = shapes(county, 8).await;
+    assert_eq!(coarse["features"].as_array().unwrap().len(), wide["features"].as_array().unwrap().len());
+    assert!(points(&coarse) < points(&wide), "simplified at zoom 8: {} vs {}", points(&coarse), points(&wide));
+    let elsewhere = app.token("d-x", Role::Dispatcher, "371082001");
+    assert_eq!(shapes(elsewhere, 18).await["features"], json!([]));
+
+    let (s, e) = app.get(&app.dispatcher(), "/v1/grids/shapes?bbox=1,2,3").await;
+    assert_eq!((s, e["code"].as_str()), (400, Some("invalid_bbox")), "{e}");
+    app.shutdown().await;
+}

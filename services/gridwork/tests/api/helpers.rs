@@ -100,6 +100,13 @@ impl TestApp {
         self.post(token, &format!("/v1/cases/{case}/{action}"), &body).await
     }
 
+    /// [`TestApp::act`], which must succeed: the case after the action.
+    pub async fn act_ok(&self, token: &str, case: &str, action: &str, body: Value) -> Value {
+        let (s, v) = self.act(token, case, action, body).await;
+        assert_eq!(s, 200, "{action} on {case}: {v}");
+        v
+    }
+
     pub async fn get(&self, token: &str, path: &str) -> (u16, Value) {
         let r = self.http.get(format!("{}{path}", self.base)).bearer_auth(token).send().await.unwrap();
         let status = r.status().as_u16();

@@ -31,34 +31,26 @@ async fn recompute_from_the_event_history_equals_the_incremental_kpis() {
     let app = helpers::spawn_with(cfg.clone()).await;
     let d = app.dispatcher();
     let (lat, lon) = app.demo.demo_point;
-    let act = |id: String, action: &'static str, body: Value| {
-        let (http, base, d) = (app.http.clone(), app.base.clone(), d.clone());
-        async move {
-            let r =
-                http.post(format!("{base}/v1/cases/{id}/{action}")).bearer_auth(d).json(&body).send().await.unwrap();
-            assert_eq!(r.status(), 200, "{action}");
-        }
-    };
     // A closed case with a satisfied callback; one transferred and still
     // open; one rejected; a first-time petition answered, then repeated.
     let a = open(&app, report(&Uuid::new_v4().to_string(), lat, lon, "dispute.neighbourhood")).await;
-    act(a.clone(), "claim", json!({})).await;
-    act(a.clone(), "resolve", json!({"outcome": "mediated_agreement"})).await;
-    act(a.clone(), "close", json!({})).await;
-    act(a.clone(), "callback", json!({"satisfaction": "satisfied"})).await;
+    app.act_ok(&d, &a, "claim", json!({})).await;
+    app.act_ok(&d, &a, "resolve", json!({"outcome": "mediated_agreement"})).await;
+    app.act_ok(&d, &a, "close", json!({})).await;
+    app.act_ok(&d, &a, "callback", json!({"satisfaction": "satisfied"})).await;
     let b = open(&app, report(&Uuid::new_v4().to_string(), lat, lon, "dispute.consumer")).await;
-    act(b.clone(), "transfer", json!({"channel": "legal_aid", "reason": "需要法律援助"})).await;
+    app.act_ok(&d, &b, "transfer", json!({"channel": "legal_aid", "reason": "需要法律援助"})).await;
     let c = open(&app, report(&Uuid::new_v4().to_string(), lat, lon, "order.public")).await;
-    act(c.clone(), "reject", json!({"reason": "不属于受理范围"})).await;
+    app.act_ok(&d, &c, "reject", json!({"reason": "不属于受理范围"})).await;
     let petition = |id: &str| {
         let mut b = report(id, lat, lon, "petition.land_acquisition");
         b["parties"] = json!([{"name": "李四", "id_number": "371002198001011234"}]);
         b
     };
     let p1 = open(&app, petition(&Uuid::new_v4().to_string())).await;
-    act(p1.clone(), "claim", json!({})).await;
-    act(p1.clone(), "resolve", json!({"outcome": "handled"})).await;
-    act(p1.clone(), "close", json!({})).await;
+    app.act_ok(&d, &p1, "claim", json!({})).await;
+    app.act_ok(&d, &p1, "resolve", json!({"outcome": "handled"})).await;
+    app.act_ok(&d, &p1, "close", json!({})).await;
     open(&app, petition(&Uuid::new_v4().to_string())).await;
 
     // Wait until analytics has folded every event of every case.

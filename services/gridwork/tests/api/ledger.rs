@@ -103,20 +103,12 @@ async fn case_and_kpi_ledgers_as_csv_and_xlsx() {
     let app = helpers::spawn_with(helpers::config(dir.path())).await;
     let d = app.dispatcher();
     let (lat, lon) = app.demo.demo_point;
-    let act = |id: String, action: &'static str, body: Value| {
-        let (http, base, d) = (app.http.clone(), app.base.clone(), d.clone());
-        async move {
-            let r =
-                http.post(format!("{base}/v1/cases/{id}/{action}")).bearer_auth(d).json(&body).send().await.unwrap();
-            assert_eq!(r.status(), 200, "{action}");
-        }
-    };
     // A case closed with a satisfied callback, an open one, a petition.
     let closed = open(&app, report(&Uuid::new_v4().to_string(), lat, lon, "dispute.neighbourhood")).await;
-    act(closed.clone(), "claim", json!({})).await;
-    act(closed.clone(), "resolve", json!({"outcome": "mediated_agreement"})).await;
-    act(closed.clone(), "close", json!({})).await;
-    act(closed.clone(), "callback", json!({"satisfaction": "satisfied"})).await;
+    app.act_ok(&d, &closed, "claim", json!({})).await;
+    app.act_ok(&d, &closed, "resolve", json!({"outcome": "mediated_agreement"})).await;
+    app.act_ok(&d, &closed, "close", json!({})).await;
+    app.act_ok(&d, &closed, "callback", json!({"satisfaction": "satisfied"})).await;
     let open_case = open(&app, report(&Uuid::new_v4().to_string(), lat, lon, "dispute.consumer")).await;
     let mut body = report(&Uuid::new_v4().to_string(), lat, lon, "petition.land_acquisition");
     body["parties"] = json!([{"name": "李四", "id_number": "371002198001011234"}]);

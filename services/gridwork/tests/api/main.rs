@@ -12,6 +12,7 @@ mod helpers;
 mod attack;
 mod auth;
 mod batch;
+mod console;
 mod crash;
 mod faults;
 mod grids;

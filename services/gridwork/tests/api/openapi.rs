@@ -99,6 +99,12 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404",
 include-name = "POST /v1/routing/dry-run"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404"]
 
+# A map's box must have west < east and south < north within the globe's
+# ranges (400 `invalid_bbox`): a relation between its four numbers.
+[[operations]]
+include-name = "GET /v1/grids/shapes"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404"]
+
 # Failed sign-ins are limited per name and address (429, ADR 0025).
 [[operations]]
 include-name = "POST /v1/auth/token"
@@ -268,6 +274,8 @@ async fn the_spec_describes_the_api_and_schemathesis_finds_nothing() {
         "GET /health/live",
         "GET /health/ready",
         "GET /v1/cases",
+        "GET /v1/cases/counts",
+        "GET /v1/grids/shapes",
         "GET /v1/cases/{id}",
         "POST /v1/cases/{id}/{action}",
         "POST /v1/cases/{id}/parties",

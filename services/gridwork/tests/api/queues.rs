@@ -897,3 +897,60 @@ async fn action_text(app: &TestApp) {
     let (s, v) = app.act(&d, &id, "resolve", json!({"outcome": "handled", "note": "第一行\n第二行\t完"})).await;
     assert_eq!((s, v["status"].as_str(), v["version"].as_i64()), (200, Some("resolved"), Some(4)), "{v}");
 }
+
+/// The console's queue tabs and map counts: the open cases a caller may
+/// see, per channel queue and per grid, with the overdue ones; a mediator
+/// counts only their channel's; another centre's dispatcher none of them.
+#[actix_web::test]
+async fn open_cases_are_counted_per_queue_and_per_grid() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn(dir.path()).await;
+    let d = app.dispatcher();
+    let (lat, lon) = app.demo.demo_point;
+    let a = app.submit_and_wait_for_case(&report(&Uuid::new_v4().to_string(), lat, lon, "dispute.neighbourhood")).await;
+    let b = app.submit_and_wait_for_case(&report(&Uuid::new_v4().to_string(), lat, lon, "dispute.consumer")).await;
+    let channel = a["channel"].as_str().unwrap().to_owned();
+    let b_id = b["id"].as_str().unwrap().to_owned();
+    // One rejected: no longer open.
+    app.act_ok(&d, &b_id, "reject", json!({"reason": "不属于受理范围"})).await;
+
+    let count = |v: &Value, key: &str| -> (i64, i64) {
+        v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["key"] == key)
+            .map(|i| (i["open"].as_i64().unwrap(), i["overdue"].as_i64().unwrap()))
+            .unwrap_or((0, 0))
+    };
+    let (s, by_channel) = app.get(&d, "/v1/cases/counts?by=channel").await;
+    assert_eq!(s, 200, "{by_channel}");
+    assert_eq!(by_channel["by"], "channel");
+    let open_in_channel = count(&by_channel, &channel);
+    assert!(open_in_channel.0 >= 1 && open_in_channel.1 == 0, "{by_channel}");
+    let (s, by_grid) = app.get(&d, &format!("/v1/cases/counts?by=grid&centre={}", app.demo.demo_centre)).await;
+    assert_eq!(s, 200, "{by_grid}");
+    assert_eq!(count(&by_grid, a["hierarchy"]["grid"].as_str().unwrap()), (1, 0), "{by_grid}");
+
+    // The same as the queue says.
+    let (_, listed) = app.get(&d, &format!("/v1/cases?status=open&channel={channel}&limit=200")).await;
+    assert_eq!(listed["items"].as_array().unwrap().len() as i64, open_in_channel.0);
+
+    let other_channel = app.ctx.issuer.issue(&Actor {
+        id: "mediator-x".into(),
+        role: Role::Mediator,
+        scope: app.demo.demo_centre.clone(),
+        channel: Some("legal_aid".into()),
+    });
+    let (s, mine) = app.get(&other_channel.unwrap().0, "/v1/cases/counts?by=channel").await;
+    assert_eq!(s, 200);
+    assert_eq!(count(&mine, &channel), (0, 0), "a mediator counts only their channel's cases: {mine}");
+    let stranger = app.token("dispatcher-x", Role::Dispatcher, "371082001");
+    let (_, theirs) = app.get(&stranger, "/v1/cases/counts?by=grid").await;
+    assert_eq!(theirs["items"], json!([]), "{theirs}");
+    let (s, e) = app.get(&stranger, &format!("/v1/cases/counts?by=grid&centre={}", app.demo.demo_centre)).await;
+    assert_eq!(s, 403, "{e}");
+    let (s, e) = app.get(&d, "/v1/cases/counts?by=street").await;
+    assert_eq!((s, e["code"].as_str(), e["field"].as_str()), (400, Some("invalid_filter"), Some("by")));
+    app.shutdown().await;
+}

@@ -4,7 +4,7 @@
 //! revokes its family. Each writes `revoked_tokens` in its transaction and
 //! marks the cache once committed. Expired refresh tokens are pruned here.
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
 use gridwork_platform::auth::Caller;
 use gridwork_platform::error::responses::Unauthorized;
@@ -27,7 +27,8 @@ pub struct Revoked {
 
 /// Revokes the token this request presents (log out) and, when a password
 /// sign-in issued it, the refresh tokens of that sign-in with every access
-/// token issued from them. Other replicas refuse them at once.
+/// token issued from them. Other replicas refuse them at once. A browser's
+/// refresh cookie is cleared.
 #[utoipa::path(post, path = "/v1/auth/revoke", tag = "auth",
     security(("bearer" = [])),
     responses(
@@ -39,10 +40,15 @@ pub async fn revoke(
     state: web::Data<State>,
     ctx: web::Data<gridwork_platform::Context>,
     caller: Caller,
+    req: HttpRequest,
 ) -> Result<HttpResponse, IntakeError> {
     let families = end_session(&state, &ctx, &caller.1.jti, caller.1.expires_at, &caller.0.id).await?;
     tracing::info!(user = %caller.0.id, families, "signed out");
-    Ok(HttpResponse::Ok().json(Revoked { revoked: true, jti: caller.1.jti.clone() }))
+    // A browser's refresh cookie goes with the session (its token is
+    // revoked above already).
+    Ok(HttpResponse::Ok()
+        .cookie(super::token::refresh_cookie(&req, "", 0))
+        .json(Revoked { revoked: true, jti: caller.1.jti.clone() }))
 }
 
 /// Revokes the refresh tokens `filter` selects (not yet revoked) and the

@@ -4,6 +4,8 @@
 //! whole family — every refresh token descended from that sign-in and the
 //! access tokens issued with them — since one of the two users is a thief.
 
+use actix_web::cookie::time::Duration as CookieDuration;
+use actix_web::cookie::{Cookie, SameSite};
 use actix_web::{web, HttpRequest, HttpResponse};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -103,15 +105,59 @@ pub struct TokenOut {
     /// Seconds the access token is valid.
     pub expires_in: i64,
     /// Single use: each use returns a new one; a spent one used again
-    /// revokes the whole family.
-    pub refresh_token: String,
+    /// revokes the whole family. Absent when the request asked for it in a
+    /// cookie (`X-Refresh-Cookie: 1`): then it is the HttpOnly,
+    /// `SameSite=Strict` cookie `gw_refresh` on path `/v1/auth`, which page
+    /// scripts cannot read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
     pub refresh_expires_in: i64,
     pub user_id: String,
     pub role: String,
     pub scope: String,
 }
 
+/// The cookie that carries the refresh token to a browser.
+pub const REFRESH_COOKIE: &str = "gw_refresh";
+/// Where the browser sends it: the token endpoints only.
+const REFRESH_COOKIE_PATH: &str = "/v1/auth";
+
+/// Whether the caller keeps its refresh token in a cookie (a browser page:
+/// the web console), asked for with `X-Refresh-Cookie: 1`.
+fn cookie_mode(req: &HttpRequest) -> bool {
+    req.headers().get("X-Refresh-Cookie").is_some_and(|v| v.as_bytes() == b"1")
+}
+
+/// The refresh cookie holding `value` for `max_age` seconds (0 and an
+/// empty value clear it); `Secure` when the request came over HTTPS.
+pub fn refresh_cookie(req: &HttpRequest, value: &str, max_age: i64) -> Cookie<'static> {
+    Cookie::build(REFRESH_COOKIE, value.to_owned())
+        .path(REFRESH_COOKIE_PATH)
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .secure(req.connection_info().scheme() == "https")
+        .max_age(CookieDuration::seconds(max_age))
+        .finish()
+}
+
+/// The answer carrying `out`: in cookie mode the refresh token moves from
+/// the body into the HttpOnly cookie.
+fn respond(req: &HttpRequest, mut out: TokenOut) -> HttpResponse {
+    let mut res = HttpResponse::Ok();
+    res.insert_header(("Cache-Control", "no-store"));
+    if cookie_mode(req) {
+        if let Some(refresh) = out.refresh_token.take() {
+            res.cookie(refresh_cookie(req, &refresh, out.refresh_expires_in));
+        }
+    }
+    res.json(out)
+}
+
 /// Signs in (`grant_type=password`) or renews (`grant_type=refresh_token`).
+/// A browser page sends `X-Refresh-Cookie: 1`: the refresh token then comes
+/// and goes in an HttpOnly, `SameSite=Strict` cookie (`gw_refresh`, path
+/// `/v1/auth`) instead of the body, and a renewal may leave
+/// `refresh_token` out of the body to use the cookie.
 #[utoipa::path(post, path = "/v1/auth/token", tag = "auth", request_body = TokenGrant,
     responses(
         (status = 200, description = "Tokens issued", body = TokenOut),
@@ -132,17 +178,26 @@ pub async fn token(
     req: HttpRequest,
     body: web::Json<TokenIn>,
 ) -> Result<HttpResponse, IntakeError> {
-    match body.grant_type.as_deref().unwrap_or("password") {
+    let out = match body.grant_type.as_deref().unwrap_or("password") {
         "password" => {
             let client = state.signin.client_address(&req);
-            password(&state, &ctx, &body, &client).await
+            password(&state, &ctx, &body, &client).await?
         }
-        "refresh_token" => refresh(&state, &ctx, &body).await,
-        other => Err(IntakeError::UnsupportedGrantType(other.to_owned())),
-    }
+        "refresh_token" => {
+            let from_cookie = || cookie_mode(&req).then(|| req.cookie(REFRESH_COOKIE)).flatten();
+            let presented = match (&body.refresh_token, from_cookie()) {
+                (Some(t), _) => t.clone(),
+                (None, Some(c)) if !c.value().is_empty() => c.value().to_owned(),
+                _ => return Err(IntakeError::MissingField("refresh_token")),
+            };
+            refresh(&state, &ctx, &presented).await?
+        }
+        other => return Err(IntakeError::UnsupportedGrantType(other.to_owned())),
+    };
+    Ok(respond(&req, out))
 }
 
-async fn password(state: &State, ctx: &Context, body: &TokenIn, client: &str) -> Result<HttpResponse, IntakeError> {
+async fn password(state: &State, ctx: &Context, body: &TokenIn, client: &str) -> Result<TokenOut, IntakeError> {
     let username = body.username.as_deref().ok_or(IntakeError::MissingField("username"))?;
     let password = body.password.clone().ok_or(IntakeError::MissingField("password"))?;
     // No account has a control character in its name (a NUL could not even be
@@ -196,7 +251,7 @@ async fn issue_pair<C: ConnectionTrait>(
     db: &C,
     u: &user::Model,
     family: &str,
-) -> Result<HttpResponse, IntakeError> {
+) -> Result<TokenOut, IntakeError> {
     let role: Role = u.role.parse().map_err(IntakeError::Internal)?;
     let actor = Actor { id: u.id.clone(), role, scope: u.scope.clone(), channel: u.channel.clone() };
     let (access, ttl, jti) = state
@@ -224,27 +279,26 @@ async fn issue_pair<C: ConnectionTrait>(
     .reset_all()
     .insert(db)
     .await?;
-    Ok(HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(TokenOut {
+    Ok(TokenOut {
         access_token: access,
         token_type: "Bearer".into(),
         expires_in: ttl,
-        refresh_token: refresh,
+        refresh_token: Some(refresh),
         refresh_expires_in: refresh_ttl,
         user_id: u.id.clone(),
         role: u.role.clone(),
         scope: u.scope.clone(),
-    }))
+    })
 }
 
 enum Outcome {
-    Issued(HttpResponse),
+    Issued(TokenOut),
     /// A spent token used again: its family and their access tokens are
     /// revoked in the database; these go to the cache after the commit.
     Reused(Vec<(String, chrono::DateTime<Utc>)>),
 }
 
-async fn refresh(state: &State, ctx: &Context, body: &TokenIn) -> Result<HttpResponse, IntakeError> {
-    let presented = body.refresh_token.as_deref().ok_or(IntakeError::MissingField("refresh_token"))?;
+async fn refresh(state: &State, ctx: &Context, presented: &str) -> Result<TokenOut, IntakeError> {
     let txn = state.db.begin().await?;
     let unknown = || refused("invalid_grant", "unknown refresh token");
     // The user first, then the token: the order a change of the user takes.

@@ -7,6 +7,7 @@ use gridwork_storage::entity::{case, report};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::pii::MaskedParty;
 use crate::repo::cases::is_overdue;
 use crate::State;
 
@@ -115,15 +116,6 @@ pub fn view(m: case::Model, now: DateTime<Utc>) -> CaseView {
         extended: m.extended,
         version: m.version,
     }
-}
-
-/// A party as the case detail shows them: masked (`张*`, `138****1234`,
-/// `371002********1234`).
-#[derive(Debug, Serialize, ToSchema)]
-pub struct MaskedParty {
-    pub name: Option<String>,
-    pub phone: Option<String>,
-    pub id_number: Option<String>,
 }
 
 /// Where a report saw the incident, as the phone sent it.

@@ -226,6 +226,47 @@ pub async fn list<C: ConnectionTrait>(
     query.limit(limit).all(db).await
 }
 
+/// What the open cases `visible` selects (under `centre_prefix`) are
+/// counted by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CountBy {
+    /// The lead channel: the queues of a centre.
+    Channel,
+    /// The grid the case lies in (empty: in no grid).
+    Grid,
+}
+
+/// The open cases `visible` selects under `centre_prefix`, counted by
+/// `by`: (key, open, overdue at `now`), by key.
+pub async fn counts<C: ConnectionTrait>(
+    db: &C,
+    visible: Condition,
+    centre_prefix: Option<&str>,
+    by: CountBy,
+    now: DateTime<Utc>,
+) -> Result<Vec<(String, i64, i64)>, DbErr> {
+    use sea_orm::sea_query::Func;
+    let column = match by {
+        CountBy::Channel => case::Column::Channel,
+        CountBy::Grid => case::Column::Grid,
+    };
+    let open: Vec<&str> = CaseStatus::ALL.into_iter().filter(|s| s.is_open()).map(CaseStatus::as_str).collect();
+    let mut query = case::Entity::find().filter(visible).filter(case::Column::Status.is_in(open));
+    if let Some(prefix) = centre_prefix {
+        query = query.filter(case::Column::Centre.starts_with(prefix));
+    }
+    query
+        .select_only()
+        .column(column)
+        .column_as(Expr::col(case::Column::Id).count(), "open")
+        .column_as(SimpleExpr::from(Func::sum(Expr::case(overdue(now), 1).finally(0))), "overdue")
+        .group_by(column)
+        .order_by_asc(column)
+        .into_tuple::<(String, i64, i64)>()
+        .all(db)
+        .await
+}
+
 /// The case `id`, as stored.
 pub async fn find<C: ConnectionTrait>(db: &C, id: &str) -> Result<Option<case::Model>, DbErr> {
     case::Entity::find_by_id(id.to_owned()).one(db).await
