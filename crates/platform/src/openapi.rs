@@ -2,7 +2,31 @@
 //! enforce on text and page sizes, stated in the schema so that a request
 //! the schema allows is accepted and one it excludes is refused (ADR 0022).
 
+use serde::Serialize;
 use serde_json::Value;
+use utoipa::ToSchema;
+
+/// The OpenAPI shape of `gridwork_domain::Hierarchy` (a domain type, which
+/// knows nothing of HTTP): a comprehensive grid and every unit above it; a
+/// unit below the finest one known is empty (a point or case in no grid
+/// belongs to its county). A unit test checks it against what the domain
+/// type serialises to.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Hierarchy)]
+pub struct HierarchySchema {
+    /// 15 digits, or empty.
+    pub grid: String,
+    /// 12 digits, or empty.
+    pub community: String,
+    /// 9 digits, or empty.
+    pub street: String,
+    /// 6 digits.
+    pub county: String,
+    /// 6 digits.
+    pub city: String,
+    /// 6 digits.
+    pub province: String,
+}
 
 /// The control characters free text may not hold
 /// (`gridwork_domain::text::check_text`: every `char::is_control` but tab,
@@ -89,6 +113,22 @@ mod tests {
         }
         p.push_str(rest);
         regex::Regex::new(&p).unwrap().is_match(text)
+    }
+
+    #[test]
+    fn the_hierarchy_schema_is_what_the_domain_serialises() {
+        let h = serde_json::to_value(gridwork_domain::Hierarchy::from_grid_code("371002001001001").unwrap()).unwrap();
+        let doc = serde_json::to_value(HierarchySchema {
+            grid: String::new(),
+            community: String::new(),
+            street: String::new(),
+            county: String::new(),
+            city: String::new(),
+            province: String::new(),
+        })
+        .unwrap();
+        let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+        assert_eq!(keys(&doc), keys(&h));
     }
 
     #[test]

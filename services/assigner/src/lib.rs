@@ -298,7 +298,7 @@ pub struct LocateOut {
     pub assigned: bool,
     /// The grid's code; `null` when the point goes to its county's triage.
     pub grid: Option<String>,
-    #[schema(value_type = openapi::HierarchySchema)]
+    #[schema(value_type = gridwork_platform::openapi::HierarchySchema)]
     pub hierarchy: Hierarchy,
     /// The centre that owns the grid (or the county's).
     pub centre: String,

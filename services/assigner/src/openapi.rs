@@ -3,7 +3,8 @@
 //! other services', at `/openapi.json`.
 //!
 //! `Hierarchy` and `Crs` are domain types, which know nothing of HTTP:
-//! their shapes are described here ([`HierarchySchema`], [`CrsName`]), and a
+//! their shapes are described here ([`CrsName`]; the hierarchy's in
+//! `gridwork_platform::openapi::HierarchySchema`, shared with mediation), and a
 //! unit test checks them against what the domain types serialise to.
 
 use serde::Serialize;
@@ -16,25 +17,6 @@ use utoipa::{OpenApi, ToSchema};
 pub enum CrsName {
     Wgs84,
     Gcj02,
-}
-
-/// A comprehensive grid and every unit above it; a unit below the one the
-/// point was assigned to is empty (a point in no grid goes to its county).
-#[derive(Debug, Serialize, ToSchema)]
-#[schema(as = Hierarchy)]
-pub struct HierarchySchema {
-    /// 15 digits, or empty.
-    pub grid: String,
-    /// 12 digits, or empty.
-    pub community: String,
-    /// 9 digits, or empty.
-    pub street: String,
-    /// 6 digits.
-    pub county: String,
-    /// 6 digits.
-    pub city: String,
-    /// 6 digits.
-    pub province: String,
 }
 
 /// A grid FeatureCollection (GeoJSON, RFC 7946): each feature a Polygon or
@@ -55,7 +37,7 @@ pub struct GridCollection(#[allow(dead_code)] serde_json::Value);
         crate::VersionsOut,
         crate::VersionView,
         crate::ImportOut,
-        HierarchySchema,
+        gridwork_platform::openapi::HierarchySchema,
     )),
     tags(
         (name = "grids", description = "Comprehensive grids (综合网格): locating a point, grid versions"),

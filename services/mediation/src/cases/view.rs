@@ -2,7 +2,7 @@
 //! core, and a report as the detail shows it (parties masked).
 
 use chrono::{DateTime, Utc};
-use gridwork_domain::Channel;
+use gridwork_domain::{Channel, Hierarchy};
 use gridwork_storage::entity::{case, report};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -10,18 +10,6 @@ use utoipa::ToSchema;
 use crate::pii::MaskedParty;
 use crate::repo::cases::is_overdue;
 use crate::State;
-
-/// Where a case is: its grid and the units above it (administrative codes;
-/// empty below the finest level known, e.g. a case outside every grid).
-#[derive(Debug, Serialize, ToSchema)]
-pub struct CasePlace {
-    pub grid: String,
-    pub community: String,
-    pub street: String,
-    pub county: String,
-    pub city: String,
-    pub province: String,
-}
 
 /// A case as those who work it see it: the queue's row, and the core of
 /// the detail.
@@ -48,7 +36,9 @@ pub struct CaseView {
     pub category: String,
     #[schema(schema_with = crate::schema::urgency)]
     pub urgency: String,
-    pub hierarchy: CasePlace,
+    /// Where it is: its grid and the units above it.
+    #[schema(value_type = gridwork_platform::openapi::HierarchySchema)]
+    pub hierarchy: Hierarchy,
     #[schema(schema_with = crate::schema::case_status)]
     pub status: String,
     /// Who holds the case (签收), and until when.
@@ -86,7 +76,7 @@ pub fn view(m: case::Model, now: DateTime<Utc>) -> CaseView {
         overdue: is_overdue(&m, now),
         channel_zh: Channel::parse(&m.channel).map(|c| c.name_zh()).unwrap_or(""),
         joint: m.joint.split(',').filter(|c| !c.is_empty()).map(str::to_owned).collect(),
-        hierarchy: CasePlace {
+        hierarchy: Hierarchy {
             grid: m.grid,
             community: m.community,
             street: m.street,
