@@ -28,6 +28,7 @@ export class Queue {
   filters: Filters = {};
   private gen = 0;
   private fresh = new Set<string>();
+  private restoring = false;
 
   readonly el: HTMLElement;
   private scroller: HTMLElement;
@@ -196,7 +197,12 @@ export class Queue {
     const rows: HTMLElement[] = [];
     for (let i = first; i < last; i++) rows.push(this.row(this.items[i], i));
     clear(this.rowsEl, rows);
-    if (focused) this.rowsEl.querySelector<HTMLElement>(`[data-id="${focused}"] .open`)?.focus({ preventScroll: true });
+    if (focused) {
+      // Keep the focus on the row it was on (re-rendered); not a user move.
+      this.restoring = true;
+      this.rowsEl.querySelector<HTMLElement>(`[data-id="${focused}"] .open`)?.focus({ preventScroll: true });
+      this.restoring = false;
+    }
     this.renderFooter();
   }
 
@@ -246,7 +252,7 @@ export class Queue {
               this.ev.open(c.id);
             },
             focus: () => {
-              if (this.current !== i) {
+              if (!this.restoring && this.current !== i) {
                 this.current = i;
                 this.rowsEl.querySelectorAll('.row.current').forEach((r) => r.classList.remove('current'));
                 el.classList.add('current');
