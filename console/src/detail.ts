@@ -223,7 +223,7 @@ export class Detail {
               null,
               h('time', { datetime: e.at }, fmtTime(e.at)),
               ' ',
-              h('strong', null, e.kind),
+              h('strong', { 'data-kind': e.kind }, tc('ev_' + e.kind)),
               ` → ${tc(e.status)} · ${e.actor}`,
               e.reason ? h('div', { class: 'muted' }, e.reason) : null,
             ),

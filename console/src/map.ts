@@ -92,10 +92,8 @@ export class GridMap {
         layer.on('click', () => this.pick(p.code));
         layer.on('add', () => {
           const path = (layer as L.Path).getElement();
-          if (path) {
-            path.setAttribute('data-grid', p.code);
-            path.setAttribute('aria-label', p.name ?? p.code);
-          }
+          // The list under the map is the accessible way to pick a grid.
+          if (path) path.setAttribute('data-grid', p.code);
         });
       },
     }).addTo(map);

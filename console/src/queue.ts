@@ -8,7 +8,7 @@ import { t, tc } from './i18n';
 import type { Filters } from './urlstate';
 
 export const ROW_H = 64;
-const PAGE = 100;
+const PAGE = 200; // the API's largest page
 
 export type QueueEvents = {
   open: (id: string) => void;
