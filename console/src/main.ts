@@ -116,7 +116,20 @@ function consolePage(claims: Claims): void {
     ),
     h('button', { type: 'button', class: 'secondary', on: { click: () => help() } }, '?'),
     langButton(),
-    h('button', { type: 'button', id: 'signout', on: { click: () => void signOut() } }, t('signOut')),
+    h(
+      'button',
+      {
+        type: 'button',
+        id: 'signout',
+        on: {
+          click: () => {
+            leaving = true;
+            void signOut().finally(() => (leaving = false));
+          },
+        },
+      },
+      t('signOut'),
+    ),
   );
 
   clear(
@@ -534,9 +547,14 @@ document.addEventListener('keydown', (e) => {
 
 // ---------------------------------------------------------------- start
 
+let leaving = false; // signing out on purpose: no "session ended" notice
+
 onAuthChange((c) => {
   if (c) consolePage(c);
-  else signInPage(t('sessionEnded'));
+  else {
+    emergencies.clear();
+    signInPage(leaving ? undefined : t('sessionEnded'));
+  }
 });
 
 void (async () => {

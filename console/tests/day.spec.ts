@@ -147,7 +147,100 @@ test('a refused action shows the server’s Chinese message; a stale view reload
   expect(zh).toContain((await r.json()).message_zh);
   await shot(page, info, 'refused');
   await axe(page);
+
+  // A stale view: someone claims the case while this page's live stream is
+  // down; accepting from the old view is refused (409) and the view reloads.
+  await page.route('**/v1/centres/*/stream', (r) => r.abort());
+  await page.evaluate(() => window.__console!.dropStream());
+  const claim = await request.post(apiUrl(`/v1/cases/${cid}/claim`), { headers: { Authorization: `Bearer ${d}` }, data: {} });
+  expect(claim.ok()).toBeTruthy();
+  await expect(page.locator('#case-status')).toHaveText('待受理');
+  await detail.locator('.actions button[data-action="accept"]').click();
+  await expect(alert).toContainText('案件已被更新');
+  await expect(page.locator('#case-status')).toHaveText('已签收');
   expect(errors).toEqual([]);
+});
+
+test('tasks to grid workers: give one, see its status, withdraw it', async ({ page, request }, info) => {
+  const errors = watchErrors(page);
+  const w = await token(request, 'worker-1');
+  const cid = await caseOf(request, w, await report(request, w, { description: '任务测试' }));
+  await signIn(page, 'dispatcher-1', `?case=${cid}`);
+  const form = page.locator('form.task-form');
+  await form.getByLabel('任务类型').selectOption('verification');
+  await form.getByLabel('任务要求').fill('请到现场核实噪音情况并拍照');
+  await form.getByRole('button', { name: '派发任务' }).click();
+  const task = page.locator('ul.tasks li').first();
+  await expect(task).toContainText('核查');
+  await expect(task).toContainText('已派发');
+  await expect(task).toContainText('请到现场核实噪音情况并拍照');
+  // The grid worker sees it on the phone.
+  const mine = await request.get(apiUrl('/v1/me/tasks'), { headers: { Authorization: `Bearer ${w}` } });
+  expect(await mine.text()).toContain('请到现场核实噪音情况并拍照');
+  await axe(page);
+  await shot(page, info, 'tasks');
+  await task.getByRole('button', { name: '撤回' }).click();
+  await expect(page.locator('ul.tasks li').first()).toContainText('已撤回');
+  expect(errors).toEqual([]);
+});
+
+test('a linked report is split into a case of its own', async ({ page, request }, info) => {
+  const errors = watchErrors(page);
+  const w = await token(request, 'worker-1');
+  const first = await report(request, w, { description: '拆分测试：原案件' });
+  const cid = await caseOf(request, w, first);
+  const second = await report(request, w, { description: '拆分测试：另一件事', sameSpot: true });
+  expect(await caseOf(request, w, second)).toBe(cid); // linked to the same case
+  await signIn(page, 'dispatcher-1', `?case=${cid}`);
+  const linked = page.locator('ul.linked li');
+  await expect(linked).toHaveCount(1);
+  await expect(linked).toContainText('拆分测试：另一件事');
+  await linked.getByLabel('理由').fill('不是同一事件');
+  await linked.getByRole('button', { name: '拆分' }).click();
+  await expect(linked).toContainText('已拆分');
+  await linked.locator('button.linklike').click();
+  await expect(page.locator('#detail')).toContainText('拆分测试：另一件事');
+  await expect(page).not.toHaveURL(new RegExp(`case=${cid}`));
+  await axe(page);
+  await shot(page, info, 'split');
+  expect(errors).toEqual([]);
+});
+
+test('refresh cookie contract: no refresh token in the page, renewal by cookie, reload resumes', async ({ page, request }, info) => {
+  // The Rust side's contract, mocked until it lands: with X-Refresh-Cookie
+  // the body has no refresh_token and the cookie does the renewing.
+  const renewals: { header: string | undefined; body: unknown }[] = [];
+  let signedIn = false;
+  await page.route('**/v1/auth/token', async (route) => {
+    const req = route.request();
+    const body = req.postDataJSON() as { grant_type: string; username?: string };
+    if (body.grant_type === 'password') {
+      expect(req.headers()['x-refresh-cookie']).toBe('1');
+      const res = await route.fetch();
+      const json = await res.json();
+      if (!res.ok()) return route.fulfill({ response: res });
+      signedIn = true;
+      delete json.refresh_token;
+      json.expires_in = 4; // renew in ~5 s
+      return route.fulfill({ json });
+    }
+    renewals.push({ header: req.headers()['x-refresh-cookie'], body });
+    if (!signedIn) return route.fulfill({ status: 401, json: { code: 'no_refresh', message: 'no refresh cookie', message_zh: '未登录' } });
+    const fresh = await token(request, 'dispatcher-1');
+    return route.fulfill({ json: { access_token: fresh, token_type: 'Bearer', expires_in: 3600 } });
+  });
+  await signIn(page);
+  const stored = await page.evaluate(() => JSON.stringify({ ...localStorage }) + JSON.stringify({ ...sessionStorage }) + document.cookie);
+  expect(stored).not.toMatch(/eyJ|refresh/);
+  // The first renewal on load found no cookie; the timed one sends none in the body.
+  await expect.poll(() => renewals.length, { timeout: 15_000 }).toBeGreaterThanOrEqual(2);
+  const timed = renewals[renewals.length - 1];
+  expect(timed.header).toBe('1');
+  expect(timed.body).toEqual({ grant_type: 'refresh_token' });
+  // A reload resumes the session through the cookie: no sign-in form.
+  await page.reload();
+  await expect(page.locator('#who')).toContainText('dispatcher-1');
+  await shot(page, info, 'resumed-session');
 });
 
 test('parties are revealed with a reason, and the read is audited', async ({ page, request }, info) => {
@@ -165,7 +258,9 @@ test('parties are revealed with a reason, and the read is audited', async ({ pag
   // The audit log has the read (admin's view).
   const admin = await token(request, 'admin');
   const audit = await request.get(apiUrl(`/v1/audit/pii-reads?case_id=${cid}`), { headers: { Authorization: `Bearer ${admin}` } });
-  if (audit.ok()) expect(await audit.text()).toContain(cid);
+  expect(audit.ok()).toBeTruthy();
+  const reads = (await audit.json()).items as { actor: string; reason: string; case_id: string }[];
+  expect(reads).toContainEqual(expect.objectContaining({ actor: 'dispatcher-1', reason: '联系当事人调解', case_id: cid }));
   await axe(page);
   await shot(page, info);
   await panel.getByRole('button', { name: '隐藏' }).click();
