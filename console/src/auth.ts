@@ -80,6 +80,12 @@ export async function signIn(username: string, password: string): Promise<Claims
   let res: Response;
   try {
     res = await tokenRequest({ grant_type: 'password', username, password });
+    // Busy (503 with Retry-After, e.g. too many sign-ins at once): one retry.
+    const wait = Number(res.headers.get('Retry-After') ?? 'NaN');
+    if (res.status === 503 && wait >= 0 && wait <= 5) {
+      await new Promise((r) => setTimeout(r, wait * 1000 + 200));
+      res = await tokenRequest({ grant_type: 'password', username, password });
+    }
   } catch {
     throw new SignInError('网络错误，请稍后重试', 'Network error, try again');
   }

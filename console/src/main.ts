@@ -565,11 +565,17 @@ void (async () => {
 // The browser tests read these (never tokens).
 declare global {
   interface Window {
-    __console?: { queueSize: () => number; lastEventId: () => string | null; dropStream: () => void };
+    __console?: {
+      queueSize: () => number;
+      lastEventId: () => string | null;
+      dropStream: () => void;
+      mapDraws: () => { draws: number; lastMs: number };
+    };
   }
 }
 window.__console = {
   queueSize: () => queue?.items.length ?? 0,
   lastEventId: () => live?.lastId ?? null,
   dropStream: () => live?.reconnectNow(),
+  mapDraws: () => ({ draws: gridMap?.draws ?? 0, lastMs: gridMap?.lastDrawMs ?? 0 }),
 };

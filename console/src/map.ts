@@ -35,6 +35,9 @@ export class GridMap {
   private gen = 0;
   private fitted = false;
   status: HTMLElement;
+  /** Draws done, and how long the last took (fetch to painted layer), for the tests. */
+  draws = 0;
+  lastDrawMs = 0;
 
   constructor(
     private pick: (grid: string) => void,
@@ -67,6 +70,7 @@ export class GridMap {
     const map = this.map;
     if (!map) return;
     const gen = ++this.gen;
+    const t0 = performance.now();
     const b = map.getBounds();
     const bbox = [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()].map((x) => x.toFixed(5)).join(',');
     const zoom = Math.round(map.getZoom());
@@ -102,6 +106,8 @@ export class GridMap {
       map.fitBounds(this.layer.getBounds(), { animate: false });
     }
     this.status.textContent = `${shapes.features.length} ${t('grid')}`;
+    this.draws += 1;
+    this.lastDrawMs = performance.now() - t0;
     // Keyboard and screen readers: every visible grid as a button too.
     const list = this.el.querySelector('.grid-list')!;
     list.replaceChildren(
