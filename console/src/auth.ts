@@ -80,10 +80,11 @@ export async function signIn(username: string, password: string): Promise<Claims
   let res: Response;
   try {
     res = await tokenRequest({ grant_type: 'password', username, password });
-    // Busy (503 with Retry-After, e.g. too many sign-ins at once): one retry.
-    const wait = Number(res.headers.get('Retry-After') ?? 'NaN');
-    if (res.status === 503 && wait >= 0 && wait <= 5) {
-      await new Promise((r) => setTimeout(r, wait * 1000 + 200));
+    // Busy (503: a dependency unavailable, or too many sign-ins at once):
+    // wait as told (Retry-After, at most 5 s; else 1 s) and try twice more.
+    for (let i = 0; i < 2 && res.status === 503; i++) {
+      const wait = Math.min(5, Number(res.headers.get('Retry-After') ?? '1') || 1);
+      await new Promise((r) => setTimeout(r, wait * 1000));
       res = await tokenRequest({ grant_type: 'password', username, password });
     }
   } catch {

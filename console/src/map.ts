@@ -34,6 +34,7 @@ export class GridMap {
   private counts = new Map<string, Count>();
   private gen = 0;
   private fitted = false;
+  private canvas: L.Canvas | null = null;
   status: HTMLElement;
   /** Draws done, and how long the last took (fetch to painted layer), for the tests. */
   draws = 0;
@@ -57,7 +58,7 @@ export class GridMap {
 
   show(): void {
     if (!this.map) {
-      this.map = L.map(this.mapEl, { preferCanvas: false, zoomSnap: 0.5 }).setView([37.5, 122.1], 11);
+      this.map = L.map(this.mapEl, { preferCanvas: false, zoomSnap: 0.5, inertia: false }).setView([37.5, 122.1], 11);
       const tiles = document.querySelector<HTMLMetaElement>('meta[name="gridwork-tiles"]')?.content;
       if (tiles) L.tileLayer(tiles, { maxZoom: 18 }).addTo(this.map);
       this.map.on('moveend', () => void this.refresh());
@@ -87,7 +88,12 @@ export class GridMap {
       return;
     }
     this.layer?.remove();
+    // SVG keeps one element per grid (hover, tests); past ~1,500 grids in
+    // view the canvas renderer draws several times faster.
+    this.canvas ??= L.canvas({ padding: 0.2 });
+    const many = shapes.features.length > 1500;
     this.layer = L.geoJSON(shapes, {
+      ...(many ? { renderer: this.canvas } : {}),
       style: (f) => this.style((f?.properties as Props).code),
       onEachFeature: (f, layer) => {
         const p = f.properties as Props;

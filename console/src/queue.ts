@@ -207,8 +207,9 @@ export class Queue {
   }
 
   private renderFooter(): void {
+    const empty = this.items.length === 0;
     this.countEl.textContent =
-      this.items.length === 0 && !this.loading ? t('noCases') : t('casesShown', { n: this.items.length });
+      empty && (this.loading || !this.done) ? t('loading') : empty ? t('noCases') : t('casesShown', { n: this.items.length });
     this.more.hidden = this.done;
     this.more.disabled = this.loading;
     this.more.textContent = this.loading ? t('loading') : t('loadMore');

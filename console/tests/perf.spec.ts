@@ -39,6 +39,8 @@ test('time to a usable queue on the demo city', async ({ page, request }, info) 
     expect(r.ok(), await r.text()).toBeTruthy();
   }
   await expect.poll(count, { timeout: 60_000, intervals: [1000] }).toBeGreaterThanOrEqual(start + 300);
+  // Let the rest of the pipeline (analytics' fold) settle before timing.
+  await page.waitForTimeout(3000);
   await page.goto(consoleUrl());
   await page.getByLabel('用户名').fill('dispatcher-1');
   await page.getByLabel('密码').fill(PASSWORD);
@@ -84,17 +86,18 @@ test('map: first draw and a pan with thousands of grids in view', async ({ page 
   await page.getByLabel('密码').fill(PASSWORD);
   const t0 = Date.now();
   await page.getByRole('button', { name: '登录' }).click();
-  await expect.poll(() => page.evaluate(() => window.__console!.mapDraws().draws), { timeout: 30_000 }).toBeGreaterThan(0);
+  await expect.poll(() => page.evaluate(() => window.__console!.mapDraws().draws), { timeout: 30_000, intervals: [50] }).toBeGreaterThan(0);
   const first = Date.now() - t0;
   const firstDraw = await page.evaluate(() => window.__console!.mapDraws());
+  await page.waitForTimeout(1500); // the fit to the grids' bounds redraws once more
   const box = (await page.locator('#map').boundingBox())!;
-  const before = firstDraw.draws;
+  const before = (await page.evaluate(() => window.__console!.mapDraws())).draws;
   const t1 = Date.now();
   await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
   await page.mouse.down();
   await page.mouse.move(box.x + box.width / 2 - 200, box.y + box.height / 2 - 100, { steps: 5 });
   await page.mouse.up();
-  await expect.poll(() => page.evaluate(() => window.__console!.mapDraws().draws), { timeout: 30_000 }).toBeGreaterThan(before);
+  await expect.poll(() => page.evaluate(() => window.__console!.mapDraws().draws), { timeout: 30_000, intervals: [50] }).toBeGreaterThan(before);
   const pan = Date.now() - t1;
   const panDraw = await page.evaluate(() => window.__console!.mapDraws());
   console.log(

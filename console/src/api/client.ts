@@ -66,6 +66,12 @@ export async function call<T>(run: () => Promise<Res<T>>): Promise<T> {
   try {
     res = await run();
     if (res.response.status === 401 && (await source.renew())) res = await run();
+    // 503: a dependency was unavailable and nothing was done; once more
+    // after a second (an action carries its version, so it cannot apply twice).
+    if (res.response.status === 503) {
+      await new Promise((r) => setTimeout(r, 1000));
+      res = await run();
+    }
   } catch (e) {
     throw new ApiError(0, {
       code: 'network',
