@@ -55,6 +55,38 @@ test('a network drop loses no update: the stream resumes with Last-Event-ID', as
   expect(errors).toEqual([]);
 });
 
+test('the stream asks for a new token: the page renews and reconnects; reset reloads the queue', async ({ page }, info) => {
+  const errors = watchErrors(page);
+  const streams: number[] = [];
+  const renewals: string[] = [];
+  let n = 0;
+  await page.route('**/v1/centres/*/stream', async (route) => {
+    n += 1;
+    streams.push(n);
+    // First connection: the token expired. Second: a reset. Then a normal one.
+    if (n === 1) return route.fulfill({ contentType: 'text/event-stream', body: ': connected\n\nevent: token_expired\ndata: {}\n\n' });
+    if (n === 2) return route.fulfill({ contentType: 'text/event-stream', body: ': connected\n\nid: 5\nevent: reset\ndata: {}\n\n' });
+    return route.continue();
+  });
+  page.on('request', (r) => {
+    if (r.url().endsWith('/v1/auth/token') && r.method() === 'POST' && (r.postData() ?? '').includes('refresh_token')) renewals.push(r.postData()!);
+  });
+  let queueLoads = 0;
+  page.on('request', (r) => {
+    if (/\/v1\/cases(\?|$)/.test(r.url())) queueLoads += 1;
+  });
+  await signIn(page);
+  await expect.poll(() => streams.length, { timeout: 15_000 }).toBeGreaterThanOrEqual(3);
+  // One renewal for the expired token (plus the attempt to resume on load).
+  expect(renewals.length).toBeGreaterThanOrEqual(2);
+  // The reset reloaded the queue (the first load, then the reload).
+  expect(queueLoads).toBeGreaterThanOrEqual(2);
+  await expect(page.locator('#who')).toContainText('dispatcher-1');
+  await expect(page.locator('#live')).toHaveText('实时连接正常', { timeout: 15_000 });
+  await shot(page, info, 'stream-renewed');
+  expect(errors).toEqual([]);
+});
+
 /** Rewrites the queue's pages with `edit`. */
 async function editQueue(page: Page, edit: (items: Record<string, unknown>[]) => void): Promise<void> {
   await page.route(/\/v1\/cases(\?|$)/, async (route) => {
