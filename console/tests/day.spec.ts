@@ -54,7 +54,10 @@ test('a grid worker’s report appears live; filter, sort, reload and back keep 
   // Reload: signed in again (no refresh cookie from this server yet), same view.
   const url = page.url();
   await page.reload();
-  if (await page.getByLabel('用户名').isVisible().catch(() => false)) {
+  // Signed in again through the refresh cookie, or (no cookie from this
+  // server yet) asked to sign in: wait for whichever comes.
+  await expect(page.getByLabel('用户名').or(page.locator('#who'))).toBeVisible();
+  if (await page.getByLabel('用户名').isVisible()) {
     await page.getByLabel('用户名').fill('dispatcher-1');
     await page.getByLabel('密码').fill('gridwork-demo');
     await page.getByRole('button', { name: '登录' }).click();
