@@ -19,5 +19,6 @@ export default defineConfig({
     viewport: { width: 1440, height: 900 },
     launchOptions: { executablePath, args: ['--no-sandbox', '--disable-dev-shm-usage'] },
     trace: 'off',
+    screenshot: 'only-on-failure',
   },
 });

@@ -426,6 +426,7 @@ function startLive(claims: Claims): void {
           return;
         }
         const c = ev.case;
+        if (view.filters.text && !queue?.get(c.id)) scheduleHead(); // the server judges the words
         queue?.upsert(c, ev.kind === 'created' || !queue.get(c.id) ? matches(c, view.filters) : false);
         detail?.maybeRefresh(c);
         if ((m.event === 'emergency' || c.urgency === 'emergency') && !acknowledged.has(c.id) && !['closed', 'rejected'].includes(c.status)) {
@@ -440,6 +441,12 @@ function startLive(claims: Claims): void {
     },
   });
   live.start();
+}
+
+let headTimer: number | undefined;
+function scheduleHead(): void {
+  window.clearTimeout(headTimer);
+  headTimer = window.setTimeout(() => void queue?.refreshHead(), 300);
 }
 
 let countsTimer: number | undefined;

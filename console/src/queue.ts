@@ -113,6 +113,39 @@ export class Queue {
     }
   }
 
+  /**
+   * Fetches the first page again and puts cases not yet listed on top: for
+   * live cases the page cannot judge itself (a word search).
+   */
+  async refreshHead(): Promise<void> {
+    const gen = this.gen;
+    const f = this.filters;
+    try {
+      const page = await call(() =>
+        api.GET('/v1/cases', {
+          params: {
+            query: {
+              centre: f.centre,
+              channel: f.channel as CaseView['channel'] | undefined,
+              status: f.status,
+              priority: f.priority ? Number(f.priority) : undefined,
+              overdue: f.overdue === 'true' ? true : f.overdue === 'false' ? false : undefined,
+              grid: f.grid,
+              category: f.category,
+              text: f.text,
+              sort: f.sort as 'urgent' | undefined,
+              limit: 50,
+            },
+          },
+        }),
+      );
+      if (gen !== this.gen) return;
+      for (const c of page.items.slice().reverse()) this.upsert(c, true);
+    } catch {
+      /* the next event or reload will do */
+    }
+  }
+
   get(id: string): CaseView | undefined {
     const i = this.index.get(id);
     return i === undefined ? undefined : this.items[i];

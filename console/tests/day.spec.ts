@@ -1,7 +1,7 @@
 // A dispatcher's day, through the page only (the grid worker's reports go
 // through the API, as a phone would send them).
 import { expect, test } from '@playwright/test';
-import { apiUrl, axe, caseOf, consoleUrl, DEMO, report, row, shot, signIn, token, watchErrors } from './helpers';
+import { apiUrl, axe, caseOf, consoleUrl, DEMO, report, row, shot, signIn, tag, token, watchErrors } from './helpers';
 
 test('sign in shows who is signed in, sign out ends the session', async ({ page }, info) => {
   const errors = watchErrors(page);
@@ -33,7 +33,8 @@ test('a grid worker’s report appears live; filter, sort, reload and back keep 
   const w = await token(request, 'worker-1');
   await signIn(page);
   await expect(page.locator('#live')).toHaveText('实时连接正常');
-  const rid = await report(request, w, { description: '实时测试：小区停车纠纷' });
+  const k = tag();
+  const rid = await report(request, w, { description: `实时测试：小区停车纠纷 ${k}` });
   const cid = await caseOf(request, w, rid);
   await expect(row(page, cid)).toBeVisible({ timeout: 5000 });
   await expect(row(page, cid)).toContainText('人民调解');
@@ -46,6 +47,10 @@ test('a grid worker’s report appears live; filter, sort, reload and back keep 
   await page.locator('#f-grid').fill(DEMO.grid);
   await page.locator('#f-grid').press('Enter');
   await expect(page).toHaveURL(new RegExp(`grid=${DEMO.grid}`));
+  await page.locator('#f-text').fill(k);
+  await page.locator('#f-text').press('Enter');
+  await expect(page).toHaveURL(new RegExp(`text=${k}`));
+  await expect(page.locator('.row')).toHaveCount(1);
   await expect(row(page, cid)).toBeVisible();
   await row(page, cid).locator('.open').click();
   await expect(page).toHaveURL(new RegExp(`case=${cid}`));
@@ -66,12 +71,15 @@ test('a grid worker’s report appears live; filter, sort, reload and back keep 
   expect(page.url()).toBe(url);
   await expect(page.locator('#f-channel')).toHaveValue('people_mediation');
   await expect(page.locator('#f-sort')).toHaveValue('due');
+  await expect(page.locator('#f-text')).toHaveValue(k);
   await expect(page.locator('#detail')).toContainText('实时测试：小区停车纠纷');
 
   // Back: the view before the case was opened, then before the grid filter.
   await page.goBack();
   await expect(page).not.toHaveURL(/case=/);
   await expect(page.locator('#detail')).toContainText('请选择一个案件');
+  await page.goBack();
+  await expect(page).not.toHaveURL(/text=/);
   await page.goBack();
   await expect(page).not.toHaveURL(/grid=/);
   await expect(page.locator('#f-grid')).toHaveValue('');
@@ -275,12 +283,13 @@ test('bulk claim shows a result per case', async ({ page, request }, info) => {
   const errors = watchErrors(page);
   const w = await token(request, 'worker-1');
   const ids: string[] = [];
-  for (let i = 0; i < 3; i++) ids.push(await caseOf(request, w, await report(request, w, { description: `批量测试 ${i}` })));
+  const k = tag();
+  for (let i = 0; i < 3; i++) ids.push(await caseOf(request, w, await report(request, w, { description: `批量测试 ${k} ${i}` })));
   // The county's dispatcher holds one of them: its claim must fail, the others succeed.
   const county = await token(request, 'county-dispatcher-1');
   const held = await request.post(apiUrl(`/v1/cases/${ids[2]}/claim`), { headers: { Authorization: `Bearer ${county}` }, data: {} });
   expect(held.ok(), await held.text()).toBeTruthy();
-  await signIn(page, 'dispatcher-1', '?text=批量测试');
+  await signIn(page, 'dispatcher-1', `?text=${k}`);
   for (const id of ids) {
     await expect(row(page, id)).toBeVisible();
     await row(page, id).locator('input.sel').check();
@@ -302,9 +311,10 @@ test('bulk claim shows a result per case', async ({ page, request }, info) => {
 test('keyboard: j/k move, Enter opens, c claims, ? lists the keys', async ({ page, request }, info) => {
   const errors = watchErrors(page);
   const w = await token(request, 'worker-1');
-  const a = await caseOf(request, w, await report(request, w, { description: '键盘测试甲' }));
-  const b = await caseOf(request, w, await report(request, w, { description: '键盘测试乙' }));
-  await signIn(page, 'dispatcher-1', '?text=键盘测试&sort=created');
+  const k = tag();
+  const a = await caseOf(request, w, await report(request, w, { description: `键盘测试甲 ${k}` }));
+  const b = await caseOf(request, w, await report(request, w, { description: `键盘测试乙 ${k}` }));
+  await signIn(page, 'dispatcher-1', `?text=${k}&sort=created`);
   await expect(row(page, a)).toBeVisible();
   await expect(row(page, b)).toBeVisible();
   await page.locator('body').click({ position: { x: 5, y: 300 } });

@@ -1,7 +1,9 @@
 import AxeBuilder from '@axe-core/playwright';
 import { expect, type APIRequestContext, type Page, type TestInfo } from '@playwright/test';
 import { randomUUID } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 export const PASSWORD = 'gridwork-demo';
 export const DEMO = { lat: 37.5095, lon: 122.115, grid: '371002003003004', centre: '371002003' };
@@ -24,7 +26,27 @@ export async function token(request: APIRequestContext, username: string): Promi
 }
 
 /** A grid worker's report at the demo point (through the API, as a phone would). */
-let spot = 0;
+/**
+ * The next free spot for a report: a 21 × 21 lattice 0.0001° apart (~10 m)
+ * around the demo point, all in grid 371002003003004. The counter is in a
+ * file per gridwork instance, so workers restarted after a failure (or a
+ * `--repeat-each`) never reuse a spot: reuse would link the report to an
+ * earlier case instead of opening one.
+ */
+function nextSpot(): number {
+  const file = join(tmpdir(), `gw-console-spot-${new URL(process.env.GRIDWORK_URL!).port}`);
+  const n = existsSync(file) ? Number(readFileSync(file, 'utf8')) + 1 : 0;
+  writeFileSync(file, String(n));
+  if (n >= 441) throw new Error('out of report spots: restart gridwork');
+  return n;
+}
+
+let spot = -1;
+
+/** A word no other test's reports contain, to find this test's cases. */
+export function tag(): string {
+  return 't' + randomUUID().slice(0, 8);
+}
 
 export async function report(
   request: APIRequestContext,
@@ -32,13 +54,9 @@ export async function report(
   opts: { description?: string; category?: string; urgency?: string; sameSpot?: boolean } = {},
 ): Promise<string> {
   const id = randomUUID();
-  // A spot ~11 m from the previous one (a spiral around the demo point, in
-  // the same grid), so reports do not link to each other's cases.
-  if (!opts.sameSpot) spot += 1;
-  const worker = Number(process.env.TEST_WORKER_INDEX ?? 0);
-  const n = spot + worker * 40;
-  const dx = ((n % 9) - 4) * 0.0001;
-  const dy = ((Math.floor(n / 9) % 9) - 4) * 0.0001;
+  if (!opts.sameSpot || spot < 0) spot = nextSpot();
+  const dx = ((spot % 21) - 10) * 0.0001;
+  const dy = (Math.floor(spot / 21) - 10) * 0.0001;
   const r = await request.post(apiUrl('/v1/reports'), {
     headers: { Authorization: `Bearer ${workerToken}` },
     data: {

@@ -1,7 +1,7 @@
 // Live updates, emergencies, a network drop, traffic lights, the map, the
 // channel counts, 10,000 cases and the English switch.
 import { expect, test, type Page, type Route } from '@playwright/test';
-import { axe, caseOf, DEMO, report, row, shot, signIn, token, watchErrors } from './helpers';
+import { axe, caseOf, DEMO, report, row, shot, signIn, tag, token, watchErrors } from './helpers';
 
 test('an emergency raises an alert that stays until acknowledged', async ({ page, request }, info) => {
   const errors = watchErrors(page);
@@ -28,8 +28,9 @@ test('a network drop loses no update: the stream resumes with Last-Event-ID', as
   const errors = watchErrors(page);
   const w = await token(request, 'worker-1');
   const d = await token(request, 'dispatcher-1');
-  const before = await caseOf(request, w, await report(request, w, { description: '断线前的案件' }));
-  await signIn(page);
+  const k = tag();
+  const before = await caseOf(request, w, await report(request, w, { description: `断线前的案件 ${k}` }));
+  await signIn(page, 'dispatcher-1', `?text=${k}`);
   await expect(page.locator('#live')).toHaveText('实时连接正常');
   await expect(row(page, before)).toBeVisible();
   const resumes: (string | null)[] = [];
@@ -41,7 +42,7 @@ test('a network drop loses no update: the stream resumes with Last-Event-ID', as
   await page.evaluate(() => window.__console!.dropStream());
   await expect(page.locator('#live')).toHaveText('实时连接中断，正在重连…');
   // Meanwhile a new case arrives and the old one is claimed elsewhere.
-  const during = await caseOf(request, w, await report(request, w, { description: '断线期间的案件' }));
+  const during = await caseOf(request, w, await report(request, w, { description: `断线期间的案件 ${k}` }));
   const claim = await request.post(`${process.env.GRIDWORK_URL}/v1/cases/${before}/claim`, { headers: { Authorization: `Bearer ${d}` }, data: {} });
   expect(claim.ok()).toBeTruthy();
   await expect(row(page, during)).toHaveCount(0);
@@ -99,12 +100,13 @@ async function editQueue(page: Page, edit: (items: Record<string, unknown>[]) =>
 
 test('deadline lights: overdue red, near due amber, else green', async ({ page, request }, info) => {
   const w = await token(request, 'worker-1');
-  for (let i = 0; i < 3; i++) await caseOf(request, w, await report(request, w, { description: `期限测试 ${i}` }));
+  const k = tag();
+  for (let i = 0; i < 3; i++) await caseOf(request, w, await report(request, w, { description: `期限测试 ${k} ${i}` }));
   await editQueue(page, (items) => {
     if (items[0]) items[0].overdue = true;
     if (items[1]) items[1].due_at = new Date(Date.now() + 3 * 3600e3).toISOString();
   });
-  await signIn(page, 'dispatcher-1', '?text=期限测试&sort=created');
+  await signIn(page, 'dispatcher-1', `?text=${k}&sort=created`);
   const rows = page.locator('.row');
   await expect(rows).toHaveCount(3);
   await expect(rows.nth(0)).toHaveAttribute('data-light', 'red');

@@ -22,23 +22,40 @@ test('time to a usable queue on the demo city', async ({ page, request }, info) 
     return n;
   };
   const start = await count();
-  for (let b = 0; b < 3; b++) {
-    const reports = [];
-    for (let i = 0; i < 100; i++) {
-      const k = b * 100 + i;
-      reports.push({
-        id: randomUUID(),
-        occurred_at: new Date().toISOString(),
-        location: { lat: DEMO.lat - 0.0006 - Math.floor(k / 20) * 0.00008, lon: DEMO.lon + ((k % 20) - 10) * 0.0001, accuracy_m: 10 },
-        category: ['dispute.neighbourhood', 'dispute.consumer', 'dispute.property_management'][k % 3],
-        description: `性能测试 ${k}`,
-        parties: [],
-      });
+  // Seed only a queue that does not have them yet (a fresh server; not a repeat).
+  if (start < 250) {
+    for (let b = 0; b < 3; b++) {
+      const reports = [];
+      for (let i = 0; i < 100; i++) {
+        const k = b * 100 + i;
+        reports.push({
+          id: randomUUID(),
+          occurred_at: new Date().toISOString(),
+          location: { lat: DEMO.lat - 0.0006 - Math.floor(k / 20) * 0.00008, lon: DEMO.lon + ((k % 20) - 10) * 0.0001, accuracy_m: 10 },
+          // Categories the other tests do not use: their reports never link to these.
+          category: ['dispute.consumer', 'dispute.property_management', 'dispute.marriage_family'][k % 3],
+          description: `性能测试 ${k}`,
+          parties: [],
+        });
+      }
+      const r = await request.post(apiUrl('/v1/reports/batch'), { headers: { Authorization: `Bearer ${w}` }, data: { reports } });
+      expect(r.ok(), await r.text()).toBeTruthy();
     }
-    const r = await request.post(apiUrl('/v1/reports/batch'), { headers: { Authorization: `Bearer ${w}` }, data: { reports } });
-    expect(r.ok(), await r.text()).toBeTruthy();
+    // Until the pipeline has made them cases (or the count stops growing).
+    let last = -1;
+    let stable = 0;
+    await expect
+      .poll(
+        async () => {
+          const n = await count();
+          stable = n === last && n > start ? stable + 1 : 0;
+          last = n;
+          return n >= start + 300 || stable >= 3;
+        },
+        { timeout: 90_000, intervals: [1000] },
+      )
+      .toBe(true);
   }
-  await expect.poll(count, { timeout: 60_000, intervals: [1000] }).toBeGreaterThanOrEqual(start + 300);
   // Let the rest of the pipeline (analytics' fold) settle before timing.
   await page.waitForTimeout(3000);
   await page.goto(consoleUrl());
