@@ -25,6 +25,13 @@ test('sign in shows who is signed in, sign out ends the session', async ({ page 
   await shot(page, info, 'queue');
   await page.locator('#signout').click();
   await expect(page.getByLabel('用户名')).toBeVisible();
+  await expect(page.locator('.signin .msg')).toBeEmpty(); // signed out on purpose: no notice
+  // A mediator sees their channel too.
+  await page.getByLabel('用户名').fill('mediator-1');
+  await page.getByLabel('密码').fill('gridwork-demo');
+  await page.getByRole('button', { name: '登录' }).click();
+  await expect(page.locator('#who')).toContainText('调解员');
+  await expect(page.locator('#who')).toContainText('人民调解');
   expect(errors).toEqual([]);
 });
 
