@@ -5,7 +5,7 @@ import { api, ApiError, call, type Action, type ActionIn, type CaseDetail, type 
 import { allowedActions, CHANNELS, INPUTS, KEYS, OUTCOMES, SATISFACTION, type Input } from './actions';
 import { light } from './clock';
 import { clear, field, fmtTime, h, nextId } from './dom';
-import { t, tc } from './i18n';
+import { channelName, t, tc } from './i18n';
 
 type Report = NonNullable<CaseDetail["report"]>;
 type Person = { name?: string | null; phone?: string | null; id_number?: string | null };
@@ -145,7 +145,7 @@ export class Detail {
         'div',
         { class: 'case-head' },
         h('span', { class: `light light-${l}`, 'data-light': l }, h('span', { class: 'sr' }, t(`light_${l}`))),
-        h('strong', { class: 'case-title' }, `${d.channel_zh} · ${d.category}`),
+        h('strong', { class: 'case-title' }, `${channelName(d)} · ${d.category}`),
         h('span', { class: `status status-${d.status}`, id: 'case-status', 'data-status': d.status }, tc(d.status)),
         h('span', { class: 'muted mono' }, d.id),
       ),

@@ -355,6 +355,11 @@ export function t(key: Key, vars?: Record<string, string | number>): string {
   return s;
 }
 
+/** A case's channel: the server's Chinese name, or ours in English. */
+export function channelName(c: { channel: string; channel_zh: string }): string {
+  return lang === 'zh' ? c.channel_zh : tc(c.channel);
+}
+
 /** The name of an enumerated code (status, channel, action `act_…`, …). */
 export function tc(code: string | null | undefined): string {
   if (!code) return '';

@@ -4,7 +4,7 @@ import { CHANNELS, KEYS, STATUSES } from './actions';
 import { accessToken, currentClaims, onAuthChange, renew, resume, signIn, signOut, SignInError, type Claims } from './auth';
 import { Detail } from './detail';
 import { clear, field, h } from './dom';
-import { getLang, setLang, t, tc } from './i18n';
+import { channelName, getLang, setLang, t, tc } from './i18n';
 import { fetchCounts, GridMap } from './map';
 import { Queue } from './queue';
 import { LiveStream } from './sse';
@@ -465,7 +465,7 @@ function renderEmergencies(): void {
         'div',
         { class: 'emergency-alert', role: 'alert', 'data-id': c.id },
         h('strong', null, `⚠ ${t('emergency')}: `),
-        `${c.channel_zh} · ${c.category} · ${c.hierarchy.grid || c.centre} · ${c.id.slice(-8)} `,
+        `${channelName(c)} · ${c.category} · ${c.hierarchy.grid || c.centre} · ${c.id.slice(-8)} `,
         h('button', { type: 'button', class: 'secondary', on: { click: () => openCase(c.id) } }, t('detail')),
         h(
           'button',

@@ -4,7 +4,7 @@
 import { api, call, type CaseView } from './api/client';
 import { light } from './clock';
 import { clear, fmtTime, h } from './dom';
-import { t, tc } from './i18n';
+import { channelName, t, tc } from './i18n';
 import type { Filters } from './urlstate';
 
 export const ROW_H = 64;
@@ -298,7 +298,7 @@ export class Queue {
         h(
           'span',
           { class: 'line1' },
-          h('span', { class: 'chan' }, c.channel_zh),
+          h('span', { class: 'chan' }, channelName(c)),
           h('span', { class: 'cat' }, c.category),
           h('span', { class: `status status-${c.status}` }, tc(c.status)),
           c.priority <= 2 ? h('span', { class: 'prio' }, `P${c.priority}`) : null,
