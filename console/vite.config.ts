@@ -7,11 +7,13 @@ const proxy = {
   '/openapi.json': { target: api },
 };
 
-// The policy gridwork applies at /console/; preview enforces it too so the
-// browser tests fail on any inline script or style.
+// The policy gridwork applies at /console/ (services/mediation/src/console.rs,
+// word for word); preview sends it too, so the browser tests fail on any
+// inline script or style.
 export const CSP =
-  "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; " +
-  "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+  "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; " +
+  "font-src 'self'; connect-src 'self'; manifest-src 'self'; base-uri 'none'; form-action 'none'; " +
+  "frame-ancestors 'none'";
 
 export default defineConfig({
   base: '/console/',

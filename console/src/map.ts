@@ -73,11 +73,15 @@ export class GridMap {
     const gen = ++this.gen;
     const t0 = performance.now();
     const b = map.getBounds();
-    const bbox = [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()].map((x) => x.toFixed(5)).join(',');
+    // The server refuses a box outside the globe (Leaflet's view may wrap).
+    const clamp = (x: number, m: number) => Math.max(-m, Math.min(m, x));
+    const bbox = [clamp(b.getWest(), 180), clamp(b.getSouth(), 90), clamp(b.getEast(), 180), clamp(b.getNorth(), 90)]
+      .map((x) => x.toFixed(5))
+      .join(',');
     const zoom = Math.round(map.getZoom());
     const [shapes, counts] = await Promise.all([
       fetch(`/v1/grids/shapes?bbox=${bbox}&zoom=${zoom}`, { headers: { Authorization: `Bearer ${bearer() ?? ''}` } })
-        .then((r) => (r.ok ? (r.json() as Promise<GeoJSON.FeatureCollection>) : null))
+        .then((r) => (r.ok ? (r.json() as Promise<GeoJSON.FeatureCollection & { truncated?: boolean }>) : null))
         .catch(() => null),
       fetchCounts('grid', this.centre()),
     ]);
@@ -111,7 +115,7 @@ export class GridMap {
       this.fitted = true;
       map.fitBounds(this.layer.getBounds(), { animate: false });
     }
-    this.status.textContent = `${shapes.features.length} ${t('grid')}`;
+    this.status.textContent = `${shapes.features.length} ${t('grid')}${shapes.truncated ? ' · ' + t('zoomIn') : ''}`;
     this.draws += 1;
     this.lastDrawMs = performance.now() - t0;
     // Keyboard and screen readers: every visible grid as a button too.

@@ -90,14 +90,15 @@ test('map: first draw and a pan with thousands of grids in view', async ({ page 
         const code = `37${String(Math.round(x / cell) * 1000 + Math.round(y / cell)).padStart(13, '0')}`.slice(0, 15);
         features.push({
           type: 'Feature',
-          properties: { code, name: code, centre: code.slice(0, 9) },
-          geometry: { type: 'Polygon', coordinates: [[[x, y], [x + cell, y], [x + cell, y + cell], [x, y + cell], [x, y]]] },
+          id: code,
+          properties: { code, centre: code.slice(0, 9) },
+          geometry: { type: 'MultiPolygon', coordinates: [[[[x, y], [x + cell, y], [x + cell, y + cell], [x, y + cell], [x, y]]]] },
         });
       }
     served = features.length;
-    await route.fulfill({ json: { type: 'FeatureCollection', features } });
+    await route.fulfill({ json: { type: 'FeatureCollection', features: features.slice(0, 5000), truncated: features.length > 5000 } });
   });
-  await page.route('**/v1/cases/counts?*', (r) => r.fulfill({ json: { items: [] } }));
+  await page.route('**/v1/cases/counts?*', (r) => r.fulfill({ json: { by: 'grid', items: [] } }));
   await page.goto(consoleUrl('?page=map'));
   await page.getByLabel('用户名').fill('dispatcher-1');
   await page.getByLabel('密码').fill(PASSWORD);
