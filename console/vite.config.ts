@@ -1,7 +1,7 @@
 import { defineConfig } from 'vite';
 
 // The gridwork API the dev server and `vite preview` proxy to.
-const api = process.env.GRIDWORK_URL ?? 'http://127.0.0.1:18090';
+const api = process.env.GW_API_URL ?? 'http://127.0.0.1:18090';
 const proxy = {
   '/v1': { target: api, changeOrigin: false },
   '/openapi.json': { target: api },

@@ -1,9 +1,9 @@
 // Starts `gridwork up` on free ports with a fresh data directory and serves
 // the built console through `vite preview` (which proxies /v1 to it and
 // applies the production CSP). With CONSOLE_URL set (gridwork serving
-// /console/ itself), only GRIDWORK_URL (default: CONSOLE_URL's origin) is used.
+// /console/ itself), only GW_API_URL (default: CONSOLE_URL's origin) is used.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, openSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -38,17 +38,20 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
   const procs: ChildProcess[] = [];
   let dataDir: string | null = null;
   if (process.env.CONSOLE_URL) {
-    process.env.GRIDWORK_URL ??= new URL(process.env.CONSOLE_URL).origin;
+    process.env.GW_API_URL ??= new URL(process.env.CONSOLE_URL).origin;
     return async () => {};
   }
   const started = Date.now();
-  if (!process.env.GRIDWORK_URL) {
+  if (!process.env.GW_API_URL) {
     const [api, admin] = [await freePort(), await freePort()];
     dataDir = mkdtempSync(join(tmpdir(), 'gw-console-'));
-    const bin = process.env.GRIDWORK_BIN ?? '/work/notes/gridwork-snapshot';
+    mkdirSync('test-results', { recursive: true });
+    const log = openSync('test-results/gridwork.log', 'w');
+    const bin = process.env.GW_BIN ?? '/work/notes/gridwork-snapshot';
     const gw = spawn(bin, ['up'], {
       env: {
-        ...process.env,
+        // Only GRIDWORK_ variables it knows: any other (GRIDWORK_FOO) stops it.
+        ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('GRIDWORK_'))),
         GRIDWORK_DATA_DIR: dataDir,
         GRIDWORK_HTTP__LISTEN: `127.0.0.1:${api}`,
         GRIDWORK_HTTP__ADMIN_LISTEN: `127.0.0.1:${admin}`,
@@ -57,11 +60,12 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
         // put two on one spot when they want a linked report).
         GRIDWORK_MEDIATION__LINK_DISTANCE_M: '5',
       },
-      stdio: ['ignore', 'ignore', 'ignore'],
+      // Its banner and log, for when it does not come up.
+      stdio: ['ignore', log, log],
     });
     procs.push(gw);
-    process.env.GRIDWORK_URL = `http://127.0.0.1:${api}`;
-    await waitFor(`${process.env.GRIDWORK_URL}/health/ready`, 120_000, gw);
+    process.env.GW_API_URL = `http://127.0.0.1:${api}`;
+    await waitFor(`${process.env.GW_API_URL}/health/ready`, 120_000, gw);
   }
   const preview = await freePort();
   const vite = spawn('npx', ['vite', 'preview', '--port', String(preview), '--strictPort', '--host', '127.0.0.1'], {
@@ -72,7 +76,7 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
   procs.push(vite);
   process.env.CONSOLE_URL = `http://127.0.0.1:${preview}/console/`;
   await waitFor(process.env.CONSOLE_URL, 30_000, vite);
-  console.log(`gridwork ${process.env.GRIDWORK_URL}, console ${process.env.CONSOLE_URL} (${Date.now() - started} ms)`);
+  console.log(`gridwork ${process.env.GW_API_URL}, console ${process.env.CONSOLE_URL} (${Date.now() - started} ms)`);
   return async () => {
     for (const p of procs.reverse()) {
       try {

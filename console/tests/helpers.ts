@@ -14,7 +14,7 @@ export function consoleUrl(query = ''): string {
 }
 
 export function apiUrl(path: string): string {
-  return process.env.GRIDWORK_URL! + path;
+  return process.env.GW_API_URL! + path;
 }
 
 export async function token(request: APIRequestContext, username: string): Promise<string> {
@@ -34,7 +34,7 @@ export async function token(request: APIRequestContext, username: string): Promi
  * earlier case instead of opening one.
  */
 function nextSpot(): number {
-  const file = join(tmpdir(), `gw-console-spot-${new URL(process.env.GRIDWORK_URL!).port}`);
+  const file = join(tmpdir(), `gw-console-spot-${new URL(process.env.GW_API_URL!).port}`);
   const n = existsSync(file) ? Number(readFileSync(file, 'utf8')) + 1 : 0;
   writeFileSync(file, String(n));
   if (n >= 441) throw new Error('out of report spots: restart gridwork');

@@ -43,7 +43,7 @@ test('a network drop loses no update: the stream resumes with Last-Event-ID', as
   await expect(page.locator('#live')).toHaveText('实时连接中断，正在重连…');
   // Meanwhile a new case arrives and the old one is claimed elsewhere.
   const during = await caseOf(request, w, await report(request, w, { description: `断线期间的案件 ${k}` }));
-  const claim = await request.post(`${process.env.GRIDWORK_URL}/v1/cases/${before}/claim`, { headers: { Authorization: `Bearer ${d}` }, data: {} });
+  const claim = await request.post(`${process.env.GW_API_URL}/v1/cases/${before}/claim`, { headers: { Authorization: `Bearer ${d}` }, data: {} });
   expect(claim.ok()).toBeTruthy();
   await expect(row(page, during)).toHaveCount(0);
   // The network comes back: the reconnect sends Last-Event-ID and gets both.
@@ -166,6 +166,7 @@ async function realMapApi(request: import('@playwright/test').APIRequestContext)
 test('the map draws the scope’s grids; clicking one filters the queue', async ({ page, request }, info) => {
   const errors = watchErrors(page);
   const real = await realMapApi(request);
+  console.log(`map: ${real ? "the server's shapes and counts" : 'shapes and counts mocked'}`);
   const bboxes: string[] = [];
   if (real) {
     // A case in the demo grid, so it is coloured.
