@@ -506,7 +506,11 @@ function helpDialog(): HTMLElement {
     { id: 'help', 'aria-labelledby': 'help-title' },
     h('h2', { id: 'help-title' }, t('keyboard')),
     h('table', null, h('tbody', null, rows.map(([k, d]) => h('tr', null, h('th', { scope: 'row' }, h('kbd', null, k)), h('td', null, d))))),
-    h('form', { method: 'dialog' }, h('button', { type: 'submit' }, t('close'))),
+    h(
+      'button',
+      { type: 'button', id: 'help-close', on: { click: () => (document.getElementById('help') as HTMLDialogElement).close() } },
+      t('close'),
+    ),
   );
 }
 

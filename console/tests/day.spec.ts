@@ -378,6 +378,9 @@ test('keyboard: j/k move, Enter opens, c claims, ? lists the keys', async ({ pag
   await shot(page, info, 'keyboard-help');
   await page.keyboard.press('Escape');
   await expect(page.locator('#help')).toBeHidden();
+  await page.keyboard.press('?');
+  await page.locator('#help-close').click();
+  await expect(page.locator('#help')).toBeHidden();
   // Tab reaches the actions with a visible focus ring.
   await page.keyboard.press('q');
   await expect(page.locator('.actions button').first()).toBeFocused();
