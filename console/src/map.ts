@@ -5,24 +5,23 @@
 // (<meta name="gridwork-tiles" content="https://…/{z}/{x}/{y}.png">).
 import L from 'leaflet';
 import 'leaflet/dist/leaflet.css';
-import { bearer } from './api/client';
+import { api, call, type Schemas } from './api/client';
 import { h } from './dom';
 import { t } from './i18n';
 
-export type Count = { key: string; open: number; overdue: number };
+export type Count = Schemas['CaseCount'];
 
+/** Open and overdue cases per channel or grid; null when the server has no such endpoint. */
 export async function fetchCounts(by: 'grid' | 'channel', centre?: string): Promise<Map<string, Count> | null> {
-  const q = new URLSearchParams({ by });
-  if (centre) q.set('centre', centre);
   try {
-    const res = await fetch(`/v1/cases/counts?${q}`, { headers: { Authorization: `Bearer ${bearer() ?? ''}` } });
-    if (!res.ok) return null;
-    const body = (await res.json()) as { items: Count[] };
+    const body = await call(() => api.GET('/v1/cases/counts', { params: { query: { by, centre } } }));
     return new Map(body.items.map((c) => [c.key, c]));
   } catch {
     return null;
   }
 }
+
+type Shapes = Schemas['GridShapes'];
 
 type Props = { code: string; name?: string; centre?: string };
 
@@ -80,9 +79,7 @@ export class GridMap {
       .join(',');
     const zoom = Math.round(map.getZoom());
     const [shapes, counts] = await Promise.all([
-      fetch(`/v1/grids/shapes?bbox=${bbox}&zoom=${zoom}`, { headers: { Authorization: `Bearer ${bearer() ?? ''}` } })
-        .then((r) => (r.ok ? (r.json() as Promise<GeoJSON.FeatureCollection & { truncated?: boolean }>) : null))
-        .catch(() => null),
+      call(() => api.GET('/v1/grids/shapes', { params: { query: { bbox, zoom } } })).catch((): Shapes | null => null),
       fetchCounts('grid', this.centre()),
     ]);
     if (gen !== this.gen) return;
@@ -96,7 +93,7 @@ export class GridMap {
     // view the canvas renderer draws several times faster.
     this.canvas ??= L.canvas({ padding: 0.2 });
     const many = shapes.features.length > 1500;
-    this.layer = L.geoJSON(shapes, {
+    this.layer = L.geoJSON(shapes as unknown as GeoJSON.FeatureCollection, {
       ...(many ? { renderer: this.canvas } : {}),
       style: (f) => this.style((f?.properties as Props).code),
       onEachFeature: (f, layer) => {

@@ -87,7 +87,8 @@ export interface paths {
         /**
          * Revokes the token this request presents (log out) and, when a password
          *     sign-in issued it, the refresh tokens of that sign-in with every access
-         *     token issued from them. Other replicas refuse them at once.
+         *     token issued from them. Other replicas refuse them at once. A browser's
+         *     refresh cookie is cleared.
          */
         post: operations["revoke"];
         delete?: never;
@@ -105,7 +106,13 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Signs in (`grant_type=password`) or renews (`grant_type=refresh_token`). */
+        /**
+         * Signs in (`grant_type=password`) or renews (`grant_type=refresh_token`).
+         *     A browser page sends `X-Refresh-Cookie: 1`: the refresh token then comes
+         *     and goes in an HttpOnly, `SameSite=Strict` cookie (`gw_refresh`, path
+         *     `/v1/auth`) instead of the body, and a renewal may leave
+         *     `refresh_token` out of the body to use the cookie.
+         */
         post: operations["token"];
         delete?: never;
         options?: never;
@@ -126,6 +133,27 @@ export interface paths {
          *     pagination.
          */
         get: operations["list_cases"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/cases/counts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * `GET /v1/cases/counts`: the open cases the caller may see (a mediator:
+         *     their channel's), counted per channel queue or per grid, with how many
+         *     are overdue.
+         */
+        get: operations["case_counts"];
         put?: never;
         post?: never;
         delete?: never;
@@ -283,6 +311,26 @@ export interface paths {
          *     that assigns reports.
          */
         get: operations["locate"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/grids/shapes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * `GET /v1/grids/shapes`: the grids of the caller's scope whose boxes meet
+         *     the view, as GeoJSON, simplified for the zoom.
+         */
+        get: operations["grid_shapes"];
         put?: never;
         post?: never;
         delete?: never;
@@ -780,6 +828,28 @@ export interface components {
             /** @description Why; at most 2000 characters. */
             reason: string;
         };
+        /** @description The open cases of one queue or grid. */
+        CaseCount: {
+            /** @description The channel or the grid code. */
+            key: string;
+            /**
+             * Format: int64
+             * @description Open cases (neither closed nor rejected).
+             */
+            open: number;
+            /**
+             * Format: int64
+             * @description Of those, overdue now (the overdue rule of every case view).
+             */
+            overdue: number;
+        };
+        /** @description Body of `GET /v1/cases/counts`. */
+        CaseCounts: {
+            /** @description What the items are counted by: `channel` or `grid`. */
+            by: string;
+            /** @description One per key with open cases, by key. */
+            items: components["schemas"]["CaseCount"][];
+        };
         /** @description Body of `GET /v1/cases/{id}`. */
         CaseDetail: components["schemas"]["CaseView"] & {
             linked_reports: components["schemas"]["LinkedReport"][];
@@ -793,18 +863,6 @@ export interface components {
             items: components["schemas"]["CaseView"][];
             /** @description The next page's cursor; `null` on the last page. */
             next_cursor?: string | null;
-        };
-        /**
-         * @description Where a case is: its grid and the units above it (administrative codes;
-         *     empty below the finest level known, e.g. a case outside every grid).
-         */
-        CasePlace: {
-            city: string;
-            community: string;
-            county: string;
-            grid: string;
-            province: string;
-            street: string;
         };
         /**
          * @description A report of the case, as its detail shows it: its parties masked (see
@@ -894,7 +952,8 @@ export interface components {
             due_at: string;
             /** @description Whether a petition's deadline was extended (延期). */
             extended: boolean;
-            hierarchy: components["schemas"]["CasePlace"];
+            /** @description Where it is: its grid and the units above it. */
+            hierarchy: components["schemas"]["Hierarchy"];
             /** Format: uuid */
             id: string;
             joint: ("people_mediation" | "administrative_mediation" | "judicial_mediation" | "petition" | "counselling" | "legal_aid" | "emergency" | "department_dispatch" | "triage")[];
@@ -1070,9 +1129,39 @@ export interface components {
          *     `GET /v1/grids/versions/{id}/geojson` gives back.
          */
         GridCollection: Record<string, never>;
+        /** @description A grid's boundary, simplified. */
+        GridShape: {
+            geometry: components["schemas"]["ShapeGeometry"];
+            /** @description The grid's code. */
+            id: string;
+            properties: components["schemas"]["GridShapeProperties"];
+            /** @description Always `Feature`. */
+            type: string;
+        };
+        /** @description What a grid's feature says of it. */
+        GridShapeProperties: {
+            /** @description The centre that owns it (its queues). */
+            centre: string;
+            /** @description The grid's code (15 digits). */
+            code: string;
+        };
+        /** @description Body of `GET /v1/grids/shapes`: a GeoJSON FeatureCollection. */
+        GridShapes: {
+            features: components["schemas"]["GridShape"][];
+            /**
+             * @description More than [`MAX_SHAPES`] grids meet the box: these are the first by
+             *     code; zoom in for the rest.
+             */
+            truncated: boolean;
+            /** @description Always `FeatureCollection`. */
+            type: string;
+        };
         /**
-         * @description A comprehensive grid and every unit above it; a unit below the one the
-         *     point was assigned to is empty (a point in no grid goes to its county).
+         * @description The OpenAPI shape of `gridwork_domain::Hierarchy` (a domain type, which
+         *     knows nothing of HTTP): a comprehensive grid and every unit above it; a
+         *     unit below the finest one known is empty (a point or case in no grid
+         *     belongs to its county). A unit test checks it against what the domain
+         *     type serialises to.
          */
         Hierarchy: {
             /** @description 6 digits. */
@@ -1705,6 +1794,13 @@ export interface components {
             /** @enum {string|null} */
             urgency?: "normal" | "urgent" | "emergency" | null;
         };
+        /** @description A MultiPolygon: one polygon per ring of the grid. */
+        ShapeGeometry: {
+            /** @description Polygons of rings of `[lon, lat]` positions. */
+            coordinates: number[][][][];
+            /** @description Always `MultiPolygon`. */
+            type: string;
+        };
         /** @description An SLA clock of a new table (the domain's [`SlaClock`]). */
         SlaIn: {
             /** @enum {string|null} */
@@ -1885,9 +1981,12 @@ export interface components {
             refresh_expires_in: number;
             /**
              * @description Single use: each use returns a new one; a spent one used again
-             *     revokes the whole family.
+             *     revokes the whole family. Absent when the request asked for it in a
+             *     cookie (`X-Refresh-Cookie: 1`): then it is the HttpOnly,
+             *     `SameSite=Strict` cookie `gw_refresh` on path `/v1/auth`, which page
+             *     scripts cannot read.
              */
-            refresh_token: string;
+            refresh_token?: string | null;
             role: string;
             scope: string;
             /** @description Always `Bearer`. */
@@ -2271,6 +2370,70 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["CasePage"];
+                };
+            };
+            /** @description Invalid request (query, path or body): `code` says what, `field` where */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"];
+                };
+            };
+            /** @description No token, or one that is malformed, expired, revoked or not ours */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"];
+                };
+            };
+            /** @description The token's role may not do this, or the jurisdiction asked for is outside the token's scope */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"];
+                };
+            };
+            /** @description A dependency (database, event log, cache) is unavailable; retry later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"];
+                };
+            };
+        };
+    };
+    case_counts: {
+        parameters: {
+            query: {
+                /** @description `channel` (each channel queue) or `grid` (each grid; empty key: in no grid). */
+                by: "channel" | "grid";
+                /**
+                 * @description An administrative code under the caller's scope: only the centres
+                 *     under it. Default: the caller's scope.
+                 */
+                centre?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Open and overdue cases per key */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CaseCounts"];
                 };
             };
             /** @description Invalid request (query, path or body): `code` says what, `field` where */
@@ -2920,6 +3083,61 @@ export interface operations {
             };
             /** @description No grid registry at all: no county is known */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"];
+                };
+            };
+        };
+    };
+    grid_shapes: {
+        parameters: {
+            query: {
+                /** @description The map's view: `west,south,east,north` in degrees (WGS-84). */
+                bbox: string;
+                /**
+                 * @description The map's zoom level (0–22, as Leaflet counts): boundaries are
+                 *     simplified to about a pixel at it. Default 18 (all detail).
+                 */
+                zoom?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The grids in view */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/geo+json": components["schemas"]["GridShapes"];
+                };
+            };
+            /** @description Invalid request (query, path or body): `code` says what, `field` where */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"];
+                };
+            };
+            /** @description No token, or one that is malformed, expired, revoked or not ours */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"];
+                };
+            };
+            /** @description A dependency (database, event log, cache) is unavailable; retry later */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
