@@ -1,0 +1,129 @@
+import AxeBuilder from '@axe-core/playwright';
+import { expect, type APIRequestContext, type Page, type TestInfo } from '@playwright/test';
+import { randomUUID } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export const PASSWORD = 'gridwork-demo';
+export const DEMO = { lat: 37.5095, lon: 122.115, grid: '371002003003004', centre: '371002003' };
+
+export function consoleUrl(query = ''): string {
+  const base = process.env.CONSOLE_URL!;
+  return base + query;
+}
+
+export function apiUrl(path: string): string {
+  return process.env.GW_API_URL! + path;
+}
+
+export async function token(request: APIRequestContext, username: string): Promise<string> {
+  const r = await request.post(apiUrl('/v1/auth/token'), {
+    data: { grant_type: 'password', username, password: PASSWORD },
+  });
+  expect(r.ok()).toBeTruthy();
+  return (await r.json()).access_token as string;
+}
+
+/** A grid worker's report at the demo point (through the API, as a phone would). */
+/**
+ * The next free spot for a report: a 21 × 21 lattice 0.0001° apart (~10 m)
+ * around the demo point, all in grid 371002003003004. The counter is in a
+ * file per gridwork instance, so workers restarted after a failure (or a
+ * `--repeat-each`) never reuse a spot: reuse would link the report to an
+ * earlier case instead of opening one.
+ */
+function nextSpot(): number {
+  const file = join(tmpdir(), `gw-console-spot-${new URL(process.env.GW_API_URL!).port}`);
+  const n = existsSync(file) ? Number(readFileSync(file, 'utf8')) + 1 : 0;
+  writeFileSync(file, String(n));
+  if (n >= 441) throw new Error('out of report spots: restart gridwork');
+  return n;
+}
+
+let spot = -1;
+
+/** A word no other test's reports contain, to find this test's cases. */
+export function tag(): string {
+  return 't' + randomUUID().slice(0, 8);
+}
+
+export async function report(
+  request: APIRequestContext,
+  workerToken: string,
+  opts: { description?: string; category?: string; urgency?: string; sameSpot?: boolean } = {},
+): Promise<string> {
+  const id = randomUUID();
+  if (!opts.sameSpot || spot < 0) spot = nextSpot();
+  const dx = ((spot % 21) - 10) * 0.0001;
+  const dy = (Math.floor(spot / 21) - 10) * 0.0001;
+  const r = await request.post(apiUrl('/v1/reports'), {
+    headers: { Authorization: `Bearer ${workerToken}` },
+    data: {
+      id,
+      occurred_at: new Date().toISOString(),
+      location: { lat: DEMO.lat + dy, lon: DEMO.lon + dx, accuracy_m: 10 },
+      address: '威海市环翠区',
+      category: opts.category ?? 'dispute.neighbourhood',
+      ...(opts.urgency ? { urgency: opts.urgency } : {}),
+      description: opts.description ?? '楼上装修噪音扰民，多次协商未果',
+      parties: [{ name: '张三', phone: '13800000000' }],
+    },
+  });
+  expect(r.status(), await r.text()).toBeLessThan(300);
+  return id;
+}
+
+/** The case a report opened (waits for the pipeline). */
+export async function caseOf(request: APIRequestContext, workerToken: string, reportId: string): Promise<string> {
+  let caseId: string | null = null;
+  await expect
+    .poll(
+      async () => {
+        const r = await request.get(apiUrl(`/v1/reports/${reportId}`), { headers: { Authorization: `Bearer ${workerToken}` } });
+        caseId = (await r.json()).case_id ?? null;
+        return caseId;
+      },
+      { timeout: 15_000 },
+    )
+    .not.toBeNull();
+  return caseId!;
+}
+
+export async function signIn(page: Page, username = 'dispatcher-1', query = ''): Promise<void> {
+  await page.goto(consoleUrl(query));
+  await page.getByLabel('用户名').fill(username);
+  await page.getByLabel('密码').fill(PASSWORD);
+  await page.getByRole('button', { name: '登录' }).click();
+  await expect(page.locator('#who')).toContainText(username);
+}
+
+export function row(page: Page, caseId: string) {
+  return page.locator(`.row[data-id="${caseId}"]`);
+}
+
+/** One screenshot per test, into test-results/screens/. */
+export async function shot(page: Page, info: TestInfo, name?: string): Promise<void> {
+  mkdirSync('test-results/screens', { recursive: true });
+  const file = `test-results/screens/${name ?? info.title.replace(/[^\p{L}\p{N}]+/gu, '-').toLowerCase()}.png`;
+  await page.screenshot({ path: file, fullPage: false });
+}
+
+/** axe-core: no serious or critical violations on the page as it is. */
+export async function axe(page: Page): Promise<void> {
+  const res = await new AxeBuilder({ page }).analyze();
+  const bad = res.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+  expect(
+    bad.map((v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.map((n) => n.target.join(' ')).slice(0, 3).join(', ')}`),
+  ).toEqual([]);
+}
+
+/** Fails the test on any CSP violation or uncaught page error. */
+export function watchErrors(page: Page): string[] {
+  const errors: string[] = [];
+  page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
+  page.on('console', (m) => {
+    if (m.type() === 'error' && /Content Security Policy|Refused to/i.test(m.text())) errors.push(m.text());
+  });
+  return errors;
+}
