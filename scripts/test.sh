@@ -27,3 +27,9 @@ cargo nextest run --workspace --no-fail-fast "$@"
 
 echo "==> README walk-through"
 scripts/readme-walkthrough.sh
+
+# The web console in a real browser (headless Chromium) against `gridwork up`
+# serving /console/, and its bundle rebuilt from source (ADR 0034). Installs
+# Node, Chromium and the Chinese font from Debian the first time.
+echo "==> web console"
+scripts/console.sh

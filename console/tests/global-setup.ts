@@ -1,12 +1,16 @@
-// Starts `gridwork up` on free ports with a fresh data directory and serves
-// the built console through `vite preview` (which proxies /v1 to it and
-// applies the production CSP). With CONSOLE_URL set (gridwork serving
-// /console/ itself), only GW_API_URL (default: CONSOLE_URL's origin) is used.
+// Starts `gridwork up` (GW_BIN, default the workspace's target/debug/gridwork)
+// on free ports with a fresh data directory, and opens the console gridwork
+// itself serves at /console/ (the bundle embedded in that binary, with its
+// CSP). GW_CONSOLE_PREVIEW=1 serves the freshly built dist/ through `vite
+// preview` instead (it proxies /v1 to gridwork and applies the same CSP), for
+// working on the page without rebuilding gridwork. With CONSOLE_URL set
+// (a running deployment), only GW_API_URL (default: its origin) is used.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, openSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -47,7 +51,8 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
     dataDir = mkdtempSync(join(tmpdir(), 'gw-console-'));
     mkdirSync('test-results', { recursive: true });
     const log = openSync('test-results/gridwork.log', 'w');
-    const bin = process.env.GW_BIN ?? '/work/notes/gridwork-snapshot';
+    const here = dirname(fileURLToPath(import.meta.url));
+    const bin = process.env.GW_BIN ?? resolve(here, '../../target/debug/gridwork');
     const gw = spawn(bin, ['up'], {
       env: {
         // Only GRIDWORK_ variables it knows: any other (GRIDWORK_FOO) stops it.
@@ -66,6 +71,16 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
     procs.push(gw);
     process.env.GW_API_URL = `http://127.0.0.1:${api}`;
     await waitFor(`${process.env.GW_API_URL}/health/ready`, 120_000, gw);
+  }
+  if (!process.env.GW_CONSOLE_PREVIEW) {
+    process.env.CONSOLE_URL = `${process.env.GW_API_URL}/console/`;
+    await waitFor(process.env.CONSOLE_URL, 30_000);
+    console.log(`gridwork ${process.env.GW_API_URL}, console served by it (${Date.now() - started} ms)`);
+    return async () => {
+      for (const p of procs.reverse()) p.kill('SIGTERM');
+      await new Promise((r) => setTimeout(r, 500));
+      if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+    };
   }
   const preview = await freePort();
   const vite = spawn('npx', ['vite', 'preview', '--port', String(preview), '--strictPort', '--host', '127.0.0.1'], {

@@ -3,6 +3,7 @@
 //! page for any in-app path, 404 for a file that is not there.
 
 use crate::helpers;
+use serde_json::Value;
 
 #[actix_web::test]
 async fn the_console_is_served_with_a_strict_policy() {
@@ -47,5 +48,23 @@ async fn the_console_is_served_with_a_strict_policy() {
         assets += 1;
     }
     eprintln!("console: page and {assets} assets served");
+    app.shutdown().await;
+}
+
+/// The console's typed client is generated from `console/openapi.json`
+/// (openapi-typescript): that file must be the document the code serves,
+/// so a change of the API shows up as a type error in the console's build.
+#[actix_web::test]
+async fn the_consoles_copy_of_the_document_is_current() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = helpers::spawn(dir.path()).await;
+    let served: Value = app.http.get(format!("{}/openapi.json", app.base)).send().await.unwrap().json().await.unwrap();
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../console/openapi.json");
+    let copy: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    assert!(
+        served == copy,
+        "console/openapi.json is not the document gridwork serves: copy /openapi.json of `gridwork up` there, \
+         run `npm run gen:api` in console/ and rebuild (scripts/console.sh check)"
+    );
     app.shutdown().await;
 }
