@@ -10,6 +10,23 @@ import type { Filters } from './urlstate';
 export const ROW_H = 64;
 const PAGE = 200; // the API's largest page
 
+/** The query of `GET /v1/cases` for the view `f`: `limit` cases after `cursor`. */
+function listQuery(f: Filters, limit: number, cursor?: string) {
+  return {
+    centre: f.centre,
+    channel: f.channel as CaseView['channel'] | undefined,
+    status: f.status,
+    priority: f.priority ? Number(f.priority) : undefined,
+    overdue: f.overdue === 'true' ? true : f.overdue === 'false' ? false : undefined,
+    grid: f.grid,
+    category: f.category,
+    text: f.text,
+    sort: f.sort as 'urgent' | undefined,
+    limit,
+    cursor,
+  };
+}
+
 export type QueueEvents = {
   open: (id: string) => void;
   selectionChanged: () => void;
@@ -78,19 +95,7 @@ export class Queue {
       const page = await call(() =>
         api.GET('/v1/cases', {
           params: {
-            query: {
-              centre: f.centre,
-              channel: f.channel as CaseView['channel'] | undefined,
-              status: f.status,
-              priority: f.priority ? Number(f.priority) : undefined,
-              overdue: f.overdue === 'true' ? true : f.overdue === 'false' ? false : undefined,
-              grid: f.grid,
-              category: f.category,
-              text: f.text,
-              sort: f.sort as 'urgent' | undefined,
-              limit: PAGE,
-              cursor: this.cursor ?? undefined,
-            },
+            query: listQuery(f, PAGE, this.cursor ?? undefined),
           },
         }),
       );
@@ -124,18 +129,7 @@ export class Queue {
       const page = await call(() =>
         api.GET('/v1/cases', {
           params: {
-            query: {
-              centre: f.centre,
-              channel: f.channel as CaseView['channel'] | undefined,
-              status: f.status,
-              priority: f.priority ? Number(f.priority) : undefined,
-              overdue: f.overdue === 'true' ? true : f.overdue === 'false' ? false : undefined,
-              grid: f.grid,
-              category: f.category,
-              text: f.text,
-              sort: f.sort as 'urgent' | undefined,
-              limit: 50,
-            },
+            query: listQuery(f, 50),
           },
         }),
       );
