@@ -6,6 +6,14 @@ use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
+/// A string schema that is one of `values`.
+pub fn one_of<'a>(values: impl IntoIterator<Item = &'a str>) -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(values))
+        .build()
+}
+
 /// The OpenAPI shape of `gridwork_domain::Hierarchy` (a domain type, which
 /// knows nothing of HTTP): a comprehensive grid and every unit above it; a
 /// unit below the finest one known is empty (a point or case in no grid

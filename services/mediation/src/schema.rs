@@ -6,10 +6,7 @@ use gridwork_domain::{CaseStatus, Channel};
 use utoipa::openapi::schema::{SchemaType, Type};
 use utoipa::openapi::{Array, ArrayBuilder, Object, ObjectBuilder};
 
-/// A string that is one of `values`.
-pub(crate) fn one_of<'a>(values: impl IntoIterator<Item = &'a str>) -> Object {
-    ObjectBuilder::new().schema_type(Type::String).enum_values(Some(values)).build()
-}
+pub(crate) use gridwork_platform::openapi::one_of;
 
 /// A case's status.
 pub(crate) fn case_status() -> Object {

@@ -75,17 +75,11 @@ pub struct RefreshGrant {
 }
 
 fn password_grant_type() -> utoipa::openapi::Object {
-    utoipa::openapi::ObjectBuilder::new()
-        .schema_type(utoipa::openapi::schema::Type::String)
-        .enum_values(Some(["password"]))
-        .build()
+    gridwork_platform::openapi::one_of(["password"])
 }
 
 fn refresh_grant_type() -> utoipa::openapi::Object {
-    utoipa::openapi::ObjectBuilder::new()
-        .schema_type(utoipa::openapi::schema::Type::String)
-        .enum_values(Some(["refresh_token"]))
-        .build()
+    gridwork_platform::openapi::one_of(["refresh_token"])
 }
 
 fn refused(code: &'static str, message: &'static str) -> IntakeError {

@@ -83,13 +83,10 @@ impl ActionIn {
             gridwork_domain::text::check_text("note", n, gridwork_domain::text::MAX_NOTE_CHARS)?;
         }
         if let Some(o) = &self.outcome {
-            Outcome::parse(o)
-                .ok_or_else(|| bad("invalid_field", "outcome", format!("unknown outcome {o:?}"), "未知的办理结果"))?;
+            outcome_field(o)?;
         }
         if let Some(s) = &self.satisfaction {
-            Satisfaction::parse(s).ok_or_else(|| {
-                bad("invalid_field", "satisfaction", format!("unknown satisfaction {s:?}"), "未知的满意度")
-            })?;
+            satisfaction_field(s)?;
         }
         if let Some(c) = &self.channel {
             channel_field("channel", c)?;
@@ -135,6 +132,15 @@ fn channel_field(field: &str, v: &str) -> Result<Channel, MediationError> {
     })
 }
 
+fn outcome_field(o: &str) -> Result<Outcome, MediationError> {
+    Outcome::parse(o).ok_or_else(|| bad("invalid_field", "outcome", format!("unknown outcome {o:?}"), "未知的办理结果"))
+}
+
+fn satisfaction_field(s: &str) -> Result<Satisfaction, MediationError> {
+    Satisfaction::parse(s)
+        .ok_or_else(|| bad("invalid_field", "satisfaction", format!("unknown satisfaction {s:?}"), "未知的满意度"))
+}
+
 /// The domain's action `name` with the fields of `body`, for `case`
 /// (an extension's deadline is counted on `clocks`).
 pub fn parse_action(clocks: &Clocks, name: &str, body: &ActionIn, case: &Case) -> Result<CaseAction, MediationError> {
@@ -174,9 +180,7 @@ pub fn parse_action(clocks: &Clocks, name: &str, body: &ActionIn, case: &Case) -
                     "办结需要填写结果",
                 )
             })?;
-            let outcome = Outcome::parse(o)
-                .ok_or_else(|| bad("invalid_field", "outcome", format!("unknown outcome {o:?}"), "未知的办理结果"))?;
-            CaseAction::Resolve { outcome, note: body.note.clone() }
+            CaseAction::Resolve { outcome: outcome_field(o)?, note: body.note.clone() }
         }
         "verify" => CaseAction::Verify,
         "close" => CaseAction::Close,
@@ -191,10 +195,7 @@ pub fn parse_action(clocks: &Clocks, name: &str, body: &ActionIn, case: &Case) -
                     "回访需要填写满意度",
                 )
             })?;
-            let satisfaction = Satisfaction::parse(s).ok_or_else(|| {
-                bad("invalid_field", "satisfaction", format!("unknown satisfaction {s:?}"), "未知的满意度")
-            })?;
-            CaseAction::Callback { satisfaction }
+            CaseAction::Callback { satisfaction: satisfaction_field(s)? }
         }
         "extend" => {
             let text = body.extension.as_deref().ok_or_else(|| {

@@ -3,7 +3,6 @@
 
 use actix_web::{web, HttpResponse};
 use chrono::Utc;
-use gridwork_domain::codes;
 use gridwork_platform::auth::Caller;
 use gridwork_platform::error::responses::{BadRequest, Forbidden, Unauthorized, Unavailable};
 use serde::{Deserialize, Serialize};
@@ -86,11 +85,9 @@ pub async fn counts(
     };
     let prefix = match &q.centre {
         Some(c) => {
-            let p = codes::significant_prefix(c).map_err(|_| {
-                bad("invalid_filter", "centre", format!("{c:?} is not an administrative code"), "行政区划代码无效")
-            })?;
+            let p = super::list::code_prefix(c, "centre")?;
             access::require_covers(&actor, c, "that centre is outside your scope")?;
-            Some(p.to_owned())
+            Some(p)
         }
         None => None,
     };

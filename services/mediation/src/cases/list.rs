@@ -121,7 +121,9 @@ fn sort_named(name: &str, at: DateTime<Utc>) -> Result<Sort, MediationError> {
     })
 }
 
-fn code_prefix(code: &str, field: &str) -> Result<String, MediationError> {
+/// The prefix every code under `code` starts with (400 `invalid_filter`
+/// naming `field` when it is no administrative code).
+pub(super) fn code_prefix(code: &str, field: &str) -> Result<String, MediationError> {
     codes::significant_prefix(code).map(str::to_owned).map_err(|_| {
         bad("invalid_filter", field, format!("{code:?} is not an administrative code"), "行政区划代码无效")
     })
