@@ -55,7 +55,7 @@ ALLOWED = {
     # The report's text and parties never travel on topics (ADR 0028): the
     # case detail reads them where intake stored them.
     ("mediation", "reports", "read"): "case detail and parties show the report's sealed text; a new case's search words",
-    ("mediation", "media", "read"): "a task's result lists the photos and videos the worker uploaded",
+    ("mediation", "media", "read"): "a task's result and a case's reports list their photos and videos, and whether each has arrived",
     ("mediation", "users", "read"): "a task is given to a grid worker who exists",
 }
 

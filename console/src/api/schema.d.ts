@@ -270,6 +270,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/categories": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** `GET /v1/categories`: every category, by code, to anyone signed in. */
+        get: operations["categories"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/centres/{code}/stream": {
         parameters: {
             query?: never;
@@ -328,7 +345,8 @@ export interface paths {
         };
         /**
          * `GET /v1/grids/shapes`: the grids of the caller's scope whose boxes meet
-         *     the view, as GeoJSON, simplified for the zoom.
+         *     the view, as GeoJSON, simplified for the zoom; past [`MAX_SHAPES`] grids
+         *     (a province at low zoom), the counties they lie in instead.
          */
         get: operations["grid_shapes"];
         put?: never;
@@ -874,6 +892,11 @@ export interface components {
             /** Format: uuid */
             id: string;
             location: components["schemas"]["CaseReportLocation"];
+            /**
+             * @description The photos and videos it shows (fetch each from its `url` with the
+             *     bearer token; scoped like the case).
+             */
+            media: components["schemas"]["MediaRef"][];
             /** Format: date-time */
             occurred_at: string;
             /** @description The parties, masked; `null` if they cannot be read. */
@@ -957,8 +980,16 @@ export interface components {
             /** Format: uuid */
             id: string;
             joint: ("people_mediation" | "administrative_mediation" | "judicial_mediation" | "petition" | "counselling" | "legal_aid" | "emergency" | "department_dispatch" | "triage")[];
+            /**
+             * Format: double
+             * @description Where the first report saw the incident (WGS-84), for the map;
+             *     `null` for a case opened before this was kept.
+             */
+            lat: number | null;
             /** Format: date-time */
             lease_until?: string | null;
+            /** Format: double */
+            lon: number | null;
             /**
              * @description How it was resolved (`mediated_agreement`, `not_agreed`,
              *     `referred_to_litigation`, `withdrawn`, `handled`).
@@ -1000,6 +1031,30 @@ export interface components {
              *     (409).
              */
             version: number;
+        };
+        /** @description Body of `GET /v1/categories`. */
+        Categories: {
+            /** @description By code. */
+            items: components["schemas"]["CategoryView"][];
+            /**
+             * Format: int32
+             * @description The taxonomy's version (0 when none is loaded).
+             */
+            version: number;
+        };
+        /** @description One category of the taxonomy. */
+        CategoryView: {
+            /** @description The code reports carry (`dispute.neighbourhood`, …). */
+            code: string;
+            /** @description Its name in English. */
+            name_en: string;
+            /** @description Its name in Chinese (邻里纠纷, …). */
+            name_zh: string;
+            /**
+             * @description Whether a report of it is a petition (信访事项), with the petition
+             *     clocks.
+             */
+            petition: boolean;
         };
         /** @description What the readiness check found, one entry per dependency. */
         Checks: {
@@ -1138,19 +1193,24 @@ export interface components {
             /** @description Always `Feature`. */
             type: string;
         };
-        /** @description What a grid's feature says of it. */
+        /** @description What a feature says of its area. */
         GridShapeProperties: {
-            /** @description The centre that owns it (its queues). */
-            centre: string;
-            /** @description The grid's code (15 digits). */
+            /** @description The centre that owns the grid (its queues); absent for a county. */
+            centre?: string | null;
+            /** @description The grid's code (15 digits), or a county's (6 digits). */
             code: string;
+            /** @description A county's number of grids in view (of the caller's scope). */
+            grids?: number | null;
+            /** @enum {string} */
+            level: "grid" | "county";
         };
         /** @description Body of `GET /v1/grids/shapes`: a GeoJSON FeatureCollection. */
         GridShapes: {
             features: components["schemas"]["GridShape"][];
             /**
-             * @description More than [`MAX_SHAPES`] grids meet the box: these are the first by
-             *     code; zoom in for the rest.
+             * @description More than [`MAX_SHAPES`] grids meet the box and some lie in no
+             *     county the registry knows: these are the first by code; zoom in for
+             *     the rest.
              */
             truncated: boolean;
             /** @description Always `FeatureCollection`. */
@@ -1408,7 +1468,10 @@ export interface components {
             name?: string | null;
             phone?: string | null;
         };
-        /** @description A medium a report names, and whether it has arrived yet. */
+        /**
+         * @description A photo or video a report or a task's result names, and whether it has
+         *     arrived yet.
+         */
         MediaRef: {
             available: boolean;
             content_type?: string | null;
@@ -1899,16 +1962,6 @@ export interface components {
             /** Format: double */
             lon: number;
         };
-        /** @description A photo or video of a task's result, and whether it has arrived yet. */
-        TaskMedia: {
-            /** @description Uploaded already. */
-            available: boolean;
-            /** @description Once uploaded. */
-            content_type: string | null;
-            /** @description The SHA-256 (lowercase hex) of the file, as `POST /v1/media` named it. */
-            id: string;
-            url: string;
-        };
         /**
          * @description A task as both the phone and the case worker see it: what, by when, its
          *     state, the result, and its history. Nobody's personal data but what the
@@ -1947,7 +2000,7 @@ export interface components {
             kind: "verification" | "follow_up" | "delivery" | "assist_mediation";
             /** @description The kind in Chinese: 核查, 回访, 送达 or 协助调解. */
             kind_zh: string;
-            media: components["schemas"]["TaskMedia"][];
+            media: components["schemas"]["MediaRef"][];
             /** @description The grid worker's result note. */
             note: string | null;
             /** @description Still open and past its due time. */
@@ -2334,6 +2387,7 @@ export interface operations {
                 status?: string;
                 /** @description Cases of this priority (1 highest). */
                 priority?: number;
+                urgency?: "normal" | "urgent" | "emergency";
                 /** @description Only overdue cases (`true`), or only those that are not (`false`). */
                 overdue?: boolean;
                 /**
@@ -2974,6 +3028,44 @@ export interface operations {
             };
         };
     };
+    categories: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The taxonomy */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Categories"];
+                };
+            };
+            /** @description No token, or one that is malformed, expired, revoked or not ours */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"];
+                };
+            };
+            /** @description A dependency (database, event log, cache) is unavailable; retry later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"];
+                };
+            };
+        };
+    };
     centre_stream: {
         parameters: {
             query?: never;
@@ -3109,7 +3201,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description The grids in view */
+            /** @description The grids in view (their counties, with how many grids each, when there are too many) */
             200: {
                 headers: {
                     [name: string]: unknown;

@@ -344,6 +344,16 @@ impl GridIndex {
         self.grids.rings(i as usize)
     }
 
+    /// The number of the county `code`, if the index knows it.
+    pub fn county_index(&self, code: &str) -> Option<u32> {
+        self.county_codes.binary_search_by(|c| c.as_str().cmp(code)).ok().map(|c| c as u32)
+    }
+
+    /// The rings of county `c`, as [`GridIndex::grid_rings`].
+    pub fn county_rings(&self, c: u32) -> impl Iterator<Item = &[[f64; 2]]> + '_ {
+        self.counties.rings(c as usize)
+    }
+
     /// A point inside the grid `code` (for demos and tests).
     pub fn interior_point(&self, code: &str) -> Option<(f64, f64)> {
         let i = self.codes.binary_search_by(|c| c.as_str().cmp(code)).ok()?;

@@ -32,6 +32,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use utoipa::{IntoParams, ToSchema};
 
+pub mod categories;
 pub mod import;
 pub mod openapi;
 pub mod registry;
@@ -643,6 +644,7 @@ pub async fn start_sharing(ctx: &Context, shutdown: CancellationToken) -> anyhow
 
 /// The assigner's route table (ADR 0033).
 pub static ROUTES: &[Route] = &[
+    Route::new(Method::Get, "/v1/categories", Access::SignedIn, |r| r.to(categories::list)),
     Route::new(Method::Get, "/v1/grids/locate", Access::SignedIn, |r| r.to(locate)),
     Route::new(Method::Get, "/v1/grids/shapes", Access::SignedIn, |r| r.to(shapes::shapes)),
     Route::new(Method::Get, "/v1/grids/versions", Access::Roles(ADMINS), |r| r.to(list_versions)),

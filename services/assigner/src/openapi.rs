@@ -29,7 +29,7 @@ pub struct GridCollection(#[allow(dead_code)] serde_json::Value);
 
 #[derive(OpenApi)]
 #[openapi(
-    paths(crate::locate, crate::shapes::shapes, crate::list_versions, crate::import_version, crate::export_version),
+    paths(crate::categories::list, crate::locate, crate::shapes::shapes, crate::list_versions, crate::import_version, crate::export_version),
     components(schemas(
         gridwork_platform::ApiError,
         crate::LocateOut,
@@ -37,10 +37,12 @@ pub struct GridCollection(#[allow(dead_code)] serde_json::Value);
         crate::VersionsOut,
         crate::VersionView,
         crate::ImportOut,
+        crate::categories::Categories,
+        crate::categories::CategoryView,
         gridwork_platform::openapi::HierarchySchema,
     )),
     tags(
-        (name = "grids", description = "Comprehensive grids (综合网格): locating a point, grid versions"),
+        (name = "grids", description = "Comprehensive grids (综合网格): locating a point, grid versions, the map; the incident taxonomy"),
     )
 )]
 pub struct AssignerApi;

@@ -2,7 +2,9 @@
 //! console. The boundaries are the basemap (a government intranet has no
 //! tile server), so a county or city user's map of thousands of grids
 //! fetches only the box it shows, simplified for its zoom, and only the
-//! grids of the caller's scope.
+//! grids of the caller's scope. A province's 100,000 grids at low zoom are
+//! a few pixels each: past [`MAX_SHAPES`] grids in view the answer is the
+//! counties they lie in, each with its number of grids in view.
 
 use actix_web::{web, HttpResponse};
 use chrono::Utc;
@@ -14,7 +16,7 @@ use gridwork_platform::ApiError;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::State;
+use crate::{Grids, State};
 
 /// At most this many grids in one answer (`truncated` says when more meet
 /// the box: zoom in).
@@ -48,13 +50,26 @@ pub struct GridShape {
     pub geometry: ShapeGeometry,
 }
 
-/// What a grid's feature says of it.
+/// What a feature says of its area.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct GridShapeProperties {
-    /// The grid's code (15 digits).
+    /// The grid's code (15 digits), or a county's (6 digits).
     pub code: String,
-    /// The centre that owns it (its queues).
-    pub centre: String,
+    /// The centre that owns the grid (its queues); absent for a county.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub centre: Option<String>,
+    /// `grid`; `county` when more than [`MAX_SHAPES`] grids meet the view
+    /// (a province at low zoom): each feature is then a county's boundary,
+    /// standing for its grids in view.
+    #[schema(schema_with = level)]
+    pub level: &'static str,
+    /// A county's number of grids in view (of the caller's scope).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grids: Option<usize>,
+}
+
+fn level() -> utoipa::openapi::schema::Object {
+    gridwork_platform::openapi::one_of(["grid", "county"])
 }
 
 /// A MultiPolygon: one polygon per ring of the grid.
@@ -74,8 +89,9 @@ pub struct GridShapes {
     #[serde(rename = "type")]
     pub kind: &'static str,
     pub features: Vec<GridShape>,
-    /// More than [`MAX_SHAPES`] grids meet the box: these are the first by
-    /// code; zoom in for the rest.
+    /// More than [`MAX_SHAPES`] grids meet the box and some lie in no
+    /// county the registry knows: these are the first by code; zoom in for
+    /// the rest.
     pub truncated: bool,
 }
 
@@ -124,11 +140,12 @@ pub fn simplify_ring(ring: &[[f64; 2]], epsilon: f64) -> Vec<[f64; 2]> {
 }
 
 /// `GET /v1/grids/shapes`: the grids of the caller's scope whose boxes meet
-/// the view, as GeoJSON, simplified for the zoom.
+/// the view, as GeoJSON, simplified for the zoom; past [`MAX_SHAPES`] grids
+/// (a province at low zoom), the counties they lie in instead.
 #[utoipa::path(get, path = "/v1/grids/shapes", tag = "grids", operation_id = "grid_shapes", params(ShapesQuery),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The grids in view", body = GridShapes, content_type = "application/geo+json"),
+        (status = 200, description = "The grids in view (their counties, with how many grids each, when there are too many)", body = GridShapes, content_type = "application/geo+json"),
         BadRequest, Unauthorized, Unavailable,
     ))]
 pub async fn shapes(
@@ -147,24 +164,8 @@ pub async fn shapes(
     let index = &grids.index;
     let mut hits: Vec<u32> = index.grids_in(bbox).filter(|&i| index.grid_code(i).starts_with(&scope)).collect();
     hits.sort_unstable_by(|a, b| index.grid_code(*a).cmp(index.grid_code(*b)));
-    let truncated = hits.len() > MAX_SHAPES;
-    hits.truncate(MAX_SHAPES);
     let epsilon = pixel_degrees(q.zoom.unwrap_or(18));
-    let features = hits
-        .into_iter()
-        .map(|i| {
-            let code = index.grid_code(i).to_owned();
-            GridShape {
-                kind: "Feature",
-                id: code.clone(),
-                properties: GridShapeProperties { centre: grids.centres.get(&code).cloned().unwrap_or_default(), code },
-                geometry: ShapeGeometry {
-                    kind: "MultiPolygon",
-                    coordinates: index.grid_rings(i).map(|r| vec![simplify_ring(r, epsilon)]).collect(),
-                },
-            }
-        })
-        .collect();
+    let (features, truncated) = features(&grids, &hits, epsilon, MAX_SHAPES);
     Ok(HttpResponse::Ok().content_type("application/geo+json").json(GridShapes {
         kind: "FeatureCollection",
         features,
@@ -172,9 +173,135 @@ pub async fn shapes(
     }))
 }
 
+/// The features of `hits` (grids sorted by code): the grids, or past `max`
+/// of them, their counties (see [`county_features`]).
+fn features(grids: &Grids, hits: &[u32], epsilon: f64, max: usize) -> (Vec<GridShape>, bool) {
+    if hits.len() > max {
+        county_features(grids, hits, epsilon, max)
+    } else {
+        (hits.iter().map(|&i| grid_feature(grids, i, epsilon)).collect(), false)
+    }
+}
+
+/// Grid `i`, simplified to `epsilon` degrees.
+fn grid_feature(grids: &Grids, i: u32, epsilon: f64) -> GridShape {
+    let code = grids.index.grid_code(i).to_owned();
+    GridShape {
+        kind: "Feature",
+        id: code.clone(),
+        properties: GridShapeProperties {
+            centre: Some(grids.centres.get(&code).cloned().unwrap_or_default()),
+            code,
+            level: "grid",
+            grids: None,
+        },
+        geometry: ShapeGeometry {
+            kind: "MultiPolygon",
+            coordinates: grids.index.grid_rings(i).map(|r| vec![simplify_ring(r, epsilon)]).collect(),
+        },
+    }
+}
+
+/// Too many grids for one view: the counties they lie in, each with its
+/// number of grids in view. Grids of counties the registry has no boundary
+/// for follow as grids, up to `max` features in all (`truncated` when some
+/// are left out).
+fn county_features(grids: &Grids, hits: &[u32], epsilon: f64, max: usize) -> (Vec<GridShape>, bool) {
+    let index = &grids.index;
+    let mut per_county: Vec<(u32, usize)> = Vec::new();
+    let mut loose: Vec<u32> = Vec::new();
+    for &i in hits {
+        let code = index.grid_code(i);
+        match code.get(..6).and_then(|c| index.county_index(c)) {
+            Some(c) => match per_county.last_mut() {
+                // Hits are sorted by code, so a county's grids are adjacent.
+                Some((last, n)) if *last == c => *n += 1,
+                _ => per_county.push((c, 1)),
+            },
+            None => loose.push(i),
+        }
+    }
+    let mut features: Vec<GridShape> = per_county
+        .into_iter()
+        .map(|(c, n)| {
+            let code = index.county_code(c).to_owned();
+            GridShape {
+                kind: "Feature",
+                id: code.clone(),
+                properties: GridShapeProperties { code, centre: None, level: "county", grids: Some(n) },
+                geometry: ShapeGeometry {
+                    kind: "MultiPolygon",
+                    coordinates: index.county_rings(c).map(|r| vec![simplify_ring(r, epsilon)]).collect(),
+                },
+            }
+        })
+        .collect();
+    let room = max.saturating_sub(features.len());
+    let truncated = loose.len() > room;
+    loose.truncate(room);
+    features.extend(loose.into_iter().map(|i| grid_feature(grids, i, epsilon)));
+    (features, truncated)
+}
+
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)] // tests
     use super::*;
+    use geo::{polygon, MultiPolygon};
+    use gridwork_geoindex::{Area, GridIndex};
+    use std::collections::HashMap;
+
+    fn square(code: &str, x0: f64, y0: f64, size: f64) -> Area {
+        let p = polygon![(x: x0, y: y0), (x: x0 + size, y: y0), (x: x0 + size, y: y0 + size), (x: x0, y: y0 + size), (x: x0, y: y0)];
+        Area { code: code.into(), geometry: MultiPolygon(vec![p]) }
+    }
+
+    #[test]
+    fn past_the_limit_a_view_gets_counties_with_their_grid_counts() {
+        // Two counties of 3 grids each, and 2 grids of a county with no boundary.
+        let mut grids = Vec::new();
+        for (county, x0) in [("370101", 0.0), ("370102", 1.0), ("370199", 2.0)] {
+            let n = if county == "370199" { 2 } else { 3 };
+            for k in 0..n {
+                grids.push(square(&format!("{county}001001{k:03}"), x0 + 0.3 * f64::from(k), 0.0, 0.3));
+            }
+        }
+        let counties = vec![square("370101", 0.0, 0.0, 1.0), square("370102", 1.0, 0.0, 1.0)];
+        let index = GridIndex::new(grids, counties, 50.0).unwrap();
+        let centres = index.codes().iter().map(|c| (c.clone(), c[..9].to_owned())).collect::<HashMap<_, _>>();
+        let grids = Grids { index, centres };
+        let mut hits: Vec<u32> = grids.index.grids_in([-1.0, -1.0, 4.0, 1.0]).collect();
+        hits.sort_unstable_by(|a, b| grids.index.grid_code(*a).cmp(grids.index.grid_code(*b)));
+        assert_eq!(hits.len(), 8);
+        let summary = |(f, t): (Vec<GridShape>, bool)| {
+            let v: Vec<(String, &str, Option<usize>, bool)> = f
+                .into_iter()
+                .map(|f| (f.id, f.properties.level, f.properties.grids, f.properties.centre.is_some()))
+                .collect();
+            (v, t)
+        };
+        // Within the limit: every grid, with its centre.
+        let (all, truncated) = summary(features(&grids, &hits, 0.0, 8));
+        assert!(!truncated);
+        assert_eq!(all.len(), 8);
+        assert!(all.iter().all(|(_, level, n, centre)| *level == "grid" && n.is_none() && *centre));
+        // Past it: the two counties with 3 grids each, then the loose grids.
+        let (few, truncated) = summary(features(&grids, &hits, 0.0, 7));
+        assert!(!truncated);
+        assert_eq!(
+            few,
+            vec![
+                ("370101".to_owned(), "county", Some(3), false),
+                ("370102".to_owned(), "county", Some(3), false),
+                ("370199001001000".to_owned(), "grid", None, true),
+                ("370199001001001".to_owned(), "grid", None, true),
+            ]
+        );
+        // Room for only one loose grid: truncated.
+        let (cut, truncated) = summary(features(&grids, &hits, 0.0, 3));
+        assert!(truncated);
+        assert_eq!(cut.len(), 3);
+    }
 
     #[test]
     fn a_box_is_four_ordered_degrees() {

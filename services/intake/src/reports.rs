@@ -115,7 +115,10 @@ pub struct OnSpotIn {
     pub note: Option<String>,
 }
 
-/// A medium a report names, and whether it has arrived yet.
+// Mediation's case detail and tasks have the same schema under the same
+// name (gridwork_mediation::media::MediaRef): keep the two alike.
+/// A photo or video a report or a task's result names, and whether it has
+/// arrived yet.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct MediaRef {
     pub id: String,

@@ -439,3 +439,29 @@ async fn a_map_view_gets_the_grids_of_its_box_and_scope() {
     assert_eq!((s, e["code"].as_str()), (400, Some("invalid_bbox")), "{e}");
     app.shutdown().await;
 }
+
+/// The taxonomy, named in both languages, to anyone signed in: the
+/// console shows 邻里纠纷, not `dispute.neighbourhood`.
+#[actix_web::test]
+async fn the_taxonomy_names_every_category() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = helpers::spawn(dir.path()).await;
+    let seeded: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/categories.json")).unwrap(),
+    )
+    .unwrap();
+    for token in [app.worker(), app.dispatcher(), app.analyst()] {
+        let (s, body) = app.get(&token, "/v1/categories").await;
+        assert_eq!(s, 200, "{body}");
+        let items = body["items"].as_array().unwrap();
+        assert_eq!(items.len(), seeded["categories"].as_array().unwrap().len(), "{body}");
+        let codes: Vec<&str> = items.iter().map(|c| c["code"].as_str().unwrap()).collect();
+        assert!(codes.windows(2).all(|w| w[0] < w[1]), "by code: {codes:?}");
+        let n = items.iter().find(|c| c["code"] == "dispute.neighbourhood").unwrap();
+        assert_eq!((n["name_zh"].as_str(), n["petition"].as_bool()), (Some("邻里纠纷"), Some(false)), "{n}");
+        assert!(items.iter().any(|c| c["petition"] == true), "petitions are marked: {body}");
+    }
+    let r = app.http.get(format!("{}/v1/categories", app.base)).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    app.shutdown().await;
+}

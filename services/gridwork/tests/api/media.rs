@@ -176,6 +176,16 @@ async fn scoped_like_cases(app: TestApp) {
     .await;
     let (centre, channel) = (case["centre"].as_str().unwrap().to_owned(), case["channel"].as_str().unwrap().to_owned());
     assert_eq!(channel, "people_mediation");
+    // The case's detail lists the photo, arrived, where to fetch it; and
+    // the queue's row says where the incident is, for the map.
+    assert_eq!((case["lat"].as_f64(), case["lon"].as_f64()), (Some(lat), Some(lon)), "{case}");
+    let (s, detail) = app.get(&d, &format!("/v1/cases/{}", case["id"].as_str().unwrap())).await;
+    assert_eq!(s, 200, "{detail}");
+    assert_eq!(
+        detail["report"]["media"],
+        json!([{"id": pid, "available": true, "content_type": "image/jpeg", "size": photo.len(), "url": format!("/v1/media/{pid}")}]),
+        "{detail}"
+    );
 
     let county = app.token("county-dispatcher-1", Role::Dispatcher, huancui);
     let admin = app.as_role(Role::Admin);

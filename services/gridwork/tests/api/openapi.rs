@@ -276,6 +276,7 @@ async fn the_spec_describes_the_api_and_schemathesis_finds_nothing() {
         "GET /v1/cases",
         "GET /v1/cases/counts",
         "GET /v1/grids/shapes",
+        "GET /v1/categories",
         "GET /v1/cases/{id}",
         "POST /v1/cases/{id}/{action}",
         "POST /v1/cases/{id}/parties",

@@ -459,6 +459,13 @@ async fn live_stream_resumes_from_the_last_event_id() {
     em["urgency"] = json!("emergency");
     let em_case = app.submit_and_wait_for_case(&em).await;
     assert_eq!((em_case["channel"].as_str(), em_case["priority"].as_i64()), (Some("emergency"), Some(1)));
+    // A page reloaded while the alert is up finds the open emergencies again.
+    let (_, open_emergencies) = app.get(&d, "/v1/cases?urgency=emergency&status=open").await;
+    let listed: Vec<&str> =
+        open_emergencies["items"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap()).collect();
+    assert_eq!(listed, [em_case["id"].as_str().unwrap()], "{open_emergencies}");
+    let (s, e) = app.get(&d, "/v1/cases?urgency=burning").await;
+    assert_eq!((s, e["code"].as_str(), e["field"].as_str()), (400, Some("invalid_filter"), Some("urgency")), "{e}");
 
     let mut s2 = app.http.get(&url).bearer_auth(&d).header("Last-Event-ID", &last_id).send().await.unwrap();
     assert_eq!(s2.status(), 200);

@@ -9,7 +9,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::view::{case_report, view, CaseReport, CaseView};
+use super::view::{case_report, report_media_ids, view, CaseReport, CaseView};
 use crate::access;
 use crate::error::MediationError;
 use crate::repo::{self, cases as repo_cases};
@@ -114,11 +114,18 @@ pub async fn detail(
     let timeline = repo_cases::timeline(&state.db, &id).await?;
     let rep = repo_cases::report(&state.db, &m.report_id).await?;
     let links = repo_cases::links(&state.db, &id).await?;
-    let mut linked_reports = Vec::with_capacity(links.len());
+    let mut linked = Vec::with_capacity(links.len());
     for l in links {
         let r = repo_cases::report(&state.db, &l.report_id).await?;
+        linked.push((l, r));
+    }
+    // One query for the media of every report shown.
+    let ids = rep.iter().chain(linked.iter().filter_map(|(_, r)| r.as_ref())).flat_map(report_media_ids).collect();
+    let uploaded = repo::media::uploaded(&state.db, ids).await?;
+    let mut linked_reports = Vec::with_capacity(linked.len());
+    for (l, r) in linked {
         linked_reports.push(LinkedReport {
-            report: r.map(|r| case_report(&state, r)),
+            report: r.map(|r| case_report(&state, r, &uploaded)),
             report_id: l.report_id,
             linked_at: l.linked_at,
             linked_by: l.linked_by,
@@ -149,7 +156,7 @@ pub async fn detail(
         .collect();
     Ok(HttpResponse::Ok().json(CaseDetail {
         case: view(m, Utc::now()),
-        report: rep.map(|r| case_report(&state, r)),
+        report: rep.map(|r| case_report(&state, r, &uploaded)),
         linked_reports,
         supervision,
         timeline,

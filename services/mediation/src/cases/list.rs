@@ -8,7 +8,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono::{DateTime, Utc};
 use gridwork_domain::auth::Actor;
-use gridwork_domain::{codes, CaseStatus, Channel};
+use gridwork_domain::{codes, CaseStatus, Channel, Urgency};
 use gridwork_platform::auth::Caller;
 use gridwork_platform::error::responses::{BadRequest, Forbidden, Unauthorized, Unavailable};
 use serde::{Deserialize, Serialize};
@@ -41,6 +41,11 @@ pub struct ListQuery {
     /// Cases of this priority (1 highest).
     #[serde(default)]
     pub priority: Option<i32>,
+    /// Cases of this urgency (`emergency`: what the console's alert shows
+    /// again after a reload).
+    #[serde(default)]
+    #[param(schema_with = crate::schema::urgency)]
+    pub urgency: Option<String>,
     /// Only overdue cases (`true`), or only those that are not (`false`).
     #[serde(default)]
     pub overdue: Option<bool>,
@@ -179,6 +184,11 @@ fn filter(actor: &Actor, q: &ListQuery) -> Result<Filter, MediationError> {
         f.statuses = Some(wanted.into_iter().map(CaseStatus::as_str).collect());
     }
     f.priority = q.priority;
+    if let Some(u) = &q.urgency {
+        let u = Urgency::parse(u)
+            .ok_or_else(|| bad("invalid_filter", "urgency", format!("unknown urgency {u:?}"), "未知的紧急程度"))?;
+        f.urgency = Some(u.as_str());
+    }
     if let Some(g) = &q.grid {
         f.grid_prefix = Some(code_prefix(g, "grid")?);
     }

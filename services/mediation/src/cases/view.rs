@@ -1,12 +1,15 @@
 //! How a case looks to those who work it: the queue's row and the detail's
 //! core, and a report as the detail shows it (parties masked).
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use gridwork_domain::{Channel, Hierarchy};
-use gridwork_storage::entity::{case, report};
+use gridwork_storage::entity::{case, media, report};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::media::{refs, MediaRef};
 use crate::pii::MaskedParty;
 use crate::repo::cases::is_overdue;
 use crate::State;
@@ -39,6 +42,12 @@ pub struct CaseView {
     /// Where it is: its grid and the units above it.
     #[schema(value_type = gridwork_platform::openapi::HierarchySchema)]
     pub hierarchy: Hierarchy,
+    /// Where the first report saw the incident (WGS-84), for the map;
+    /// `null` for a case opened before this was kept.
+    #[schema(required)]
+    pub lat: Option<f64>,
+    #[schema(required)]
+    pub lon: Option<f64>,
     #[schema(schema_with = crate::schema::case_status)]
     pub status: String,
     /// Who holds the case (签收), and until when.
@@ -84,6 +93,8 @@ pub fn view(m: case::Model, now: DateTime<Utc>) -> CaseView {
             city: m.city,
             province: m.province,
         },
+        lat: m.lat,
+        lon: m.lon,
         id: m.id,
         report_id: m.report_id,
         centre: m.centre,
@@ -134,11 +145,21 @@ pub struct CaseReport {
     pub address: Option<String>,
     pub location: CaseReportLocation,
     pub party_count: usize,
+    /// The photos and videos it shows (fetch each from its `url` with the
+    /// bearer token; scoped like the case).
+    pub media: Vec<MediaRef>,
 }
 
-/// A report as the case detail shows it: its parties masked.
-pub fn case_report(state: &State, r: report::Model) -> CaseReport {
+/// The media ids report `r` names.
+pub fn report_media_ids(r: &report::Model) -> Vec<String> {
+    r.media.as_deref().and_then(|m| serde_json::from_str(m).ok()).unwrap_or_default()
+}
+
+/// A report as the case detail shows it: its parties masked, with what
+/// `uploaded` holds of its media.
+pub fn case_report(state: &State, r: report::Model, uploaded: &HashMap<String, media::Model>) -> CaseReport {
     CaseReport {
+        media: refs(report_media_ids(&r), uploaded),
         party_count: r.party_count(),
         parties: crate::pii::masked(state, &r),
         location: CaseReportLocation { lat: r.lat, lon: r.lon, crs: r.crs },

@@ -166,6 +166,7 @@ pub struct Filter {
     pub channel: Option<&'static str>,
     pub statuses: Option<Vec<&'static str>>,
     pub priority: Option<i32>,
+    pub urgency: Option<&'static str>,
     /// Cases located under this code prefix.
     pub grid_prefix: Option<String>,
     /// A category code or a dotted prefix.
@@ -199,6 +200,9 @@ pub async fn list<C: ConnectionTrait>(
     }
     if let Some(p) = f.priority {
         query = query.filter(case::Column::Priority.eq(p));
+    }
+    if let Some(u) = f.urgency {
+        query = query.filter(case::Column::Urgency.eq(u));
     }
     if let Some(prefix) = &f.grid_prefix {
         query = query.filter(case::Column::Grid.starts_with(prefix.as_str()));

@@ -18,6 +18,7 @@ use crate::{State, PRODUCER};
 
 pub mod audit;
 pub mod cases;
+pub mod media;
 pub mod routing;
 pub mod stream;
 pub mod tasks;

@@ -75,17 +75,7 @@ pub async fn uploaded<C: ConnectionTrait>(
     db: &C,
     tasks: &[task::Model],
 ) -> Result<HashMap<String, media::Model>, DbErr> {
-    let ids: Vec<String> = tasks.iter().flat_map(media_ids).collect();
-    if ids.is_empty() {
-        return Ok(HashMap::new());
-    }
-    Ok(media::Entity::find()
-        .filter(media::Column::Id.is_in(ids))
-        .all(db)
-        .await?
-        .into_iter()
-        .map(|m| (m.id.clone(), m))
-        .collect())
+    super::media::uploaded(db, tasks.iter().flat_map(media_ids).collect()).await
 }
 
 /// The grid worker `id`, if there is one.

@@ -9,21 +9,9 @@ use utoipa::ToSchema;
 
 use super::{TaskKind, ACKNOWLEDGED, ASSIGNED, CANCELLED, DONE, OPEN};
 use crate::error::MediationError;
+use crate::media::{refs, MediaRef};
 use crate::repo::tasks::{media_ids, uploaded};
 use crate::State;
-
-/// A photo or video of a task's result, and whether it has arrived yet.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct TaskMedia {
-    /// The SHA-256 (lowercase hex) of the file, as `POST /v1/media` named it.
-    pub id: String,
-    /// Uploaded already.
-    pub available: bool,
-    /// Once uploaded.
-    #[schema(required)]
-    pub content_type: Option<String>,
-    pub url: String,
-}
 
 /// One step of a task's history.
 #[derive(Debug, Serialize, ToSchema)]
@@ -72,7 +60,7 @@ pub struct TaskView {
     /// The grid worker's result note.
     #[schema(required)]
     pub note: Option<String>,
-    pub media: Vec<TaskMedia>,
+    pub media: Vec<MediaRef>,
     #[schema(required)]
     pub cancelled_at: Option<DateTime<Utc>>,
     /// A case worker's id, or `system` when the case was closed or rejected.
@@ -87,18 +75,7 @@ pub struct TaskView {
 /// The task as seen at `now`, with what has been uploaded of its media.
 pub fn view(t: &task::Model, uploaded: &HashMap<String, media::Model>, now: DateTime<Utc>) -> TaskView {
     let open = OPEN.contains(&t.status.as_str());
-    let media = media_ids(t)
-        .into_iter()
-        .map(|id| {
-            let m = uploaded.get(&id);
-            TaskMedia {
-                available: m.is_some(),
-                content_type: m.map(|m| m.content_type.clone()),
-                url: format!("/v1/media/{id}"),
-                id,
-            }
-        })
-        .collect();
+    let media = refs(media_ids(t), uploaded);
     let event = |event, at, by: Option<&String>| TaskEvent { event, at, by: by.cloned(), reason: None };
     let mut history = vec![event(ASSIGNED, t.created_at, Some(&t.created_by))];
     if let Some(at) = t.acked_at {
