@@ -142,8 +142,16 @@ async fn a_database_outage_mid_pipeline_delays_reports_but_loses_and_dead_letter
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum();
     assert!(blocked_secs >= 10.0, "the consumers waited the outage out: {blocked_secs} s\n{metrics}");
-    let lag = gridwork::dlq::lag(app.ctx.bus.as_ref(), "", &app.ctx.topics).await.unwrap();
-    assert_eq!(lag.iter().map(|l| l.lag).sum::<i64>(), 0, "{lag:?}");
+    // Every group catches up: the last cases' later events (the phone's
+    // status, the KPI fold of each step) may still be on their way when
+    // the fold has seen every case, and offsets are committed after the
+    // work (ADR 0023), so the lag reaches 0 a little later under load.
+    let lag = eventually("every consumer group caught up", || async {
+        let lag = gridwork::dlq::lag(app.ctx.bus.as_ref(), "", &app.ctx.topics).await.ok()?;
+        (lag.iter().map(|l| l.lag).sum::<i64>() == 0).then_some(lag)
+    })
+    .await;
+    assert!(lag.iter().all(|l| l.lag == 0), "{lag:?}");
     db.close().await.unwrap();
     app.shutdown().await;
 }
