@@ -161,7 +161,15 @@ impl EventBus for KafkaBus {
             .set("session.timeout.ms", "6000")
             // …and a rebalance waits at most this long for members to rejoin
             // (handlers finish a message well within it).
-            .set("max.poll.interval.ms", "20000");
+            .set("max.poll.interval.ms", "20000")
+            // How long a fetch may wait for data. Apache Kafka answers a
+            // fetch as soon as data arrives, so this only bounds idle polls;
+            // tansu 0.6 (the broker of the tests and the production-shape
+            // benchmarks) sleeps out part of it even when data is there
+            // (half of what remains above 250 ms, all of it below), so each
+            // hop through it took ~250 ms at librdkafka's default of 500 ms
+            // (docs/benchmarks.md, "Report to queue").
+            .set("fetch.wait.max.ms", "10");
         // The URL's properties win over these defaults.
         for (k, v) in &self.settings.extra {
             config.set(k, v);

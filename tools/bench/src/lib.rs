@@ -8,3 +8,4 @@ pub mod faults;
 pub mod grids_bench;
 pub mod kpi_bench;
 pub mod loadgen;
+pub mod watch;

@@ -141,6 +141,11 @@ pub struct OpenSpec {
     pub batch_size: usize,
     pub replay_share: f64,
     pub petition_share: f64,
+    /// Share of operations that are emergencies (应急: `urgency`
+    /// `emergency`, category `emergency.accident`), on their own lane.
+    pub emergency_share: f64,
+    /// Watch a unit's live stream and time each report to its case.
+    pub watch: Option<crate::watch::WatchSpec>,
     /// At most this many operations in flight (retrying included); an
     /// arrival beyond waits, and counts as late.
     pub max_in_flight: usize,
@@ -169,6 +174,7 @@ pub struct OpenReport {
     pub batches: u64,
     pub batch_items: u64,
     pub petitions: u64,
+    pub emergencies: u64,
     pub replays: u64,
     /// Replays answered 200 with the report (as they must be).
     pub replays_ok: u64,
@@ -187,6 +193,9 @@ pub struct OpenReport {
     pub p50_ms: f64,
     pub p99_ms: f64,
     pub max_ms: f64,
+    /// With a watch: from each 2xx to the case in the dispatcher's stream.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queue: Option<crate::watch::QueueLatency>,
     /// A few examples of what went wrong.
     pub examples: Vec<String>,
 }
@@ -198,6 +207,7 @@ struct Stats {
     accepted: std::sync::atomic::AtomicU64,
     singles: std::sync::atomic::AtomicU64,
     batches: std::sync::atomic::AtomicU64,
+    emergencies: std::sync::atomic::AtomicU64,
     batch_items: std::sync::atomic::AtomicU64,
     petitions: std::sync::atomic::AtomicU64,
     replays: std::sync::atomic::AtomicU64,
@@ -228,6 +238,8 @@ struct Shared {
     /// Recently accepted single reports (phone, body), for replays.
     replay_pool: std::sync::Mutex<Vec<(usize, serde_json::Value)>>,
     out: std::sync::Mutex<Option<std::io::BufWriter<std::fs::File>>>,
+    /// With a watch: when each report was accepted.
+    times: Option<std::sync::Arc<crate::watch::Times>>,
 }
 
 impl Shared {
@@ -242,6 +254,9 @@ impl Shared {
     fn accepted(&self, id: &str) {
         use std::io::Write;
         bump(&self.stats.accepted, 1);
+        if let Some(t) = &self.times {
+            t.accepted(id);
+        }
         if let Ok(mut out) = self.out.lock() {
             if let Some(w) = out.as_mut() {
                 if let Err(e) = writeln!(w, "{id}") {
@@ -286,6 +301,10 @@ const CATEGORIES: [&str; 5] = [
 ];
 
 fn new_report(spec: &OpenSpec, mix: &mut Mix, petition: bool) -> serde_json::Value {
+    new_report_of(spec, mix, petition, false)
+}
+
+fn new_report_of(spec: &OpenSpec, mix: &mut Mix, petition: bool, emergency: bool) -> serde_json::Value {
     let (dy, dx) = ((mix.unit() - 0.5) * spec.spread, (mix.unit() - 0.5) * spec.spread);
     let ago = chrono::Duration::seconds((mix.unit() * 72.0 * 3600.0) as i64);
     let mut body = serde_json::json!({
@@ -301,6 +320,12 @@ fn new_report(spec: &OpenSpec, mix: &mut Mix, petition: bool) -> serde_json::Val
         body["description"] = serde_json::json!("工地拖欠农民工工资");
         body["parties"] = serde_json::json!([{"name": "王五", "phone": "13700000000"}]);
         body["matter"] = serde_json::json!(format!("拖欠工资 {}", mix.next() % 1000));
+    }
+    if emergency {
+        body["category"] = serde_json::json!("emergency.accident");
+        body["urgency"] = serde_json::json!("emergency");
+        body["description"] = serde_json::json!("路口车辆相撞，有人受伤");
+        body["occurred_at"] = serde_json::json!(chrono::Utc::now().to_rfc3339());
     }
     body
 }
@@ -449,7 +474,16 @@ pub async fn run_open(spec: OpenSpec) -> anyhow::Result<OpenReport> {
         .connect_timeout(Duration::from_secs(3))
         .pool_max_idle_per_host(256)
         .build()?;
+    let watcher = match &spec.watch {
+        Some(w) => {
+            let watcher = crate::watch::Watcher::start(w.clone()).await?;
+            eprintln!("loadgen: watching the queues of {} at {}", w.code, w.url);
+            Some(watcher)
+        }
+        None => None,
+    };
     let sh = std::sync::Arc::new(Shared {
+        times: watcher.as_ref().map(|w| w.times.clone()),
         spec: spec.clone(),
         client,
         stats: Stats::default(),
@@ -520,8 +554,19 @@ pub async fn run_open(spec: OpenSpec) -> anyhow::Result<OpenReport> {
             op = (n as u64, Box::pin(async move { batch(&sh, phone, items).await }));
         } else {
             let petition = roll < spec.replay_share + spec.batch_share + spec.petition_share;
-            let body = new_report(&spec, &mut mix, petition);
-            bump(if petition { &sh.stats.petitions } else { &sh.stats.singles }, 1);
+            let emergency =
+                !petition && roll < spec.replay_share + spec.batch_share + spec.petition_share + spec.emergency_share;
+            let body = new_report_of(&spec, &mut mix, petition, emergency);
+            bump(
+                if petition {
+                    &sh.stats.petitions
+                } else if emergency {
+                    &sh.stats.emergencies
+                } else {
+                    &sh.stats.singles
+                },
+                1,
+            );
             let sh = sh.clone();
             op = (1, Box::pin(async move { single(&sh, phone, body).await }));
         }
@@ -553,6 +598,13 @@ pub async fn run_open(spec: OpenSpec) -> anyhow::Result<OpenReport> {
     progress.abort();
     sh.flush();
     let seconds = started.elapsed().as_secs_f64();
+    let queue = match watcher {
+        Some(w) => {
+            eprintln!("loadgen: waiting for the last cases in the stream");
+            Some(w.finish(Duration::from_secs(15)).await)
+        }
+        None => None,
+    };
     let mut lat = sh.latencies.lock().map(|l| l.clone()).unwrap_or_default();
     lat.sort_by(f64::total_cmp);
     let s = &sh.stats;
@@ -568,6 +620,7 @@ pub async fn run_open(spec: OpenSpec) -> anyhow::Result<OpenReport> {
         batches: get(&s.batches),
         batch_items: get(&s.batch_items),
         petitions: get(&s.petitions),
+        emergencies: get(&s.emergencies),
         replays: get(&s.replays),
         replays_ok: get(&s.replays_ok),
         replays_wrong: get(&s.replays_wrong),
@@ -578,6 +631,7 @@ pub async fn run_open(spec: OpenSpec) -> anyhow::Result<OpenReport> {
         p50_ms: percentile(&lat, 0.5),
         p99_ms: percentile(&lat, 0.99),
         max_ms: lat.last().copied().unwrap_or(0.0),
+        queue,
         examples: sh.examples.lock().map(|e| e.clone()).unwrap_or_default(),
     })
 }

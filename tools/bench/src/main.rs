@@ -57,6 +57,21 @@ enum Command {
         /// Open loop: share of operations that are petitions.
         #[arg(long, default_value_t = 0.03)]
         petition_share: f64,
+        /// Open loop: share of operations that are emergencies (their own
+        /// lane through the pipeline).
+        #[arg(long, default_value_t = 0.0)]
+        emergency_share: f64,
+        /// Open loop: time each report from its 2xx to its case in this
+        /// unit's live stream (a dispatcher's view; a county code watches
+        /// all its centres). Needs --watch-token.
+        #[arg(long)]
+        watch_code: Option<String>,
+        /// The base URL serving the stream (mediation; default --url).
+        #[arg(long)]
+        watch_url: Option<String>,
+        /// A dispatcher's token whose scope covers --watch-code.
+        #[arg(long, env = "GRIDWORK_LOADGEN_WATCH_TOKEN")]
+        watch_token: Option<String>,
         /// Open loop: reports scattered this many degrees around lat/lon.
         #[arg(long, default_value_t = 0.02)]
         spread: f64,
@@ -307,11 +322,24 @@ async fn main() -> anyhow::Result<()> {
             batch_size,
             replay_share,
             petition_share,
+            emergency_share,
+            watch_code,
+            watch_url,
+            watch_token,
             spread,
             max_in_flight,
             retry_for,
             progress_every,
         } => {
+            let watch = match (watch_code, watch_token) {
+                (Some(code), Some(token)) => Some(gridwork_bench::watch::WatchSpec {
+                    url: watch_url.clone().unwrap_or_else(|| url.clone()),
+                    token: token.clone(),
+                    code: code.clone(),
+                }),
+                (None, None) => None,
+                _ => anyhow::bail!("--watch-code and --watch-token go together"),
+            };
             let _ = concurrency;
             if *seconds == 0 || *rate <= 0.0 {
                 anyhow::bail!("--rate must be positive and --seconds at least 1");
@@ -333,6 +361,8 @@ async fn main() -> anyhow::Result<()> {
                 batch_size: *batch_size,
                 replay_share: *replay_share,
                 petition_share: *petition_share,
+                emergency_share: *emergency_share,
+                watch,
                 max_in_flight: *max_in_flight,
                 retry_for: std::time::Duration::from_secs(*retry_for),
                 accepted_out: accepted_out.clone(),
@@ -355,6 +385,23 @@ async fn main() -> anyhow::Result<()> {
                 r.p50_ms,
                 r.p99_ms
             );
+            if let Some(q) = &r.queue {
+                eprintln!(
+                    "loadgen: report → queue: {} of {} seen; p50 {:.1} ms, p99 {:.1} ms, p99.9 {:.1} ms, max {:.1} ms; \
+                     emergencies {}: p50 {:.1} ms, p99 {:.1} ms; {} not seen, {} reconnects",
+                    q.seen,
+                    q.accepted,
+                    q.p50_ms,
+                    q.p99_ms,
+                    q.p999_ms,
+                    q.max_ms,
+                    q.emergencies,
+                    q.emergency_p50_ms,
+                    q.emergency_p99_ms,
+                    q.not_seen,
+                    q.reconnects
+                );
+            }
         }
         Command::Loadgen { url, token, concurrency, seconds, lat, lon, rate: None, accepted_out, .. } => {
             let token = token.first().cloned().unwrap_or_default();
