@@ -226,6 +226,8 @@ export class GridMap {
     const counties = shapes.features.some((f) => (f.properties as Props).level === 'county');
     const countyCounts = counties ? this.countyCounts(shapes) : null;
     const countOf = (p: Props) => (p.level === 'county' ? countyCounts?.get(p.code) : this.counts.get(p.code));
+    // A tooltip open on the old layer (the pointer over it) goes with it.
+    this.layer?.eachLayer((l) => l.closeTooltip());
     this.layer?.remove();
     // SVG keeps one element per grid (hover, tests); past ~1,500 grids in
     // view the canvas renderer draws several times faster.

@@ -2,7 +2,7 @@
 // markers and counties on the map.
 import { expect, test, type Page } from '@playwright/test';
 import { createHash } from 'node:crypto';
-import { apiUrl, axe, caseOf, docShot, jpeg, report, row, shot, signIn, tag, token, upload, watchErrors } from './helpers';
+import { apiUrl, axe, caseOf, docShot, jpeg, mp4, report, row, shot, signIn, tag, token, upload, watchErrors } from './helpers';
 
 /** Signs in again after a reload unless the session resumed by itself. */
 async function afterReload(page: Page, username: string): Promise<void> {
@@ -15,14 +15,15 @@ async function afterReload(page: Page, username: string): Promise<void> {
   await expect(page.locator('#who')).toContainText(username);
 }
 
-test('a case’s photos: fetched with the token into blob URLs; one not uploaded yet says so', async ({ page, request }, info) => {
+test('a case’s photos and video: fetched with the token into blob URLs; one not uploaded yet says so', async ({ page, request }, info) => {
   const errors = watchErrors(page);
   const w = await token(request, 'worker-1');
   await page.goto(apiUrl('/health/ready'));
   const photo = await upload(request, w, await jpeg(page, `现场照片 ${tag()}`));
   expect(photo).toMatch(/^[0-9a-f]{64}$/);
+  const clip = await upload(request, w, await mp4(page), 'video/mp4');
   const missing = createHash('sha256').update(tag()).digest('hex'); // named, never uploaded
-  const cid = await caseOf(request, w, await report(request, w, { description: '路面塌陷，附现场照片', category: 'hazard.building', media: [photo, missing] }));
+  const cid = await caseOf(request, w, await report(request, w, { description: '路面塌陷，附现场照片', category: 'hazard.building', media: [photo, clip, missing] }));
   await signIn(page, 'dispatcher-1', `?case=${cid}`);
   const detail = page.locator('#detail');
   await expect(detail).toContainText('路面塌陷，附现场照片');
@@ -31,6 +32,15 @@ test('a case’s photos: fetched with the token into blob URLs; one not uploaded
   await expect(img).toHaveAttribute('alt', /照片 1/);
   await expect.poll(() => img.evaluate((i: HTMLImageElement) => i.naturalWidth)).toBeGreaterThan(0);
   await expect(detail.locator(`.media-missing[data-media="${missing}"]`)).toContainText('照片尚未上传');
+  // The video loads only when asked for, by keyboard here.
+  const play = detail.locator(`.media-video[data-media="${clip}"] button`);
+  await expect(play).toContainText('播放视频');
+  await expect(detail.locator('video')).toHaveCount(0);
+  await play.focus();
+  await page.keyboard.press('Enter');
+  const video = detail.locator(`.media-video[data-media="${clip}"] video`);
+  await expect(video).toHaveAttribute('src', /^blob:/);
+  await expect.poll(() => video.evaluate((v: HTMLVideoElement) => v.readyState)).toBeGreaterThanOrEqual(1);
   await axe(page);
   await shot(page, info, 'case-photo');
   await docShot(page, 'case-photo');
@@ -124,14 +134,15 @@ test('the map shows open cases as clustered markers; clicking one opens its case
   const d = await token(request, 'dispatcher-1');
   const k = tag();
   const cid = await caseOf(request, w, await report(request, w, { description: `地图标注 ${k}` }));
+  // Neighbours, so the centre's view shows a cluster.
+  for (const cat of ['environment.sanitation', 'order.public']) await report(request, w, { description: `地图标注邻近 ${k}`, category: cat });
   const c = await (await request.get(apiUrl(`/v1/cases/${cid}`), { headers: { Authorization: `Bearer ${d}` } })).json();
   expect(typeof c.lat).toBe('number');
   await signIn(page, 'dispatcher-1', '?page=map');
   await expect(page.locator('.case-cluster, .case-marker').first()).toBeVisible();
   await expect.poll(() => page.evaluate(() => window.__console!.mapDraws().markers)).toBeGreaterThan(0);
-  const hook = await page.evaluate(() => window.__console!.mapDraws());
-  expect(hook.level).toBe('grid');
-  expect(hook.features).toBeGreaterThan(0);
+  await expect.poll(() => page.evaluate(() => window.__console!.mapDraws().level)).toBe('grid');
+  expect((await page.evaluate(() => window.__console!.mapDraws())).features).toBeGreaterThan(0);
   await axe(page);
   await shot(page, info, 'map-markers');
   await docShot(page, 'map-markers');
@@ -194,6 +205,7 @@ test('past 5,000 grids in view the map shows counties: coloured, described, zoom
   // Its grids' open cases (the demo grid lies in it) colour it.
   await expect(county).not.toHaveAttribute('fill', '#e8f0e8');
   await county.hover({ force: true, position: { x: 10, y: 10 } });
+  await expect(page.locator('.leaflet-tooltip')).toHaveCount(1); // none left from the layer before
   await expect(page.locator('.leaflet-tooltip').last()).toContainText('371002');
   await expect(page.locator('.leaflet-tooltip').last()).toContainText('4210');
   await axe(page);

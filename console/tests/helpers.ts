@@ -167,3 +167,27 @@ export async function upload(request: APIRequestContext, workerToken: string, bo
   expect(r.status(), await r.text()).toBe(201);
   return (await r.json()).id as string;
 }
+
+/** A one-second MP4 recorded by the browser (MediaRecorder over a canvas). */
+export async function mp4(page: Page): Promise<Buffer> {
+  const bytes = await page.evaluate(async () => {
+    const c = document.createElement('canvas');
+    c.width = 160;
+    c.height = 120;
+    const g = c.getContext('2d')!;
+    const rec = new MediaRecorder(c.captureStream(10), { mimeType: 'video/mp4' });
+    const chunks: Blob[] = [];
+    rec.ondataavailable = (e) => chunks.push(e.data);
+    rec.start();
+    for (let i = 0; i < 10; i++) {
+      g.fillStyle = `hsl(${i * 36}, 80%, 50%)`;
+      g.fillRect(0, 0, 160, 120);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const stopped = new Promise((r) => (rec.onstop = r));
+    rec.stop();
+    await stopped;
+    return Array.from(new Uint8Array(await new Blob(chunks).arrayBuffer()));
+  });
+  return Buffer.from(bytes);
+}
