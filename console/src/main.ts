@@ -515,6 +515,9 @@ function startLive(claims: Claims): void {
         if ((m.event === 'emergency' || c.urgency === 'emergency') && !isAcknowledged(c.id) && !['closed', 'rejected'].includes(c.status)) {
           emergencies.set(c.id, c);
           renderEmergencies();
+        } else if (emergencies.has(c.id) && ['closed', 'rejected'].includes(c.status)) {
+          emergencies.delete(c.id); // no longer open: nothing to acknowledge
+          renderEmergencies();
         }
         scheduleCounts();
       } else if (m.event === 'reset' || m.event === 'lagged') {

@@ -3,7 +3,7 @@
 // each file is fetched with the token into a blob: URL (the CSP allows
 // img-src blob: and media-src blob:). The URLs are kept per case, reused
 // across re-renders and revoked when the detail shows another case.
-import { bearer, type Schemas } from './api/client';
+import { bearer, renewToken, type Schemas } from './api/client';
 import { h } from './dom';
 import { t } from './i18n';
 
@@ -17,8 +17,12 @@ export class MediaCache {
     let p = this.urls.get(ref.id);
     if (!p) {
       p = (async () => {
-        const tok = bearer();
-        const r = await fetch(ref.url, { headers: tok ? { Authorization: `Bearer ${tok}` } : {}, credentials: 'same-origin' });
+        const get = () => {
+          const tok = bearer();
+          return fetch(ref.url, { headers: tok ? { Authorization: `Bearer ${tok}` } : {}, credentials: 'same-origin' });
+        };
+        let r = await get();
+        if (r.status === 401 && (await renewToken())) r = await get();
         if (!r.ok) throw new Error(`HTTP ${r.status}`);
         return URL.createObjectURL(await r.blob());
       })();
