@@ -261,6 +261,9 @@ export class GridMap {
     this.lastLevel = counties ? 'county' : shapes.features.length ? 'grid' : '';
     // Keyboard and screen readers: every visible grid as a button too.
     const list = this.el.querySelector('.grid-list')!;
+    // Keep the keyboard's place: the entry focused before is focused again.
+    const had = list.contains(document.activeElement) ? (document.activeElement as HTMLElement) : null;
+    const key = had ? (had.dataset.grid ?? had.dataset.county) : undefined;
     list.replaceChildren(
       ...shapes.features.slice(0, 200).map((f) => {
         const p = f.properties as Props;
@@ -285,6 +288,7 @@ export class GridMap {
         );
       }),
     );
+    if (key) list.querySelector<HTMLElement>(`button[data-grid="${key}"], button[data-county="${key}"]`)?.focus();
   }
 
   /** A grid filters the queue; a county is zoomed to. */
