@@ -5,7 +5,8 @@ import { api, ApiError, call, type Action, type ActionIn, type CaseDetail, type 
 import { allowedActions, CHANNELS, INPUTS, KEYS, OUTCOMES, SATISFACTION, type Input } from './actions';
 import { light } from './clock';
 import { clear, field, fmtTime, h, nextId } from './dom';
-import { channelName, t, tc } from './i18n';
+import { categoryName, channelName, t, tc } from './i18n';
+import { MediaCache, mediaList } from './media';
 
 type Report = NonNullable<CaseDetail["report"]>;
 type Person = { name?: string | null; phone?: string | null; id_number?: string | null };
@@ -26,6 +27,8 @@ export class Detail {
   private openForm: Action | null = null;
   private busy = false;
   private loadGen = 0;
+  /** Blob URLs of the open case's photos and videos. */
+  readonly media = new MediaCache();
 
   constructor(private ev: DetailEvents) {
     this.body = h('div', { class: 'detail-body' });
@@ -45,6 +48,7 @@ export class Detail {
   empty(): void {
     this.data = null;
     this.loadGen += 1;
+    this.media.revokeAll();
     clear(this.msg);
     clear(this.body, h('p', { class: 'muted' }, t('noneSelected')));
   }
@@ -56,6 +60,7 @@ export class Detail {
   async load(id: string, keepMessage = false): Promise<void> {
     const gen = ++this.loadGen;
     if (this.data?.id !== id) {
+      this.media.revokeAll();
       this.revealed = null;
       this.openForm = null;
       clear(this.body, h('p', { class: 'muted' }, t('loading')));
@@ -145,7 +150,7 @@ export class Detail {
         'div',
         { class: 'case-head' },
         h('span', { class: `light light-${l}`, 'data-light': l }, h('span', { class: 'sr' }, t(`light_${l}`))),
-        h('strong', { class: 'case-title' }, `${channelName(d)} · ${d.category}`),
+        h('strong', { class: 'case-title' }, `${channelName(d)} · ${categoryName(d.category)}`, h('span', { class: 'sr' }, ` (${d.category})`)),
         h('span', { class: `status status-${d.status}`, id: 'case-status', 'data-status': d.status }, tc(d.status)),
         h('span', { class: 'muted mono' }, d.id),
       ),
@@ -175,7 +180,7 @@ export class Detail {
           fact(t('updated'), fmtTime(d.updated_at)),
         ),
       ),
-      d.report ? section(t('report'), this.report(d.report)) : null,
+      d.report ? section(t('report'), this.report(d.report, t('report'))) : null,
       this.partiesPanel(d),
       d.linked_reports.length
         ? section(
@@ -188,7 +193,7 @@ export class Detail {
                   'li',
                   null,
                   h('div', { class: 'muted' }, `${lr.report_id.slice(-8)} · ${t('distance')} ${Math.round(lr.distance_m)} m · ${lr.linked_by}`),
-                  lr.report ? this.report(lr.report) : null,
+                  lr.report ? this.report(lr.report, `${t('linkedReports')} ${lr.report_id.slice(-8)}`) : null,
                   lr.split_case_id
                     ? h('span', { class: 'muted' }, `${t('splitDone')} → `, link(lr.split_case_id, () => this.ev.opened(lr.split_case_id!)))
                     : !['closed', 'rejected'].includes(d.status)
@@ -233,14 +238,19 @@ export class Detail {
     );
   }
 
-  private report(r: Report): HTMLElement {
+  private report(r: Report, what: string): HTMLElement {
     return h(
-      'dl',
-      { class: 'facts' },
-      fact(t('description'), r.description),
-      r.address ? fact(t('address'), r.address) : null,
-      fact(t('occurredAt'), fmtTime(r.occurred_at)),
-      fact(t('reporter'), r.reporter),
+      'div',
+      { class: 'report' },
+      h(
+        'dl',
+        { class: 'facts' },
+        fact(t('description'), r.description),
+        r.address ? fact(t('address'), r.address) : null,
+        fact(t('occurredAt'), fmtTime(r.occurred_at)),
+        fact(t('reporter'), r.reporter),
+      ),
+      mediaList(r.media, this.media, what),
     );
   }
 
@@ -472,6 +482,7 @@ export class Detail {
             ` · ${tc(tk.status)} · ${t('dueAt')} ${fmtTime(tk.due_at)}${tk.overdue ? ' · ' + t('light_red') : ''}`,
             h('div', null, tk.instructions),
             tk.note ? h('div', { class: 'muted' }, tk.note) : null,
+            mediaList(tk.media, this.media, `${t('taskMedia')} ${tk.kind_zh}`),
             tk.status === 'assigned' || tk.status === 'acknowledged'
               ? h(
                   'button',

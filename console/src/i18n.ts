@@ -117,6 +117,19 @@ const zh = {
   help_esc: '关闭对话框',
   help_help: '显示快捷键',
   skipToQueue: '跳到案件队列',
+  media: '照片和视频',
+  photo: '照片',
+  video: '视频',
+  playVideo: '播放视频',
+  notUploaded: '照片尚未上传',
+  mediaFailed: '无法加载',
+  taskMedia: '任务结果附件',
+  showCases: '显示案件',
+  county: '区县',
+  gridsInView: '视野内网格',
+  clickCountyHint: '点击区县即放大到该区县',
+  zoomToCounty: '放大到区县',
+  categoryHint: '可输入类别代码或前缀',
 } as const;
 
 export type Key = keyof typeof zh;
@@ -235,6 +248,19 @@ const en: Record<Key, string> = {
   help_esc: 'Close dialog',
   help_help: 'Show shortcuts',
   skipToQueue: 'Skip to the queue',
+  media: 'Photos and videos',
+  photo: 'Photo',
+  video: 'Video',
+  playVideo: 'Play video',
+  notUploaded: 'not uploaded yet',
+  mediaFailed: 'could not load',
+  taskMedia: 'Task result attachments',
+  showCases: 'Show cases',
+  county: 'County',
+  gridsInView: 'grids in view',
+  clickCountyHint: 'Click a county to zoom to it',
+  zoomToCounty: 'Zoom to county',
+  categoryHint: 'a category code or its prefix',
 };
 
 // Enumerations the API sends as codes.
@@ -370,3 +396,22 @@ export function tc(code: string | null | undefined): string {
 }
 
 document.documentElement.lang = lang === 'zh' ? 'zh-CN' : 'en';
+
+// The category taxonomy (GET /v1/categories), loaded once after sign-in.
+export type CategoryName = { code: string; name_zh: string; name_en: string };
+let categories = new Map<string, CategoryName>();
+
+export function setCategories(items: CategoryName[]): void {
+  categories = new Map(items.map((c) => [c.code, c]));
+}
+
+export function categoryList(): CategoryName[] {
+  return Array.from(categories.values());
+}
+
+/** A category's name in the page's language; its code when unknown. */
+export function categoryName(code: string): string {
+  const c = categories.get(code);
+  if (!c) return code;
+  return (lang === 'zh' ? c.name_zh : c.name_en) || code;
+}

@@ -4,7 +4,7 @@ import { CHANNELS, KEYS, STATUSES } from './actions';
 import { accessToken, currentClaims, onAuthChange, renew, resume, signIn, signOut, SignInError, type Claims } from './auth';
 import { Detail } from './detail';
 import { clear, field, h } from './dom';
-import { channelName, getLang, setLang, t, tc } from './i18n';
+import { categoryList, categoryName, channelName, getLang, setCategories, setLang, t, tc } from './i18n';
 import { fetchCounts, GridMap } from './map';
 import { Queue } from './queue';
 import { LiveStream } from './sse';
@@ -16,8 +16,87 @@ let queue: Queue | null = null;
 let detail: Detail | null = null;
 let gridMap: GridMap | null = null;
 let live: LiveStream | null = null;
-const acknowledged = new Set<string>();
 const emergencies = new Map<string, CaseView>();
+
+// ---------------------------------------------------------------- acknowledged emergencies
+
+// Acknowledged emergencies, per user, in localStorage (case ids only, the
+// last ACK_MAX): a reload does not raise them again, and does raise those
+// not acknowledged yet.
+const ACK_MAX = 500;
+let acknowledged: string[] = [];
+
+function ackKey(): string | null {
+  const sub = currentClaims()?.sub;
+  return sub ? `gw-ack-${sub}` : null;
+}
+
+function loadAcks(): void {
+  const k = ackKey();
+  try {
+    const v = k ? (JSON.parse(localStorage.getItem(k) ?? '[]') as unknown) : [];
+    acknowledged = Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string').slice(-ACK_MAX) : [];
+  } catch {
+    acknowledged = [];
+  }
+}
+
+function acknowledge(id: string): void {
+  loadAcks(); // another tab may have added some
+  if (!acknowledged.includes(id)) acknowledged.push(id);
+  acknowledged = acknowledged.slice(-ACK_MAX);
+  const k = ackKey();
+  try {
+    if (k) localStorage.setItem(k, JSON.stringify(acknowledged));
+  } catch {
+    /* storage full or off: acknowledged for this page only */
+  }
+}
+
+function isAcknowledged(id: string): boolean {
+  return acknowledged.includes(id);
+}
+
+/** Open emergencies of the scope not acknowledged yet (after sign-in or a reload). */
+async function loadEmergencies(): Promise<void> {
+  try {
+    const page = await call(() => api.GET('/v1/cases', { params: { query: { urgency: 'emergency', status: 'open', limit: 200 } } }));
+    for (const c of page.items) if (!isAcknowledged(c.id) && !emergencies.has(c.id)) emergencies.set(c.id, c);
+    renderEmergencies();
+  } catch {
+    /* the live stream still raises new ones */
+  }
+}
+
+// ---------------------------------------------------------------- categories
+
+let categoriesLoaded = false;
+
+/** The taxonomy's names, once per sign-in; rows, detail and alerts show them. */
+async function loadCategories(): Promise<void> {
+  if (categoriesLoaded) return;
+  try {
+    const body = await call(() => api.GET('/v1/categories'));
+    setCategories(body.items);
+    categoriesLoaded = true;
+  } catch {
+    return; // codes it is
+  }
+  fillCategoryList();
+  queue?.render();
+  if (detail?.data) detail.render();
+  renderEmergencies();
+  gridMap?.relabel();
+}
+
+function fillCategoryList(): void {
+  const dl = document.getElementById('category-list');
+  if (!dl) return;
+  clear(
+    dl,
+    categoryList().map((c) => h('option', { value: c.code, label: getLang() === 'zh' ? c.name_zh : c.name_en })),
+  );
+}
 
 // ---------------------------------------------------------------- sign-in
 
@@ -92,6 +171,7 @@ function consolePage(claims: Claims): void {
       applyView(true);
     },
     () => view.filters.centre,
+    (id) => openCase(id),
   );
 
   const header = h(
@@ -153,6 +233,8 @@ function consolePage(claims: Claims): void {
     ),
     helpDialog(),
   );
+  fillCategoryList();
+  renderEmergencies();
   applyView(true);
   startLive(claims);
 }
@@ -219,7 +301,8 @@ function filtersBar(): HTMLElement {
     field(t('overdue'), sel('overdue', [['true', t('yes')], ['false', t('no')]])),
     field(t('centre'), inp('centre', { inputmode: 'numeric', pattern: '[0-9]{6}|[0-9]{9}|[0-9]{12}|[0-9]{15}' })),
     field(t('grid'), inp('grid', { inputmode: 'numeric', pattern: '[0-9]{6}|[0-9]{9}|[0-9]{12}|[0-9]{15}' })),
-    field(t('category'), inp('category')),
+    field(t('category'), inp('category', { list: 'category-list', title: t('categoryHint') })),
+    h('datalist', { id: 'category-list' }),
     field(t('sort'), sel('sort', ['urgent', 'due', 'priority', 'created', 'updated'].map((s): [string, string] => [s, tc('sort_' + s)]))),
     h(
       'div',
@@ -429,8 +512,11 @@ function startLive(claims: Claims): void {
         if (view.filters.text && !queue?.get(c.id)) scheduleHead(); // the server judges the words
         queue?.upsert(c, ev.kind === 'created' || !queue.get(c.id) ? matches(c, view.filters) : false);
         detail?.maybeRefresh(c);
-        if ((m.event === 'emergency' || c.urgency === 'emergency') && !acknowledged.has(c.id) && !['closed', 'rejected'].includes(c.status)) {
+        if ((m.event === 'emergency' || c.urgency === 'emergency') && !isAcknowledged(c.id) && !['closed', 'rejected'].includes(c.status)) {
           emergencies.set(c.id, c);
+          renderEmergencies();
+        } else if (emergencies.has(c.id) && ['closed', 'rejected'].includes(c.status)) {
+          emergencies.delete(c.id); // no longer open: nothing to acknowledge
           renderEmergencies();
         }
         scheduleCounts();
@@ -465,7 +551,7 @@ function renderEmergencies(): void {
         'div',
         { class: 'emergency-alert', role: 'alert', 'data-id': c.id },
         h('strong', null, `⚠ ${t('emergency')}: `),
-        `${channelName(c)} · ${c.category} · ${c.hierarchy.grid || c.centre} · ${c.id.slice(-8)} `,
+        `${channelName(c)} · ${categoryName(c.category)} · ${c.hierarchy.grid || c.centre} · ${c.id.slice(-8)} `,
         h('button', { type: 'button', class: 'secondary', on: { click: () => openCase(c.id) } }, t('detail')),
         h(
           'button',
@@ -474,7 +560,7 @@ function renderEmergencies(): void {
             class: 'ack',
             on: {
               click: () => {
-                acknowledged.add(c.id);
+                acknowledge(c.id);
                 emergencies.delete(c.id);
                 renderEmergencies();
               },
@@ -561,9 +647,14 @@ document.addEventListener('keydown', (e) => {
 let leaving = false; // signing out on purpose: no "session ended" notice
 
 onAuthChange((c) => {
-  if (c) consolePage(c);
-  else {
+  if (c) {
+    loadAcks();
+    consolePage(c);
+    void loadCategories();
+    void loadEmergencies();
+  } else {
     emergencies.clear();
+    categoriesLoaded = false;
     signInPage(leaving ? undefined : t('sessionEnded'));
   }
 });
@@ -580,7 +671,8 @@ declare global {
       queueSize: () => number;
       lastEventId: () => string | null;
       dropStream: () => void;
-      mapDraws: () => { draws: number; lastMs: number };
+      mapDraws: () => { draws: number; lastMs: number; features: number; level: string; markers: number; zoom: number };
+      mapFit: (box: [number, number, number, number]) => void;
     };
   }
 }
@@ -588,5 +680,13 @@ window.__console = {
   queueSize: () => queue?.items.length ?? 0,
   lastEventId: () => live?.lastId ?? null,
   dropStream: () => live?.reconnectNow(),
-  mapDraws: () => ({ draws: gridMap?.draws ?? 0, lastMs: gridMap?.lastDrawMs ?? 0 }),
+  mapDraws: () => ({
+    draws: gridMap?.draws ?? 0,
+    lastMs: gridMap?.lastDrawMs ?? 0,
+    features: gridMap?.lastFeatures ?? 0,
+    level: gridMap?.lastLevel ?? '',
+    markers: gridMap?.markers ?? 0,
+    zoom: gridMap?.zoom ?? -1,
+  }),
+  mapFit: (box) => gridMap?.fit(box),
 };

@@ -4,7 +4,7 @@
 import { api, call, type CaseView } from './api/client';
 import { light } from './clock';
 import { clear, fmtTime, h } from './dom';
-import { channelName, t, tc } from './i18n';
+import { categoryName, channelName, t, tc } from './i18n';
 import type { Filters } from './urlstate';
 
 export const ROW_H = 64;
@@ -293,7 +293,7 @@ export class Queue {
           'span',
           { class: 'line1' },
           h('span', { class: 'chan' }, channelName(c)),
-          h('span', { class: 'cat' }, c.category),
+          h('span', { class: 'cat', 'data-category': c.category }, categoryName(c.category)),
           h('span', { class: `status status-${c.status}` }, tc(c.status)),
           c.priority <= 2 ? h('span', { class: 'prio' }, `P${c.priority}`) : null,
           c.urgency !== 'normal' ? h('span', { class: `urg urg-${c.urgency}` }, tc(c.urgency)) : null,

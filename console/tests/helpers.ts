@@ -51,7 +51,7 @@ export function tag(): string {
 export async function report(
   request: APIRequestContext,
   workerToken: string,
-  opts: { description?: string; category?: string; urgency?: string; sameSpot?: boolean } = {},
+  opts: { description?: string; category?: string; urgency?: string; sameSpot?: boolean; media?: string[] } = {},
 ): Promise<string> {
   const id = randomUUID();
   if (!opts.sameSpot || spot < 0) spot = nextSpot();
@@ -66,6 +66,7 @@ export async function report(
       address: '威海市环翠区',
       category: opts.category ?? 'dispute.neighbourhood',
       ...(opts.urgency ? { urgency: opts.urgency } : {}),
+      ...(opts.media ? { media: opts.media } : {}),
       description: opts.description ?? '楼上装修噪音扰民，多次协商未果',
       parties: [{ name: '张三', phone: '13800000000' }],
     },
@@ -126,4 +127,67 @@ export function watchErrors(page: Page): string[] {
     if (m.type() === 'error' && /Content Security Policy|Refused to/i.test(m.text())) errors.push(m.text());
   });
   return errors;
+}
+
+/**
+ * A screenshot for docs/console/ (the documentation's pictures), only with
+ * GW_DOC_SHOTS=1: a normal run leaves the committed pictures alone.
+ */
+export async function docShot(page: Page, name: string): Promise<void> {
+  if (process.env.GW_DOC_SHOTS !== '1') return;
+  await page.screenshot({ path: join('..', 'docs', 'console', `${name}.png`), fullPage: false });
+}
+
+/** A small JPEG drawn by the browser (a canvas), as the phone would upload it. */
+export async function jpeg(page: Page, label: string): Promise<Buffer> {
+  const bytes = await page.evaluate(async (text) => {
+    const c = document.createElement('canvas');
+    c.width = 320;
+    c.height = 240;
+    const g = c.getContext('2d')!;
+    g.fillStyle = '#3b7dd8';
+    g.fillRect(0, 0, 320, 240);
+    g.fillStyle = '#f4c542';
+    g.fillRect(40, 60, 240, 120);
+    g.fillStyle = '#000';
+    g.font = '24px sans-serif';
+    g.fillText(text, 60, 130);
+    const blob = await new Promise<Blob>((r) => c.toBlob((b) => r(b!), 'image/jpeg', 0.8));
+    return Array.from(new Uint8Array(await blob.arrayBuffer()));
+  }, label);
+  return Buffer.from(bytes);
+}
+
+/** Uploads bytes as the grid worker (POST /v1/media) and gives the medium's id. */
+export async function upload(request: APIRequestContext, workerToken: string, body: Buffer, contentType = 'image/jpeg'): Promise<string> {
+  const r = await request.post(apiUrl('/v1/media'), {
+    headers: { Authorization: `Bearer ${workerToken}`, 'Content-Type': contentType },
+    data: body,
+  });
+  expect(r.status(), await r.text()).toBe(201);
+  return (await r.json()).id as string;
+}
+
+/** A one-second MP4 recorded by the browser (MediaRecorder over a canvas). */
+export async function mp4(page: Page): Promise<Buffer> {
+  const bytes = await page.evaluate(async () => {
+    const c = document.createElement('canvas');
+    c.width = 160;
+    c.height = 120;
+    const g = c.getContext('2d')!;
+    const rec = new MediaRecorder(c.captureStream(10), { mimeType: 'video/mp4' });
+    const chunks: Blob[] = [];
+    rec.ondataavailable = (e) => chunks.push(e.data);
+    rec.start();
+    for (let i = 0; i < 10; i++) {
+      g.fillStyle = `hsl(${i * 36}, 80%, 50%)`;
+      g.fillRect(0, 0, 160, 120);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const stopped = new Promise((r) => (rec.onstop = r));
+    rec.stop();
+    await stopped;
+    return Array.from(new Uint8Array(await new Blob(chunks).arrayBuffer()));
+  });
+  return Buffer.from(bytes);
 }

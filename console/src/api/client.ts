@@ -44,6 +44,11 @@ export function bearer(): string | null {
   return source.token();
 }
 
+/** Renews the access token (once, shared with other callers); false when signed out. */
+export function renewToken(): Promise<boolean> {
+  return source.renew();
+}
+
 const auth: Middleware = {
   onRequest({ request }) {
     const tok = source.token();
