@@ -88,6 +88,11 @@ impl KafkaBus {
             .set("acks", "all")
             .set("message.timeout.ms", "30000")
             .set("linger.ms", "2")
+            // One record per produce batch, several batches in flight (the
+            // relay hands over a batch at once, ADR 0035): tansu 0.6 counts
+            // a batch of several records as one offset in its high
+            // watermark, which the lag and the dead-letter tools read.
+            .set("batch.num.messages", "1")
             .create()
             .map_err(kerr)?;
         let admin: AdminClient<DefaultClientContext> = settings.client().create().map_err(kerr)?;
@@ -145,6 +150,16 @@ impl EventBus for KafkaBus {
         }
     }
 
+    /// Every message enqueued before any is awaited: the idempotent
+    /// producer keeps them in order per partition and sends them in a few
+    /// requests; the results are awaited together.
+    async fn publish_many(&self, msgs: Vec<(String, OutMessage)>) -> Vec<Result<Delivery, BusError>> {
+        // join_all polls its futures in order, so each is enqueued in the
+        // producer in the batch's order on the first poll.
+        futures::future::join_all(msgs.into_iter().map(|(topic, msg)| async move { self.publish(&topic, msg).await }))
+            .await
+    }
+
     async fn subscribe(&self, group: &str, topics: &[String]) -> Result<Box<dyn Consumer>, BusError> {
         let revocations = Arc::new(AtomicU64::new(0));
         let mut config = self.settings.client();
@@ -161,15 +176,13 @@ impl EventBus for KafkaBus {
             .set("session.timeout.ms", "6000")
             // …and a rebalance waits at most this long for members to rejoin
             // (handlers finish a message well within it).
-            .set("max.poll.interval.ms", "20000")
-            // How long a fetch may wait for data. Apache Kafka answers a
-            // fetch as soon as data arrives, so this only bounds idle polls;
-            // tansu 0.6 (the broker of the tests and the production-shape
-            // benchmarks) sleeps out part of it even when data is there
-            // (half of what remains above 250 ms, all of it below), so each
-            // hop through it took ~250 ms at librdkafka's default of 500 ms
-            // (docs/benchmarks.md, "Report to queue").
-            .set("fetch.wait.max.ms", "10");
+            .set("max.poll.interval.ms", "20000");
+        // fetch.wait.max.ms stays librdkafka's 500 ms: tansu 0.6 sleeps out
+        // part of it even with data waiting (~250 ms a hop), and a lower
+        // wait (10 ms) cuts report → queue from 857 to 55 ms p50, but once
+        // in two runs a second replica joining the group then waited over
+        // 15 s for its partitions (ADR 0035); a deployment may set it in
+        // the bus URL's query.
         // The URL's properties win over these defaults.
         for (k, v) in &self.settings.extra {
             config.set(k, v);

@@ -141,6 +141,25 @@ pub trait EventBus: Send + Sync + 'static {
     /// Publishes one message; returns once it is durably in the log.
     async fn publish(&self, topic: &str, msg: OutMessage) -> Result<Delivery, BusError>;
 
+    /// Publishes `msgs` in order and returns each one's result, in order, up
+    /// to the first failure at least (what follows a failure may be missing
+    /// or have succeeded: a caller treats only the prefix before the first
+    /// failure as published). A backend may keep several in flight at once
+    /// (Kafka: one round trip for the batch instead of one per message)
+    /// and keeps their order within each partition.
+    async fn publish_many(&self, msgs: Vec<(String, OutMessage)>) -> Vec<Result<Delivery, BusError>> {
+        let mut out = Vec::with_capacity(msgs.len());
+        for (topic, msg) in msgs {
+            let r = self.publish(&topic, msg).await;
+            let failed = r.is_err();
+            out.push(r);
+            if failed {
+                break;
+            }
+        }
+        out
+    }
+
     /// Joins consumer group `group` for `topics`.
     async fn subscribe(&self, group: &str, topics: &[String]) -> Result<Box<dyn Consumer>, BusError>;
 

@@ -111,22 +111,28 @@ impl Relay {
                 return Ok(sent);
             }
             let n = rows.len();
+            let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+            let batch = rows
+                .into_iter()
+                .map(|row| (row.topic, OutMessage { key: row.msg_key, payload: row.payload, headers: vec![] }))
+                .collect();
+            // Strictly in order: only the prefix before the first failure
+            // counts as published, so nothing overtakes an unsent row (a
+            // later one that went through anyway is published again; the
+            // consumers drop it by its event id).
             let mut published = Vec::with_capacity(n);
             let mut failure = None;
-            for row in rows {
-                // Strictly in order: a failure stops the batch so nothing
-                // overtakes an unsent row.
-                match self
-                    .bus
-                    .publish(&row.topic, OutMessage { key: row.msg_key, payload: row.payload, headers: vec![] })
-                    .await
-                {
-                    Ok(_) => published.push(row.id),
+            for (id, result) in ids.into_iter().zip(self.bus.publish_many(batch).await) {
+                match result {
+                    Ok(_) => published.push(id),
                     Err(e) => {
                         failure = Some(RelayError::Bus(e.to_string()));
                         break;
                     }
                 }
+            }
+            if published.len() < n && failure.is_none() {
+                failure = Some(RelayError::Bus("the bus answered for fewer messages than it was given".into()));
             }
             // One statement marks the whole published prefix sent.
             if !published.is_empty() {
