@@ -9,7 +9,8 @@
 #   3. runs the browser suite (Playwright + axe-core) against `gridwork up`
 #      (target/debug/gridwork, built by the tests; GW_BIN to change), which
 #      serves the console at /console/ itself.
-# Usage: scripts/console.sh [check|test|all] (default all)
+# Usage: scripts/console.sh [deps|check|test|all] (default all; deps: step 1's
+# Debian packages only, for scripts/setup-test-deps.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what="${1:-all}"
@@ -24,6 +25,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
+[ "$what" = deps ] && exit 0
 
 cd console
 echo "==> console: npm ci"

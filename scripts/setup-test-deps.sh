@@ -4,7 +4,9 @@
 #    time, then cached in ~/.cargo/bin), with in-memory and SQLite storage;
 #  - protoc from Debian's packages (for the Python classes of proto/);
 #  - Python's confluent-kafka and protobuf from PyPI (the independent consumer);
-#  - schemathesis from PyPI (tests/api/openapi.rs runs it against the service).
+#  - schemathesis from PyPI (tests/api/openapi.rs runs it against the service);
+#  - Node and npm, Chromium, ChromeDriver and the Chinese font from Debian's
+#    packages, for the web console's browser suite (scripts/console.sh deps).
 set -euo pipefail
 
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -44,10 +46,15 @@ if ! command -v schemathesis >/dev/null 2>&1; then
   python3 -m pip install --quiet --disable-pip-version-check 'schemathesis>=4.3,<5'
 fi
 
+scripts_dir=$(cd "$(dirname "$0")" && pwd)
+"$scripts_dir/console.sh" deps
+
 check() { printf '  %-16s %s\n' "$1" "$2"; }
 check tansu "$(command -v tansu)"
 check protoc "$(protoc --version)"
 check schemathesis "$(schemathesis --version)"
+check chromium "$(/usr/bin/chromium --version 2>/dev/null)"
+check node "$(node --version)"
 check confluent-kafka "$(python3 -c 'import confluent_kafka; print(confluent_kafka.version()[0], "librdkafka", confluent_kafka.libversion()[0])')"
 # PostgreSQL and Redis: scripts/test.sh uses the machine's or starts throwaway ones
 # (scripts/test-services.sh).
