@@ -16,6 +16,7 @@ pub mod fanout;
 pub mod health;
 pub mod http;
 pub mod keyfile;
+pub mod media;
 pub mod metrics;
 pub mod openapi;
 pub mod pii;

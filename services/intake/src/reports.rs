@@ -7,6 +7,7 @@
 
 use chrono::{DateTime, Utc};
 use gridwork_domain::report::{Crs, Location, NewReport, OnSpot, Party, Urgency};
+use gridwork_platform::media::{refs, MediaRef};
 use gridwork_storage::entity::{report, report_event};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use serde::{Deserialize, Serialize};
@@ -115,21 +116,6 @@ pub struct OnSpotIn {
     pub note: Option<String>,
 }
 
-// Mediation's case detail and tasks have the same schema under the same
-// name (gridwork_mediation::media::MediaRef): keep the two alike.
-/// A photo or video a report or a task's result names, and whether it has
-/// arrived yet.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct MediaRef {
-    pub id: String,
-    pub available: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub content_type: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub size: Option<i64>,
-    pub url: String,
-}
-
 /// The media `ids` name, with what has been uploaded so far.
 pub(crate) async fn media_refs(state: &State, ids: &[String]) -> Result<Vec<MediaRef>, IntakeError> {
     if ids.is_empty() {
@@ -143,19 +129,7 @@ pub(crate) async fn media_refs(state: &State, ids: &[String]) -> Result<Vec<Medi
             .into_iter()
             .map(|m| (m.id.clone(), m))
             .collect();
-    Ok(ids
-        .iter()
-        .map(|id| {
-            let m = found.get(id);
-            MediaRef {
-                id: id.clone(),
-                available: m.is_some(),
-                content_type: m.map(|m| m.content_type.clone()),
-                size: m.map(|m| m.size),
-                url: format!("/v1/media/{id}"),
-            }
-        })
-        .collect())
+    Ok(refs(ids.iter().cloned(), &found))
 }
 
 /// One step of a report's way through the pipeline.

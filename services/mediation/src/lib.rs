@@ -35,7 +35,6 @@ mod consumer;
 pub mod error;
 pub mod link;
 pub mod live;
-pub mod media;
 pub mod openapi;
 pub mod pii;
 pub mod repo;

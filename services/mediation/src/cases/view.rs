@@ -9,10 +9,10 @@ use gridwork_storage::entity::{case, media, report};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::media::{refs, MediaRef};
 use crate::pii::MaskedParty;
 use crate::repo::cases::is_overdue;
 use crate::State;
+use gridwork_platform::media::{refs, MediaRef};
 
 /// A case as those who work it see it: the queue's row, and the core of
 /// the detail.

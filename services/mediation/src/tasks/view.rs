@@ -9,9 +9,9 @@ use utoipa::ToSchema;
 
 use super::{TaskKind, ACKNOWLEDGED, ASSIGNED, CANCELLED, DONE, OPEN};
 use crate::error::MediationError;
-use crate::media::{refs, MediaRef};
 use crate::repo::tasks::{media_ids, uploaded};
 use crate::State;
+use gridwork_platform::media::{refs, MediaRef};
 
 /// One step of a task's history.
 #[derive(Debug, Serialize, ToSchema)]

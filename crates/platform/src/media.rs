@@ -1,7 +1,7 @@
-//! Photos and videos named by a report or a task's result, as the case's
-//! workers see them: where to fetch each (`GET /v1/media/{id}`, scoped like
-//! the case) and whether it has arrived yet (a phone may upload after it
-//! reports).
+//! How a report's or a task's photos and videos are named in answers: one
+//! schema for intake's report views and mediation's case detail and tasks.
+//! Each service reads the `media` table itself (ADR 0002 lists mediation's
+//! read); this builds the answer from what it read.
 
 use std::collections::HashMap;
 
@@ -9,8 +9,6 @@ use gridwork_storage::entity::media;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-// intake's report views have the same schema under the same name
-// (gridwork_intake::reports::MediaRef): keep the two alike.
 /// A photo or video a report or a task's result names, and whether it has
 /// arrived yet.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -24,8 +22,8 @@ pub struct MediaRef {
     pub url: String,
 }
 
-/// `ids` as references, with what `uploaded` holds of them.
-pub fn refs(ids: Vec<String>, uploaded: &HashMap<String, media::Model>) -> Vec<MediaRef> {
+/// `ids` as references, in their order, with what `uploaded` holds of them.
+pub fn refs(ids: impl IntoIterator<Item = String>, uploaded: &HashMap<String, media::Model>) -> Vec<MediaRef> {
     ids.into_iter()
         .map(|id| {
             let m = uploaded.get(&id);
