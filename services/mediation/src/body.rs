@@ -41,8 +41,7 @@ pub fn json<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, MediationEr
     if blank(body) {
         return Ok(T::default());
     }
-    require_object(body, "the request body", "请求体须为 JSON 对象")?;
-    serde_json::from_slice(body).map_err(|e| MediationError::request(gridwork_platform::error::body_error(&e)))
+    gridwork_platform::body::object(body).map_err(MediationError::request)
 }
 
 /// A JSON body whose every fault is `invalid_body` (`what`: the English
