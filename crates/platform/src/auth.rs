@@ -203,6 +203,8 @@ pub struct Verifier {
     /// refresher fetches early, so a rotated key is picked up at once.
     unknown_kid: Arc<tokio::sync::Notify>,
     revocations: Option<Revocations>,
+    /// Tokens whose signature was already checked (see [`Verified`]).
+    verified: Arc<Verified>,
 }
 
 impl Verifier {
@@ -212,6 +214,7 @@ impl Verifier {
             trusts: Arc::new(vec![Trust::new(keys, Algorithm::EdDSA, issuer, audience, leeway_secs)]),
             unknown_kid: Arc::new(tokio::sync::Notify::new()),
             revocations: None,
+            verified: Arc::new(Verified::default()),
         }
     }
 
@@ -243,6 +246,30 @@ impl Verifier {
 
     /// The caller and the token's id and expiry.
     pub fn verify_token(&self, token: &str) -> Result<(Actor, TokenInfo), ApiError> {
+        let now = Utc::now().timestamp();
+        if let Some(hit) = self.verified.get(token) {
+            // The same checks that do not need the signature again: the
+            // key still trusted, the token still in its time window.
+            if let Some(trust) = self.trusts.iter().find(|t| t.key(&hit.kid).is_some()) {
+                let leeway = trust.validation.leeway as i64;
+                if hit.exp < now - leeway {
+                    self.verified.forget(token);
+                    return Err(ApiError::unauthorized("token_expired", "the token has expired"));
+                }
+                if hit.nbf <= now + leeway {
+                    return Ok((hit.actor, hit.info));
+                }
+            } else {
+                self.verified.forget(token);
+            }
+        }
+        let (actor, info, entry) = self.verify_signed(token)?;
+        self.verified.put(token, entry);
+        Ok((actor, info))
+    }
+
+    /// The full check: header, key, algorithm, signature and claims.
+    fn verify_signed(&self, token: &str) -> Result<(Actor, TokenInfo, VerifiedToken), ApiError> {
         // `alg: none` and unknown algorithms do not even parse.
         let header = jsonwebtoken::decode_header(token)
             .map_err(|_| ApiError::unauthorized("invalid_token", "the bearer token is not a JWT"))?;
@@ -275,7 +302,56 @@ impl Verifier {
             jti: data.claims.jti,
             expires_at: chrono::DateTime::from_timestamp(data.claims.exp, 0).unwrap_or_else(Utc::now),
         };
-        Ok((Actor { id: data.claims.sub, role, scope: data.claims.scope, channel: data.claims.channel }, info))
+        let actor = Actor { id: data.claims.sub, role, scope: data.claims.scope, channel: data.claims.channel };
+        let entry =
+            VerifiedToken { actor: actor.clone(), info: info.clone(), kid, exp: data.claims.exp, nbf: data.claims.nbf };
+        Ok((actor, info, entry))
+    }
+}
+
+/// What a checked token said, kept by its text.
+#[derive(Clone)]
+struct VerifiedToken {
+    actor: Actor,
+    info: TokenInfo,
+    kid: String,
+    exp: i64,
+    nbf: i64,
+}
+
+/// Tokens already verified, by their exact text. A phone sends the same
+/// token with every report, and checking an Ed25519 signature costs far
+/// more than the rest of a request's authentication; the text, byte for
+/// byte, was signed, so its claims need not be checked twice. Only tokens
+/// that passed are kept; a hit still checks the time window and that the
+/// key is still trusted (a key dropped from a JWKS ends its tokens), and
+/// revocation is checked on every request by [`Caller`]. Bounded: when
+/// full, it starts again empty.
+#[derive(Default)]
+struct Verified {
+    tokens: std::sync::Mutex<HashMap<String, VerifiedToken>>,
+}
+
+impl Verified {
+    const MAX: usize = 10_000;
+
+    fn get(&self, token: &str) -> Option<VerifiedToken> {
+        self.tokens.lock().ok()?.get(token).cloned()
+    }
+
+    fn put(&self, token: &str, entry: VerifiedToken) {
+        if let Ok(mut tokens) = self.tokens.lock() {
+            if tokens.len() >= Self::MAX {
+                tokens.clear();
+            }
+            tokens.insert(token.to_owned(), entry);
+        }
+    }
+
+    fn forget(&self, token: &str) {
+        if let Ok(mut tokens) = self.tokens.lock() {
+            tokens.remove(token);
+        }
     }
 }
 
@@ -476,6 +552,40 @@ mod tests {
             format!("{}.{}.", URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"none","kid":"{}"}}"#, iss.kid())), parts[1]);
         assert!(v.verify(&none).is_err());
         assert_eq!(iss.jwks()["keys"][0]["kid"], iss.kid());
+    }
+
+    #[test]
+    fn a_token_verified_once_is_still_checked_for_its_time_and_key() {
+        let iss = issuer();
+        let v = iss.verifier(0);
+        let actor = Actor { id: "u1".into(), role: Role::GridWorker, scope: "371002003003004".into(), channel: None };
+        let (t, _) = iss.issue_with(&actor, 1).unwrap();
+        assert_eq!(v.verify(&t).unwrap(), actor);
+        // From the verified tokens now: the same answer.
+        assert_eq!(v.verify(&t).unwrap(), actor);
+        assert!(v.verified.get(&t).is_some());
+        std::thread::sleep(std::time::Duration::from_millis(2100));
+        assert_eq!(v.verify(&t).unwrap_err().code, "token_expired");
+        assert!(v.verified.get(&t).is_none());
+
+        // A key no longer trusted ends its tokens, verified or not.
+        let (t, _) = iss.issue(&actor).unwrap();
+        assert!(v.verify(&t).is_ok());
+        v.trusts[0].keys.write().unwrap().clear();
+        assert_eq!(v.verify(&t).unwrap_err().code, "unknown_key");
+    }
+
+    #[test]
+    fn the_verified_tokens_are_bounded() {
+        let iss = issuer();
+        let v = iss.verifier(5);
+        let actor = Actor { id: "u1".into(), role: Role::GridWorker, scope: "371002003003004".into(), channel: None };
+        for _ in 0..Verified::MAX + 5 {
+            let (t, _) = iss.issue(&actor).unwrap();
+            assert!(v.verify(&t).is_ok());
+        }
+        let n = v.verified.tokens.lock().unwrap().len();
+        assert!((1..=Verified::MAX).contains(&n), "{n}");
     }
 
     #[test]

@@ -38,6 +38,38 @@ pub async fn enqueue<C: ConnectionTrait>(
     Ok(())
 }
 
+/// One message for [`enqueue_many`]: topic, key, payload.
+pub struct Pending<'a> {
+    pub topic: &'a str,
+    pub key: &'a [u8],
+    pub payload: &'a [u8],
+}
+
+/// Adds several messages in one multi-row statement per
+/// [`MAX_ROWS_PER_STATEMENT`] (in order: the relay publishes by id); call
+/// inside the state change's transaction.
+pub async fn enqueue_many<C: ConnectionTrait>(db: &C, producer: &str, items: &[Pending<'_>]) -> Result<(), DbErr> {
+    let now = Utc::now();
+    for chunk in items.chunks(MAX_ROWS_PER_STATEMENT) {
+        let rows = chunk.iter().map(|m| outbox::ActiveModel {
+            producer: Set(producer.to_owned()),
+            topic: Set(m.topic.to_owned()),
+            msg_key: Set(m.key.to_vec()),
+            payload: Set(m.payload.to_vec()),
+            created_at: Set(now),
+            sent_at: Set(None),
+            ..Default::default()
+        });
+        outbox::Entity::insert_many(rows).exec_without_returning(db).await?;
+    }
+    Ok(())
+}
+
+/// Rows per multi-row INSERT: well inside PostgreSQL's 65,535 and SQLite's
+/// 32,766 bound parameters for the widest table written this way (reports,
+/// 25 columns).
+pub const MAX_ROWS_PER_STATEMENT: usize = 1000;
+
 /// Publishes one producer's outbox rows to the bus, oldest first.
 pub struct Relay {
     pub db: DatabaseConnection,

@@ -155,6 +155,10 @@ pub struct OpenSpec {
     pub accepted_out: Option<std::path::PathBuf>,
     /// A progress line on stderr this often.
     pub progress_every: Duration,
+    /// Closed loop: `max_in_flight` phones, each sending its next
+    /// operation as soon as the last is answered, as fast as intake goes
+    /// (`rate` is ignored).
+    pub closed: bool,
 }
 
 /// What an open-loop run did.
@@ -460,7 +464,7 @@ async fn replay(sh: &Shared, phone: usize, body: serde_json::Value) {
 /// Runs an open-loop load and returns its summary; the accepted ids are in
 /// `spec.accepted_out` when it returns.
 pub async fn run_open(spec: OpenSpec) -> anyhow::Result<OpenReport> {
-    if spec.tokens.is_empty() || spec.rate <= 0.0 {
+    if spec.tokens.is_empty() || (!spec.closed && spec.rate <= 0.0) {
         anyhow::bail!("an open-loop run needs at least one token and a positive rate");
     }
     let out = match &spec.accepted_out {
@@ -525,12 +529,21 @@ pub async fn run_open(spec: OpenSpec) -> anyhow::Result<OpenReport> {
     let mut next = started;
     let mut phone = 0usize;
     while next < end {
-        tokio::time::sleep_until(next.into()).await;
-        let permit = match slots.clone().try_acquire_owned() {
-            Ok(p) => p,
-            Err(_) => {
-                bump(&sh.stats.late, 1);
-                slots.clone().acquire_owned().await?
+        let permit = if spec.closed {
+            // The next phone free; the run ends when the time is up.
+            let p = slots.clone().acquire_owned().await?;
+            if Instant::now() >= end {
+                break;
+            }
+            p
+        } else {
+            tokio::time::sleep_until(next.into()).await;
+            match slots.clone().try_acquire_owned() {
+                Ok(p) => p,
+                Err(_) => {
+                    bump(&sh.stats.late, 1);
+                    slots.clone().acquire_owned().await?
+                }
             }
         };
         phone = (phone + 1) % spec.tokens.len();
@@ -583,6 +596,9 @@ pub async fn run_open(spec: OpenSpec) -> anyhow::Result<OpenReport> {
             sh2.stats.in_flight.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
             drop(permit);
         });
+        if spec.closed {
+            continue;
+        }
         // A replay takes a tenth of a report's interval.
         let step = if reports == 0 { 0.1 } else { reports as f64 };
         next += Duration::from_secs_f64(step / spec.rate);
@@ -609,8 +625,8 @@ pub async fn run_open(spec: OpenSpec) -> anyhow::Result<OpenReport> {
     lat.sort_by(f64::total_cmp);
     let s = &sh.stats;
     Ok(OpenReport {
-        mode: "open",
-        target_rate: spec.rate,
+        mode: if spec.closed { "closed" } else { "open" },
+        target_rate: if spec.closed { 0.0 } else { spec.rate },
         seconds,
         operations: get(&s.operations),
         reports_sent: get(&s.reports_sent),

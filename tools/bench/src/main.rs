@@ -41,6 +41,13 @@ enum Command {
         /// (default: closed loop, each phone waits for its answer).
         #[arg(long)]
         rate: Option<f64>,
+        /// Closed loop with the open loop's realistic mix (batches,
+        /// replays, petitions, emergencies, categories, parties) and its
+        /// JSON summary: --concurrency phones, each sending again as soon
+        /// as it is answered (without it, the closed loop posts one plain
+        /// report at a time).
+        #[arg(long, conflicts_with = "rate")]
+        mix: bool,
         /// Every report id that got a 2xx, one per line.
         #[arg(long)]
         accepted_out: Option<PathBuf>,
@@ -316,7 +323,8 @@ async fn main() -> anyhow::Result<()> {
             seconds,
             lat,
             lon,
-            rate: Some(rate),
+            rate,
+            mix,
             accepted_out,
             batch_share,
             batch_size,
@@ -330,7 +338,7 @@ async fn main() -> anyhow::Result<()> {
             max_in_flight,
             retry_for,
             progress_every,
-        } => {
+        } if rate.is_some() || *mix => {
             let watch = match (watch_code, watch_token) {
                 (Some(code), Some(token)) => Some(gridwork_bench::watch::WatchSpec {
                     url: watch_url.clone().unwrap_or_else(|| url.clone()),
@@ -340,19 +348,28 @@ async fn main() -> anyhow::Result<()> {
                 (None, None) => None,
                 _ => anyhow::bail!("--watch-code and --watch-token go together"),
             };
-            let _ = concurrency;
-            if *seconds == 0 || *rate <= 0.0 {
-                anyhow::bail!("--rate must be positive and --seconds at least 1");
+            let closed = *mix;
+            let rate = rate.unwrap_or(0.0);
+            if *seconds == 0 || (!closed && rate <= 0.0) || (closed && *concurrency == 0) {
+                anyhow::bail!("--rate (or --concurrency with --mix) must be positive and --seconds at least 1");
             }
-            eprintln!(
-                "loadgen: open loop, {rate} reports/s from {} phones to {url} for {seconds} s \
-                 (batches {batch_share}, replays {replay_share}, petitions {petition_share}) …",
-                token.len()
-            );
+            if closed {
+                eprintln!(
+                    "loadgen: closed loop, {concurrency} phones as fast as answered ({} tokens) to {url} for {seconds} s \
+                     (batches {batch_share}, replays {replay_share}, petitions {petition_share}, emergencies {emergency_share}) …",
+                    token.len()
+                );
+            } else {
+                eprintln!(
+                    "loadgen: open loop, {rate} reports/s from {} phones to {url} for {seconds} s \
+                     (batches {batch_share}, replays {replay_share}, petitions {petition_share}) …",
+                    token.len()
+                );
+            }
             let r = gridwork_bench::loadgen::run_open(gridwork_bench::loadgen::OpenSpec {
                 url: url.trim_end_matches('/').to_owned(),
                 tokens: token.clone(),
-                rate: *rate,
+                rate,
                 duration: std::time::Duration::from_secs(*seconds),
                 lat: *lat,
                 lon: *lon,
@@ -363,10 +380,11 @@ async fn main() -> anyhow::Result<()> {
                 petition_share: *petition_share,
                 emergency_share: *emergency_share,
                 watch,
-                max_in_flight: *max_in_flight,
+                max_in_flight: if closed { *concurrency } else { *max_in_flight },
                 retry_for: std::time::Duration::from_secs(*retry_for),
                 accepted_out: accepted_out.clone(),
                 progress_every: std::time::Duration::from_secs((*progress_every).max(1)),
+                closed,
             })
             .await?;
             println!("{}", serde_json::to_string(&r)?);
@@ -403,7 +421,7 @@ async fn main() -> anyhow::Result<()> {
                 );
             }
         }
-        Command::Loadgen { url, token, concurrency, seconds, lat, lon, rate: None, accepted_out, .. } => {
+        Command::Loadgen { url, token, concurrency, seconds, lat, lon, accepted_out, .. } => {
             let token = token.first().cloned().unwrap_or_default();
             if *concurrency == 0 || *seconds == 0 {
                 anyhow::bail!("--concurrency and --seconds must be at least 1");

@@ -178,14 +178,20 @@ pub enum Backend {
 /// Runs `scenario` against a fresh app on `backend`, then shuts it down and
 /// removes what it made.
 pub async fn on(backend: Backend, scenario: impl AsyncFnOnce(&TestApp)) {
+    on_with(backend, |_| {}, scenario).await
+}
+
+/// [`on`] with the configuration changed by `tweak` first.
+pub async fn on_with(backend: Backend, tweak: impl FnOnce(&mut Config), scenario: impl AsyncFnOnce(&TestApp)) {
     let dir = tempfile::tempdir().unwrap();
-    let (cfg, pg) = match backend {
+    let (mut cfg, pg) = match backend {
         Backend::Embedded => (config(dir.path()), None),
         Backend::PostgresAndRedis => {
             let (cfg, pg) = on_postgres_and_redis(dir.path()).await;
             (cfg, Some(pg))
         }
     };
+    tweak(&mut cfg);
     let app = spawn_with(cfg).await;
     scenario(&app).await;
     app.shutdown().await;

@@ -64,6 +64,72 @@ async fn concurrent_reports(batch_max: usize) {
     app.shutdown().await;
 }
 
+/// One id posted many times at once, with two different contents: the
+/// posts share a group commit (one multi-row INSERT), exactly one is new
+/// (201), the same content again is a replay (200), the other content a
+/// conflict (409); one report, one timeline entry, one case.
+#[actix_web::test]
+async fn one_id_racing_in_one_batch_is_stored_once_embedded() {
+    helpers::on_with(helpers::Backend::Embedded, racing_config, racing_ids).await;
+}
+
+#[actix_web::test]
+async fn one_id_racing_in_one_batch_is_stored_once_on_postgres() {
+    helpers::on_with(helpers::Backend::PostgresAndRedis, racing_config, racing_ids).await;
+}
+
+fn racing_config(cfg: &mut gridwork_platform::Config) {
+    cfg.intake.rate_limit_per_minute = 0;
+    // Long enough for every post to join the first one's batch.
+    cfg.intake.batch_wait_ms = 200;
+}
+
+async fn racing_ids(app: &helpers::TestApp) {
+    let worker = app.worker();
+    let (lat, lon) = app.demo.demo_point;
+    let id = Uuid::new_v4().to_string();
+    let a = report(&id, lat, lon, "environment.sanitation");
+    let mut b = a.clone();
+    b["description"] = serde_json::json!("另一份不同的上报");
+    // Others' new reports in the same batch are not disturbed (other
+    // categories: nearby reports of one category join one case).
+    let categories = ["dispute.neighbourhood", "dispute.consumer", "order.public", "dispute.property_management"];
+    let others: Vec<(String, &str)> = categories.iter().map(|c| (Uuid::new_v4().to_string(), *c)).collect();
+    let posts = (0..12).map(|i| {
+        let body = if i % 3 == 2 { b.clone() } else { a.clone() };
+        let (app, worker) = (app, worker.clone());
+        async move { (i % 3 == 2, app.post(&worker, "/v1/reports", &body).await.0) }
+    });
+    let other_posts = others.iter().map(|(o, category)| {
+        let body = report(o, lat, lon, category);
+        let (app, worker) = (app, worker.clone());
+        async move { app.post(&worker, "/v1/reports", &body).await.0 }
+    });
+    let (answers, other_answers) =
+        futures::future::join(futures::future::join_all(posts), futures::future::join_all(other_posts)).await;
+    assert!(other_answers.iter().all(|s| *s == 201), "{other_answers:?}");
+    let winners: Vec<bool> = answers.iter().filter(|(_, s)| *s == 201).map(|(is_b, _)| *is_b).collect();
+    assert_eq!(winners.len(), 1, "exactly one new report: {answers:?}");
+    let b_won = winners[0];
+    for (is_b, status) in answers.iter().filter(|(_, s)| *s != 201) {
+        let want = if *is_b == b_won { 200 } else { 409 };
+        assert_eq!(*status, want, "same content is a replay, other content a conflict: {answers:?}");
+    }
+    let (s, stored) = app.get(&worker, &format!("/v1/reports/{id}")).await;
+    assert_eq!(s, 200, "{stored}");
+    let want = if b_won { &b } else { &a };
+    assert_eq!(stored["description"], want["description"]);
+    assert_eq!(stored["timeline"].as_array().unwrap().iter().filter(|e| e["status"] == "submitted").count(), 1);
+    // One outbox message: one case, however many posts.
+    app.case_of(&id).await;
+    for (o, _) in &others {
+        app.case_of(o).await;
+    }
+    let (_, v) = app.get(&app.dispatcher(), "/v1/cases?limit=200").await;
+    let n = v["items"].as_array().unwrap().iter().filter(|c| c["report_id"] == id.as_str()).count();
+    assert_eq!(n, 1, "one case for the id");
+}
+
 #[actix_web::test]
 async fn a_token_posting_too_fast_gets_429_with_retry_after() {
     let dir = tempfile::tempdir().unwrap();
