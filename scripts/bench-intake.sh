@@ -54,8 +54,8 @@ run() { # name batch_max -> JSON line from loadgen, with rows stored and mean ba
   $BIN/gridwork-intake >"$log" 2>&1 &
   local pid=$!
   for _ in $(seq 1 100); do grep -q "listening on" "$log" && break; sleep 0.1; done
-  local url; url=$(grep -o "http://[0-9.:]*" "$log" | head -1)
-  local admin; admin=$(grep -o "http://[0-9.:]*" "$log" | sed -n 2p)
+  local url; url=$(grep "listening on" "$log" | grep -o "http://[0-9.:]*" | head -1)
+  local admin; admin=$(grep "admin listener" "$log" | grep -o "http://[0-9.:]*" | head -1)
   local token; token=$($BIN/gridwork token --role grid_worker --scope 371002003003004 --user bench)
   local perf_pid=""
   if [ "${PERF:-0}" = 1 ] && [ "$name" = group ]; then
@@ -80,6 +80,7 @@ print(round(v.get("gridwork_intake_batch_size_sum", 0) / c, 1) if c else 0)')
   local unsent; unsent=$(psql -qtA "$PG/$db" -c "SELECT count(*) FROM outbox WHERE sent_at IS NULL")
   local stored; stored=$(psql -qtA "$PG/$db" -c "SELECT count(*) FROM reports")
   kill "$pid"; wait "$pid" 2>/dev/null || true
+  [ "$stored" -gt 0 ] || { echo "bench-intake: $name stored nothing; intake said:" >&2; tail -20 "$log" >&2; }
   echo "$out" | python3 -c "
 import json, sys
 r = json.load(sys.stdin)
