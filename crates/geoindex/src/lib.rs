@@ -15,6 +15,7 @@
 use geo_types::{Coord, MultiPolygon};
 use rstar::{RTree, RTreeObject, AABB};
 
+mod edgecell;
 mod flat;
 mod gcj02;
 pub mod geojson_io;
@@ -116,10 +117,25 @@ impl GridIndex {
     /// As [`GridIndex::new`], with `cells_per_grid` raster cells per grid
     /// bounding box (more cells: faster lookups, more memory).
     pub fn with_resolution(
+        grids: Vec<Area>,
+        counties: Vec<Area>,
+        tolerance_m: f64,
+        cells_per_grid: f64,
+    ) -> Result<Self, IndexError> {
+        Self::with_options(grids, counties, tolerance_m, cells_per_grid, true)
+    }
+
+    /// As [`GridIndex::with_resolution`]; `edge_cells: false` leaves out
+    /// the edge cells (raster cells crossed by grid boundaries that carry
+    /// the edges in them, see `edgecell.rs`), so that lookups there test
+    /// the candidate grids' raw coordinates: the index as it was before
+    /// them, for comparison in benchmarks and tests. Answers are the same.
+    pub fn with_options(
         mut grids: Vec<Area>,
         mut counties: Vec<Area>,
         tolerance_m: f64,
         cells_per_grid: f64,
+        edge_cells: bool,
     ) -> Result<Self, IndexError> {
         if grids.len() >= 1 << 29 {
             return Err(IndexError::TooMany(grids.len()));
@@ -146,7 +162,7 @@ impl GridIndex {
             .enumerate()
             .map(|(i, b)| Entry { idx: i as u32, bbox: AABB::from_corners([b[0], b[1]], [b[2], b[3]]) })
             .collect();
-        let raster = Raster::build(&flat, &cflat, tolerance_m, kx, cells_per_grid);
+        let raster = Raster::build(&flat, &cflat, tolerance_m, kx, cells_per_grid, edge_cells);
         Ok(GridIndex {
             codes: grids.into_iter().map(|g| g.code).collect(),
             grids: flat,
@@ -196,10 +212,16 @@ impl GridIndex {
                     self.beyond_grids(lon, lat)
                 }
             }
-            Cell::Mixed(list) => match list.iter().find(|&&i| self.grids.contains(i as usize, lon, lat)) {
-                Some(&i) => Hit::Inside(i),
-                None => self.beyond_grids(lon, lat),
-            },
+            Cell::Edges { block, px, py } => {
+                let cands = edgecell::candidates(block);
+                match edgecell::test(block, px, py) {
+                    Some(0) => self.beyond_grids(lon, lat),
+                    Some(inside) => Hit::Inside(cands[inside.trailing_zeros() as usize]),
+                    // Within ~2 cm of an edge: the raw coordinates decide.
+                    None => self.first_containing(cands, lon, lat),
+                }
+            }
+            Cell::Mixed(list) => self.first_containing(list, lon, lat),
             Cell::Far { county, near } => {
                 if near {
                     if let Some(hit) = self.near_grid(lon, lat) {
@@ -220,6 +242,14 @@ impl GridIndex {
                 }
             }
             Cell::OffRaster => self.beyond_grids(lon, lat),
+        }
+    }
+
+    /// The first of `cands` that contains the point, else what lies beyond.
+    fn first_containing(&self, cands: &[u32], lon: f64, lat: f64) -> Hit {
+        match cands.iter().find(|&&i| self.grids.contains(i as usize, lon, lat)) {
+            Some(&i) => Hit::Inside(i),
+            None => self.beyond_grids(lon, lat),
         }
     }
 
