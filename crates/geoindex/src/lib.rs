@@ -253,6 +253,39 @@ impl GridIndex {
         }
     }
 
+    /// Looks up many WGS-84 points `(lon, lat)`, answering as
+    /// [`GridIndex::lookup`] does for each, in order. Faster than one
+    /// lookup after another when the points are scattered over a large
+    /// index: the raster cells (and edge cells' blocks) of a few points at a
+    /// time are read before any of them is needed, so that their cache
+    /// misses overlap instead of following one another.
+    pub fn lookup_many(&self, points: &[(f64, f64)]) -> Vec<Hit> {
+        let mut out = Vec::with_capacity(points.len());
+        self.lookup_into(points, &mut out);
+        out
+    }
+
+    /// As [`GridIndex::lookup_many`], appending to `out`.
+    pub fn lookup_into(&self, points: &[(f64, f64)], out: &mut Vec<Hit>) {
+        const BATCH: usize = 16;
+        out.reserve(points.len());
+        for chunk in points.chunks(BATCH) {
+            let mut words = [0u64; BATCH];
+            for (w, &(x, y)) in words.iter_mut().zip(chunk) {
+                *w = self.raster.warm(x, y);
+            }
+            let touched = words[..chunk.len()].iter().fold(0u32, |t, &w| t ^ self.raster.warm_block(w));
+            std::hint::black_box(touched);
+            out.extend(chunk.iter().map(|&(x, y)| self.lookup(x, y)));
+        }
+    }
+
+    /// Locates many WGS-84 points `(lon, lat)`, as [`GridIndex::locate`]
+    /// does each, with [`GridIndex::lookup_many`].
+    pub fn locate_many(&self, points: &[(f64, f64)]) -> Vec<Located> {
+        self.lookup_many(points).into_iter().map(|h| self.to_located(h)).collect()
+    }
+
     /// Locates a WGS-84 point from geometry alone, without the raster: the
     /// reference [`GridIndex::locate`] is tested against.
     pub fn locate_exact(&self, lon: f64, lat: f64) -> Located {

@@ -506,6 +506,32 @@ impl Raster {
         Cell::Far { county, near: tag & T_NEAR != 0 }
     }
 
+    /// Reads (x, y)'s cell word and, for an edge cell, its block, so that a
+    /// lookup of the point soon after finds them in cache: a batch warms
+    /// all its points first, so that their cache misses overlap. Returns a
+    /// value that depends on the reads (to keep them).
+    #[inline]
+    pub fn warm(&self, x: f64, y: f64) -> u64 {
+        let f = &self.frame;
+        let (fx, fy) = ((x - f.x0) / f.dx, (y - f.y0) / f.dy);
+        if !(fx >= 0.0 && fy >= 0.0 && fx < f.nx as f64 && fy < f.ny as f64) {
+            return 0;
+        }
+        self.cells[fy as usize * f.nx + fx as usize]
+    }
+
+    /// The second step of [`Raster::warm`]: reads the block of an edge cell
+    /// (its first and a later word, which may lie on the next cache line).
+    #[inline]
+    pub fn warm_block(&self, word: u64) -> u32 {
+        if word >> SHIFT != T_EDGES {
+            return 0;
+        }
+        let off = word as u32 as usize;
+        let last = (off + 12).min(self.blocks.len().saturating_sub(1));
+        self.blocks.get(off).copied().unwrap_or(0) ^ self.blocks.get(last).copied().unwrap_or(0)
+    }
+
     #[inline]
     fn list(&self, off: u32) -> &[u32] {
         let o = off as usize;

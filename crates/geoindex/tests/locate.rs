@@ -314,3 +314,23 @@ mod prop {
         }
     }
 }
+
+#[test]
+fn many_points_at_once_get_the_answers_of_one_at_a_time() {
+    let (grids, counties) = lattice(30, 3);
+    let idx = GridIndex::new(grids, counties, 200.0).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    // Batches of every length around the internal group size, NaN and far points included.
+    for n in [0, 1, 15, 16, 17, 100, 1_000] {
+        let mut pts: Vec<(f64, f64)> =
+            (0..n).map(|_| (rng.gen_range(121.3..122.0), rng.gen_range(36.6..37.3))).collect();
+        if n > 3 {
+            pts[1] = (f64::NAN, 37.0);
+            pts[2] = (100.0, 30.0);
+        }
+        let one_by_one: Vec<_> = pts.iter().map(|&(x, y)| idx.lookup(x, y)).collect();
+        assert_eq!(idx.lookup_many(&pts), one_by_one);
+        let located: Vec<_> = pts.iter().map(|&(x, y)| idx.locate(x, y)).collect();
+        assert_eq!(idx.locate_many(&pts), located);
+    }
+}
