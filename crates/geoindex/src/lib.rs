@@ -488,6 +488,36 @@ mod tests {
     }
 
     #[test]
+    fn edge_cells_decide_a_metre_from_an_edge_and_leave_centimetres_to_the_raw_coordinates() {
+        let a = square("371002001001002", 122.00, 37.50, 0.01);
+        let b = square("371002001001001", 122.01, 37.50, 0.01);
+        let county = square("371002", 121.9, 37.4, 0.3);
+        let idx = GridIndex::new(vec![a, b], vec![county], 200.0).unwrap();
+        let metre = 1.0 / (METRES_PER_DEGREE * 37.505f64.to_radians().cos());
+        let (mut decided, mut unsure) = (0, 0);
+        for k in 0..1_000 {
+            let y = 37.5001 + 0.0098 * k as f64 / 1_000.0;
+            for (dx, far) in [(-metre, true), (metre, true), (1e-9, false), (0.0, false)] {
+                let (x, y) = (122.01 + dx, y);
+                let Cell::Edges { block, px, py } = idx.raster.cell(x, y) else {
+                    panic!("({x}, {y}) is not in an edge cell")
+                };
+                match (edgecell::test(block, px, py), far) {
+                    (Some(inside), true) => {
+                        decided += 1;
+                        let want = if dx < 0.0 { "371002001001002" } else { "371002001001001" };
+                        assert_eq!(idx.grid_code(edgecell::candidates(block)[inside.trailing_zeros() as usize]), want);
+                    }
+                    (None, false) => unsure += 1,
+                    (got, _) => panic!("({x}, {y}): {got:?}"),
+                }
+                assert_eq!(idx.locate(x, y), idx.locate_exact(x, y));
+            }
+        }
+        assert_eq!((decided, unsure), (2_000, 2_000));
+    }
+
+    #[test]
     fn inside_edge_tolerance_and_outside() {
         // Two grids side by side sharing the edge x = 122.01, inside one county.
         let a = square("371002001001002", 122.00, 37.50, 0.01);
