@@ -1,7 +1,9 @@
 //! Criterion benches of the grid index: lookups on synthetic grids of
 //! Weihai (3,000) and all of Shandong (100,000), uniform points in the
-//! area's bounding box and points near grid edges, with the exact
-//! geometry-only path beside the raster for comparison; and the build.
+//! area's bounding box and points near grid edges, one at a time with and
+//! without edge cells (the index before them, built from the same grids)
+//! and in batches (`lookup_many`), with the exact geometry-only path beside
+//! the raster for comparison; and the build.
 //!   cargo bench -p gridwork-geoindex --bench locate
 //! `gridwork grids bench` (scripts/bench-grids.sh) adds latency percentiles
 //! and PostGIS on the same polygons and points.
