@@ -69,6 +69,19 @@ fn reference(k: u32) -> (i64, i64) {
     ((k % C_STEPS + 1) * C_STEP - (Q as i64) / 2, (k / C_STEPS + 1) * C_STEP - (Q as i64) / 2)
 }
 
+/// The reference point positions from the centre outwards.
+fn reference_order() -> &'static [u32] {
+    static ORDER: std::sync::OnceLock<Vec<u32>> = std::sync::OnceLock::new();
+    ORDER.get_or_init(|| {
+        let mut order: Vec<u32> = (0..(C_STEPS * C_STEPS) as u32).collect();
+        order.sort_by_key(|&k| {
+            let (x, y) = reference(k);
+            (x * x + y * y, k)
+        });
+        order
+    })
+}
+
 /// A block's header word.
 #[inline(always)]
 fn header(words: &[u32]) -> (usize, usize, u32, u32) {
@@ -239,13 +252,8 @@ pub fn build_block(
     }
     // The reference point: the lattice position farthest from the edges
     // (the first far enough, from the centre outwards).
-    let mut order: Vec<u32> = (0..(C_STEPS * C_STEPS) as u32).collect();
-    order.sort_by_key(|&k| {
-        let (x, y) = reference(k);
-        x * x + y * y
-    });
     let mut best: Option<(f64, u32)> = None;
-    for k in order {
+    for &k in reference_order() {
         let (x, y) = reference(k);
         let d = merged
             .iter()
