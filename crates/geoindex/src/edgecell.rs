@@ -231,7 +231,18 @@ pub fn build_block(
         let Some(k) = cands.iter().position(|&c| c == g) else { continue };
         // The same orientation for an edge whichever grid it comes from.
         let (a, b) = if (a[0], a[1]) <= (b[0], b[1]) { (a, b) } else { (b, a) };
-        let Some((p, q)) = clip(frame.lattice(a[0], a[1]), frame.lattice(b[0], b[1])) else { continue };
+        let (la, lb) = (frame.lattice(a[0], a[1]), frame.lattice(b[0], b[1]));
+        // An end inside the box is a vertex that the next edge shares: keep
+        // it exactly as computed (not as a + 1 * (b - a)), so that both
+        // edges round it to the same lattice point and the rounded boundary
+        // stays closed (and never lose an edge with an end inside).
+        let within = |v: (f64, f64)| v.0.abs() <= CLIP && v.1.abs() <= CLIP;
+        let (p, q) = match clip(la, lb) {
+            Some((p, q)) => (if within(la) { la } else { p }, if within(lb) { lb } else { q }),
+            None if within(la) => (la, la),
+            None if within(lb) => (lb, lb),
+            None => continue,
+        };
         let (p, q) = ((p.0.round() as i64, p.1.round() as i64), (q.0.round() as i64, q.1.round() as i64));
         // Kept even when it rounds to a point: the guard must see it.
         segs.push(((p.0, p.1, q.0, q.1), 1 << k));
