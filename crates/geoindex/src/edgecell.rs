@@ -302,3 +302,80 @@ pub fn build_block(
     }
     Some(words)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use geo_types::{LineString, MultiPolygon, Polygon};
+    use rand::{Rng, SeedableRng};
+
+    /// Random star-shaped polygons around a cell (vertices inside it and
+    /// far outside), random points of the cell and points at every scale
+    /// of distance from the edges: whenever a block answers, each
+    /// candidate's bit is the exact closed containment.
+    #[test]
+    fn blocks_agree_with_exact_containment_on_random_polygons() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+        let (col, row) = (10usize, 20usize);
+        let frame = CellFrame { x0: 121.0, y0: 36.0, dx: 0.003, dy: 0.0025, col, row };
+        let (cx0, cy0) = (frame.x0 + col as f64 * frame.dx, frame.y0 + row as f64 * frame.dy);
+        let (mut decided, mut blocks) = (0, 0);
+        for _ in 0..400 {
+            let n_polys = rng.gen_range(1..=3usize);
+            let polys: Vec<MultiPolygon<f64>> = (0..n_polys)
+                .map(|_| {
+                    let (ox, oy) =
+                        (cx0 + rng.gen_range(-0.5..1.5) * frame.dx, cy0 + rng.gen_range(-0.5..1.5) * frame.dy);
+                    let n = rng.gen_range(3..12);
+                    let mut angles: Vec<f64> = (0..n).map(|_| rng.gen_range(0.0..std::f64::consts::TAU)).collect();
+                    angles.sort_by(f64::total_cmp);
+                    let mut ring: Vec<(f64, f64)> = angles
+                        .iter()
+                        .map(|&a| {
+                            let r = rng.gen_range(0.05..3.0);
+                            (ox + r * frame.dx * a.cos(), oy + r * frame.dy * a.sin())
+                        })
+                        .collect();
+                    ring.push(ring[0]);
+                    MultiPolygon(vec![Polygon::new(LineString::from(ring), vec![])])
+                })
+                .collect();
+            let flat = Flat::new(polys.iter()).unwrap();
+            let cands: Vec<u32> = (0..n_polys as u32).collect();
+            let edges: Vec<(u32, [f64; 2], [f64; 2])> = (0..n_polys)
+                .flat_map(|i| flat.edge_starts(i).map(move |k| (i, k)).collect::<Vec<_>>())
+                .map(|(i, k)| (i as u32, flat.coords[k], flat.coords[k + 1]))
+                .collect();
+            let Some(block) = build_block(&frame, &flat, &cands, edges.iter().copied()) else { continue };
+            blocks += 1;
+            assert_eq!(block_len(&block), block.len());
+            assert_eq!(candidates(&block), &cands[..]);
+            for j in 0..400 {
+                let (x, y) = if j % 2 == 0 {
+                    (cx0 + rng.gen_range(0.0..1.0) * frame.dx, cy0 + rng.gen_range(0.0..1.0) * frame.dy)
+                } else {
+                    let (_, a, b) = edges[rng.gen_range(0..edges.len())];
+                    let t: f64 = rng.gen_range(0.0..1.0);
+                    let (ex, ey) = (b[0] - a[0], b[1] - a[1]);
+                    let len = (ex * ex + ey * ey).sqrt();
+                    let d = if j % 10 == 1 { 0.0 } else { 10f64.powf(rng.gen_range(-13.0..-4.0)) };
+                    let d = if rng.gen_bool(0.5) { d } else { -d };
+                    (a[0] + t * ex - ey / len * d, a[1] + t * ey + ex / len * d)
+                };
+                // As the lookup computes it.
+                let (fx, fy) = ((x - frame.x0) / frame.dx, (y - frame.y0) / frame.dy);
+                if !(fx >= col as f64 && fx < (col + 1) as f64 && fy >= row as f64 && fy < (row + 1) as f64) {
+                    continue;
+                }
+                let (px, py) = lattice_point(fx, fy, col, row);
+                if let Some(inside) = test(&block, px, py) {
+                    decided += 1;
+                    for k in 0..n_polys {
+                        assert_eq!(inside >> k & 1 == 1, flat.contains(k, x, y), "polygon {k} at ({x}, {y})");
+                    }
+                }
+            }
+        }
+        assert!(blocks > 300 && decided > 50_000, "{blocks} blocks, {decided} answers");
+    }
+}
