@@ -1,7 +1,9 @@
 //! Criterion benches of the grid index: lookups on synthetic grids of
 //! Weihai (3,000) and all of Shandong (100,000), uniform points in the
-//! area's bounding box and points near grid edges, with the exact
-//! geometry-only path beside the raster for comparison; and the build.
+//! area's bounding box and points near grid edges, one at a time with and
+//! without edge cells (the index before them, built from the same grids)
+//! and in batches (`lookup_many`), with the exact geometry-only path beside
+//! the raster for comparison; and the build.
 //!   cargo bench -p gridwork-geoindex --bench locate
 //! `gridwork grids bench` (scripts/bench-grids.sh) adds latency percentiles
 //! and PostGIS on the same polygons and points.
@@ -10,7 +12,7 @@
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use gridwork_geoindex::geojson_io::parse_boundaries;
 use gridwork_geoindex::synth::{partition_counties, SynthParams};
-use gridwork_geoindex::{Area, GridIndex};
+use gridwork_geoindex::{Area, GridIndex, DEFAULT_CELLS_PER_GRID};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -62,23 +64,42 @@ fn lookups(c: &mut Criterion) {
     for (name, prefix, n) in [("weihai-3k", "3710", 3_000), ("shandong-100k", "37", 100_000)] {
         let s = setup(prefix, n);
         let idx = GridIndex::new(s.grids.clone(), s.counties.clone(), 200.0).unwrap();
+        // The same index without edge cells (as before them), side by side.
+        let old =
+            GridIndex::with_options(s.grids.clone(), s.counties.clone(), 200.0, DEFAULT_CELLS_PER_GRID, false).unwrap();
+        for (label, i) in [("edge cells", &idx), ("no edge cells", &old)] {
+            let (m, st) = (i.memory(), i.raster_stats());
+            eprintln!(
+                "{name}, {label}: {:.0} bytes/grid beyond coordinates; {} cells, {} crossed by edges, {} edge cells ({:.0} bytes/grid)",
+                m.index as f64 / i.len() as f64,
+                st.cells,
+                st.mixed_cells,
+                st.edge_cells,
+                st.edge_bytes as f64 / i.len() as f64
+            );
+        }
         let mut g = c.benchmark_group(format!("lookup/{name}"));
         g.throughput(Throughput::Elements(s.uniform.len() as u64));
-        g.bench_function("uniform", |b| {
-            b.iter(|| {
-                s.uniform.iter().for_each(|&(x, y)| {
-                    black_box(idx.lookup(x, y));
+        for (label, i) in [("", &idx), ("/no-edge-cells", &old)] {
+            g.bench_function(format!("uniform{label}"), |b| {
+                b.iter(|| {
+                    s.uniform.iter().for_each(|&(x, y)| {
+                        black_box(i.lookup(x, y));
+                    })
                 })
-            })
-        });
-        g.bench_function("near-edges", |b| {
-            b.iter(|| {
-                s.edges.iter().for_each(|&(x, y)| {
-                    black_box(idx.lookup(x, y));
+            });
+            g.bench_function(format!("near-edges{label}"), |b| {
+                b.iter(|| {
+                    s.edges.iter().for_each(|&(x, y)| {
+                        black_box(i.lookup(x, y));
+                    })
                 })
-            })
-        });
+            });
+        }
+        g.bench_function("uniform/batch", |b| b.iter(|| black_box(idx.lookup_many(&s.uniform))));
+        g.bench_function("near-edges/batch", |b| b.iter(|| black_box(idx.lookup_many(&s.edges))));
         g.finish();
+        drop(old);
         let mut g = c.benchmark_group(format!("exact/{name}"));
         // The geometry-only reference scans every grid: a small sample.
         g.throughput(Throughput::Elements(100));

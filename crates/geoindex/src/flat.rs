@@ -100,6 +100,14 @@ impl Flat {
         self.rings(i).flat_map(|r| r.windows(2).map(|w| (w[0], w[1])))
     }
 
+    /// Every edge of polygon `i` as the index `k` of its first end: the
+    /// edge is `coords[k]`–`coords[k + 1]`.
+    pub fn edge_starts(&self, i: usize) -> impl Iterator<Item = usize> + '_ {
+        let m = &self.meta[i];
+        let (r0, r1) = (m.first_ring as usize, (m.first_ring + m.rings) as usize);
+        (r0..r1).flat_map(move |r| self.ring_starts[r] as usize..self.ring_starts[r + 1] as usize - 1)
+    }
+
     /// Is (x, y) inside or on the boundary of polygon `i`? Exact.
     #[inline]
     pub fn contains(&self, i: usize, x: f64, y: f64) -> bool {

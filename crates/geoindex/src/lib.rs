@@ -15,6 +15,7 @@
 use geo_types::{Coord, MultiPolygon};
 use rstar::{RTree, RTreeObject, AABB};
 
+mod edgecell;
 mod flat;
 mod gcj02;
 pub mod geojson_io;
@@ -116,10 +117,25 @@ impl GridIndex {
     /// As [`GridIndex::new`], with `cells_per_grid` raster cells per grid
     /// bounding box (more cells: faster lookups, more memory).
     pub fn with_resolution(
+        grids: Vec<Area>,
+        counties: Vec<Area>,
+        tolerance_m: f64,
+        cells_per_grid: f64,
+    ) -> Result<Self, IndexError> {
+        Self::with_options(grids, counties, tolerance_m, cells_per_grid, true)
+    }
+
+    /// As [`GridIndex::with_resolution`]; `edge_cells: false` leaves out
+    /// the edge cells (raster cells crossed by grid boundaries that carry
+    /// the edges in them, see `edgecell.rs`), so that lookups there test
+    /// the candidate grids' raw coordinates: the index as it was before
+    /// them, for comparison in benchmarks and tests. Answers are the same.
+    pub fn with_options(
         mut grids: Vec<Area>,
         mut counties: Vec<Area>,
         tolerance_m: f64,
         cells_per_grid: f64,
+        edge_cells: bool,
     ) -> Result<Self, IndexError> {
         if grids.len() >= 1 << 29 {
             return Err(IndexError::TooMany(grids.len()));
@@ -146,7 +162,7 @@ impl GridIndex {
             .enumerate()
             .map(|(i, b)| Entry { idx: i as u32, bbox: AABB::from_corners([b[0], b[1]], [b[2], b[3]]) })
             .collect();
-        let raster = Raster::build(&flat, &cflat, tolerance_m, kx, cells_per_grid);
+        let raster = Raster::build(&flat, &cflat, tolerance_m, kx, cells_per_grid, edge_cells);
         Ok(GridIndex {
             codes: grids.into_iter().map(|g| g.code).collect(),
             grids: flat,
@@ -196,10 +212,16 @@ impl GridIndex {
                     self.beyond_grids(lon, lat)
                 }
             }
-            Cell::Mixed(list) => match list.iter().find(|&&i| self.grids.contains(i as usize, lon, lat)) {
-                Some(&i) => Hit::Inside(i),
-                None => self.beyond_grids(lon, lat),
-            },
+            Cell::Edges { block, px, py } => {
+                let cands = edgecell::candidates(block);
+                match edgecell::test(block, px, py) {
+                    Some(0) => self.beyond_grids(lon, lat),
+                    Some(inside) => Hit::Inside(cands[inside.trailing_zeros() as usize]),
+                    // Within ~2 cm of an edge: the raw coordinates decide.
+                    None => self.first_containing(cands, lon, lat),
+                }
+            }
+            Cell::Mixed(list) => self.first_containing(list, lon, lat),
             Cell::Far { county, near } => {
                 if near {
                     if let Some(hit) = self.near_grid(lon, lat) {
@@ -221,6 +243,47 @@ impl GridIndex {
             }
             Cell::OffRaster => self.beyond_grids(lon, lat),
         }
+    }
+
+    /// The first of `cands` that contains the point, else what lies beyond.
+    fn first_containing(&self, cands: &[u32], lon: f64, lat: f64) -> Hit {
+        match cands.iter().find(|&&i| self.grids.contains(i as usize, lon, lat)) {
+            Some(&i) => Hit::Inside(i),
+            None => self.beyond_grids(lon, lat),
+        }
+    }
+
+    /// Looks up many WGS-84 points `(lon, lat)`, answering as
+    /// [`GridIndex::lookup`] does for each, in order. Faster than one
+    /// lookup after another when the points are scattered over a large
+    /// index: the raster cells (and edge cells' blocks) of a few points at a
+    /// time are read before any of them is needed, so that their cache
+    /// misses overlap instead of following one another.
+    pub fn lookup_many(&self, points: &[(f64, f64)]) -> Vec<Hit> {
+        let mut out = Vec::with_capacity(points.len());
+        self.lookup_into(points, &mut out);
+        out
+    }
+
+    /// As [`GridIndex::lookup_many`], appending to `out`.
+    pub fn lookup_into(&self, points: &[(f64, f64)], out: &mut Vec<Hit>) {
+        const BATCH: usize = 16;
+        out.reserve(points.len());
+        for chunk in points.chunks(BATCH) {
+            let mut words = [0u64; BATCH];
+            for (w, &(x, y)) in words.iter_mut().zip(chunk) {
+                *w = self.raster.warm(x, y);
+            }
+            let touched = words[..chunk.len()].iter().fold(0u32, |t, &w| t ^ self.raster.warm_block(w));
+            std::hint::black_box(touched);
+            out.extend(chunk.iter().map(|&(x, y)| self.lookup(x, y)));
+        }
+    }
+
+    /// Locates many WGS-84 points `(lon, lat)`, as [`GridIndex::locate`]
+    /// does each, with [`GridIndex::lookup_many`].
+    pub fn locate_many(&self, points: &[(f64, f64)]) -> Vec<Located> {
+        self.lookup_many(points).into_iter().map(|h| self.to_located(h)).collect()
     }
 
     /// Locates a WGS-84 point from geometry alone, without the raster: the
@@ -422,6 +485,36 @@ mod tests {
         // ~111 m north of the county: within the tolerance; ~1.1 km: not.
         assert!(idx.near(122.0, 37.701, 200.0, county_area));
         assert!(!idx.near(122.0, 37.71, 200.0, county_area));
+    }
+
+    #[test]
+    fn edge_cells_decide_a_metre_from_an_edge_and_leave_centimetres_to_the_raw_coordinates() {
+        let a = square("371002001001002", 122.00, 37.50, 0.01);
+        let b = square("371002001001001", 122.01, 37.50, 0.01);
+        let county = square("371002", 121.9, 37.4, 0.3);
+        let idx = GridIndex::new(vec![a, b], vec![county], 200.0).unwrap();
+        let metre = 1.0 / (METRES_PER_DEGREE * 37.505f64.to_radians().cos());
+        let (mut decided, mut unsure) = (0, 0);
+        for k in 0..1_000 {
+            let y = 37.5001 + 0.0098 * k as f64 / 1_000.0;
+            for (dx, far) in [(-metre, true), (metre, true), (1e-9, false), (0.0, false)] {
+                let (x, y) = (122.01 + dx, y);
+                let Cell::Edges { block, px, py } = idx.raster.cell(x, y) else {
+                    panic!("({x}, {y}) is not in an edge cell")
+                };
+                match (edgecell::test(block, px, py), far) {
+                    (Some(inside), true) => {
+                        decided += 1;
+                        let want = if dx < 0.0 { "371002001001002" } else { "371002001001001" };
+                        assert_eq!(idx.grid_code(edgecell::candidates(block)[inside.trailing_zeros() as usize]), want);
+                    }
+                    (None, false) => unsure += 1,
+                    (got, _) => panic!("({x}, {y}): {got:?}"),
+                }
+                assert_eq!(idx.locate(x, y), idx.locate_exact(x, y));
+            }
+        }
+        assert_eq!((decided, unsure), (2_000, 2_000));
     }
 
     #[test]

@@ -15,10 +15,16 @@
 //!   the `NEAR` flag says a grid may be within the tolerance, so the exact
 //!   nearest-grid search runs first.
 //!
+//! - `EDGES(block)`: a cell crossed by grid boundaries (what `MIXED` would
+//!   say) with the pieces of the boundaries inside it in one small block
+//!   (see `edgecell.rs`): the lookup decides from the block alone, and
+//!   tests raw coordinates only for points within ~2 cm of an edge.
+//!
 //! Building is conservative: a cell is marked as crossed by a segment if it
 //! may be (with a small slack), so a cell tagged `GRID` or far from grids is
 //! certain, and anything uncertain falls to the exact test.
 
+use crate::edgecell::{self, CellFrame};
 use crate::flat::{Flat, METRES_PER_DEGREE};
 
 const SHIFT: u32 = 60;
@@ -29,6 +35,7 @@ const T_COUNTY: u64 = 3;
 const T_COUNTY_MIXED: u64 = 4;
 const T_OUTSIDE: u64 = 5;
 const T_OUTSIDE1: u64 = 6;
+const T_EDGES: u64 = 7;
 /// Added to a county tag: a grid may be within the tolerance.
 const T_NEAR: u64 = 8;
 /// No value yet (cells) or no item (interior).
@@ -49,6 +56,13 @@ pub enum Cell<'a> {
     Mixed(&'a [u32]),
     /// One or two candidate grids (the second `NONE` when one).
     Few(u32, u32),
+    /// Candidate grids with their edges in the cell (`edgecell.rs`), and
+    /// the point in the cell's lattice.
+    Edges {
+        block: &'a [u32],
+        px: i64,
+        py: i64,
+    },
     /// No grid reaches into the cell; `near`: one may be within tolerance.
     Far {
         county: County<'a>,
@@ -77,6 +91,8 @@ pub struct Raster {
     cells: Vec<u64>,
     /// Candidate lists: `[len, item…]`.
     lists: Vec<u32>,
+    /// Edge cells' blocks, one after another (`edgecell.rs`).
+    blocks: Vec<u32>,
 }
 
 /// Sizes the build reports.
@@ -88,6 +104,10 @@ pub struct RasterStats {
     pub near_cells: usize,
     pub far_cells: usize,
     pub list_entries: usize,
+    /// Cells crossed by edges that carry their edges (part of `mixed_cells`).
+    pub edge_cells: usize,
+    /// Bytes of those cells' blocks.
+    pub edge_bytes: usize,
 }
 
 /// Where the cells lie: origin, cell size and count.
@@ -112,8 +132,14 @@ impl Frame {
     }
 
     /// Calls `f` with every cell the closed segment a–b may touch.
-    fn segment_cells(&self, a: [f64; 2], b: [f64; 2], mut f: impl FnMut(usize)) {
-        let (ex, ey) = (self.dx * 1e-6, self.dy * 1e-6);
+    fn segment_cells(&self, a: [f64; 2], b: [f64; 2], f: impl FnMut(usize)) {
+        self.segment_cells_within(a, b, 1e-6, f)
+    }
+
+    /// Calls `f` with every cell the closed segment a–b may come within
+    /// `slack` cell sides of.
+    fn segment_cells_within(&self, a: [f64; 2], b: [f64; 2], slack: f64, mut f: impl FnMut(usize)) {
+        let (ex, ey) = (self.dx * slack, self.dy * slack);
         let (ylo, yhi) = (a[1].min(b[1]), a[1].max(b[1]));
         for r in self.row(ylo - ey)..=self.row(yhi + ey) {
             let band_lo = (self.y0 + r as f64 * self.dy - ey).clamp(ylo, yhi);
@@ -130,6 +156,66 @@ impl Frame {
                 f(base + c);
             }
         }
+    }
+
+    /// Turns the cells crossed by grid boundaries (`FEW`, `MIXED`) into
+    /// edge cells where a block can be built; returns the blocks.
+    fn edge_blocks(&self, grids: &Flat, cells: &mut [u64], lists: &[u32]) -> Vec<u32> {
+        // (cell, grid, edge) for every edge that may meet a cell grown by the
+        // block's margin.
+        let mut pairs: Vec<(u32, u32, u32)> = Vec::new();
+        for i in 0..grids.len() {
+            for k in grids.edge_starts(i) {
+                let (a, b) = (grids.coords[k], grids.coords[k + 1]);
+                self.segment_cells_within(a, b, edgecell::MARGIN + 1e-3, |cell| {
+                    let tag = cells[cell] >> SHIFT;
+                    if tag == T_FEW || tag == T_MIXED {
+                        pairs.push((cell as u32, i as u32, k as u32));
+                    }
+                });
+            }
+        }
+        pairs.sort_unstable();
+        pairs.dedup();
+        let mut blocks: Vec<u32> = Vec::new();
+        let mut cands: Vec<u32> = Vec::new();
+        for group in pairs.chunk_by(|p, q| p.0 == q.0) {
+            let cell = group[0].0 as usize;
+            let v = cells[cell];
+            cands.clear();
+            match v >> SHIFT {
+                T_FEW => {
+                    cands.push((v & FEW_NONE) as u32);
+                    let b = (v >> FEW_BITS) & FEW_NONE;
+                    if b != FEW_NONE {
+                        cands.push(b as u32);
+                    }
+                }
+                _ => {
+                    let o = v as u32 as usize;
+                    cands.extend_from_slice(&lists[o + 1..o + 1 + lists[o] as usize]);
+                }
+            }
+            let frame = CellFrame {
+                x0: self.x0,
+                y0: self.y0,
+                dx: self.dx,
+                dy: self.dy,
+                col: cell % self.nx,
+                row: cell / self.nx,
+            };
+            let edges = group.iter().map(|&(_, g, k)| (g, grids.coords[k as usize], grids.coords[k as usize + 1]));
+            if let Some(words) = edgecell::build_block(&frame, grids, &cands, edges) {
+                debug_assert_eq!(edgecell::block_len(&words), words.len());
+                if blocks.len() + words.len() > u32::MAX as usize {
+                    break;
+                }
+                cells[cell] = (T_EDGES << SHIFT) | blocks.len() as u64;
+                blocks.extend_from_slice(&words);
+            }
+        }
+        blocks.shrink_to_fit();
+        blocks
     }
 
     /// Marks the cells of each polygon: `(cell, item)` pairs for cells its
@@ -251,7 +337,16 @@ fn dilate(bits: &mut [u8], nx: usize, ny: usize, rx: usize, ry: usize) {
 impl Raster {
     /// Builds the raster. `cells_per_grid` sets the resolution: about that
     /// many cells per grid bounding box.
-    pub fn build(grids: &Flat, counties: &Flat, tolerance_m: f64, kx: f64, cells_per_grid: f64) -> Raster {
+    /// With `edge_cells`, cells crossed by grid boundaries carry the edges
+    /// in them (more memory, faster lookups there).
+    pub fn build(
+        grids: &Flat,
+        counties: &Flat,
+        tolerance_m: f64,
+        kx: f64,
+        cells_per_grid: f64,
+        edge_cells: bool,
+    ) -> Raster {
         let all = grids.bboxes.iter().chain(counties.bboxes.iter());
         let mut b = [f64::INFINITY, f64::INFINITY, f64::NEG_INFINITY, f64::NEG_INFINITY];
         for bb in all {
@@ -374,8 +469,9 @@ impl Raster {
             }
         }
         drop(occupied);
+        let blocks = if edge_cells { frame.edge_blocks(grids, &mut cells, &lists) } else { Vec::new() };
         lists.shrink_to_fit();
-        Raster { frame, cells, lists }
+        Raster { frame, cells, lists, blocks }
     }
 
     /// What the cell of (x, y) says.
@@ -398,12 +494,42 @@ impl Raster {
                 return Cell::Few(val & FEW_NONE as u32, if b == FEW_NONE { NONE } else { b as u32 });
             }
             T_MIXED => return Cell::Mixed(self.list(val)),
+            T_EDGES => {
+                let (px, py) = edgecell::lattice_point(fx, fy, c, r);
+                return Cell::Edges { block: &self.blocks[val as usize..], px, py };
+            }
             T_COUNTY => County::In(val),
             T_COUNTY_MIXED => County::Crossed(self.list(val)),
             T_OUTSIDE1 => County::Nearest(val),
             _ => County::NearestOf(self.list(val)),
         };
         Cell::Far { county, near: tag & T_NEAR != 0 }
+    }
+
+    /// Reads (x, y)'s cell word and, for an edge cell, its block, so that a
+    /// lookup of the point soon after finds them in cache: a batch warms
+    /// all its points first, so that their cache misses overlap. Returns a
+    /// value that depends on the reads (to keep them).
+    #[inline]
+    pub fn warm(&self, x: f64, y: f64) -> u64 {
+        let f = &self.frame;
+        let (fx, fy) = ((x - f.x0) / f.dx, (y - f.y0) / f.dy);
+        if !(fx >= 0.0 && fy >= 0.0 && fx < f.nx as f64 && fy < f.ny as f64) {
+            return 0;
+        }
+        self.cells[fy as usize * f.nx + fx as usize]
+    }
+
+    /// The second step of [`Raster::warm`]: reads the block of an edge cell
+    /// (its first and a later word, which may lie on the next cache line).
+    #[inline]
+    pub fn warm_block(&self, word: u64) -> u32 {
+        if word >> SHIFT != T_EDGES {
+            return 0;
+        }
+        let off = word as u32 as usize;
+        let last = (off + 12).min(self.blocks.len().saturating_sub(1));
+        self.blocks.get(off).copied().unwrap_or(0) ^ self.blocks.get(last).copied().unwrap_or(0)
     }
 
     #[inline]
@@ -414,15 +540,24 @@ impl Raster {
     }
 
     pub fn heap_bytes(&self) -> usize {
-        self.cells.capacity() * 8 + self.lists.capacity() * 4
+        self.cells.capacity() * 8 + self.lists.capacity() * 4 + self.blocks.capacity() * 4
     }
 
     pub fn stats(&self) -> RasterStats {
-        let mut s = RasterStats { cells: self.cells.len(), list_entries: self.lists.len(), ..Default::default() };
+        let mut s = RasterStats {
+            cells: self.cells.len(),
+            list_entries: self.lists.len(),
+            edge_bytes: self.blocks.len() * 4,
+            ..Default::default()
+        };
         for &v in &self.cells {
             match v >> SHIFT {
                 T_GRID => s.grid_cells += 1,
                 T_MIXED | T_FEW => s.mixed_cells += 1,
+                T_EDGES => {
+                    s.mixed_cells += 1;
+                    s.edge_cells += 1;
+                }
                 t if t & T_NEAR != 0 => s.near_cells += 1,
                 _ => s.far_cells += 1,
             }

@@ -244,3 +244,93 @@ fn the_raster_agrees_with_exact_geometry_on_random_edge_vertex_and_far_points() 
         assert!(m.index > 0 && m.raw_coordinates == grids.len() * 5 * 16 + 3 * 5 * 16, "{m:?}");
     }
 }
+
+/// A point at `dist` degrees (either side) from a random point of a random
+/// edge of `shapes`, or exactly on it when `dist` is 0.
+fn near_edge(shapes: &[Vec<(f64, f64)>], rng: &mut ChaCha8Rng, dist: f64) -> (f64, f64) {
+    let s = &shapes[rng.gen_range(0..shapes.len())];
+    let e = rng.gen_range(0..s.len() - 1);
+    let t: f64 = rng.gen_range(0.0..1.0);
+    let (ex, ey) = (s[e + 1].0 - s[e].0, s[e + 1].1 - s[e].1);
+    let len = (ex * ex + ey * ey).sqrt();
+    let side = if rng.gen_bool(0.5) { dist } else { -dist };
+    (s[e].0 + t * ex - ey / len * side, s[e].1 + t * ey + ex / len * side)
+}
+
+#[test]
+fn edge_cells_agree_with_the_index_without_them_and_with_exact_geometry() {
+    let (grids, counties) = lattice(40, 7);
+    let shapes: Vec<Vec<(f64, f64)>> =
+        grids.iter().map(|g| g.geometry.0[0].exterior().0.iter().map(|c| (c.x, c.y)).collect()).collect();
+    for cells_per_grid in [4.0, 32.0, 128.0] {
+        let new = GridIndex::with_options(grids.clone(), counties.clone(), 200.0, cells_per_grid, true).unwrap();
+        let old = GridIndex::with_options(grids.clone(), counties.clone(), 200.0, cells_per_grid, false).unwrap();
+        let stats = new.raster_stats();
+        assert!(stats.edge_cells > stats.mixed_cells / 2, "{cells_per_grid}: {stats:?}");
+        assert_eq!(old.raster_stats().edge_cells, 0);
+        let mut rng = ChaCha8Rng::seed_from_u64(cells_per_grid as u64);
+        for k in 0..40_000 {
+            // From exactly on the edge to ~100 m away, every scale between,
+            // with the lattice's vertices (exactly) now and then.
+            let (x, y) = if k % 10 == 0 {
+                shapes[rng.gen_range(0..shapes.len())][rng.gen_range(0..4)]
+            } else {
+                let dist = if k % 10 == 1 { 0.0 } else { 10f64.powf(rng.gen_range(-12.0..-3.0)) };
+                near_edge(&shapes, &mut rng, dist)
+            };
+            let got = new.lookup(x, y);
+            assert_eq!(got, old.lookup(x, y), "with and without edge cells at ({x}, {y}), {cells_per_grid}");
+            if k % 20 == 0 {
+                assert_eq!(new.to_located(got), new.locate_exact(x, y), "({x}, {y}), {cells_per_grid}");
+            }
+        }
+    }
+}
+
+mod prop {
+    use super::*;
+    use proptest::prelude::{prop_assert_eq, proptest, ProptestConfig};
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+        /// On jittered lattices of any seed and resolution, points at any
+        /// distance from edges (including on them) get the same answer with
+        /// and without edge cells, and the exact reference's.
+        #[test]
+        fn edge_cells_agree_on_random_lattices(seed in 0u64..1_000, cells in 1.0f64..200.0, pts in 0u64..u64::MAX) {
+            let (grids, counties) = lattice(8, seed);
+            let shapes: Vec<Vec<(f64, f64)>> =
+                grids.iter().map(|g| g.geometry.0[0].exterior().0.iter().map(|c| (c.x, c.y)).collect()).collect();
+            let new = GridIndex::with_options(grids.clone(), counties.clone(), 200.0, cells, true).unwrap();
+            let old = GridIndex::with_options(grids, counties, 200.0, cells, false).unwrap();
+            let mut rng = ChaCha8Rng::seed_from_u64(pts);
+            for k in 0..400 {
+                let dist = if k % 8 == 0 { 0.0 } else { 10f64.powf(rng.gen_range(-13.0..-2.5)) };
+                let (x, y) = near_edge(&shapes, &mut rng, dist);
+                let got = new.lookup(x, y);
+                prop_assert_eq!(got, old.lookup(x, y), "({}, {})", x, y);
+                prop_assert_eq!(new.to_located(got), new.locate_exact(x, y), "({}, {})", x, y);
+            }
+        }
+    }
+}
+
+#[test]
+fn many_points_at_once_get_the_answers_of_one_at_a_time() {
+    let (grids, counties) = lattice(30, 3);
+    let idx = GridIndex::new(grids, counties, 200.0).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    // Batches of every length around the internal group size, NaN and far points included.
+    for n in [0, 1, 15, 16, 17, 100, 1_000] {
+        let mut pts: Vec<(f64, f64)> =
+            (0..n).map(|_| (rng.gen_range(121.3..122.0), rng.gen_range(36.6..37.3))).collect();
+        if n > 3 {
+            pts[1] = (f64::NAN, 37.0);
+            pts[2] = (100.0, 30.0);
+        }
+        let one_by_one: Vec<_> = pts.iter().map(|&(x, y)| idx.lookup(x, y)).collect();
+        assert_eq!(idx.lookup_many(&pts), one_by_one);
+        let located: Vec<_> = pts.iter().map(|&(x, y)| idx.locate(x, y)).collect();
+        assert_eq!(idx.locate_many(&pts), located);
+    }
+}
