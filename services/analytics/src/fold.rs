@@ -41,7 +41,7 @@ pub fn row_of(f: &CaseFacts, version: i64, window: Duration) -> Result<kpi_fact:
 }
 
 /// The tally changes of one transaction, merged by (jurisdiction, day).
-pub(crate) type Delta = std::collections::BTreeMap<(String, chrono::NaiveDate), Tally>;
+pub type Delta = std::collections::BTreeMap<(String, chrono::NaiveDate), Tally>;
 
 /// Reads a case's fact row to change it. On PostgreSQL the row stays locked
 /// (`SELECT … FOR UPDATE`) until the transaction ends, so the live fold and
