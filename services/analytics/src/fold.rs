@@ -399,6 +399,7 @@ mod tests {
     use chrono::{NaiveDate, TimeZone};
     use gridwork_domain::case::{CaseStatus, Channel, Satisfaction};
     use gridwork_domain::codes::Hierarchy;
+    use gridwork_domain::kpi::Period;
     use gridwork_domain::petition::PetitionInfo;
     use proptest::prelude::*;
 

@@ -166,15 +166,23 @@ async fn month_tallies<C: ConnectionTrait>(
         days.insert(day, t);
     }
     if from < first || after < to {
-        // The partial months: [from, first) and (after, to], in one read.
+        // The partial months: [from, first) and (after, to], in one read
+        // of two index ranges.
+        use sea_orm::Condition;
         let cells = kpi_cell::Entity::find()
             .filter(kpi_cell::Column::Jurisdiction.eq(jurisdiction))
-            .filter(kpi_cell::Column::Day.gte(from.to_string()))
-            .filter(kpi_cell::Column::Day.lte(to.to_string()))
             .filter(
-                sea_orm::Condition::any()
-                    .add(kpi_cell::Column::Day.lt(first.to_string()))
-                    .add(kpi_cell::Column::Day.gt(after.to_string())),
+                Condition::any()
+                    .add(
+                        Condition::all()
+                            .add(kpi_cell::Column::Day.gte(from.to_string()))
+                            .add(kpi_cell::Column::Day.lt(first.to_string())),
+                    )
+                    .add(
+                        Condition::all()
+                            .add(kpi_cell::Column::Day.gt(after.to_string()))
+                            .add(kpi_cell::Column::Day.lte(to.to_string())),
+                    ),
             )
             .all(db)
             .await
