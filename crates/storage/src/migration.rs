@@ -1059,7 +1059,8 @@ mod m20261207_000002_kpi_month_cells {
     use crate::entity::{kpi_cell, kpi_month_cell};
     use gridwork_domain::kpi::Tally;
     use sea_orm::{
-        ActiveModelTrait, ColumnTrait, Condition, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect,
+        ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
+        QueryOrder, QuerySelect,
     };
 
     pub struct Migration;
