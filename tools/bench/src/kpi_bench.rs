@@ -11,12 +11,18 @@
 //!    street's, a street's into its county's and so on, and every unit's
 //!    cells are written as soon as its last case is folded, so memory holds
 //!    one community, street, county, city and the province at a time.
+//!    Each unit's month cells (the sums of its day cells per calendar
+//!    month, ADR 0036) are written with its day cells.
 //! 2. Write the cells as multi-row INSERTs in large transactions (a
 //!    generator thread feeds the writer, so both cores work), and the first
 //!    county's cases as `kpi_case_facts` rows too.
-//! 3. Time `gridwork_analytics::query::rows` — the API's path minus HTTP —
-//!    per level and query shape, on random jurisdictions and days.
-//! 4. Peer, in the same run: the first county's year by month from the cells
+//! 3. Check: the month and day tallies path (`query::rows`) against the day
+//!    tallies alone (`query::day_rows`) on random jurisdictions, periods
+//!    (month, quarter, year) and ranges, month-aligned and not.
+//! 4. Time `gridwork_analytics::query::rows` — the API's path minus HTTP —
+//!    per level and query shape, on random jurisdictions and days (and the
+//!    year by month from the day tallies alone, for comparison).
+//! 5. Peer, in the same run: the first county's year by month from the cells
 //!    against reading all its facts and calling [`kpi::aggregate`]; both
 //!    must give identical rows (also checked for a street and a community).
 
