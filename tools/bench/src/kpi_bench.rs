@@ -723,7 +723,8 @@ async fn check_months(
     let periods = [Period::Month, Period::Quarter, Period::Year];
     let (mut compared, mut with_whole) = (0, 0);
     for i in 0..n {
-        let code = random_code(rng, levels[rng.gen_range(0..levels.len())]);
+        let level = levels[rng.gen_range(0..levels.len())];
+        let code = random_code(rng, level);
         let period = periods[rng.gen_range(0..periods.len())];
         // The first query of each batch is the bench's own shape.
         let (from, to) = if i % 50 == 0 { (w.first_day, w.last_day) } else { random_range(rng, w) };
