@@ -29,7 +29,7 @@ OWNER = {
     "categories": "assigner",
     "cases": "mediation", "case_events": "mediation", "case_reports": "mediation", "supervisions": "mediation",
     "routing_tables": "mediation", "tasks": "mediation", "task_media": "mediation", "pii_reads": "mediation",
-    "kpi_case_facts": "analytics", "kpi_cells": "analytics",
+    "kpi_case_facts": "analytics", "kpi_cells": "analytics", "kpi_month_cells": "analytics",
     "revoked_tokens": "platform",
     "outbox": "shared", "consumed_events": "shared",
 }

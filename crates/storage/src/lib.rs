@@ -101,4 +101,57 @@ mod tests {
         ensure_schema_current(&db).await.unwrap();
         assert!(matches!(connect("mysql://x", 1).await, Err(StorageError::UnsupportedUrl(_))));
     }
+
+    /// The month-cells migration sums the day cells already stored (issue 17).
+    #[tokio::test]
+    async fn month_cells_migration_sums_existing_day_cells() {
+        use crate::entity::{kpi_cell, kpi_month_cell};
+        use gridwork_domain::kpi::Tally;
+        use sea_orm::{ActiveModelTrait, EntityTrait, IntoActiveModel};
+        let db = connect("sqlite::memory:", 1).await.unwrap();
+        migrate(&db).await.unwrap();
+        Migrator::down(&db, Some(1)).await.unwrap();
+        let t = |created: i64, ended: i64, hours: u32| {
+            let mut t = Tally { created, ended, closed: ended, ..Tally::default() };
+            if ended > 0 {
+                t.close_hours.insert(hours, ended);
+            }
+            t
+        };
+        // Enough rows for several pages of the backfill's reads.
+        let mut want: std::collections::BTreeMap<(String, String), (i64, Tally)> = Default::default();
+        for j in ["370101", "370101001", "370000"] {
+            for day in 0..400 {
+                let date = chrono::NaiveDate::from_ymd_opt(2025, 1, 1).unwrap() + chrono::Duration::days(day);
+                let tally = t(day % 5 + 1, day % 3, (day % 7) as u32);
+                let net = tally.created - tally.ended;
+                let e = want.entry((j.to_owned(), date.format("%Y-%m").to_string())).or_default();
+                e.0 += net;
+                e.1.add(&tally, 1);
+                kpi_cell::Model {
+                    jurisdiction: j.to_owned(),
+                    day: date.to_string(),
+                    net_open: net,
+                    tally: serde_json::to_string(&tally).unwrap(),
+                    version: 1,
+                    dirty: false,
+                }
+                .into_active_model()
+                .reset_all()
+                .insert(&db)
+                .await
+                .unwrap();
+            }
+        }
+        migrate(&db).await.unwrap();
+        let got: std::collections::BTreeMap<(String, String), (i64, Tally)> = kpi_month_cell::Entity::find()
+            .all(&db)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| ((m.jurisdiction, m.month), (m.net_open, serde_json::from_str(&m.tally).unwrap())))
+            .collect();
+        assert_eq!(got.len(), 3 * 14);
+        assert_eq!(got, want);
+    }
 }

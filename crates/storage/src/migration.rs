@@ -22,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000012_media_access_users::Migration),
             Box::new(m20261206_000001_sealed_statements::Migration),
             Box::new(m20261207_000001_reports_by_case::Migration),
+            Box::new(m20261207_000002_kpi_month_cells::Migration),
         ]
     }
 }
@@ -1046,5 +1047,103 @@ mod m20261207_000001_reports_by_case {
         async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
             m.drop_index(Index::drop().name("ix_reports_case").table(a("reports")).to_owned()).await
         }
+    }
+}
+
+/// Month tallies (issue 17): one per jurisdiction and calendar month, the
+/// sum of that month's day cells, so a query by month, quarter or year reads
+/// whole months from here and only the partial months at its ends from
+/// `kpi_cells`. Existing day cells are summed into month cells here, once.
+mod m20261207_000002_kpi_month_cells {
+    use super::*;
+    use crate::entity::{kpi_cell, kpi_month_cell};
+    use gridwork_domain::kpi::Tally;
+    use sea_orm::{
+        ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
+        QueryOrder, QuerySelect,
+    };
+
+    pub struct Migration;
+
+    impl MigrationName for Migration {
+        fn name(&self) -> &str {
+            "m20261207_000002_kpi_month_cells"
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for Migration {
+        async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+            let mut t = table(
+                "kpi_month_cells",
+                vec![text("jurisdiction"), text("month"), big("net_open"), long_text("tally")],
+            );
+            t.primary_key(Index::create().col(a("jurisdiction")).col(a("month")));
+            m.create_table(t).await?;
+            backfill(m.get_connection()).await
+        }
+
+        async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+            m.drop_table(Table::drop().table(a("kpi_month_cells")).if_exists().to_owned()).await
+        }
+    }
+
+    /// Sums the existing day cells into month cells, reading them in key
+    /// order a page at a time.
+    async fn backfill<C: ConnectionTrait>(db: &C) -> Result<(), DbErr> {
+        let mut after: Option<(String, String)> = None;
+        let mut current: Option<(String, String, i64, Tally)> = None;
+        loop {
+            let mut q = kpi_cell::Entity::find()
+                .order_by_asc(kpi_cell::Column::Jurisdiction)
+                .order_by_asc(kpi_cell::Column::Day)
+                .limit(5000);
+            if let Some((j, d)) = &after {
+                q = q.filter(
+                    Condition::any().add(kpi_cell::Column::Jurisdiction.gt(j.as_str())).add(
+                        Condition::all()
+                            .add(kpi_cell::Column::Jurisdiction.eq(j.as_str()))
+                            .add(kpi_cell::Column::Day.gt(d.as_str())),
+                    ),
+                );
+            }
+            let rows = q.all(db).await?;
+            let Some(last) = rows.last() else { break };
+            after = Some((last.jurisdiction.clone(), last.day.clone()));
+            for c in rows {
+                let month = c.day.get(..7).unwrap_or(&c.day).to_owned();
+                let tally: Tally = serde_json::from_str(&c.tally)
+                    .map_err(|e| DbErr::Custom(format!("tally of {} on {}: {e}", c.jurisdiction, c.day)))?;
+                match &mut current {
+                    Some((j, mo, net, t)) if *j == c.jurisdiction && *mo == month => {
+                        *net += c.net_open;
+                        t.add(&tally, 1);
+                    }
+                    _ => {
+                        if let Some(done) = current.take() {
+                            write(db, done).await?;
+                        }
+                        current = Some((c.jurisdiction, month, c.net_open, tally));
+                    }
+                }
+            }
+        }
+        if let Some(done) = current.take() {
+            write(db, done).await?;
+        }
+        Ok(())
+    }
+
+    async fn write<C: ConnectionTrait>(
+        db: &C,
+        (jurisdiction, month, net_open, t): (String, String, i64, Tally),
+    ) -> Result<(), DbErr> {
+        let tally = serde_json::to_string(&t).map_err(|e| DbErr::Custom(e.to_string()))?;
+        kpi_month_cell::Model { jurisdiction, month, net_open, tally }
+            .into_active_model()
+            .reset_all()
+            .insert(db)
+            .await?;
+        Ok(())
     }
 }

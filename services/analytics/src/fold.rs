@@ -1,5 +1,5 @@
 //! Folding case-lifecycle events into per-case facts and, by difference,
-//! into the per-jurisdiction day tallies every KPI query reads.
+//! into the per-jurisdiction day and month tallies every KPI query reads.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
@@ -11,7 +11,7 @@ use gridwork_events::convert::CaseEventView;
 use gridwork_events::{Event, Payload};
 use gridwork_platform::pipeline::{decode, retryable};
 use gridwork_storage::dedup;
-use gridwork_storage::entity::{kpi_cell, kpi_fact};
+use gridwork_storage::entity::{kpi_cell, kpi_fact, kpi_month_cell};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, IntoActiveModel,
     QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
@@ -41,7 +41,7 @@ pub fn row_of(f: &CaseFacts, version: i64, window: Duration) -> Result<kpi_fact:
 }
 
 /// The tally changes of one transaction, merged by (jurisdiction, day).
-pub(crate) type Delta = std::collections::BTreeMap<(String, chrono::NaiveDate), Tally>;
+pub type Delta = std::collections::BTreeMap<(String, chrono::NaiveDate), Tally>;
 
 /// Reads a case's fact row to change it. On PostgreSQL the row stays locked
 /// (`SELECT … FOR UPDATE`) until the transaction ends, so the live fold and
@@ -96,9 +96,30 @@ pub(crate) async fn store<C: ConnectionTrait>(
     Ok(())
 }
 
-/// Adds each tally to its (jurisdiction, day) cell. Keys come in order, so
-/// concurrent folds lock cells in the same order.
+/// The month cell key (`YYYY-MM`) of a day.
+pub fn month_of(day: chrono::NaiveDate) -> String {
+    day.format("%Y-%m").to_string()
+}
+
+/// The day changes of `delta` summed per (jurisdiction, month), leaving out
+/// months whose changes cancel out. A month whose days have no cell yet only
+/// gains (a count is only taken back from a day it was added to), so a
+/// month cell is created exactly when the first day cell of its month is.
+pub fn month_delta(delta: &Delta) -> std::collections::BTreeMap<(String, String), Tally> {
+    let mut out: std::collections::BTreeMap<(String, String), Tally> = std::collections::BTreeMap::new();
+    for ((code, day), t) in delta {
+        out.entry((code.clone(), month_of(*day))).or_default().add(t, 1);
+    }
+    out.retain(|_, t| !t.is_zero());
+    out
+}
+
+/// Adds each tally to its (jurisdiction, day) cell, and the same changes to
+/// the (jurisdiction, month) cells, in the caller's transaction. Keys come
+/// in order, day cells before month cells, so concurrent folds lock cells in
+/// the same order.
 async fn apply_cells<C: ConnectionTrait>(txn: &C, delta: Delta) -> Result<(), DbErr> {
+    let months = month_delta(&delta);
     for ((code, day), t) in delta {
         if t.is_zero() {
             continue;
@@ -133,6 +154,30 @@ async fn apply_cells<C: ConnectionTrait>(txn: &C, delta: Delta) -> Result<(), Db
                 .reset_all()
                 .insert(txn)
                 .await?;
+            }
+        }
+    }
+    for ((code, month), t) in months {
+        let mut q = kpi_month_cell::Entity::find_by_id((code.clone(), month.clone()));
+        if txn.get_database_backend() == DbBackend::Postgres {
+            q = q.lock_exclusive();
+        }
+        match q.one(txn).await? {
+            Some(cell) => {
+                let mut tally: Tally = serde_json::from_str(&cell.tally)
+                    .map_err(|e| DbErr::Custom(format!("tally of {code} in {month}: {e}")))?;
+                tally.add(&t, 1);
+                let mut am = cell.clone().into_active_model();
+                am.net_open = Set(cell.net_open + t.created - t.ended);
+                am.tally = Set(encode(&tally)?);
+                am.update(txn).await?;
+            }
+            None => {
+                kpi_month_cell::Model { jurisdiction: code, month, net_open: t.created - t.ended, tally: encode(&t)? }
+                    .into_active_model()
+                    .reset_all()
+                    .insert(txn)
+                    .await?;
             }
         }
     }
@@ -285,7 +330,7 @@ pub async fn mature(db: &DatabaseConnection, now: DateTime<Utc>, window: Duratio
     }
 }
 
-/// Rebuilds every case's facts and the day tallies from the event history
+/// Rebuilds every case's facts and the day and month tallies from the event history
 /// alone — the case-lifecycle messages kept in the producers' outbox, in the
 /// order they were committed — through the same fold as the live consumer,
 /// then makes final what has matured by `now`. Run it with analytics
@@ -301,6 +346,7 @@ pub async fn recompute(
     use gridwork_storage::entity::{consumed_event, outbox};
     kpi_fact::Entity::delete_many().exec(db).await?;
     kpi_cell::Entity::delete_many().exec(db).await?;
+    kpi_month_cell::Entity::delete_many().exec(db).await?;
     consumed_event::Entity::delete_many().filter(consumed_event::Column::Consumer.eq(GROUP)).exec(db).await?;
     let folder = Folder { db: db.clone(), window };
     let (mut after, mut folded) = (0i64, 0usize);
@@ -343,4 +389,192 @@ pub async fn recompute(
     }
     mature(db, now, window).await.map_err(|e| anyhow::anyhow!("{e:?}"))?;
     Ok(folded)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use std::collections::BTreeMap;
+
+    use chrono::{NaiveDate, TimeZone};
+    use gridwork_domain::case::{CaseStatus, Channel, Satisfaction};
+    use gridwork_domain::codes::Hierarchy;
+    use gridwork_domain::kpi::Period;
+    use gridwork_domain::petition::PetitionInfo;
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[test]
+    fn month_delta_sums_days_and_drops_what_cancels() {
+        let d = |m, day| chrono::NaiveDate::from_ymd_opt(2026, m, day).unwrap();
+        let t = |created, ended| Tally { created, ended, ..Tally::default() };
+        let mut delta = Delta::new();
+        delta.insert(("370101".into(), d(1, 31)), t(2, 0));
+        delta.insert(("370101".into(), d(2, 1)), t(1, 1));
+        delta.insert(("370101".into(), d(2, 3)), t(-1, -1));
+        delta.insert(("370102".into(), d(2, 28)), t(0, 1));
+        let months = month_delta(&delta);
+        assert_eq!(
+            months.into_iter().collect::<Vec<_>>(),
+            vec![(("370101".into(), "2026-01".into()), t(2, 0)), (("370102".into(), "2026-02".into()), t(0, 1))]
+        );
+        assert_eq!(month_of(d(12, 31)), "2026-12");
+    }
+
+    const WINDOW_DAYS: i64 = 30;
+    const GRIDS: [&str; 3] = ["370101001001001", "370101001002001", "370101002001001"];
+
+    /// One step of a random history: an event on one of the cases at an
+    /// offset (hours) from its creation, in whatever order the steps come
+    /// (late and out-of-order events included), possibly moving its due
+    /// time; or a later petition on the same matter.
+    #[derive(Debug, Clone)]
+    struct Step {
+        case: usize,
+        kind: usize,
+        hours: i64,
+        due_days: Option<i64>,
+    }
+
+    const KINDS: [CaseEventKind; 8] = [
+        CaseEventKind::Accepted,
+        CaseEventKind::Rejected,
+        CaseEventKind::Resolved,
+        CaseEventKind::Closed,
+        CaseEventKind::Reopened,
+        CaseEventKind::Escalated,
+        CaseEventKind::CallbackRecorded,
+        CaseEventKind::ReviewRequested,
+    ];
+
+    fn steps() -> impl Strategy<Value = (Vec<(usize, i64, bool)>, Vec<Step>)> {
+        let cases = prop::collection::vec((0..GRIDS.len(), 0i64..24 * 80, any::<bool>()), 1..6);
+        let steps = prop::collection::vec(
+            (0usize..6, 0..KINDS.len() + 1, 0i64..24 * 70, prop::option::weighted(0.2, 1i64..20)),
+            1..40,
+        )
+        .prop_map(|v| {
+            v.into_iter().map(|(case, kind, hours, due_days)| Step { case, kind, hours, due_days }).collect()
+        });
+        (cases, steps)
+    }
+
+    async fn cells(db: &DatabaseConnection) -> (BTreeMap<(String, String), (i64, Tally)>, Vec<kpi_month_cell::Model>) {
+        let mut sums: BTreeMap<(String, String), (i64, Tally)> = BTreeMap::new();
+        for c in kpi_cell::Entity::find().all(db).await.unwrap() {
+            let day: NaiveDate = c.day.parse().unwrap();
+            let e = sums.entry((c.jurisdiction, month_of(day))).or_default();
+            e.0 += c.net_open;
+            e.1.add(&serde_json::from_str(&c.tally).unwrap(), 1);
+        }
+        (sums, kpi_month_cell::Entity::find().all(db).await.unwrap())
+    }
+
+    /// Folds a random history of a few cases, through the same store and
+    /// cell writes as the live fold and the maturity tick, then checks
+    /// every month cell against its day cells, and the query by month,
+    /// quarter and year against the day tallies alone.
+    async fn fold_history(cases: Vec<(usize, i64, bool)>, history: Vec<Step>) {
+        let db = gridwork_storage::connect("sqlite::memory:", 1).await.unwrap();
+        gridwork_storage::migrate(&db).await.unwrap();
+        let window = Duration::days(WINDOW_DAYS);
+        // Mid January China time: the history crosses several months.
+        let base = Utc.with_ymd_and_hms(2026, 1, 20, 3, 0, 0).single().unwrap();
+        let mut current: Vec<(Option<kpi_fact::Model>, CaseFacts)> = Vec::new();
+        for (i, (grid, hours, petition)) in cases.iter().enumerate() {
+            let created = base + Duration::hours(*hours);
+            let f = CaseFacts::opened(
+                uuid::Uuid::from_u128(i as u128 + 1),
+                Hierarchy::from_grid_code(GRIDS[*grid]).unwrap(),
+                format!("c{}", i % 2),
+                if *petition { Channel::Petition } else { Channel::PeopleMediation },
+                created,
+                created + Duration::days(5),
+                petition.then(|| PetitionInfo {
+                    petitioner_key: "p".into(),
+                    matter_key: format!("m{i}"),
+                    class: gridwork_domain::petition::PetitionClass::FirstTime,
+                }),
+            );
+            let txn = db.begin().await.unwrap();
+            let mut delta = Delta::new();
+            store(&txn, None, &f, 1, window, &mut delta).await.unwrap();
+            apply_cells(&txn, delta).await.unwrap();
+            txn.commit().await.unwrap();
+            let row = kpi_fact::Entity::find_by_id(f.case_id.to_string()).one(&db).await.unwrap();
+            current.push((row, f));
+        }
+        for step in history {
+            let Some((Some(row), before)) = current.get(step.case % cases.len().max(1)).cloned() else { continue };
+            let at = before.created_at + Duration::hours(step.hours);
+            let mut after = before.clone();
+            match KINDS.get(step.kind) {
+                Some(kind) => {
+                    let status = match kind {
+                        CaseEventKind::Rejected => CaseStatus::Rejected,
+                        CaseEventKind::Closed => CaseStatus::Closed,
+                        CaseEventKind::Resolved => CaseStatus::Resolved,
+                        CaseEventKind::CallbackRecorded => before.status,
+                        _ => CaseStatus::Accepted,
+                    };
+                    let sat = [Satisfaction::Satisfied, Satisfaction::Unsatisfied, Satisfaction::Unanswered]
+                        [(step.hours % 3) as usize];
+                    after.apply(*kind, at, status, Some(sat), window);
+                }
+                // A repeat petition on the same matter, folded now.
+                None => {
+                    after.note_later_petition(at, window);
+                }
+            }
+            if let Some(days) = step.due_days {
+                // A corrected due time, as the next event carries it.
+                after.due_at = after.created_at + Duration::days(days);
+            }
+            let txn = db.begin().await.unwrap();
+            let mut delta = Delta::new();
+            store(&txn, Some((&row, &before)), &after, row.version + 1, window, &mut delta).await.unwrap();
+            apply_cells(&txn, delta).await.unwrap();
+            txn.commit().await.unwrap();
+            let row = kpi_fact::Entity::find_by_id(after.case_id.to_string()).one(&db).await.unwrap();
+            current[step.case % cases.len()] = (row, after);
+        }
+        // The tick, once its windows have ended.
+        mature(&db, base + Duration::days(200), window).await.unwrap();
+
+        let (sums, months) = cells(&db).await;
+        let months: BTreeMap<(String, String), (i64, Tally)> = months
+            .into_iter()
+            .map(|m| ((m.jurisdiction, m.month), (m.net_open, serde_json::from_str(&m.tally).unwrap())))
+            .collect();
+        assert_eq!(months, sums, "month cells are the sums of their day cells, and exist exactly where they do");
+
+        let d = |m, day| NaiveDate::from_ymd_opt(2026, m, day).unwrap();
+        let ranges =
+            [(d(1, 1), d(6, 30)), (d(1, 20), d(5, 3)), (d(2, 1), d(4, 15)), (d(1, 5), d(3, 31)), (d(2, 3), d(2, 27))];
+        for code in ["370101001001", "370101001002", "370101001", "370101002", "370101", "370100", "370000"] {
+            for (from, to) in ranges {
+                for period in [Period::Month, Period::Quarter, Period::Year] {
+                    let a = crate::query::rows(&db, code, period, from, to).await.unwrap();
+                    let b = crate::query::day_rows(&db, code, period, from, to).await.unwrap();
+                    assert_eq!(a, b, "{code} {period:?} {from}..{to}");
+                }
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+        /// The fold keeps each month cell equal to the sum of its day
+        /// cells, whatever the order of events, corrections of the due
+        /// time, later petitions and the maturity tick.
+        #[test]
+        fn month_cells_are_the_sum_of_their_days((cases, history) in steps()) {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(fold_history(cases, history));
+        }
+    }
 }

@@ -1,4 +1,5 @@
-//! Tables analytics owns: KPI facts per case and the day tallies.
+//! Tables analytics owns: KPI facts per case, the day tallies and the
+//! month tallies.
 //! Which other services may read them: ADR 0002.
 
 pub mod kpi_fact {
@@ -46,6 +47,28 @@ pub mod kpi_cell {
         pub version: i64,
         /// Changed since its KPI snapshots were last published.
         pub dirty: bool,
+    }
+    no_relations!();
+}
+
+pub mod kpi_month_cell {
+    //! One jurisdiction's KPI tally for one calendar month (China time): the
+    //! sum of its day cells in that month, kept by the same fold in the same
+    //! transaction. It exists exactly when one of those day cells does.
+    use sea_orm::entity::prelude::*;
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "kpi_month_cells")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub jurisdiction: String,
+        /// YYYY-MM.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub month: String,
+        /// The sum of the month's day cells' `net_open`.
+        pub net_open: i64,
+        /// `gridwork_domain::kpi::Tally` as JSON: the sum of the day cells' tallies.
+        #[sea_orm(column_type = "Text")]
+        pub tally: String,
     }
     no_relations!();
 }

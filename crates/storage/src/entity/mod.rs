@@ -19,7 +19,7 @@ pub mod mediation;
 pub mod platform;
 pub mod shared;
 
-pub use analytics::{kpi_cell, kpi_fact};
+pub use analytics::{kpi_cell, kpi_fact, kpi_month_cell};
 pub use assigner::{category, centre, grid_shape, grid_version, unit};
 pub use intake::{
     api_key, api_key_report, media, media_upload, refresh_token, report, report_event, report_media, user,

@@ -197,6 +197,18 @@ async fn seed_cases(db: &sea_orm::DatabaseConnection, cases: &[(&str, &str, usiz
             }
         }
     }
+    // And the month tallies, as the fold keeps them beside the day tallies.
+    for ((code, month), t) in gridwork_analytics::fold::month_delta(&delta) {
+        gridwork_storage::entity::kpi_month_cell::ActiveModel {
+            jurisdiction: Set(code),
+            month: Set(month),
+            net_open: Set(t.created - t.ended),
+            tally: Set(serde_json::to_string(&t).unwrap()),
+        }
+        .insert(db)
+        .await
+        .unwrap();
+    }
     for ((code, day), t) in delta {
         kpi_cell::ActiveModel {
             jurisdiction: Set(code),
@@ -334,6 +346,27 @@ async fn current_month_kpis_are_prometheus_gauges_on_the_admin_listener_without_
     app.shutdown().await;
 }
 
+/// Every month tally is the sum of its month's day tallies, and exists
+/// exactly where one of them does (issue 17).
+pub(crate) async fn assert_month_cells_sum_days(db: &sea_orm::DatabaseConnection) {
+    use gridwork_domain::kpi::Tally;
+    use gridwork_storage::entity::{kpi_cell, kpi_month_cell};
+    let mut sums: BTreeMap<(String, String), (i64, Tally)> = BTreeMap::new();
+    for c in kpi_cell::Entity::find().all(db).await.unwrap() {
+        let e = sums.entry((c.jurisdiction, c.day[..7].to_owned())).or_default();
+        e.0 += c.net_open;
+        e.1.add(&serde_json::from_str(&c.tally).unwrap(), 1);
+    }
+    let months: BTreeMap<(String, String), (i64, Tally)> = kpi_month_cell::Entity::find()
+        .all(db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| ((m.jurisdiction, m.month), (m.net_open, serde_json::from_str(&m.tally).unwrap())))
+        .collect();
+    assert_eq!(months, sums, "month tallies against the sums of their day tallies");
+}
+
 /// The day tallies that are not zero, by jurisdiction and day.
 async fn cells(db: &sea_orm::DatabaseConnection) -> BTreeMap<(String, String), (i64, Value)> {
     use gridwork_storage::entity::kpi_cell;
@@ -395,6 +428,7 @@ async fn fold_and_ticks_of_two_replicas_on_postgres_equal_recompute() {
     // Analytics from scratch, as `kpi recompute` starts.
     kpi_fact::Entity::delete_many().exec(&db).await.unwrap();
     kpi_cell::Entity::delete_many().exec(&db).await.unwrap();
+    gridwork_storage::entity::kpi_month_cell::Entity::delete_many().exec(&db).await.unwrap();
     consumed_event::Entity::delete_many()
         .filter(consumed_event::Column::Consumer.eq(gridwork_analytics::GROUP))
         .exec(&db)
@@ -452,8 +486,10 @@ async fn fold_and_ticks_of_two_replicas_on_postgres_equal_recompute() {
     // The next tick, after every event was folded.
     while gridwork_analytics::fold::mature(&db, later, window).await.is_err() {}
     let live = (facts(&db).await, cells(&db).await);
+    assert_month_cells_sum_days(&db).await;
     gridwork_analytics::recompute(&db, &topic, window, later, |_| {}).await.unwrap();
     let rebuilt = (facts(&db).await, cells(&db).await);
+    assert_month_cells_sum_days(&db).await;
     let lost: Vec<_> = live.0.iter().filter(|(id, f)| rebuilt.0.get(*id) != Some(*f)).map(|(id, _)| id).collect();
     assert!(lost.is_empty(), "facts differ from the recompute for {} of {N} cases: {lost:?}", lost.len());
     let wrong: Vec<_> = live.1.keys().chain(rebuilt.1.keys()).filter(|k| live.1.get(*k) != rebuilt.1.get(*k)).collect();

@@ -350,6 +350,7 @@ async fn hand_computed_kpis_per_jurisdiction_snapshot_and_recompute() {
     // Rebuilt from the event history, the facts and day tallies are the same.
     let facts_before = facts(&app).await;
     let cells_before = cells(&app).await;
+    crate::kpi::assert_month_cells_sum_days(&app.ctx.db).await;
     app.shutdown().await;
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_gridwork"))
         .args(["kpi", "recompute", "--data-dir", dir.path().to_str().unwrap()])
@@ -361,6 +362,7 @@ async fn hand_computed_kpis_per_jurisdiction_snapshot_and_recompute() {
     let app = helpers::spawn_with(cfg).await;
     assert_eq!(facts(&app).await, facts_before);
     assert_eq!(cells(&app).await, cells_before);
+    crate::kpi::assert_month_cells_sum_days(&app.ctx.db).await;
     for (level, code, want) in &cases {
         let row = month_row(&app, code, "03", "31").await;
         assert_eq!(figures(&row), *want, "after recompute, {level} {code}");
