@@ -55,13 +55,19 @@ pub async fn tallies<C: ConnectionTrait>(
         .await
         .map_err(|e| ApiError::unavailable(&e))?;
     let mut days = BTreeMap::new();
+    add_day_cells(&mut days, cells)?;
+    let opening = opening(db, jurisdiction, from).await?;
+    Ok((days, opening))
+}
+
+/// Day cells as tallies keyed by their day.
+fn add_day_cells(days: &mut BTreeMap<NaiveDate, Tally>, cells: Vec<kpi_cell::Model>) -> Result<(), ApiError> {
     for c in cells {
         let day: NaiveDate = c.day.parse().map_err(|e| ApiError::internal(&e))?;
         let t: Tally = serde_json::from_str(&c.tally).map_err(|e| ApiError::internal(&e))?;
         days.insert(day, t);
     }
-    let opening = opening(db, jurisdiction, from).await?;
-    Ok((days, opening))
+    Ok(())
 }
 
 /// The backlog of `jurisdiction` carried in from before `from`: created −
@@ -187,11 +193,7 @@ async fn month_tallies<C: ConnectionTrait>(
             .all(db)
             .await
             .map_err(|e| ApiError::unavailable(&e))?;
-        for c in cells {
-            let day: NaiveDate = c.day.parse().map_err(|e| ApiError::internal(&e))?;
-            let t: Tally = serde_json::from_str(&c.tally).map_err(|e| ApiError::internal(&e))?;
-            days.insert(day, t);
-        }
+        add_day_cells(&mut days, cells)?;
     }
     let opening = opening(db, jurisdiction, from).await?;
     Ok((days, opening))
