@@ -190,6 +190,11 @@ impl Trust {
     fn key(&self, kid: &str) -> Option<DecodingKey> {
         self.keys.read().ok().and_then(|k| k.get(kid).cloned())
     }
+
+    /// Whether `kid` is still one of this issuer's keys (no copy of it).
+    fn has_key(&self, kid: &str) -> bool {
+        self.keys.read().is_ok_and(|k| k.contains_key(kid))
+    }
 }
 
 /// Checks tokens: gridwork's own (EdDSA) and, if configured, an external
@@ -250,7 +255,7 @@ impl Verifier {
         if let Some(hit) = self.verified.get(token) {
             // The same checks that do not need the signature again: the
             // key still trusted, the token still in its time window.
-            if let Some(trust) = self.trusts.iter().find(|t| t.key(&hit.kid).is_some()) {
+            if let Some(trust) = self.trusts.iter().find(|t| t.has_key(&hit.kid)) {
                 let leeway = trust.validation.leeway as i64;
                 if hit.exp < now - leeway {
                     self.verified.forget(token);
