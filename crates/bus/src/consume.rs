@@ -12,6 +12,12 @@
 //!   down the message is held as unavailable, otherwise it is poison.
 //! - Per-partition order holds: nothing of a partition is handled while an
 //!   earlier message of it waits.
+//! - Messages already waiting are handled as one batch when the handler
+//!   takes batches ([`Handler::max_batch`]): one transaction for many
+//!   messages, one offset commit per partition after it. A batch that fails
+//!   is handled again one message at a time, so each failure is classified
+//!   and dead-lettered on its own as above. A quiet consumer hands over
+//!   batches of one: batching adds no waiting.
 //! - A consumer whose polls keep failing, or that the broker dropped from
 //!   its group, leaves and joins again.
 //! - A committed offset that fell off the log's retention is a loss: logged
@@ -51,6 +57,25 @@ pub enum HandlerError {
 #[async_trait]
 pub trait Handler: Send + Sync {
     async fn handle(&self, msg: &Message) -> Result<(), HandlerError>;
+
+    /// Handles `msgs` (in arrival order; per partition in offset order) as
+    /// one unit of work. On `Err` the loop handles each of them again with
+    /// [`Handler::handle`], so a batch that did part of its work before
+    /// failing is safe only because handlers are idempotent; a handler
+    /// that overrides this does all or nothing (one transaction). The
+    /// default handles them one by one.
+    async fn handle_batch(&self, msgs: &[Message]) -> Result<(), HandlerError> {
+        for msg in msgs {
+            self.handle(msg).await?;
+        }
+        Ok(())
+    }
+
+    /// The most messages the loop hands to [`Handler::handle_batch`] at
+    /// once; 1 (the default) never batches.
+    fn max_batch(&self) -> usize {
+        1
+    }
 }
 
 /// Checks the dependencies a handler needs; `Err` names what is down.
@@ -162,7 +187,10 @@ impl Consume {
 
     async fn run_member(&self, m: &mut Member, shutdown: &CancellationToken) -> Result<(), BusError> {
         loop {
-            let msg = match m.held.pop_front() {
+            // A message held (from a failed batch, or fetched while waiting)
+            // is handled on its own.
+            let fresh = m.held.is_empty();
+            let mut msg = match m.held.pop_front() {
                 // The partition went to another member meanwhile: it reads
                 // the message again from the committed offset.
                 Some(msg) if !m.consumer.owns(&msg.topic, msg.partition) => continue,
@@ -198,6 +226,28 @@ impl Consume {
                 }
             };
             self.check_gap(m, &msg).await;
+            // Whatever else is already waiting joins it, up to the handler's
+            // batch size.
+            let max = self.handler.max_batch();
+            if max > 1 && fresh {
+                let mut batch = vec![msg];
+                while batch.len() < max {
+                    match m.consumer.poll(Duration::ZERO).await {
+                        Ok(Some(next)) => {
+                            self.check_gap(m, &next).await;
+                            batch.push(next);
+                        }
+                        // An error shows again at the next poll.
+                        Ok(None) | Err(_) => break,
+                    }
+                }
+                if batch.len() > 1 {
+                    self.handle_batch(m, batch, shutdown).await;
+                    continue;
+                }
+                let Some(one) = batch.pop() else { continue };
+                msg = one;
+            }
             let span = tracing::info_span!("message", topic = %msg.topic, partition = msg.partition, offset = msg.offset, group = %self.group);
             let verdict = self.handle(m, &msg, shutdown).instrument(span.clone()).await;
             match verdict {
@@ -206,6 +256,34 @@ impl Consume {
                 Verdict::Dead(reason) => self.dead_letter(&msg, reason).instrument(span.clone()).await,
             }
             self.commit(m, &msg, shutdown).instrument(span).await;
+        }
+    }
+
+    /// Hands `batch` to the handler at once; on success commits each
+    /// partition's last message. On failure the messages go back, in order,
+    /// to the front of the held queue, and the loop handles them one at a
+    /// time (each failure classified on its own).
+    async fn handle_batch(&self, m: &mut Member, batch: Vec<Message>, shutdown: &CancellationToken) {
+        let span = tracing::info_span!("batch", size = batch.len(), group = %self.group);
+        match self.handler.handle_batch(&batch).instrument(span.clone()).await {
+            Ok(()) => {
+                self.health.processed_many(batch.len() as u64);
+                let mut last: Vec<&Message> = Vec::new();
+                for msg in batch.iter().rev() {
+                    if !last.iter().any(|l| l.topic == msg.topic && l.partition == msg.partition) {
+                        last.push(msg);
+                    }
+                }
+                for msg in last {
+                    self.commit(m, msg, shutdown).instrument(span.clone()).await;
+                }
+            }
+            Err(e) => {
+                tracing::debug!(parent: &span, error = %e, "the batch failed; handling its messages one at a time");
+                for msg in batch.into_iter().rev() {
+                    m.held.push_front(msg);
+                }
+            }
         }
     }
 

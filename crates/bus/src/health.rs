@@ -207,7 +207,11 @@ impl ConsumerHealth {
     }
 
     pub(crate) fn processed(&self) {
-        self.with(|i| i.processed += 1)
+        self.processed_many(1)
+    }
+
+    pub(crate) fn processed_many(&self, n: u64) {
+        self.with(|i| i.processed += n)
     }
 
     pub(crate) fn dead_lettered(&self) {

@@ -83,6 +83,15 @@ impl Handler for Lane {
         crate::failpoint::hit(self.failpoint).await;
         self.inner.handle(msg).await
     }
+
+    async fn handle_batch(&self, msgs: &[gridwork_bus::Message]) -> Result<(), HandlerError> {
+        crate::failpoint::hit(self.failpoint).await;
+        self.inner.handle_batch(msgs).await
+    }
+
+    fn max_batch(&self) -> usize {
+        self.inner.max_batch()
+    }
 }
 
 /// Reads a message's envelope; anything unreadable is poison.

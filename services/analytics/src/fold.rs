@@ -194,34 +194,71 @@ pub struct Folder {
     pub window: Duration,
 }
 
+/// The most case events folded in one transaction: their cells are written
+/// once, summed.
+const MAX_BATCH: usize = 64;
+
 #[async_trait]
 impl Handler for Folder {
     async fn handle(&self, msg: &Message) -> Result<(), HandlerError> {
-        let event = decode(msg)?;
-        let Payload::CaseLifecycle(pb) = &event.payload else {
-            return Err(HandlerError::Poison(format!(
-                "unexpected schema {} on case-lifecycle",
-                event.payload.schema()
-            )));
-        };
-        let v = CaseEventView::try_from(pb).map_err(|e| HandlerError::Poison(e.to_string()))?;
-        let span = tracing::info_span!("kpi_fold", case = %v.case_id, kind = v.kind.as_str(), version = v.version);
-        // Entered only while the fold is polled: a guard held across its
-        // awaits would stay entered on the thread when the fold yields, and
-        // whatever ran there next (another consumer's message) would nest in it.
-        self.fold(&event, v).instrument(span).await
+        self.fold_all(std::slice::from_ref(msg)).await
+    }
+
+    /// The batch in one transaction, its tally changes summed and written
+    /// once: all of it or none.
+    async fn handle_batch(&self, msgs: &[Message]) -> Result<(), HandlerError> {
+        self.fold_all(msgs).await
+    }
+
+    fn max_batch(&self) -> usize {
+        MAX_BATCH
     }
 }
 
+/// Reads a case-lifecycle event; anything else is poison.
+fn view(msg: &Message) -> Result<(Event, CaseEventView), HandlerError> {
+    let event = decode(msg)?;
+    let Payload::CaseLifecycle(pb) = &event.payload else {
+        return Err(HandlerError::Poison(format!("unexpected schema {} on case-lifecycle", event.payload.schema())));
+    };
+    let v = CaseEventView::try_from(pb).map_err(|e| HandlerError::Poison(e.to_string()))?;
+    Ok((event, v))
+}
+
 impl Folder {
-    /// Folds one case-lifecycle event into its case's facts and the day
-    /// tallies, in one transaction.
-    async fn fold(&self, event: &Event, v: CaseEventView) -> Result<(), HandlerError> {
+    /// Folds case-lifecycle events into their cases' facts and the day and
+    /// month tallies, in one transaction.
+    async fn fold_all(&self, msgs: &[Message]) -> Result<(), HandlerError> {
+        let events = msgs.iter().map(view).collect::<Result<Vec<_>, _>>()?;
         let txn = self.db.begin().await.map_err(retryable)?;
-        if !dedup::first_delivery(&txn, GROUP, &event.id.to_string()).await.map_err(retryable)? {
+        let mut delta = Delta::new();
+        for (event, v) in events {
+            let span = tracing::info_span!("kpi_fold", case = %v.case_id, kind = v.kind.as_str(), version = v.version);
+            // Entered only while the fold is polled: a guard held across its
+            // awaits would stay entered on the thread when the fold yields, and
+            // whatever ran there next (another consumer's message) would nest in it.
+            self.fold(&txn, &event, v, &mut delta).instrument(span).await?;
+        }
+        // Cells in key order, once per transaction: concurrent folds and
+        // ticks lock them in the same order.
+        apply_cells(&txn, delta).await.map_err(retryable)?;
+        txn.commit().await.map_err(retryable)?;
+        Ok(())
+    }
+
+    /// Folds one case-lifecycle event into its case's facts, in the
+    /// caller's transaction, and adds its tally changes to `delta`.
+    async fn fold<C: ConnectionTrait>(
+        &self,
+        txn: &C,
+        event: &Event,
+        v: CaseEventView,
+        delta: &mut Delta,
+    ) -> Result<(), HandlerError> {
+        if !dedup::first_delivery(txn, GROUP, &event.id.to_string()).await.map_err(retryable)? {
             return Ok(());
         }
-        let existing = fact_for_update(&txn, &v.case_id.to_string()).await.map_err(retryable)?;
+        let existing = fact_for_update(txn, &v.case_id.to_string()).await.map_err(retryable)?;
         let (old, stored_version) = match &existing {
             Some(row) => (Some(facts_of(row)?), row.version),
             None => (None, 0),
@@ -230,7 +267,6 @@ impl Folder {
         // Per-case order is guaranteed by the key; an older version seen
         // again (a redelivery) changes nothing.
         if v.version <= stored_version {
-            txn.commit().await.map_err(retryable)?;
             return Ok(());
         }
         let mut facts = old.clone().unwrap_or_else(|| {
@@ -261,7 +297,7 @@ impl Folder {
                 if txn.get_database_backend() == DbBackend::Postgres {
                     q = q.lock_exclusive();
                 }
-                let same = q.all(&txn).await.map_err(retryable)?;
+                let same = q.all(txn).await.map_err(retryable)?;
                 for row in same {
                     let before = facts_of(&row)?;
                     if p.class == PetitionClass::FirstTime {
@@ -277,16 +313,11 @@ impl Folder {
                 }
             }
         }
-        let mut delta = Delta::new();
         let was = existing.as_ref().zip(old.as_ref());
-        store(&txn, was, &facts, v.version, self.window, &mut delta).await?;
+        store(txn, was, &facts, v.version, self.window, delta).await?;
         for (row, before, after) in &others_changed {
-            store(&txn, Some((row, before)), after, row.version, self.window, &mut delta).await?;
+            store(txn, Some((row, before)), after, row.version, self.window, delta).await?;
         }
-        // Cells in key order, once per transaction: concurrent folds and
-        // ticks lock them in the same order.
-        apply_cells(&txn, delta).await.map_err(retryable)?;
-        txn.commit().await.map_err(retryable)?;
         Ok(())
     }
 }

@@ -12,27 +12,22 @@ use std::sync::{Arc, RwLock};
 use chrono::{DateTime, Utc};
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use async_trait::async_trait;
-use gridwork_bus::{Handler, HandlerError, Message};
-use gridwork_domain::codes;
 use gridwork_domain::report::Crs;
 use gridwork_domain::Hierarchy;
-use gridwork_domain::Urgency;
-use gridwork_events::{pb, Event, Payload, Topics};
 use gridwork_geoindex::{gcj02_to_wgs84, GridIndex, Located};
 use gridwork_platform::auth::Caller;
 use gridwork_platform::error::responses::{BadRequest, Forbidden, PayloadTooLarge, Unauthorized};
-use gridwork_platform::pipeline::{self, decode, emit, retryable};
+use gridwork_platform::pipeline;
 use gridwork_platform::routes::{Access, Method, Route, ADMINS};
 use gridwork_platform::{ApiError, Application, Config, Context, Routes, Service};
-use gridwork_storage::dedup;
-use sea_orm::{DatabaseConnection, TransactionTrait};
+use sea_orm::DatabaseConnection;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use utoipa::{IntoParams, ToSchema};
 
 pub mod categories;
+mod consumer;
 pub mod import;
 pub mod openapi;
 pub mod registry;
@@ -165,103 +160,6 @@ impl State {
             self.refresh().await?;
         }
         Ok(self.current().map_err(anyhow::Error::msg)?.at(t).clone())
-    }
-}
-
-struct Assigner {
-    db: DatabaseConnection,
-    state: web::Data<State>,
-    topics: Topics,
-    wake: Arc<Notify>,
-    assigned: prometheus::IntCounterVec,
-}
-
-#[async_trait]
-impl Handler for Assigner {
-    async fn handle(&self, msg: &Message) -> Result<(), HandlerError> {
-        let event = decode(msg)?;
-        let Payload::ReportSubmitted(r) = &event.payload else {
-            return Err(HandlerError::Poison(format!(
-                "unexpected schema {} on report-submitted",
-                event.payload.schema()
-            )));
-        };
-        let loc = r.location.clone().ok_or_else(|| HandlerError::Poison("report without location".into()))?;
-        let crs = match loc.crs.as_str() {
-            "gcj02" => Crs::Gcj02,
-            "wgs84" | "" => Crs::Wgs84,
-            other => return Err(HandlerError::Poison(format!("unknown crs {other:?}"))),
-        };
-        let occurred = gridwork_events::from_timestamp(r.occurred_at.as_ref()).unwrap_or(event.occurred_at);
-        let grids = self.state.grids_at(occurred).await.map_err(pipeline::classify)?;
-        let mut a = grids
-            .assign(loc.lat, loc.lon, crs)
-            .ok_or_else(|| HandlerError::Poison("no county known: the grid registry is empty".into()))?;
-        // Received in person at a higher centre that covers the place: that
-        // centre's queues get it. A centre elsewhere is ignored.
-        if !r.received_by.is_empty() {
-            if codes::covers(&r.received_by, a.hierarchy.finest()) {
-                a.centre = r.received_by.clone();
-            } else {
-                tracing::warn!(report = %r.report_id, received_by = %r.received_by, "received_by does not cover the report's place; the grid's centre takes it");
-            }
-        }
-        let h = &a.hierarchy;
-        let key = h.finest().to_owned();
-        let out = Event::new(
-            PRODUCER,
-            event.occurred_at,
-            Payload::ReportAssigned(pb::report::ReportAssigned {
-                report_id: r.report_id.clone(),
-                reporter_id: r.reporter_id.clone(),
-                occurred_at: r.occurred_at,
-                category: r.category.clone(),
-                urgency: r.urgency.clone(),
-                assignment: Some(pb::report::Assignment {
-                    grid: h.grid.clone(),
-                    community: h.community.clone(),
-                    street: h.street.clone(),
-                    county: h.county.clone(),
-                    city: h.city.clone(),
-                    province: h.province.clone(),
-                    approximate: a.approximate,
-                    distance_m: a.distance_m,
-                    centre: a.centre.clone(),
-                    lat: a.lat,
-                    lon: a.lon,
-                }),
-                petitioner_key: r.petitioner_key.clone(),
-                matter_key: r.matter_key.clone(),
-                on_spot_outcome: r.on_spot_outcome.clone(),
-                // Never the note's text (an older intake sent it): only its length.
-                on_spot_note: String::new(),
-                on_spot_note_chars: if r.on_spot_note_chars > 0 {
-                    r.on_spot_note_chars
-                } else {
-                    u32::try_from(r.on_spot_note.chars().count()).unwrap_or(u32::MAX)
-                },
-            }),
-        );
-        let txn = self.db.begin().await.map_err(retryable)?;
-        if !dedup::first_delivery(&txn, PRODUCER, &event.id.to_string()).await.map_err(retryable)? {
-            return Ok(());
-        }
-        let emergency =
-            Urgency::parse(&r.urgency).is_some_and(|u| gridwork_domain::report::is_emergency(u, &r.category));
-        let topic = self.topics.assigned(emergency);
-        emit(&txn, PRODUCER, topic, &key, &out).await.map_err(retryable)?;
-        txn.commit().await.map_err(retryable)?;
-        self.wake.notify_one();
-        let outcome = if h.grid.is_empty() {
-            "triage"
-        } else if a.approximate {
-            "approximate"
-        } else {
-            "inside"
-        };
-        self.assigned.with_label_values(&[outcome]).inc();
-        tracing::info!(report = %r.report_id, grid = %h.grid, centre = %a.centre, outcome, "report assigned");
-        Ok(())
     }
 }
 
@@ -605,7 +503,7 @@ pub async fn start_sharing(ctx: &Context, shutdown: CancellationToken) -> anyhow
     }
     let state = web::Data::new(state);
     let wake = Arc::new(Notify::new());
-    let handler = Arc::new(Assigner {
+    let handler = Arc::new(consumer::Assigner {
         db: ctx.db.clone(),
         state: state.clone(),
         topics: ctx.topics.clone(),

@@ -41,48 +41,100 @@ struct Incoming {
     on_spot: Option<(Outcome, String)>,
 }
 
+/// The most assigned reports opened in one transaction: enough to amortise
+/// the commit under load, few enough that an emergency lane sharing the
+/// database (the embedded default's single writer) never waits long.
+const MAX_BATCH: usize = 32;
+
 #[async_trait]
 impl Handler for CaseOpener {
     async fn handle(&self, msg: &Message) -> Result<(), HandlerError> {
-        let event = decode(msg)?;
-        let gridwork_events::Payload::ReportAssigned(r) = &event.payload else {
-            return Err(HandlerError::Poison(format!(
-                "unexpected schema {} on report-assigned",
-                event.payload.schema()
-            )));
-        };
-        let poison = |m: String| HandlerError::Poison(m);
-        let report_id = Uuid::parse_str(&r.report_id).map_err(|_| poison(format!("report_id {:?}", r.report_id)))?;
-        let asg = r.assignment.clone().ok_or_else(|| poison("no assignment".into()))?;
-        let hierarchy = Hierarchy::from(&asg);
-        let urgency = Urgency::parse(&r.urgency).ok_or_else(|| poison(format!("urgency {:?}", r.urgency)))?;
-        let incoming = Incoming {
-            report_id,
-            category: r.category.clone(),
-            urgency,
-            centre: asg.centre.clone(),
-            hierarchy,
-            lat: asg.lat,
-            lon: asg.lon,
-            occurred_at: gridwork_events::from_timestamp(r.occurred_at.as_ref()).unwrap_or(event.occurred_at),
-            petition: (!r.petitioner_key.is_empty()).then(|| (r.petitioner_key.clone(), r.matter_key.clone())),
-            reporter: r.reporter_id.clone(),
-            on_spot: Outcome::parse(&r.on_spot_outcome).map(|o| (o, r.on_spot_note.clone())),
-        };
+        self.open_cases(std::slice::from_ref(msg)).await
+    }
+
+    /// The batch in one transaction: all its cases or none.
+    async fn handle_batch(&self, msgs: &[Message]) -> Result<(), HandlerError> {
+        self.open_cases(msgs).await
+    }
+
+    fn max_batch(&self) -> usize {
+        MAX_BATCH
+    }
+}
+
+/// Reads an assigned report; anything it lacks makes it poison.
+fn incoming(msg: &Message) -> Result<(String, Incoming), HandlerError> {
+    let event = decode(msg)?;
+    let gridwork_events::Payload::ReportAssigned(r) = &event.payload else {
+        return Err(HandlerError::Poison(format!("unexpected schema {} on report-assigned", event.payload.schema())));
+    };
+    let poison = |m: String| HandlerError::Poison(m);
+    let report_id = Uuid::parse_str(&r.report_id).map_err(|_| poison(format!("report_id {:?}", r.report_id)))?;
+    let asg = r.assignment.clone().ok_or_else(|| poison("no assignment".into()))?;
+    let hierarchy = Hierarchy::from(&asg);
+    let urgency = Urgency::parse(&r.urgency).ok_or_else(|| poison(format!("urgency {:?}", r.urgency)))?;
+    let incoming = Incoming {
+        report_id,
+        category: r.category.clone(),
+        urgency,
+        centre: asg.centre.clone(),
+        hierarchy,
+        lat: asg.lat,
+        lon: asg.lon,
+        occurred_at: gridwork_events::from_timestamp(r.occurred_at.as_ref()).unwrap_or(event.occurred_at),
+        petition: (!r.petitioner_key.is_empty()).then(|| (r.petitioner_key.clone(), r.matter_key.clone())),
+        reporter: r.reporter_id.clone(),
+        on_spot: Outcome::parse(&r.on_spot_outcome).map(|o| (o, r.on_spot_note.clone())),
+    };
+    Ok((event.id.to_string(), incoming))
+}
+
+impl CaseOpener {
+    /// Opens (or links) the cases of `msgs` in one transaction, then tells
+    /// the live streams.
+    async fn open_cases(&self, msgs: &[Message]) -> Result<(), HandlerError> {
+        let reports = msgs.iter().map(incoming).collect::<Result<Vec<_>, _>>()?;
         let txn = self.state.db.begin().await.map_err(retryable)?;
-        if !dedup::first_delivery(&txn, PRODUCER, &event.id.to_string()).await.map_err(retryable)? {
+        let mut recorded = Vec::with_capacity(reports.len());
+        for (event_id, incoming) in &reports {
+            if let Some(r) = self.record(&txn, event_id, incoming).await? {
+                recorded.push(r);
+            }
+        }
+        txn.commit().await.map_err(retryable)?;
+        // Crash tests stop here: the cases are committed, the offsets are not.
+        gridwork_platform::failpoint::hit("mediation.after_db_commit").await;
+        if recorded.is_empty() {
             return Ok(());
         }
+        self.state.wake.notify_one();
+        for (model, rec, now) in &recorded {
+            crate::cases::publish::publish(&self.state, rec, model, *now).await;
+        }
+        Ok(())
+    }
+
+    /// One report's case, inside the batch's transaction; `None` when the
+    /// event or the report was handled before.
+    async fn record<C: ConnectionTrait>(
+        &self,
+        txn: &C,
+        event_id: &str,
+        incoming: &Incoming,
+    ) -> Result<Option<(case::Model, repo::Recorded, DateTime<Utc>)>, HandlerError> {
+        if !dedup::first_delivery(txn, PRODUCER, event_id).await.map_err(retryable)? {
+            return Ok(None);
+        }
+        let report_id = incoming.report_id;
         // One case per report, even if the assignment was published twice.
         let known = case::Entity::find()
             .filter(case::Column::ReportId.eq(report_id.to_string()))
-            .count(&txn)
+            .count(txn)
             .await
             .map_err(retryable)?
-            + case_report::Entity::find_by_id(report_id.to_string()).count(&txn).await.map_err(retryable)?;
+            + case_report::Entity::find_by_id(report_id.to_string()).count(txn).await.map_err(retryable)?;
         if known > 0 {
-            txn.commit().await.map_err(retryable)?;
-            return Ok(());
+            return Ok(None);
         }
         let now = Utc::now();
         let is_petition = self.state.petition_categories.contains(&incoming.category);
@@ -92,7 +144,7 @@ impl Handler for CaseOpener {
             None
         } else {
             link::find_open_case(
-                &txn,
+                txn,
                 &self.state,
                 &incoming.category,
                 &incoming.hierarchy,
@@ -103,21 +155,12 @@ impl Handler for CaseOpener {
             .await
             .map_err(retryable)?
         };
-        let recorded = match duplicate_of {
-            Some((row, distance_m)) => self.link(&txn, row, &incoming, distance_m, now).await.map_err(retryable)?,
-            None => self.open(&txn, &incoming, is_petition, now).await?,
+        let (model, rec) = match duplicate_of {
+            Some((row, distance_m)) => self.link(txn, row, incoming, distance_m, now).await.map_err(retryable)?,
+            None => self.open(txn, incoming, is_petition, now).await?,
         };
-        txn.commit().await.map_err(retryable)?;
-        // Crash tests stop here: the case is committed, the offset is not.
-        gridwork_platform::failpoint::hit("mediation.after_db_commit").await;
-        self.state.wake.notify_one();
-        let (model, rec) = recorded;
-        crate::cases::publish::publish(&self.state, &rec, &model, now).await;
-        Ok(())
+        Ok(Some((model, rec, now)))
     }
-}
-
-impl CaseOpener {
     /// Links the report to `row`, an open case of the same incident.
     async fn link<C: ConnectionTrait>(
         &self,

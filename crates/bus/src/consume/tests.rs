@@ -34,11 +34,30 @@ struct Db {
     outage: fn(String) -> HandlerError,
     calls: AtomicU32,
     handled: Mutex<Vec<String>>,
+    /// Batches it takes (1: none), handled all or nothing, as one
+    /// transaction would; the sizes of the batches that succeeded.
+    max_batch: usize,
+    batches: Mutex<Vec<usize>>,
+    batch_calls: AtomicU32,
 }
 
 impl Db {
     fn new(up: bool, outage: fn(String) -> HandlerError) -> Arc<Self> {
-        Arc::new(Db { up: AtomicBool::new(up), outage, calls: AtomicU32::new(0), handled: Mutex::new(vec![]) })
+        Self::batching(up, outage, 1)
+    }
+    fn batching(up: bool, outage: fn(String) -> HandlerError, max_batch: usize) -> Arc<Self> {
+        Arc::new(Db {
+            up: AtomicBool::new(up),
+            outage,
+            calls: AtomicU32::new(0),
+            handled: Mutex::new(vec![]),
+            max_batch,
+            batches: Mutex::new(vec![]),
+            batch_calls: AtomicU32::new(0),
+        })
+    }
+    fn batches(&self) -> Vec<usize> {
+        self.batches.lock().unwrap().clone()
     }
     fn handled(&self) -> Vec<String> {
         self.handled.lock().unwrap().clone()
@@ -60,6 +79,29 @@ impl Handler for Db {
         }
         self.handled.lock().unwrap().push(body);
         Ok(())
+    }
+
+    async fn handle_batch(&self, msgs: &[Message]) -> Result<(), HandlerError> {
+        assert!(msgs.len() <= self.max_batch, "a batch of {} beyond {}", msgs.len(), self.max_batch);
+        self.batch_calls.fetch_add(1, Ordering::SeqCst);
+        let mut done = Vec::new();
+        for msg in msgs {
+            let body = String::from_utf8_lossy(&msg.payload).into_owned();
+            if ["poison", "always-fails"].contains(&body.as_str()) {
+                return Err(HandlerError::Retryable(format!("{body} in the batch")));
+            }
+            if !self.up.load(Ordering::SeqCst) {
+                return Err((self.outage)("pool timed out while waiting for an open connection".into()));
+            }
+            done.push(body);
+        }
+        self.handled.lock().unwrap().extend(done);
+        self.batches.lock().unwrap().push(msgs.len());
+        Ok(())
+    }
+
+    fn max_batch(&self) -> usize {
+        self.max_batch
     }
 }
 
@@ -136,9 +178,9 @@ async fn poison_and_exhausted_retries_on_a_healthy_dependency_go_to_dead_letter_
 /// The database is down far longer than the bounded retries last: nothing is
 /// dead-lettered, the consumer says it is blocked and why, and once the
 /// database is back everything is handled, in order per partition.
-async fn an_outage_holds_messages_until_the_dependency_is_back(outage: fn(String) -> HandlerError) {
+async fn an_outage_holds_messages_until_the_dependency_is_back(outage: fn(String) -> HandlerError, batch: usize) {
     let bus = bus(2).await;
-    let db = Db::new(false, outage);
+    let db = Db::batching(false, outage, batch);
     for i in 0..20 {
         publish(&bus, &format!("k{}", i % 4), &format!("{}-{i}", i % 4)).await;
     }
@@ -178,14 +220,80 @@ async fn an_outage_holds_messages_until_the_dependency_is_back(outage: fn(String
 
 #[tokio::test]
 async fn an_unavailable_dependency_holds_messages_however_long_it_takes() {
-    an_outage_holds_messages_until_the_dependency_is_back(HandlerError::Unavailable).await;
+    an_outage_holds_messages_until_the_dependency_is_back(HandlerError::Unavailable, 1).await;
+}
+
+/// The same with a handler that takes batches: the failed batch is handled
+/// again one message at a time, held like any other.
+#[tokio::test]
+async fn an_outage_holds_a_batch_until_the_dependency_is_back() {
+    an_outage_holds_messages_until_the_dependency_is_back(HandlerError::Unavailable, 8).await;
 }
 
 /// An error the handler could not classify, while the probe finds the
 /// database down, is an outage too.
 #[tokio::test]
 async fn an_unclassified_failure_while_the_probe_finds_a_dependency_down_is_held_not_dead_lettered() {
-    an_outage_holds_messages_until_the_dependency_is_back(HandlerError::Retryable).await;
+    an_outage_holds_messages_until_the_dependency_is_back(HandlerError::Retryable, 1).await;
+}
+
+/// Messages already waiting go to the handler together, up to its batch
+/// size, in order per partition; each partition's offset is committed after
+/// the batch, and nothing is handled twice.
+#[tokio::test]
+async fn waiting_messages_are_handled_in_batches_in_order() {
+    let bus = bus(2).await;
+    for i in 0..60 {
+        publish(&bus, &format!("k{}", i % 3), &format!("{}-{i}", i % 3)).await;
+    }
+    let db = Db::batching(true, HandlerError::Unavailable, 16);
+    let (c, health) = looped(&bus, &db, fast());
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(c.run(stop.clone()));
+    until("every message", || db.handled().len() == 60).await;
+    let handled = db.handled();
+    for k in 0..3 {
+        let of_key: Vec<&String> = handled.iter().filter(|b| b.starts_with(&format!("{k}-"))).collect();
+        let expected: Vec<String> = (0..60).filter(|i| i % 3 == k).map(|i| format!("{k}-{i}")).collect();
+        assert_eq!(of_key, expected.iter().collect::<Vec<_>>(), "per-key order holds");
+    }
+    let batches = db.batches();
+    assert!(batches.iter().any(|&n| n > 1), "the waiting messages were batched: {batches:?}");
+    let singles = db.calls.load(Ordering::SeqCst) as usize;
+    assert_eq!(batches.iter().sum::<usize>() + singles, 60, "each message once: {batches:?} and {singles} single");
+    assert_eq!(health.snapshot().processed, 60);
+    stop.cancel();
+    task.await.unwrap().unwrap();
+    assert_eq!(db.handled().len(), 60, "nothing handled twice");
+    let offsets = bus.group_offsets("g", &["in".into()]).await.unwrap();
+    assert_eq!(offsets.iter().map(|p| p.lag()).sum::<i64>(), 0, "{offsets:?}");
+}
+
+/// One bad message fails its batch: the batch is handled again message by
+/// message, the bad one goes to the dead-letter topic alone and the others
+/// are handled once each, in order.
+#[tokio::test]
+async fn a_poison_message_in_a_batch_is_dead_lettered_alone() {
+    let bus = bus(1).await;
+    let bodies = ["a", "b", "poison", "c", "always-fails", "d", "e"];
+    for body in bodies {
+        publish(&bus, "k", body).await;
+    }
+    let db = Db::batching(true, HandlerError::Unavailable, 16);
+    let (c, health) = looped(&bus, &db, fast());
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(c.run(stop.clone()));
+    until("the good messages", || db.handled().len() == 5).await;
+    assert_eq!(db.handled(), ["a", "b", "c", "d", "e"]);
+    assert!(db.batch_calls.load(Ordering::SeqCst) >= 1, "a batch was tried first");
+    let dead: Vec<Vec<u8>> = dead_letters(&bus).await.into_iter().map(|m| m.payload).collect();
+    assert_eq!(dead, [b"poison".to_vec(), b"always-fails".to_vec()]);
+    assert_eq!(health.snapshot().dead_letters, 2);
+    assert_eq!(health.snapshot().processed, 5);
+    stop.cancel();
+    task.await.unwrap().unwrap();
+    let mut again = bus.subscribe("g", &["in".into()]).await.unwrap();
+    assert!(again.poll(Duration::from_millis(100)).await.unwrap().is_none(), "all committed");
 }
 
 #[tokio::test]
