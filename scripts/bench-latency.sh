@@ -10,10 +10,12 @@
 # (scripts/svc-usage.py) go to stderr and RUN.usage.json.
 #
 # Usage: scripts/bench-latency.sh [--rate N] [--seconds S] [--emergency-share F]
-#                                 [--fetch-wait-ms MS] [--embedded]
+#                                 [--fetch-wait-ms MS] [--max-batch N] [--embedded]
 #                                 [--compare MS|embedded]
 #   --fetch-wait-ms  the consumers' fetch.wait.max.ms (default: librdkafka's,
 #                    500 ms; set in the bus URL's query)
+#   --max-batch N    the consumers' bus.max_batch (default 64; 1: every
+#                    message in a transaction of its own, as before ADR 0037)
 #   --embedded       the peer instead: the embedded default (`gridwork up`,
 #                    one process on SQLite and the embedded log, own data
 #                    directory and ports), same load, same watch
@@ -26,7 +28,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 
-RATE=40; SECONDS_=30; EMERGENCY=0.05; FETCH_WAIT=""; COMPARE=""; EMBEDDED=""
+RATE=40; SECONDS_=30; EMERGENCY=0.05; FETCH_WAIT=""; COMPARE=""; EMBEDDED=""; MAX_BATCH=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --rate) RATE=$2; shift 2 ;;
@@ -35,14 +37,15 @@ while [ $# -gt 0 ]; do
     --fetch-wait-ms) FETCH_WAIT=$2; shift 2 ;;
     --compare) COMPARE=$2; shift 2 ;;
     --embedded) EMBEDDED=1; shift ;;
-    *) echo "usage: scripts/bench-latency.sh [--rate N] [--seconds S] [--emergency-share F] [--fetch-wait-ms MS] [--embedded] [--compare MS|embedded]" >&2; exit 2 ;;
+    --max-batch) MAX_BATCH=$2; shift 2 ;;
+    *) echo "usage: scripts/bench-latency.sh [--rate N] [--seconds S] [--emergency-share F] [--fetch-wait-ms MS] [--max-batch N] [--embedded] [--compare MS|embedded]" >&2; exit 2 ;;
   esac
 done
 
 if [ -n "$COMPARE" ]; then
   if [ "$COMPARE" = embedded ]; then
-    a=$("$0" --rate "$RATE" --seconds "$SECONDS_" --emergency-share "$EMERGENCY" ${FETCH_WAIT:+--fetch-wait-ms "$FETCH_WAIT"} | tail -1)
-    b=$("$0" --rate "$RATE" --seconds "$SECONDS_" --emergency-share "$EMERGENCY" --embedded | tail -1)
+    a=$("$0" --rate "$RATE" --seconds "$SECONDS_" --emergency-share "$EMERGENCY" ${FETCH_WAIT:+--fetch-wait-ms "$FETCH_WAIT"} ${MAX_BATCH:+--max-batch "$MAX_BATCH"} | tail -1)
+    b=$("$0" --rate "$RATE" --seconds "$SECONDS_" --emergency-share "$EMERGENCY" --embedded ${MAX_BATCH:+--max-batch "$MAX_BATCH"} | tail -1)
     names="production shape (fetch.wait.max.ms ${FETCH_WAIT:-500});embedded default"
   else
     a=$("$0" --rate "$RATE" --seconds "$SECONDS_" --emergency-share "$EMERGENCY" | tail -1)
@@ -80,6 +83,7 @@ log() { printf '%s bench-latency: %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 # Every report its own case (the phones' reports lie metres apart and would
 # otherwise link to cases nearby: a linked report opens no case to time).
 export GRIDWORK_MEDIATION__LINK_DISTANCE_M=0.5
+[ -n "$MAX_BATCH" ] && export GRIDWORK_BUS__MAX_BATCH=$MAX_BATCH
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 if [ -n "$EMBEDDED" ]; then
   log "building the binaries ($PROFILE)"
@@ -101,7 +105,7 @@ if [ -n "$EMBEDDED" ]; then
   log "gridwork up (embedded default) on 127.0.0.1:$UP_PORT ($WORK)"
   INTAKE_URL="http://127.0.0.1:$UP_PORT"; WATCH_URL=$INTAKE_URL
   USAGE_ARGS=("gridwork-up=$UP_PID=$UP_ADMIN")
-  RUN="rate${RATE}-embedded"
+  RUN="rate${RATE}-embedded${MAX_BATCH:+-batch$MAX_BATCH}"
 else
   PROD_SHAPE_BUS_QUERY=""
   [ -n "$FETCH_WAIT" ] && PROD_SHAPE_BUS_QUERY="?fetch.wait.max.ms=$FETCH_WAIT"
@@ -110,7 +114,7 @@ else
   USAGE_ARGS=()
   for s in "${SERVICES[@]}"; do USAGE_ARGS+=("$s=${PID[$s]}=${ADMIN[$s]}"); done
   USAGE_ARGS+=("tansu=${PID[tansu]}=0" "redis=${PID[redis]}=0")
-  RUN="rate${RATE}-fetch${FETCH_WAIT:-default}"
+  RUN="rate${RATE}-fetch${FETCH_WAIT:-default}${MAX_BATCH:+-batch$MAX_BATCH}"
 fi
 
 COUNTY=${GRID:0:6}

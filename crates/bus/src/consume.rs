@@ -107,6 +107,9 @@ pub struct RetryPolicy {
     pub keepalive: Duration,
     /// A consumer whose polls fail this long leaves and rejoins its group.
     pub rejoin_after: Duration,
+    /// The most waiting messages handed to the handler at once (also capped
+    /// by [`Handler::max_batch`]); 1 never batches.
+    pub max_batch: usize,
 }
 
 impl Default for RetryPolicy {
@@ -118,6 +121,7 @@ impl Default for RetryPolicy {
             max_blocked_backoff: Duration::from_secs(5),
             keepalive: Duration::from_millis(500),
             rejoin_after: Duration::from_secs(30),
+            max_batch: 64,
         }
     }
 }
@@ -228,7 +232,7 @@ impl Consume {
             self.check_gap(m, &msg).await;
             // Whatever else is already waiting joins it, up to the handler's
             // batch size.
-            let max = self.handler.max_batch();
+            let max = self.handler.max_batch().min(self.policy.max_batch);
             if max > 1 && fresh {
                 let mut batch = vec![msg];
                 while batch.len() < max {

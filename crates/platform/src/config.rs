@@ -80,6 +80,10 @@ pub struct Bus {
     /// Kafka `min.insync.replicas` of topics created at start-up (at most
     /// the URL's `replication`); 0 leaves the cluster's default.
     pub min_insync_replicas: i32,
+    /// The most messages a consumer handles in one transaction when they
+    /// are already waiting (ADR 0037; each handler has its own, smaller or
+    /// equal, limit); 1 handles every message on its own.
+    pub max_batch: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -278,6 +282,7 @@ impl Default for Bus {
             retention_ms: 7 * 24 * 3600 * 1000,
             dead_letter_retention_ms: 365 * 24 * 3600 * 1000,
             min_insync_replicas: 0,
+            max_batch: 64,
         }
     }
 }
@@ -466,6 +471,9 @@ impl Config {
         if !(0..=16).contains(&self.bus.min_insync_replicas) {
             return Err(invalid("bus.min_insync_replicas", "must be between 0 (the cluster's default) and 16"));
         }
+        if !(1..=1000).contains(&self.bus.max_batch) {
+            return Err(invalid("bus.max_batch", "must be between 1 (no batches) and 1000"));
+        }
         if !(1..=1024).contains(&self.bus.partitions) {
             return Err(invalid("bus.partitions", "must be between 1 and 1024"));
         }
@@ -619,6 +627,9 @@ mod tests {
         let mut c = Config::default();
         c.auth.signin_max_failures_per_user = 0;
         assert!(c.resolve().unwrap_err().to_string().contains("auth.signin_max_failures_per_user"));
+        let mut c = Config::default();
+        c.bus.max_batch = 0;
+        assert!(c.resolve().unwrap_err().to_string().contains("bus.max_batch"));
         let mut c = Config::default();
         c.http.trusted_proxies = vec!["10.0.0.1".into(), "proxy.local".into()];
         assert!(c.resolve().unwrap_err().to_string().contains("http.trusted_proxies"));

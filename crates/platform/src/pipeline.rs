@@ -45,7 +45,7 @@ pub async fn spawn_consumer(
         group: group.clone(),
         topics,
         dead_letter_topic: ctx.topics.dead_letter.clone(),
-        policy: RetryPolicy::default(),
+        policy: RetryPolicy { max_batch: ctx.config.bus.max_batch, ..RetryPolicy::default() },
         handler,
         probe: Arc::new(DatabaseProbe { db: ctx.db.clone() }),
         health,

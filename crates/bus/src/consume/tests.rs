@@ -11,6 +11,7 @@ fn fast() -> RetryPolicy {
         max_blocked_backoff: Duration::from_millis(20),
         keepalive: Duration::from_millis(10),
         rejoin_after: Duration::from_millis(200),
+        max_batch: 64,
     }
 }
 

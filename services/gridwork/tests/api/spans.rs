@@ -175,8 +175,7 @@ async fn a_message_runs_in_its_own_consumers_span_only() {
     // One by one or in batches (ADR 0037).
     let intake_messages: u64 = all.iter().map(|c| messages_of(c, "intake")).sum();
     assert!(intake_messages >= expected_folds as u64, "intake followed the lifecycle: {intake_messages} messages");
-    let tangled: Vec<&Vec<String>> =
-        all.iter().filter(|c| c.iter().filter(|l| consumer_span(l)).count() > 1).collect();
+    let tangled: Vec<&Vec<String>> = all.iter().filter(|c| c.iter().filter(|l| consumer_span(l)).count() > 1).collect();
     assert!(tangled.is_empty(), "a message's span nested in another's: {:#?}", &tangled[..tangled.len().min(5)]);
     let folds: Vec<&Vec<String>> = all.iter().filter(|c| c.iter().any(|l| l.starts_with("kpi_fold"))).collect();
     assert!(!folds.is_empty());
