@@ -391,8 +391,9 @@ pub async fn recompute(
             .await?;
         let Some(last) = rows.last() else { break };
         after = last.id;
-        for row in rows {
-            let msg = Message {
+        let msgs: Vec<Message> = rows
+            .into_iter()
+            .map(|row| Message {
                 topic: row.topic,
                 partition: 0,
                 offset: row.id,
@@ -400,20 +401,29 @@ pub async fn recompute(
                 payload: row.payload,
                 headers: Vec::new(),
                 timestamp: row.created_at,
-            };
-            match folder.handle(&msg).await {
-                Ok(()) => {}
-                // The live consumer sends these to the dead-letter topic; a
-                // rebuild skips them the same way.
-                Err(HandlerError::Poison(e)) => {
-                    tracing::warn!(outbox_id = row.id, error = %e, "unreadable event skipped")
-                }
-                Err(HandlerError::Retryable(e) | HandlerError::Unavailable(e)) => {
-                    anyhow::bail!("event {}: {e}", row.id)
+            })
+            .collect();
+        for chunk in msgs.chunks(MAX_BATCH) {
+            // A batch at a time, as the live consumer folds what is waiting;
+            // a batch that fails is folded again event by event.
+            if folder.handle_batch(chunk).await.is_err() {
+                for msg in chunk {
+                    match folder.handle(msg).await {
+                        Ok(()) => {}
+                        // The live consumer sends these to the dead-letter
+                        // topic; a rebuild skips them the same way.
+                        Err(HandlerError::Poison(e)) => {
+                            tracing::warn!(outbox_id = msg.offset, error = %e, "unreadable event skipped")
+                        }
+                        Err(HandlerError::Retryable(e) | HandlerError::Unavailable(e)) => {
+                            anyhow::bail!("event {}: {e}", msg.offset)
+                        }
+                    }
                 }
             }
-            folded += 1;
-            if folded % 10_000 == 0 {
+            let before = folded;
+            folded += chunk.len();
+            if folded / 10_000 > before / 10_000 {
                 progress(folded);
             }
         }
