@@ -100,7 +100,24 @@ impl Relay {
     /// (on PostgreSQL a transaction-scoped advisory lock per producer), so
     /// rows are published once and in order. A replica that finds the lock
     /// taken publishes nothing this round. SQLite has one writer anyway.
+    ///
+    /// Each batch is its own transaction: what was published is marked sent
+    /// at once, so a backlog shows its progress and a relay that stops
+    /// half-way republishes one batch at most.
     pub async fn drain(&self) -> Result<usize, RelayError> {
+        let mut sent = 0;
+        loop {
+            let (n, more) = self.drain_batch().await?;
+            sent += n;
+            if !more {
+                return Ok(sent);
+            }
+        }
+    }
+
+    /// Publishes one batch of pending rows; says how many, and whether a
+    /// full batch was taken (more may be pending).
+    async fn drain_batch(&self) -> Result<(usize, bool), RelayError> {
         if self.db.get_database_backend() != DbBackend::Postgres {
             return self.drain_on(&self.db).await;
         }
@@ -118,7 +135,7 @@ impl Relay {
         };
         if !locked {
             txn.rollback().await?;
-            return Ok(0);
+            return Ok((0, false));
         }
         let sent = self.drain_on(&txn).await;
         // Rows published before a failure stay marked; the rest stay pending.
@@ -126,62 +143,57 @@ impl Relay {
         sent
     }
 
-    async fn drain_on<C: ConnectionTrait>(&self, db: &C) -> Result<usize, RelayError> {
-        let mut sent = 0;
-        loop {
-            let rows = outbox::Entity::find()
-                .filter(outbox::Column::Producer.eq(self.producer.as_str()))
-                .filter(outbox::Column::SentAt.is_null())
-                // The emergency lane's messages first; each topic keeps its
-                // own order (per-key order is per topic anyway).
-                .order_by_asc(sea_orm::sea_query::Expr::cust("CASE WHEN topic LIKE '%.emergency' THEN 0 ELSE 1 END"))
-                .order_by_asc(outbox::Column::Id)
-                .limit(BATCH)
-                .all(db)
-                .await?;
-            if rows.is_empty() {
-                return Ok(sent);
-            }
-            let n = rows.len();
-            let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-            let batch = rows
-                .into_iter()
-                .map(|row| (row.topic, OutMessage { key: row.msg_key, payload: row.payload, headers: vec![] }))
-                .collect();
-            // Strictly in order: only the prefix before the first failure
-            // counts as published, so nothing overtakes an unsent row (a
-            // later one that went through anyway is published again; the
-            // consumers drop it by its event id).
-            let mut published = Vec::with_capacity(n);
-            let mut failure = None;
-            for (id, result) in ids.into_iter().zip(self.bus.publish_many(batch).await) {
-                match result {
-                    Ok(_) => published.push(id),
-                    Err(e) => {
-                        failure = Some(RelayError::Bus(e.to_string()));
-                        break;
-                    }
+    async fn drain_on<C: ConnectionTrait>(&self, db: &C) -> Result<(usize, bool), RelayError> {
+        let rows = outbox::Entity::find()
+            .filter(outbox::Column::Producer.eq(self.producer.as_str()))
+            .filter(outbox::Column::SentAt.is_null())
+            // The emergency lane's messages first; each topic keeps its
+            // own order (per-key order is per topic anyway).
+            .order_by_asc(sea_orm::sea_query::Expr::cust("CASE WHEN topic LIKE '%.emergency' THEN 0 ELSE 1 END"))
+            .order_by_asc(outbox::Column::Id)
+            .limit(BATCH)
+            .all(db)
+            .await?;
+        if rows.is_empty() {
+            return Ok((0, false));
+        }
+        let n = rows.len();
+        let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+        let batch = rows
+            .into_iter()
+            .map(|row| (row.topic, OutMessage { key: row.msg_key, payload: row.payload, headers: vec![] }))
+            .collect();
+        // Strictly in order: only the prefix before the first failure
+        // counts as published, so nothing overtakes an unsent row (a
+        // later one that went through anyway is published again; the
+        // consumers drop it by its event id).
+        let mut published = Vec::with_capacity(n);
+        let mut failure = None;
+        for (id, result) in ids.into_iter().zip(self.bus.publish_many(batch).await) {
+            match result {
+                Ok(_) => published.push(id),
+                Err(e) => {
+                    failure = Some(RelayError::Bus(e.to_string()));
+                    break;
                 }
             }
-            if published.len() < n && failure.is_none() {
-                failure = Some(RelayError::Bus("the bus answered for fewer messages than it was given".into()));
-            }
-            // One statement marks the whole published prefix sent.
-            if !published.is_empty() {
-                outbox::Entity::update_many()
-                    .col_expr(outbox::Column::SentAt, sea_orm::sea_query::Expr::value(Utc::now()))
-                    .filter(outbox::Column::Id.is_in(published.iter().copied()))
-                    .exec(db)
-                    .await?;
-                sent += published.len();
-            }
-            if let Some(e) = failure {
-                return Err(e);
-            }
-            if (n as u64) < BATCH {
-                return Ok(sent);
-            }
         }
+        if published.len() < n && failure.is_none() {
+            failure = Some(RelayError::Bus("the bus answered for fewer messages than it was given".into()));
+        }
+        // One statement marks the whole published prefix sent.
+        let sent = published.len();
+        if !published.is_empty() {
+            outbox::Entity::update_many()
+                .col_expr(outbox::Column::SentAt, sea_orm::sea_query::Expr::value(Utc::now()))
+                .filter(outbox::Column::Id.is_in(published.iter().copied()))
+                .exec(db)
+                .await?;
+        }
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        Ok((sent, n as u64 == BATCH))
     }
 
     /// Runs until `shutdown`, then drains once more so nothing committed
