@@ -46,6 +46,7 @@ struct Inner {
     blocked_at: Option<Instant>,
     blocked_before: Duration,
     processed: u64,
+    units: u64,
     dead_letters: u64,
     rejoins: u64,
     revocations: u64,
@@ -72,6 +73,9 @@ pub struct HealthSnapshot {
     /// included.
     pub blocked_seconds: f64,
     pub processed: u64,
+    /// Units of work the handler finished: a batch of waiting messages or a
+    /// single message (`processed / units` is the mean batch).
+    pub units: u64,
     pub dead_letters: u64,
     pub rejoins: u64,
     /// Times the member's partitions were taken away (rebalances, drops).
@@ -93,6 +97,7 @@ impl ConsumerHealth {
                 blocked_at: None,
                 blocked_before: Duration::ZERO,
                 processed: 0,
+                units: 0,
                 dead_letters: 0,
                 rejoins: 0,
                 revocations: 0,
@@ -119,6 +124,7 @@ impl ConsumerHealth {
             state: i.state.clone(),
             blocked_seconds: (i.blocked_before + i.blocked_at.map(|t| t.elapsed()).unwrap_or_default()).as_secs_f64(),
             processed: i.processed,
+            units: i.units,
             dead_letters: i.dead_letters,
             rejoins: i.rejoins,
             revocations: i.revocations,
@@ -210,8 +216,12 @@ impl ConsumerHealth {
         self.processed_many(1)
     }
 
+    /// A unit of work of `n` messages finished.
     pub(crate) fn processed_many(&self, n: u64) {
-        self.with(|i| i.processed += n)
+        self.with(|i| {
+            i.processed += n;
+            i.units += 1;
+        })
     }
 
     pub(crate) fn dead_lettered(&self) {

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{TimeZone, Utc};
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, Statement, Value};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, Statement, TransactionTrait, Value,
+};
 use tokio::sync::Notify;
 
 use crate::{partition_for, BusError, Consumer, Delivery, EventBus, Message, OutMessage, TopicSpec};
@@ -136,6 +138,60 @@ impl LogBus {
         }
     }
 
+    /// The statement appending `msg` to `topic`, and its partition.
+    async fn append(&self, topic: &str, msg: OutMessage) -> Result<(i32, Statement), BusError> {
+        let partitions = self.partitions(topic).await?;
+        let part = partition_for(&msg.key, partitions);
+        let headers = serde_json::to_string(&msg.headers).map_err(|e| BusError::Storage(e.to_string()))?;
+        let append = stmt(
+            "INSERT INTO bus_log (topic, part, off, msg_key, payload, headers, ts) \
+             SELECT ?, ?, COALESCE(MAX(off) + 1, 0), ?, ?, ?, ? FROM bus_log WHERE topic = ? AND part = ? \
+             RETURNING off",
+            vec![
+                topic.into(),
+                part.into(),
+                msg.key.into(),
+                msg.payload.into(),
+                headers.into(),
+                Utc::now().timestamp_millis().into(),
+                topic.into(),
+                part.into(),
+            ],
+        );
+        Ok((part, append))
+    }
+
+    /// Runs appends in one transaction, retrying it whole while another
+    /// process holds the database; returns their offsets.
+    async fn write_all(&self, appends: &[(i32, Statement)]) -> Result<Vec<i64>, BusError> {
+        let _guard = self.inner.write.lock().await;
+        let mut attempt = 0;
+        loop {
+            match self.try_write_all(appends).await {
+                Ok(offsets) => return Ok(offsets),
+                Err(e) if is_contention(&e) && attempt < MAX_WRITE_RETRIES => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(5 * u64::from(attempt))).await;
+                }
+                Err(e) => return Err(storage(e)),
+            }
+        }
+    }
+
+    async fn try_write_all(&self, appends: &[(i32, Statement)]) -> Result<Vec<i64>, DbErr> {
+        let txn = self.inner.db.begin().await?;
+        let mut offsets = Vec::with_capacity(appends.len());
+        for (_, append) in appends {
+            let row = txn
+                .query_one(append.clone())
+                .await?
+                .ok_or_else(|| DbErr::Custom("append returned no offset".into()))?;
+            offsets.push(row.try_get::<i64>("", "off")?);
+        }
+        txn.commit().await?;
+        Ok(offsets)
+    }
+
     /// Deletes the messages of `topic`/`partition` before offset `before`,
     /// as a Kafka cluster's retention does (the embedded log otherwise keeps
     /// everything); tests use it to show that a consumer notices the loss.
@@ -219,30 +275,35 @@ impl EventBus for LogBus {
     }
 
     async fn publish(&self, topic: &str, msg: OutMessage) -> Result<Delivery, BusError> {
-        let partitions = self.partitions(topic).await?;
-        let part = partition_for(&msg.key, partitions);
-        let headers = serde_json::to_string(&msg.headers).map_err(|e| BusError::Storage(e.to_string()))?;
-        let row = self
-            .write(stmt(
-                "INSERT INTO bus_log (topic, part, off, msg_key, payload, headers, ts) \
-                 SELECT ?, ?, COALESCE(MAX(off) + 1, 0), ?, ?, ?, ? FROM bus_log WHERE topic = ? AND part = ? \
-                 RETURNING off",
-                vec![
-                    topic.into(),
-                    part.into(),
-                    msg.key.into(),
-                    msg.payload.into(),
-                    headers.into(),
-                    Utc::now().timestamp_millis().into(),
-                    topic.into(),
-                    part.into(),
-                ],
-            ))
-            .await?
-            .ok_or_else(|| BusError::Storage("append returned no offset".into()))?;
+        let (part, append) = self.append(topic, msg).await?;
+        let row = self.write(append).await?.ok_or_else(|| BusError::Storage("append returned no offset".into()))?;
         let offset: i64 = row.try_get("", "off").map_err(storage)?;
         self.inner.notify.notify_waiters();
         Ok(Delivery { partition: part, offset })
+    }
+
+    /// The whole batch in one transaction of the log, and one wake-up for
+    /// its consumers: all of it is published, or none (the first result is
+    /// then the error).
+    async fn publish_many(&self, msgs: Vec<(String, OutMessage)>) -> Vec<Result<Delivery, BusError>> {
+        let mut appends = Vec::with_capacity(msgs.len());
+        for (topic, msg) in msgs {
+            match self.append(&topic, msg).await {
+                Ok(a) => appends.push(a),
+                Err(e) => return vec![Err(e)],
+            }
+        }
+        match self.write_all(&appends).await {
+            Ok(offsets) => {
+                self.inner.notify.notify_waiters();
+                appends
+                    .iter()
+                    .zip(offsets)
+                    .map(|((partition, _), offset)| Ok(Delivery { partition: *partition, offset }))
+                    .collect()
+            }
+            Err(e) => vec![Err(e)],
+        }
     }
 
     async fn subscribe(&self, group: &str, topics: &[String]) -> Result<Box<dyn Consumer>, BusError> {
@@ -507,6 +568,27 @@ mod tests {
         let bus = LogBus::in_memory().await.unwrap();
         bus.create_topic(&TopicSpec::new("t", partitions)).await.unwrap();
         bus
+    }
+
+    #[tokio::test]
+    async fn a_batch_is_appended_whole_in_order_after_what_was_there() {
+        let bus = bus_with_topic(2).await;
+        bus.publish("t", msg("k0", "before")).await.unwrap();
+        let batch: Vec<(String, OutMessage)> =
+            (0..10).map(|i| ("t".to_owned(), msg(&format!("k{}", i % 3), &i.to_string()))).collect();
+        let out = bus.publish_many(batch).await;
+        assert_eq!(out.len(), 10);
+        let deliveries: Vec<Delivery> = out.into_iter().map(|r| r.unwrap()).collect();
+        for (i, d) in deliveries.iter().enumerate() {
+            assert_eq!(d.partition, partition_for(format!("k{}", i % 3).as_bytes(), 2));
+        }
+        for p in 0..2 {
+            let offsets: Vec<i64> = deliveries.iter().filter(|d| d.partition == p).map(|d| d.offset).collect();
+            let read = bus.read("t", p, 0, 100).await.unwrap();
+            let after: Vec<i64> = read.iter().filter(|m| m.payload != b"before").map(|m| m.offset).collect();
+            assert_eq!(offsets, after, "partition {p}: the batch's offsets, in order, after what was there");
+        }
+        assert!(bus.publish_many(vec![("nope".into(), msg("k", "x"))]).await[0].is_err(), "an unknown topic fails");
     }
 
     #[tokio::test]

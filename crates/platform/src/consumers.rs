@@ -97,6 +97,10 @@ const STATE: (&str, &str) =
 const BLOCKED: (&str, &str) =
     ("consumer_blocked_seconds_total", "Seconds a consumer spent holding a message while a dependency was down");
 const PROCESSED: (&str, &str) = ("consumer_messages_total", "Messages a consumer finished");
+const UNITS: (&str, &str) = (
+    "consumer_transactions_total",
+    "Units of work a consumer finished: a batch of waiting messages in one transaction, or a single message",
+);
 const DEAD: (&str, &str) = ("consumer_dead_letters_total", "Poison messages a consumer sent to the dead-letter topic");
 const REJOINS: (&str, &str) = ("consumer_rejoins_total", "Times a consumer left and joined its group again");
 const LOST: (&str, &str) =
@@ -105,7 +109,7 @@ const LAG: (&str, &str) = ("consumer_lag_messages", "Messages published but not 
 
 impl ConsumerMetrics {
     fn new(consumers: Consumers) -> Result<Self, prometheus::Error> {
-        let descs = [STATE, BLOCKED, PROCESSED, DEAD, REJOINS, LOST, LAG]
+        let descs = [STATE, BLOCKED, PROCESSED, UNITS, DEAD, REJOINS, LOST, LAG]
             .iter()
             .map(|(n, h)| opts(n, h).describe())
             .collect::<Result<Vec<_>, _>>()?;
@@ -116,6 +120,7 @@ impl ConsumerMetrics {
         let state = IntGaugeVec::new(opts(STATE.0, STATE.1), &["group", "state"])?;
         let blocked = CounterVec::new(opts(BLOCKED.0, BLOCKED.1), &["group"])?;
         let processed = IntCounterVec::new(opts(PROCESSED.0, PROCESSED.1), &["group"])?;
+        let units = IntCounterVec::new(opts(UNITS.0, UNITS.1), &["group"])?;
         let dead = IntCounterVec::new(opts(DEAD.0, DEAD.1), &["group"])?;
         let rejoins = IntCounterVec::new(opts(REJOINS.0, REJOINS.1), &["group"])?;
         let lost = IntCounterVec::new(opts(LOST.0, LOST.1), &["group", "topic", "partition"])?;
@@ -133,6 +138,7 @@ impl ConsumerMetrics {
             }
             blocked.with_label_values(&[g]).inc_by(s.blocked_seconds);
             processed.with_label_values(&[g]).inc_by(s.processed);
+            units.with_label_values(&[g]).inc_by(s.units);
             dead.with_label_values(&[g]).inc_by(s.dead_letters);
             rejoins.with_label_values(&[g]).inc_by(s.rejoins);
             for ((t, p), n) in &s.gaps {
@@ -146,6 +152,7 @@ impl ConsumerMetrics {
         out.extend(state.collect());
         out.extend(blocked.collect());
         out.extend(processed.collect());
+        out.extend(units.collect());
         out.extend(dead.collect());
         out.extend(rejoins.collect());
         out.extend(lost.collect());

@@ -263,6 +263,7 @@ async fn waiting_messages_are_handled_in_batches_in_order() {
     let singles = db.calls.load(Ordering::SeqCst) as usize;
     assert_eq!(batches.iter().sum::<usize>() + singles, 60, "each message once: {batches:?} and {singles} single");
     assert_eq!(health.snapshot().processed, 60);
+    assert_eq!(health.snapshot().units as usize, batches.len() + singles, "one unit of work per transaction");
     stop.cancel();
     task.await.unwrap().unwrap();
     assert_eq!(db.handled().len(), 60, "nothing handled twice");
