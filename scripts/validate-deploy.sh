@@ -98,7 +98,7 @@ CONFIG = {
     "http": {"listen": str, "admin_listen": str, "max_body_bytes": int, "workers": int, "trusted_proxies": list},
     "database": {"url": str, "pool_size": int, "acquire_timeout_ms": int},
     "bus": {"url": str, "topic_prefix": str, "partitions": int, "retention_ms": int,
-            "dead_letter_retention_ms": int, "min_insync_replicas": int},
+            "dead_letter_retention_ms": int, "min_insync_replicas": int, "max_batch": int},
     "cache": {"url": str, "key_prefix": str},
     "auth": {"issuer": str, "audience": str, "signing_key_file": str,
              "token_ttl_secs": int, "leeway_secs": int, "refresh_ttl_secs": int,
