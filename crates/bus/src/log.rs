@@ -124,14 +124,24 @@ impl LogBus {
 
     /// Runs a write, retrying while another process holds the database.
     async fn write(&self, s: Statement) -> Result<Option<sea_orm::QueryResult>, BusError> {
+        self.retrying(|| self.inner.db.query_one(s.clone())).await
+    }
+
+    /// Runs `attempt` under this process's write lock, again while another
+    /// process holds the database.
+    async fn retrying<T, F, Fut>(&self, mut attempt: F) -> Result<T, BusError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, DbErr>>,
+    {
         let _guard = self.inner.write.lock().await;
-        let mut attempt = 0;
+        let mut tries = 0;
         loop {
-            match self.inner.db.query_one(s.clone()).await {
+            match attempt().await {
                 Ok(r) => return Ok(r),
-                Err(e) if is_contention(&e) && attempt < MAX_WRITE_RETRIES => {
-                    attempt += 1;
-                    tokio::time::sleep(Duration::from_millis(5 * u64::from(attempt))).await;
+                Err(e) if is_contention(&e) && tries < MAX_WRITE_RETRIES => {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(5 * u64::from(tries))).await;
                 }
                 Err(e) => return Err(storage(e)),
             }
@@ -164,18 +174,7 @@ impl LogBus {
     /// Runs appends in one transaction, retrying it whole while another
     /// process holds the database; returns their offsets.
     async fn write_all(&self, appends: &[(i32, Statement)]) -> Result<Vec<i64>, BusError> {
-        let _guard = self.inner.write.lock().await;
-        let mut attempt = 0;
-        loop {
-            match self.try_write_all(appends).await {
-                Ok(offsets) => return Ok(offsets),
-                Err(e) if is_contention(&e) && attempt < MAX_WRITE_RETRIES => {
-                    attempt += 1;
-                    tokio::time::sleep(Duration::from_millis(5 * u64::from(attempt))).await;
-                }
-                Err(e) => return Err(storage(e)),
-            }
-        }
+        self.retrying(|| self.try_write_all(appends)).await
     }
 
     async fn try_write_all(&self, appends: &[(i32, Statement)]) -> Result<Vec<i64>, DbErr> {
