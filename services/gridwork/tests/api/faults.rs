@@ -135,7 +135,7 @@ async fn a_database_outage_mid_pipeline_delays_reports_but_loses_and_dead_letter
     })
     .await;
     assert_eq!(ready, ());
-    let metrics = app.http.get(format!("{}/metrics", app.admin)).send().await.unwrap().text().await.unwrap();
+    let metrics = app.metrics().await;
     let blocked_secs: f64 = metrics
         .lines()
         .filter(|l| l.starts_with("gridwork_consumer_blocked_seconds_total"))

@@ -59,6 +59,11 @@ impl TestApp {
         self.token("analyst-1", Role::Analyst, "371000")
     }
 
+    /// The admin listener's `/metrics`, as text.
+    pub async fn metrics(&self) -> String {
+        self.http.get(format!("{}/metrics", self.admin)).send().await.unwrap().text().await.unwrap()
+    }
+
     pub fn admin(&self) -> String {
         self.token("admin", Role::Admin, "")
     }

@@ -48,7 +48,7 @@ async fn concurrent_reports(batch_max: usize) {
     assert!(statuses.iter().all(|s| *s == 200 || *s == 409), "{statuses:?}");
     let (_, mine) = app.get(&worker, "/v1/me/reports?limit=200").await;
     assert_eq!(mine["items"].as_array().unwrap().len(), ids.len());
-    let metrics = app.http.get(format!("{}/metrics", app.admin)).send().await.unwrap().text().await.unwrap();
+    let metrics = app.metrics().await;
     let commits: f64 = metrics
         .lines()
         .find_map(|l| l.strip_prefix("gridwork_intake_batch_size_count "))

@@ -498,11 +498,11 @@ async fn revocation(app: &helpers::TestApp) {
 
 on_both_backends!(revoked_tokens_are_refused, revocation);
 
-/// A consumer's counter from the admin `/metrics`, summed over the groups
-/// whose name ends in one of `groups`.
-async fn consumer_counter(app: &helpers::TestApp, name: &str, groups: &[&str]) -> f64 {
-    let body = app.http.get(format!("{}/metrics", app.admin)).send().await.unwrap().text().await.unwrap();
-    body.lines()
+/// A consumer's counter in `metrics`, summed over the groups whose name
+/// ends in one of `groups`.
+fn consumer_counter(metrics: &str, name: &str, groups: &[&str]) -> f64 {
+    metrics
+        .lines()
         .filter(|l| l.contains(name))
         .filter(|l| groups.iter().any(|g| l.contains(&format!("{g}\"}}"))))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
@@ -539,18 +539,21 @@ async fn a_burst_is_handled_in_batches_and_each_report_becomes_one_case() {
     reports.dedup();
     assert_eq!((cases.len(), reports.len()), (100, 100), "one case per report");
     let stages = ["assigner", "mediation"];
-    let messages = consumer_counter(&app, "consumer_messages_total", &stages).await;
-    let units = consumer_counter(&app, "consumer_transactions_total", &stages).await;
+    let metrics = app.metrics().await;
+    let messages = consumer_counter(&metrics, "consumer_messages_total", &stages);
+    let units = consumer_counter(&metrics, "consumer_transactions_total", &stages);
     assert!(messages >= 200.0, "both stages handled the burst: {messages} messages");
-    let per_stage = futures::future::join_all(stages.iter().map(|g| async {
-        let one = [*g];
-        (
-            *g,
-            consumer_counter(&app, "consumer_messages_total", &one).await,
-            consumer_counter(&app, "consumer_transactions_total", &one).await,
-        )
-    }))
-    .await;
+    let per_stage: Vec<(&str, f64, f64)> = stages
+        .iter()
+        .map(|g| {
+            let one = [*g];
+            (
+                *g,
+                consumer_counter(&metrics, "consumer_messages_total", &one),
+                consumer_counter(&metrics, "consumer_transactions_total", &one),
+            )
+        })
+        .collect();
     eprintln!("per stage (messages, transactions): {per_stage:?}");
     // How many join a batch depends on how fast the burst arrives; seen
     // here: 67 to 102 transactions for the 200 messages.
