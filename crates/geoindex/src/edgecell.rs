@@ -143,6 +143,159 @@ pub fn test(words: &[u32], px: i64, py: i64) -> Option<u32> {
     Some(inside)
 }
 
+/// Line cells: the commonest edge cell, one straight edge crossing the whole
+/// block (no vertex within it) with one grid on one side and another grid,
+/// or none, on the other, fits in the raster's cell word itself, so that a
+/// lookup there reads one word instead of the cell and then its block.
+///
+/// The word's low 60 bits: the edge's two ends on the block's clip box
+/// (each 2 bits of side and 13 bits of position, a step of 8 lattice units),
+/// one side's grid (17 bits), the other's as a signed 12-bit difference
+/// from it (`LINE_NO_GRID` for no grid there) and which side the first is.
+/// The ends are moved by up to 4 units to fit the steps; the build keeps
+/// a line cell only where the stored line lies within `LINE_SLACK` units
+/// of the block's edge all over the cell, and the lookup answers only for
+/// points farther than `GUARD + LINE_SLACK` (~7 cm on a 220 m cell) from
+/// the stored line, which are then farther than `GUARD` from the block's
+/// edge: the block's own guarantee (exact for the raw coordinates) holds.
+/// Nearer points: the exact test on the one or two grids.
+pub const LINE_SLACK: f64 = 12.0;
+const LINE_GUARD: i64 = GUARD + LINE_SLACK as i64 + 1;
+/// Grid numbers a line cell can hold.
+const LINE_GRIDS: u32 = (1 << 17) - 1;
+const LINE_NO_GRID: i64 = -2048;
+const CLIP_I: i64 = CLIP as i64;
+const END_STEP: i64 = 8;
+
+/// A point on the clip box's boundary as 2 bits of side and 13 of position.
+fn pack_end(x: i64, y: i64) -> Option<u64> {
+    let at = |v: i64| v.abs() >= CLIP_I - 1;
+    let (side, t) = if at(y) && y < 0 {
+        (0, x)
+    } else if at(x) && x > 0 {
+        (1, y)
+    } else if at(y) {
+        (2, x)
+    } else if at(x) {
+        (3, y)
+    } else {
+        return None;
+    };
+    let pos = ((t + CLIP_I) as f64 / END_STEP as f64).round().clamp(0.0, (2 * CLIP_I / END_STEP) as f64) as u64;
+    Some(side << 13 | pos)
+}
+
+#[inline(always)]
+fn unpack_end(e: u64) -> (i64, i64) {
+    let t = (e & 0x1fff) as i64 * END_STEP - CLIP_I;
+    match (e >> 13) & 3 {
+        0 => (t, -CLIP_I),
+        1 => (CLIP_I, t),
+        2 => (t, CLIP_I),
+        _ => (-CLIP_I, t),
+    }
+}
+
+/// orient(A, B, P) for the points in lattice units.
+#[inline(always)]
+fn orient(a: (i64, i64), b: (i64, i64), p: (i64, i64)) -> i64 {
+    (b.0 - a.0) * (p.1 - a.1) - (b.1 - a.1) * (p.0 - a.0)
+}
+
+/// The line cell (low 60 bits of the cell word) a block can be turned into,
+/// if it is one: one edge, crossing the clip box from side to side, of one
+/// or two candidates, and no other candidate containing any of the cell.
+pub fn line_word(words: &[u32]) -> Option<u64> {
+    let (n, e, c, inside) = header(words);
+    if e != 1 {
+        return None;
+    }
+    let cands = &words[1..1 + n];
+    let (a, b) = (unpack(words[1 + n]), unpack(words[2 + n]));
+    let mask = words[3 + n] & 0xff;
+    if !(1..=2).contains(&mask.count_ones()) || inside & !mask != 0 {
+        return None;
+    }
+    // The grid on each side: the first candidate containing its points.
+    let grid_of = |bits: u32| if bits == 0 { None } else { Some(cands[bits.trailing_zeros() as usize]) };
+    let (ref_x, ref_y) = reference(c);
+    let c_left = orient(a, b, (ref_x, ref_y)) > 0;
+    let (left, right) =
+        if c_left { (grid_of(inside), grid_of(inside ^ mask)) } else { (grid_of(inside ^ mask), grid_of(inside)) };
+    let grids = pack_grids(left, right)?;
+    let (ea, eb) = (pack_end(a.0, a.1)?, pack_end(b.0, b.1)?);
+    let (qa, qb) = (unpack_end(ea), unpack_end(eb));
+    // The stored line against the block's edge over the cell (their signed
+    // distances differ by an affine function: the corners bound it).
+    let len = |p: (i64, i64), q: (i64, i64)| (((q.0 - p.0) as f64).powi(2) + ((q.1 - p.1) as f64).powi(2)).sqrt();
+    let (l, lq) = (len(a, b), len(qa, qb));
+    if l < Q / 4.0 || lq < Q / 4.0 {
+        return None;
+    }
+    let h = (Q as i64) / 2;
+    for corner in [(-h, -h), (h, -h), (h, h), (-h, h)] {
+        let d = orient(a, b, corner) as f64 / l - orient(qa, qb, corner) as f64 / lq;
+        if d.abs() > LINE_SLACK {
+            return None;
+        }
+    }
+    Some(grids | eb << 15 | ea)
+}
+
+/// The grids of a line cell's left and right sides in its word's bits
+/// 30–59: the first grid, the other as a difference, and which side the
+/// first is. `None` if they do not fit.
+fn pack_grids(left: Option<u32>, right: Option<u32>) -> Option<u64> {
+    let (base, other, base_right) = match (left, right) {
+        (Some(l), r) => (l, r, false),
+        (None, Some(r)) => (r, None, true),
+        (None, None) => return None,
+    };
+    if base >= LINE_GRIDS {
+        return None;
+    }
+    let delta = match other {
+        Some(o) => {
+            let d = o as i64 - base as i64;
+            if d == 0 || !(LINE_NO_GRID + 1..2048).contains(&d) {
+                return None;
+            }
+            d
+        }
+        None => LINE_NO_GRID,
+    };
+    Some((base_right as u64) << 59 | (base as u64) << 42 | ((delta as u64) & 0xfff) << 30)
+}
+
+/// The grids of a line cell's two sides (left of the stored edge, right
+/// of it), each `u32::MAX` for no grid.
+#[inline(always)]
+pub fn line_grids(word: u64) -> (u32, u32) {
+    let base = ((word >> 42) as u32) & LINE_GRIDS;
+    // Sign-extend the 12-bit difference.
+    let delta = (((word >> 30) & 0xfff) as i64) << 52 >> 52;
+    let other = if delta == LINE_NO_GRID { u32::MAX } else { (base as i64 + delta) as u32 };
+    if (word >> 59) & 1 == 1 {
+        (other, base)
+    } else {
+        (base, other)
+    }
+}
+
+/// Which side of a line cell's edge the lattice point (px, py) lies on
+/// (`true`: left), or `None` when it is too near to say without the raw
+/// coordinates.
+#[inline(always)]
+pub fn line_side(word: u64, px: i64, py: i64) -> Option<bool> {
+    let (a, b) = (unpack_end(word & 0x7fff), unpack_end((word >> 15) & 0x7fff));
+    let s = orient(a, b, (px, py)) as i128;
+    let (ex, ey) = ((b.0 - a.0) as i128, (b.1 - a.1) as i128);
+    if s * s <= (LINE_GUARD * LINE_GUARD) as i128 * (ex * ex + ey * ey) {
+        return None;
+    }
+    Some(s > 0)
+}
+
 /// Where a cell is: the affine map from (lon, lat) to its lattice.
 #[derive(Debug, Clone, Copy)]
 pub struct CellFrame {
@@ -348,6 +501,7 @@ mod tests {
                 .collect();
             let Some(block) = build_block(&frame, &flat, &cands, edges.iter().copied()) else { continue };
             blocks += 1;
+            let line = line_word(&block);
             assert_eq!(block_len(&block), block.len());
             assert_eq!(candidates(&block), &cands[..]);
             for j in 0..400 {
@@ -374,8 +528,110 @@ mod tests {
                         assert_eq!(inside >> k & 1 == 1, flat.contains(k, x, y), "polygon {k} at ({x}, {y})");
                     }
                 }
+                if let Some(word) = line {
+                    if let Some(g) = line_answer(word, px, py) {
+                        assert_eq!(g, first_containing(&flat, &cands, x, y), "line cell at ({x}, {y})");
+                    }
+                }
             }
         }
         assert!(blocks > 300 && decided > 50_000, "{blocks} blocks, {decided} answers");
+    }
+
+    /// What a line cell answers for a lattice point: the grid on its side
+    /// (`u32::MAX` for none), or `None` when unsure.
+    fn line_answer(word: u64, px: i64, py: i64) -> Option<u32> {
+        let (left, right) = line_grids(word);
+        line_side(word, px, py).map(|l| if l { left } else { right })
+    }
+
+    /// The first candidate containing (x, y) by the exact test, `u32::MAX` for none.
+    fn first_containing(flat: &Flat, cands: &[u32], x: f64, y: f64) -> u32 {
+        cands.iter().copied().find(|&g| flat.contains(g as usize, x, y)).unwrap_or(u32::MAX)
+    }
+
+    /// One straight edge at a random angle and place across the cell, with
+    /// a grid on both sides or on one: the block becomes a line cell (all
+    /// but the few whose edge only cuts a corner), and wherever it answers,
+    /// at every distance from the edge down to 0, the answer is the first
+    /// grid that contains the point by the exact test.
+    #[test]
+    fn line_cells_agree_with_exact_containment() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(12);
+        let (col, row) = (10usize, 20usize);
+        let frame = CellFrame { x0: 121.0, y0: 36.0, dx: 0.003, dy: 0.0025, col, row };
+        let (cx0, cy0) = (frame.x0 + col as f64 * frame.dx, frame.y0 + row as f64 * frame.dy);
+        let (mut lines, mut decided, mut unsure) = (0, 0, 0);
+        for round in 0..400 {
+            let (ox, oy) = (cx0 + rng.gen_range(0.0..1.0) * frame.dx, cy0 + rng.gen_range(0.0..1.0) * frame.dy);
+            let angle: f64 = rng.gen_range(0.0..std::f64::consts::TAU);
+            let (ux, uy) = (20.0 * frame.dx * angle.cos(), 20.0 * frame.dy * angle.sin());
+            let (nx, ny) = (-20.0 * frame.dx * angle.sin(), 20.0 * frame.dy * angle.cos());
+            let quad = |s: f64| {
+                let ring = vec![
+                    (ox - ux, oy - uy),
+                    (ox + ux, oy + uy),
+                    (ox + ux + s * nx, oy + uy + s * ny),
+                    (ox - ux + s * nx, oy - uy + s * ny),
+                    (ox - ux, oy - uy),
+                ];
+                MultiPolygon(vec![Polygon::new(LineString::from(ring), vec![])])
+            };
+            // Both sides, or one (the other side beyond every grid).
+            let polys = if round % 3 == 0 { vec![quad(1.0)] } else { vec![quad(1.0), quad(-1.0)] };
+            let flat = Flat::new(polys.iter()).unwrap();
+            let cands: Vec<u32> = (0..polys.len() as u32).collect();
+            let edges: Vec<(u32, [f64; 2], [f64; 2])> = (0..polys.len())
+                .flat_map(|i| flat.edge_starts(i).map(move |k| (i, k)).collect::<Vec<_>>())
+                .map(|(i, k)| (i as u32, flat.coords[k], flat.coords[k + 1]))
+                .collect();
+            let Some(block) = build_block(&frame, &flat, &cands, edges.iter().copied()) else { continue };
+            let Some(word) = line_word(&block) else { continue };
+            lines += 1;
+            for j in 0..400 {
+                let (x, y) = if j % 2 == 0 {
+                    (cx0 + rng.gen_range(0.0..1.0) * frame.dx, cy0 + rng.gen_range(0.0..1.0) * frame.dy)
+                } else {
+                    // Off the edge by 0 or 1e-13 .. 1e-4 degrees (~10 m).
+                    let t: f64 = rng.gen_range(-0.1..0.1);
+                    let d = if j % 10 == 1 { 0.0 } else { 10f64.powf(rng.gen_range(-13.0..-4.0)) };
+                    let d = if rng.gen_bool(0.5) { d } else { -d };
+                    let len = (nx * nx + ny * ny).sqrt();
+                    (ox + t * ux + nx / len * d, oy + t * uy + ny / len * d)
+                };
+                let (fx, fy) = ((x - frame.x0) / frame.dx, (y - frame.y0) / frame.dy);
+                if !(fx >= col as f64 && fx < (col + 1) as f64 && fy >= row as f64 && fy < (row + 1) as f64) {
+                    continue;
+                }
+                let (px, py) = lattice_point(fx, fy, col, row);
+                match line_answer(word, px, py) {
+                    Some(g) => {
+                        decided += 1;
+                        assert_eq!(g, first_containing(&flat, &cands, x, y), "round {round}: ({x}, {y})");
+                    }
+                    None => unsure += 1,
+                }
+            }
+        }
+        assert!(lines > 350, "{lines} of 400 cells became line cells");
+        assert!(decided > 60_000 && unsure > 500, "{decided} answered, {unsure} left to the exact test");
+    }
+
+    #[test]
+    fn line_cells_hold_any_grid_number_and_its_neighbour_within_2047() {
+        for (left, right) in [
+            (Some(0), Some(1)),
+            (Some(1), Some(0)),
+            (Some(131_070), Some(129_023)),
+            (Some(5), None),
+            (None, Some(131_070)),
+            (Some(70_000), Some(72_047)),
+        ] {
+            let word = pack_grids(left, right).unwrap();
+            assert_eq!(line_grids(word), (left.unwrap_or(u32::MAX), right.unwrap_or(u32::MAX)));
+        }
+        assert_eq!(pack_grids(Some(0), Some(2048)), None, "too far apart");
+        assert_eq!(pack_grids(Some(131_071), Some(131_070)), None, "number too large");
+        assert_eq!(pack_grids(None, None), None);
     }
 }

@@ -212,6 +212,25 @@ impl GridIndex {
                     self.beyond_grids(lon, lat)
                 }
             }
+            Cell::Line { word, px, py } => {
+                let (left, right) = edgecell::line_grids(word);
+                let side = match edgecell::line_side(word, px, py) {
+                    Some(true) => left,
+                    Some(false) => right,
+                    // Within ~7 cm of the edge: the raw coordinates decide,
+                    // the smaller number first.
+                    None => {
+                        let two = [left.min(right), left.max(right)];
+                        let n = if two[1] == u32::MAX { 1 } else { 2 };
+                        return self.first_containing(&two[..n], lon, lat);
+                    }
+                };
+                if side == u32::MAX {
+                    self.beyond_grids(lon, lat)
+                } else {
+                    Hit::Inside(side)
+                }
+            }
             Cell::Edges { block, px, py } => {
                 let cands = edgecell::candidates(block);
                 match edgecell::test(block, px, py) {
@@ -494,19 +513,28 @@ mod tests {
         let county = square("371002", 121.9, 37.4, 0.3);
         let idx = GridIndex::new(vec![a, b], vec![county], 200.0).unwrap();
         let metre = 1.0 / (METRES_PER_DEGREE * 37.505f64.to_radians().cos());
-        let (mut decided, mut unsure) = (0, 0);
+        let (mut decided, mut unsure, mut lines) = (0, 0, 0);
         for k in 0..1_000 {
             let y = 37.5001 + 0.0098 * k as f64 / 1_000.0;
             for (dx, far) in [(-metre, true), (metre, true), (1e-9, false), (0.0, false)] {
                 let (x, y) = (122.01 + dx, y);
-                let Cell::Edges { block, px, py } = idx.raster.cell(x, y) else {
-                    panic!("({x}, {y}) is not in an edge cell")
+                // Along the straight shared edge, line cells; next to the
+                // squares' corners, blocks.
+                let answer = match idx.raster.cell(x, y) {
+                    Cell::Line { word, px, py } => {
+                        lines += 1;
+                        let (left, right) = edgecell::line_grids(word);
+                        edgecell::line_side(word, px, py).map(|l| if l { left } else { right })
+                    }
+                    Cell::Edges { block, px, py } => edgecell::test(block, px, py)
+                        .map(|inside| edgecell::candidates(block)[inside.trailing_zeros() as usize]),
+                    other => panic!("({x}, {y}) is not in an edge cell: {other:?}"),
                 };
-                match (edgecell::test(block, px, py), far) {
-                    (Some(inside), true) => {
+                match (answer, far) {
+                    (Some(grid), true) => {
                         decided += 1;
                         let want = if dx < 0.0 { "371002001001002" } else { "371002001001001" };
-                        assert_eq!(idx.grid_code(edgecell::candidates(block)[inside.trailing_zeros() as usize]), want);
+                        assert_eq!(idx.grid_code(grid), want);
                     }
                     (None, false) => unsure += 1,
                     (got, _) => panic!("({x}, {y}): {got:?}"),
@@ -515,6 +543,7 @@ mod tests {
             }
         }
         assert_eq!((decided, unsure), (2_000, 2_000));
+        assert!(lines > 1_000 && lines < 4_000, "{lines} of 4,000 points in line cells");
     }
 
     #[test]

@@ -19,6 +19,10 @@
 //!   say) with the pieces of the boundaries inside it in one small block
 //!   (see `edgecell.rs`): the lookup decides from the block alone, and
 //!   tests raw coordinates only for points within ~2 cm of an edge.
+//! - `LINE(edge, grids)`: an edge cell whose block would hold one straight
+//!   edge between two grids (or a grid and none), packed into the word: the
+//!   lookup reads nothing else, and tests raw coordinates only for points
+//!   within ~7 cm of the edge.
 //!
 //! Building is conservative: a cell is marked as crossed by a segment if it
 //! may be (with a small slack), so a cell tagged `GRID` or far from grids is
@@ -38,6 +42,9 @@ const T_OUTSIDE1: u64 = 6;
 const T_EDGES: u64 = 7;
 /// Added to a county tag: a grid may be within the tolerance.
 const T_NEAR: u64 = 8;
+/// An edge cell whose block is one straight edge, in the word itself
+/// (`edgecell::line_word`); tested before the `T_NEAR` bit is masked.
+const T_LINE: u64 = 15;
 /// No value yet (cells) or no item (interior).
 const NONE: u32 = u32::MAX;
 const EMPTY: u64 = u64::MAX;
@@ -56,6 +63,13 @@ pub enum Cell<'a> {
     Mixed(&'a [u32]),
     /// One or two candidate grids (the second `NONE` when one).
     Few(u32, u32),
+    /// One straight edge across the cell (`edgecell::line_word`), and the
+    /// point in the cell's lattice.
+    Line {
+        word: u64,
+        px: i64,
+        py: i64,
+    },
     /// Candidate grids with their edges in the cell (`edgecell.rs`), and
     /// the point in the cell's lattice.
     Edges {
@@ -108,6 +122,9 @@ pub struct RasterStats {
     pub edge_cells: usize,
     /// Bytes of those cells' blocks.
     pub edge_bytes: usize,
+    /// Cells crossed by one straight edge, which carry it in the cell
+    /// itself (part of `mixed_cells`, not of `edge_cells`).
+    pub line_cells: usize,
 }
 
 /// Where the cells lie: origin, cell size and count.
@@ -207,6 +224,10 @@ impl Frame {
             let edges = group.iter().map(|&(_, g, k)| (g, grids.coords[k as usize], grids.coords[k as usize + 1]));
             if let Some(words) = edgecell::build_block(&frame, grids, &cands, edges) {
                 debug_assert_eq!(edgecell::block_len(&words), words.len());
+                if let Some(line) = edgecell::line_word(&words) {
+                    cells[cell] = (T_LINE << SHIFT) | line;
+                    continue;
+                }
                 if blocks.len() + words.len() > u32::MAX as usize {
                     break;
                 }
@@ -487,6 +508,10 @@ impl Raster {
         let v = self.cells[r * f.nx + c];
         let val = v as u32;
         let tag = v >> SHIFT;
+        if tag == T_LINE {
+            let (px, py) = edgecell::lattice_point(fx, fy, c, r);
+            return Cell::Line { word: v, px, py };
+        }
         let county = match tag & !T_NEAR {
             T_GRID => return Cell::Grid(val),
             T_FEW => {
@@ -557,6 +582,10 @@ impl Raster {
                 T_EDGES => {
                     s.mixed_cells += 1;
                     s.edge_cells += 1;
+                }
+                T_LINE => {
+                    s.mixed_cells += 1;
+                    s.line_cells += 1;
                 }
                 t if t & T_NEAR != 0 => s.near_cells += 1,
                 _ => s.far_cells += 1,

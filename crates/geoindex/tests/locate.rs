@@ -266,8 +266,10 @@ fn edge_cells_agree_with_the_index_without_them_and_with_exact_geometry() {
         let new = GridIndex::with_options(grids.clone(), counties.clone(), 200.0, cells_per_grid, true).unwrap();
         let old = GridIndex::with_options(grids.clone(), counties.clone(), 200.0, cells_per_grid, false).unwrap();
         let stats = new.raster_stats();
-        assert!(stats.edge_cells > stats.mixed_cells / 2, "{cells_per_grid}: {stats:?}");
-        assert_eq!(old.raster_stats().edge_cells, 0);
+        // Both kinds: one straight edge in the cell word, blocks elsewhere.
+        assert!(stats.edge_cells + stats.line_cells > stats.mixed_cells / 2, "{cells_per_grid}: {stats:?}");
+        assert!(stats.line_cells > 0 && stats.edge_cells > 0, "{cells_per_grid}: {stats:?}");
+        assert_eq!(old.raster_stats().edge_cells + old.raster_stats().line_cells, 0);
         let mut rng = ChaCha8Rng::seed_from_u64(cells_per_grid as u64);
         for k in 0..40_000 {
             // From exactly on the edge to ~100 m away, every scale between,

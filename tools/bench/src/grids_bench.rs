@@ -140,7 +140,7 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
         parse_s + validate_s + build_s
     ));
     say(&format!(
-        "index memory: {:.1} MB beyond the raw coordinates ({:.0} bytes per grid, of which edge cells' blocks {:.0}; without edge cells {:.0}); raw coordinates {:.1} MB; raster {} cells ({} inside one grid, {} crossed by edges, {} of them edge cells)",
+        "index memory: {:.1} MB beyond the raw coordinates ({:.0} bytes per grid, of which edge cells' blocks {:.0}; without edge cells {:.0}); raw coordinates {:.1} MB; raster {} cells ({} inside one grid, {} crossed by edges: {} one straight edge in the cell word, {} edge cells with blocks)",
         mem.index as f64 / 1e6,
         mem.index as f64 / idx.len() as f64,
         stats.edge_bytes as f64 / idx.len() as f64,
@@ -149,6 +149,7 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
         stats.cells,
         stats.grid_cells,
         stats.mixed_cells,
+        stats.line_cells,
         stats.edge_cells
     ));
 
