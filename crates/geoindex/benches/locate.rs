@@ -12,7 +12,7 @@
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use gridwork_geoindex::geojson_io::parse_boundaries;
 use gridwork_geoindex::synth::{partition_counties, SynthParams};
-use gridwork_geoindex::{Area, GridIndex, DEFAULT_CELLS_PER_GRID};
+use gridwork_geoindex::{Area, EdgeCells, GridIndex, DEFAULT_CELLS_PER_GRID};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -64,23 +64,25 @@ fn lookups(c: &mut Criterion) {
     for (name, prefix, n) in [("weihai-3k", "3710", 3_000), ("shandong-100k", "37", 100_000)] {
         let s = setup(prefix, n);
         let idx = GridIndex::new(s.grids.clone(), s.counties.clone(), 200.0).unwrap();
-        // The same index without edge cells (as before them), side by side.
-        let old =
-            GridIndex::with_options(s.grids.clone(), s.counties.clone(), 200.0, DEFAULT_CELLS_PER_GRID, false).unwrap();
-        for (label, i) in [("edge cells", &idx), ("no edge cells", &old)] {
+        // The same index without line cells and without edge cells (as
+        // before each), side by side.
+        let with = |e| GridIndex::with_options(s.grids.clone(), s.counties.clone(), 200.0, DEFAULT_CELLS_PER_GRID, e);
+        let (blocks, old) = (with(EdgeCells::Blocks).unwrap(), with(EdgeCells::None).unwrap());
+        for (label, i) in [("edge cells", &idx), ("blocks only", &blocks), ("no edge cells", &old)] {
             let (m, st) = (i.memory(), i.raster_stats());
             eprintln!(
-                "{name}, {label}: {:.0} bytes/grid beyond coordinates; {} cells, {} crossed by edges, {} edge cells ({:.0} bytes/grid)",
+                "{name}, {label}: {:.0} bytes/grid beyond coordinates; {} cells, {} crossed by edges, {} line cells, {} edge cells with blocks ({:.0} bytes/grid)",
                 m.index as f64 / i.len() as f64,
                 st.cells,
                 st.mixed_cells,
+                st.line_cells,
                 st.edge_cells,
                 st.edge_bytes as f64 / i.len() as f64
             );
         }
         let mut g = c.benchmark_group(format!("lookup/{name}"));
         g.throughput(Throughput::Elements(s.uniform.len() as u64));
-        for (label, i) in [("", &idx), ("/no-edge-cells", &old)] {
+        for (label, i) in [("", &idx), ("/blocks-only", &blocks), ("/no-edge-cells", &old)] {
             g.bench_function(format!("uniform{label}"), |b| {
                 b.iter(|| {
                     s.uniform.iter().for_each(|&(x, y)| {
@@ -99,7 +101,7 @@ fn lookups(c: &mut Criterion) {
         g.bench_function("uniform/batch", |b| b.iter(|| black_box(idx.lookup_many(&s.uniform))));
         g.bench_function("near-edges/batch", |b| b.iter(|| black_box(idx.lookup_many(&s.edges))));
         g.finish();
-        drop(old);
+        drop((blocks, old));
         let mut g = c.benchmark_group(format!("exact/{name}"));
         // The geometry-only reference scans every grid: a small sample.
         g.throughput(Throughput::Elements(100));

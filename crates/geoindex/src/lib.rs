@@ -25,7 +25,7 @@ pub mod validate;
 
 pub use flat::{haversine_m, METRES_PER_DEGREE};
 pub use gcj02::{gcj02_to_wgs84, wgs84_to_gcj02};
-pub use raster::RasterStats;
+pub use raster::{EdgeCells, RasterStats};
 
 use flat::Flat;
 use raster::{Cell, County, Raster};
@@ -122,20 +122,22 @@ impl GridIndex {
         tolerance_m: f64,
         cells_per_grid: f64,
     ) -> Result<Self, IndexError> {
-        Self::with_options(grids, counties, tolerance_m, cells_per_grid, true)
+        Self::with_options(grids, counties, tolerance_m, cells_per_grid, EdgeCells::Lines)
     }
 
-    /// As [`GridIndex::with_resolution`]; `edge_cells: false` leaves out
-    /// the edge cells (raster cells crossed by grid boundaries that carry
-    /// the edges in them, see `edgecell.rs`), so that lookups there test
-    /// the candidate grids' raw coordinates: the index as it was before
-    /// them, for comparison in benchmarks and tests. Answers are the same.
+    /// As [`GridIndex::with_resolution`] with a choice of edge cells (raster
+    /// cells crossed by grid boundaries that carry the edges in them, see
+    /// `edgecell.rs`): [`EdgeCells::None`] leaves them out, so that lookups
+    /// there test the candidate grids' raw coordinates, and
+    /// [`EdgeCells::Blocks`] leaves out line cells: the index as it was
+    /// before each, for comparison in benchmarks and tests. Answers are the
+    /// same.
     pub fn with_options(
         mut grids: Vec<Area>,
         mut counties: Vec<Area>,
         tolerance_m: f64,
         cells_per_grid: f64,
-        edge_cells: bool,
+        edge_cells: EdgeCells,
     ) -> Result<Self, IndexError> {
         if grids.len() >= 1 << 29 {
             return Err(IndexError::TooMany(grids.len()));

@@ -56,6 +56,20 @@ const BLOCK: usize = 16;
 /// The raster never exceeds this many cells (128 MiB).
 const MAX_CELLS: usize = 32 << 20;
 
+/// Which cells crossed by grid boundaries carry their edges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EdgeCells {
+    /// None: the candidate grids' raw coordinates decide (the index before
+    /// edge cells, kept for comparison).
+    None,
+    /// Blocks only, no line cells (the index before line cells, kept for
+    /// comparison).
+    Blocks,
+    /// Blocks, and line cells where one straight edge crosses the cell.
+    #[default]
+    Lines,
+}
+
 /// What a cell says about the points in it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cell<'a> {
@@ -177,7 +191,7 @@ impl Frame {
 
     /// Turns the cells crossed by grid boundaries (`FEW`, `MIXED`) into
     /// edge cells where a block can be built; returns the blocks.
-    fn edge_blocks(&self, grids: &Flat, cells: &mut [u64], lists: &[u32]) -> Vec<u32> {
+    fn edge_blocks(&self, grids: &Flat, cells: &mut [u64], lists: &[u32], lines: bool) -> Vec<u32> {
         // (cell, grid, edge) for every edge that may meet a cell grown by the
         // block's margin.
         let mut pairs: Vec<(u32, u32, u32)> = Vec::new();
@@ -224,7 +238,7 @@ impl Frame {
             let edges = group.iter().map(|&(_, g, k)| (g, grids.coords[k as usize], grids.coords[k as usize + 1]));
             if let Some(words) = edgecell::build_block(&frame, grids, &cands, edges) {
                 debug_assert_eq!(edgecell::block_len(&words), words.len());
-                if let Some(line) = edgecell::line_word(&words) {
+                if let Some(line) = edgecell::line_word(&words).filter(|_| lines) {
                     cells[cell] = (T_LINE << SHIFT) | line;
                     continue;
                 }
@@ -358,7 +372,7 @@ fn dilate(bits: &mut [u8], nx: usize, ny: usize, rx: usize, ry: usize) {
 impl Raster {
     /// Builds the raster. `cells_per_grid` sets the resolution: about that
     /// many cells per grid bounding box.
-    /// With `edge_cells`, cells crossed by grid boundaries carry the edges
+    /// `edge_cells`: which cells crossed by grid boundaries carry the edges
     /// in them (more memory, faster lookups there).
     pub fn build(
         grids: &Flat,
@@ -366,7 +380,7 @@ impl Raster {
         tolerance_m: f64,
         kx: f64,
         cells_per_grid: f64,
-        edge_cells: bool,
+        edge_cells: EdgeCells,
     ) -> Raster {
         let all = grids.bboxes.iter().chain(counties.bboxes.iter());
         let mut b = [f64::INFINITY, f64::INFINITY, f64::NEG_INFINITY, f64::NEG_INFINITY];
@@ -490,7 +504,11 @@ impl Raster {
             }
         }
         drop(occupied);
-        let blocks = if edge_cells { frame.edge_blocks(grids, &mut cells, &lists) } else { Vec::new() };
+        let blocks = match edge_cells {
+            EdgeCells::None => Vec::new(),
+            EdgeCells::Blocks => frame.edge_blocks(grids, &mut cells, &lists, false),
+            EdgeCells::Lines => frame.edge_blocks(grids, &mut cells, &lists, true),
+        };
         lists.shrink_to_fit();
         Raster { frame, cells, lists, blocks }
     }

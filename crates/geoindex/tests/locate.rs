@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests
 
 use geo_types::{polygon, LineString, MultiPolygon, Polygon};
-use gridwork_geoindex::{Area, GridIndex, Located};
+use gridwork_geoindex::{Area, EdgeCells, GridIndex, Located};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -263,8 +263,13 @@ fn edge_cells_agree_with_the_index_without_them_and_with_exact_geometry() {
     let shapes: Vec<Vec<(f64, f64)>> =
         grids.iter().map(|g| g.geometry.0[0].exterior().0.iter().map(|c| (c.x, c.y)).collect()).collect();
     for cells_per_grid in [4.0, 32.0, 128.0] {
-        let new = GridIndex::with_options(grids.clone(), counties.clone(), 200.0, cells_per_grid, true).unwrap();
-        let old = GridIndex::with_options(grids.clone(), counties.clone(), 200.0, cells_per_grid, false).unwrap();
+        let new =
+            GridIndex::with_options(grids.clone(), counties.clone(), 200.0, cells_per_grid, EdgeCells::Lines).unwrap();
+        let old =
+            GridIndex::with_options(grids.clone(), counties.clone(), 200.0, cells_per_grid, EdgeCells::None).unwrap();
+        let blocks =
+            GridIndex::with_options(grids.clone(), counties.clone(), 200.0, cells_per_grid, EdgeCells::Blocks).unwrap();
+        assert_eq!(blocks.raster_stats().line_cells, 0);
         let stats = new.raster_stats();
         // Both kinds: one straight edge in the cell word, blocks elsewhere.
         assert!(stats.edge_cells + stats.line_cells > stats.mixed_cells / 2, "{cells_per_grid}: {stats:?}");
@@ -282,6 +287,7 @@ fn edge_cells_agree_with_the_index_without_them_and_with_exact_geometry() {
             };
             let got = new.lookup(x, y);
             assert_eq!(got, old.lookup(x, y), "with and without edge cells at ({x}, {y}), {cells_per_grid}");
+            assert_eq!(got, blocks.lookup(x, y), "with and without line cells at ({x}, {y}), {cells_per_grid}");
             if k % 20 == 0 {
                 assert_eq!(new.to_located(got), new.locate_exact(x, y), "({x}, {y}), {cells_per_grid}");
             }
@@ -303,8 +309,8 @@ mod prop {
             let (grids, counties) = lattice(8, seed);
             let shapes: Vec<Vec<(f64, f64)>> =
                 grids.iter().map(|g| g.geometry.0[0].exterior().0.iter().map(|c| (c.x, c.y)).collect()).collect();
-            let new = GridIndex::with_options(grids.clone(), counties.clone(), 200.0, cells, true).unwrap();
-            let old = GridIndex::with_options(grids, counties, 200.0, cells, false).unwrap();
+            let new = GridIndex::with_options(grids.clone(), counties.clone(), 200.0, cells, EdgeCells::Lines).unwrap();
+            let old = GridIndex::with_options(grids, counties, 200.0, cells, EdgeCells::None).unwrap();
             let mut rng = ChaCha8Rng::seed_from_u64(pts);
             for k in 0..400 {
                 let dist = if k % 8 == 0 { 0.0 } else { 10f64.powf(rng.gen_range(-13.0..-2.5)) };

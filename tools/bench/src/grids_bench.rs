@@ -19,7 +19,7 @@ use std::time::Instant;
 use geo_types::MultiPolygon;
 use gridwork_geoindex::geojson_io::{self, GridFeature};
 use gridwork_geoindex::synth::{self, SynthParams};
-use gridwork_geoindex::{validate, Area, GridIndex, Hit};
+use gridwork_geoindex::{validate, Area, EdgeCells, GridIndex, Hit};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sea_orm::sqlx::{self, postgres::PgPoolOptions, PgPool, Row};
@@ -130,8 +130,10 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
     // The same index without edge cells (as it was before them), to time
     // side by side with the same points in the same run.
     let t = Instant::now();
-    let plain = GridIndex::with_options(areas, county_areas, 200.0, a.cells_per_grid, false)?;
+    let plain = GridIndex::with_options(areas.clone(), county_areas.clone(), 200.0, a.cells_per_grid, EdgeCells::None)?;
     let plain_build_s = t.elapsed().as_secs_f64();
+    // And with edge cells but no line cells (as before them).
+    let blocks = GridIndex::with_options(areas, county_areas, 200.0, a.cells_per_grid, EdgeCells::Blocks)?;
     let mem = idx.memory();
     let stats = idx.raster_stats();
     let plain_mem = plain.memory();
@@ -165,22 +167,24 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
         (0..a.points).map(|_| (rng.gen_range(bbox[0]..bbox[2]), rng.gen_range(bbox[1]..bbox[3]))).collect();
     let edges = near_edges(&parsed, a.points, &mut rng);
 
-    // gridwork, one core: with edge cells, without them, and in batches,
-    // interleaved (twice each) so that the machine's noise hits all alike.
-    let mut best = [[0.0f64; 2]; 3];
+    // gridwork, one core: with edge cells, without them, without line
+    // cells, and in batches, interleaved (twice each) so that the
+    // machine's noise hits all alike.
+    let mut best = [[0.0f64; 2]; 4];
     let mut timings = Vec::new();
     let mut hits = Vec::new();
     for round in 0..2 {
         for (k, pts) in [&uniform, &edges].into_iter().enumerate() {
             let (t_new, h_new) = time_lookups(&idx, pts);
             let (t_old, h_old) = time_lookups(&plain, pts);
+            let (t_blocks, h_blocks) = time_lookups(&blocks, pts);
             let t = Instant::now();
             let h_batch = idx.lookup_many(pts);
             let batch = pts.len() as f64 / t.elapsed().as_secs_f64();
-            if h_new != h_old || h_new != h_batch {
-                anyhow::bail!("with and without edge cells, or batched, the answers differ");
+            if h_new != h_old || h_new != h_batch || h_new != h_blocks {
+                anyhow::bail!("with and without edge cells or line cells, or batched, the answers differ");
             }
-            for (b, v) in best.iter_mut().zip([t_new.per_second, t_old.per_second, batch]) {
+            for (b, v) in best.iter_mut().zip([t_new.per_second, t_old.per_second, batch, t_blocks.per_second]) {
                 b[k] = b[k].max(v);
             }
             if round == 0 {
@@ -192,7 +196,7 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
     let e_hits = hits.pop().unwrap_or_default();
     let u_hits = hits.pop().unwrap_or_default();
     let [(u_t, u_old), (e_t, e_old)] = <[_; 2]>::try_from(timings).map_err(|_| anyhow::anyhow!("timings"))?;
-    let [new_best, old_best, batch_best] = best;
+    let [new_best, old_best, batch_best, blocks_best] = best;
     let inside = u_hits.iter().filter(|h| matches!(h, Hit::Inside(_))).count();
     for (set, k, t, o) in [("uniform", 0, &u_t, &u_old), ("near-edge", 1, &e_t, &e_old)] {
         say(&format!(
@@ -206,12 +210,14 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
     // path's, and the ratios.
     let rates = |set: &str, k: usize, p99_ns: f64| {
         format!(
-            "gridwork {set}: {:.2} M lookups/s/core, p99 {p99_ns:.0} ns; batched {:.2} M/s; without edge cells {:.2} M/s (RATIO {:.2}x, batched {:.2}x)",
+            "gridwork {set}: {:.2} M lookups/s/core, p99 {p99_ns:.0} ns; batched {:.2} M/s; without edge cells {:.2} M/s (RATIO {:.2}x, batched {:.2}x); without line cells {:.2} M/s (RATIO {:.2}x)",
             new_best[k] / 1e6,
             batch_best[k] / 1e6,
             old_best[k] / 1e6,
             new_best[k] / old_best[k],
-            batch_best[k] / old_best[k]
+            batch_best[k] / old_best[k],
+            blocks_best[k] / 1e6,
+            new_best[k] / blocks_best[k]
         )
     };
     let mut summary = vec![
@@ -230,9 +236,12 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
             mem.index as f64 / 1e6
         ),
         format!(
-            "index memory without edge cells: {:.0} bytes/grid (edge cells' blocks: {:.0} bytes/grid)",
+            "index memory without edge cells: {:.0} bytes/grid (edge cells' blocks: {:.0} bytes/grid); without line cells: {:.0} bytes/grid; {} line cells, {} edge cells with blocks",
             plain_mem.index as f64 / idx.len() as f64,
-            stats.edge_bytes as f64 / idx.len() as f64
+            stats.edge_bytes as f64 / idx.len() as f64,
+            blocks.memory().index as f64 / idx.len() as f64,
+            stats.line_cells,
+            stats.edge_cells
         ),
         rates("uniform", 0, u_t.p99_ns),
         rates("near edges", 1, e_t.p99_ns),
