@@ -615,6 +615,13 @@ pub fn rows(
     let mut backlog = opening_backlog;
     let mut current: Option<(NaiveDate, Tally)> = None;
     for (day, t) in days.range(from..=to) {
+        // A tally that counts nothing is no activity: no row of its own
+        // (a partial month read as its month minus the days outside the
+        // range can come to zero, and so can a day cell the maturity tick
+        // emptied).
+        if t.is_zero() {
+            continue;
+        }
         backlog += t.created - t.ended;
         let bucket = period.start_of(*day);
         match &mut current {

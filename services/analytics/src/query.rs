@@ -1,6 +1,7 @@
 //! Answering KPI queries: from the day tallies for communities and above
-//! (by month, quarter or year: whole months from the month tallies, the
-//! partial months at the ends from the day tallies), from the facts
+//! (by month, quarter or year: whole months from the month tallies, a
+//! partial month at either end from its day tallies or as its month tally
+//! minus the days outside the range, whichever reads fewer), from the facts
 //! themselves for a grid (a grid has few cases).
 
 use std::collections::BTreeMap;
@@ -104,10 +105,33 @@ pub async fn rows<C: ConnectionTrait>(
     from: NaiveDate,
     to: NaiveDate,
 ) -> Result<Vec<KpiRow>, ApiError> {
+    rows_reading(db, jurisdiction, period, from, to, Partials::Fewest).await
+}
+
+/// How [`rows_reading`] reads a partial month at an end of the range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Partials {
+    /// Its day cells in range, or its month cell minus the day cells out of
+    /// range, whichever are fewer ([`rows`]).
+    Fewest,
+    /// Always its day cells in range (as before the month-minus-days read;
+    /// kept to compare in the bench).
+    DayCells,
+}
+
+/// [`rows`], choosing how partial months are read.
+pub async fn rows_reading<C: ConnectionTrait>(
+    db: &C,
+    jurisdiction: &str,
+    period: Period,
+    from: NaiveDate,
+    to: NaiveDate,
+    partials: Partials,
+) -> Result<Vec<KpiRow>, ApiError> {
     let level = codes::level_of(jurisdiction).map_err(|e| ApiError::internal(&e))?;
     if level != Level::Grid && matches!(period, Period::Month | Period::Quarter | Period::Year) {
         if let Some(whole) = whole_months(from, to) {
-            let (days, opening) = month_tallies(db, jurisdiction, from, to, whole).await?;
+            let (days, opening) = month_tallies(db, jurisdiction, from, to, whole, partials).await?;
             return Ok(kpi::rows(&days, opening, period, from, to));
         }
     }
@@ -144,56 +168,105 @@ pub fn whole_months(from: NaiveDate, to: NaiveDate) -> Option<(NaiveDate, NaiveD
     (first <= last).then_some((first, last))
 }
 
+/// How a partial month at one end of a range is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Partial {
+    /// The month's cell minus the day cells outside the range (when those
+    /// are fewer), or else the day cells inside it.
+    from_month: bool,
+    /// The day cells read: `[lo, hi]`.
+    lo: NaiveDate,
+    hi: NaiveDate,
+}
+
+impl Partial {
+    /// The days `[lo, hi]` of one month, in range, against `[out_lo,
+    /// out_hi]`, the rest of the month: the month cell and the outside days
+    /// when that is fewer reads than the inside days (and `fewest`).
+    fn choose(lo: NaiveDate, hi: NaiveDate, out_lo: NaiveDate, out_hi: NaiveDate, fewest: bool) -> Partial {
+        let inside = (hi - lo).num_days() + 1;
+        let outside = (out_hi - out_lo).num_days() + 1;
+        if fewest && outside + 1 < inside {
+            Partial { from_month: true, lo: out_lo, hi: out_hi }
+        } else {
+            Partial { from_month: false, lo, hi }
+        }
+    }
+}
+
 /// The tallies of `jurisdiction` in `[from, to]` keyed for [`kpi::rows`]
 /// by month, quarter or year: each whole month of `whole` (first days of
 /// the first and last whole month) as one tally on its first day, from
-/// `kpi_month_cells`; the days before and after them from `kpi_cells`; and
-/// the backlog carried in from before `from`.
+/// `kpi_month_cells`; a partial month at either end as its days from
+/// `kpi_cells`, or as its month cell minus the days outside the range when
+/// those are fewer (a year to yesterday: 24 days of last December become
+/// one month cell minus 7 days); and the backlog carried in from before
+/// `from`.
 async fn month_tallies<C: ConnectionTrait>(
     db: &C,
     jurisdiction: &str,
     from: NaiveDate,
     to: NaiveDate,
     whole: (NaiveDate, NaiveDate),
+    partials: Partials,
 ) -> Result<(BTreeMap<NaiveDate, Tally>, i64), ApiError> {
     let (first, last) = whole;
     let after = Period::Month.end_of(last);
+    // The month of `from` is keyed on `from` (its first day is out of
+    // range); the month of `to` on its first day.
+    let head_month = Period::Month.start_of(from);
+    let fewest = partials == Partials::Fewest;
+    let head = (from < first)
+        .then(|| Partial::choose(from, first - Duration::days(1), head_month, from - Duration::days(1), fewest));
+    let tail_month = after + Duration::days(1);
+    let tail = (after < to)
+        .then(|| Partial::choose(tail_month, to, to + Duration::days(1), Period::Month.end_of(tail_month), fewest));
+    let month_lo = if head.is_some_and(|p| p.from_month) { head_month } else { first };
+    let month_hi = if tail.is_some_and(|p| p.from_month) { tail_month } else { last };
     let mut days = BTreeMap::new();
     let months = kpi_month_cell::Entity::find()
         .filter(kpi_month_cell::Column::Jurisdiction.eq(jurisdiction))
-        .filter(kpi_month_cell::Column::Month.gte(crate::fold::month_of(first)))
-        .filter(kpi_month_cell::Column::Month.lte(crate::fold::month_of(last)))
+        .filter(kpi_month_cell::Column::Month.gte(crate::fold::month_of(month_lo)))
+        .filter(kpi_month_cell::Column::Month.lte(crate::fold::month_of(month_hi)))
         .all(db)
         .await
         .map_err(|e| ApiError::unavailable(&e))?;
     for c in months {
         let day: NaiveDate = format!("{}-01", c.month).parse().map_err(|e| ApiError::internal(&e))?;
         let t: Tally = serde_json::from_str(&c.tally).map_err(|e| ApiError::internal(&e))?;
-        days.insert(day, t);
+        days.insert(day.max(from), t);
     }
-    if from < first || after < to {
-        // The partial months: [from, first) and (after, to], in one read
-        // of two index ranges.
+    let partials: Vec<Partial> = head.into_iter().chain(tail).collect();
+    if !partials.is_empty() {
+        // Both ends' day cells in one read of up to two index ranges.
         use sea_orm::Condition;
+        let mut any = Condition::any();
+        for p in &partials {
+            any = any.add(
+                Condition::all()
+                    .add(kpi_cell::Column::Day.gte(p.lo.to_string()))
+                    .add(kpi_cell::Column::Day.lte(p.hi.to_string())),
+            );
+        }
         let cells = kpi_cell::Entity::find()
             .filter(kpi_cell::Column::Jurisdiction.eq(jurisdiction))
-            .filter(
-                Condition::any()
-                    .add(
-                        Condition::all()
-                            .add(kpi_cell::Column::Day.gte(from.to_string()))
-                            .add(kpi_cell::Column::Day.lt(first.to_string())),
-                    )
-                    .add(
-                        Condition::all()
-                            .add(kpi_cell::Column::Day.gt(after.to_string()))
-                            .add(kpi_cell::Column::Day.lte(to.to_string())),
-                    ),
-            )
+            .filter(any)
             .all(db)
             .await
             .map_err(|e| ApiError::unavailable(&e))?;
-        add_day_cells(&mut days, cells)?;
+        for c in cells {
+            let day: NaiveDate = c.day.parse().map_err(|e| ApiError::internal(&e))?;
+            let t: Tally = serde_json::from_str(&c.tally).map_err(|e| ApiError::internal(&e))?;
+            match partials.iter().find(|p| p.lo <= day && day <= p.hi) {
+                // Outside the range: taken off its month's tally.
+                Some(p) if p.from_month => {
+                    days.entry(Period::Month.start_of(day).max(from)).or_insert_with(Tally::default).add(&t, -1)
+                }
+                _ => {
+                    days.insert(day, t);
+                }
+            }
+        }
     }
     let opening = opening(db, jurisdiction, from).await?;
     Ok((days, opening))
@@ -280,5 +353,26 @@ mod tests {
         assert_eq!(whole_months(d(2026, 1, 2), d(2026, 1, 31)), None);
         assert_eq!(whole_months(d(2026, 1, 5), d(2026, 2, 20)), None);
         assert_eq!(whole_months(d(2026, 1, 1), d(2026, 1, 30)), None);
+    }
+
+    #[test]
+    fn a_partial_month_is_read_from_fewer_cells() {
+        let d = |y, m, day| NaiveDate::from_ymd_opt(y, m, day).unwrap();
+        // 24 days in range, 7 outside: the month cell and 7 day cells.
+        assert_eq!(
+            Partial::choose(d(2025, 12, 8), d(2025, 12, 31), d(2025, 12, 1), d(2025, 12, 7), true),
+            Partial { from_month: true, lo: d(2025, 12, 1), hi: d(2025, 12, 7) }
+        );
+        // 7 days in range, 24 outside: the 7 day cells.
+        assert_eq!(
+            Partial::choose(d(2026, 12, 1), d(2026, 12, 7), d(2026, 12, 8), d(2026, 12, 31), true),
+            Partial { from_month: false, lo: d(2026, 12, 1), hi: d(2026, 12, 7) }
+        );
+        // 15 in range against 1 + 15: the days in range; 16 against 1 + 14:
+        // the month.
+        assert!(!Partial::choose(d(2026, 4, 1), d(2026, 4, 15), d(2026, 4, 16), d(2026, 4, 30), true).from_month);
+        assert!(Partial::choose(d(2026, 4, 1), d(2026, 4, 16), d(2026, 4, 17), d(2026, 4, 30), true).from_month);
+        // Day cells only, when asked.
+        assert!(!Partial::choose(d(2025, 12, 8), d(2025, 12, 31), d(2025, 12, 1), d(2025, 12, 7), false).from_month);
     }
 }

@@ -587,18 +587,29 @@ enum Shape {
     OneDay,
     MonthByDay,
     YearByMonth,
+    /// The same queries as `YearByMonth`, with partial months always from
+    /// their day tallies ([`query::Partials::DayCells`]): the path before
+    /// a partial month could be read as its month minus the days outside.
+    YearByMonthPartialDays,
     /// The same queries as `YearByMonth`, from the day tallies alone
     /// ([`query::day_rows`]): the path before month tallies, for comparison.
     YearByMonthFromDays,
 }
 
 impl Shape {
-    const ALL: [Shape; 4] = [Shape::OneDay, Shape::MonthByDay, Shape::YearByMonth, Shape::YearByMonthFromDays];
+    const ALL: [Shape; 5] = [
+        Shape::OneDay,
+        Shape::MonthByDay,
+        Shape::YearByMonth,
+        Shape::YearByMonthPartialDays,
+        Shape::YearByMonthFromDays,
+    ];
     fn label(self) -> &'static str {
         match self {
             Shape::OneDay => "one day",
             Shape::MonthByDay => "30 days by day",
             Shape::YearByMonth => "whole range by month",
+            Shape::YearByMonthPartialDays => "whole range by month, partial months from day tallies",
             Shape::YearByMonthFromDays => "whole range by month, day tallies only",
         }
     }
@@ -613,7 +624,9 @@ impl Shape {
                 let d = w.first_day + Duration::days(rng.gen_range(0..=span - 30));
                 (Period::Day, d, d + Duration::days(29))
             }
-            Shape::YearByMonth | Shape::YearByMonthFromDays => (Period::Month, w.first_day, w.last_day),
+            Shape::YearByMonth | Shape::YearByMonthPartialDays | Shape::YearByMonthFromDays => {
+                (Period::Month, w.first_day, w.last_day)
+            }
         }
     }
 }
@@ -632,10 +645,12 @@ async fn time_queries(
         let code = random_code(rng, level);
         let (period, from, to) = shape.range(rng, w);
         let t = Instant::now();
-        let out = if shape == Shape::YearByMonthFromDays {
-            query::day_rows(db, &code, period, from, to).await?
-        } else {
-            query::rows(db, &code, period, from, to).await?
+        let out = match shape {
+            Shape::YearByMonthFromDays => query::day_rows(db, &code, period, from, to).await?,
+            Shape::YearByMonthPartialDays => {
+                query::rows_reading(db, &code, period, from, to, query::Partials::DayCells).await?
+            }
+            _ => query::rows(db, &code, period, from, to).await?,
         };
         lat.push(t.elapsed().as_secs_f64() * 1000.0);
         rows += out.len();
