@@ -19,8 +19,8 @@
 #   --embedded       the peer instead: the embedded default (`gridwork up`,
 #                    one process on SQLite and the embedded log, own data
 #                    directory and ports), same load, same watch
-#   --compare MS     run twice, one after the other: with the default and
-#                    with MS; print both and the ratio
+#   --compare MS     run twice, one after the other: with the default (or
+#                    --fetch-wait-ms if given) and with MS; both and the ratio
 #   --compare embedded  the production shape (with --fetch-wait-ms if given),
 #                    then the embedded default; both and the ratio
 # Environment: BENCH_PROFILE=debug|release (default debug).
@@ -48,9 +48,11 @@ if [ -n "$COMPARE" ]; then
     b=$("$0" --rate "$RATE" --seconds "$SECONDS_" --emergency-share "$EMERGENCY" --embedded ${MAX_BATCH:+--max-batch "$MAX_BATCH"} | tail -1)
     names="production shape (fetch.wait.max.ms ${FETCH_WAIT:-500});embedded default"
   else
-    a=$("$0" --rate "$RATE" --seconds "$SECONDS_" --emergency-share "$EMERGENCY" | tail -1)
-    b=$("$0" --rate "$RATE" --seconds "$SECONDS_" --emergency-share "$EMERGENCY" --fetch-wait-ms "$COMPARE" | tail -1)
-    names="default (500 ms);fetch.wait.max.ms=$COMPARE"
+    # --fetch-wait-ms MS1 --compare MS2: MS1 against MS2; without
+    # --fetch-wait-ms, librdkafka's default against MS2.
+    a=$("$0" --rate "$RATE" --seconds "$SECONDS_" --emergency-share "$EMERGENCY" ${FETCH_WAIT:+--fetch-wait-ms "$FETCH_WAIT"} ${MAX_BATCH:+--max-batch "$MAX_BATCH"} | tail -1)
+    b=$("$0" --rate "$RATE" --seconds "$SECONDS_" --emergency-share "$EMERGENCY" --fetch-wait-ms "$COMPARE" ${MAX_BATCH:+--max-batch "$MAX_BATCH"} | tail -1)
+    names="fetch.wait.max.ms=${FETCH_WAIT:-500 (default)};fetch.wait.max.ms=$COMPARE"
   fi
   python3 - "$names" "$a" "$b" <<'PY'
 import json, sys
