@@ -16,6 +16,9 @@ use tokio::sync::Notify;
 use crate::{partition_for, BusError, Consumer, Delivery, EventBus, Message, OutMessage, TopicSpec};
 
 const FETCH: i64 = 128;
+/// A consumer looks at every partition at least this often, whatever this
+/// process knows of their heads (another process may append to a file log).
+const FULL_LOOK: Duration = Duration::from_millis(100);
 const MAX_WRITE_RETRIES: u32 = 50;
 
 #[derive(Default)]
@@ -29,6 +32,12 @@ struct Inner {
     /// Serialises writes from this process.
     write: tokio::sync::Mutex<()>,
     notify: Notify,
+    /// The last offset of each partition as far as this process knows (its
+    /// own appends, and what it read when a consumer subscribed): a woken
+    /// consumer queries only partitions that have grown past its position.
+    /// Another process's appends are found by the full look every
+    /// `FULL_LOOK`.
+    heads: StdMutex<HashMap<(String, i32), i64>>,
     groups: StdMutex<HashMap<String, Group>>,
     topics: StdMutex<HashMap<String, i32>>,
     next_member: StdMutex<u64>,
@@ -96,6 +105,7 @@ impl LogBus {
                 db,
                 write: tokio::sync::Mutex::new(()),
                 notify: Notify::new(),
+                heads: StdMutex::new(HashMap::new()),
                 groups: StdMutex::new(HashMap::new()),
                 topics: StdMutex::new(HashMap::new()),
                 next_member: StdMutex::new(0),
@@ -220,6 +230,46 @@ impl LogBus {
         row.map(|r| r.try_get::<i64>("", "next_off").map_err(storage)).transpose()
     }
 
+    /// Notes appended offsets (after their commit, before the wake-up).
+    fn grew<'a>(&self, appended: impl IntoIterator<Item = (&'a str, i32, i64)>) {
+        if let Ok(mut heads) = self.inner.heads.lock() {
+            for (topic, part, off) in appended {
+                let head = heads.entry((topic.to_owned(), part)).or_insert(off);
+                *head = (*head).max(off);
+            }
+        }
+    }
+
+    /// Whether a partition may hold messages at or after `from`: not when
+    /// this process knows its last offset and it is before `from`.
+    fn may_have(&self, topic: &str, part: i32, from: i64) -> bool {
+        match self.inner.heads.lock() {
+            Ok(heads) => heads.get(&(topic.to_owned(), part)).is_none_or(|&h| h >= from),
+            Err(_) => true,
+        }
+    }
+
+    /// Reads the last offset of partitions this process does not know yet.
+    async fn learn_heads(&self, parts: &[(String, i32)]) -> Result<(), BusError> {
+        for (topic, part) in parts {
+            if self.inner.heads.lock().map(|h| h.contains_key(&(topic.clone(), *part))).unwrap_or(true) {
+                continue;
+            }
+            let row = self
+                .inner
+                .db
+                .query_one(stmt(
+                    "SELECT COALESCE(MAX(off), -1) AS head FROM bus_log WHERE topic = ? AND part = ?",
+                    vec![topic.into(), (*part).into()],
+                ))
+                .await
+                .map_err(storage)?;
+            let head: i64 = row.map(|r| r.try_get("", "head")).transpose().map_err(storage)?.unwrap_or(-1);
+            self.grew([(topic.as_str(), *part, head)]);
+        }
+        Ok(())
+    }
+
     async fn fetch_rows(&self, topic: &str, part: i32, from: i64, max: i64) -> Result<Vec<Message>, BusError> {
         let rows = self
             .inner
@@ -277,6 +327,7 @@ impl EventBus for LogBus {
         let (part, append) = self.append(topic, msg).await?;
         let row = self.write(append).await?.ok_or_else(|| BusError::Storage("append returned no offset".into()))?;
         let offset: i64 = row.try_get("", "off").map_err(storage)?;
+        self.grew([(topic, part, offset)]);
         self.inner.notify.notify_waiters();
         Ok(Delivery { partition: part, offset })
     }
@@ -286,14 +337,17 @@ impl EventBus for LogBus {
     /// then the error).
     async fn publish_many(&self, msgs: Vec<(String, OutMessage)>) -> Vec<Result<Delivery, BusError>> {
         let mut appends = Vec::with_capacity(msgs.len());
+        let mut topics = Vec::with_capacity(msgs.len());
         for (topic, msg) in msgs {
             match self.append(&topic, msg).await {
                 Ok(a) => appends.push(a),
                 Err(e) => return vec![Err(e)],
             }
+            topics.push(topic);
         }
         match self.write_all(&appends).await {
             Ok(offsets) => {
+                self.grew(topics.iter().zip(&appends).zip(&offsets).map(|((t, (p, _)), o)| (t.as_str(), *p, *o)));
                 self.inner.notify.notify_waiters();
                 appends
                     .iter()
@@ -311,6 +365,7 @@ impl EventBus for LogBus {
             let n = self.partitions(t).await?;
             parts.extend((0..n).map(|p| (t.clone(), p)));
         }
+        self.learn_heads(&parts).await?;
         let member = {
             let mut next = self.inner.next_member.lock().map_err(|_| BusError::Storage("poisoned".into()))?;
             *next += 1;
@@ -335,6 +390,7 @@ impl EventBus for LogBus {
             next_part: 0,
             closed: false,
             paused: HashSet::new(),
+            last_full: None,
         }))
     }
 
@@ -396,6 +452,8 @@ struct LogConsumer {
     closed: bool,
     /// Partitions not fetched until resumed.
     paused: HashSet<(String, i32)>,
+    /// When every partition was last looked at regardless of known heads.
+    last_full: Option<std::time::Instant>,
 }
 
 impl LogConsumer {
@@ -426,6 +484,12 @@ impl LogConsumer {
     }
 
     async fn fetch(&mut self) -> Result<(), BusError> {
+        // Partitions this process knows have not grown are skipped, except
+        // in a full look every FULL_LOOK (another process may append).
+        let full = self.last_full.is_none_or(|t| t.elapsed() >= FULL_LOOK);
+        if full {
+            self.last_full = Some(std::time::Instant::now());
+        }
         for _ in 0..self.assigned.len() {
             let i = self.next_part % self.assigned.len();
             self.next_part = self.next_part.wrapping_add(1);
@@ -434,6 +498,9 @@ impl LogConsumer {
                 continue;
             }
             let from = self.positions.get(&(topic.clone(), part)).copied().unwrap_or(0);
+            if !full && !self.bus.may_have(&topic, part, from) {
+                continue;
+            }
             let rows = self.bus.fetch_rows(&topic, part, from, FETCH).await?;
             let Some(last) = rows.last() else { continue };
             self.positions.insert((topic.clone(), part), last.offset + 1);
