@@ -296,6 +296,15 @@ pub fn line_side(word: u64, px: i64, py: i64) -> Option<bool> {
     Some(s > 0)
 }
 
+/// What a line cell answers for the lattice point (px, py): the grid on
+/// its side (`u32::MAX` for none), or `None` when it is too near the edge to
+/// say without the raw coordinates.
+#[inline(always)]
+pub fn line_answer(word: u64, px: i64, py: i64) -> Option<u32> {
+    let (left, right) = line_grids(word);
+    line_side(word, px, py).map(|l| if l { left } else { right })
+}
+
 /// Where a cell is: the affine map from (lon, lat) to its lattice.
 #[derive(Debug, Clone, Copy)]
 pub struct CellFrame {
@@ -462,6 +471,30 @@ mod tests {
     use geo_types::{LineString, MultiPolygon, Polygon};
     use rand::{Rng, SeedableRng};
 
+    /// The cell the tests build blocks for, and its lower-left corner.
+    fn test_cell() -> (CellFrame, (f64, f64)) {
+        let frame = CellFrame { x0: 121.0, y0: 36.0, dx: 0.003, dy: 0.0025, col: 10, row: 20 };
+        let corner = (frame.x0 + frame.col as f64 * frame.dx, frame.y0 + frame.row as f64 * frame.dy);
+        (frame, corner)
+    }
+
+    /// Every edge of every polygon of `flat`, as `build_block` takes them.
+    fn all_edges(flat: &Flat) -> Vec<(u32, [f64; 2], [f64; 2])> {
+        (0..flat.len())
+            .flat_map(|i| flat.edge_starts(i).map(move |k| (i, k)).collect::<Vec<_>>())
+            .map(|(i, k)| (i as u32, flat.coords[k], flat.coords[k + 1]))
+            .collect()
+    }
+
+    /// (x, y)'s lattice point if it lies in the test cell, computed as the
+    /// lookup computes it.
+    fn in_cell(frame: &CellFrame, x: f64, y: f64) -> Option<(i64, i64)> {
+        let (fx, fy) = ((x - frame.x0) / frame.dx, (y - frame.y0) / frame.dy);
+        let (col, row) = (frame.col as f64, frame.row as f64);
+        (fx >= col && fx < col + 1.0 && fy >= row && fy < row + 1.0)
+            .then(|| lattice_point(fx, fy, frame.col, frame.row))
+    }
+
     /// Random star-shaped polygons around a cell (vertices inside it and
     /// far outside), random points of the cell and points at every scale
     /// of distance from the edges: whenever a block answers, each
@@ -469,9 +502,7 @@ mod tests {
     #[test]
     fn blocks_agree_with_exact_containment_on_random_polygons() {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
-        let (col, row) = (10usize, 20usize);
-        let frame = CellFrame { x0: 121.0, y0: 36.0, dx: 0.003, dy: 0.0025, col, row };
-        let (cx0, cy0) = (frame.x0 + col as f64 * frame.dx, frame.y0 + row as f64 * frame.dy);
+        let (frame, (cx0, cy0)) = test_cell();
         let (mut decided, mut blocks) = (0, 0);
         for _ in 0..400 {
             let n_polys = rng.gen_range(1..=3usize);
@@ -495,10 +526,7 @@ mod tests {
                 .collect();
             let flat = Flat::new(polys.iter()).unwrap();
             let cands: Vec<u32> = (0..n_polys as u32).collect();
-            let edges: Vec<(u32, [f64; 2], [f64; 2])> = (0..n_polys)
-                .flat_map(|i| flat.edge_starts(i).map(move |k| (i, k)).collect::<Vec<_>>())
-                .map(|(i, k)| (i as u32, flat.coords[k], flat.coords[k + 1]))
-                .collect();
+            let edges = all_edges(&flat);
             let Some(block) = build_block(&frame, &flat, &cands, edges.iter().copied()) else { continue };
             blocks += 1;
             let line = line_word(&block);
@@ -516,12 +544,7 @@ mod tests {
                     let d = if rng.gen_bool(0.5) { d } else { -d };
                     (a[0] + t * ex - ey / len * d, a[1] + t * ey + ex / len * d)
                 };
-                // As the lookup computes it.
-                let (fx, fy) = ((x - frame.x0) / frame.dx, (y - frame.y0) / frame.dy);
-                if !(fx >= col as f64 && fx < (col + 1) as f64 && fy >= row as f64 && fy < (row + 1) as f64) {
-                    continue;
-                }
-                let (px, py) = lattice_point(fx, fy, col, row);
+                let Some((px, py)) = in_cell(&frame, x, y) else { continue };
                 if let Some(inside) = test(&block, px, py) {
                     decided += 1;
                     for k in 0..n_polys {
@@ -538,13 +561,6 @@ mod tests {
         assert!(blocks > 300 && decided > 50_000, "{blocks} blocks, {decided} answers");
     }
 
-    /// What a line cell answers for a lattice point: the grid on its side
-    /// (`u32::MAX` for none), or `None` when unsure.
-    fn line_answer(word: u64, px: i64, py: i64) -> Option<u32> {
-        let (left, right) = line_grids(word);
-        line_side(word, px, py).map(|l| if l { left } else { right })
-    }
-
     /// The first candidate containing (x, y) by the exact test, `u32::MAX` for none.
     fn first_containing(flat: &Flat, cands: &[u32], x: f64, y: f64) -> u32 {
         cands.iter().copied().find(|&g| flat.contains(g as usize, x, y)).unwrap_or(u32::MAX)
@@ -558,9 +574,7 @@ mod tests {
     #[test]
     fn line_cells_agree_with_exact_containment() {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(12);
-        let (col, row) = (10usize, 20usize);
-        let frame = CellFrame { x0: 121.0, y0: 36.0, dx: 0.003, dy: 0.0025, col, row };
-        let (cx0, cy0) = (frame.x0 + col as f64 * frame.dx, frame.y0 + row as f64 * frame.dy);
+        let (frame, (cx0, cy0)) = test_cell();
         let (mut lines, mut decided, mut unsure) = (0, 0, 0);
         for round in 0..400 {
             let (ox, oy) = (cx0 + rng.gen_range(0.0..1.0) * frame.dx, cy0 + rng.gen_range(0.0..1.0) * frame.dy);
@@ -581,10 +595,7 @@ mod tests {
             let polys = if round % 3 == 0 { vec![quad(1.0)] } else { vec![quad(1.0), quad(-1.0)] };
             let flat = Flat::new(polys.iter()).unwrap();
             let cands: Vec<u32> = (0..polys.len() as u32).collect();
-            let edges: Vec<(u32, [f64; 2], [f64; 2])> = (0..polys.len())
-                .flat_map(|i| flat.edge_starts(i).map(move |k| (i, k)).collect::<Vec<_>>())
-                .map(|(i, k)| (i as u32, flat.coords[k], flat.coords[k + 1]))
-                .collect();
+            let edges = all_edges(&flat);
             let Some(block) = build_block(&frame, &flat, &cands, edges.iter().copied()) else { continue };
             let Some(word) = line_word(&block) else { continue };
             lines += 1;
@@ -599,11 +610,7 @@ mod tests {
                     let len = (nx * nx + ny * ny).sqrt();
                     (ox + t * ux + nx / len * d, oy + t * uy + ny / len * d)
                 };
-                let (fx, fy) = ((x - frame.x0) / frame.dx, (y - frame.y0) / frame.dy);
-                if !(fx >= col as f64 && fx < (col + 1) as f64 && fy >= row as f64 && fy < (row + 1) as f64) {
-                    continue;
-                }
-                let (px, py) = lattice_point(fx, fy, col, row);
+                let Some((px, py)) = in_cell(&frame, x, y) else { continue };
                 match line_answer(word, px, py) {
                     Some(g) => {
                         decided += 1;

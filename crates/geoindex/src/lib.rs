@@ -214,25 +214,18 @@ impl GridIndex {
                     self.beyond_grids(lon, lat)
                 }
             }
-            Cell::Line { word, px, py } => {
-                let (left, right) = edgecell::line_grids(word);
-                let side = match edgecell::line_side(word, px, py) {
-                    Some(true) => left,
-                    Some(false) => right,
-                    // Within ~7 cm of the edge: the raw coordinates decide,
-                    // the smaller number first.
-                    None => {
-                        let two = [left.min(right), left.max(right)];
-                        let n = if two[1] == u32::MAX { 1 } else { 2 };
-                        return self.first_containing(&two[..n], lon, lat);
-                    }
-                };
-                if side == u32::MAX {
-                    self.beyond_grids(lon, lat)
-                } else {
-                    Hit::Inside(side)
+            Cell::Line { word, px, py } => match edgecell::line_answer(word, px, py) {
+                Some(u32::MAX) => self.beyond_grids(lon, lat),
+                Some(grid) => Hit::Inside(grid),
+                // Within ~7 cm of the edge: the raw coordinates decide, the
+                // smaller number first.
+                None => {
+                    let (left, right) = edgecell::line_grids(word);
+                    let two = [left.min(right), left.max(right)];
+                    let n = if two[1] == u32::MAX { 1 } else { 2 };
+                    self.first_containing(&two[..n], lon, lat)
                 }
-            }
+            },
             Cell::Edges { block, px, py } => {
                 let cands = edgecell::candidates(block);
                 match edgecell::test(block, px, py) {
@@ -525,8 +518,7 @@ mod tests {
                 let answer = match idx.raster.cell(x, y) {
                     Cell::Line { word, px, py } => {
                         lines += 1;
-                        let (left, right) = edgecell::line_grids(word);
-                        edgecell::line_side(word, px, py).map(|l| if l { left } else { right })
+                        edgecell::line_answer(word, px, py)
                     }
                     Cell::Edges { block, px, py } => edgecell::test(block, px, py)
                         .map(|inside| edgecell::candidates(block)[inside.trailing_zeros() as usize]),
